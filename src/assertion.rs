@@ -1,0 +1,276 @@
+//! The identity assertion: how the gateway tells the domain store who is
+//! calling. The store trusts nothing else about the caller.
+//!
+//! Wire form, in the `X-Pgw-Identity` header:
+//! `v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, "v1.<claims>"))>`.
+//! The claims bind the assertion to one request (method, path, request id)
+//! and expire after [`ASSERTION_TTL_SECS`], so a captured assertion is useless
+//! for any other call. Every header in the `x-pgw-` namespace is reserved:
+//! the gateway strips whatever a client sent there.
+
+use crate::crypto::constant_time_eq;
+use crate::model::{AuthorizationScope, Role};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::fmt;
+
+/// The header carrying the assertion.
+pub const HEADER: &str = "x-pgw-identity";
+/// Headers with this prefix are the gateway's to set, never the client's.
+pub const RESERVED_PREFIX: &str = "x-pgw-";
+/// How long an assertion is valid after the gateway signs it.
+pub const ASSERTION_TTL_SECS: i64 = 30;
+
+const VERSION: &str = "v1";
+
+/// What kind of principal made the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerKind {
+    /// A partner operator (person or API credential).
+    Operator,
+    /// A customer signing with its own credentials.
+    Customer,
+    /// An operator switched into a customer account (assume-role session).
+    Session,
+}
+
+/// Who is calling, as the gateway established it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub kind: CallerKind,
+    /// The operator id, customer id or session id.
+    pub id: String,
+    /// The partner the caller belongs to (an operator's, or a session operator's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+    /// An operator's roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+    /// The customer acted upon as itself: the customer principal, or a session's customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// A session's scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<AuthorizationScope>,
+    /// The operator behind a session (its source identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_operator: Option<String>,
+}
+
+impl Identity {
+    /// The operator responsible for the call: the operator itself or the one behind a session.
+    pub fn acting_operator(&self) -> Option<&str> {
+        match self.kind {
+            CallerKind::Operator => Some(&self.id),
+            CallerKind::Session => self.source_operator.as_deref(),
+            CallerKind::Customer => None,
+        }
+    }
+
+    /// The session id, when the caller is a session.
+    pub fn session_id(&self) -> Option<&str> {
+        (self.kind == CallerKind::Session).then_some(self.id.as_str())
+    }
+
+    /// Whether an operator holds only the account-manager role (scoped to their own customers).
+    pub fn is_account_manager_only(&self) -> bool {
+        self.kind == CallerKind::Operator && self.roles == [Role::AccountManager]
+    }
+}
+
+/// The signed claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// The request this assertion is for.
+    pub method: String,
+    pub path: String,
+    pub request_id: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AssertionError {
+    #[error("no identity assertion")]
+    Missing,
+    #[error("malformed identity assertion")]
+    Malformed,
+    #[error("identity assertion signature does not verify")]
+    BadSignature,
+    #[error("identity assertion expired")]
+    Expired,
+    #[error("identity assertion is for another request")]
+    WrongRequest,
+}
+
+/// The shared secret between gateway and domain store. `Debug` hides it.
+#[derive(Clone)]
+pub struct AssertionKey(Vec<u8>);
+
+impl fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AssertionKey(..)")
+    }
+}
+
+impl AssertionKey {
+    /// At least 32 bytes, so the HMAC key has full strength.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, AssertionError> {
+        if bytes.len() < 32 {
+            return Err(AssertionError::Malformed);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// From configuration text: base64 of at least 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, AssertionError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| AssertionError::Malformed)?;
+        Self::new(bytes)
+    }
+
+    /// A fresh random key, for a gateway and store running in one process.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut bytes = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    fn mac(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Signs claims into the header value.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let signed = format!("{VERSION}.{payload}");
+        let sig = B64.encode(self.mac(signed.as_bytes()));
+        format!("{signed}.{sig}")
+    }
+
+    /// Verifies a header value for the request `method path` at time `now` (Unix seconds).
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        path: &str,
+        now: i64,
+    ) -> Result<Claims, AssertionError> {
+        let header = header.ok_or(AssertionError::Missing)?;
+        let (signed, sig) = header.rsplit_once('.').ok_or(AssertionError::Malformed)?;
+        let (version, payload) = signed.split_once('.').ok_or(AssertionError::Malformed)?;
+        if version != VERSION {
+            return Err(AssertionError::Malformed);
+        }
+        let sig = B64.decode(sig).map_err(|_| AssertionError::Malformed)?;
+        if !constant_time_eq(&sig, &self.mac(signed.as_bytes())) {
+            return Err(AssertionError::BadSignature);
+        }
+        let json = B64.decode(payload).map_err(|_| AssertionError::Malformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&json).map_err(|_| AssertionError::Malformed)?;
+        if claims.exp < now {
+            return Err(AssertionError::Expired);
+        }
+        if claims.method != method || claims.path != path {
+            return Err(AssertionError::WrongRequest);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            identity: Identity {
+                kind: CallerKind::Operator,
+                id: "op-1".into(),
+                partner: Some("dist-a".into()),
+                roles: vec![Role::Admin],
+                customer: None,
+                scopes: vec![],
+                source_operator: None,
+            },
+            method: "POST".into(),
+            path: "/v2/partners/sub-customers/query".into(),
+            request_id: "req-1".into(),
+            exp,
+        }
+    }
+
+    #[test]
+    fn verifies_what_it_signed() {
+        let key = AssertionKey::random();
+        let header = key.sign(&claims(100));
+        let got = key
+            .verify(
+                Some(&header),
+                "POST",
+                "/v2/partners/sub-customers/query",
+                90,
+            )
+            .unwrap();
+        assert_eq!(got, claims(100));
+    }
+
+    #[test]
+    fn refuses_missing_forged_expired_and_replayed() {
+        let key = AssertionKey::random();
+        let path = "/v2/partners/sub-customers/query";
+        let header = key.sign(&claims(100));
+        assert_eq!(
+            key.verify(None, "POST", path, 90),
+            Err(AssertionError::Missing)
+        );
+        assert_eq!(
+            key.verify(Some("v1.e30"), "POST", path, 90),
+            Err(AssertionError::Malformed)
+        );
+        let other = AssertionKey::random();
+        assert_eq!(
+            other.verify(Some(&header), "POST", path, 90),
+            Err(AssertionError::BadSignature)
+        );
+        // Tampering with the claims breaks the signature.
+        let (_, rest) = header.split_once('.').unwrap();
+        let (_, sig) = rest.rsplit_once('.').unwrap();
+        let mut forged = claims(100);
+        forged.identity.roles = vec![Role::Admin, Role::Finance];
+        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
+        let forged_header = format!("v1.{forged_payload}.{sig}");
+        assert_eq!(
+            key.verify(Some(&forged_header), "POST", path, 90),
+            Err(AssertionError::BadSignature)
+        );
+        assert_eq!(
+            key.verify(Some(&header), "POST", path, 101),
+            Err(AssertionError::Expired)
+        );
+        assert_eq!(
+            key.verify(Some(&header), "GET", path, 90),
+            Err(AssertionError::WrongRequest)
+        );
+        assert_eq!(
+            key.verify(Some(&header), "POST", "/v2/other", 90),
+            Err(AssertionError::WrongRequest)
+        );
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(AssertionKey::new(vec![1; 16]).is_err());
+    }
+}

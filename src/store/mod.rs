@@ -1,0 +1,222 @@
+//! The store: one sqlx pool over SQLite (the embedded default) or PostgreSQL,
+//! chosen by the database URL. Queries are written once, in the SQL both
+//! dialects share (`$1` placeholders, `ON CONFLICT`, integer cents, RFC 3339
+//! text times); only the migrations come in two dialect files.
+
+mod read;
+pub mod seed;
+
+use crate::crypto::SecretCipher;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::path::Path;
+use std::time::Duration;
+
+pub use read::{flag, CredentialRecord};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The default database: a SQLite file under `data/`, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/partner-gateway.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+impl From<crate::model::UnknownValue> for StoreError {
+    fn from(e: crate::model::UnknownValue) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+impl From<chrono::ParseError> for StoreError {
+    fn from(e: chrono::ParseError) -> Self {
+        StoreError::Corrupt(format!("bad stored time: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> StoreResult<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    cipher: SecretCipher,
+}
+
+impl Store {
+    /// Connects, creating a SQLite file (and its directory) when missing, and
+    /// applies the migrations.
+    pub async fn connect(url: &str, cipher: SecretCipher) -> StoreResult<Store> {
+        Self::connect_with(url, cipher, 16).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        cipher: SecretCipher,
+        max_connections: u32,
+    ) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers (the gateway) run beside the writer (the domain store).
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            backend,
+            cipher,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn cipher(&self) -> &SecretCipher {
+        &self.cipher
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Row counts of the main tables, for summaries.
+    pub async fn table_counts(&self) -> StoreResult<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for table in COUNTED_TABLES {
+            let row: AnyRow = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+                .fetch_one(&self.pool)
+                .await?;
+            out.push((*table, row.try_get::<i64, _>("n")?));
+        }
+        Ok(out)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Tables counted in summaries and compared by the idempotency tests.
+pub const COUNTED_TABLES: &[&str] = &[
+    "partners",
+    "operators",
+    "credentials",
+    "customers",
+    "customer_authorizations",
+    "budgets",
+    "budget_records",
+    "orders",
+    "order_line_items",
+    "price_adjustments",
+    "resources",
+    "coupons",
+    "expenditures",
+    "export_tasks",
+    "activities",
+];
+
+/// `sqlite://data/x.db` → the same URL with `mode=rwc`, after creating `data/`.
+fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(url.to_owned());
+    }
+    if let Some(dir) = Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    Ok(if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// The directory that holds a SQLite database file (and, by default, the
+/// master key and development certificate); `data` for other databases.
+pub fn data_dir_for(url: &str) -> std::path::PathBuf {
+    if matches!(Backend::of_url(url), Ok(Backend::Sqlite)) {
+        let rest = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = rest.split('?').next().unwrap_or_default();
+        if let Some(dir) = Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                return dir.to_path_buf();
+            }
+        }
+    }
+    std::path::PathBuf::from("data")
+}

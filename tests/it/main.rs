@@ -1,0 +1,4 @@
+//! The system test suite: one binary (shorter links), a module per area.
+//! Every store test runs against SQLite and PostgreSQL.
+
+mod store;
