@@ -41,7 +41,8 @@ pub struct ApiError {
     pub code: String,
     pub msg: String,
     /// Per-item failures, as the public API reports them for batch calls.
-    pub details: Option<Value>,
+    /// Boxed: errors travel in every `Result`, and most have no details.
+    pub details: Option<Box<Value>>,
 }
 
 #[derive(Serialize)]
@@ -63,7 +64,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -122,7 +123,7 @@ impl ApiError {
         serde_json::to_vec(&Body {
             error_code: &self.code,
             error_msg: &self.msg,
-            error_details: self.details.as_ref(),
+            error_details: self.details.as_deref(),
         })
         .expect("error body serializes")
     }

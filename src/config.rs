@@ -50,3 +50,426 @@ impl DatabaseArgs {
         Ok(crate::store::Store::connect(&self.database_url, cipher).await?)
     }
 }
+
+/// `partner-gateway serve` options as given on the command line or in the
+/// environment. Every option is optional here so that a value from the TOML
+/// file (`--config`) can fill what flags and environment leave unset:
+/// flag > environment > file > default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (same names, snake_case).
+    #[arg(long, env = "PGW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the API listener [default: 127.0.0.1:8443].
+    #[arg(long, env = "PGW_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Address of the admin listener (health, readiness) [default: 127.0.0.1:9090].
+    #[arg(long, env = "PGW_ADMIN_LISTEN")]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// sqlite://PATH or postgres://... [default: sqlite://data/partner-gateway.db].
+    #[arg(long, env = "PGW_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Base64 master key sealing AK/SK secrets (see `seed --help`).
+    #[arg(long, env = "PGW_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key.
+    #[arg(long, env = "PGW_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// A fixture to import at start (idempotent).
+    #[arg(long, env = "PGW_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Load examples/demo.json and print the demo principals and an example call.
+    #[arg(long)]
+    pub demo: bool,
+    /// Base URL of a separately running domain store (`partner-gateway store`).
+    /// Without it the store runs in this process on a loopback port.
+    #[arg(long, env = "PGW_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Base64 (≥ 32 bytes) key for identity assertions; required with --upstream
+    /// and must equal the store's --assertion-key. Generated per process otherwise.
+    #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
+    pub assertion_key: Option<String>,
+    /// Directory of *.cedar policies [default: ./policies].
+    #[arg(long, env = "PGW_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// Directory of the Cedar schema [default: ./schema].
+    #[arg(long, env = "PGW_SCHEMA")]
+    pub schema: Option<PathBuf>,
+    /// PEM certificate chain for TLS (with --tls-key). Without both, a
+    /// self-signed development certificate is generated once into the data directory.
+    #[arg(long, env = "PGW_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "PGW_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (behind another TLS terminator, or for benchmarks).
+    #[arg(long, env = "PGW_PLAINTEXT")]
+    pub plaintext: bool,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "PGW_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most concurrent client connections [default: 1024].
+    #[arg(long, env = "PGW_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// A second directory of *.cedar policies, validated against --schema and
+    /// evaluated next to the live set on every decision without deciding
+    /// anything; disagreements are logged (target `shadow`) and counted.
+    #[arg(long, env = "PGW_SHADOW_POLICIES")]
+    pub shadow_policies: Option<PathBuf>,
+    /// Do not watch the policy and schema directories; reload on SIGHUP only.
+    #[arg(long, env = "PGW_NO_POLICY_WATCH")]
+    pub no_policy_watch: bool,
+    /// Write decision records as JSON lines to this file (appended), or to
+    /// stdout with `-`. Without it they go to the log on stderr.
+    #[arg(long, env = "PGW_DECISION_LOG", value_name = "PATH|-")]
+    pub decision_log: Option<String>,
+    /// Share of allowed decisions written to --decision-log, 0.0..=1.0
+    /// [default: 1.0]. Denies are always written.
+    #[arg(long, env = "PGW_DECISION_LOG_SAMPLE_ALLOWED")]
+    pub decision_log_sample_allowed: Option<f64>,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish
+    /// before the process exits anyway [default: 10].
+    #[arg(long, env = "PGW_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The TOML file: the same options, all optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+    database_url: Option<String>,
+    master_key: Option<String>,
+    master_key_file: Option<PathBuf>,
+    seed: Option<PathBuf>,
+    demo: Option<bool>,
+    upstream: Option<String>,
+    assertion_key: Option<String>,
+    policies: Option<PathBuf>,
+    schema: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    plaintext: Option<bool>,
+    max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    upstream_timeout_secs: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    shadow_policies: Option<PathBuf>,
+    policy_watch: Option<bool>,
+    decision_log: Option<String>,
+    decision_log_sample_allowed: Option<f64>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+/// How the API listener speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Certificate and key given by the operator.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate generated once into the data directory.
+    Development,
+    /// Plain HTTP.
+    Plaintext,
+}
+
+/// The validated configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: std::net::SocketAddr,
+    pub admin_listen: std::net::SocketAddr,
+    pub database: DatabaseArgs,
+    pub seed: Option<PathBuf>,
+    pub demo: bool,
+    pub upstream: Option<String>,
+    pub assertion_key: Option<String>,
+    pub policies: PathBuf,
+    pub schema: PathBuf,
+    pub tls: TlsMode,
+    pub limits: Limits,
+    pub operations: Operations,
+}
+
+/// Living with the policies in production: reload, shadow, decision log, shutdown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operations {
+    /// Shadow policy directory (validated against the live `--schema`).
+    pub shadow_policies: Option<PathBuf>,
+    /// Watch the policy, schema and shadow directories (SIGHUP reloads either way).
+    pub policy_watch: bool,
+    /// `-` (stdout) or a file for JSON-lines decision records; read by `main`
+    /// when it installs the log subscriber.
+    pub decision_log: Option<String>,
+    /// Share of allowed decisions written to the decision log (denies: all).
+    pub decision_log_sample_allowed: f64,
+    /// How long requests in flight may take to finish at shutdown.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        Operations {
+            shadow_policies: None,
+            policy_watch: true,
+            decision_log: None,
+            decision_log_sample_allowed: 1.0,
+            shutdown_grace: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Resource limits of the API listener and the upstream client.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub upstream_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 64,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            upstream_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Merges flags/environment over the file over the defaults, and checks the result.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        use anyhow::Context;
+        let file: ServeFile = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => ServeFile::default(),
+        };
+        let defaults = Limits::default();
+        let secs = |v: Option<u64>, d: std::time::Duration| {
+            v.map(std::time::Duration::from_secs).unwrap_or(d)
+        };
+        let limits = Limits {
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            max_header_bytes: file.max_header_bytes.unwrap_or(defaults.max_header_bytes),
+            max_headers: file.max_headers.unwrap_or(defaults.max_headers),
+            header_read_timeout: secs(file.header_read_timeout_secs, defaults.header_read_timeout),
+            idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
+            upstream_timeout: secs(file.upstream_timeout_secs, defaults.upstream_timeout),
+        };
+        anyhow::ensure!(
+            limits.max_connections > 0,
+            "max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            limits.max_body_bytes > 0,
+            "max_body_bytes must be at least 1"
+        );
+
+        let plaintext = self.plaintext || file.plaintext.unwrap_or(false);
+        let cert = self.tls_cert.or(file.tls_cert);
+        let key = self.tls_key.or(file.tls_key);
+        let tls = match (plaintext, cert, key) {
+            (true, None, None) => TlsMode::Plaintext,
+            (true, _, _) => {
+                anyhow::bail!("--plaintext cannot be combined with --tls-cert/--tls-key")
+            }
+            (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            (false, None, None) => TlsMode::Development,
+            (false, _, _) => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        let op_defaults = Operations::default();
+        let operations = Operations {
+            shadow_policies: self.shadow_policies.or(file.shadow_policies),
+            policy_watch: !self.no_policy_watch
+                && file.policy_watch.unwrap_or(op_defaults.policy_watch),
+            decision_log: self.decision_log.or(file.decision_log),
+            decision_log_sample_allowed: self
+                .decision_log_sample_allowed
+                .or(file.decision_log_sample_allowed)
+                .unwrap_or(op_defaults.decision_log_sample_allowed),
+            shutdown_grace: secs(
+                self.shutdown_grace_secs.or(file.shutdown_grace_secs),
+                op_defaults.shutdown_grace,
+            ),
+        };
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&operations.decision_log_sample_allowed),
+            "decision_log_sample_allowed must be within 0.0..=1.0"
+        );
+        anyhow::ensure!(
+            operations.decision_log.as_deref() != Some(""),
+            "decision_log must be a file path or - (stdout)"
+        );
+        let upstream = self.upstream.or(file.upstream);
+        let assertion_key = self.assertion_key.or(file.assertion_key);
+        if upstream.is_some() && assertion_key.is_none() {
+            anyhow::bail!(
+                "--upstream needs --assertion-key (the same key the store was started with)"
+            );
+        }
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(([127, 0, 0, 1], 8443).into()),
+            admin_listen: self
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or(([127, 0, 0, 1], 9090).into()),
+            database: DatabaseArgs {
+                database_url: self
+                    .database_url
+                    .or(file.database_url)
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+                master_key: self.master_key.or(file.master_key),
+                master_key_file: self.master_key_file.or(file.master_key_file),
+            },
+            seed: self.seed.or(file.seed),
+            demo: self.demo || file.demo.unwrap_or(false),
+            upstream,
+            assertion_key,
+            policies: self
+                .policies
+                .or(file.policies)
+                .unwrap_or_else(|| PathBuf::from("policies")),
+            schema: self
+                .schema
+                .or(file.schema)
+                .unwrap_or_else(|| PathBuf::from("schema")),
+            tls,
+            limits,
+            operations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\nadmin_listen = \"127.0.0.1:7001\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:6000".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(cfg.admin_listen, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(cfg.limits.max_body_bytes, 10);
+        assert_eq!(cfg.database.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(cfg.tls, TlsMode::Development);
+    }
+
+    #[test]
+    fn operations_options_resolve_and_are_checked() {
+        let defaults = ServeArgs::default().resolve().unwrap().operations;
+        assert_eq!(defaults, Operations::default());
+        assert!(defaults.policy_watch);
+        assert_eq!(defaults.shutdown_grace, std::time::Duration::from_secs(10));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "shadow_policies = \"trial\"\npolicy_watch = false\ndecision_log = \"-\"\ndecision_log_sample_allowed = 0.25\nshutdown_grace_secs = 3\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .operations;
+        assert_eq!(from_file.shadow_policies, Some(PathBuf::from("trial")));
+        assert!(!from_file.policy_watch);
+        assert_eq!(from_file.decision_log.as_deref(), Some("-"));
+        assert_eq!(from_file.decision_log_sample_allowed, 0.25);
+        assert_eq!(from_file.shutdown_grace, std::time::Duration::from_secs(3));
+        let flags = ServeArgs {
+            config: Some(path),
+            decision_log: Some("decisions.jsonl".into()),
+            decision_log_sample_allowed: Some(1.0),
+            shutdown_grace_secs: Some(0),
+            ..Default::default()
+        };
+        let flags = flags.resolve().unwrap().operations;
+        assert_eq!(flags.decision_log.as_deref(), Some("decisions.jsonl"));
+        assert_eq!(flags.decision_log_sample_allowed, 1.0);
+        assert_eq!(flags.shutdown_grace, std::time::Duration::ZERO);
+
+        for rate in [-0.1, 1.01, f64::NAN] {
+            let args = ServeArgs {
+                decision_log_sample_allowed: Some(rate),
+                ..Default::default()
+            };
+            assert!(args.resolve().is_err(), "{rate}");
+        }
+        let empty = ServeArgs {
+            decision_log: Some(String::new()),
+            ..Default::default()
+        };
+        assert!(empty.resolve().is_err());
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        let both = ServeArgs {
+            plaintext: true,
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert!(both.resolve().is_err());
+        let half = ServeArgs {
+            tls_cert: Some("c".into()),
+            ..Default::default()
+        };
+        assert!(half.resolve().is_err());
+        let remote = ServeArgs {
+            upstream: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        assert!(remote.resolve().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "listne = \"127.0.0.1:7000\"\n").unwrap();
+        let typo = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(format!("{:#}", typo.resolve().unwrap_err()).contains("listne"));
+    }
+}

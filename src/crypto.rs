@@ -29,6 +29,7 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct SecretCipher {
     cipher: Aes256Gcm,
+    master: [u8; 32],
 }
 
 impl fmt::Debug for SecretCipher {
@@ -48,7 +49,8 @@ impl SecretCipher {
 
     pub fn from_bytes(key: &[u8]) -> Result<Self, CryptoError> {
         let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self { cipher })
+        let master: [u8; 32] = key.try_into().map_err(|_| CryptoError::BadMasterKey)?;
+        Ok(Self { cipher, master })
     }
 
     /// Reads the master key file, creating it (mode 0600) with a fresh random
@@ -133,6 +135,19 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+impl SecretCipher {
+    /// A key for another purpose (e.g. signing tokens), derived from the
+    /// master key with HKDF-SHA256, so every gateway sharing the database and
+    /// master key agrees on it without storing it anywhere.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"partner-gateway v1"), &self.master)
+            .expand(label.as_bytes(), &mut okm)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        okm
+    }
 }
 
 #[cfg(test)]

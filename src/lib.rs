@@ -3,13 +3,25 @@
 //! The request path lives in [`gateway`]; the business data behind it in
 //! [`store`] (persistence) and [`domain`] (the partner API the gateway forwards to).
 
+pub mod admin;
 pub mod api_error;
 pub mod assertion;
+pub mod audit;
+pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod domain;
+pub mod entities;
+pub mod gateway;
 pub mod ids;
+pub mod listener;
+pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod policy;
+pub mod serve;
+pub mod sessions;
+pub mod signing;
 pub mod store;
 #[doc(hidden)]
 pub mod testkit;

@@ -20,6 +20,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway (TLS front door, AK/SK authentication, Cedar on every
+    /// call), with the domain store in this process unless --upstream is given.
+    Serve {
+        #[command(flatten)]
+        args: Box<partner_gateway::config::ServeArgs>,
+    },
+    /// Run the domain store alone (the partner API behind the gateway).
+    Store {
+        /// Address to listen on (plain HTTP: keep it on a private network).
+        #[arg(long, env = "PGW_STORE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Base64 (at least 32 bytes) key shared with the gateway's --assertion-key.
+        #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
+        assertion_key: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Send one signed request, exactly as the official SDK signs it, and
+    /// print the status and body.
+    Call {
+        /// The gateway's base URL.
+        #[arg(long, env = "PGW_ENDPOINT", default_value = "https://127.0.0.1:8443")]
+        endpoint: String,
+        /// Access key (or env PGW_AK).
+        #[arg(long, env = "PGW_AK")]
+        ak: String,
+        /// Secret key (or env PGW_SK).
+        #[arg(long, env = "PGW_SK", hide_env_values = true)]
+        sk: String,
+        /// Security token of assume-role session credentials.
+        #[arg(long, env = "PGW_SECURITY_TOKEN", hide_env_values = true)]
+        security_token: Option<String>,
+        /// Trust this PEM certificate (e.g. data/dev-cert.pem) instead of the system roots.
+        #[arg(long)]
+        cacert: Option<PathBuf>,
+        /// Do not verify the server certificate (development only).
+        #[arg(long, conflicts_with = "cacert")]
+        insecure: bool,
+        /// Extra header to send and sign, as NAME:VALUE (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// HTTP method, e.g. GET or POST.
+        method: String,
+        /// Path with query, e.g. /v2/orders/customer-orders?limit=10
+        path: String,
+        /// JSON body.
+        body: Option<String>,
+    },
+    /// Validate, test and explain the Cedar policies (for security teams).
+    Policy {
+        #[command(subcommand)]
+        command: partner_gateway::policy::cli::PolicyCommand,
+    },
     /// Import a fixture file (DOMAIN.md section 5) into the database, idempotently.
     Seed {
         /// The fixture JSON file, e.g. examples/demo.json.
@@ -31,14 +84,36 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "partner_gateway=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // `serve`'s options decide where decision records go, so they are read
+    // before the log subscriber is installed.
+    let serve = match &cli.command {
+        Command::Serve { args } => match args.clone().resolve() {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let decision_log = match serve.as_ref().and_then(|c| {
+        c.operations
+            .decision_log
+            .as_deref()
+            .map(|t| (t, c.operations.decision_log_sample_allowed))
+    }) {
+        Some((target, rate)) => match partner_gateway::audit::DecisionLog::open(target, rate) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("error: cannot open the decision log {target}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    partner_gateway::audit::init_logging(decision_log);
+    match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -47,8 +122,130 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(
+    cli: Cli,
+    serve: Option<partner_gateway::config::ServeConfig>,
+) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve { .. } => {
+            let config = serve.context("serve options not resolved")?;
+            let demo = config.demo;
+            // With the decision log on stdout, stdout carries JSON lines only.
+            let to_stdout = config.operations.decision_log.as_deref() == Some("-");
+            let say = |text: String| {
+                if to_stdout {
+                    eprintln!("{text}")
+                } else {
+                    println!("{text}")
+                }
+            };
+            let running = partner_gateway::serve::start(config).await?;
+            let scheme = if running.certificate.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            say(format!(
+                "partner-gateway listening on {scheme}://{} (admin: http://{})",
+                running.addr, running.admin_addr
+            ));
+            if let Some(cert) = &running.certificate {
+                say(format!("TLS certificate: {}", cert.display()));
+            }
+            say(format!("domain store: {}", running.upstream));
+            if demo {
+                say(partner_gateway::serve::demo_banner(&running));
+            }
+            running.wait_for_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store {
+            listen,
+            assertion_key,
+            db,
+        } => {
+            let key = partner_gateway::assertion::AssertionKey::from_base64(&assertion_key)
+                .map_err(|_| {
+                    anyhow::anyhow!("--assertion-key must be base64 of at least 32 bytes")
+                })?;
+            let store = db.open_store().await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!(
+                "domain store listening on http://{}",
+                listener.local_addr()?
+            );
+            partner_gateway::domain::serve(
+                listener,
+                partner_gateway::domain::DomainState { store, key },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            endpoint,
+            ak,
+            sk,
+            security_token,
+            cacert,
+            insecure,
+            headers,
+            method,
+            path,
+            body,
+        } => {
+            use partner_gateway::client::{self, Credentials, Trust};
+            let trust = match (cacert, insecure) {
+                (Some(path), _) => Trust::CaFile(path),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::System,
+            };
+            let extra: Vec<(String, String)> = headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("--header takes NAME:VALUE, got {h:?}"))
+                })
+                .collect::<Result<_, _>>()?;
+            let extra: Vec<(&str, &str)> = extra
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let credentials = Credentials {
+                access_key: ak,
+                secret_key: sk,
+                security_token,
+            };
+            let http = client::https_client(&trust)?;
+            let answer = client::call(
+                &http,
+                &endpoint,
+                Some(&credentials),
+                &method.to_ascii_uppercase(),
+                &path,
+                body.as_deref().unwrap_or_default().as_bytes(),
+                &extra,
+            )
+            .await?;
+            println!("{}", answer.status);
+            for name in ["x-subject-token", "x-request-id"] {
+                if let Some(v) = answer.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    println!("{name}: {v}");
+                }
+            }
+            match serde_json::from_slice::<serde_json::Value>(&answer.body) {
+                Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+                Err(_) => println!("{}", String::from_utf8_lossy(&answer.body)),
+            }
+            Ok(if answer.status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Policy { command } => partner_gateway::policy::cli::run(command).await,
         Command::Seed { file, db } => {
             let fixture = Fixture::load(&file)?;
             let store = db.open_store().await?;

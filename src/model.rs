@@ -102,8 +102,14 @@ pub fn split_set<T: FromStr<Err = UnknownValue>>(text: &str) -> Result<Vec<T>, U
         .collect()
 }
 
-/// Order status codes of the public API.
-pub const ORDER_STATUSES: &[i64] = &[1, 2, 3, 4, 5, 6, 9];
+/// Order status codes of the public API, as ListCustomerOrders accepts them
+/// in its `status` filter (docs/wire-format.md §4.8): 1 pending approval,
+/// 3 processing, 4 cancelled, 5 completed, 6 pending payment, 9 to be
+/// confirmed. The response models also list 2 (pending refund) and 10..=13
+/// (logistics of physical goods); the store has neither refunds nor goods, so
+/// it neither stores those codes nor accepts them as a filter, and every
+/// stored order can be found with the public filter.
+pub const ORDER_STATUSES: &[i64] = &[1, 3, 4, 5, 6, 9];
 /// Order type codes of the public API.
 pub const ORDER_TYPES: &[i64] = &[1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15];
 

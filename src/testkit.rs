@@ -133,3 +133,229 @@ mod tests {
         );
     }
 }
+
+/// A plain HTTP/1.1 client for tests (the gateway's own tests add TLS).
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+pub fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl TestResponse {
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `error_code` of an error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Sends one request and reads the whole answer.
+pub async fn send(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> TestResponse {
+    use http_body_util::BodyExt;
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = client
+        .request(
+            req.body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .expect("request"),
+        )
+        .await
+        .expect("send request");
+    let (parts, body) = resp.into_parts();
+    TestResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.expect("read body").to_bytes(),
+    }
+}
+
+/// The real domain store on a loopback socket, over a fresh seeded database.
+pub struct DomainServer {
+    pub db: TestDb,
+    pub addr: std::net::SocketAddr,
+    pub key: crate::assertion::AssertionKey,
+    pub client: HttpClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DomainServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DomainServer {
+    /// Starts the store with `fixture` (DOMAIN.md section 5 JSON) loaded.
+    pub async fn start(backend: Backend, fixture: &str) -> DomainServer {
+        let db = TestDb::new(backend).await;
+        let fx = crate::store::seed::Fixture::parse(fixture).expect("fixture parses");
+        db.store.import_fixture(&fx).await.expect("fixture imports");
+        let key = crate::assertion::AssertionKey::random();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = crate::domain::DomainState {
+            store: db.store.clone(),
+            key: key.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let _ = crate::domain::serve(listener, state).await;
+        });
+        DomainServer {
+            db,
+            addr,
+            key,
+            client: http_client(),
+            task,
+        }
+    }
+
+    /// The identity the gateway would assert for an operator (read from the store).
+    pub async fn operator(&self, id: &str) -> crate::assertion::Identity {
+        let op = self
+            .db
+            .store
+            .operator(&id.into())
+            .await
+            .expect("read operator")
+            .unwrap_or_else(|| panic!("no operator {id}"));
+        crate::assertion::Identity {
+            kind: crate::assertion::CallerKind::Operator,
+            id: op.id.0,
+            partner: Some(op.partner.0),
+            roles: op.roles,
+            customer: None,
+            scopes: vec![],
+            source_operator: None,
+        }
+    }
+
+    /// The identity of a customer signing with its own credentials.
+    pub fn customer(&self, id: &str) -> crate::assertion::Identity {
+        crate::assertion::Identity {
+            kind: crate::assertion::CallerKind::Customer,
+            id: id.to_owned(),
+            partner: None,
+            roles: vec![],
+            customer: Some(id.to_owned()),
+            scopes: vec![],
+            source_operator: None,
+        }
+    }
+
+    /// The identity of an assume-role session of `operator` in `customer`.
+    pub async fn session(
+        &self,
+        session_id: &str,
+        operator: &str,
+        customer: &str,
+        scopes: Vec<crate::model::AuthorizationScope>,
+    ) -> crate::assertion::Identity {
+        let op = self.operator(operator).await;
+        crate::assertion::Identity {
+            kind: crate::assertion::CallerKind::Session,
+            id: session_id.to_owned(),
+            partner: op.partner,
+            roles: vec![],
+            customer: Some(customer.to_owned()),
+            scopes,
+            source_operator: Some(op.id),
+        }
+    }
+
+    /// Calls the store as `identity` (with a valid assertion for this request),
+    /// or with no assertion at all when `identity` is `None`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        identity: Option<&crate::assertion::Identity>,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        if let Some(identity) = identity {
+            headers.push((
+                crate::assertion::HEADER,
+                self.assert(method, path_and_query, identity),
+            ));
+        }
+        let body = body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default();
+        self.call_raw(method, path_and_query, &headers, body).await
+    }
+
+    /// A valid assertion header value for one request.
+    pub fn assert(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        identity: &crate::assertion::Identity,
+    ) -> String {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        self.key.sign(&crate::assertion::Claims {
+            identity: identity.clone(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            exp: chrono::Utc::now().timestamp() + crate::assertion::ASSERTION_TTL_SECS,
+        })
+    }
+
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let url = format!("http://{}{}", self.addr, path_and_query);
+        send(&self.client, method, &url, headers, body).await
+    }
+}
+
+/// Like [`test_both_backends!`], for test bodies that build their own
+/// database (e.g. through [`DomainServer::start`]): the body takes a [`Backend`].
+#[macro_export]
+macro_rules! test_on_backends {
+    ($($name:ident => $body:ident;)+) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::store::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::store::Backend::Postgres).await;
+            }
+        }
+    )+};
+}

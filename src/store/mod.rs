@@ -5,6 +5,7 @@
 
 mod read;
 pub mod seed;
+pub mod sessions;
 
 use crate::crypto::SecretCipher;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -177,6 +178,7 @@ pub const COUNTED_TABLES: &[&str] = &[
     "expenditures",
     "export_tasks",
     "activities",
+    "partner_sessions",
 ];
 
 /// `sqlite://data/x.db` → the same URL with `mode=rwc`, after creating `data/`.

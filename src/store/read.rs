@@ -299,24 +299,41 @@ impl Store {
         .await
     }
 
-    /// The customer's live authorization to its direct partner: the newest one
-    /// that is pending or approved (expiry is judged by the policies, which
-    /// see `expires_at` and the request time).
+    /// The customer's live authorization to its direct partner: the approved
+    /// one if any, otherwise the newest pending one (a newer pending request
+    /// must not hide an approved authorization). Expiry is judged by the
+    /// policies, which see `expires_at` and the request time.
     pub async fn live_authorization(
         &self,
         customer: &CustomerId,
         partner: &PartnerId,
     ) -> StoreResult<Option<Authorization>> {
-        let row = sqlx::query(
+        Ok(self
+            .live_authorization_candidates(customer, partner)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every pending or approved authorization of the customer to `partner`,
+    /// the live one first (approved before pending, then newest first). The
+    /// entity cache keeps all their ids: a change to any of them can change
+    /// which one is live.
+    pub async fn live_authorization_candidates(
+        &self,
+        customer: &CustomerId,
+        partner: &PartnerId,
+    ) -> StoreResult<Vec<Authorization>> {
+        let rows = sqlx::query(
             "SELECT * FROM customer_authorizations
              WHERE customer_id = $1 AND partner_id = $2 AND status IN ('pending', 'approved')
-             ORDER BY created_at DESC, id DESC LIMIT 1",
+             ORDER BY CASE WHEN status = 'approved' THEN 0 ELSE 1 END, created_at DESC, id DESC",
         )
         .bind(customer.as_str().to_owned())
         .bind(partner.as_str().to_owned())
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        row.as_ref().map(authorization_from_row).transpose()
+        rows.iter().map(authorization_from_row).collect()
     }
 
     pub async fn budget(&self, customer: &CustomerId) -> StoreResult<Option<Budget>> {

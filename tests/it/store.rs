@@ -166,6 +166,18 @@ async fn bad_fixtures_are_refused_whole(db: &TestDb) {
     let msg = refused(db, &format!(r#"{{"partners": [{PARTNERS}],
         "operators": [{{"id": "op-1", "partner": "dist-a", "name": "x", "roles": ["admin", "finance", "operations", "account_manager"]}}]}}"#)).await;
     assert!(msg.contains("roles"), "{msg}");
+    // Order statuses are the public filter codes: not 2 (pending refund), not
+    // 10 (logistics), nor codes the public API does not have.
+    for status in [0, 2, 7, 10] {
+        let msg = refused(db, &format!(r#"{{"partners": [{PARTNERS}],
+            "customers": [{{"id": "c-1", "account_name": "c1", "name": "C", "partner": "res-a1", "association": "reseller"}}],
+            "orders": [{{"id": "o-1", "customer": "c-1", "status": {status}, "order_type": 1,
+                "service_type_code": "hws.service.type.ec2", "amount": "1.00", "created_at": "2026-10-01T08:00:00Z"}}]}}"#)).await;
+        assert!(
+            msg.contains(r#"orders[0] "o-1""#) && msg.contains("status"),
+            "{msg}"
+        );
+    }
     let msg = refused(db, r#"{"tenants": []}"#).await;
     assert!(msg.contains("tenants"), "{msg}");
 }
@@ -240,7 +252,7 @@ async fn every_entity_kind_round_trips(db: &TestDb) {
     );
 
     let o = s.order(&"CS2610010800AAA1".into()).await.unwrap().unwrap();
-    assert_eq!((o.status, o.order_type, o.source_type), (4, 1, 1));
+    assert_eq!((o.status, o.order_type, o.source_type), (5, 1, 1));
     assert_eq!(
         (o.amount, o.official_amount),
         (dec("120.00"), dec("150.00"))

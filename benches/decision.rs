@@ -1,0 +1,362 @@
+//! Decision latency against the size of the database:
+//! - `warm/<n>`: entity slice from a warm cache + decision (the gateway's
+//!   steady state);
+//! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
+//!   from the store (a fresh cache per request) + decision;
+//! - `decide_only`: the Cedar decision alone, on prepared slices;
+//!
+//! at 1k, 100k and 1M customers (`PGW_BENCH_SIZES=1000,100000` to choose).
+//! Criterion reports means/medians; the p99 comes from plain timing loops
+//! printed after it, and a Markdown table of medians and p99s is printed and
+//! written to `<target>/bench-data/decision-results.md` (BENCHMARKS.md
+//! includes it).
+//!
+//! The stores (one authorization per customer, 100 resellers under 10
+//! distributors, `support/bigstore.rs`) are generated once: SQLite files in
+//! `<target>/bench-data/`, PostgreSQL databases `pgw_bench_<n>` in the
+//! cluster named by `PGW_BENCH_DATABASE_URL` or `PGW_TEST_DATABASE_URL`
+//! (`source .ci/postgres.sh`). Without either URL the PostgreSQL rows are
+//! skipped, and the output says so.
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs the 1k
+//! SQLite store with a few iterations, only to prove the bench still works.
+
+#[path = "support/bigstore.rs"]
+#[allow(dead_code)]
+mod bigstore;
+
+use bigstore::{customer_partner, DISTRIBUTORS, NOW};
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use partner_gateway::entities::EntityLoader;
+use partner_gateway::policy::{AccessRequest, EntityRef, PolicyEngine};
+use partner_gateway::store::Store;
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Setup {
+    sizes: Vec<usize>,
+    /// Distinct requests cycled through (the warm working set).
+    working_set: usize,
+    /// Iterations of the warm p99 timing loops.
+    iterations: usize,
+    /// Iterations of the cold p99 timing loops (each reads the store).
+    cold_iterations: usize,
+    postgres: Option<String>,
+}
+
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn setup() -> Setup {
+    if full_run() {
+        let sizes = std::env::var("PGW_BENCH_SIZES")
+            .unwrap_or_else(|_| "1000,100000,1000000".into())
+            .split(',')
+            .map(|s| s.trim().parse().expect("PGW_BENCH_SIZES: comma-separated customer counts"))
+            .collect();
+        Setup {
+            sizes,
+            working_set: 2_000,
+            iterations: 100_000,
+            cold_iterations: 3_000,
+            postgres: std::env::var("PGW_BENCH_DATABASE_URL")
+                .or_else(|_| std::env::var("PGW_TEST_DATABASE_URL"))
+                .ok(),
+        }
+    } else {
+        Setup {
+            sizes: vec![1_000],
+            working_set: 50,
+            iterations: 200,
+            cold_iterations: 20,
+            postgres: None,
+        }
+    }
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A spread of requests over the whole store: finance of the customer's
+/// partner setting a budget, the distributor's admin freezing, an account
+/// manager viewing.
+fn requests(customers: usize, n: usize) -> Vec<AccessRequest> {
+    let stride = (customers / n).max(1);
+    (0..n)
+        .map(|k| {
+            let i = (k * stride + k % 7) % customers;
+            let partner = customer_partner(i);
+            let customer = EntityRef::Customer(bigstore::customer_id(i));
+            let mut ctx = Map::new();
+            ctx.insert("now".into(), json!(NOW));
+            ctx.insert("source_ip".into(), json!("10.1.2.3"));
+            match k % 3 {
+                0 => {
+                    ctx.insert("budget_type".into(), json!("MONTHLY"));
+                    ctx.insert("amount".into(), json!("1200.00"));
+                    ctx.insert("cancel_partner_frozen".into(), Value::Bool(false));
+                    AccessRequest::new(
+                        EntityRef::Operator(format!("op-{partner}-finance")),
+                        "SetBudget",
+                        customer,
+                        ctx,
+                    )
+                }
+                1 => {
+                    ctx.insert("freeze_type".into(), json!("ACCOUNT"));
+                    let dist = format!("dist-{:02}", i % DISTRIBUTORS);
+                    AccessRequest::new(
+                        EntityRef::Operator(format!("op-{dist}-admin")),
+                        "FreezeCustomer",
+                        customer,
+                        ctx,
+                    )
+                }
+                _ => AccessRequest::new(
+                    EntityRef::Operator(format!("op-{partner}-account_manager")),
+                    "ViewCustomer",
+                    customer,
+                    ctx,
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The rows of the summary table.
+#[derive(Default)]
+struct Summary(Vec<(String, String, Duration, Duration, usize)>);
+
+impl Summary {
+    /// Records (and prints) the median and p99 of `samples`.
+    fn add(&mut self, what: &str, customers: &str, mut samples: Vec<Duration>) {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        let (median, p99) = (at(0.50), at(0.99));
+        println!(
+            "{what} @ {customers} customers: median {:.1} µs, p99 {:.1} µs per decision ({} timed iterations)",
+            micros(median),
+            micros(p99),
+            samples.len()
+        );
+        self.0.push((what.into(), customers.into(), median, p99, samples.len()));
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("| measurement | customers | median | p99 | timed iterations |\n|---|---:|---:|---:|---:|\n");
+        for (what, n, median, p99, count) in &self.0 {
+            let _ = writeln!(out, "| {what} | {n} | {:.1} µs | {:.1} µs | {count} |", micros(*median), micros(*p99));
+        }
+        out
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// One store size on one backend, with its warm loader and request sets.
+struct Sized {
+    customers: usize,
+    sqlite: Store,
+    postgres: Option<Store>,
+    warm: EntityLoader,
+    reqs: Vec<AccessRequest>,
+    cold_reqs: Vec<AccessRequest>,
+}
+
+/// Slice through `loader` + decide; panics on an evaluation error, which
+/// would make the numbers meaningless.
+async fn decide(engine: &PolicyEngine, loader: &EntityLoader, r: &AccessRequest) -> bool {
+    let e = loader
+        .slice(engine.schema(), &r.principal, &r.resource, &[])
+        .await
+        .expect("slice")
+        .expect("generated entities exist");
+    let d = engine.decide(r, &e);
+    assert!(d.errors.is_empty(), "{d:?}");
+    d.allow
+}
+
+/// A cold decision: a fresh cache, so every record is read from `store`.
+async fn cold_decide(engine: &PolicyEngine, store: &Store, r: &AccessRequest) -> Duration {
+    let fresh = EntityLoader::new(store.clone(), 100, Duration::from_secs(60));
+    let t = Instant::now();
+    std::hint::black_box(decide(engine, &fresh, r).await);
+    t.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let s = setup();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = PolicyEngine::load(&repo("policies"), &repo("schema")).unwrap();
+    let mut summary = Summary::default();
+    if s.postgres.is_none() {
+        println!("PostgreSQL: skipped (set PGW_TEST_DATABASE_URL, e.g. `source .ci/postgres.sh`)");
+    }
+
+    let stores: Vec<Sized> = s
+        .sizes
+        .iter()
+        .map(|&customers| {
+            rt.block_on(async {
+                let sqlite = bigstore::sqlite(customers).await;
+                let postgres = match &s.postgres {
+                    Some(url) => Some(bigstore::postgres(url, customers).await),
+                    None => None,
+                };
+                let warm = EntityLoader::new(sqlite.clone(), 100_000, Duration::from_secs(3600));
+                let reqs = requests(customers, s.working_set.min(customers));
+                let mut allowed = 0;
+                for r in &reqs {
+                    allowed += usize::from(decide(&engine, &warm, r).await);
+                }
+                println!(
+                    "store: {customers} customers; warm working set {} requests, {allowed} allowed",
+                    reqs.len()
+                );
+                let cold_reqs = requests(customers, s.cold_iterations.min(customers));
+                Sized {
+                    customers,
+                    sqlite,
+                    postgres,
+                    warm,
+                    reqs,
+                    cold_reqs,
+                }
+            })
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("decision");
+    if full_run() {
+        group.measurement_time(Duration::from_secs(6));
+        group.warm_up_time(Duration::from_secs(2));
+    }
+    for sized in &stores {
+        let (engine, sized_ref) = (&engine, sized);
+        let k = AtomicUsize::new(0);
+        group.bench_with_input(BenchmarkId::new("warm", sized.customers), &(), |b, _| {
+            b.to_async(&rt).iter(|| {
+                let r = &sized_ref.reqs[k.fetch_add(1, Ordering::Relaxed) % sized_ref.reqs.len()];
+                decide(engine, &sized_ref.warm, r)
+            })
+        });
+        let backends = [("cold_sqlite", Some(&sized.sqlite)), ("cold_postgres", sized.postgres.as_ref())];
+        for (name, store) in backends {
+            let Some(store) = store else { continue };
+            let k = &k;
+            group.bench_with_input(BenchmarkId::new(name, sized.customers), &(), |b, _| {
+                b.to_async(&rt).iter_custom(move |iters| async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let r = &sized_ref.cold_reqs[k.fetch_add(1, Ordering::Relaxed) % sized_ref.cold_reqs.len()];
+                        total += cold_decide(engine, store, r).await;
+                    }
+                    total
+                })
+            });
+        }
+    }
+    // The decision alone does not read the store: one size is enough.
+    let first = &stores[0];
+    let slices: Vec<_> = rt.block_on(async {
+        let mut out = Vec::new();
+        for r in &first.reqs {
+            out.push(
+                first
+                    .warm
+                    .slice(engine.schema(), &r.principal, &r.resource, &[])
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        out
+    });
+    let k = AtomicUsize::new(0);
+    group.bench_function("decide_only", |b| {
+        b.iter(|| {
+            let i = k.fetch_add(1, Ordering::Relaxed) % first.reqs.len();
+            engine.decide(&first.reqs[i], &slices[i])
+        })
+    });
+    group.finish();
+
+    // p99: plain timing loops.
+    for sized in &stores {
+        let n = sized.customers.to_string();
+        let warm: Vec<Duration> = rt.block_on(async {
+            let mut out = Vec::with_capacity(s.iterations);
+            for i in 0..s.iterations {
+                let r = &sized.reqs[i % sized.reqs.len()];
+                let t = Instant::now();
+                std::hint::black_box(decide(&engine, &sized.warm, r).await);
+                out.push(t.elapsed());
+            }
+            out
+        });
+        summary.add("slice from warm cache + decide", &n, warm);
+        let backends = [("SQLite", Some(&sized.sqlite)), ("PostgreSQL", sized.postgres.as_ref())];
+        for (backend, store) in backends {
+            let Some(store) = store else { continue };
+            let cold: Vec<Duration> = rt.block_on(async {
+                let mut out = Vec::with_capacity(sized.cold_reqs.len());
+                for r in &sized.cold_reqs {
+                    out.push(cold_decide(&engine, store, r).await);
+                }
+                out
+            });
+            summary.add(&format!("slice read from {backend} (cold) + decide"), &n, cold);
+        }
+    }
+    let alone: Vec<Duration> = (0..s.iterations)
+        .map(|i| {
+            let k = i % first.reqs.len();
+            let t = Instant::now();
+            std::hint::black_box(engine.decide(&first.reqs[k], &slices[k]));
+            t.elapsed()
+        })
+        .collect();
+    summary.add("decide alone (prepared slice)", "any", alone);
+    for sized in &stores {
+        let stats = sized.warm.stats();
+        println!(
+            "warm cache at {} customers: {} hits, {} misses, {} entries",
+            sized.customers, stats.hits, stats.misses, stats.entries
+        );
+    }
+    let table = summary.markdown();
+    println!("\n{table}");
+    if full_run() {
+        let out = bigstore::data_dir().join("decision-results.md");
+        match std::fs::write(&out, &table) {
+            Ok(()) => println!("written to {}", out.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+        }
+    }
+    rt.block_on(async {
+        for sized in &stores {
+            sized.sqlite.close().await;
+            if let Some(pg) = &sized.postgres {
+                pg.close().await;
+            }
+        }
+    });
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

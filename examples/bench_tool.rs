@@ -1,0 +1,394 @@
+//! Helpers of `bench/run`, the load benchmark:
+//!
+//! - `cert DIR`: a self-signed certificate for 127.0.0.1 (`DIR/dev-cert.pem`,
+//!   `DIR/dev-key.pem`), the one the gateway generates for development, so
+//!   that the gateway, nginx and the bare proxy serve TLS with the same key.
+//! - `db --customers N --out FILE --master-key B64`: a copy of the generated
+//!   N-customer store (`benches/support/bigstore.rs`, cached under
+//!   `<target>/bench-data/`) with the demo organisation and one credential
+//!   per generated distributor's finance operator imported (secrets sealed
+//!   under the gateway's master key).
+//! - `script --host HOST:PORT --out FILE ...`: a wrk Lua script replaying
+//!   requests signed now with SDK-HMAC-SHA256, exactly as the official SDK
+//!   signs (`partner_gateway::signing::sign`; `host` and `x-sdk-date`
+//!   signed). The gateway keeps no nonce, so a signed request is valid for
+//!   replay within its ±15-minute clock window: `bench/run` writes the script
+//!   right before each load run (`--headers-out FILE` also writes the first
+//!   request's headers, one per line, for `curl -H @FILE`). Either one route (`--path`, `--ak`, `--sk`)
+//!   or `--spread K --customers N`: K requests, each `GET` of a different
+//!   generated customer's budget as its distributor's finance operator.
+//!   With `--assert-as OPERATOR --assertion-key B64 --database-url URL`,
+//!   each request also carries the identity assertion the gateway would
+//!   send for that operator, so the domain store can be loaded directly
+//!   (and through proxies that add nothing) with the same requests.
+//! - `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md
+//!   (per-point numbers, the ratios, and the issue's targets checked).
+
+#[path = "../benches/support/bigstore.rs"]
+#[allow(dead_code)]
+mod bigstore;
+
+use anyhow::Context;
+use partner_gateway::assertion::{AssertionKey, CallerKind, Claims, Identity};
+use partner_gateway::crypto::SecretCipher;
+use partner_gateway::signing;
+use partner_gateway::store::seed::Fixture;
+use partner_gateway::store::Store;
+use serde_json::json;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+const BUDGET_ROUTE: &str = "/v2/partners/sub-customers/budget";
+
+/// The credential `db` gives generated distributor `d`'s finance operator.
+fn bench_credential(d: usize) -> (String, String, String) {
+    (
+        format!("op-dist-{d:02}-finance"),
+        format!("BENCHDIST{d:02}FINANCE0"),
+        format!("bench-secret-dist-{d:02}-finance-xxxxxxxxxxxx"),
+    )
+}
+
+/// `--name value` options after the subcommand.
+struct Opts(HashMap<String, String>);
+
+impl Opts {
+    fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Opts> {
+        let mut map = HashMap::new();
+        let mut args = args.peekable();
+        while let Some(name) = args.next() {
+            let key = name
+                .strip_prefix("--")
+                .with_context(|| format!("expected an --option, got {name:?}"))?;
+            let value = args.next().with_context(|| format!("{name} needs a value"))?;
+            map.insert(key.to_owned(), value);
+        }
+        Ok(Opts(map))
+    }
+
+    fn get(&self, name: &str) -> anyhow::Result<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("--{name} is required"))
+    }
+
+    fn opt(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("cert") => {
+            let dir = PathBuf::from(args.next().context("cert DIR")?);
+            let (cert, key) = partner_gateway::listener::development_certificate(&dir)?;
+            println!("{} {}", cert.display(), key.display());
+            Ok(())
+        }
+        Some("db") => db(Opts::parse(args)?).await,
+        Some("script") => script(Opts::parse(args)?).await,
+        Some("report") => {
+            let points = args.next().context("report POINTS.csv [SOAK.csv]")?;
+            report(&points, args.next().as_deref())
+        }
+        _ => {
+            eprintln!("usage: bench_tool cert DIR | db --customers N --out FILE --master-key B64 | script --host HOST:PORT --out FILE (--path P --ak AK --sk SK | --spread K --customers N) [--assert-as OP --assertion-key B64 --database-url URL] | report POINTS.csv [SOAK.csv]");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn db(opts: Opts) -> anyhow::Result<()> {
+    let customers: usize = opts.get("customers")?.parse()?;
+    let out = PathBuf::from(opts.get("out")?);
+    let cipher = SecretCipher::from_base64(opts.get("master-key")?)?;
+    let source = bigstore::sqlite(customers).await;
+    // Everything into the main file, so that a plain copy is the whole database.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(source.pool())
+        .await?;
+    source.close().await;
+    let from = bigstore::data_dir().join(format!("decision-{customers}.db"));
+    std::fs::copy(&from, &out).with_context(|| format!("copying {} to {}", from.display(), out.display()))?;
+    let store = Store::connect(&format!("sqlite://{}", out.display()), cipher).await?;
+    store
+        .import_fixture(&Fixture::parse(partner_gateway::serve::DEMO_FIXTURE)?)
+        .await?;
+    let operators: Vec<_> = (0..bigstore::DISTRIBUTORS)
+        .map(|d| {
+            let (id, ak, sk) = bench_credential(d);
+            json!({"id": id, "partner": format!("dist-{d:02}"), "name": format!("dist-{d:02} finance"),
+                   "roles": ["finance"], "access_key": ak, "secret_key": sk})
+        })
+        .collect();
+    store
+        .import_fixture(&Fixture::parse(&json!({ "operators": operators }).to_string())?)
+        .await?;
+    store.close().await;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// One request to replay: path and query, and who signs it.
+struct Planned {
+    path_and_query: String,
+    operator: String,
+    ak: String,
+    sk: String,
+}
+
+async fn script(opts: Opts) -> anyhow::Result<()> {
+    let host = opts.get("host")?;
+    let out = PathBuf::from(opts.get("out")?);
+    let planned: Vec<Planned> = match opts.opt("spread") {
+        Some(k) => {
+            let k: usize = k.parse()?;
+            let customers: usize = opts.get("customers")?.parse()?;
+            anyhow::ensure!(k > 0 && customers >= 10, "--spread needs K > 0 and --customers of at least 10");
+            let stride = (customers / k).max(1);
+            (0..k)
+                .map(|n| {
+                    let mut i = (n * stride) % customers;
+                    if !bigstore::is_resale(i) {
+                        i -= 1; // a referral customer has no budget; its neighbour is resale
+                    }
+                    let (operator, ak, sk) = bench_credential(i % bigstore::DISTRIBUTORS);
+                    Planned {
+                        path_and_query: format!("{BUDGET_ROUTE}?customer_id={}", bigstore::customer_id(i)),
+                        operator,
+                        ak,
+                        sk,
+                    }
+                })
+                .collect()
+        }
+        None => vec![Planned {
+            path_and_query: opts.get("path")?.to_owned(),
+            operator: opts.opt("assert-as").unwrap_or_default().to_owned(),
+            ak: opts.get("ak")?.to_owned(),
+            sk: opts.get("sk")?.to_owned(),
+        }],
+    };
+
+    // The identity assertion the gateway would send, per operator.
+    let mut assertions: HashMap<String, String> = HashMap::new();
+    if let Some(key) = opts.opt("assertion-key") {
+        let key = AssertionKey::from_base64(key).map_err(|_| anyhow::anyhow!("--assertion-key: base64 of ≥ 32 bytes"))?;
+        let store = Store::connect(opts.get("database-url")?, bigstore::cipher()).await?;
+        for p in &planned {
+            if assertions.contains_key(&p.operator) {
+                continue;
+            }
+            let op = store
+                .operator(&p.operator.as_str().into())
+                .await?
+                .with_context(|| format!("no operator {:?} (give --assert-as)", p.operator))?;
+            let identity = Identity {
+                kind: CallerKind::Operator,
+                id: op.id.0.clone(),
+                partner: Some(op.partner.0),
+                roles: op.roles,
+                customer: None,
+                scopes: vec![],
+                source_operator: None,
+            };
+            let path = p.path_and_query.split('?').next().unwrap_or_default().to_owned();
+            let claims = Claims {
+                identity,
+                method: "GET".into(),
+                path,
+                request_id: "bench".into(),
+                exp: chrono::Utc::now().timestamp() + 3600,
+            };
+            assertions.insert(p.operator.clone(), key.sign(&claims));
+        }
+        store.close().await;
+    }
+
+    let date = chrono::Utc::now().format(signing::DATE_FORMAT).to_string();
+    // Chunks of requests, each table in its own function: LuaJIT allows at
+    // most 65536 constants per function.
+    let mut lua = String::from(
+        "-- generated by examples/bench_tool.rs: pre-signed requests, replayed in turn\n\
+         local requests = {}\n\
+         local function add(t) for _, r in ipairs(t) do requests[#requests + 1] = r end end\n",
+    );
+    let mut first_headers = String::new();
+    for (k, p) in planned.iter().enumerate() {
+        if k % 10_000 == 0 {
+            if k > 0 {
+                lua.push_str("} end)()\n");
+            }
+            lua.push_str("(function() add {\n");
+        }
+        let (path, query) = p.path_and_query.split_once('?').unwrap_or((&p.path_and_query, ""));
+        let headers = [("Host", host), ("X-Sdk-Date", date.as_str())];
+        let authorization = signing::sign("GET", path, query, &headers, b"", &p.ak, &p.sk);
+        let mut raw = format!(
+            "GET {} HTTP/1.1\\r\\nHost: {host}\\r\\nX-Sdk-Date: {date}\\r\\nAuthorization: {authorization}\\r\\n",
+            p.path_and_query
+        );
+        if let Some(assertion) = assertions.get(&p.operator) {
+            let _ = write!(raw, "X-Pgw-Identity: {assertion}\\r\\n");
+        }
+        anyhow::ensure!(!raw.contains('"'), "a request would break the Lua string");
+        let _ = writeln!(lua, "\"{raw}\\r\\n\",");
+        if k == 0 {
+            first_headers = raw.split("\\r\\n").skip(1).filter(|h| !h.is_empty()).collect::<Vec<_>>().join("\n") + "\n";
+        }
+    }
+    if let Some(path) = opts.opt("headers-out") {
+        std::fs::write(path, &first_headers).with_context(|| format!("writing {path}"))?;
+    }
+    lua.push_str(
+        "} end)()\nlocal n = #requests\nlocal i = 0\n\
+         function init(args) i = math.random(n) - 1 end\n\
+         function request()\n  i = i % n + 1\n  return requests[i]\nend\n\
+         -- one machine-readable line for bench/run: req/s, p50, p99, p99.9 (µs), non-2xx, socket errors\n\
+         function done(summary, latency, requests)\n\
+         \x20 local e = summary.errors\n\
+         \x20 io.write(string.format(\"BENCHRESULT %.1f %.1f %.1f %.1f %d %d\\n\",\n\
+         \x20   summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),\n\
+         \x20   latency:percentile(99.9), e.status, e.connect + e.read + e.write + e.timeout))\n\
+         end\n",
+    );
+    std::fs::write(&out, lua).with_context(|| format!("writing {}", out.display()))?;
+    println!("{} ({} signed requests, X-Sdk-Date {date})", out.display(), planned.len());
+    Ok(())
+}
+
+/// One load point of `bench/run`'s CSV.
+struct Point {
+    upstream: String,
+    target: String,
+    conns: u32,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+    rss_mb: Option<f64>,
+}
+
+/// `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md.
+fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(points_csv).with_context(|| format!("reading {points_csv}"))?;
+    let mut points = Vec::new();
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(f.len() == 10, "bad CSV line {line:?}");
+        points.push(Point {
+            upstream: f[0].into(),
+            target: f[1].into(),
+            conns: f[2].parse()?,
+            rps: f[3].parse()?,
+            p50: f[4].parse()?,
+            p99: f[5].parse()?,
+            p999: f[6].parse()?,
+            errors: f[7].parse::<u64>()? + f[8].parse::<u64>()?,
+            rss_mb: f[9].parse::<f64>().ok().filter(|kb| *kb > 0.0).map(|kb| kb / 1024.0),
+        });
+    }
+    let find = |u: &str, t: &str, c: u32| points.iter().find(|p| p.upstream == u && p.target == t && p.conns == c);
+    let mut upstreams: Vec<&str> = points.iter().map(|p| p.upstream.as_str()).collect();
+    upstreams.dedup();
+    let mut conns: Vec<u32> = points.iter().map(|p| p.conns).collect();
+    conns.sort_unstable();
+    conns.dedup();
+    let us = |v: f64| if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") };
+    let mut out = String::new();
+    for u in &upstreams {
+        let _ = writeln!(out, "#### Upstream: {u}\n");
+        out.push_str("| target | connections | requests/s | p50 | p99 | p99.9 | errors | proxy RSS (max) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for p in points.iter().filter(|p| p.upstream == *u) {
+            let rss = p.rss_mb.map(|m| format!("{m:.1} MB")).unwrap_or_else(|| "–".into());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {rss} |",
+                p.target, p.conns, p.rps, us(p.p50), us(p.p99), us(p.p999), p.errors
+            );
+        }
+        out.push_str("\n| connections | gateway / bare proxy | gateway / nginx | gateway-tls / bare-tls | gateway-tls / nginx-tls | gateway added p50 / p99 over direct | gateway-tls added p50 / p99 over direct |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+        for &c in &conns {
+            let ratio = |a: &str, b: &str| match (find(u, a, c), find(u, b, c)) {
+                (Some(a), Some(b)) if b.rps > 0.0 => format!("{:.0} %", 100.0 * a.rps / b.rps),
+                _ => "–".into(),
+            };
+            let added = |t: &str| match (find(u, t, c), find(u, "direct", c)) {
+                (Some(g), Some(d)) => format!("{} / {}", us(g.p50 - d.p50), us(g.p99 - d.p99)),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {c} | {} | {} | {} | {} | {} | {} |",
+                ratio("gateway", "bare"),
+                ratio("gateway", "nginx"),
+                ratio("gateway-tls", "bare-tls"),
+                ratio("gateway-tls", "nginx-tls"),
+                added("gateway"),
+                added("gateway-tls")
+            );
+        }
+        out.push('\n');
+    }
+
+    // The issue's targets, checked on the static upstream (it isolates the
+    // proxy), plaintext, at the highest and the lowest concurrency.
+    out.push_str("#### Against the targets (static upstream, plaintext)\n\n| target | measured | verdict |\n|---|---:|---|\n");
+    let (lo, hi) = (conns.first().copied().unwrap_or(1), conns.last().copied().unwrap_or(1));
+    let verdict = |met: bool, miss: String| if met { "met".to_owned() } else { format!("missed: {miss}") };
+    if let (Some(g), Some(b), Some(n)) = (find("static", "gateway", hi), find("static", "bare", hi), find("static", "nginx", hi)) {
+        let share = g.rps / b.rps;
+        let _ = writeln!(out, "| throughput ≥ 85 % of the bare proxy ({hi} connections) | {:.0} % | {} |", 100.0 * share,
+            verdict(share >= 0.85, format!("{:.0} points short ({:.0} of {:.0} req/s needed)", 100.0 * (0.85 - share), g.rps, 0.85 * b.rps)));
+        let _ = writeln!(out, "| throughput above nginx ({hi} connections) | {:.0} % of nginx | {} |", 100.0 * g.rps / n.rps,
+            verdict(g.rps > n.rps, format!("{:.0} % below", 100.0 * (1.0 - g.rps / n.rps))));
+    }
+    if let (Some(g), Some(d)) = (find("static", "gateway", lo), find("static", "direct", lo)) {
+        let (a50, a99) = (g.p50 - d.p50, g.p99 - d.p99);
+        let _ = writeln!(out, "| added latency p50 ≤ 100 µs ({lo} connection) | {} | {} |", us(a50), verdict(a50 <= 100.0, format!("by {}", us(a50 - 100.0))));
+        let _ = writeln!(out, "| added latency p99 ≤ 500 µs ({lo} connection) | {} | {} |", us(a99), verdict(a99 <= 500.0, format!("by {}", us(a99 - 500.0))));
+    }
+    let max_rss = points.iter().filter(|p| p.target.starts_with("gateway")).filter_map(|p| p.rss_mb).fold(0.0, f64::max);
+    let mut soak_max = 0.0f64;
+    let mut soak_text = String::new();
+    if let Some(path) = soak_csv {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        let samples: Vec<(f64, f64)> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(','))
+            .filter_map(|(t, kb)| Some((t.parse().ok()?, kb.trim().parse::<f64>().ok()? / 1024.0)))
+            .collect();
+        if samples.len() >= 4 {
+            soak_max = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+            // Growth: the last third against the middle third (the first is warm-up).
+            let third = samples.len() / 3;
+            let mean = |s: &[(f64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
+            let (mid, last) = (mean(&samples[third..2 * third]), mean(&samples[2 * third..]));
+            let growth = 100.0 * (last - mid) / mid;
+            let secs = samples.last().map(|s| s.0).unwrap_or(0.0);
+            let _ = writeln!(
+                soak_text,
+                "| no growth over the soak ({secs:.0} s) | RSS {:.1} → {:.1} MB (middle → last third, {growth:+.1} %) | {} |",
+                mid,
+                last,
+                verdict(growth.abs() < 5.0, format!("{growth:+.1} %"))
+            );
+            if secs < 600.0 {
+                soak_text.push_str("| (the issue asks for 10 minutes: `bench/run --soak 600`) | | |\n");
+            }
+        }
+    }
+    let rss = max_rss.max(soak_max);
+    if rss > 0.0 {
+        let _ = writeln!(out, "| gateway RSS ≤ 100 MB under load | {rss:.1} MB max | {} |", verdict(rss <= 100.0, format!("by {:.1} MB", rss - 100.0)));
+    }
+    out.push_str(&soak_text);
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The admin listener (loopback by default; it has no authentication, so it
+//! must never face partners):
+//!
+//! - `GET /healthz`: the process is alive.
+//! - `GET /readyz`: database and upstream reachable, 200 or 503, with details:
+//!   the policy set serving (version, count, when loaded), the last reload and
+//!   the last reload error while the files on disk do not load (the last good
+//!   set keeps serving, so a bad edit does not make the gateway unready), and
+//!   the same for the shadow set.
+//! - `GET /metrics`: Prometheus text format (`crate::metrics`).
+//! - `POST /v1/explain`: one decision explained with live data.
+
+use crate::api_error::{codes, ApiError};
+use crate::domain::extract::ApiJson;
+use crate::gateway::Gateway;
+use crate::policy::explain::explain_with_shadow;
+use crate::policy::reload::PolicyReloader;
+use crate::policy::{AccessRequest, EntityRef};
+use crate::store::Store;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Admin {
+    gateway: Arc<Gateway>,
+    store: Store,
+    reloader: Arc<PolicyReloader>,
+}
+
+pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({"status": "alive"})) }),
+        )
+        .route("/readyz", get(readiness))
+        .route("/metrics", get(metrics))
+        .route("/v1/explain", post(explain))
+        .with_state(Admin {
+            gateway,
+            store,
+            reloader,
+        })
+}
+
+async fn readiness(State(admin): State<Admin>) -> (StatusCode, Json<Value>) {
+    let database = admin.store.ping().await;
+    let upstream = admin.gateway.upstream.reachable().await;
+    let ready = database.is_ok() && upstream;
+    let mut body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "policies": admin.reloader.live.status(),
+        "database": match &database { Ok(()) => json!({"reachable": true}), Err(e) => json!({"reachable": false, "error": e.to_string()}) },
+        "upstream": {"reachable": upstream, "url": admin.gateway.upstream.base()},
+    });
+    if let Some(shadow) = &admin.reloader.shadow {
+        body["shadow_policies"] = shadow.status();
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+async fn metrics(State(admin): State<Admin>) -> Response {
+    // Sessions also end by expiring, which no event announces: count at scrape time.
+    match admin.store.count_live_sessions(crate::time::now()).await {
+        Ok(n) => crate::metrics::set_live_sessions(n.max(0) as u64),
+        Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
+    }
+    match crate::metrics::render(admin.gateway.entities.stats()) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    }
+}
+
+/// `POST /v1/explain`: references are `Type::"id"` (namespace optional);
+/// `context` holds the action's context fields, `now` defaulting to the
+/// current time and `source_ip` to 127.0.0.1. A session named as principal
+/// or resource is read from the store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainBody {
+    principal: String,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: Map<String, Value>,
+}
+
+async fn explain(
+    State(admin): State<Admin>,
+    ApiJson(body): ApiJson<ExplainBody>,
+) -> Result<Json<Value>, ApiError> {
+    let parse = |field: &str, text: &str| {
+        EntityRef::parse(text).map_err(|e| format!("invalid parameter {field}: {}", e.reason))
+    };
+    let principal = parse("principal", &body.principal).map_err(ApiError::parameter)?;
+    let resource = parse("resource", &body.resource).map_err(ApiError::parameter)?;
+    if body.action.trim().is_empty() {
+        return Err(ApiError::parameter(
+            "invalid parameter action: an action name such as SetBudget",
+        ));
+    }
+    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "explain: {what}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!("{what}: {e}"),
+        )
+    };
+    let mut sessions = Vec::new();
+    for r in [&principal, &resource] {
+        if let EntityRef::Session(id) = r {
+            let stored = admin
+                .store
+                .session(&id.as_str().into())
+                .await
+                .map_err(|e| unavailable("cannot read a session", &e))?;
+            sessions.extend(stored.map(|s| s.facts()));
+        }
+    }
+    let mut request = AccessRequest::new(principal, body.action, resource, body.context);
+    request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let live = admin.gateway.policies.load_full();
+    let shadow = admin.gateway.shadow.as_ref().map(|s| s.load_full());
+    let (explanation, shadowed) = explain_with_shadow(
+        &live,
+        shadow.as_deref(),
+        &admin.gateway.entities,
+        &request,
+        &sessions,
+    )
+    .await
+    .map_err(|e| unavailable("cannot load the entities", &e))?;
+    let mut answer =
+        serde_json::to_value(&explanation).map_err(|e| unavailable("cannot encode", &e))?;
+    if let Some(shadowed) = shadowed {
+        answer["shadow"] =
+            serde_json::to_value(&shadowed).map_err(|e| unavailable("cannot encode", &e))?;
+    }
+    Ok(Json(answer))
+}

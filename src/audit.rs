@@ -1,0 +1,430 @@
+//! The decision record: one structured event per request, through `tracing`
+//! (target `decision`), so a security team sees exactly why a call was
+//! allowed or denied. Credentials, signatures and tokens never appear in it.
+//!
+//! Without `--decision-log` the records go to the human log on stderr. With
+//! it, [`DecisionLog`] (a `tracing` layer for target `decision` only) writes
+//! them as JSON lines to a file or to stdout (`-`), and the human log leaves
+//! them out. Allowed decisions may be sampled (`--decision-log-sample-allowed
+//! 0.0..=1.0`); denies and requests that reached no decision are always written.
+//!
+//! One JSON object per line (the schema, also in README.md "Decision log"):
+//!
+//! | field | type | what |
+//! |---|---|---|
+//! | `ts` | string | RFC 3339 UTC time the line was written, microseconds |
+//! | `request_id` | string | also sent to the client and the store as `X-Request-Id` |
+//! | `method`, `path` | string | as received (the path without the query) |
+//! | `route` | string or null | the route template, null when no route matched |
+//! | `principal` | string or null | `Operator::"id"`, `Customer::"id"` or `Session::"id"`; null before authentication |
+//! | `acting_as` | string or null | a session's customer |
+//! | `source_operator` | string or null | the operator behind a session |
+//! | `auth` | string or null | `signature` or `token` |
+//! | `action` | string or null | the Cedar action |
+//! | `resources` | array of strings | every resource checked (`Type::"id"`) |
+//! | `decision` | string | `allow`, `deny`, or `none` (no decision reached: 400, 401, 404, ...) |
+//! | `determining` | array of strings | the determining policy ids |
+//! | `errors` | array of strings | evaluation errors (any one denies) |
+//! | `policy_version` | string or null | the policy set version that decided |
+//! | `status` | number | the HTTP status answered |
+//! | `latency_us` | number | the whole request, microseconds |
+//! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
+
+use crate::gateway::authn::{AuthMethod, Caller};
+use crate::policy::Decision;
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+
+/// The `tracing` target of decision records.
+pub const DECISION_TARGET: &str = "decision";
+
+/// Fields emitted as JSON text (lists) and written to the log as arrays.
+const LIST_FIELDS: [&str; 3] = ["resources", "determining", "errors"];
+/// What the human log on stderr shows when `RUST_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "partner_gateway=info,decision=info,reveal=info,shadow=info";
+
+/// Installs the process's log subscriber: the human log on stderr (filtered
+/// by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given, the JSON
+/// decision log, which then takes the decision records out of the human log.
+pub fn init_logging(decision_log: Option<DecisionLog>) {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+    let env = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
+    };
+    let human = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match decision_log {
+        None => tracing_subscriber::registry()
+            .with(human.with_filter(env()))
+            .init(),
+        Some(log) => tracing_subscriber::registry()
+            .with(human.with_filter(FilterExt::and(
+                env(),
+                filter_fn(|m| m.target() != DECISION_TARGET),
+            )))
+            .with(log.with_filter(filter_fn(|m| m.target() == DECISION_TARGET)))
+            .init(),
+    }
+}
+
+/// Fields that may be absent from an event and are written as null.
+const OPTIONAL_FIELDS: [&str; 9] = [
+    "route",
+    "principal",
+    "acting_as",
+    "source_operator",
+    "auth",
+    "action",
+    "policy_version",
+    "decision_us",
+    "upstream_us",
+];
+
+#[derive(Debug, Default)]
+pub struct DecisionRecord {
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    /// The route template that matched.
+    pub route: Option<&'static str>,
+    pub principal: Option<String>,
+    pub acting_as: Option<String>,
+    pub source_operator: Option<String>,
+    pub auth: Option<&'static str>,
+    pub action: Option<&'static str>,
+    pub resources: Vec<String>,
+    pub allow: Option<bool>,
+    pub determining: Vec<String>,
+    pub errors: Vec<String>,
+    pub policy_version: Option<String>,
+    /// How long the authorization stage took (entity slices and Cedar).
+    pub decision_latency: Option<Duration>,
+    /// How long the exchange with the domain store took.
+    pub upstream_latency: Option<Duration>,
+}
+
+impl DecisionRecord {
+    pub fn new(request_id: &str, method: &str, path: &str) -> Self {
+        DecisionRecord {
+            request_id: request_id.to_owned(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    pub fn caller(&mut self, caller: &Caller) {
+        self.principal = Some(caller.principal.to_string());
+        if caller.identity.kind == crate::assertion::CallerKind::Session {
+            self.acting_as = caller.identity.customer.clone();
+            self.source_operator = caller.identity.source_operator.clone();
+        }
+        self.auth = Some(match caller.method {
+            AuthMethod::Signature => "signature",
+            AuthMethod::Token => "token",
+        });
+    }
+
+    /// Adds one decision; the request is allowed only if every decision was.
+    pub fn decision(
+        &mut self,
+        action: &'static str,
+        resource: String,
+        decision: &Decision,
+        version: &str,
+    ) {
+        self.action = Some(action);
+        self.resources.push(resource);
+        self.allow = Some(self.allow.unwrap_or(true) && decision.allow);
+        for id in &decision.determining {
+            if !self.determining.contains(id) {
+                self.determining.push(id.clone());
+            }
+        }
+        self.errors.extend(decision.errors.iter().cloned());
+        self.policy_version = Some(version.to_owned());
+    }
+
+    /// `allow`, `deny`, or `none` when the request reached no decision.
+    pub fn decision_text(&self) -> &'static str {
+        match self.allow {
+            Some(true) => "allow",
+            Some(false) => "deny",
+            None => "none",
+        }
+    }
+
+    pub fn emit(&self, status: u16, latency: Duration) {
+        tracing::info!(
+            target: DECISION_TARGET,
+            request_id = %self.request_id,
+            method = %self.method,
+            path = %self.path,
+            route = self.route,
+            principal = self.principal.as_deref(),
+            acting_as = self.acting_as.as_deref(),
+            source_operator = self.source_operator.as_deref(),
+            auth = self.auth,
+            action = self.action,
+            resources = %json_list(&self.resources),
+            decision = self.decision_text(),
+            determining = %json_list(&self.determining),
+            errors = %json_list(&self.errors),
+            policy_version = self.policy_version.as_deref(),
+            status,
+            latency_us = latency.as_micros() as u64,
+            decision_us = self.decision_latency.map(|d| d.as_micros() as u64),
+            upstream_us = self.upstream_latency.map(|d| d.as_micros() as u64),
+        );
+    }
+}
+
+/// A list as JSON text: readable in the human log, exact in the JSON log.
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialize")
+}
+
+/// Where decision records go, as JSON lines.
+enum Sink {
+    Stdout,
+    Writer(Mutex<Box<dyn Write + Send>>),
+}
+
+/// The `tracing` layer writing decision records as JSON lines; events of
+/// other targets are ignored. Each line is written whole with one call, so
+/// concurrent requests never interleave within a line.
+pub struct DecisionLog {
+    sink: Sink,
+    sample_allowed: f64,
+}
+
+impl DecisionLog {
+    /// `-` is stdout; anything else a file, created if missing and appended to.
+    pub fn open(target: &str, sample_allowed: f64) -> std::io::Result<DecisionLog> {
+        if target == "-" {
+            return Ok(DecisionLog {
+                sink: Sink::Stdout,
+                sample_allowed: check_rate(sample_allowed)?,
+            });
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(target)?;
+        Self::to_writer(file, sample_allowed)
+    }
+
+    /// Writes to any writer (tests, embedding programs).
+    pub fn to_writer(
+        writer: impl Write + Send + 'static,
+        sample_allowed: f64,
+    ) -> std::io::Result<DecisionLog> {
+        Ok(DecisionLog {
+            sink: Sink::Writer(Mutex::new(Box::new(writer))),
+            sample_allowed: check_rate(sample_allowed)?,
+        })
+    }
+
+    /// The JSON object of one decision event, or `None` when sampled out.
+    fn line(&self, event: &Event<'_>) -> Option<Vec<u8>> {
+        let mut visitor = JsonVisitor(Map::new());
+        event.record(&mut visitor);
+        let mut fields = visitor.0;
+        let allowed = fields.get("decision").and_then(Value::as_str) == Some("allow");
+        if allowed && !sampled_in(self.sample_allowed) {
+            return None;
+        }
+        for name in LIST_FIELDS {
+            let list = match fields.remove(name) {
+                Some(Value::String(text)) => {
+                    serde_json::from_str(&text).unwrap_or(Value::String(text))
+                }
+                Some(other) => other,
+                None => Value::Array(vec![]),
+            };
+            fields.insert(name.to_owned(), list);
+        }
+        for name in OPTIONAL_FIELDS {
+            fields.entry(name).or_insert(Value::Null);
+        }
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        fields.insert("ts".into(), Value::String(ts));
+        let mut line = serde_json::to_vec(&Value::Object(fields)).expect("JSON value serializes");
+        line.push(b'\n');
+        Some(line)
+    }
+}
+
+fn check_rate(rate: f64) -> std::io::Result<f64> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the sampling rate of allowed decisions must be within 0.0..=1.0, not {rate}"),
+        ))
+    }
+}
+
+fn sampled_in(rate: f64) -> bool {
+    rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for DecisionLog {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != DECISION_TARGET {
+            return;
+        }
+        let Some(line) = self.line(event) else {
+            return;
+        };
+        let written = match &self.sink {
+            Sink::Stdout => std::io::stdout().lock().write_all(&line),
+            Sink::Writer(w) => {
+                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                w.write_all(&line).and_then(|()| w.flush())
+            }
+        };
+        if let Err(e) = written {
+            // Not through tracing: this layer would see its own complaint.
+            eprintln!("decision log: cannot write: {e}");
+        }
+    }
+}
+
+/// Collects an event's fields as JSON values.
+struct JsonVisitor(Map<String, Value>);
+
+impl Visit for JsonVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::Bool(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Buffer {
+        fn lines(&self) -> Vec<Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+                .collect()
+        }
+    }
+
+    fn record(allow: bool) -> DecisionRecord {
+        let mut r = DecisionRecord::new("req-1", "POST", "/v2/partners/sub-customers/budget");
+        r.route = Some("/v2/partners/sub-customers/budget");
+        r.principal = Some("Operator::\"op-1\"".into());
+        r.auth = Some("signature");
+        let decision = Decision {
+            allow,
+            determining: vec![if allow { "permit-a" } else { "forbid-b" }.into()],
+            errors: vec![],
+        };
+        r.decision("SetBudget", "Customer::\"c,1\"".into(), &decision, "abc123");
+        r.decision_latency = Some(Duration::from_micros(42));
+        r
+    }
+
+    fn capture(rate: f64, emit: impl FnOnce()) -> Vec<Value> {
+        let buffer = Buffer::default();
+        let layer = DecisionLog::to_writer(buffer.clone(), rate).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, emit);
+        buffer.lines()
+    }
+
+    #[test]
+    fn a_record_is_one_json_line_of_the_documented_schema() {
+        let lines = capture(1.0, || {
+            record(false).emit(403, Duration::from_micros(1500));
+            tracing::info!(target: "partner_gateway", "not a decision");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["request_id"], "req-1");
+        assert_eq!(line["route"], "/v2/partners/sub-customers/budget");
+        assert_eq!(line["principal"], "Operator::\"op-1\"");
+        assert_eq!(line["acting_as"], Value::Null);
+        assert_eq!(line["action"], "SetBudget");
+        assert_eq!(line["resources"], serde_json::json!(["Customer::\"c,1\""]));
+        assert_eq!(line["decision"], "deny");
+        assert_eq!(line["determining"], serde_json::json!(["forbid-b"]));
+        assert_eq!(line["errors"], serde_json::json!([]));
+        assert_eq!(line["policy_version"], "abc123");
+        assert_eq!(line["status"], 403);
+        assert_eq!(line["latency_us"], 1500);
+        assert_eq!(line["decision_us"], 42);
+        assert_eq!(line["upstream_us"], Value::Null);
+        assert!(chrono::DateTime::parse_from_rfc3339(line["ts"].as_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn allowed_decisions_are_sampled_denies_never() {
+        let lines = capture(0.0, || {
+            for _ in 0..20 {
+                record(true).emit(200, Duration::from_micros(1));
+                record(false).emit(403, Duration::from_micros(1));
+            }
+            DecisionRecord::new("req-2", "GET", "/nowhere").emit(404, Duration::from_micros(1));
+        });
+        assert_eq!(lines.len(), 21);
+        assert!(lines.iter().all(|l| l["decision"] != "allow"));
+        assert_eq!(lines.last().unwrap()["decision"], "none");
+        let all = capture(1.0, || {
+            for _ in 0..5 {
+                record(true).emit(200, Duration::from_micros(1));
+            }
+        });
+        assert_eq!(all.len(), 5);
+        let half = capture(0.5, || {
+            for _ in 0..400 {
+                record(true).emit(200, Duration::from_micros(1));
+            }
+        });
+        // 400 draws at p = 0.5: outside 120..=280 has probability < 1e-15.
+        assert!((120..=280).contains(&half.len()), "{}", half.len());
+    }
+
+    #[test]
+    fn sampling_rates_outside_zero_to_one_are_refused() {
+        assert!(DecisionLog::to_writer(Buffer::default(), 1.5).is_err());
+        assert!(DecisionLog::to_writer(Buffer::default(), -0.1).is_err());
+        assert!(DecisionLog::to_writer(Buffer::default(), f64::NAN).is_err());
+    }
+}

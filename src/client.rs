@@ -1,0 +1,223 @@
+//! A client that signs exactly as the official SDK does: used by
+//! `partner-gateway call` and by the end-to-end tests.
+
+use crate::signing;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The identifying User-Agent this client sends (and signs, as the SDK does).
+pub const USER_AGENT: &str = concat!("partner-gateway-call/", env!("CARGO_PKG_VERSION"));
+
+/// How to trust the server's certificate.
+#[derive(Debug, Clone, Default)]
+pub enum Trust {
+    /// The system's roots.
+    #[default]
+    System,
+    /// Exactly the certificates in this PEM file (e.g. the development certificate).
+    CaFile(std::path::PathBuf),
+    /// Nothing is verified (development only).
+    Insecure,
+}
+
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub fn https_client(trust: &Trust) -> anyhow::Result<HttpsClient> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let config = match trust {
+        Trust::System => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::CaFile(path) => builder
+            .with_root_certificates(roots_from(path)?)
+            .with_no_client_auth(),
+        Trust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth(),
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+fn roots_from(path: &Path) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+    {
+        roots.add(cert.with_context(|| format!("invalid PEM in {}", path.display()))?)?;
+    }
+    Ok(roots)
+}
+
+/// Credentials to sign with.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+    /// For assume-role session credentials.
+    pub security_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer, fully read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Sends `method endpoint+path_and_query` signed with `credentials` (or, when
+/// `None`, unsigned), with the SDK's headers plus `extra` (which are signed too).
+pub async fn call(
+    client: &HttpsClient,
+    endpoint: &str,
+    credentials: Option<&Credentials>,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Answer> {
+    let url: http::Uri = format!("{}{}", endpoint.trim_end_matches('/'), path_and_query)
+        .parse()
+        .with_context(|| format!("invalid URL {endpoint}{path_and_query}"))?;
+    let host = url
+        .authority()
+        .context("the endpoint needs a host")?
+        .as_str()
+        .to_owned();
+    let date = chrono::Utc::now().format(signing::DATE_FORMAT).to_string();
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("Content-Type", "application/json"),
+        ("Host", &host),
+        ("User-Agent", USER_AGENT),
+        ("X-Sdk-Date", &date),
+    ];
+    if let Some(token) = credentials.and_then(|c| c.security_token.as_deref()) {
+        headers.push(("X-Security-Token", token));
+    }
+    headers.extend_from_slice(extra);
+    let authorization = credentials.map(|c| {
+        signing::sign(
+            method,
+            url.path(),
+            url.query().unwrap_or_default(),
+            &headers,
+            body,
+            &c.access_key,
+            &c.secret_key,
+        )
+    });
+    let mut req = http::Request::builder().method(method).uri(url.clone());
+    for (name, value) in &headers {
+        // hyper sets Host from the URI itself.
+        if !name.eq_ignore_ascii_case("host") {
+            req = req.header(*name, *value);
+        }
+    }
+    if let Some(auth) = &authorization {
+        req = req.header("Authorization", auth);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::copy_from_slice(body)))?)
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let (parts, body) = resp.into_parts();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await?.to_bytes(),
+    })
+}
+
+/// Accepts any server certificate: `--insecure`, for development certificates.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

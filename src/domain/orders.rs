@@ -1,0 +1,1228 @@
+//! Customer orders: the public list and details (ListCustomerOrders,
+//! ShowCustomerOrderDetails), price adjustments with their history, and
+//! order exports as asynchronous tasks, each scoped to the caller's partner
+//! hierarchy ([`PartnerScope`]).
+//!
+//! Decisions where the public API and DOMAIN.md are silent:
+//! - **Status codes** are the public API's (docs/wire-format.md §4.8), so an
+//!   SDK user's `status` filter means what the SDK documents: 1 pending
+//!   approval, 3 processing, 4 cancelled, 5 completed (paid: it has a payment
+//!   time), 6 pending payment, 9 to be confirmed ([`ORDER_STATUSES`]). The
+//!   response models' 2 (pending refund) and 10..=13 (logistics) describe
+//!   refunds and physical goods, which the store does not have: it neither
+//!   stores nor filters by them. An order is *unpaid* when its status is 1 or
+//!   6 and it has no payment time ([`UNPAID_STATUSES`]); price adjustment and
+//!   the customer overview's `unpaid_count` use this one definition.
+//! - **Filters** (ListCustomerOrders): `status` and `order_type` must be known
+//!   codes; `create_time_*` and `payment_time_*` bounds are inclusive, a
+//!   `begin` after its `end` or a range longer than one calendar year is
+//!   refused (one bound alone is accepted); `order_by` is `createTime` or
+//!   `-createTime` (the default: newest first, then by id). Empty values mean
+//!   "no filter", unknown parameters are refused. `method=sub_customer`
+//!   (orders of enterprise sub-accounts) answers an empty list: the store
+//!   keeps no sub-accounts. A `customer_id` outside the caller's scope answers
+//!   exactly like an unknown one (403 CBC.0151), as does an order id on the
+//!   details and price-adjustment routes.
+//! - **Amounts.** `amount_after_discount` is what the customer pays,
+//!   `official_amount` the list price. When they differ, `amount_info.discounts`
+//!   holds one entry for the difference: type `609` (order price adjustment)
+//!   once the order was price-adjusted, else `500` (partner-specified discount).
+//! - **Price adjustments** (`POST .../{order_id}/price-adjustments`): only
+//!   orders of referral customers (else 403 CBC.99005024, as the R4 policy
+//!   answers); only unpaid orders: status 1 (pending approval) or 6
+//!   (pending payment) without a payment time (else 409 CBC.30000067); the new
+//!   amount is 0 or more with at most two places and not above the order's
+//!   official amount (a discount off the list price, never a surcharge); the
+//!   reason is required, at most 256 characters. The order's amount and the
+//!   history record (operator, before, after, reason, time) are written in one
+//!   transaction; a concurrent change of the order makes the second request
+//!   fail with 409 instead of overwriting. The order's line items keep their
+//!   own amounts: the adjustment applies to the order total.
+//! - **Exports.** The set of orders is fixed when the export is requested
+//!   (the given ids, all of which must be orders in scope, or else nothing is
+//!   created and the answer is the unknown-order 403; or every order in scope)
+//!   and rendered to CSV by a background task. Each export belongs to the
+//!   principal that requested it (kind and id of the assertion); anyone
+//!   else's export answers like an unknown one. A task still pending after
+//!   [`STALE_EXPORT_MINUTES`] minutes was lost with a restart and is reported
+//!   failed the next time its owner looks. The file route answers 409
+//!   CBC.30000067 until the export is completed.
+
+use super::extract::{
+    check_time_range, non_empty, opt_int, opt_time, ApiJson, ApiQuery, Caller, OptionalJson, Paging,
+};
+use super::query::{self, bind_all, db_error, Bind, Where};
+use super::resources::service_type_name;
+use super::scope::PartnerScope;
+use super::{wire, DomainState};
+use crate::api_error::{codes, ApiError};
+use crate::assertion::{CallerKind, Identity};
+use crate::model::{Association, ExportStatus, ORDER_STATUSES, ORDER_TYPES};
+use crate::money::to_cents;
+use crate::store::Store;
+use crate::time::{self, Timestamp};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+pub fn routes() -> Router<DomainState> {
+    Router::new()
+        .route("/v2/orders/customer-orders", get(list_orders))
+        .route(
+            "/v2/orders/customer-orders/details/{order_id}",
+            get(order_details),
+        )
+        .route(
+            "/v2/orders/customer-orders/{order_id}/price-adjustments",
+            get(list_adjustments).post(adjust_price),
+        )
+        .route(
+            "/v2/orders/customer-orders/exports",
+            get(list_exports).post(create_export),
+        )
+        .route(
+            "/v2/orders/customer-orders/exports/{export_id}",
+            get(show_export),
+        )
+        .route(
+            "/v2/orders/customer-orders/exports/{export_id}/file",
+            get(export_file),
+        )
+}
+
+/// Order status (public code): pending approval.
+pub(super) const STATUS_PENDING_APPROVAL: i64 = 1;
+/// Order status (public code): pending payment.
+pub(super) const STATUS_PENDING_PAYMENT: i64 = 6;
+/// Statuses of an order not paid yet (with no payment time, see the module
+/// docs): the ones whose price may still be adjusted and that the customer
+/// overview counts as unpaid.
+pub(super) const UNPAID_STATUSES: [i64; 2] = [STATUS_PENDING_APPROVAL, STATUS_PENDING_PAYMENT];
+/// Order type: new purchase.
+pub(super) const ORDER_TYPE_NEW: i64 = 1;
+/// The longest price-adjustment reason, in characters.
+const MAX_REASON_CHARS: usize = 256;
+/// At most this many ids in one export request.
+const MAX_EXPORT_IDS: usize = 1000;
+/// A pending export older than this was interrupted (it takes milliseconds).
+pub const STALE_EXPORT_MINUTES: i64 = 10;
+/// Orders read per query when an export renders its file.
+const EXPORT_CHUNK: usize = 500;
+
+/// An order row with what its views need.
+#[derive(Clone, Debug)]
+pub(super) struct OrderRow {
+    pub id: String,
+    pub customer: String,
+    pub account_name: String,
+    pub association: Association,
+    pub status: i64,
+    pub order_type: i64,
+    pub service_type_code: String,
+    pub source_type: i64,
+    pub amount: Decimal,
+    pub official_amount: Decimal,
+    pub currency: String,
+    pub created_at: Timestamp,
+    pub payment_time: Option<Timestamp>,
+    /// Whether the order's price was adjusted.
+    pub adjusted: bool,
+}
+
+/// Orders (`o`) with their customers (`c`) and price-adjustment count.
+pub(super) const ORDER_SELECT: &str =
+    "SELECT o.*, c.account_name AS account_name, c.association AS association,
+        (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments
+     FROM orders o JOIN customers c ON c.id = o.customer_id";
+
+pub(super) fn order_from_row(row: &AnyRow) -> Result<OrderRow, ApiError> {
+    Ok(OrderRow {
+        id: query::text(row, "id")?,
+        customer: query::text(row, "customer_id")?,
+        account_name: query::text(row, "account_name")?,
+        association: query::parse(row, "association")?,
+        status: query::int(row, "status")?,
+        order_type: query::int(row, "order_type")?,
+        service_type_code: query::text(row, "service_type_code")?,
+        source_type: query::int(row, "source_type")?,
+        amount: query::money(row, "amount_cents")?,
+        official_amount: query::money(row, "official_amount_cents")?,
+        currency: query::text(row, "currency")?,
+        created_at: query::ts(row, "created_at")?,
+        payment_time: query::opt_ts(row, "payment_time")?,
+        adjusted: query::int(row, "adjustments")? > 0,
+    })
+}
+
+/// `order_by` of the public API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OrderBy {
+    CreateTimeAsc,
+    CreateTimeDesc,
+}
+
+impl OrderBy {
+    pub fn parse(value: Option<String>) -> Result<OrderBy, ApiError> {
+        match non_empty(value).as_deref() {
+            None | Some("-createTime") => Ok(OrderBy::CreateTimeDesc),
+            Some("createTime") => Ok(OrderBy::CreateTimeAsc),
+            Some(other) => Err(ApiError::invalid(format!(
+                "order_by {other:?} is not createTime or -createTime"
+            ))),
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            OrderBy::CreateTimeAsc => " ORDER BY o.created_at ASC, o.id ASC",
+            OrderBy::CreateTimeDesc => " ORDER BY o.created_at DESC, o.id DESC",
+        }
+    }
+}
+
+/// Counts and reads one page of the orders matching `w` (over [`ORDER_SELECT`]).
+pub(super) async fn page_of_orders(
+    pool: &sqlx::AnyPool,
+    mut w: Where,
+    order_by: OrderBy,
+    paging: Paging,
+) -> Result<(i64, Vec<OrderRow>), ApiError> {
+    let filter = w.sql();
+    let count_sql = format!(
+        "SELECT COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id{filter}"
+    );
+    let row = bind_all(sqlx::query(&count_sql), w.binds())
+        .fetch_one(pool)
+        .await?;
+    let total = query::int(&row, "n")?;
+    let page = w.page(paging);
+    let sql = format!("{ORDER_SELECT}{filter}{}{page}", order_by.sql());
+    let rows = bind_all(sqlx::query(&sql), w.binds())
+        .fetch_all(pool)
+        .await?;
+    let orders = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
+    Ok((total, orders))
+}
+
+/// One order in `scope`, or `None` (unknown and out of scope alike).
+async fn order_in_scope(
+    pool: &sqlx::AnyPool,
+    scope: &PartnerScope,
+    id: &str,
+) -> Result<Option<OrderRow>, ApiError> {
+    let mut w = Where::new();
+    w.eq("o.id", Bind::Text(id.to_owned()));
+    w.scope(scope, "c");
+    let sql = format!("{ORDER_SELECT}{}", w.sql());
+    let row = bind_all(sqlx::query(&sql), w.binds())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// DiscountItemV2.
+#[derive(Serialize)]
+struct Discount {
+    discount_type: String,
+    #[serde(serialize_with = "wire::money")]
+    discount_amount: Decimal,
+}
+
+/// AmountInfomationV2 (sic).
+#[derive(Serialize)]
+struct AmountInfo {
+    discounts: Vec<Discount>,
+    #[serde(serialize_with = "wire::money")]
+    flexipurchase_coupon_amount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    coupon_amount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    stored_card_amount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    commission_amount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    consumed_amount: Decimal,
+}
+
+impl AmountInfo {
+    fn new(discounts: Vec<Discount>) -> AmountInfo {
+        AmountInfo {
+            discounts,
+            flexipurchase_coupon_amount: Decimal::ZERO,
+            coupon_amount: Decimal::ZERO,
+            stored_card_amount: Decimal::ZERO,
+            commission_amount: Decimal::ZERO,
+            consumed_amount: Decimal::ZERO,
+        }
+    }
+
+    fn of(o: &OrderRow) -> AmountInfo {
+        let off = o.official_amount - o.amount;
+        let discounts = if off > Decimal::ZERO {
+            let kind = if o.adjusted { "609" } else { "500" };
+            vec![Discount {
+                discount_type: kind.to_owned(),
+                discount_amount: off,
+            }]
+        } else {
+            vec![]
+        };
+        AmountInfo::new(discounts)
+    }
+}
+
+/// The fields CustomerOrderV2 and CustomerOrderV3 share.
+#[derive(Serialize)]
+struct OrderCore {
+    order_id: String,
+    customer_id: String,
+    service_type_code: String,
+    service_type_name: String,
+    source_type: i64,
+    status: i64,
+    order_type: i64,
+    #[serde(serialize_with = "wire::money")]
+    amount_after_discount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    official_amount: Decimal,
+    measure_id: i64,
+    #[serde(serialize_with = "wire::time")]
+    create_time: Timestamp,
+    #[serde(serialize_with = "wire::opt_time")]
+    payment_time: Option<Timestamp>,
+    currency: String,
+    contract_id: Option<String>,
+    amount_info: AmountInfo,
+}
+
+impl OrderCore {
+    fn of(o: &OrderRow) -> OrderCore {
+        OrderCore {
+            order_id: o.id.clone(),
+            customer_id: o.customer.clone(),
+            service_type_code: o.service_type_code.clone(),
+            service_type_name: service_type_name(&o.service_type_code),
+            source_type: o.source_type,
+            status: o.status,
+            order_type: o.order_type,
+            amount_after_discount: o.amount,
+            official_amount: o.official_amount,
+            measure_id: wire::MEASURE_ID,
+            create_time: o.created_at,
+            payment_time: o.payment_time,
+            currency: o.currency.clone(),
+            contract_id: None,
+            amount_info: AmountInfo::of(o),
+        }
+    }
+}
+
+/// CustomerOrderV2 (an order in ListCustomerOrders).
+#[derive(Serialize)]
+pub(super) struct OrderV2 {
+    #[serde(flatten)]
+    core: OrderCore,
+    enterprise_projects: Vec<()>,
+    sub_order_infos: Vec<()>,
+    agent_pay_info: Option<()>,
+}
+
+impl From<&OrderRow> for OrderV2 {
+    fn from(o: &OrderRow) -> Self {
+        OrderV2 {
+            core: OrderCore::of(o),
+            enterprise_projects: vec![],
+            sub_order_infos: vec![],
+            agent_pay_info: None,
+        }
+    }
+}
+
+/// CustomerOrderV3 (the order of ShowCustomerOrderDetails).
+#[derive(Serialize)]
+struct OrderV3 {
+    #[serde(flatten)]
+    core: OrderCore,
+    /// The customer's account name (who the order was placed for).
+    user_name: String,
+    pending_payment_end_time: Option<String>,
+    sub_order_infos: Vec<()>,
+}
+
+/// ListCustomerOrdersResponse, also the customer-self order list.
+#[derive(Serialize)]
+pub(super) struct OrderPage {
+    pub total_count: i64,
+    pub order_infos: Vec<OrderV2>,
+}
+
+/// ListCustomerOrdersRequest, all text so that empty values mean "absent".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListOrdersQuery {
+    order_id: Option<String>,
+    customer_id: Option<String>,
+    create_time_begin: Option<String>,
+    create_time_end: Option<String>,
+    service_type_code: Option<String>,
+    status: Option<String>,
+    order_type: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+    order_by: Option<String>,
+    payment_time_begin: Option<String>,
+    payment_time_end: Option<String>,
+    indirect_partner_id: Option<String>,
+    method: Option<String>,
+}
+
+/// A `status` filter value (a known order status code).
+pub(super) fn status_filter(value: Option<String>) -> Result<Option<i64>, ApiError> {
+    let status = opt_int("status", value)?;
+    if let Some(s) = status {
+        if !ORDER_STATUSES.contains(&s) {
+            return Err(ApiError::invalid(format!(
+                "status {s} is not one of {ORDER_STATUSES:?}"
+            )));
+        }
+    }
+    Ok(status)
+}
+
+/// An `order_type` filter value (a known order type code, sent as a string).
+pub(super) fn order_type_filter(value: Option<String>) -> Result<Option<i64>, ApiError> {
+    let t = opt_int("order_type", value)?;
+    if let Some(t) = t {
+        if !ORDER_TYPES.contains(&t) {
+            return Err(ApiError::invalid(format!(
+                "order_type {t} is not one of {ORDER_TYPES:?}"
+            )));
+        }
+    }
+    Ok(t)
+}
+
+/// Paging from query text (empty = default).
+pub(super) fn paging_of(offset: Option<String>, limit: Option<String>) -> Result<Paging, ApiError> {
+    Paging::new(opt_int("offset", offset)?, opt_int("limit", limit)?)
+}
+
+/// `GET /v2/orders/customer-orders` (ListCustomerOrders).
+async fn list_orders(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    ApiQuery(q): ApiQuery<ListOrdersQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let paging = paging_of(q.offset, q.limit)?;
+    let status = status_filter(q.status)?;
+    let order_type = order_type_filter(q.order_type)?;
+    let order_by = OrderBy::parse(q.order_by)?;
+    let created_begin = opt_time("create_time_begin", q.create_time_begin)?;
+    let created_end = opt_time("create_time_end", q.create_time_end)?;
+    check_time_range(
+        "create_time_begin",
+        created_begin,
+        "create_time_end",
+        created_end,
+    )?;
+    let paid_begin = opt_time("payment_time_begin", q.payment_time_begin)?;
+    let paid_end = opt_time("payment_time_end", q.payment_time_end)?;
+    check_time_range(
+        "payment_time_begin",
+        paid_begin,
+        "payment_time_end",
+        paid_end,
+    )?;
+    let sub_customers = match non_empty(q.method).as_deref() {
+        None | Some("oneself") => false,
+        Some("sub_customer") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "method {other:?} is not oneself or sub_customer"
+            )));
+        }
+    };
+    let scope = PartnerScope::of(&claims.identity)?
+        .narrowed(&state.store, non_empty(q.indirect_partner_id).as_deref())
+        .await?;
+    let pool = state.store.pool();
+    let customer = non_empty(q.customer_id);
+    if let Some(c) = &customer {
+        if !scope.sees_customer(pool, c).await? {
+            return Err(ApiError::denied());
+        }
+    }
+
+    let mut w = Where::new();
+    w.scope(&scope, "c");
+    if sub_customers {
+        w.raw("1 = 0");
+    }
+    if let Some(c) = customer {
+        w.eq("o.customer_id", Bind::Text(c));
+    }
+    if let Some(id) = non_empty(q.order_id) {
+        w.eq("o.id", Bind::Text(id));
+    }
+    if let Some(code) = non_empty(q.service_type_code) {
+        w.eq("o.service_type_code", Bind::Text(code));
+    }
+    if let Some(s) = status {
+        w.eq("o.status", Bind::Int(s));
+    }
+    if let Some(t) = order_type {
+        w.eq("o.order_type", Bind::Int(t));
+    }
+    let bound = |w: &mut Where, col: &str, op: &str, t: Option<Timestamp>| {
+        if let Some(t) = t {
+            w.cmp(col, op, Bind::Text(time::format(t)));
+        }
+    };
+    bound(&mut w, "o.created_at", ">=", created_begin);
+    bound(&mut w, "o.created_at", "<=", created_end);
+    bound(&mut w, "o.payment_time", ">=", paid_begin);
+    bound(&mut w, "o.payment_time", "<=", paid_end);
+
+    let (total_count, orders) = page_of_orders(pool, w, order_by, paging).await?;
+    Ok(Json(OrderPage {
+        total_count,
+        order_infos: orders.iter().map(OrderV2::from).collect(),
+    }))
+}
+
+/// ProductObject.
+#[derive(Serialize)]
+struct ProductObject {
+    product_id: String,
+    product_spec_desc: Option<String>,
+    category_code: Option<String>,
+    product_owner_service: String,
+    commercial_resource: Option<String>,
+}
+
+/// OrderLineItemEntityV2.
+#[derive(Serialize)]
+struct LineItem {
+    order_line_item_id: String,
+    service_type_code: String,
+    service_type_name: String,
+    product_id: String,
+    product_spec_desc: Option<String>,
+    period_type: Option<i64>,
+    period_num: Option<i64>,
+    /// When the subscription starts: the payment time (none before payment).
+    #[serde(serialize_with = "wire::opt_time")]
+    effective_time: Option<Timestamp>,
+    /// The effective time moved on by the period.
+    #[serde(serialize_with = "wire::opt_time")]
+    expire_time: Option<Timestamp>,
+    subscription_num: i64,
+    #[serde(serialize_with = "wire::money")]
+    amount_after_discount: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    official_amount: Decimal,
+    amount_info: AmountInfo,
+    currency: String,
+    category_code: Option<String>,
+    product_owner_service: String,
+    commercial_resource: Option<String>,
+    base_product_info: ProductObject,
+    order_id: String,
+}
+
+fn line_item_from_row(row: &AnyRow, order: &OrderRow) -> Result<LineItem, ApiError> {
+    let product_id = query::text(row, "product_id")?;
+    let service_type_code = query::text(row, "service_type_code")?;
+    let resource_type_code = query::opt_text(row, "resource_type_code")?;
+    let period_type = query::opt_int(row, "period_type")?;
+    let period_num = query::opt_int(row, "period_num")?;
+    let amount = query::money(row, "amount_cents")?;
+    let expire_time = match (order.payment_time, period_type, period_num) {
+        (Some(start), Some(period_type), Some(period_num)) => super::resources::Period {
+            period_type,
+            period_num,
+        }
+        .after(start),
+        _ => None,
+    };
+    Ok(LineItem {
+        order_line_item_id: query::text(row, "id")?,
+        service_type_name: service_type_name(&service_type_code),
+        product_spec_desc: None,
+        period_type,
+        period_num,
+        effective_time: order.payment_time,
+        expire_time,
+        subscription_num: query::int(row, "subscription_num")?,
+        amount_after_discount: amount,
+        official_amount: amount,
+        amount_info: AmountInfo::new(vec![]),
+        currency: order.currency.clone(),
+        category_code: None,
+        product_owner_service: service_type_code.clone(),
+        commercial_resource: resource_type_code.clone(),
+        base_product_info: ProductObject {
+            product_id: product_id.clone(),
+            product_spec_desc: None,
+            category_code: None,
+            product_owner_service: service_type_code.clone(),
+            commercial_resource: resource_type_code,
+        },
+        product_id,
+        service_type_code,
+        order_id: order.id.clone(),
+    })
+}
+
+/// ShowCustomerOrderDetailsRequest's query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailsQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    indirect_partner_id: Option<String>,
+}
+
+/// ShowCustomerOrderDetailsResponse.
+#[derive(Serialize)]
+struct OrderDetails {
+    /// The number of line items (all pages).
+    total_count: i64,
+    order_info: OrderV3,
+    order_line_items: Vec<LineItem>,
+}
+
+/// `GET /v2/orders/customer-orders/details/{order_id}` (ShowCustomerOrderDetails).
+async fn order_details(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    Path(order_id): Path<String>,
+    ApiQuery(q): ApiQuery<DetailsQuery>,
+) -> Result<Json<OrderDetails>, ApiError> {
+    let paging = paging_of(q.offset, q.limit)?;
+    let scope = PartnerScope::of(&claims.identity)?
+        .narrowed(&state.store, non_empty(q.indirect_partner_id).as_deref())
+        .await?;
+    let pool = state.store.pool();
+    let order = order_in_scope(pool, &scope, &order_id)
+        .await?
+        .ok_or_else(ApiError::denied)?;
+    let count = sqlx::query("SELECT COUNT(*) AS n FROM order_line_items WHERE order_id = $1")
+        .bind(order.id.clone())
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT * FROM order_line_items WHERE order_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+    )
+    .bind(order.id.clone())
+    .bind(paging.limit)
+    .bind(paging.offset)
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| line_item_from_row(r, &order))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(OrderDetails {
+        total_count: query::int(&count, "n")?,
+        order_info: OrderV3 {
+            core: OrderCore::of(&order),
+            user_name: order.account_name.clone(),
+            pending_payment_end_time: None,
+            sub_order_infos: vec![],
+        },
+        order_line_items: items,
+    }))
+}
+
+/// One price adjustment.
+#[derive(Serialize)]
+struct PriceAdjustment {
+    adjustment_id: i64,
+    order_id: String,
+    #[serde(serialize_with = "wire::money")]
+    amount_before_adjustment: Decimal,
+    #[serde(serialize_with = "wire::money")]
+    amount_after_adjustment: Decimal,
+    reason: String,
+    operator_id: Option<String>,
+    operator_name: Option<String>,
+    #[serde(serialize_with = "wire::time")]
+    create_time: Timestamp,
+}
+
+fn adjustment_from_row(row: &AnyRow) -> Result<PriceAdjustment, ApiError> {
+    Ok(PriceAdjustment {
+        adjustment_id: query::int(row, "id")?,
+        order_id: query::text(row, "order_id")?,
+        amount_before_adjustment: query::money(row, "amount_before_cents")?,
+        amount_after_adjustment: query::money(row, "amount_after_cents")?,
+        reason: query::text(row, "reason")?,
+        operator_id: query::opt_text(row, "operator_id")?,
+        operator_name: query::opt_text(row, "operator_name")?,
+        create_time: query::ts(row, "created_at")?,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AdjustmentPage {
+    order_id: String,
+    total_count: i64,
+    price_adjustments: Vec<PriceAdjustment>,
+}
+
+/// `GET /v2/orders/customer-orders/{order_id}/price-adjustments`: the
+/// order's adjustments, newest first.
+async fn list_adjustments(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    Path(order_id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AdjustmentPage>, ApiError> {
+    let paging = paging_of(q.offset, q.limit)?;
+    let scope = PartnerScope::of(&claims.identity)?;
+    let pool = state.store.pool();
+    let order = order_in_scope(pool, &scope, &order_id)
+        .await?
+        .ok_or_else(ApiError::denied)?;
+    let count = sqlx::query("SELECT COUNT(*) AS n FROM price_adjustments WHERE order_id = $1")
+        .bind(order.id.clone())
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT p.*, op.name AS operator_name FROM price_adjustments p
+         LEFT JOIN operators op ON op.id = p.operator_id
+         WHERE p.order_id = $1 ORDER BY p.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(order.id.clone())
+    .bind(paging.limit)
+    .bind(paging.offset)
+    .fetch_all(pool)
+    .await?;
+    Ok(Json(AdjustmentPage {
+        order_id: order.id,
+        total_count: query::int(&count, "n")?,
+        price_adjustments: rows
+            .iter()
+            .map(adjustment_from_row)
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustBody {
+    amount_after_adjustment: wire::AmountInput,
+    reason: String,
+}
+
+/// `POST /v2/orders/customer-orders/{order_id}/price-adjustments` → 201.
+async fn adjust_price(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    Path(order_id): Path<String>,
+    ApiJson(body): ApiJson<AdjustBody>,
+) -> Result<(StatusCode, Json<PriceAdjustment>), ApiError> {
+    let scope = PartnerScope::of(&claims.identity)?;
+    let new_amount = body.amount_after_adjustment.0;
+    let new_cents = to_cents(new_amount)
+        .map_err(|e| ApiError::invalid(format!("amount_after_adjustment: {e}")))?;
+    let reason = body.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(ApiError::parameter("reason is required"));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::invalid(format!(
+            "reason must be at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let operator = claims.identity.acting_operator().map(str::to_owned);
+
+    let mut tx = state.store.pool().begin().await?;
+    let mut w = Where::new();
+    w.eq("o.id", Bind::Text(order_id.clone()));
+    w.scope(&scope, "c");
+    let sql = format!("{ORDER_SELECT}{}", w.sql());
+    let row = bind_all(sqlx::query(&sql), w.binds())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(ApiError::denied)?;
+    let order = order_from_row(&row)?;
+    if order.association != Association::Referral {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::WRONG_ASSOCIATION,
+            "Only orders of referral (association type 1) customers can be price-adjusted.",
+        ));
+    }
+    if !UNPAID_STATUSES.contains(&order.status) || order.payment_time.is_some() {
+        return Err(ApiError::conflict(
+            codes::CONFLICT,
+            format!(
+                "order {} has status {}{}; only unpaid orders (status {STATUS_PENDING_APPROVAL} pending approval or {STATUS_PENDING_PAYMENT} pending payment) can be price-adjusted",
+                order.id,
+                order.status,
+                if order.payment_time.is_some() { " and is paid" } else { "" }
+            ),
+        ));
+    }
+    if new_amount > order.official_amount {
+        return Err(ApiError::invalid(format!(
+            "amount_after_adjustment {new_amount:.2} exceeds the order's official amount {:.2}",
+            order.official_amount
+        )));
+    }
+    let old_cents = to_cents(order.amount).map_err(db_error)?;
+    let now = time::now();
+    let updated = sqlx::query(
+        "UPDATE orders SET amount_cents = $1
+         WHERE id = $2 AND amount_cents = $3 AND status = $4 AND payment_time IS NULL",
+    )
+    .bind(new_cents)
+    .bind(order.id.clone())
+    .bind(old_cents)
+    .bind(order.status)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(ApiError::conflict(
+            codes::CONFLICT,
+            format!(
+                "order {} changed while it was being adjusted; read it again and retry",
+                order.id
+            ),
+        ));
+    }
+    let row = sqlx::query(
+        "INSERT INTO price_adjustments (order_id, operator_id, amount_before_cents, amount_after_cents, reason, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(order.id.clone())
+    .bind(operator.clone())
+    .bind(old_cents)
+    .bind(new_cents)
+    .bind(reason.clone())
+    .bind(time::format(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    let adjustment_id = query::int(&row, "id")?;
+    tx.commit().await?;
+
+    let operator_name = match &operator {
+        Some(id) => state
+            .store
+            .operator(&id.as_str().into())
+            .await?
+            .map(|o| o.name),
+        None => None,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(PriceAdjustment {
+            adjustment_id,
+            order_id: order.id,
+            amount_before_adjustment: order.amount,
+            amount_after_adjustment: new_amount,
+            reason,
+            operator_id: operator,
+            operator_name,
+            create_time: now,
+        }),
+    ))
+}
+
+/// Who owns an export: the principal kind and id of the assertion.
+fn owner(identity: &Identity) -> (&'static str, String) {
+    let kind = match identity.kind {
+        CallerKind::Operator => "operator",
+        CallerKind::Customer => "customer",
+        CallerKind::Session => "session",
+    };
+    (kind, identity.id.clone())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    order_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct ExportCreated {
+    export_id: String,
+    status: ExportStatus,
+}
+
+/// `POST /v2/orders/customer-orders/exports` → 202.
+async fn create_export(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    OptionalJson(body): OptionalJson<ExportBody>,
+) -> Result<(StatusCode, Json<ExportCreated>), ApiError> {
+    let scope = PartnerScope::of(&claims.identity)?;
+    let pool = state.store.pool();
+    let ids: Vec<String> = match body.order_ids {
+        Some(given) => {
+            if given.is_empty() {
+                return Err(ApiError::invalid(
+                    "order_ids must not be empty; leave it out to export every order in scope",
+                ));
+            }
+            if given.len() > MAX_EXPORT_IDS {
+                return Err(ApiError::invalid(format!(
+                    "order_ids may hold at most {MAX_EXPORT_IDS} ids"
+                )));
+            }
+            if given.iter().any(|id| id.trim().is_empty()) {
+                return Err(ApiError::invalid("order_ids must not contain empty ids"));
+            }
+            let mut unique = given.clone();
+            unique.sort();
+            unique.dedup();
+            let mut w = Where::new();
+            w.scope(&scope, "c");
+            w.is_in("o.id", unique.iter().cloned().map(Bind::Text));
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id{}",
+                w.sql()
+            );
+            let row = bind_all(sqlx::query(&sql), w.binds())
+                .fetch_one(pool)
+                .await?;
+            // All or nothing: one unknown or unreachable id refuses the whole export.
+            if usize::try_from(query::int(&row, "n")?).ok() != Some(unique.len()) {
+                return Err(ApiError::denied());
+            }
+            // Keep the caller's order, without repeats.
+            let mut seen = std::collections::HashSet::new();
+            given
+                .into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect()
+        }
+        None => {
+            let mut w = Where::new();
+            w.scope(&scope, "c");
+            let sql = format!(
+                "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id{}{}",
+                w.sql(),
+                OrderBy::CreateTimeDesc.sql()
+            );
+            let rows = bind_all(sqlx::query(&sql), w.binds())
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| query::text(r, "id"))
+                .collect::<Result<_, _>>()?
+        }
+    };
+
+    let now = time::now();
+    let export_id = format!(
+        "exp-{}-{}",
+        now.format("%Y%m%d%H%M%S"),
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let (kind, principal) = owner(&claims.identity);
+    let ids_json = serde_json::to_string(&ids).map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO export_tasks (id, principal_kind, principal_id, partner_id, status, order_ids, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(export_id.clone())
+    .bind(kind.to_owned())
+    .bind(principal)
+    .bind(scope.partner.clone())
+    .bind(ExportStatus::Pending.as_str().to_owned())
+    .bind(ids_json)
+    .bind(time::format(now))
+    .execute(pool)
+    .await?;
+
+    tokio::spawn(run_export(state.store.clone(), export_id.clone(), ids));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ExportCreated {
+            export_id,
+            status: ExportStatus::Pending,
+        }),
+    ))
+}
+
+/// The background half of an export: renders the CSV and records the outcome.
+async fn run_export(store: Store, export_id: String, ids: Vec<String>) {
+    let outcome = render_csv(&store, &ids).await;
+    let now = time::format(time::now());
+    let result =
+        match outcome {
+            Ok(csv) => sqlx::query(
+                "UPDATE export_tasks SET status = $1, csv = $2, row_count = $3, completed_at = $4
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(ExportStatus::Completed.as_str().to_owned())
+            .bind(csv)
+            .bind(i64::try_from(ids.len()).unwrap_or(i64::MAX))
+            .bind(now)
+            .bind(export_id.clone())
+            .bind(ExportStatus::Pending.as_str().to_owned())
+            .execute(store.pool())
+            .await,
+            Err(e) => {
+                tracing::error!(export_id = %export_id, error = %e, "order export failed");
+                sqlx::query(
+                    "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
+                 WHERE id = $4 AND status = $5",
+                )
+                .bind(ExportStatus::Failed.as_str().to_owned())
+                .bind("the export could not be rendered; request a new one".to_owned())
+                .bind(now)
+                .bind(export_id.clone())
+                .bind(ExportStatus::Pending.as_str().to_owned())
+                .execute(store.pool())
+                .await
+            }
+        };
+    if let Err(e) = result {
+        tracing::error!(export_id = %export_id, error = %e, "could not record the outcome of an order export");
+    }
+}
+
+/// The CSV columns of an order export.
+const CSV_HEADER: [&str; 13] = [
+    "order_id",
+    "customer_id",
+    "customer_account_name",
+    "service_type_code",
+    "service_type_name",
+    "order_type",
+    "status",
+    "source_type",
+    "official_amount",
+    "amount_after_discount",
+    "currency",
+    "create_time",
+    "payment_time",
+];
+
+/// The orders `ids`, in that order, as CSV with a header row.
+async fn render_csv(
+    store: &Store,
+    ids: &[String],
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut by_id = std::collections::HashMap::new();
+    for chunk in ids.chunks(EXPORT_CHUNK) {
+        let mut w = Where::new();
+        w.is_in("o.id", chunk.iter().cloned().map(Bind::Text));
+        let sql = format!("{ORDER_SELECT}{}", w.sql());
+        let rows = bind_all(sqlx::query(&sql), w.binds())
+            .fetch_all(store.pool())
+            .await?;
+        for row in &rows {
+            let order = order_from_row(row).map_err(|e| e.to_string())?;
+            by_id.insert(order.id.clone(), order);
+        }
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER)?;
+    for id in ids {
+        let o = by_id
+            .get(id)
+            .ok_or_else(|| format!("order {id} disappeared"))?;
+        out.write_record([
+            o.id.clone(),
+            o.customer.clone(),
+            o.account_name.clone(),
+            o.service_type_code.clone(),
+            service_type_name(&o.service_type_code),
+            o.order_type.to_string(),
+            o.status.to_string(),
+            o.source_type.to_string(),
+            format!("{:.2}", o.official_amount),
+            format!("{:.2}", o.amount),
+            o.currency.clone(),
+            time::format(o.created_at),
+            o.payment_time.map(time::format).unwrap_or_default(),
+        ])?;
+    }
+    Ok(String::from_utf8(out.into_inner()?)?)
+}
+
+/// An export as its owner sees it.
+#[derive(Serialize)]
+struct ExportView {
+    export_id: String,
+    status: ExportStatus,
+    /// How many orders the export holds.
+    order_count: i64,
+    #[serde(serialize_with = "wire::time")]
+    create_time: Timestamp,
+    #[serde(serialize_with = "wire::opt_time")]
+    complete_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_msg: Option<String>,
+}
+
+fn export_from_row(row: &AnyRow) -> Result<ExportView, ApiError> {
+    let ids: Vec<String> =
+        serde_json::from_str(&query::opt_text(row, "order_ids")?.unwrap_or_else(|| "[]".into()))
+            .map_err(db_error)?;
+    Ok(ExportView {
+        export_id: query::text(row, "id")?,
+        status: query::parse(row, "status")?,
+        order_count: i64::try_from(ids.len()).unwrap_or(i64::MAX),
+        create_time: query::ts(row, "created_at")?,
+        complete_time: query::opt_ts(row, "completed_at")?,
+        error_msg: query::opt_text(row, "error")?,
+    })
+}
+
+/// Reports the owner's exports lost with a restart as failed (see the module docs).
+async fn fail_stale_exports(
+    pool: &sqlx::AnyPool,
+    kind: &str,
+    principal: &str,
+) -> Result<(), ApiError> {
+    let now = time::now();
+    let cutoff = now - chrono::Duration::minutes(STALE_EXPORT_MINUTES);
+    sqlx::query(
+        "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
+         WHERE principal_kind = $4 AND principal_id = $5 AND status = $6 AND created_at < $7",
+    )
+    .bind(ExportStatus::Failed.as_str().to_owned())
+    .bind("the export was interrupted; request a new one".to_owned())
+    .bind(time::format(now))
+    .bind(kind.to_owned())
+    .bind(principal.to_owned())
+    .bind(ExportStatus::Pending.as_str().to_owned())
+    .bind(time::format(cutoff))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ExportPage {
+    total_count: i64,
+    exports: Vec<ExportView>,
+}
+
+/// `GET /v2/orders/customer-orders/exports`: the caller's own exports, newest first.
+async fn list_exports(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<ExportPage>, ApiError> {
+    let paging = paging_of(q.offset, q.limit)?;
+    PartnerScope::of(&claims.identity)?;
+    let (kind, principal) = owner(&claims.identity);
+    let pool = state.store.pool();
+    fail_stale_exports(pool, kind, &principal).await?;
+    let count = sqlx::query(
+        "SELECT COUNT(*) AS n FROM export_tasks WHERE principal_kind = $1 AND principal_id = $2",
+    )
+    .bind(kind.to_owned())
+    .bind(principal.clone())
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, status, order_ids, created_at, completed_at, error FROM export_tasks
+         WHERE principal_kind = $1 AND principal_id = $2
+         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
+    )
+    .bind(kind.to_owned())
+    .bind(principal)
+    .bind(paging.limit)
+    .bind(paging.offset)
+    .fetch_all(pool)
+    .await?;
+    Ok(Json(ExportPage {
+        total_count: query::int(&count, "n")?,
+        exports: rows.iter().map(export_from_row).collect::<Result<_, _>>()?,
+    }))
+}
+
+/// The caller's export `id` (with its file), or 403 as for an unknown one.
+async fn own_export(
+    state: &DomainState,
+    identity: &Identity,
+    id: &str,
+) -> Result<(ExportView, Option<String>), ApiError> {
+    PartnerScope::of(identity)?;
+    let (kind, principal) = owner(identity);
+    let pool = state.store.pool();
+    fail_stale_exports(pool, kind, &principal).await?;
+    let row = sqlx::query(
+        "SELECT id, status, order_ids, created_at, completed_at, error, csv FROM export_tasks
+         WHERE id = $1 AND principal_kind = $2 AND principal_id = $3",
+    )
+    .bind(id.to_owned())
+    .bind(kind.to_owned())
+    .bind(principal)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(ApiError::denied)?;
+    Ok((export_from_row(&row)?, query::opt_text(&row, "csv")?))
+}
+
+/// `GET /v2/orders/customer-orders/exports/{export_id}`.
+async fn show_export(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    Path(export_id): Path<String>,
+) -> Result<Json<ExportView>, ApiError> {
+    own_export(&state, &claims.identity, &export_id)
+        .await
+        .map(|(view, _)| Json(view))
+}
+
+/// `GET /v2/orders/customer-orders/exports/{export_id}/file`: the CSV, once completed.
+async fn export_file(
+    State(state): State<DomainState>,
+    Caller(claims): Caller,
+    Path(export_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (view, csv) = own_export(&state, &claims.identity, &export_id).await?;
+    match (view.status, csv) {
+        (ExportStatus::Completed, Some(csv)) => Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"customer-orders-{}.csv\"",
+                        view.export_id
+                    ),
+                ),
+            ],
+            csv,
+        )
+            .into_response()),
+        (ExportStatus::Failed, _) => Err(ApiError::conflict(
+            codes::CONFLICT,
+            format!(
+                "export {} failed ({}); there is no file to download",
+                view.export_id,
+                view.error_msg.unwrap_or_default()
+            ),
+        )),
+        (status, _) => Err(ApiError::conflict(
+            codes::CONFLICT,
+            format!(
+                "export {} is {status}; its file can be downloaded once its status is completed",
+                view.export_id
+            ),
+        )),
+    }
+}

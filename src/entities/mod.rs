@@ -1,0 +1,496 @@
+//! Store rows → Cedar entities: the slice one decision needs, not the whole
+//! database, read through a bounded, short-lived cache that the gateway can
+//! invalidate entity by entity when it forwards a write.
+//!
+//! The mapping from rows to attributes is the one `policies/README.md` fixes
+//! (section *Entity model*); the slice holds what its *Fail closed* paragraph
+//! lists: the principal, the resource, the entities their attributes point at
+//! (partner, customer, live authorization, a session's operator, customer and
+//! authorization) and every ancestor up to the distributor.
+
+use crate::ids::*;
+use crate::model::{self, AuthorizationScope, PartnerKind};
+use crate::policy::EntityRef;
+use crate::store::{Store, StoreError};
+use crate::time::{self, Timestamp};
+use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression, Schema};
+use rust_decimal::Decimal;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An assume-role session as the policies see it. Sessions are not stored
+/// yet: the caller (the gateway's session layer, or the policy test runner)
+/// supplies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub id: SessionId,
+    /// The source identity that switched in.
+    pub operator: OperatorId,
+    pub customer: CustomerId,
+    pub scopes: Vec<AuthorizationScope>,
+    pub expires_at: Timestamp,
+    pub ended: bool,
+    /// The authorization the session was created under.
+    pub authorization_id: AuthorizationId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntityError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{from} refers to {missing}, which does not exist")]
+    Dangling { from: String, missing: String },
+    #[error("cannot express {entity} in Cedar: {message}")]
+    Build { entity: String, message: String },
+    #[error("the entity slice does not conform to the schema: {0}")]
+    Schema(String),
+}
+
+/// Cache counters, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries currently cached (approximate, as moka counts them).
+    pub entries: u64,
+}
+
+/// One cached entity: the Cedar entity ready for a slice, and the entities
+/// the slice must also hold because of it.
+#[derive(Debug)]
+struct Record {
+    entity: Entity,
+    links: Vec<EntityRef>,
+    /// Customers only: the ids of every pending or approved authorization
+    /// when the record was read. A change to any of them may change which one
+    /// is live, so invalidating one drops this record too.
+    live_candidates: Vec<String>,
+}
+
+/// Builds entity slices from the store through a moka cache of per-entity records.
+pub struct EntityLoader {
+    store: Store,
+    cache: moka::sync::Cache<EntityRef, Arc<Record>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Bumped by every invalidation. A record read while an invalidation
+    /// happened may predate the write behind it, so it is used for that
+    /// request but not cached.
+    epoch: Mutex<u64>,
+}
+
+impl std::fmt::Debug for EntityLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntityLoader")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl EntityLoader {
+    /// `capacity` is the number of entity records kept; `ttl` how long one is
+    /// trusted without an invalidation (keep it short: it bounds how stale a
+    /// write that did not pass through this gateway can be).
+    pub fn new(store: Store, capacity: u64, ttl: Duration) -> EntityLoader {
+        EntityLoader {
+            store,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            epoch: Mutex::new(0),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.entry_count(),
+        }
+    }
+
+    /// The entities one decision on (`principal`, `resource`) needs, checked
+    /// against `schema` (which also adds the action entities, without which
+    /// `action in ...` would not hold). The schema is an argument rather than
+    /// loader state so that a policy reload changes it together with the
+    /// policies that read the slice.
+    ///
+    /// `sessions` holds the facts of any `Session` the request names (as
+    /// principal or resource). `Ok(None)` when the principal or the resource
+    /// does not exist: the gateway answers that exactly like a deny.
+    pub async fn slice(
+        &self,
+        schema: &Schema,
+        principal: &EntityRef,
+        resource: &EntityRef,
+        sessions: &[SessionFacts],
+    ) -> Result<Option<Entities>, EntityError> {
+        let mut built: HashMap<EntityRef, Entity> = HashMap::new();
+        let mut queue: Vec<(EntityRef, Option<EntityRef>)> =
+            vec![(resource.clone(), None), (principal.clone(), None)];
+        while let Some((r, from)) = queue.pop() {
+            if built.contains_key(&r) {
+                continue;
+            }
+            let found = match &r {
+                EntityRef::Session(id) => sessions
+                    .iter()
+                    .find(|s| s.id.as_str() == id)
+                    .map(session_record)
+                    .transpose()?
+                    .map(Arc::new),
+                other => self.record(other).await?,
+            };
+            let Some(record) = found else {
+                return match from {
+                    None => Ok(None),
+                    Some(from) => Err(EntityError::Dangling {
+                        from: from.to_string(),
+                        missing: r.to_string(),
+                    }),
+                };
+            };
+            for link in &record.links {
+                if !built.contains_key(link) {
+                    queue.push((link.clone(), Some(r.clone())));
+                }
+            }
+            built.insert(r, record.entity.clone());
+        }
+        Entities::from_entities(built.into_values(), Some(schema))
+            .map(Some)
+            .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
+    }
+
+    /// Drops exactly `entity`'s cached record, and the records derived from
+    /// it: for an authorization, the customer records whose live
+    /// authorization it is or may become.
+    pub fn invalidate(&self, entity: &EntityRef) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        *epoch += 1;
+        if let EntityRef::Authorization(id) = entity {
+            if let Some(owner) = self.cache.get(entity).and_then(|r| {
+                r.links
+                    .iter()
+                    .find(|l| matches!(l, EntityRef::Customer(_)))
+                    .cloned()
+            }) {
+                self.cache.invalidate(&owner);
+            }
+            let id = id.clone();
+            let registered = self.cache.invalidate_entries_if(move |k, v| {
+                matches!(k, EntityRef::Customer(_)) && v.live_candidates.contains(&id)
+            });
+            if registered.is_err() {
+                // Cannot happen (the builder enables closures); stay correct anyway.
+                self.cache.invalidate_all();
+            }
+        }
+        self.cache.invalidate(entity);
+    }
+
+    /// Drops every cached record (after a bulk import, for instance).
+    pub fn invalidate_all(&self) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        *epoch += 1;
+        self.cache.invalidate_all();
+    }
+
+    /// One stored entity's record, from the cache or the store.
+    async fn record(&self, r: &EntityRef) -> Result<Option<Arc<Record>>, EntityError> {
+        if let Some(record) = self.cache.get(r) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(record));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let started = *self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((record, extra)) = self.fetch(r).await? else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if *epoch == started {
+            self.cache.insert(r.clone(), record.clone());
+            for (k, v) in extra {
+                self.cache.insert(k, Arc::new(v));
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Reads one entity from the store. Besides its record, it may return
+    /// records read along the way (a customer's live authorization).
+    async fn fetch(
+        &self,
+        r: &EntityRef,
+    ) -> Result<Option<(Record, Vec<(EntityRef, Record)>)>, EntityError> {
+        let s = &self.store;
+        Ok(match r {
+            EntityRef::Partner(id) => s
+                .partner(&PartnerId::from(id.as_str()))
+                .await?
+                .map(|p| partner_record(&p))
+                .transpose()?
+                .map(|rec| (rec, vec![])),
+            EntityRef::Operator(id) => s
+                .operator(&OperatorId::from(id.as_str()))
+                .await?
+                .map(|o| operator_record(&o))
+                .transpose()?
+                .map(|rec| (rec, vec![])),
+            EntityRef::Customer(id) => {
+                let Some(c) = s.customer(&CustomerId::from(id.as_str())).await? else {
+                    return Ok(None);
+                };
+                let candidates = s.live_authorization_candidates(&c.id, &c.partner).await?;
+                let live = candidates.first();
+                let mut extra = Vec::new();
+                if let Some(a) = live {
+                    extra.push((
+                        EntityRef::Authorization(a.id.0.clone()),
+                        authorization_record(a)?,
+                    ));
+                }
+                let mut rec = customer_record(&c, live.map(|a| &a.id))?;
+                rec.live_candidates = candidates.iter().map(|a| a.id.0.clone()).collect();
+                Some((rec, extra))
+            }
+            EntityRef::Authorization(id) => s
+                .authorization(&AuthorizationId::from(id.as_str()))
+                .await?
+                .map(|a| authorization_record(&a))
+                .transpose()?
+                .map(|rec| (rec, vec![])),
+            EntityRef::Order(id) => {
+                // Only the owner matters to the policies; skip the line items.
+                let row = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
+                    .bind(id.clone())
+                    .fetch_optional(s.pool())
+                    .await
+                    .map_err(StoreError::from)?;
+                match row {
+                    Some(row) => {
+                        let customer: String =
+                            sqlx::Row::try_get(&row, "customer_id").map_err(StoreError::from)?;
+                        Some((child_record(r, &customer, vec![])?, vec![]))
+                    }
+                    None => None,
+                }
+            }
+            EntityRef::Resource(id) => s
+                .resource(&ResourceId::from(id.as_str()))
+                .await?
+                .map(|res| {
+                    child_record(
+                        r,
+                        res.customer.as_str(),
+                        vec![(
+                            "charging",
+                            RestrictedExpression::new_string(res.charging.as_str().to_owned()),
+                        )],
+                    )
+                })
+                .transpose()?
+                .map(|rec| (rec, vec![])),
+            EntityRef::Session(_) => None,
+        })
+    }
+}
+
+fn build(
+    r: &EntityRef,
+    attrs: Vec<(&str, RestrictedExpression)>,
+    parents: Vec<EntityRef>,
+    links: Vec<EntityRef>,
+) -> Result<Record, EntityError> {
+    let entity = Entity::new(
+        r.uid(),
+        attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        parents
+            .iter()
+            .map(EntityRef::uid)
+            .collect::<HashSet<EntityUid>>(),
+    )
+    .map_err(|e| EntityError::Build {
+        entity: r.to_string(),
+        message: crate::policy::describe(&e),
+    })?;
+    let mut all_links = parents;
+    all_links.extend(links);
+    Ok(Record {
+        entity,
+        links: all_links,
+        live_candidates: Vec::new(),
+    })
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+fn entity(r: &EntityRef) -> RestrictedExpression {
+    RestrictedExpression::new_entity_uid(r.uid())
+}
+
+fn strings<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(|s| string(s.as_ref())))
+}
+
+fn datetime(t: Timestamp) -> RestrictedExpression {
+    RestrictedExpression::new_datetime(time::format(t))
+}
+
+/// Cedar's `decimal` literal needs a point and at most four places.
+fn decimal(d: Decimal) -> RestrictedExpression {
+    let text = d.to_string();
+    let text = if text.contains('.') {
+        text
+    } else {
+        format!("{text}.0")
+    };
+    RestrictedExpression::new_decimal(text)
+}
+
+fn partner_record(p: &model::Partner) -> Result<Record, EntityError> {
+    let r = EntityRef::Partner(p.id.0.clone());
+    // Only a reseller holds grants; anyone else gets all-false, no quotas.
+    let reseller = p.kind == PartnerKind::Reseller;
+    let mut grants = vec![
+        (
+            "budget".to_owned(),
+            RestrictedExpression::new_bool(reseller && p.grants.budget),
+        ),
+        (
+            "freeze".to_owned(),
+            RestrictedExpression::new_bool(reseller && p.grants.freeze),
+        ),
+        (
+            "on_behalf".to_owned(),
+            RestrictedExpression::new_bool(reseller && p.grants.on_behalf),
+        ),
+    ];
+    if reseller {
+        if let Some(q) = p.grants.monthly_quota {
+            grants.push(("monthly_quota".to_owned(), decimal(q)));
+        }
+        if let Some(q) = p.grants.one_time_quota {
+            grants.push(("one_time_quota".to_owned(), decimal(q)));
+        }
+    }
+    let grants = RestrictedExpression::new_record(grants).map_err(|e| EntityError::Build {
+        entity: r.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut attrs = vec![("kind", string(p.kind.as_str())), ("grants", grants)];
+    let mut parents = Vec::new();
+    if let (true, Some(dist)) = (reseller, &p.distributor) {
+        let dist = EntityRef::Partner(dist.0.clone());
+        attrs.push(("distributor", entity(&dist)));
+        parents.push(dist);
+    }
+    build(&r, attrs, parents, vec![])
+}
+
+fn operator_record(o: &model::Operator) -> Result<Record, EntityError> {
+    let partner = EntityRef::Partner(o.partner.0.clone());
+    build(
+        &EntityRef::Operator(o.id.0.clone()),
+        vec![
+            ("partner", entity(&partner)),
+            ("roles", strings(o.roles.iter().map(|r| r.as_str()))),
+            ("status", string(o.status.as_str())),
+        ],
+        vec![partner],
+        vec![],
+    )
+}
+
+fn customer_record(
+    c: &model::Customer,
+    live: Option<&AuthorizationId>,
+) -> Result<Record, EntityError> {
+    let partner = EntityRef::Partner(c.partner.0.clone());
+    let mut attrs = vec![
+        ("partner", entity(&partner)),
+        ("association", string(c.association.as_str())),
+        ("frozen", RestrictedExpression::new_bool(c.frozen)),
+    ];
+    if let Some(am) = &c.account_manager {
+        attrs.push((
+            "account_manager",
+            entity(&EntityRef::Operator(am.0.clone())),
+        ));
+    }
+    if let (true, Some(ft)) = (c.frozen, c.freeze_type) {
+        attrs.push(("freeze_type", string(ft.as_str())));
+    }
+    let mut links = Vec::new();
+    if let Some(a) = live {
+        let a = EntityRef::Authorization(a.0.clone());
+        attrs.push(("authorization", entity(&a)));
+        links.push(a);
+    }
+    build(
+        &EntityRef::Customer(c.id.0.clone()),
+        attrs,
+        vec![partner],
+        links,
+    )
+}
+
+fn authorization_record(a: &model::Authorization) -> Result<Record, EntityError> {
+    let customer = EntityRef::Customer(a.customer.0.clone());
+    let partner = EntityRef::Partner(a.partner.0.clone());
+    build(
+        &EntityRef::Authorization(a.id.0.clone()),
+        vec![
+            ("customer", entity(&customer)),
+            ("partner", entity(&partner)),
+            ("scopes", strings(a.scopes.iter().map(|s| s.as_str()))),
+            ("status", string(a.status.as_str())),
+            ("expires_at", datetime(a.expires_at)),
+        ],
+        vec![customer],
+        vec![partner],
+    )
+}
+
+/// An order or resource: `in` its customer, with a `customer` attribute.
+fn child_record(
+    r: &EntityRef,
+    customer: &str,
+    mut attrs: Vec<(&str, RestrictedExpression)>,
+) -> Result<Record, EntityError> {
+    let customer = EntityRef::Customer(customer.to_owned());
+    attrs.push(("customer", entity(&customer)));
+    build(r, attrs, vec![customer], vec![])
+}
+
+fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
+    let operator = EntityRef::Operator(s.operator.0.clone());
+    let customer = EntityRef::Customer(s.customer.0.clone());
+    let authorization = EntityRef::Authorization(s.authorization_id.0.clone());
+    build(
+        &EntityRef::Session(s.id.0.clone()),
+        vec![
+            ("customer", entity(&customer)),
+            ("operator", entity(&operator)),
+            ("scopes", strings(s.scopes.iter().map(|s| s.as_str()))),
+            ("expires_at", datetime(s.expires_at)),
+            ("ended", RestrictedExpression::new_bool(s.ended)),
+            ("authorization", entity(&authorization)),
+        ],
+        vec![],
+        vec![operator, customer, authorization],
+    )
+}

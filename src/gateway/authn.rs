@@ -1,0 +1,352 @@
+//! Stage 2, authenticate: who is calling. `SDK-HMAC-SHA256` AK/SK signatures
+//! (docs/wire-format.md §1.5) or `X-Auth-Token` tokens. Every failure is the
+//! same 401 to the client; the reason goes to the log.
+
+use super::normalize::CanonicalTarget;
+use super::tokens::TokenSigner;
+use super::GatewayError;
+use crate::assertion::{CallerKind, Identity};
+use crate::entities::SessionFacts;
+use crate::model::{OperatorStatus, PrincipalKind};
+use crate::policy::EntityRef;
+use crate::sessions::SessionKeys;
+use crate::signing::{self, AuthorizationHeader};
+use crate::store::{CredentialRecord, Store};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use http::request::Parts;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Requests dated further than this from the gateway's clock are refused.
+pub const CLOCK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
+pub const TOKEN_HEADER: &str = "x-auth-token";
+pub const SECURITY_TOKEN_HEADER: &str = "x-security-token";
+pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
+
+/// How the caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Signature,
+    Token,
+}
+
+/// An authenticated caller: the Cedar principal and the identity asserted upstream.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: EntityRef,
+    pub identity: Identity,
+    pub method: AuthMethod,
+    /// For an assume-role session: what the policies see of it.
+    pub session: Option<SessionFacts>,
+}
+
+pub struct Authenticator {
+    store: Store,
+    tokens: TokenSigner,
+    sessions: SessionKeys,
+    /// Unsealed credentials by access key: a signature check needs the
+    /// secret, and unsealing on every request would cost a database read and
+    /// a decryption. Entries live briefly; credentials change only by import.
+    credentials: moka::sync::Cache<String, Arc<CredentialRecord>>,
+}
+
+fn unauthenticated(reason: &'static str) -> GatewayError {
+    GatewayError::Unauthenticated(reason)
+}
+
+impl Authenticator {
+    pub fn new(store: Store, tokens: TokenSigner, sessions: SessionKeys) -> Self {
+        Authenticator {
+            store,
+            tokens,
+            sessions,
+            credentials: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    pub fn tokens(&self) -> &TokenSigner {
+        &self.tokens
+    }
+
+    pub fn sessions(&self) -> &SessionKeys {
+        &self.sessions
+    }
+
+    pub async fn authenticate(
+        &self,
+        parts: &Parts,
+        target: &CanonicalTarget,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Caller, GatewayError> {
+        let authorization = single_header(parts, "authorization")?;
+        let token = single_header(parts, TOKEN_HEADER)?;
+        match (authorization, token) {
+            (Some(auth), None) => self.by_signature(parts, target, auth, body, now).await,
+            (None, Some(token)) => {
+                let (kind, id) = self.tokens.verify(token, now)?;
+                self.principal(kind, &id, AuthMethod::Token, None).await
+            }
+            (Some(_), Some(_)) => Err(unauthenticated("both a signature and a token")),
+            (None, None) => Err(unauthenticated("no credentials")),
+        }
+    }
+
+    async fn by_signature(
+        &self,
+        parts: &Parts,
+        target: &CanonicalTarget,
+        authorization: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Caller, GatewayError> {
+        let auth = AuthorizationHeader::parse(authorization)
+            .ok_or(unauthenticated("malformed Authorization header"))?;
+        let signed = &auth.signed_headers;
+        let is_signed = |name: &str| signed.iter().any(|h| h == name);
+        if !is_signed("host") || !is_signed("x-sdk-date") {
+            return Err(unauthenticated("host and x-sdk-date must be signed"));
+        }
+        // Headers the SDK always signs when it sends them: unsigned, they could be swapped.
+        for name in [SECURITY_TOKEN_HEADER, DOMAIN_ID_HEADER] {
+            if parts.headers.contains_key(name) && !is_signed(name) {
+                return Err(unauthenticated(
+                    "a credential header is present but not signed",
+                ));
+            }
+        }
+        if parts.headers.contains_key("x-sdk-content-sha256") {
+            return Err(unauthenticated("unsigned payloads are not accepted"));
+        }
+
+        let mut values = Vec::with_capacity(signed.len());
+        for name in signed {
+            let value = match (name.as_str(), single_header(parts, name)?) {
+                (_, Some(v)) => v.to_owned(),
+                // HTTP/2 carries the host in :authority, which hyper puts in the URI.
+                ("host", None) => parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str().to_owned())
+                    .ok_or(unauthenticated("signed host header missing"))?,
+                (_, None) => return Err(unauthenticated("a signed header is missing")),
+            };
+            values.push(value);
+        }
+        let date =
+            single_header(parts, "x-sdk-date")?.ok_or(unauthenticated("x-sdk-date missing"))?;
+        let signed_at = NaiveDateTime::parse_from_str(date, signing::DATE_FORMAT)
+            .map_err(|_| unauthenticated("malformed x-sdk-date"))?
+            .and_utc();
+        if (now - signed_at).abs() > CLOCK_WINDOW {
+            return Err(unauthenticated("x-sdk-date outside the clock window"));
+        }
+        let headers: Vec<(&str, &str)> = signed
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(String::as_str))
+            .collect();
+        let creq = signing::canonical_request(
+            parts.method.as_str(),
+            &target.path,
+            &target.query,
+            &headers,
+            &signing::sha256_hex(body),
+        );
+        let string_to_sign = signing::string_to_sign(date, &creq);
+        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?;
+
+        if let Some(token) = single_header(parts, SECURITY_TOKEN_HEADER)? {
+            return self
+                .by_session(&auth, token, &string_to_sign, domain_id, now)
+                .await;
+        }
+        let credential = self.credential(&auth.access).await?;
+        let expected = signing::signature(&credential.secret, &string_to_sign);
+        if !signing::signature_matches(&expected, &auth.signature) {
+            return Err(unauthenticated("signature mismatch"));
+        }
+        self.principal(
+            credential.principal_kind,
+            &credential.principal_id,
+            AuthMethod::Signature,
+            domain_id,
+        )
+        .await
+    }
+
+    /// Temporary credentials of an assume-role session: the token must be
+    /// genuine and bound to the signing access key, the session live, its
+    /// operator active, and the signature made with the session's secret.
+    async fn by_session(
+        &self,
+        auth: &AuthorizationHeader,
+        token: &str,
+        string_to_sign: &str,
+        domain_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Caller, GatewayError> {
+        let session_id = self
+            .sessions
+            .verify_token(token, &auth.access, now.timestamp())
+            .ok_or(unauthenticated("invalid or expired security token"))?;
+        let expected = signing::signature(&self.sessions.secret_for(&auth.access), string_to_sign);
+        if !signing::signature_matches(&expected, &auth.signature) {
+            return Err(unauthenticated("signature mismatch"));
+        }
+        let lookup =
+            |e: crate::store::StoreError| GatewayError::Unavailable(format!("session lookup: {e}"));
+        let session = self
+            .store
+            .session(&session_id)
+            .await
+            .map_err(lookup)?
+            .ok_or(unauthenticated("unknown session"))?;
+        if session.access_key != auth.access {
+            return Err(unauthenticated("security token of another session"));
+        }
+        if !session.is_live(now) {
+            return Err(unauthenticated("session ended or expired"));
+        }
+        let operator = self
+            .store
+            .operator(&session.operator)
+            .await
+            .map_err(lookup)?
+            .ok_or(unauthenticated("session of a vanished operator"))?;
+        if operator.status != OperatorStatus::Active {
+            return Err(unauthenticated("session of a disabled operator"));
+        }
+        if let Some(domain) = domain_id {
+            if domain.trim() != session.customer.as_str() {
+                return Err(unauthenticated(
+                    "x-domain-id is not the session's customer account",
+                ));
+            }
+        }
+        Ok(Caller {
+            principal: EntityRef::Session(session.id.0.clone()),
+            identity: Identity {
+                kind: CallerKind::Session,
+                id: session.id.0.clone(),
+                partner: Some(session.partner.0.clone()),
+                roles: vec![],
+                customer: Some(session.customer.0.clone()),
+                scopes: session.scopes.clone(),
+                source_operator: Some(session.operator.0.clone()),
+            },
+            method: AuthMethod::Signature,
+            session: Some(session.facts()),
+        })
+    }
+
+    async fn credential(&self, access_key: &str) -> Result<Arc<CredentialRecord>, GatewayError> {
+        if let Some(found) = self.credentials.get(access_key) {
+            return Ok(found);
+        }
+        let record = self
+            .store
+            .credential(access_key)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("credential lookup: {e}")))?
+            .ok_or(unauthenticated("unknown access key"))?;
+        let record = Arc::new(record);
+        self.credentials
+            .insert(access_key.to_owned(), record.clone());
+        Ok(record)
+    }
+
+    /// Resolves the principal behind a credential; a disabled operator or a
+    /// vanished principal does not authenticate. `domain_id`, when the client
+    /// sent one, must name the caller's own account (partner or customer).
+    pub async fn principal(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+        method: AuthMethod,
+        domain_id: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
+        let lookup = |e: crate::store::StoreError| {
+            GatewayError::Unavailable(format!("principal lookup: {e}"))
+        };
+        let caller = match kind {
+            PrincipalKind::Operator => {
+                let op = self
+                    .store
+                    .operator(&id.into())
+                    .await
+                    .map_err(lookup)?
+                    .ok_or(unauthenticated("credential of a vanished operator"))?;
+                if op.status != OperatorStatus::Active {
+                    return Err(unauthenticated("disabled operator"));
+                }
+                Caller {
+                    principal: EntityRef::Operator(op.id.0.clone()),
+                    identity: Identity {
+                        kind: CallerKind::Operator,
+                        id: op.id.0,
+                        partner: Some(op.partner.0),
+                        roles: op.roles,
+                        customer: None,
+                        scopes: vec![],
+                        source_operator: None,
+                    },
+                    method,
+                    session: None,
+                }
+            }
+            PrincipalKind::Customer => {
+                let customer = self
+                    .store
+                    .customer(&id.into())
+                    .await
+                    .map_err(lookup)?
+                    .ok_or(unauthenticated("credential of a vanished customer"))?;
+                Caller {
+                    principal: EntityRef::Customer(customer.id.0.clone()),
+                    identity: Identity {
+                        kind: CallerKind::Customer,
+                        id: customer.id.0.clone(),
+                        partner: None,
+                        roles: vec![],
+                        customer: Some(customer.id.0),
+                        scopes: vec![],
+                        source_operator: None,
+                    },
+                    method,
+                    session: None,
+                }
+            }
+        };
+        if let Some(domain) = domain_id {
+            let account = caller
+                .identity
+                .partner
+                .as_deref()
+                .or(caller.identity.customer.as_deref());
+            if Some(domain.trim()) != account {
+                return Err(unauthenticated("x-domain-id is not the caller's account"));
+            }
+        }
+        Ok(caller)
+    }
+}
+
+/// A header's value when it appears at most once; twice is ambiguous (401).
+fn single_header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, GatewayError> {
+    let mut all = parts.headers.get_all(name).iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(unauthenticated("a credential header appears twice"));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| unauthenticated("a credential header is not text"))
+}

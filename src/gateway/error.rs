@@ -1,0 +1,137 @@
+//! What can go wrong on the request path, and the one function that turns it
+//! into an answer. Causes are logged here; the client sees only the API error.
+
+use crate::api_error::{codes, ApiError};
+use http::StatusCode;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The request line or framing is ambiguous (normalize stage).
+    Malformed(&'static str),
+    /// A parameter the gateway needs is missing or malformed.
+    BadParameter(String),
+    /// A parameter is well-formed but out of range.
+    InvalidParameter(String),
+    BodyTooLarge,
+    /// Authentication failed; the reason is logged, never sent.
+    Unauthenticated(&'static str),
+    UnknownRoute,
+    /// The policies said no (or the resource does not exist: same answer).
+    Denied {
+        code: String,
+        msg: String,
+        details: Option<Value>,
+    },
+    /// A dependency the decision needs is down (database, policies): fail closed.
+    Unavailable(String),
+    /// A bug or an unexpected state on our side.
+    Internal(String),
+    UpstreamUnreachable(String),
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    /// The default denial, also used for unknown resources (no existence oracle).
+    pub fn denied() -> Self {
+        let e = ApiError::denied();
+        GatewayError::Denied {
+            code: e.code,
+            msg: e.msg,
+            details: None,
+        }
+    }
+
+    /// The one mapping from a failure to the API's answer.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            GatewayError::Malformed(why) => {
+                ApiError::parameter(format!("Malformed request: {why}."))
+            }
+            GatewayError::BadParameter(msg) => ApiError::parameter(msg.clone()),
+            GatewayError::InvalidParameter(msg) => ApiError::invalid(msg.clone()),
+            GatewayError::BodyTooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::BODY_TOO_LARGE,
+                "The request body is too large.",
+            ),
+            GatewayError::Unauthenticated(reason) => {
+                tracing::info!(reason, "authentication failed");
+                ApiError::unauthenticated()
+            }
+            GatewayError::UnknownRoute => ApiError::not_found(),
+            GatewayError::Denied { code, msg, details } => {
+                let e = ApiError::new(StatusCode::FORBIDDEN, code, msg.clone());
+                match details {
+                    Some(d) => e.with_details(d.clone()),
+                    None => e,
+                }
+            }
+            GatewayError::Unavailable(cause) => {
+                tracing::error!(
+                    cause,
+                    "denied because a dependency is unavailable (fail closed)"
+                );
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "The service is temporarily unavailable. Try again later.",
+                )
+            }
+            GatewayError::Internal(cause) => {
+                tracing::error!(cause, "internal error");
+                ApiError::internal()
+            }
+            GatewayError::UpstreamUnreachable(cause) => {
+                tracing::error!(cause, "upstream unreachable");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    codes::BAD_GATEWAY,
+                    "The upstream service is unreachable.",
+                )
+            }
+            GatewayError::UpstreamTimeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::GATEWAY_TIMEOUT,
+                "The upstream service did not answer in time.",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant maps to the status a client must see; pinned here.
+    #[test]
+    fn statuses_are_pinned() {
+        let cases = [
+            (GatewayError::Malformed("x"), 400),
+            (GatewayError::BadParameter("x".into()), 400),
+            (GatewayError::InvalidParameter("x".into()), 400),
+            (GatewayError::BodyTooLarge, 413),
+            (GatewayError::Unauthenticated("x"), 401),
+            (GatewayError::UnknownRoute, 404),
+            (GatewayError::denied(), 403),
+            (GatewayError::Unavailable("db".into()), 503),
+            (GatewayError::Internal("bug".into()), 500),
+            (GatewayError::UpstreamUnreachable("x".into()), 502),
+            (GatewayError::UpstreamTimeout, 504),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.to_api_error().status.as_u16(), status, "{err:?}");
+        }
+        let unauth = GatewayError::Unauthenticated("bad signature").to_api_error();
+        assert!(
+            !unauth.msg.contains("signature"),
+            "401 never says which part failed"
+        );
+        let unavailable =
+            GatewayError::Unavailable("connection refused to 10.0.0.1".into()).to_api_error();
+        assert!(
+            !unavailable.msg.contains("10.0.0.1"),
+            "causes are logged, not sent"
+        );
+    }
+}

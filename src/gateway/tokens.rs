@@ -1,0 +1,135 @@
+//! `X-Auth-Token` tokens, as the cloud's IAM issues them: `POST /v3/auth/tokens`
+//! (itself AK/SK-signed) answers 201 with the token in `X-Subject-Token`.
+//!
+//! A token is `t1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, keyed
+//! with a key derived from the master key (so every gateway sharing the
+//! database accepts it). It is tamper-evident and expires after at most 24 h;
+//! it is not stored, and it dies with its principal: authentication reloads
+//! the operator on every request and refuses a disabled one.
+
+use super::GatewayError;
+use crate::crypto::constant_time_eq;
+use crate::model::PrincipalKind;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The longest a token lives (and the default).
+pub const MAX_TOKEN_SECS: i64 = 24 * 3600;
+/// The shortest lifetime a client may ask for.
+pub const MIN_TOKEN_SECS: i64 = 900;
+
+#[derive(Serialize, Deserialize)]
+struct TokenClaims {
+    kind: PrincipalKind,
+    sub: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// Issues and verifies tokens. `Debug` hides the key.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner(..)")
+    }
+}
+
+impl TokenSigner {
+    pub fn new(key: [u8; 32]) -> Self {
+        TokenSigner { key }
+    }
+
+    fn mac(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// A token for the principal, valid `lifetime_secs` from `now`.
+    pub fn issue(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+        now: DateTime<Utc>,
+        lifetime_secs: i64,
+    ) -> (String, DateTime<Utc>) {
+        let exp =
+            now + chrono::Duration::seconds(lifetime_secs.clamp(MIN_TOKEN_SECS, MAX_TOKEN_SECS));
+        let claims = TokenClaims {
+            kind,
+            sub: id.to_owned(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+        let signed = format!("t1.{payload}");
+        let sig = B64.encode(self.mac(signed.as_bytes()));
+        (format!("{signed}.{sig}"), exp)
+    }
+
+    /// The principal a token names, if it is genuine and unexpired.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(PrincipalKind, String), GatewayError> {
+        let bad = |why| GatewayError::Unauthenticated(why);
+        let (signed, sig) = token
+            .trim()
+            .rsplit_once('.')
+            .ok_or(bad("malformed token"))?;
+        let payload = signed.strip_prefix("t1.").ok_or(bad("malformed token"))?;
+        let sig = B64.decode(sig).map_err(|_| bad("malformed token"))?;
+        if !constant_time_eq(&sig, &self.mac(signed.as_bytes())) {
+            return Err(bad("token signature mismatch"));
+        }
+        let claims: TokenClaims =
+            serde_json::from_slice(&B64.decode(payload).map_err(|_| bad("malformed token"))?)
+                .map_err(|_| bad("malformed token"))?;
+        if claims.exp <= now.timestamp() || claims.exp - claims.iat > MAX_TOKEN_SECS {
+            return Err(bad("token expired"));
+        }
+        Ok((claims.kind, claims.sub))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_until_they_expire_and_resist_tampering() {
+        let signer = TokenSigner::new([3; 32]);
+        let now = Utc::now();
+        let (token, exp) = signer.issue(PrincipalKind::Operator, "op-1", now, 999_999);
+        assert_eq!(
+            exp,
+            now + chrono::Duration::seconds(MAX_TOKEN_SECS),
+            "capped at 24 h"
+        );
+        assert_eq!(
+            signer.verify(&token, now).unwrap(),
+            (PrincipalKind::Operator, "op-1".to_string())
+        );
+        assert!(signer.verify(&token, exp).is_err());
+        let other = TokenSigner::new([4; 32]);
+        assert!(other.verify(&token, now).is_err());
+        let (prefix, sig) = token.rsplit_once('.').unwrap();
+        let forged_claims = B64
+            .encode(br#"{"kind":"operator","sub":"op-admin","iat":0,"exp":99999999999,"jti":"x"}"#);
+        assert!(signer
+            .verify(&format!("t1.{forged_claims}.{sig}"), now)
+            .is_err());
+        assert!(signer.verify(prefix, now).is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! Prometheus metrics, rendered by `GET /metrics` on the admin listener.
+//!
+//! Recording goes through the `metrics` facade: any module records with one
+//! call and no handle threaded through the request path (the sessions code
+//! calls [`set_live_sessions`] from wherever it counts them).
+//! `metrics-exporter-prometheus` renders the Prometheus text exposition format
+//! (0.0.4) with real histograms. The recorder is process-wide, installed once
+//! by the first gateway that starts: a deployment runs one gateway per process
+//! (several gateways in one process, as in the tests, add up).
+//!
+//! Every name is listed in README.md ("Metrics").
+
+use crate::audit::DecisionRecord;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Counter: requests answered, by `route` (the route template, `unmatched`
+/// when none matched), `action` (`none` before routing), `decision`
+/// (`allow`, `deny`, `none` when no decision was reached) and `status`.
+pub const REQUESTS: &str = "pgw_requests_total";
+/// Histogram: the whole request, from the first byte read to the answer, by `route`.
+pub const REQUEST_SECONDS: &str = "pgw_request_duration_seconds";
+/// Histogram: the authorization stage of a request (entity slices and every
+/// Cedar check of a batch), by `action`.
+pub const DECISION_SECONDS: &str = "pgw_decision_duration_seconds";
+/// Histogram: the exchange with the domain store, by `route`.
+pub const UPSTREAM_SECONDS: &str = "pgw_upstream_duration_seconds";
+/// Counters read from the entity cache at scrape time.
+pub const ENTITY_CACHE_HITS: &str = "pgw_entity_cache_hits_total";
+pub const ENTITY_CACHE_MISSES: &str = "pgw_entity_cache_misses_total";
+/// Gauge: entity records cached (approximate).
+pub const ENTITY_CACHE_ENTRIES: &str = "pgw_entity_cache_entries";
+/// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
+/// (`applied`, `unchanged`, `failed`).
+pub const POLICY_RELOADS: &str = "pgw_policy_reloads_total";
+/// Gauge by `set`: 1 while the files on disk do not load (the last good set
+/// keeps serving), 0 otherwise.
+pub const POLICY_RELOAD_ERROR: &str = "pgw_policy_reload_error";
+/// Gauge by `set` and `version`: 1 for the version serving, 0 for the ones before.
+pub const POLICY_VERSION: &str = "pgw_policy_version_info";
+/// Counter: decisions where the shadow set disagrees with the live set, by
+/// `action`, `live` and `shadow` (`allow`/`deny`).
+pub const SHADOW_DISAGREEMENTS: &str = "pgw_shadow_disagreements_total";
+/// Counter: decisions the shadow set was evaluated on, by `action`.
+pub const SHADOW_DECISIONS: &str = "pgw_shadow_decisions_total";
+/// Gauge: assume-role sessions currently live (set by the sessions code).
+pub const LIVE_SESSIONS: &str = "pgw_live_sessions";
+
+/// Upper bounds (seconds) of the latency histograms: 0.5 ms to 30 s.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and describes every metric.
+/// Fails when another recorder was installed first (by an embedding program).
+pub fn install() -> Result<&'static PrometheusHandle, String> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .map_err(|e| e.to_string())?
+                .install_recorder()
+                .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+            describe();
+            Ok(handle)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn describe() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by route template, action, decision and status."
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Whole request latency, by route template."
+    );
+    describe_histogram!(
+        DECISION_SECONDS,
+        Unit::Seconds,
+        "Authorization stage latency (entities + Cedar), by action."
+    );
+    describe_histogram!(
+        UPSTREAM_SECONDS,
+        Unit::Seconds,
+        "Domain store exchange latency, by route template."
+    );
+    describe_counter!(ENTITY_CACHE_HITS, "Entity cache hits.");
+    describe_counter!(
+        ENTITY_CACHE_MISSES,
+        "Entity cache misses (records read from the database)."
+    );
+    describe_gauge!(ENTITY_CACHE_ENTRIES, "Entity records cached.");
+    describe_counter!(
+        POLICY_RELOADS,
+        "Policy reload attempts, by set and result (applied, unchanged, failed)."
+    );
+    describe_gauge!(
+        POLICY_RELOAD_ERROR,
+        "1 while the policy files on disk do not load and the last good set serves."
+    );
+    describe_gauge!(
+        POLICY_VERSION,
+        "1 for the policy set version serving, by set."
+    );
+    describe_counter!(
+        SHADOW_DISAGREEMENTS,
+        "Decisions where the shadow policies disagree with the live ones."
+    );
+    describe_counter!(
+        SHADOW_DECISIONS,
+        "Decisions the shadow policies were evaluated on."
+    );
+    describe_gauge!(LIVE_SESSIONS, "Assume-role sessions currently live.");
+    set_live_sessions(0);
+}
+
+/// The Prometheus text of every metric, with the entity cache counters read now.
+pub fn render(cache: crate::entities::CacheStats) -> Result<String, String> {
+    let handle = install()?;
+    ::metrics::counter!(ENTITY_CACHE_HITS).absolute(cache.hits);
+    ::metrics::counter!(ENTITY_CACHE_MISSES).absolute(cache.misses);
+    ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(cache.entries as f64);
+    handle.run_upkeep();
+    Ok(handle.render())
+}
+
+/// Folds recorded histogram samples; call it now and then so that memory
+/// stays bounded between scrapes.
+pub fn upkeep() {
+    if let Some(Ok(handle)) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+/// One answered request: the counter and the latency histograms.
+pub fn observe_request(record: &DecisionRecord, status: u16, latency: Duration) {
+    let route = record.route.unwrap_or("unmatched");
+    let action = record.action.unwrap_or("none");
+    ::metrics::counter!(
+        REQUESTS,
+        "route" => route,
+        "action" => action,
+        "decision" => record.decision_text(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    ::metrics::histogram!(REQUEST_SECONDS, "route" => route).record(latency.as_secs_f64());
+    if let Some(d) = record.decision_latency {
+        ::metrics::histogram!(DECISION_SECONDS, "action" => action).record(d.as_secs_f64());
+    }
+    if let Some(d) = record.upstream_latency {
+        ::metrics::histogram!(UPSTREAM_SECONDS, "route" => route).record(d.as_secs_f64());
+    }
+}
+
+/// A policy reload attempt of `set` (`live` or `shadow`).
+pub fn policy_reload(set: &'static str, result: &'static str) {
+    ::metrics::counter!(POLICY_RELOADS, "set" => set, "result" => result).increment(1);
+    ::metrics::gauge!(POLICY_RELOAD_ERROR, "set" => set).set(if result == "failed" {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// A policy set starts serving: its version, and its reload counters at 0 so
+/// that they are scraped (and alert rules see them) before the first reload.
+pub fn policy_set_started(set: &'static str, version: &str) {
+    for result in ["applied", "unchanged", "failed"] {
+        ::metrics::counter!(POLICY_RELOADS, "set" => set, "result" => result).increment(0);
+    }
+    ::metrics::gauge!(POLICY_RELOAD_ERROR, "set" => set).set(0.0);
+    policy_version(set, None, version);
+}
+
+/// The version of `set` serving now (`previous` is marked 0).
+pub fn policy_version(set: &'static str, previous: Option<&str>, current: &str) {
+    if let Some(old) = previous.filter(|old| *old != current) {
+        ::metrics::gauge!(POLICY_VERSION, "set" => set, "version" => old.to_owned()).set(0.0);
+    }
+    ::metrics::gauge!(POLICY_VERSION, "set" => set, "version" => current.to_owned()).set(1.0);
+}
+
+/// One decision the shadow set was evaluated on, and whether it disagreed.
+pub fn shadow_decision(action: &str, live: bool, shadow: bool) {
+    ::metrics::counter!(SHADOW_DECISIONS, "action" => action.to_owned()).increment(1);
+    if live != shadow {
+        let text = |allow: bool| if allow { "allow" } else { "deny" };
+        ::metrics::counter!(
+            SHADOW_DISAGREEMENTS,
+            "action" => action.to_owned(),
+            "live" => text(live),
+            "shadow" => text(shadow),
+        )
+        .increment(1);
+    }
+}
+
+/// Sets the live sessions gauge. For the sessions code: call it with the
+/// count whenever sessions are created, ended or expire (or periodically).
+pub fn set_live_sessions(n: u64) {
+    ::metrics::gauge!(LIVE_SESSIONS).set(n as f64);
+}

@@ -1,0 +1,228 @@
+//! `partner-gateway policy ...`: the security team's tools to validate the
+//! policies, run the decision tests, and explain one decision.
+
+use super::testing::{self, FixtureDb, TestSession};
+use super::{AccessRequest, EntityRef, PolicyEngine};
+use crate::crypto::SecretCipher;
+use crate::entities::EntityLoader;
+use crate::store::Store;
+use anyhow::Context as _;
+use serde_json::{Map, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where the policies and the schema are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyDirs {
+    /// The directory of *.cedar policy files.
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
+    /// The directory of *.cedarschema files.
+    #[arg(long, default_value = "schema")]
+    pub schema: PathBuf,
+}
+
+impl PolicyDirs {
+    fn load(&self) -> Result<PolicyEngine, super::PolicyLoadError> {
+        PolicyEngine::load(&self.policies, &self.schema)
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Parse the schema and policies and validate them strictly; print every
+    /// problem with file and line.
+    Validate {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
+    /// Run decision tests (policies/README.md, "Decision tests"); default:
+    /// every <policies>/tests/*.json with a "cases" member.
+    Test {
+        /// Test files to run.
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
+    /// Decide one request and show why: the determining policies with file
+    /// and line, the errors, and the denial the gateway would send.
+    Explain {
+        /// e.g. 'Operator::"op-x"' (namespace optional)
+        #[arg(long)]
+        principal: String,
+        /// The action name, e.g. SetBudget.
+        #[arg(long)]
+        action: String,
+        /// e.g. 'Customer::"cust-1"'
+        #[arg(long)]
+        resource: String,
+        /// The action's context as a JSON object; `now` defaults to the current
+        /// time, `source_ip` to 127.0.0.1.
+        #[arg(long)]
+        context: Option<String>,
+        /// A session the request names, as in a test file's "sessions"
+        /// (JSON object; repeatable).
+        #[arg(long = "session")]
+        sessions: Vec<String>,
+        /// Load the entities from this fixture (DOMAIN.md section 5 format).
+        #[arg(
+            long,
+            conflicts_with = "database_url",
+            required_unless_present = "database_url"
+        )]
+        fixture: Option<PathBuf>,
+        /// Load the entities from this database (sqlite://PATH or postgres://...).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
+}
+
+pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::Validate { dirs } => Ok(validate(&dirs)),
+        PolicyCommand::Test { files, dirs } => test(files, &dirs).await,
+        PolicyCommand::Explain {
+            principal,
+            action,
+            resource,
+            context,
+            sessions,
+            fixture,
+            database_url,
+            dirs,
+        } => {
+            let request = ExplainRequest {
+                principal: EntityRef::parse(&principal)?,
+                action,
+                resource: EntityRef::parse(&resource)?,
+                context: parse_context(context.as_deref())?,
+                sessions: sessions
+                    .iter()
+                    .map(|s| serde_json::from_str::<TestSession>(s))
+                    .collect::<Result<_, _>>()
+                    .context("--session: expected a session object as in a test file")?,
+            };
+            explain(request, fixture.as_deref(), database_url.as_deref(), &dirs).await
+        }
+    }
+}
+
+fn load_or_report(dirs: &PolicyDirs) -> Option<PolicyEngine> {
+    match dirs.load() {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            for issue in &e.issues {
+                println!("{issue}");
+            }
+            println!(
+                "{} problem{}: policies not loaded",
+                e.issues.len(),
+                if e.issues.len() == 1 { "" } else { "s" }
+            );
+            None
+        }
+    }
+}
+
+fn validate(dirs: &PolicyDirs) -> ExitCode {
+    let Some(engine) = load_or_report(dirs) else {
+        return ExitCode::FAILURE;
+    };
+    println!(
+        "OK: {} policies in {} validate strictly against {} (version {})",
+        engine.policies().len(),
+        dirs.policies.display(),
+        dirs.schema.display(),
+        engine.version()
+    );
+    ExitCode::SUCCESS
+}
+
+async fn test(files: Vec<PathBuf>, dirs: &PolicyDirs) -> anyhow::Result<ExitCode> {
+    let Some(engine) = load_or_report(dirs) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let files = if files.is_empty() {
+        let dir = dirs.policies.join("tests");
+        testing::default_test_files(&dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+    } else {
+        files
+    };
+    if files.is_empty() {
+        anyhow::bail!("no test files given or found");
+    }
+    let report = testing::run_files(&engine, &files).await;
+    for f in &report.failures {
+        println!("{f}");
+    }
+    println!("{}", report.summary());
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_context(text: Option<&str>) -> anyhow::Result<Map<String, Value>> {
+    match text {
+        None => Ok(Map::new()),
+        Some(t) => match serde_json::from_str::<Value>(t).context("--context is not JSON")? {
+            Value::Object(map) => Ok(map),
+            _ => anyhow::bail!("--context must be a JSON object"),
+        },
+    }
+}
+
+struct ExplainRequest {
+    principal: EntityRef,
+    action: String,
+    resource: EntityRef,
+    context: Map<String, Value>,
+    sessions: Vec<TestSession>,
+}
+
+async fn explain(
+    req: ExplainRequest,
+    fixture: Option<&Path>,
+    database_url: Option<&str>,
+    dirs: &PolicyDirs,
+) -> anyhow::Result<ExitCode> {
+    let Some(engine) = load_or_report(dirs) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    // Keep the fixture's temporary database alive until the end.
+    let (_fixture_db, store, loader) = match (fixture, database_url) {
+        (Some(path), _) => {
+            let db = FixtureDb::load(path)
+                .await
+                .with_context(|| format!("fixture {}", path.display()))?;
+            let (store, loader) = (db.store.clone(), fresh_loader(&db.store));
+            (Some(db), store, loader)
+        }
+        (None, Some(url)) => {
+            // Only relationship rows are read; no secret is ever unsealed.
+            let cipher = SecretCipher::from_bytes(&rand::random::<[u8; 32]>())?;
+            let store = Store::connect_with(url, cipher, 2).await?;
+            let loader = fresh_loader(&store);
+            (None, store, loader)
+        }
+        (None, None) => anyhow::bail!("give --fixture FILE or --database-url URL"),
+    };
+    let sessions = testing::session_facts(&store, &req.sessions).await?;
+    let mut request = AccessRequest::new(req.principal, req.action, req.resource, req.context);
+    request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+    let explanation = super::explain::explain(&engine, &loader, &request, &sessions).await?;
+    print!("{explanation}");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fresh_loader(store: &Store) -> EntityLoader {
+    EntityLoader::new(store.clone(), 1_000, Duration::from_secs(60))
+}

@@ -1,0 +1,496 @@
+//! The Cedar policy model at run time: loading and validating `policies/*.cedar`
+//! against `schema/*.cedarschema`, and the pure decision the gateway asks for.
+//!
+//! Nothing here says who may do what: that is the policy files' job. This
+//! module maps a request to Cedar, fails closed on anything Cedar could not
+//! evaluate, and picks the denial body by the rule of `policies/README.md`.
+
+pub mod cli;
+pub mod explain;
+mod load;
+pub mod reload;
+pub mod shadow;
+pub mod testing;
+
+pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};
+
+use crate::time::{self, Timestamp};
+use cedar_policy::{
+    Authorizer, Context, Effect, Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    Schema,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+/// The Cedar namespace of the schema; test files and the CLI leave it out.
+pub const NAMESPACE: &str = "PartnerCenter";
+
+/// The denial body when no forbid with `@error_code` determined the deny
+/// (default deny, guardrails, errors): the same as for an unknown id.
+pub const DEFAULT_DENIAL_CODE: &str = "CBC.0151";
+pub const DEFAULT_DENIAL_MSG: &str = "Access denied.";
+
+/// A typed reference to one entity of the model, without the namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityRef {
+    Partner(String),
+    Operator(String),
+    Customer(String),
+    Authorization(String),
+    Order(String),
+    Resource(String),
+    Session(String),
+}
+
+/// Entity type names in the order of [`EntityRef`]'s variants.
+const TYPE_NAMES: [&str; 7] = [
+    "Partner",
+    "Operator",
+    "Customer",
+    "Authorization",
+    "Order",
+    "Resource",
+    "Session",
+];
+
+static ENTITY_TYPES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
+    TYPE_NAMES
+        .iter()
+        .map(|t| {
+            EntityTypeName::from_str(&format!("{NAMESPACE}::{t}"))
+                .expect("the model's type names are valid Cedar names")
+        })
+        .collect()
+});
+
+static ACTION_TYPE: LazyLock<EntityTypeName> = LazyLock::new(|| {
+    EntityTypeName::from_str(&format!("{NAMESPACE}::Action")).expect("valid Cedar name")
+});
+
+/// A reference that is not `Type::"id"` with one of the model's types.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid entity reference {text:?}: {reason}")]
+pub struct EntityRefError {
+    pub text: String,
+    pub reason: String,
+}
+
+impl EntityRef {
+    fn index(&self) -> usize {
+        match self {
+            EntityRef::Partner(_) => 0,
+            EntityRef::Operator(_) => 1,
+            EntityRef::Customer(_) => 2,
+            EntityRef::Authorization(_) => 3,
+            EntityRef::Order(_) => 4,
+            EntityRef::Resource(_) => 5,
+            EntityRef::Session(_) => 6,
+        }
+    }
+
+    /// The type name without the namespace, e.g. `Customer`.
+    pub fn type_name(&self) -> &'static str {
+        TYPE_NAMES[self.index()]
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            EntityRef::Partner(id)
+            | EntityRef::Operator(id)
+            | EntityRef::Customer(id)
+            | EntityRef::Authorization(id)
+            | EntityRef::Order(id)
+            | EntityRef::Resource(id)
+            | EntityRef::Session(id) => id,
+        }
+    }
+
+    fn of_type(index: usize, id: String) -> EntityRef {
+        match index {
+            0 => EntityRef::Partner(id),
+            1 => EntityRef::Operator(id),
+            2 => EntityRef::Customer(id),
+            3 => EntityRef::Authorization(id),
+            4 => EntityRef::Order(id),
+            5 => EntityRef::Resource(id),
+            _ => EntityRef::Session(id),
+        }
+    }
+
+    /// The Cedar entity id, with the namespace: `PartnerCenter::Customer::"c1"`.
+    pub fn uid(&self) -> EntityUid {
+        EntityUid::from_type_name_and_id(
+            ENTITY_TYPES[self.index()].clone(),
+            EntityId::new(self.id()),
+        )
+    }
+
+    /// The reverse of [`EntityRef::uid`]; `None` for other types (actions).
+    pub fn from_uid(uid: &EntityUid) -> Option<EntityRef> {
+        let index = ENTITY_TYPES.iter().position(|t| t == uid.type_name())?;
+        Some(EntityRef::of_type(index, uid.id().unescaped().to_owned()))
+    }
+
+    /// Parses `Type::"id"` (Cedar's syntax, escapes included), with or
+    /// without the `PartnerCenter::` namespace.
+    pub fn parse(text: &str) -> Result<EntityRef, EntityRefError> {
+        let err = |reason: &str| EntityRefError {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uid = EntityUid::from_str(text.trim())
+            .map_err(|_| err("expected Type::\"id\", e.g. Customer::\"cust-1\""))?;
+        let ty = uid.type_name();
+        let namespace = ty.namespace();
+        if !(namespace.is_empty() || namespace == NAMESPACE) {
+            return Err(err(&format!("unknown namespace {namespace:?}")));
+        }
+        let index = TYPE_NAMES
+            .iter()
+            .position(|t| *t == ty.basename())
+            .ok_or_else(|| {
+                err(&format!(
+                    "unknown entity type {:?} (one of {})",
+                    ty.basename(),
+                    TYPE_NAMES.join(", ")
+                ))
+            })?;
+        Ok(EntityRef::of_type(index, uid.id().unescaped().to_owned()))
+    }
+}
+
+impl fmt::Display for EntityRef {
+    /// `Type::"id"` with Cedar's escaping, the form [`EntityRef::parse`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ty = EntityTypeName::from_str(self.type_name()).map_err(|_| fmt::Error)?;
+        let uid = EntityUid::from_type_name_and_id(ty, EntityId::new(self.id()));
+        write!(f, "{uid}")
+    }
+}
+
+impl FromStr for EntityRef {
+    type Err = EntityRefError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EntityRef::parse(s)
+    }
+}
+
+/// What the gateway asks: may `principal` do `action` on `resource`?
+///
+/// `context` holds plain JSON typed by the schema (decimal, datetime and
+/// ipaddr as strings), the extra fields of the action plus `now` and
+/// `source_ip` (see [`AccessRequest::fill_context`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessRequest {
+    pub principal: EntityRef,
+    /// The action name alone, e.g. `SetBudget`.
+    pub action: String,
+    pub resource: EntityRef,
+    pub context: Map<String, Value>,
+}
+
+impl AccessRequest {
+    pub fn new(
+        principal: EntityRef,
+        action: impl Into<String>,
+        resource: EntityRef,
+        context: Map<String, Value>,
+    ) -> AccessRequest {
+        AccessRequest {
+            principal,
+            action: action.into(),
+            resource,
+            context,
+        }
+    }
+
+    /// Sets `now` and `source_ip` where the context does not already hold them.
+    pub fn fill_context(&mut self, now: Timestamp, source_ip: IpAddr) {
+        self.context
+            .entry("now")
+            .or_insert_with(|| Value::String(time::format(now)));
+        self.context
+            .entry("source_ip")
+            .or_insert_with(|| Value::String(source_ip.to_string()));
+    }
+
+    /// [`AccessRequest::fill_context`] with the current time: what the gateway
+    /// does for every live request.
+    pub fn with_live_context(mut self, source_ip: IpAddr) -> AccessRequest {
+        self.fill_context(time::now(), source_ip);
+        self
+    }
+}
+
+/// The outcome of one decision. `allow` is true only when Cedar allowed and
+/// nothing failed to evaluate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allow: bool,
+    /// The policy ids that determined the outcome, in file order (file name,
+    /// then position in the file).
+    pub determining: Vec<String>,
+    /// Everything that could not be evaluated; any entry means deny.
+    pub errors: Vec<String>,
+}
+
+impl Decision {
+    /// A deny that no policy produced: the request could not be put to Cedar.
+    pub fn failed(error: impl Into<String>) -> Decision {
+        Decision {
+            allow: false,
+            determining: Vec::new(),
+            errors: vec![error.into()],
+        }
+    }
+}
+
+/// A validated policy set with its schema, ready to decide.
+pub struct PolicyEngine {
+    policies: PolicySet,
+    schema: Schema,
+    /// Every policy in file order.
+    infos: Vec<PolicyInfo>,
+    /// Policy id → position in `infos`.
+    index: HashMap<String, usize>,
+    version: String,
+    policies_dir: PathBuf,
+    schema_dir: PathBuf,
+    authorizer: Authorizer,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("policies_dir", &self.policies_dir)
+            .field("schema_dir", &self.schema_dir)
+            .field("policies", &self.infos.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl PolicyEngine {
+    /// Loads every `*.cedar` of `policies_dir` (by file name) and the
+    /// `*.cedarschema` files of `schema_dir`, and validates the policies
+    /// strictly. Every problem found is reported, each with file and line.
+    pub fn load(policies_dir: &Path, schema_dir: &Path) -> Result<PolicyEngine, PolicyLoadError> {
+        let loaded = load::load(policies_dir, schema_dir)?;
+        let index = loaded
+            .infos
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        Ok(PolicyEngine {
+            policies: loaded.policies,
+            schema: loaded.schema,
+            infos: loaded.infos,
+            index,
+            version: loaded.version,
+            policies_dir: policies_dir.to_owned(),
+            schema_dir: schema_dir.to_owned(),
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// A short content hash of the schema and policy files (sha256, hex), to
+    /// record which policy version took a decision.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// Every policy, in file order.
+    pub fn policies(&self) -> &[PolicyInfo] {
+        &self.infos
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&PolicyInfo> {
+        self.index.get(id).map(|&i| &self.infos[i])
+    }
+
+    pub fn policies_dir(&self) -> &Path {
+        &self.policies_dir
+    }
+
+    pub fn schema_dir(&self) -> &Path {
+        &self.schema_dir
+    }
+
+    /// The Cedar id of an action name such as `SetBudget`.
+    pub fn action_uid(action: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ACTION_TYPE.clone(), EntityId::new(action))
+    }
+
+    /// Decides `request` over `entities` (the slice the entity loader built).
+    ///
+    /// Pure and fail closed: an unknown action, a context that does not match
+    /// the action's context type, or any evaluation error denies. Cedar itself
+    /// skips a policy that errors, so an erroring forbid would not deny.
+    pub fn decide(&self, request: &AccessRequest, entities: &Entities) -> Decision {
+        let action = Self::action_uid(&request.action);
+        let context = match Context::from_json_value(
+            Value::Object(request.context.clone()),
+            Some((&self.schema, &action)),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return Decision::failed(format!(
+                    "context of {} does not match the schema: {}",
+                    request.action,
+                    describe(&e)
+                ))
+            }
+        };
+        let cedar_request = match Request::new(
+            request.principal.uid(),
+            action,
+            request.resource.uid(),
+            context,
+            Some(&self.schema),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                return Decision::failed(format!(
+                    "request does not match the schema: {}",
+                    describe(&e)
+                ))
+            }
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &self.policies, entities);
+        let mut positions: Vec<usize> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        for id in response.diagnostics().reason() {
+            match self.index.get(id.as_ref() as &str) {
+                Some(&i) => positions.push(i),
+                None => errors.push(format!("determining policy {id} is not loaded")),
+            }
+        }
+        positions.sort_unstable();
+        errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
+        let allowed = response.decision() == cedar_policy::Decision::Allow;
+        Decision {
+            allow: allowed && errors.is_empty(),
+            determining: positions
+                .into_iter()
+                .map(|i| self.infos[i].id.clone())
+                .collect(),
+            errors,
+        }
+    }
+
+    /// The `(error_code, error_msg)` of a denial (policies/README.md): the
+    /// first determining policy in file order, if it is a forbid carrying
+    /// `@error_code`; otherwise `CBC.0151` "Access denied.", exactly as for an
+    /// unknown id.
+    pub fn denial(&self, decision: &Decision) -> (String, String) {
+        let first = decision.determining.first().and_then(|id| self.policy(id));
+        match first {
+            Some(p) if p.effect == Effect::Forbid => match p.annotations.get("error_code") {
+                Some(code) => (
+                    code.clone(),
+                    p.annotations
+                        .get("error_msg")
+                        .cloned()
+                        .unwrap_or_else(|| DEFAULT_DENIAL_MSG.to_owned()),
+                ),
+                None => default_denial(),
+            },
+            _ => default_denial(),
+        }
+    }
+}
+
+fn default_denial() -> (String, String) {
+    (
+        DEFAULT_DENIAL_CODE.to_owned(),
+        DEFAULT_DENIAL_MSG.to_owned(),
+    )
+}
+
+/// An error's message followed by its causes and help, on one line.
+pub(crate) fn describe(e: &dyn miette::Diagnostic) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        source = s.source();
+    }
+    for label in e.labels().into_iter().flatten() {
+        if let Some(text) = label.label() {
+            if !out.contains(text) {
+                out.push_str(&format!(" ({text})"));
+            }
+        }
+    }
+    if let Some(help) = e.help() {
+        out.push_str(&format!(" (help: {help})"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_refs_parse_with_or_without_namespace() {
+        assert_eq!(
+            EntityRef::parse(r#"Operator::"op-x""#).unwrap(),
+            EntityRef::Operator("op-x".into())
+        );
+        assert_eq!(
+            EntityRef::parse(r#"PartnerCenter::Customer::"c\"1""#).unwrap(),
+            EntityRef::Customer("c\"1".into())
+        );
+        assert!(EntityRef::parse(r#"Other::Customer::"c1""#).is_err());
+        assert!(EntityRef::parse(r#"Action::"SetBudget""#).is_err());
+        assert!(EntityRef::parse("cust-1").is_err());
+    }
+
+    #[test]
+    fn entity_refs_round_trip_through_text_and_uid() {
+        let r = EntityRef::Session("s \"1\"".into());
+        assert_eq!(EntityRef::parse(&r.to_string()).unwrap(), r);
+        assert_eq!(EntityRef::from_uid(&r.uid()).unwrap(), r);
+        assert_eq!(
+            EntityRef::Customer("c1".into()).uid().to_string(),
+            r#"PartnerCenter::Customer::"c1""#
+        );
+    }
+
+    #[test]
+    fn fill_context_keeps_given_values() {
+        let mut ctx = Map::new();
+        ctx.insert("now".into(), Value::String("2026-11-21T12:00:00Z".into()));
+        let mut r = AccessRequest::new(
+            EntityRef::Operator("o".into()),
+            "ViewCustomer",
+            EntityRef::Customer("c".into()),
+            ctx,
+        );
+        r.fill_context(time::now(), "10.0.0.1".parse().unwrap());
+        assert_eq!(r.context["now"], "2026-11-21T12:00:00Z");
+        assert_eq!(r.context["source_ip"], "10.0.0.1");
+    }
+}

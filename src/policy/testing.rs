@@ -1,0 +1,322 @@
+//! The decision-test runner behind `partner-gateway policy test` and the
+//! policy tests of `cargo test` (format: `policies/README.md`, *Decision
+//! tests*).
+//!
+//! A fixture is loaded into a temporary SQLite database with the real
+//! [`Store::import_fixture`], and every case's entities come from the real
+//! [`EntityLoader`]: the path the gateway takes, so a test that passes here
+//! says something about production.
+
+use super::{AccessRequest, Decision, EntityRef, PolicyEngine};
+use crate::crypto::SecretCipher;
+use crate::entities::{EntityLoader, SessionFacts};
+use crate::ids::*;
+use crate::model::AuthorizationScope;
+use crate::store::seed::Fixture;
+use crate::store::Store;
+use crate::time;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The `context.source_ip` of a case that does not give one.
+pub const DEFAULT_SOURCE_IP: &str = "127.0.0.1";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    fixture: String,
+    now: String,
+    #[serde(default)]
+    sessions: Vec<TestSession>,
+    cases: Vec<TestCase>,
+}
+
+/// A session as a test file (or `policy explain --session`) writes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSession {
+    pub id: String,
+    pub operator: String,
+    pub customer: String,
+    pub scopes: Vec<AuthorizationScope>,
+    pub expires_at: String,
+    #[serde(default)]
+    pub ended: bool,
+    /// Defaults to the customer's live authorization.
+    #[serde(default)]
+    pub authorization: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestCase {
+    name: String,
+    principal: String,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: Map<String, Value>,
+    expect: Expect,
+    #[serde(default)]
+    determining: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Expect {
+    Allow,
+    Deny,
+}
+
+impl Expect {
+    fn as_str(self) -> &'static str {
+        match self {
+            Expect::Allow => "allow",
+            Expect::Deny => "deny",
+        }
+    }
+}
+
+/// One failing case (or a file that could not be run at all).
+#[derive(Clone, Debug)]
+pub struct CaseFailure {
+    pub file: PathBuf,
+    pub case: String,
+    pub message: String,
+}
+
+impl fmt::Display for CaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "FAIL {}: {}: {}",
+            self.file.display(),
+            self.case,
+            self.message
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TestReport {
+    pub passed: usize,
+    pub failures: Vec<CaseFailure>,
+}
+
+impl TestReport {
+    pub fn failed(&self) -> usize {
+        self.failures.len()
+    }
+
+    /// The summary line: `N passed, N failed`.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} failed", self.passed, self.failed())
+    }
+}
+
+/// Every `*.json` of `dir` that has a `cases` member (fixtures have none), by name.
+pub fn default_test_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|x| x != "json") || !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let has_cases = serde_json::from_str::<Value>(&text)
+            .map(|v| v.get("cases").is_some())
+            // An unparsable file is a test file gone wrong: run it to report it.
+            .unwrap_or(true);
+        if has_cases {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A fixture in a throwaway SQLite database, with an entity loader over it.
+pub struct FixtureDb {
+    pub store: Store,
+    pub loader: EntityLoader,
+    _dir: tempfile::TempDir,
+}
+
+impl FixtureDb {
+    /// Imports `path` (DOMAIN.md section 5 format) with the real importer.
+    pub async fn load(path: &Path) -> anyhow::Result<FixtureDb> {
+        let fixture = Fixture::load(path)?;
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}/fixture.db", dir.path().display());
+        // Secrets are sealed on import and never read here: any key will do.
+        let cipher = SecretCipher::from_bytes(&rand::random::<[u8; 32]>())?;
+        let store = Store::connect_with(&url, cipher, 4).await?;
+        store.import_fixture(&fixture).await?;
+        let loader = EntityLoader::new(store.clone(), 10_000, Duration::from_secs(300));
+        Ok(FixtureDb {
+            store,
+            loader,
+            _dir: dir,
+        })
+    }
+}
+
+/// Turns written sessions into [`SessionFacts`]; an absent `authorization` is
+/// the customer's live authorization to its direct partner.
+pub async fn session_facts(
+    store: &Store,
+    sessions: &[TestSession],
+) -> anyhow::Result<Vec<SessionFacts>> {
+    let mut out = Vec::new();
+    for s in sessions {
+        let what = format!("session {:?}", s.id);
+        let authorization_id = match &s.authorization {
+            Some(a) => AuthorizationId::from(a.as_str()),
+            None => {
+                let customer = store
+                    .customer(&CustomerId::from(s.customer.as_str()))
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("{what}: no customer {:?}", s.customer))?;
+                store
+                    .live_authorization(&customer.id, &customer.partner)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{what}: customer {:?} has no live authorization; name one with \"authorization\"",
+                            s.customer
+                        )
+                    })?
+                    .id
+            }
+        };
+        out.push(SessionFacts {
+            id: SessionId::from(s.id.as_str()),
+            operator: OperatorId::from(s.operator.as_str()),
+            customer: CustomerId::from(s.customer.as_str()),
+            scopes: s.scopes.clone(),
+            expires_at: time::parse(&s.expires_at)
+                .map_err(|e| anyhow::anyhow!("{what}: expires_at {:?}: {e}", s.expires_at))?,
+            ended: s.ended,
+            authorization_id,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs every case of `files` against `engine`.
+pub async fn run_files(engine: &PolicyEngine, files: &[PathBuf]) -> TestReport {
+    let mut report = TestReport::default();
+    let mut fixtures: HashMap<PathBuf, FixtureDb> = HashMap::new();
+    for file in files {
+        if let Err(e) = run_file(engine, file, &mut fixtures, &mut report).await {
+            report.failures.push(CaseFailure {
+                file: file.clone(),
+                case: "(the whole file)".into(),
+                message: format!("{e:#}"),
+            });
+        }
+    }
+    report
+}
+
+async fn run_file(
+    engine: &PolicyEngine,
+    file: &Path,
+    fixtures: &mut HashMap<PathBuf, FixtureDb>,
+    report: &mut TestReport,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let tf: TestFile = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| anyhow::anyhow!("not a valid test file: at {}: {}", e.path(), e.inner()))?;
+    time::parse(&tf.now).map_err(|e| anyhow::anyhow!("now {:?}: {e}", tf.now))?;
+    let fixture_path = file.parent().unwrap_or(Path::new(".")).join(&tf.fixture);
+    let key = fixture_path
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("fixture {}: {e}", fixture_path.display()))?;
+    if !fixtures.contains_key(&key) {
+        let db = FixtureDb::load(&fixture_path)
+            .await
+            .map_err(|e| anyhow::anyhow!("fixture {}: {e:#}", fixture_path.display()))?;
+        fixtures.insert(key.clone(), db);
+    }
+    let db = &fixtures[&key];
+    let sessions = session_facts(&db.store, &tf.sessions).await?;
+    for case in &tf.cases {
+        match run_case(engine, db, &sessions, &tf.now, case).await {
+            Ok(()) => report.passed += 1,
+            Err(message) => report.failures.push(CaseFailure {
+                file: file.to_owned(),
+                case: case.name.clone(),
+                message,
+            }),
+        }
+    }
+    Ok(())
+}
+
+async fn run_case(
+    engine: &PolicyEngine,
+    db: &FixtureDb,
+    sessions: &[SessionFacts],
+    now: &str,
+    case: &TestCase,
+) -> Result<(), String> {
+    let principal = EntityRef::parse(&case.principal).map_err(|e| e.to_string())?;
+    let resource = EntityRef::parse(&case.resource).map_err(|e| e.to_string())?;
+    let mut context = case.context.clone();
+    context
+        .entry("now")
+        .or_insert_with(|| Value::String(now.to_owned()));
+    context
+        .entry("source_ip")
+        .or_insert_with(|| Value::String(DEFAULT_SOURCE_IP.to_owned()));
+    let request = AccessRequest::new(principal, case.action.clone(), resource, context);
+    let entities = db
+        .loader
+        .slice(
+            engine.schema(),
+            &request.principal,
+            &request.resource,
+            sessions,
+        )
+        .await
+        .map_err(|e| format!("cannot build the entities: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "{} or {} does not exist in the fixture",
+                request.principal, request.resource
+            )
+        })?;
+    let decision = engine.decide(&request, &entities);
+    check(case, &decision)
+}
+
+fn check(case: &TestCase, d: &Decision) -> Result<(), String> {
+    let got = if d.allow { "allow" } else { "deny" };
+    let determining_ok = match &case.determining {
+        None => true,
+        Some(want) => {
+            want.iter().collect::<BTreeSet<_>>() == d.determining.iter().collect::<BTreeSet<_>>()
+        }
+    };
+    if got == case.expect.as_str() && determining_ok && d.errors.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!("expected {}, got {got}", case.expect.as_str());
+    if let Some(want) = &case.determining {
+        msg.push_str(&format!("; determining expected {want:?}"));
+    }
+    msg.push_str(&format!("; determining {:?}", d.determining));
+    if !d.errors.is_empty() {
+        msg.push_str(&format!("; errors {:?}", d.errors));
+    }
+    Err(msg)
+}

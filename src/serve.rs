@@ -1,0 +1,315 @@
+//! `partner-gateway serve`: wires the store, the policies, the entity cache,
+//! the authenticator, the upstream (the domain store, in this process unless
+//! `--upstream` names another), the TLS listener and the admin listener,
+//! the policy reload triggers (file watch, SIGHUP) and graceful shutdown.
+
+use crate::assertion::AssertionKey;
+use crate::config::{ServeConfig, TlsMode};
+use crate::domain::{self, DomainState};
+use crate::entities::EntityLoader;
+use crate::gateway::authn::Authenticator;
+use crate::gateway::forward::Upstream;
+use crate::gateway::tokens::TokenSigner;
+use crate::gateway::Gateway;
+use crate::policy::reload::PolicyReloader;
+use crate::policy::PolicyEngine;
+use crate::sessions::SessionKeys;
+use crate::store::seed::Fixture;
+use crate::store::Store;
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The demo organisation, embedded so `serve --demo` works from any directory.
+pub const DEMO_FIXTURE: &str = include_str!("../examples/demo.json");
+
+/// How long cached entities live before they are read again (writes that go
+/// through this gateway drop what they change at once).
+pub const ENTITY_TTL: Duration = Duration::from_secs(5);
+pub const ENTITY_CAPACITY: u64 = 200_000;
+
+/// A gateway that is up: where it listens, and how to stop it.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// The certificate clients should trust (TLS modes only).
+    pub certificate: Option<PathBuf>,
+    pub upstream: String,
+    pub store: Store,
+    pub gateway: Arc<Gateway>,
+    /// The live and shadow policy sets and their reload state.
+    pub reloader: Arc<PolicyReloader>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    serving: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl RunningGateway {
+    /// Graceful shutdown: stops accepting, lets requests in flight finish
+    /// (at most the configured grace period), then stops the admin listener
+    /// and the policy reload triggers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.serving.await;
+        for task in self.background {
+            if tokio::time::timeout(self.grace, task).await.is_err() {
+                tracing::warn!("a background task did not stop within the grace period");
+            }
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn wait_for_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+}
+
+/// Starts everything `cfg` describes and returns once the listeners are bound.
+pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
+    if let Err(e) = crate::metrics::install() {
+        tracing::warn!(error = %e, "GET /metrics will be unavailable");
+    }
+    let data_dir = cfg.database.data_dir();
+    let cipher = cfg.database.secret_cipher()?;
+    let store = Store::connect(&cfg.database.database_url, cipher.clone())
+        .await
+        .with_context(|| format!("cannot open the database {}", cfg.database.database_url))?;
+    if cfg.demo {
+        let summary = store.import_fixture(&Fixture::parse(DEMO_FIXTURE)?).await?;
+        tracing::info!(%summary, "demo data loaded");
+    }
+    if let Some(seed) = &cfg.seed {
+        let summary = store
+            .import_fixture(&Fixture::load(seed)?)
+            .await
+            .with_context(|| format!("{} was not imported; nothing was written", seed.display()))?;
+        tracing::info!(file = %seed.display(), %summary, "fixture imported");
+    }
+    let engine =
+        PolicyEngine::load(&cfg.policies, &cfg.schema).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(
+        version = engine.version(),
+        policies = engine.policies().len(),
+        "policies loaded"
+    );
+    let live = Arc::new(ArcSwap::from_pointee(engine));
+    let shadow = match &cfg.operations.shadow_policies {
+        Some(dir) => {
+            let shadow = PolicyEngine::load(dir, &cfg.schema)
+                .map_err(|e| anyhow::anyhow!("shadow policies {}: {e}", dir.display()))?;
+            tracing::info!(version = shadow.version(), policies = shadow.policies().len(), dir = %dir.display(), "shadow policies loaded");
+            Some(Arc::new(ArcSwap::from_pointee(shadow)))
+        }
+        None => None,
+    };
+
+    let key = match &cfg.assertion_key {
+        Some(text) => AssertionKey::from_base64(text)
+            .map_err(|_| anyhow::anyhow!("--assertion-key must be base64 of at least 32 bytes"))?,
+        None => AssertionKey::random(),
+    };
+    let upstream_url = match &cfg.upstream {
+        Some(url) => url.clone(),
+        None => {
+            // The domain store in this process, reached over HTTP like a remote one.
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let state = DomainState {
+                store: store.clone(),
+                key: key.clone(),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = domain::serve(listener, state).await {
+                    tracing::error!(error = %e, "the in-process domain store stopped");
+                }
+            });
+            format!("http://{addr}")
+        }
+    };
+    let upstream = Upstream::new(&upstream_url, cfg.limits.upstream_timeout, key)?;
+
+    let entities = Arc::new(EntityLoader::new(
+        store.clone(),
+        ENTITY_CAPACITY,
+        ENTITY_TTL,
+    ));
+    if store.backend() == crate::store::Backend::Postgres {
+        crate::sessions::changes::spawn_listener(
+            cfg.database.database_url.clone(),
+            entities.clone(),
+        );
+    }
+
+    let tls = crate::listener::tls_acceptor(&cfg.tls, &data_dir)?;
+    let certificate = tls.as_ref().map(|(_, path)| path.clone());
+    let reloader = Arc::new(PolicyReloader::new(live.clone(), shadow.clone()));
+    let gateway = Arc::new(Gateway {
+        policies: live.clone(),
+        shadow: shadow.clone(),
+        entities: entities.clone(),
+        authn: Authenticator::new(
+            store.clone(),
+            TokenSigner::new(cipher.derive_key("x-auth-token v1")),
+            SessionKeys::from_cipher(&cipher),
+        ),
+        upstream,
+        max_body_bytes: cfg.limits.max_body_bytes,
+        tls: cfg.tls != TlsMode::Plaintext,
+    });
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let admin_listener = TcpListener::bind(cfg.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", cfg.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin = crate::admin::router(gateway.clone(), store.clone(), reloader.clone());
+    let admin_stop = stopped(stop.clone());
+    let admin_task = tokio::spawn(async move {
+        let _ = axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(admin_stop)
+            .await;
+    });
+    let reload_task = reloader
+        .clone()
+        .start(cfg.operations.policy_watch, stopped(stop.clone()));
+    let upkeep_stop = stopped(stop.clone());
+    let upkeep_task = tokio::spawn(async move {
+        tokio::pin!(upkeep_stop);
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = &mut upkeep_stop => break,
+                _ = every.tick() => crate::metrics::upkeep(),
+            }
+        }
+    });
+    let serving = tokio::spawn(crate::listener::serve(
+        listener,
+        tls.map(|(acceptor, _)| acceptor),
+        cfg.limits,
+        gateway.clone(),
+        async move {
+            let _ = stop.changed().await;
+        },
+        cfg.operations.shutdown_grace,
+    ));
+    Ok(RunningGateway {
+        addr,
+        admin_addr,
+        certificate,
+        upstream: upstream_url,
+        store,
+        gateway,
+        reloader,
+        shutdown,
+        serving,
+        background: vec![admin_task, reload_task, upkeep_task],
+        grace: cfg.operations.shutdown_grace,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// What `serve --demo` prints for a newcomer: who is who, and a call to try.
+pub fn demo_banner(running: &RunningGateway) -> String {
+    let fixture: serde_json::Value =
+        serde_json::from_str(DEMO_FIXTURE).expect("embedded demo parses");
+    let scheme = if running.certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = format!("{scheme}://{}", running.addr);
+    let mut out = String::new();
+    out.push_str("\nDemo principals (access key / secret key):\n");
+    let rows = fixture["operators"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            (
+                o,
+                format!(
+                    "operator {} ({}, {})",
+                    o["id"].as_str().unwrap_or(""),
+                    o["partner"].as_str().unwrap_or(""),
+                    o["roles"]
+                        .as_array()
+                        .map(|r| r
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+        .chain(
+            fixture["customers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c.get("access_key").is_some())
+                .map(|c| (c, format!("customer {}", c["id"].as_str().unwrap_or("")))),
+        );
+    for (entry, label) in rows {
+        let status = entry
+            .get("status")
+            .and_then(|s| s.as_str())
+            .filter(|s| *s != "active")
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<48} {}  {}{}\n",
+            label,
+            entry["access_key"].as_str().unwrap_or(""),
+            entry["secret_key"].as_str().unwrap_or(""),
+            status
+        ));
+    }
+    let insecure = if running.certificate.is_some() {
+        " --insecure"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "\nTry it (the distributor's admin lists its customers):\n  cargo run -- call --endpoint {endpoint}{insecure} --ak DEMODISTADMIN0000000 --sk demo-secret-dist-admin-xxxxxxxxxxxxxxxxx POST /v2/partners/sub-customers/query '{{\"offset\": 0, \"limit\": 5}}'\n"
+    ));
+    if let Some(cert) = &running.certificate {
+        out.push_str(&format!(
+            "  (or trust the development certificate instead of --insecure: --cacert {})\n",
+            cert.display()
+        ));
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! Cross-gateway invalidation on PostgreSQL: triggers (migration 0010)
+//! `NOTIFY pgw_entities, '<table>:<id>'` on every change to partners,
+//! operators, customers, authorizations and sessions; each gateway LISTENs
+//! and drops the cached entity at once, so a revocation made through one
+//! gateway (or directly in the database) holds on every other within
+//! milliseconds. SQLite has no such channel: there, writes through this
+//! gateway invalidate directly and other changes wait for the cache TTL.
+
+use crate::entities::EntityLoader;
+use crate::policy::EntityRef;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CHANNEL: &str = "pgw_entities";
+
+/// Maps a notification payload to the cached entity it concerns.
+pub fn entity_of(payload: &str) -> Option<EntityRef> {
+    let (table, id) = payload.split_once(':')?;
+    let id = id.to_owned();
+    Some(match table {
+        "partners" => EntityRef::Partner(id),
+        "operators" => EntityRef::Operator(id),
+        "customers" => EntityRef::Customer(id),
+        "customer_authorizations" => EntityRef::Authorization(id),
+        "partner_sessions" => EntityRef::Session(id),
+        _ => return None,
+    })
+}
+
+/// Listens for changes until the process ends, reconnecting after failures;
+/// after a reconnect everything is dropped, since notifications may have been missed.
+pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect(&database_url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(CHANNEL).await {
+                        tracing::error!(error = %e, "cannot LISTEN for entity changes");
+                    } else {
+                        entities.invalidate_all();
+                        loop {
+                            match listener.recv().await {
+                                Ok(note) => {
+                                    if let Some(entity) = entity_of(note.payload()) {
+                                        entities.invalidate(&entity);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "entity change listener lost its connection");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect the entity change listener"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}

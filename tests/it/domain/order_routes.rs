@@ -1,0 +1,1223 @@
+//! Orders (ListCustomerOrders, ShowCustomerOrderDetails, price adjustments,
+//! exports) and the partner resource queries, over a real socket on SQLite
+//! and PostgreSQL with the demo organisation.
+
+use partner_gateway::store::Backend;
+use partner_gateway::test_on_backends;
+use partner_gateway::testkit::{DomainServer, TestResponse};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+const DEMO: &str = include_str!("../../../examples/demo.json");
+const ORDERS: &str = "/v2/orders/customer-orders";
+const ON_DEMAND: &str = "/v2/partners/sub-customers/on-demand-resources/query";
+const SUBSCRIPTIONS: &str = "/v2/orders/suscriptions/resources/query";
+
+fn ids(v: &Value, list: &str, field: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {v}"))
+        .iter()
+        .map(|o| o[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn body_text(r: &TestResponse) -> String {
+    String::from_utf8(r.body.to_vec()).unwrap()
+}
+
+#[track_caller]
+fn expect(r: &TestResponse, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", body_text(r));
+    assert_eq!(r.error_code(), code, "{}", body_text(r));
+    assert!(r.json()["error_msg"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+/// An answer indistinguishable from the one for an unknown id.
+#[track_caller]
+fn same_as_unknown(r: &TestResponse, unknown: &TestResponse) {
+    assert_eq!(r.status, 403, "{}", body_text(r));
+    assert_eq!(unknown.status, 403, "{}", body_text(unknown));
+    assert_eq!(r.body, unknown.body);
+    assert_eq!(r.error_code(), "CBC.0151");
+}
+
+async fn lists_and_shows_orders(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let admin = s.operator("op-dist-admin").await;
+    let get = |path: String| {
+        let admin = admin.clone();
+        let s = &s;
+        async move { s.call("GET", &path, Some(&admin), None).await }
+    };
+
+    // Everything in the distributor's hierarchy: its own and both resellers' customers.
+    let all = get(ORDERS.to_owned()).await;
+    assert_eq!(all.status, 200, "{}", body_text(&all));
+    let v = all.json();
+    assert_eq!(v["total_count"], 13);
+    assert_eq!(v["order_infos"].as_array().unwrap().len(), 10);
+    let first = &v["order_infos"][0];
+    assert_eq!(
+        first["order_id"], "CS2611161500PPP2",
+        "newest first by default"
+    );
+    for (field, want) in [
+        ("customer_id", json!("cust-pixel")),
+        ("service_type_code", json!("hws.service.type.rds")),
+        ("service_type_name", json!("Relational Database Service")),
+        ("source_type", json!(1)),
+        ("status", json!(6)),
+        ("order_type", json!(1)),
+        ("measure_id", json!(1)),
+        ("create_time", json!("2026-11-16T15:00:00Z")),
+        ("payment_time", Value::Null),
+        ("currency", json!("USD")),
+        ("enterprise_projects", json!([])),
+        ("sub_order_infos", json!([])),
+        (
+            "amount_info",
+            json!({"discounts": [], "flexipurchase_coupon_amount": 0.0, "coupon_amount": 0.0,
+            "stored_card_amount": 0.0, "commission_amount": 0.0, "consumed_amount": 0.0}),
+        ),
+    ] {
+        assert_eq!(first[field], want, "{field}");
+    }
+    // Money is a JSON number with two places.
+    let text = body_text(&all);
+    assert!(
+        text.contains(r#""amount_after_discount":300.00,"official_amount":300.00"#),
+        "{text}"
+    );
+
+    let acme = get(format!("{ORDERS}?customer_id=cust-acme")).await.json();
+    assert_eq!(acme["total_count"], 2);
+    let aaa1 = acme["order_infos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["order_id"] == "CS2610010800AAA1")
+        .unwrap();
+    assert_eq!(
+        aaa1["amount_info"]["discounts"],
+        json!([{"discount_type": "500", "discount_amount": 30.0}])
+    );
+    assert_eq!(aaa1["payment_time"], "2026-10-01T08:05:00Z");
+
+    // Paging and total_count.
+    let p = get(format!("{ORDERS}?limit=5&offset=10")).await.json();
+    assert_eq!(p["total_count"], 13);
+    assert_eq!(p["order_infos"].as_array().unwrap().len(), 3);
+    let oldest = get(format!("{ORDERS}?order_by=createTime&limit=1"))
+        .await
+        .json();
+    assert_eq!(
+        ids(&oldest, "order_infos", "order_id"),
+        ["CS2605051800HHH1"]
+    );
+
+    // Filters.
+    let count = |v: Value| v["total_count"].as_i64().unwrap();
+    assert_eq!(count(get(format!("{ORDERS}?order_type=2")).await.json()), 3);
+    // Status filters take the public codes (docs/wire-format.md §4.8).
+    assert_eq!(count(get(format!("{ORDERS}?status=6")).await.json()), 3);
+    assert_eq!(count(get(format!("{ORDERS}?status=5")).await.json()), 8);
+    assert_eq!(
+        ids(
+            &get(format!("{ORDERS}?status=4")).await.json(),
+            "order_infos",
+            "order_id"
+        ),
+        ["CS2611121300NNN2"]
+    );
+    assert_eq!(
+        ids(
+            &get(format!("{ORDERS}?status=1")).await.json(),
+            "order_infos",
+            "order_id"
+        ),
+        ["CS2611101100BBB2"]
+    );
+    assert_eq!(count(get(format!("{ORDERS}?status=9")).await.json()), 0);
+    assert_eq!(
+        count(
+            get(format!("{ORDERS}?service_type_code=hws.service.type.obs"))
+                .await
+                .json()
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            get(format!("{ORDERS}?order_id=CS2610010800AAA1"))
+                .await
+                .json()
+        ),
+        1
+    );
+    let nov = get(format!(
+        "{ORDERS}?create_time_begin=2026-11-01T00%3A00%3A00Z&create_time_end=2026-11-30T00%3A00%3A00Z"
+    ))
+    .await
+    .json();
+    assert_eq!(count(nov), 5);
+    let paid_oct = get(format!(
+        "{ORDERS}?payment_time_begin=2026-10-01T00:00:00Z&payment_time_end=2026-10-31T23:59:59Z"
+    ))
+    .await
+    .json();
+    assert_eq!(
+        ids(&paid_oct, "order_infos", "order_id"),
+        ["CS2610251400PPP1", "CS2610102300OOO1", "CS2610010800AAA1"]
+    );
+    // Empty values (the SDK's `key=`) mean "no filter".
+    assert_eq!(
+        count(
+            get(format!("{ORDERS}?status=&limit=&order_type=&method="))
+                .await
+                .json()
+        ),
+        13
+    );
+    assert_eq!(
+        count(get(format!("{ORDERS}?method=sub_customer")).await.json()),
+        0
+    );
+    // A distributor narrows to one reseller; a stranger reseller id is refused.
+    let west = get(format!("{ORDERS}?indirect_partner_id=res-west"))
+        .await
+        .json();
+    assert_eq!(ids(&west, "order_infos", "order_id"), ["CS2605051800HHH1"]);
+    expect(
+        &get(format!("{ORDERS}?indirect_partner_id=sp-blue")).await,
+        400,
+        "CBC.99000037",
+    );
+
+    // Parameter errors.
+    for (query, code) in [
+        ("limit=0", "CBC.0101"),
+        ("limit=101", "CBC.0101"),
+        ("offset=-1", "CBC.0101"),
+        ("limit=ten", "CBC.0100"),
+        ("status=7", "CBC.0101"),
+        ("status=2", "CBC.0101"),
+        ("order_type=99", "CBC.0101"),
+        ("order_type=new", "CBC.0100"),
+        ("order_by=amount", "CBC.0101"),
+        ("method=everyone", "CBC.0101"),
+        (
+            "create_time_begin=2025-01-01T00:00:00Z&create_time_end=2026-01-02T00:00:00Z",
+            "CBC.0101",
+        ),
+        (
+            "payment_time_begin=2026-10-02T00:00:00Z&payment_time_end=2026-10-01T00:00:00Z",
+            "CBC.0101",
+        ),
+        ("create_time_begin=yesterday", "CBC.0100"),
+        ("customer=cust-acme", "CBC.0100"),
+    ] {
+        let r = get(format!("{ORDERS}?{query}")).await;
+        expect(&r, 400, code);
+    }
+    // Exactly one year is still fine.
+    let year = get(format!(
+        "{ORDERS}?create_time_begin=2025-11-21T00:00:00Z&create_time_end=2026-11-21T00:00:00Z"
+    ))
+    .await;
+    assert_eq!(year.status, 200, "{}", body_text(&year));
+
+    // Scoping: a reseller sees its own customers only; a sibling's customer looks unknown.
+    let east = s.operator("op-east-admin").await;
+    let r = s.call("GET", ORDERS, Some(&east), None).await.json();
+    let mut got = ids(&r, "order_infos", "order_id");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "CS2606062200GGG1",
+            "CS2609151000BBB1",
+            "CS2610010800AAA1",
+            "CS2611011700FFF1",
+            "CS2611050900AAA2",
+            "CS2611101100BBB2"
+        ]
+    );
+    let sibling = s
+        .call(
+            "GET",
+            &format!("{ORDERS}?customer_id=cust-harbor"),
+            Some(&east),
+            None,
+        )
+        .await;
+    let unknown = s
+        .call(
+            "GET",
+            &format!("{ORDERS}?customer_id=cust-nope"),
+            Some(&east),
+            None,
+        )
+        .await;
+    same_as_unknown(&sibling, &unknown);
+    // An account manager alone sees the customers they manage; combined with finance, everything.
+    let am = s.operator("op-dist-am").await;
+    let r = s.call("GET", ORDERS, Some(&am), None).await.json();
+    let mut got = ids(&r, "order_infos", "order_id");
+    got.sort();
+    assert_eq!(
+        got,
+        ["CS2607011600RRR1", "CS2608201200NNN1", "CS2611121300NNN2"]
+    );
+    let am_fin = s.operator("op-dist-am-fin").await;
+    assert_eq!(
+        s.call("GET", ORDERS, Some(&am_fin), None).await.json()["total_count"],
+        13
+    );
+    // Partner routes are for operators; nothing without an assertion.
+    expect(
+        &s.call("GET", ORDERS, Some(&s.customer("cust-acme")), None)
+            .await,
+        403,
+        "CBC.0151",
+    );
+    assert_eq!(s.call("GET", ORDERS, None, None).await.status, 401);
+
+    // Details with line items.
+    let d = get(format!("{ORDERS}/details/CS2610010800AAA1")).await;
+    assert_eq!(d.status, 200, "{}", body_text(&d));
+    let d = d.json();
+    assert_eq!(d["total_count"], 2);
+    assert_eq!(d["order_info"]["order_id"], "CS2610010800AAA1");
+    assert_eq!(d["order_info"]["user_name"], "acme");
+    assert_eq!(d["order_info"]["official_amount"], 150.0);
+    assert_eq!(d["order_info"]["amount_after_discount"], 120.0);
+    let item = &d["order_line_items"][0];
+    for (field, want) in [
+        ("order_line_item_id", json!("CS2610010800AAA1-1")),
+        ("order_id", json!("CS2610010800AAA1")),
+        ("product_id", json!("00301-ec2-c6.large.2")),
+        ("service_type_code", json!("hws.service.type.ec2")),
+        ("period_type", json!(2)),
+        ("period_num", json!(1)),
+        ("subscription_num", json!(1)),
+        ("effective_time", json!("2026-10-01T08:05:00Z")),
+        ("expire_time", json!("2026-11-01T08:05:00Z")),
+        ("amount_after_discount", json!(100.0)),
+        ("currency", json!("USD")),
+        ("commercial_resource", json!("hws.resource.type.vm")),
+    ] {
+        assert_eq!(item[field], want, "{field}");
+    }
+    assert_eq!(
+        item["base_product_info"]["product_id"],
+        "00301-ec2-c6.large.2"
+    );
+    let page = get(format!(
+        "{ORDERS}/details/CS2610010800AAA1?limit=1&offset=1"
+    ))
+    .await
+    .json();
+    assert_eq!(page["total_count"], 2);
+    assert_eq!(
+        ids(&page, "order_line_items", "order_line_item_id"),
+        ["CS2610010800AAA1-2"]
+    );
+    expect(
+        &get(format!("{ORDERS}/details/CS2610010800AAA1?limit=0")).await,
+        400,
+        "CBC.0101",
+    );
+    let west_admin = s.operator("op-west-admin").await;
+    let foreign = s
+        .call(
+            "GET",
+            &format!("{ORDERS}/details/CS2610010800AAA1"),
+            Some(&west_admin),
+            None,
+        )
+        .await;
+    let unknown = s
+        .call(
+            "GET",
+            &format!("{ORDERS}/details/CS-NOPE"),
+            Some(&west_admin),
+            None,
+        )
+        .await;
+    same_as_unknown(&foreign, &unknown);
+}
+
+async fn adjusts_prices(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let finance = s.operator("op-dist-finance").await;
+    let path = |id: &str| format!("{ORDERS}/{id}/price-adjustments");
+    let pixel = path("CS2611161500PPP2"); // referral customer, pending payment, 300.00
+
+    let r = s
+        .call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": "250.00", "reason": "loyalty"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", body_text(&r));
+    let v = r.json();
+    assert_eq!(v["order_id"], "CS2611161500PPP2");
+    assert_eq!(v["amount_before_adjustment"], 250.0 + 50.0);
+    assert_eq!(v["amount_after_adjustment"], 250.0);
+    assert_eq!(v["operator_id"], "op-dist-finance");
+    assert_eq!(v["operator_name"], "Farid Finance");
+    assert_eq!(v["reason"], "loyalty");
+    assert!(body_text(&r).contains(r#""amount_after_adjustment":250.00"#));
+    // The order reflects it, with a price-adjustment discount.
+    let d = s
+        .call(
+            "GET",
+            &format!("{ORDERS}/details/CS2611161500PPP2"),
+            Some(&finance),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(d["order_info"]["amount_after_discount"], 250.0);
+    assert_eq!(d["order_info"]["official_amount"], 300.0);
+    assert_eq!(
+        d["order_info"]["amount_info"]["discounts"],
+        json!([{"discount_type": "609", "discount_amount": 50.0}])
+    );
+    // A JSON number (what the SDK sends for a Decimal) works as well.
+    let r = s
+        .call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": 240.5, "reason": "bundle"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", body_text(&r));
+    assert_eq!(r.json()["amount_before_adjustment"], 250.0);
+
+    // History, newest first, paged.
+    let h = s.call("GET", &pixel, Some(&finance), None).await;
+    assert_eq!(h.status, 200, "{}", body_text(&h));
+    let h = h.json();
+    assert_eq!(h["total_count"], 2);
+    let after: Vec<f64> = h["price_adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["amount_after_adjustment"].as_f64().unwrap())
+        .collect();
+    assert_eq!(after, [240.5, 250.0]);
+    assert!(h["price_adjustments"][0]["create_time"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let one = s
+        .call(
+            "GET",
+            &format!("{pixel}?limit=1&offset=1"),
+            Some(&finance),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(one["total_count"], 2);
+    assert_eq!(one["price_adjustments"][0]["reason"], "loyalty");
+    expect(
+        &s.call("GET", &format!("{pixel}?limit=101"), Some(&finance), None)
+            .await,
+        400,
+        "CBC.0101",
+    );
+
+    // Refusals, none of which changes anything.
+    let body = |amount: Value| Some(json!({"amount_after_adjustment": amount, "reason": "r"}));
+    // A resale customer's order.
+    expect(
+        &s.call(
+            "POST",
+            &path("CS2611050900AAA2"),
+            Some(&finance),
+            body(json!("100.00")),
+        )
+        .await,
+        403,
+        "CBC.99005024",
+    );
+    // A paid order.
+    expect(
+        &s.call(
+            "POST",
+            &path("CS2610251400PPP1"),
+            Some(&finance),
+            body(json!("90.00")),
+        )
+        .await,
+        409,
+        "CBC.30000067",
+    );
+    // Above the list price, negative, three places, not a number.
+    expect(
+        &s.call("POST", &pixel, Some(&finance), body(json!("300.01")))
+            .await,
+        400,
+        "CBC.0101",
+    );
+    expect(
+        &s.call("POST", &pixel, Some(&finance), body(json!("-1.00")))
+            .await,
+        400,
+        "CBC.0100",
+    );
+    expect(
+        &s.call("POST", &pixel, Some(&finance), body(json!("1.001")))
+            .await,
+        400,
+        "CBC.0100",
+    );
+    expect(
+        &s.call("POST", &pixel, Some(&finance), body(json!("cheap")))
+            .await,
+        400,
+        "CBC.0100",
+    );
+    // Reason missing, blank or too long; unknown fields.
+    expect(
+        &s.call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": "1.00"})),
+        )
+        .await,
+        400,
+        "CBC.0100",
+    );
+    expect(
+        &s.call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": "1.00", "reason": "  "})),
+        )
+        .await,
+        400,
+        "CBC.0100",
+    );
+    let long = "x".repeat(257);
+    expect(
+        &s.call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": "1.00", "reason": long})),
+        )
+        .await,
+        400,
+        "CBC.0101",
+    );
+    expect(
+        &s.call(
+            "POST",
+            &pixel,
+            Some(&finance),
+            Some(json!({"amount_after_adjustment": "1.00", "reason": "r", "x": 1})),
+        )
+        .await,
+        400,
+        "CBC.0100",
+    );
+    // Out of scope looks unknown, for the history too.
+    let west = s.operator("op-west-admin").await;
+    let foreign = s
+        .call("POST", &pixel, Some(&west), body(json!("1.00")))
+        .await;
+    let unknown = s
+        .call("POST", &path("CS-NOPE"), Some(&west), body(json!("1.00")))
+        .await;
+    same_as_unknown(&foreign, &unknown);
+    let foreign = s.call("GET", &pixel, Some(&west), None).await;
+    let unknown = s.call("GET", &path("CS-NOPE"), Some(&west), None).await;
+    same_as_unknown(&foreign, &unknown);
+    let h = s.call("GET", &pixel, Some(&finance), None).await.json();
+    assert_eq!(h["total_count"], 2);
+    let d = s
+        .call(
+            "GET",
+            &format!("{ORDERS}/details/CS2611161500PPP2"),
+            Some(&finance),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(d["order_info"]["amount_after_discount"], 240.5);
+
+    // Zero is a valid price; the record keeps operator and time in the database.
+    let east_fin = s.operator("op-east-finance").await;
+    let r = s
+        .call(
+            "POST",
+            &path("CS2611011700FFF1"),
+            Some(&east_fin),
+            body(json!(0)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", body_text(&r));
+    let row = sqlx::query("SELECT operator_id, amount_before_cents, amount_after_cents, created_at FROM price_adjustments WHERE order_id = $1")
+        .bind("CS2611011700FFF1".to_owned())
+        .fetch_one(s.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        row.try_get::<String, _>("operator_id").unwrap(),
+        "op-east-finance"
+    );
+    assert_eq!(row.try_get::<i64, _>("amount_before_cents").unwrap(), 4500);
+    assert_eq!(row.try_get::<i64, _>("amount_after_cents").unwrap(), 0);
+    assert!(row
+        .try_get::<String, _>("created_at")
+        .unwrap()
+        .starts_with("20"));
+
+    // The status alone decides too: a referral order without a payment time is
+    // adjustable only while pending approval (1) or pending payment (6).
+    let radius = path("CS2607011600RRR1"); // referral, completed, 75.00
+    let set_status = |status: i64| {
+        sqlx::query("UPDATE orders SET status = $1, payment_time = NULL WHERE id = $2")
+            .bind(status)
+            .bind("CS2607011600RRR1".to_owned())
+            .execute(s.db.store.pool())
+    };
+    for status in [3, 4, 5, 9] {
+        set_status(status).await.unwrap();
+        expect(
+            &s.call("POST", &radius, Some(&finance), body(json!("70.00")))
+                .await,
+            409,
+            "CBC.30000067",
+        );
+    }
+    for (status, amount) in [(1, "70.00"), (6, "65.00")] {
+        set_status(status).await.unwrap();
+        let r = s
+            .call("POST", &radius, Some(&finance), body(json!(amount)))
+            .await;
+        assert_eq!(r.status, 201, "status {status}: {}", body_text(&r));
+    }
+    let h = s.call("GET", &radius, Some(&finance), None).await.json();
+    assert_eq!(h["total_count"], 2, "the refused statuses changed nothing");
+    assert_eq!(h["price_adjustments"][1]["amount_before_adjustment"], 75.0);
+}
+
+/// Polls an export until it leaves `pending` (bounded: 5 s at most).
+async fn wait_for_export(
+    s: &DomainServer,
+    who: &partner_gateway::assertion::Identity,
+    id: &str,
+) -> Value {
+    for _ in 0..500 {
+        let r = s
+            .call("GET", &format!("{ORDERS}/exports/{id}"), Some(who), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", body_text(&r));
+        let v = r.json();
+        if v["status"] != "pending" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("export {id} still pending after 5 s");
+}
+
+async fn exports_orders(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let admin = s.operator("op-dist-admin").await;
+    let exports = format!("{ORDERS}/exports");
+
+    // Selected orders.
+    let r = s
+        .call(
+            "POST",
+            &exports,
+            Some(&admin),
+            Some(
+                json!({"order_ids": ["CS2610010800AAA1", "CS2611121300NNN2", "CS2610010800AAA1"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", body_text(&r));
+    let v = r.json();
+    assert_eq!(v["status"], "pending");
+    let selected = v["export_id"].as_str().unwrap().to_owned();
+    let done = wait_for_export(&s, &admin, &selected).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["order_count"], 2);
+    assert!(done["complete_time"].as_str().is_some());
+    let file = s
+        .call(
+            "GET",
+            &format!("{exports}/{selected}/file"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(file.status, 200, "{}", body_text(&file));
+    assert!(file.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(file.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains(&selected));
+    let mut reader = csv::Reader::from_reader(file.body.as_ref());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "order_id",
+            "customer_id",
+            "customer_account_name",
+            "service_type_code",
+            "service_type_name",
+            "order_type",
+            "status",
+            "source_type",
+            "official_amount",
+            "amount_after_discount",
+            "currency",
+            "create_time",
+            "payment_time"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][0], "CS2610010800AAA1");
+    assert_eq!(&rows[0][2], "acme");
+    assert_eq!(&rows[0][6], "5", "completed");
+    assert_eq!(&rows[0][8], "150.00");
+    assert_eq!(&rows[0][9], "120.00");
+    assert_eq!(&rows[0][12], "2026-10-01T08:05:00Z");
+    assert_eq!(&rows[1][0], "CS2611121300NNN2");
+    assert_eq!(&rows[1][6], "4", "cancelled");
+    assert_eq!(&rows[1][12], "");
+
+    // Everything in scope: no body at all, or an account manager's own customers only.
+    let r = s.call("POST", &exports, Some(&admin), None).await;
+    assert_eq!(r.status, 202, "{}", body_text(&r));
+    let everything = r.json()["export_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        wait_for_export(&s, &admin, &everything).await["order_count"],
+        13
+    );
+    let file = s
+        .call(
+            "GET",
+            &format!("{exports}/{everything}/file"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        csv::Reader::from_reader(file.body.as_ref())
+            .records()
+            .count(),
+        13
+    );
+    let am = s.operator("op-dist-am").await;
+    let r = s.call("POST", &exports, Some(&am), Some(json!({}))).await;
+    let mine = r.json()["export_id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_for_export(&s, &am, &mine).await["order_count"], 3);
+
+    // The history holds the caller's own exports only, paged.
+    let h = s.call("GET", &exports, Some(&admin), None).await.json();
+    assert_eq!(h["total_count"], 2);
+    let mut listed = ids(&h, "exports", "export_id");
+    listed.sort();
+    let mut want = vec![selected.clone(), everything.clone()];
+    want.sort();
+    assert_eq!(listed, want);
+    let p = s
+        .call("GET", &format!("{exports}?limit=1"), Some(&admin), None)
+        .await
+        .json();
+    assert_eq!(p["total_count"], 2);
+    assert_eq!(p["exports"].as_array().unwrap().len(), 1);
+    expect(
+        &s.call("GET", &format!("{exports}?limit=0"), Some(&admin), None)
+            .await,
+        400,
+        "CBC.0101",
+    );
+
+    // Another operator of the same partner: the export looks unknown.
+    let finance = s.operator("op-dist-finance").await;
+    assert_eq!(
+        s.call("GET", &exports, Some(&finance), None).await.json()["total_count"],
+        0
+    );
+    let unknown = s
+        .call("GET", &format!("{exports}/exp-nope"), Some(&finance), None)
+        .await;
+    same_as_unknown(
+        &s.call(
+            "GET",
+            &format!("{exports}/{selected}"),
+            Some(&finance),
+            None,
+        )
+        .await,
+        &unknown,
+    );
+    let unknown_file = s
+        .call(
+            "GET",
+            &format!("{exports}/exp-nope/file"),
+            Some(&finance),
+            None,
+        )
+        .await;
+    same_as_unknown(
+        &s.call(
+            "GET",
+            &format!("{exports}/{selected}/file"),
+            Some(&finance),
+            None,
+        )
+        .await,
+        &unknown_file,
+    );
+
+    // All or nothing: an id out of scope (or unknown) refuses the export and creates none.
+    let west = s.operator("op-west-admin").await;
+    let mixed = s
+        .call(
+            "POST",
+            &exports,
+            Some(&west),
+            Some(json!({"order_ids": ["CS2605051800HHH1", "CS2610010800AAA1"]})),
+        )
+        .await;
+    let unknown = s
+        .call(
+            "POST",
+            &exports,
+            Some(&west),
+            Some(json!({"order_ids": ["CS2605051800HHH1", "CS-NOPE"]})),
+        )
+        .await;
+    same_as_unknown(&mixed, &unknown);
+    assert_eq!(
+        s.call("GET", &exports, Some(&west), None).await.json()["total_count"],
+        0
+    );
+    expect(
+        &s.call(
+            "POST",
+            &exports,
+            Some(&west),
+            Some(json!({"order_ids": []})),
+        )
+        .await,
+        400,
+        "CBC.0101",
+    );
+    expect(
+        &s.call(
+            "POST",
+            &exports,
+            Some(&west),
+            Some(json!({"order_ids": [""]})),
+        )
+        .await,
+        400,
+        "CBC.0101",
+    );
+    expect(
+        &s.call(
+            "POST",
+            &exports,
+            Some(&west),
+            Some(json!({"order_ids": "CS2605051800HHH1"})),
+        )
+        .await,
+        400,
+        "CBC.0100",
+    );
+    expect(
+        &s.call("POST", &exports, Some(&s.customer("cust-acme")), None)
+            .await,
+        403,
+        "CBC.0151",
+    );
+
+    // A file is only there once completed; an export lost with a restart is reported failed.
+    let pool = s.db.store.pool();
+    let insert = |id: &str, status: &str, created: &str| {
+        sqlx::query("INSERT INTO export_tasks (id, principal_kind, principal_id, partner_id, status, order_ids, created_at, error)
+                     VALUES ($1, 'operator', 'op-west-admin', 'res-west', $2, '[]', $3, $4)")
+            .bind(id.to_owned())
+            .bind(status.to_owned())
+            .bind(created.to_owned())
+            .bind((status == "failed").then(|| "boom".to_owned()))
+    };
+    let now = partner_gateway::time::format(partner_gateway::time::now());
+    insert("exp-running", "pending", &now)
+        .execute(pool)
+        .await
+        .unwrap();
+    insert("exp-broken", "failed", &now)
+        .execute(pool)
+        .await
+        .unwrap();
+    insert("exp-lost", "pending", "2026-01-01T00:00:00Z")
+        .execute(pool)
+        .await
+        .unwrap();
+    let r = s
+        .call(
+            "GET",
+            &format!("{exports}/exp-running/file"),
+            Some(&west),
+            None,
+        )
+        .await;
+    expect(&r, 409, "CBC.30000067");
+    assert!(r.json()["error_msg"].as_str().unwrap().contains("pending"));
+    let r = s
+        .call(
+            "GET",
+            &format!("{exports}/exp-broken/file"),
+            Some(&west),
+            None,
+        )
+        .await;
+    expect(&r, 409, "CBC.30000067");
+    assert!(r.json()["error_msg"].as_str().unwrap().contains("boom"));
+    let lost = s
+        .call("GET", &format!("{exports}/exp-lost"), Some(&west), None)
+        .await
+        .json();
+    assert_eq!(lost["status"], "failed");
+    assert!(lost["error_msg"].as_str().unwrap().contains("interrupted"));
+    assert_eq!(
+        s.call("GET", &format!("{exports}/exp-running"), Some(&west), None)
+            .await
+            .json()["status"],
+        "pending"
+    );
+}
+
+async fn queries_resources(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let admin = s.operator("op-dist-admin").await;
+    let post = |path: &'static str, body: Value| {
+        let admin = admin.clone();
+        let s = &s;
+        async move { s.call("POST", path, Some(&admin), Some(body)).await }
+    };
+
+    // Pay-per-use (CustomerOnDemandResource).
+    let r = post(
+        ON_DEMAND,
+        json!({"customer_id": "cust-acme", "offset": 0, "limit": 10}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    let v = r.json();
+    assert_eq!(v["total_count"], 1);
+    let res = &v["resources"][0];
+    for (field, want) in [
+        ("customer_id", json!("cust-acme")),
+        ("resource_id", json!("obs-acme-logs")),
+        ("resource_name", json!("acme-logs")),
+        ("region_code", json!("ap-southeast-1")),
+        ("service_type_code", json!("hws.service.type.obs")),
+        ("service_type_name", json!("Object Storage Service")),
+        ("resource_type_code", json!("hws.resource.type.obs")),
+        ("effective_time", json!("2026-01-01T00:00:00Z")),
+        ("expire_time", Value::Null),
+        ("status", json!(1)),
+    ] {
+        assert_eq!(res[field], want, "{field}");
+    }
+    let pixel = |status: i64| {
+        post(
+            ON_DEMAND,
+            json!({"customer_id": "cust-pixel", "status": status}),
+        )
+    };
+    assert_eq!(
+        pixel(1).await.json()["total_count"],
+        1,
+        "a stopped server is normal"
+    );
+    assert_eq!(pixel(6).await.json()["total_count"], 0);
+    expect(&pixel(9).await, 400, "CBC.0101");
+    let r = post(
+        ON_DEMAND,
+        json!({"customer_id": "cust-acme", "effective_time_begin": "2026-02-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(r.json()["total_count"], 0);
+    let r = post(ON_DEMAND, json!({"customer_id": "cust-acme", "region_code": "ap-southeast-1", "service_type_code": "hws.service.type.obs", "resource_ids": ["obs-acme-logs"]})).await;
+    assert_eq!(r.json()["total_count"], 1);
+    // A distributor narrowed to a reseller reaches that reseller's customers only.
+    let r = post(
+        ON_DEMAND,
+        json!({"customer_id": "cust-acme", "indirect_partner_id": "res-east"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    expect(
+        &post(
+            ON_DEMAND,
+            json!({"customer_id": "cust-nova", "indirect_partner_id": "res-east"}),
+        )
+        .await,
+        403,
+        "CBC.0151",
+    );
+
+    // Yearly/monthly (OrderInstanceV2).
+    let r = post(SUBSCRIPTIONS, json!({"customer_id": "cust-acme"})).await;
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    let v = r.json();
+    assert_eq!(v["total_count"], 3);
+    let web1 = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["resource_id"] == "vm-acme-web-1")
+        .unwrap();
+    assert_eq!(web1["id"], "vm-acme-web-1");
+    assert_eq!(
+        web1["product_id"], "00301-ec2-c6.large.2",
+        "the order's line item of the same resource type"
+    );
+    assert_eq!(web1["is_main_resource"], 1);
+    assert_eq!(web1["expire_time"], "2026-11-25T00:00:00Z");
+    assert_eq!(web1["resource_type_code"], "hws.resource.type.vm");
+    let birch = post(SUBSCRIPTIONS, json!({"customer_id": "cust-birch"}))
+        .await
+        .json();
+    assert_eq!(birch["data"][0]["status"], 2);
+    assert_eq!(birch["data"][0]["product_id"], "00302-rds-mysql-2u4g");
+    let status = |customer: &str, list: Vec<i64>| {
+        post(
+            SUBSCRIPTIONS,
+            json!({"customer_id": customer, "status_list": list}),
+        )
+    };
+    assert_eq!(
+        status("cust-quartz", vec![5]).await.json()["data"][0]["resource_id"],
+        "vm-quartz-old"
+    );
+    assert_eq!(
+        status("cust-quartz", vec![2]).await.json()["total_count"],
+        0
+    );
+    assert_eq!(
+        status("cust-radius", vec![3]).await.json()["total_count"],
+        1
+    );
+    let east = s.operator("op-east-admin").await;
+    let glacier = s
+        .call(
+            "POST",
+            SUBSCRIPTIONS,
+            Some(&east),
+            Some(json!({"customer_id": "cust-glacier", "status_list": [4]})),
+        )
+        .await;
+    assert_eq!(glacier.json()["data"][0]["status"], 4);
+    // Paging and filters.
+    let p = post(
+        SUBSCRIPTIONS,
+        json!({"customer_id": "cust-acme", "limit": 1, "offset": 2}),
+    )
+    .await
+    .json();
+    assert_eq!(p["total_count"], 3);
+    assert_eq!(p["data"].as_array().unwrap().len(), 1);
+    let count = |v: Value| v["total_count"].as_i64().unwrap();
+    assert_eq!(
+        count(
+            post(
+                SUBSCRIPTIONS,
+                json!({"customer_id": "cust-acme", "resource_ids": ["vm-acme-web-2"]})
+            )
+            .await
+            .json()
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            post(
+                SUBSCRIPTIONS,
+                json!({"customer_id": "cust-acme", "order_id": "CS2610010800AAA1"})
+            )
+            .await
+            .json()
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            post(
+                SUBSCRIPTIONS,
+                json!({"customer_id": "cust-acme", "service_type_code": "hws.service.type.ebs"})
+            )
+            .await
+            .json()
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            post(
+                SUBSCRIPTIONS,
+                json!({"customer_id": "cust-acme", "only_main_resource": 1})
+            )
+            .await
+            .json()
+        ),
+        3
+    );
+    let dec = post(SUBSCRIPTIONS, json!({"customer_id": "cust-acme", "expire_time_begin": "2026-12-01T00:00:00Z", "expire_time_end": "2026-12-31T00:00:00Z"})).await.json();
+    let mut got = ids(&dec, "data", "resource_id");
+    got.sort();
+    assert_eq!(got, ["vm-acme-web-2", "vol-acme-data"]);
+
+    // Parameter errors.
+    let many: Vec<String> = (0..51).map(|i| format!("r{i}")).collect();
+    for (path, body, code) in [
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "limit": 0}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "limit": 101}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "offset": -1}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "status_list": [7]}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "only_main_resource": 2}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "service_type_code": ""}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "resource_ids": many}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "expire_time_begin": "2027-01-01T00:00:00Z", "expire_time_end": "2026-01-01T00:00:00Z"}),
+            "CBC.0101",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "expire_time_end": "soon"}),
+            "CBC.0100",
+        ),
+        (
+            SUBSCRIPTIONS,
+            json!({"customer_id": "cust-acme", "colour": "red"}),
+            "CBC.0100",
+        ),
+        (SUBSCRIPTIONS, json!({"limit": 10}), "CBC.0100"),
+        (
+            ON_DEMAND,
+            json!({"customer_id": "cust-acme", "limit": 101}),
+            "CBC.0101",
+        ),
+        (
+            ON_DEMAND,
+            json!({"customer_id": "cust-acme", "status": "1"}),
+            "CBC.0100",
+        ),
+        (ON_DEMAND, json!({}), "CBC.0100"),
+    ] {
+        expect(&post(path, body.clone()).await, 400, code);
+    }
+    expect(
+        &s.call("POST", ON_DEMAND, Some(&admin), None).await,
+        400,
+        "CBC.0100",
+    );
+
+    // Scoping: a sibling reseller's customer, or another account manager's, looks unknown.
+    for path in [ON_DEMAND, SUBSCRIPTIONS] {
+        let sibling = s
+            .call(
+                "POST",
+                path,
+                Some(&east),
+                Some(json!({"customer_id": "cust-harbor"})),
+            )
+            .await;
+        let unknown = s
+            .call(
+                "POST",
+                path,
+                Some(&east),
+                Some(json!({"customer_id": "cust-nope"})),
+            )
+            .await;
+        same_as_unknown(&sibling, &unknown);
+        let am = s.operator("op-dist-am").await;
+        let other = s
+            .call(
+                "POST",
+                path,
+                Some(&am),
+                Some(json!({"customer_id": "cust-pixel"})),
+            )
+            .await;
+        same_as_unknown(&other, &unknown);
+        let own = s
+            .call(
+                "POST",
+                path,
+                Some(&am),
+                Some(json!({"customer_id": "cust-nova"})),
+            )
+            .await;
+        assert_eq!(own.json()["total_count"], 1, "{}", body_text(&own));
+    }
+}
+
+test_on_backends! {
+    order_list_and_details => lists_and_shows_orders;
+    order_price_adjustments => adjusts_prices;
+    order_exports => exports_orders;
+    partner_resource_queries => queries_resources;
+}

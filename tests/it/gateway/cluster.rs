@@ -1,0 +1,248 @@
+//! Two gateway processes on one PostgreSQL database: a revocation made
+//! through one is enforced by the other within one second (LISTEN/NOTIFY).
+
+use partner_gateway::client::{self, Credentials, Trust};
+use partner_gateway::testkit::TestDb;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `partner-gateway serve` process; killed on drop.
+struct Process {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_gateway(database_url: &str, workdir: &std::path::Path) -> Process {
+    use base64::Engine;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
+        .args([
+            "serve",
+            "--demo",
+            "--database-url",
+            database_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--policies",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        ])
+        .args(["--schema", concat!(env!("CARGO_MANIFEST_DIR"), "/schema")])
+        .arg("--master-key")
+        .arg(base64::engine::general_purpose::STANDARD.encode([42u8; 32]))
+        .current_dir(workdir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start partner-gateway");
+    // The first line names the address it bound.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // Keep draining, so the process never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Process {
+        child,
+        endpoint: url.replace("127.0.0.1", "localhost"),
+    }
+}
+
+fn creds(ak: &str, sk: &str) -> Credentials {
+    Credentials {
+        access_key: ak.into(),
+        secret_key: sk.into(),
+        security_token: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
+    let db = TestDb::postgres().await;
+    let workdir = tempfile::tempdir().unwrap();
+    let a = spawn_gateway(&db.url, workdir.path());
+    let b = spawn_gateway(&db.url, workdir.path());
+    let http =
+        client::https_client(&Trust::CaFile(workdir.path().join("data/dev-cert.pem"))).unwrap();
+    let ops = creds(
+        "DEMOEASTOPS000000000",
+        "demo-secret-east-ops-xxxxxxxxxxxxxxxxxxx",
+    );
+    let customer = creds(
+        "DEMOCACME00000000000",
+        "demo-secret-c-acme-xxxxxxxxxxxxxxxxxxxxx",
+    );
+
+    // Switch in through A; use the session through A (its cache now holds the authorization).
+    let body = serde_json::to_vec(&json!({"customer_id": "cust-acme", "scopes": ["om"]})).unwrap();
+    let created = client::call(
+        &http,
+        &a.endpoint,
+        Some(&ops),
+        "POST",
+        "/v3/partner-sessions",
+        &body,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let c = &created.json()["credential"];
+    let session = Credentials {
+        access_key: c["access"].as_str().unwrap().into(),
+        secret_key: c["secret"].as_str().unwrap().into(),
+        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
+    };
+    for gw in [&a, &b] {
+        let ok = client::call(
+            &http,
+            &gw.endpoint,
+            Some(&session),
+            "GET",
+            "/v2/customer/resources",
+            b"",
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    }
+
+    // The customer revokes through B; A must refuse the session within a second.
+    let revoked = client::call(
+        &http,
+        &b.endpoint,
+        Some(&customer),
+        "POST",
+        "/v2/customers/partner-authorizations/auth-acme/revoke",
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        revoked.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&revoked.body)
+    );
+    let started = Instant::now();
+    let mut last = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        last = client::call(
+            &http,
+            &a.endpoint,
+            Some(&session),
+            "GET",
+            "/v2/customer/resources",
+            b"",
+            &[],
+        )
+        .await
+        .unwrap()
+        .status
+        .as_u16();
+        if last == 403 {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(
+        last, 403,
+        "A still accepted the session {took:?} after the revocation on B"
+    );
+    eprintln!("revocation on B enforced by A after {took:?}");
+
+    // A session ended through A is refused by B on its very next request
+    // (the session row is read on every request).
+    let dist_ops = creds(
+        "DEMODISTOPS000000000",
+        "demo-secret-dist-ops-xxxxxxxxxxxxxxxxxxx",
+    );
+    let body = serde_json::to_vec(&json!({"customer_id": "cust-nova", "scopes": ["om"]})).unwrap();
+    let created = client::call(
+        &http,
+        &a.endpoint,
+        Some(&dist_ops),
+        "POST",
+        "/v3/partner-sessions",
+        &body,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let json = created.json();
+    let c = &json["credential"];
+    let nova = Credentials {
+        access_key: c["access"].as_str().unwrap().into(),
+        secret_key: c["secret"].as_str().unwrap().into(),
+        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
+    };
+    let ok = client::call(
+        &http,
+        &b.endpoint,
+        Some(&nova),
+        "GET",
+        "/v2/customer/resources",
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200);
+    let path = format!(
+        "/v3/partner-sessions/{}",
+        json["session_id"].as_str().unwrap()
+    );
+    let ended = client::call(
+        &http,
+        &a.endpoint,
+        Some(&dist_ops),
+        "DELETE",
+        &path,
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.status, 204);
+    let refused = client::call(
+        &http,
+        &b.endpoint,
+        Some(&nova),
+        "GET",
+        "/v2/customer/resources",
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status, 401);
+}
