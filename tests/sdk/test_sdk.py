@@ -108,9 +108,12 @@ def test_without_domain_id():
 
 
 def generic_call(c, method, path, body=None):
-    """The SDK's own request machinery (signing included) for routes it has no model for."""
+    """The SDK's own request machinery (signing included) for routes it has no model for.
+
+    The SDK needs a response model; UpdateSubCustomerBudgetResponse has no
+    fields, so the answer comes back whole in `raw_content`."""
     resp = c.do_http_request(method=method, resource_path=path, header_params={"Content-Type": "application/json"},
-                             body=body, response_type="SdkResponse")
+                             body=body, response_type="UpdateSubCustomerBudgetResponse")
     return resp.status_code, json.loads(resp.raw_content or b"null")
 
 
