@@ -144,28 +144,8 @@ pub fn http_client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
-/// A response as tests look at it.
-#[derive(Debug)]
-pub struct TestResponse {
-    pub status: http::StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: bytes::Bytes,
-}
-
-impl TestResponse {
-    /// The body as JSON (`Null` when empty or not JSON).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// `error_code` of an error body.
-    pub fn error_code(&self) -> String {
-        self.json()["error_code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
+/// A response as tests look at it: the same shape the signing client returns.
+pub use crate::client::Answer as TestResponse;
 
 /// Sends one request and reads the whole answer.
 pub async fn send(

@@ -45,7 +45,7 @@
 //!   `approved_at`.
 
 use super::extract::{ApiJson, ApiQuery, Caller, PagingParams};
-use super::query::{self, bind_all, Bind, Where};
+use super::query::{self, Bind, Where};
 use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
@@ -146,23 +146,14 @@ async fn list_of(
     let mut f = Where::new();
     f.eq("a.customer_id", Bind::Text(customer_id.to_owned()));
     let pool = state.store.pool();
-    let count_sql = format!(
-        "SELECT COUNT(*) AS n FROM customer_authorizations a{}",
-        f.sql()
-    );
-    let total_count = query::int(
-        &bind_all(sqlx::query(&count_sql), f.binds())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let page = f.page(paging);
-    let sql = format!(
-        "SELECT a.* FROM customer_authorizations a{} ORDER BY a.created_at DESC, a.id DESC{page}",
-        f.sql()
-    );
-    let rows = bind_all(sqlx::query(&sql), f.binds())
-        .fetch_all(pool)
+    let total_count = f.count(pool, "FROM customer_authorizations a").await?;
+    let rows = f
+        .fetch_page(
+            pool,
+            "SELECT a.* FROM customer_authorizations a",
+            "ORDER BY a.created_at DESC, a.id DESC",
+            paging,
+        )
         .await?;
     let now = time::now();
     let authorizations = rows
@@ -288,7 +279,7 @@ async fn partner_list(
     State(state): State<DomainState>,
     Caller(claims): Caller,
     Path(customer_id): Path<String>,
-    ApiQuery(paging): ApiQuery<PagingQuery>,
+    ApiQuery(paging): ApiQuery<PagingParams>,
 ) -> Result<Json<AuthorizationList>, ApiError> {
     let scope = PartnerScope::of(&claims.identity)?;
     if !scope
@@ -297,24 +288,7 @@ async fn partner_list(
     {
         return Err(ApiError::denied());
     }
-    Ok(Json(list_of(&state, &customer_id, paging.into()).await?))
-}
-
-/// `offset`/`limit` and nothing else.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PagingQuery {
-    offset: Option<i64>,
-    limit: Option<i64>,
-}
-
-impl From<PagingQuery> for PagingParams {
-    fn from(q: PagingQuery) -> Self {
-        PagingParams {
-            offset: q.offset,
-            limit: q.limit,
-        }
-    }
+    Ok(Json(list_of(&state, &customer_id, paging).await?))
 }
 
 // ---- customer side -------------------------------------------------------------
@@ -330,10 +304,10 @@ fn customer_principal(identity: &Identity) -> Result<String, ApiError> {
 async fn customer_list(
     State(state): State<DomainState>,
     Caller(claims): Caller,
-    ApiQuery(paging): ApiQuery<PagingQuery>,
+    ApiQuery(paging): ApiQuery<PagingParams>,
 ) -> Result<Json<AuthorizationList>, ApiError> {
     let customer_id = customer_principal(&claims.identity)?;
-    Ok(Json(list_of(&state, &customer_id, paging.into()).await?))
+    Ok(Json(list_of(&state, &customer_id, paging).await?))
 }
 
 /// What the customer decides.
@@ -496,27 +470,21 @@ struct ActivityList {
 async fn activity(
     State(state): State<DomainState>,
     Caller(claims): Caller,
-    ApiQuery(paging): ApiQuery<PagingQuery>,
+    ApiQuery(paging): ApiQuery<PagingParams>,
 ) -> Result<Json<ActivityList>, ApiError> {
     let customer_id = customer_principal(&claims.identity)?;
-    let paging = PagingParams::from(paging).paging()?;
+    let paging = paging.paging()?;
     let mut f = Where::new();
     f.eq("customer_id", Bind::Text(customer_id));
     let pool = state.store.pool();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM activities{}", f.sql());
-    let total_count = query::int(
-        &bind_all(sqlx::query(&count_sql), f.binds())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let page = f.page(paging);
-    let sql = format!(
-        "SELECT * FROM activities{} ORDER BY created_at DESC, id DESC{page}",
-        f.sql()
-    );
-    let rows = bind_all(sqlx::query(&sql), f.binds())
-        .fetch_all(pool)
+    let total_count = f.count(pool, "FROM activities").await?;
+    let rows = f
+        .fetch_page(
+            pool,
+            "SELECT * FROM activities",
+            "ORDER BY created_at DESC, id DESC",
+            paging,
+        )
         .await?;
     let activities = rows
         .iter()

@@ -330,24 +330,17 @@ async fn list_records(
         f.raw("1 = 0");
     }
     let pool = state.store.pool();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM budget_records r{}", f.sql());
-    let total_count = query::int(
-        &bind_all(sqlx::query(&count_sql), f.binds())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let page = f.page(paging);
-    let sql = format!(
-        "SELECT r.*, o.name AS operator_name, p.name AS partner_name
-         FROM budget_records r
-         LEFT JOIN operators o ON o.id = r.operator_id
-         LEFT JOIN partners p ON p.id = r.partner_id{}
-         ORDER BY r.created_at DESC, r.id DESC{page}",
-        f.sql()
-    );
-    let rows = bind_all(sqlx::query(&sql), f.binds())
-        .fetch_all(pool)
+    let total_count = f.count(pool, "FROM budget_records r").await?;
+    let rows = f
+        .fetch_page(
+            pool,
+            "SELECT r.*, o.name AS operator_name, p.name AS partner_name
+             FROM budget_records r
+             LEFT JOIN operators o ON o.id = r.operator_id
+             LEFT JOIN partners p ON p.id = r.partner_id",
+            "ORDER BY r.created_at DESC, r.id DESC",
+            paging,
+        )
         .await?;
     let record_list = rows
         .iter()

@@ -40,9 +40,9 @@
 //! A customer outside the caller's scope and an unknown id both get 403
 //! CBC.0151 (no existence oracle).
 
-use super::extract::{non_empty, opt_time, ApiQuery, Caller, OptionalJson, Paging};
+use super::extract::{check_time_order, non_empty, opt_time, ApiQuery, Caller, OptionalJson, Paging};
 use super::orders::UNPAID_STATUSES;
-use super::query::{self, bind_all, Bind, Where};
+use super::query::{self, Bind, Where};
 use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
@@ -246,39 +246,22 @@ async fn list_sub_customers(
     }
     let begin = opt_time("associated_on_begin", req.associated_on_begin)?;
     let end = opt_time("associated_on_end", req.associated_on_end)?;
-    if let (Some(b), Some(e)) = (begin, end) {
-        if b > e {
-            return Err(ApiError::invalid(
-                "associated_on_begin must not be after associated_on_end",
-            ));
-        }
-    }
-    if let Some(b) = begin {
-        f.cmp("c.associated_on", ">=", Bind::Text(time::format(b)));
-    }
-    if let Some(e) = end {
-        f.cmp("c.associated_on", "<=", Bind::Text(time::format(e)));
-    }
+    check_time_order("associated_on_begin", begin, "associated_on_end", end)?;
+    f.between("c.associated_on", begin, end);
     let scope = scope
         .narrowed(&state.store, non_empty(req.indirect_partner_id).as_deref())
         .await?;
     f.scope(&scope, "c");
 
     let pool = state.store.pool();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM customers c{}", f.sql());
-    let count = query::int(
-        &bind_all(sqlx::query(&count_sql), f.binds())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let page = f.page(paging);
-    let sql = format!(
-        "SELECT c.* FROM customers c{} ORDER BY c.associated_on DESC, c.id{page}",
-        f.sql()
-    );
-    let rows = bind_all(sqlx::query(&sql), f.binds())
-        .fetch_all(pool)
+    let count = f.count(pool, "FROM customers c").await?;
+    let rows = f
+        .fetch_page(
+            pool,
+            "SELECT c.* FROM customers c",
+            "ORDER BY c.associated_on DESC, c.id",
+            paging,
+        )
         .await?;
     let reveal = reveal_requested(&headers);
     let customer_infos = rows

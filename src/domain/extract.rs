@@ -110,8 +110,9 @@ impl Paging {
     }
 }
 
-/// Paging fields as they appear in bodies and query strings.
+/// A query string of `offset`/`limit` and nothing else (any other parameter is refused).
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PagingParams {
     pub offset: Option<i64>,
     pub limit: Option<i64>,
@@ -184,6 +185,22 @@ pub fn opt_time(
         .transpose()
 }
 
+/// A time range filter whose `begin` must not be after its `end` (either
+/// bound alone is accepted).
+pub fn check_time_order(
+    begin_name: &str,
+    begin: Option<crate::time::Timestamp>,
+    end_name: &str,
+    end: Option<crate::time::Timestamp>,
+) -> Result<(), ApiError> {
+    match (begin, end) {
+        (Some(b), Some(e)) if b > e => Err(ApiError::invalid(format!(
+            "{begin_name} must not be after {end_name}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A time range filter: `begin` ≤ `end`, and, when both are given, at most one
 /// calendar year apart (the public API's limit). One bound alone is accepted.
 pub fn check_time_range(
@@ -192,12 +209,8 @@ pub fn check_time_range(
     end_name: &str,
     end: Option<crate::time::Timestamp>,
 ) -> Result<(), ApiError> {
+    check_time_order(begin_name, begin, end_name, end)?;
     if let (Some(b), Some(e)) = (begin, end) {
-        if b > e {
-            return Err(ApiError::invalid(format!(
-                "{begin_name} must not be after {end_name}"
-            )));
-        }
         let year_later = b.checked_add_months(chrono::Months::new(12));
         if year_later.is_none_or(|limit| e > limit) {
             return Err(ApiError::invalid(format!(

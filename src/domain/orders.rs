@@ -134,7 +134,11 @@ pub(super) struct OrderRow {
     pub adjusted: bool,
 }
 
-/// Orders (`o`) with their customers (`c`) and price-adjustment count.
+/// Orders (`o`) with their customers (`c`), as order queries read them.
+const ORDERS_FROM: &str = "FROM orders o JOIN customers c ON c.id = o.customer_id";
+
+/// Orders (`o`) with their customers (`c`) and price-adjustment count (over
+/// the rows of [`ORDERS_FROM`]).
 pub(super) const ORDER_SELECT: &str =
     "SELECT o.*, c.account_name AS account_name, c.association AS association,
         (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments
@@ -179,8 +183,8 @@ impl OrderBy {
 
     fn sql(self) -> &'static str {
         match self {
-            OrderBy::CreateTimeAsc => " ORDER BY o.created_at ASC, o.id ASC",
-            OrderBy::CreateTimeDesc => " ORDER BY o.created_at DESC, o.id DESC",
+            OrderBy::CreateTimeAsc => "ORDER BY o.created_at ASC, o.id ASC",
+            OrderBy::CreateTimeDesc => "ORDER BY o.created_at DESC, o.id DESC",
         }
     }
 }
@@ -188,39 +192,34 @@ impl OrderBy {
 /// Counts and reads one page of the orders matching `w` (over [`ORDER_SELECT`]).
 pub(super) async fn page_of_orders(
     pool: &sqlx::AnyPool,
-    mut w: Where,
+    w: Where,
     order_by: OrderBy,
     paging: Paging,
 ) -> Result<(i64, Vec<OrderRow>), ApiError> {
-    let filter = w.sql();
-    let count_sql = format!(
-        "SELECT COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id{filter}"
-    );
-    let row = bind_all(sqlx::query(&count_sql), w.binds())
-        .fetch_one(pool)
-        .await?;
-    let total = query::int(&row, "n")?;
-    let page = w.page(paging);
-    let sql = format!("{ORDER_SELECT}{filter}{}{page}", order_by.sql());
-    let rows = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_all(pool)
+    let total = w.count(pool, ORDERS_FROM).await?;
+    let rows = w
+        .fetch_page(pool, ORDER_SELECT, order_by.sql(), paging)
         .await?;
     let orders = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
     Ok((total, orders))
 }
 
-/// One order in `scope`, or `None` (unknown and out of scope alike).
-async fn order_in_scope(
-    pool: &sqlx::AnyPool,
+/// One order in `scope`, or `None` (unknown and out of scope alike); on any
+/// executor, so that a transaction can read the order it is about to change.
+async fn order_in_scope<'c, E>(
+    exec: E,
     scope: &PartnerScope,
     id: &str,
-) -> Result<Option<OrderRow>, ApiError> {
+) -> Result<Option<OrderRow>, ApiError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let mut w = Where::new();
     w.eq("o.id", Bind::Text(id.to_owned()));
     w.scope(scope, "c");
     let sql = format!("{ORDER_SELECT}{}", w.sql());
     let row = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_optional(pool)
+        .fetch_optional(exec)
         .await?;
     row.as_ref().map(order_from_row).transpose()
 }
@@ -478,15 +477,8 @@ async fn list_orders(
     if let Some(t) = order_type {
         w.eq("o.order_type", Bind::Int(t));
     }
-    let bound = |w: &mut Where, col: &str, op: &str, t: Option<Timestamp>| {
-        if let Some(t) = t {
-            w.cmp(col, op, Bind::Text(time::format(t)));
-        }
-    };
-    bound(&mut w, "o.created_at", ">=", created_begin);
-    bound(&mut w, "o.created_at", "<=", created_end);
-    bound(&mut w, "o.payment_time", ">=", paid_begin);
-    bound(&mut w, "o.payment_time", "<=", paid_end);
+    w.between("o.created_at", created_begin, created_end);
+    w.between("o.payment_time", paid_begin, paid_end);
 
     let (total_count, orders) = page_of_orders(pool, w, order_by, paging).await?;
     Ok(Json(OrderPage {
@@ -612,24 +604,18 @@ async fn order_details(
     let order = order_in_scope(pool, &scope, &order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let count = sqlx::query("SELECT COUNT(*) AS n FROM order_line_items WHERE order_id = $1")
-        .bind(order.id.clone())
-        .fetch_one(pool)
+    let mut w = Where::new();
+    w.eq("order_id", Bind::Text(order.id.clone()));
+    let total_count = w.count(pool, "FROM order_line_items").await?;
+    let rows = w
+        .fetch_page(pool, "SELECT * FROM order_line_items", "ORDER BY id", paging)
         .await?;
-    let rows = sqlx::query(
-        "SELECT * FROM order_line_items WHERE order_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
-    )
-    .bind(order.id.clone())
-    .bind(paging.limit)
-    .bind(paging.offset)
-    .fetch_all(pool)
-    .await?;
     let items = rows
         .iter()
         .map(|r| line_item_from_row(r, &order))
         .collect::<Result<_, _>>()?;
     Ok(Json(OrderDetails {
-        total_count: query::int(&count, "n")?,
+        total_count,
         order_info: OrderV3 {
             core: OrderCore::of(&order),
             user_name: order.account_name.clone(),
@@ -697,23 +683,21 @@ async fn list_adjustments(
     let order = order_in_scope(pool, &scope, &order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let count = sqlx::query("SELECT COUNT(*) AS n FROM price_adjustments WHERE order_id = $1")
-        .bind(order.id.clone())
-        .fetch_one(pool)
+    let mut w = Where::new();
+    w.eq("p.order_id", Bind::Text(order.id.clone()));
+    let total_count = w.count(pool, "FROM price_adjustments p").await?;
+    let rows = w
+        .fetch_page(
+            pool,
+            "SELECT p.*, op.name AS operator_name FROM price_adjustments p
+             LEFT JOIN operators op ON op.id = p.operator_id",
+            "ORDER BY p.id DESC",
+            paging,
+        )
         .await?;
-    let rows = sqlx::query(
-        "SELECT p.*, op.name AS operator_name FROM price_adjustments p
-         LEFT JOIN operators op ON op.id = p.operator_id
-         WHERE p.order_id = $1 ORDER BY p.id DESC LIMIT $2 OFFSET $3",
-    )
-    .bind(order.id.clone())
-    .bind(paging.limit)
-    .bind(paging.offset)
-    .fetch_all(pool)
-    .await?;
     Ok(Json(AdjustmentPage {
         order_id: order.id,
-        total_count: query::int(&count, "n")?,
+        total_count,
         price_adjustments: rows
             .iter()
             .map(adjustment_from_row)
@@ -751,15 +735,9 @@ async fn adjust_price(
     let operator = claims.identity.acting_operator().map(str::to_owned);
 
     let mut tx = state.store.pool().begin().await?;
-    let mut w = Where::new();
-    w.eq("o.id", Bind::Text(order_id.clone()));
-    w.scope(&scope, "c");
-    let sql = format!("{ORDER_SELECT}{}", w.sql());
-    let row = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_optional(&mut *tx)
+    let order = order_in_scope(&mut *tx, &scope, &order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let order = order_from_row(&row)?;
     if order.association != Association::Referral {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -894,15 +872,8 @@ async fn create_export(
             let mut w = Where::new();
             w.scope(&scope, "c");
             w.is_in("o.id", unique.iter().cloned().map(Bind::Text));
-            let sql = format!(
-                "SELECT COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id{}",
-                w.sql()
-            );
-            let row = bind_all(sqlx::query(&sql), w.binds())
-                .fetch_one(pool)
-                .await?;
             // All or nothing: one unknown or unreachable id refuses the whole export.
-            if usize::try_from(query::int(&row, "n")?).ok() != Some(unique.len()) {
+            if usize::try_from(w.count(pool, ORDERS_FROM).await?).ok() != Some(unique.len()) {
                 return Err(ApiError::denied());
             }
             // Keep the caller's order, without repeats.
@@ -916,7 +887,7 @@ async fn create_export(
             let mut w = Where::new();
             w.scope(&scope, "c");
             let sql = format!(
-                "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id{}{}",
+                "SELECT o.id {ORDERS_FROM}{} {}",
                 w.sql(),
                 OrderBy::CreateTimeDesc.sql()
             );
@@ -1129,26 +1100,20 @@ async fn list_exports(
     let (kind, principal) = owner(&claims.identity);
     let pool = state.store.pool();
     fail_stale_exports(pool, kind, &principal).await?;
-    let count = sqlx::query(
-        "SELECT COUNT(*) AS n FROM export_tasks WHERE principal_kind = $1 AND principal_id = $2",
-    )
-    .bind(kind.to_owned())
-    .bind(principal.clone())
-    .fetch_one(pool)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT id, status, order_ids, created_at, completed_at, error FROM export_tasks
-         WHERE principal_kind = $1 AND principal_id = $2
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
-    )
-    .bind(kind.to_owned())
-    .bind(principal)
-    .bind(paging.limit)
-    .bind(paging.offset)
-    .fetch_all(pool)
-    .await?;
+    let mut w = Where::new();
+    w.eq("principal_kind", Bind::Text(kind.to_owned()));
+    w.eq("principal_id", Bind::Text(principal));
+    let total_count = w.count(pool, "FROM export_tasks").await?;
+    let rows = w
+        .fetch_page(
+            pool,
+            "SELECT id, status, order_ids, created_at, completed_at, error FROM export_tasks",
+            "ORDER BY created_at DESC, id DESC",
+            paging,
+        )
+        .await?;
     Ok(Json(ExportPage {
-        total_count: query::int(&count, "n")?,
+        total_count,
         exports: rows.iter().map(export_from_row).collect::<Result<_, _>>()?,
     }))
 }

@@ -1,6 +1,7 @@
 //! Building filtered, paged SQL once for both databases: a `WHERE` clause whose
-//! `$n` placeholders are numbered as conditions are added, and column readers
-//! for the store's conventions (integer cents, RFC 3339 text times).
+//! `$n` placeholders are numbered as conditions are added, the count and page
+//! reads every paged list makes with it, and column readers for the store's
+//! conventions (integer cents, RFC 3339 text times).
 
 use super::extract::Paging;
 use super::scope::PartnerScope;
@@ -10,7 +11,7 @@ use crate::time::{self, Timestamp};
 use rust_decimal::Decimal;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::{Any, AnyPool, Row};
 
 /// A bound value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,16 @@ impl Where {
         }
     }
 
+    /// `begin <= column <= end` on a text time column, for whichever bounds are given.
+    pub fn between(&mut self, column: &str, begin: Option<Timestamp>, end: Option<Timestamp>) {
+        if let Some(b) = begin {
+            self.cmp(column, ">=", Bind::Text(time::format(b)));
+        }
+        if let Some(e) = end {
+            self.cmp(column, "<=", Bind::Text(time::format(e)));
+        }
+    }
+
     /// The caller's reach over the customers table aliased `alias`.
     pub fn scope(&mut self, scope: &PartnerScope, alias: &str) {
         let (sql, binds) = scope.condition(alias, self.next());
@@ -96,6 +107,34 @@ impl Where {
 
     pub fn binds(&self) -> &[Bind] {
         &self.binds
+    }
+
+    /// How many rows `from` (`FROM ...` with its joins) holds under these
+    /// conditions: a paged list's total, across pages.
+    pub async fn count(&self, pool: &AnyPool, from: &str) -> Result<i64, ApiError> {
+        let sql = format!("SELECT COUNT(*) AS n {from}{}", self.sql());
+        let row = bind_all(sqlx::query(&sql), &self.binds)
+            .fetch_one(pool)
+            .await?;
+        int(&row, "n")
+    }
+
+    /// One page of `select` (`SELECT ... FROM ...`) under these conditions,
+    /// in `order_by` (`ORDER BY ...`) order. Takes `self` because the page's
+    /// binds join the conditions': [`Where::count`] comes first.
+    pub async fn fetch_page(
+        mut self,
+        pool: &AnyPool,
+        select: &str,
+        order_by: &str,
+        paging: Paging,
+    ) -> Result<Vec<AnyRow>, ApiError> {
+        let filter = self.sql();
+        let page = self.page(paging);
+        let sql = format!("{select}{filter} {order_by}{page}");
+        Ok(bind_all(sqlx::query(&sql), &self.binds)
+            .fetch_all(pool)
+            .await?)
     }
 }
 
@@ -200,5 +239,29 @@ mod tests {
         let mut empty = Where::new();
         empty.is_in("x", []);
         assert_eq!(empty.sql(), " WHERE 1 = 0");
+    }
+
+    #[test]
+    fn time_bounds_are_inclusive_and_optional() {
+        let t = time::parse("2026-11-21T12:00:00Z").unwrap();
+        let mut both = Where::new();
+        both.between("c.associated_on", Some(t), Some(t));
+        assert_eq!(
+            both.sql(),
+            " WHERE c.associated_on >= $1 AND c.associated_on <= $2"
+        );
+        assert_eq!(
+            both.binds(),
+            &[
+                Bind::Text("2026-11-21T12:00:00Z".into()),
+                Bind::Text("2026-11-21T12:00:00Z".into())
+            ]
+        );
+        let mut end_only = Where::new();
+        end_only.between("r.expire_at", None, Some(t));
+        assert_eq!(end_only.sql(), " WHERE r.expire_at <= $1");
+        let mut neither = Where::new();
+        neither.between("r.expire_at", None, None);
+        assert_eq!(neither.sql(), "");
     }
 }

@@ -26,8 +26,8 @@
 //! `updated_by`; `null` for grants never changed through the API).
 
 use super::customers::contains;
-use super::extract::{non_empty, opt_time, ApiJson, Caller, OptionalJson, Paging};
-use super::query::{self, bind_all, Bind, Where};
+use super::extract::{check_time_order, non_empty, opt_time, ApiJson, Caller, OptionalJson, Paging};
+use super::query::{self, Bind, Where};
 use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
@@ -133,13 +133,7 @@ async fn list_resellers(
     let paging = Paging::new(req.offset, req.limit)?;
     let begin = opt_time("associated_on_begin", req.associated_on_begin)?;
     let end = opt_time("associated_on_end", req.associated_on_end)?;
-    if let (Some(b), Some(e)) = (begin, end) {
-        if b > e {
-            return Err(ApiError::invalid(
-                "associated_on_begin must not be after associated_on_end",
-            ));
-        }
-    }
+    check_time_order("associated_on_begin", begin, "associated_on_end", end)?;
     let mut f = Where::new();
     f.eq("p.distributor_id", Bind::Text(scope.partner.clone()));
     f.eq(
@@ -152,24 +146,11 @@ async fn list_resellers(
     if let Some(v) = non_empty(req.indirect_partner_id) {
         f.eq("p.id", Bind::Text(v));
     }
-    if let Some(b) = begin {
-        f.cmp("p.created_at", ">=", Bind::Text(time::format(b)));
-    }
-    if let Some(e) = end {
-        f.cmp("p.created_at", "<=", Bind::Text(time::format(e)));
-    }
+    f.between("p.created_at", begin, end);
     let pool = state.store.pool();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM partners p{}", f.sql());
-    let count = query::int(
-        &bind_all(sqlx::query(&count_sql), f.binds())
-            .fetch_one(pool)
-            .await?,
-        "n",
-    )?;
-    let page = f.page(paging);
-    let sql = format!("{RESELLER_SELECT}{} ORDER BY p.id{page}", f.sql());
-    let rows = bind_all(sqlx::query(&sql), f.binds())
-        .fetch_all(pool)
+    let count = f.count(pool, "FROM partners p").await?;
+    let rows = f
+        .fetch_page(pool, RESELLER_SELECT, "ORDER BY p.id", paging)
         .await?;
     let indirect_partners = rows
         .iter()

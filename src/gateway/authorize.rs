@@ -12,6 +12,10 @@ use crate::money::{parse_amount, MAX_BUDGET};
 use crate::policy::EntityRef;
 use serde_json::{json, Map, Value};
 
+/// The most ids one batch may name (the public API's largest page): each
+/// costs a decision, so the bound is checked before deciding.
+pub const MAX_BATCH: usize = 100;
+
 /// One Cedar question the request must pass.
 #[derive(Clone, Debug)]
 pub struct Check {
@@ -73,6 +77,9 @@ pub fn plan(
             after,
         ),
         ResourceFrom::EachInBody(name, kind) => match (body.strings(name)?, route.when_absent) {
+            (Some(ids), _) if ids.len() > MAX_BATCH => Err(GatewayError::BadParameter(format!(
+                "invalid parameter {name}: at most {MAX_BATCH} ids"
+            ))),
             (Some(ids), _) if !ids.is_empty() => {
                 let mut unique = ids.clone();
                 unique.sort();

@@ -246,3 +246,50 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
     .unwrap();
     assert_eq!(refused.status, 401);
 }
+
+/// Narrowing an authorization (here directly in the database, as an
+/// administrator would; there is no API for it) ends the sessions that used
+/// the removed scope: PostgreSQL announces the change and the gateway's next
+/// decision sees it (R12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_an_authorization_in_the_database_ends_wider_sessions() {
+    let gw = super::TestGateway::start(partner_gateway::store::Backend::Postgres).await;
+    let body = serde_json::json!({"customer_id": "cust-acme", "scopes": ["om", "order"]});
+    let created = gw
+        .call("op-east-ops", "POST", "/v3/partner-sessions", Some(body))
+        .await;
+    assert_eq!(created.status, 201);
+    let c = &created.json()["credential"];
+    let session = Credentials {
+        access_key: c["access"].as_str().unwrap().into(),
+        secret_key: c["secret"].as_str().unwrap().into(),
+        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
+    };
+    let ok = gw
+        .call_raw(Some(&session), "GET", "/v2/customer/resources", b"", &[])
+        .await;
+    assert_eq!(ok.status, 200);
+    sqlx::query("UPDATE customer_authorizations SET scopes = 'om' WHERE id = 'auth-acme'")
+        .execute(gw.db.store.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut last = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        last = gw
+            .call_raw(Some(&session), "GET", "/v2/customer/resources", b"", &[])
+            .await
+            .status
+            .as_u16();
+        if last == 403 {
+            break;
+        }
+    }
+    assert_eq!(
+        last,
+        403,
+        "the narrowed authorization still served the session after {:?}",
+        started.elapsed()
+    );
+    gw.running.stop().await;
+}

@@ -138,6 +138,50 @@ async fn partner_routes_allow_and_deny(backend: Backend) {
     ])
     .await;
 
+    // Exports: status and file for the owner only; another operator's export looks unknown.
+    let export = gw
+        .call(
+            "op-east-admin",
+            "POST",
+            "/v2/orders/customer-orders/exports",
+            Some(json!({"order_ids": ["CS2610010800AAA1"]})),
+        )
+        .await;
+    assert_eq!(
+        export.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&export.body)
+    );
+    let export_id = export.json()["export_id"].as_str().unwrap().to_owned();
+    let status_path = format!("/v2/orders/customer-orders/exports/{export_id}");
+    let mut completed = false;
+    for _ in 0..500 {
+        let shown = gw.call("op-east-admin", "GET", &status_path, None).await;
+        assert_eq!(
+            shown.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&shown.body)
+        );
+        if shown.json()["status"] == "completed" {
+            completed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(completed, "the export completes within 5 s");
+    let file = gw
+        .call("op-east-admin", "GET", &format!("{status_path}/file"), None)
+        .await;
+    assert_eq!(file.status, 200);
+    assert!(String::from_utf8_lossy(&file.body).contains("CS2610010800AAA1"));
+    for path in [status_path.clone(), format!("{status_path}/file")] {
+        let foreign = gw.call("op-east-finance", "GET", &path, None).await;
+        assert_eq!(foreign.status, 403, "{path}");
+        assert_eq!(foreign.error_code(), "CBC.0151");
+    }
+
     // The frozen state written through the gateway is seen by the very next decision.
     let frozen = gw
         .call(
