@@ -40,7 +40,9 @@
 //! A customer outside the caller's scope and an unknown id both get 403
 //! CBC.0151 (no existence oracle).
 
-use super::extract::{check_time_order, non_empty, opt_time, ApiQuery, Caller, OptionalJson, Paging};
+use super::extract::{
+    check_time_order, non_empty, opt_time, ApiQuery, Caller, OptionalJson, Paging,
+};
 use super::orders::UNPAID_STATUSES;
 use super::query::{self, Bind, Where};
 use super::scope::PartnerScope;

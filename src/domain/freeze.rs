@@ -68,6 +68,18 @@ struct UnfreezeReq {
     unfreeze_type: Option<String>,
 }
 
+/// The two bodies differ only in the name of the type field.
+impl From<UnfreezeReq> for FreezeReq {
+    fn from(r: UnfreezeReq) -> Self {
+        FreezeReq {
+            customer_ids: r.customer_ids,
+            reason: r.reason,
+            indirect_partner_id: r.indirect_partner_id,
+            freeze_type: r.unfreeze_type,
+        }
+    }
+}
+
 /// CustomerErrorDetail.
 #[derive(Debug, Serialize)]
 struct CustomerErrorDetail {
@@ -158,23 +170,7 @@ async fn freeze(
     Caller(claims): Caller,
     ApiJson(req): ApiJson<FreezeReq>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let ids = check_ids(req.customer_ids)?;
-    let reason = check_reason(req.reason)?;
-    let freeze_type = parse_freeze_type("freeze_type", req.freeze_type)?;
-    let scope = scope
-        .narrowed(&state.store, non_empty(req.indirect_partner_id).as_deref())
-        .await?;
-    batch(
-        &state,
-        &scope,
-        &claims.identity,
-        Direction::Freeze,
-        &ids,
-        &reason,
-        freeze_type,
-    )
-    .await
+    checked_batch(&state, &claims.identity, Direction::Freeze, req).await
 }
 
 async fn unfreeze(
@@ -182,21 +178,36 @@ async fn unfreeze(
     Caller(claims): Caller,
     ApiJson(req): ApiJson<UnfreezeReq>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
+    checked_batch(&state, &claims.identity, Direction::Unfreeze, req.into()).await
+}
+
+/// Checks a freeze or unfreeze request whole (a malformed one changes
+/// nothing), then runs the batch.
+async fn checked_batch(
+    state: &DomainState,
+    identity: &Identity,
+    direction: Direction,
+    req: FreezeReq,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let scope = PartnerScope::of(identity)?;
     let ids = check_ids(req.customer_ids)?;
     let reason = check_reason(req.reason)?;
-    let unfreeze_type = parse_freeze_type("unfreeze_type", req.unfreeze_type)?;
+    let type_field = match direction {
+        Direction::Freeze => "freeze_type",
+        Direction::Unfreeze => "unfreeze_type",
+    };
+    let freeze_type = parse_freeze_type(type_field, req.freeze_type)?;
     let scope = scope
         .narrowed(&state.store, non_empty(req.indirect_partner_id).as_deref())
         .await?;
     batch(
-        &state,
+        state,
         &scope,
-        &claims.identity,
-        Direction::Unfreeze,
+        identity,
+        direction,
         &ids,
         &reason,
-        unfreeze_type,
+        freeze_type,
     )
     .await
 }

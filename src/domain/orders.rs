@@ -608,7 +608,12 @@ async fn order_details(
     w.eq("order_id", Bind::Text(order.id.clone()));
     let total_count = w.count(pool, "FROM order_line_items").await?;
     let rows = w
-        .fetch_page(pool, "SELECT * FROM order_line_items", "ORDER BY id", paging)
+        .fetch_page(
+            pool,
+            "SELECT * FROM order_line_items",
+            "ORDER BY id",
+            paging,
+        )
         .await?;
     let items = rows
         .iter()

@@ -99,7 +99,7 @@ impl Where {
     }
 
     /// ` LIMIT $n OFFSET $m` for `paging`, with its binds added.
-    pub fn page(&mut self, paging: Paging) -> String {
+    fn page(&mut self, paging: Paging) -> String {
         let limit = self.arg(Bind::Int(paging.limit));
         let offset = self.arg(Bind::Int(paging.offset));
         format!(" LIMIT {limit} OFFSET {offset}")

@@ -26,7 +26,9 @@
 //! `updated_by`; `null` for grants never changed through the API).
 
 use super::customers::contains;
-use super::extract::{check_time_order, non_empty, opt_time, ApiJson, Caller, OptionalJson, Paging};
+use super::extract::{
+    check_time_order, non_empty, opt_time, ApiJson, Caller, OptionalJson, Paging,
+};
 use super::query::{self, Bind, Where};
 use super::scope::PartnerScope;
 use super::wire;

@@ -30,7 +30,7 @@
 //!   or closed resource. Renewing and unsubscribing do not create orders
 //!   here (the store keeps no price list to bill them with).
 
-use super::extract::{non_empty, Caller, OptionalJson, Paging};
+use super::extract::{check_time_order, non_empty, opt_time, Caller, OptionalJson, Paging};
 use super::query::{self, bind_all, db_error, Bind, Where};
 use super::scope::PartnerScope;
 use super::{wire, DomainState};
@@ -179,24 +179,19 @@ pub(super) fn resource_from_row(row: &AnyRow) -> Result<ResourceRow, ApiError> {
 pub(super) async fn page_of_resources(
     state: &DomainState,
     source: &str,
-    mut w: Where,
+    w: Where,
     paging: Paging,
 ) -> Result<(i64, Vec<ResourceRow>), ApiError> {
-    let filter = w.sql();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM {source}{filter}");
-    let total: i64 = {
-        let row = bind_all(sqlx::query(&count_sql), w.binds())
-            .fetch_one(state.store.pool())
-            .await
-            .map_err(db_error)?;
-        query::int(&row, "n")?
-    };
-    let page = w.page(paging);
-    let sql = format!("SELECT r.* FROM {source}{filter} ORDER BY r.created_at DESC, r.id{page}");
-    let rows = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_all(state.store.pool())
-        .await
-        .map_err(db_error)?;
+    let pool = state.store.pool();
+    let total = w.count(pool, &format!("FROM {source}")).await?;
+    let rows = w
+        .fetch_page(
+            pool,
+            &format!("SELECT r.* FROM {source}"),
+            "ORDER BY r.created_at DESC, r.id",
+            paging,
+        )
+        .await?;
     let items = rows
         .iter()
         .map(resource_from_row)
@@ -412,15 +407,10 @@ async fn customer_in_scope(
             "customer_id must be at most 64 characters",
         ));
     }
-    let mut w = Where::new();
-    w.eq("c.id", Bind::Text(id.clone()));
-    w.scope(scope, "c");
-    let sql = format!("SELECT c.id FROM customers c{}", w.sql());
-    let found = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_optional(state.store.pool())
-        .await
-        .map_err(db_error)?;
-    found.map(|_| id).ok_or_else(ApiError::denied)
+    if !scope.sees_customer(state.store.pool(), &id).await? {
+        return Err(ApiError::denied());
+    }
+    Ok(id)
 }
 
 /// `resource_ids`: at most 50 non-empty ids; an empty list is no filter.
@@ -447,25 +437,6 @@ fn text_filter(name: &str, value: Option<String>) -> Result<Option<String>, ApiE
             Err(ApiError::invalid(format!("{name} must not be empty")))
         }
         other => Ok(other),
-    }
-}
-
-/// A body time bound (UTC, e.g. `2026-11-21T12:00:00Z`).
-fn time_filter(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    super::extract::opt_time(name, value)
-}
-
-fn ordered(
-    begin: &str,
-    b: Option<Timestamp>,
-    end: &str,
-    e: Option<Timestamp>,
-) -> Result<(), ApiError> {
-    match (b, e) {
-        (Some(b), Some(e)) if b > e => Err(ApiError::invalid(format!(
-            "{begin} must not be after {end}"
-        ))),
-        _ => Ok(()),
     }
 }
 
@@ -500,9 +471,9 @@ async fn list_on_demand(
         .narrowed(&state.store, q.indirect_partner_id.as_deref())
         .await?;
     let paging = Paging::new(q.offset, q.limit)?;
-    let begin = time_filter("effective_time_begin", q.effective_time_begin)?;
-    let end = time_filter("effective_time_end", q.effective_time_end)?;
-    ordered("effective_time_begin", begin, "effective_time_end", end)?;
+    let begin = opt_time("effective_time_begin", q.effective_time_begin)?;
+    let end = opt_time("effective_time_end", q.effective_time_end)?;
+    check_time_order("effective_time_begin", begin, "effective_time_end", end)?;
     let status = match q.status {
         None => None,
         Some(s @ 1..=6) => Some(statuses_for(s, on_demand_status)),
@@ -526,12 +497,7 @@ async fn list_on_demand(
     if let Some(service) = service {
         w.eq("r.service_type_code", Bind::Text(service));
     }
-    if let Some(b) = begin {
-        w.cmp("r.created_at", ">=", Bind::Text(time::format(b)));
-    }
-    if let Some(e) = end {
-        w.cmp("r.created_at", "<=", Bind::Text(time::format(e)));
-    }
+    w.between("r.created_at", begin, end);
     if let Some(statuses) = status {
         w.is_in("r.effective_status", statuses);
     }
@@ -571,9 +537,9 @@ async fn list_subscriptions(
 ) -> Result<Json<SubscriptionPage>, ApiError> {
     let scope = PartnerScope::of(&claims.identity)?;
     let paging = Paging::new(q.offset, q.limit)?;
-    let begin = time_filter("expire_time_begin", q.expire_time_begin)?;
-    let end = time_filter("expire_time_end", q.expire_time_end)?;
-    ordered("expire_time_begin", begin, "expire_time_end", end)?;
+    let begin = opt_time("expire_time_begin", q.expire_time_begin)?;
+    let end = opt_time("expire_time_end", q.expire_time_end)?;
+    check_time_order("expire_time_begin", begin, "expire_time_end", end)?;
     if let Some(m) = q.only_main_resource {
         if m != 0 && m != 1 {
             return Err(ApiError::invalid("only_main_resource must be 0 or 1"));
@@ -607,12 +573,7 @@ async fn list_subscriptions(
     if let Some(service) = service {
         w.eq("r.service_type_code", Bind::Text(service));
     }
-    if let Some(b) = begin {
-        w.cmp("r.expire_at", ">=", Bind::Text(time::format(b)));
-    }
-    if let Some(e) = end {
-        w.cmp("r.expire_at", "<=", Bind::Text(time::format(e)));
-    }
+    w.between("r.expire_at", begin, end);
     if !statuses.is_empty() {
         w.is_in("r.effective_status", statuses);
     }

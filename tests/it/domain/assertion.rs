@@ -5,7 +5,7 @@ use partner_gateway::store::Backend;
 use partner_gateway::test_on_backends;
 use partner_gateway::testkit::DomainServer;
 
-const DEMO: &str = include_str!("../../../examples/demo.json");
+use super::support::DEMO;
 const ROUTE: &str = "/v2/partners/sub-customers/query";
 
 async fn refuses_missing_forged_expired_and_misdirected(backend: Backend) {

@@ -10,19 +10,10 @@ use partner_gateway::testkit::{DomainServer, TestResponse};
 use serde_json::{json, Value};
 use sqlx::Row;
 
-const DEMO: &str = include_str!("../../../examples/demo.json");
+use super::support::{assert_error, body_text, get, post, same_as_unknown, DEMO};
+
 const ORDERS: &str = "/v2/customer/orders";
 const RESOURCES: &str = "/v2/customer/resources";
-
-fn body_text(r: &TestResponse) -> String {
-    String::from_utf8(r.body.to_vec()).unwrap()
-}
-
-#[track_caller]
-fn expect(r: &TestResponse, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", body_text(r));
-    assert_eq!(r.error_code(), code, "{}", body_text(r));
-}
 
 fn ts(v: &Value) -> partner_gateway::time::Timestamp {
     partner_gateway::time::parse(v.as_str().unwrap_or_else(|| panic!("not a time: {v}"))).unwrap()
@@ -49,10 +40,13 @@ async fn count(s: &DomainServer, table: &str, customer: &str) -> i64 {
     .unwrap()
 }
 
+async fn place(s: &DomainServer, who: &Identity, body: Value) -> TestResponse {
+    post(s, who, ORDERS, body).await
+}
+
 async fn operate(s: &DomainServer, who: &Identity, resource: &str, op: &str) -> TestResponse {
     let path = format!("{RESOURCES}/{resource}/operations");
-    s.call("POST", &path, Some(who), Some(json!({"operation": op})))
-        .await
+    post(s, who, &path, json!({"operation": op})).await
 }
 
 async fn places_and_lists(backend: Backend) {
@@ -60,14 +54,7 @@ async fn places_and_lists(backend: Backend) {
     let acme = s.customer("cust-acme");
 
     // A yearly/monthly purchase: an order pending payment and its resource.
-    let r = s
-        .call(
-            "POST",
-            ORDERS,
-            Some(&acme),
-            Some(yearly(2, 3, json!("360.00"))),
-        )
-        .await;
+    let r = place(&s, &acme, yearly(2, 3, json!("360.00"))).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["source_type"], 1);
@@ -103,27 +90,18 @@ async fn places_and_lists(backend: Backend) {
     assert!(body_text(&r).contains(r#""amount_after_discount":360.00"#));
     // The order's details carry the line item with the period.
     let admin = s.operator("op-east-admin").await;
-    let d = s
-        .call(
-            "GET",
-            &format!("/v2/orders/customer-orders/details/{order_id}"),
-            Some(&admin),
-            None,
-        )
-        .await
-        .json();
+    let d = get(
+        &s,
+        &admin,
+        &format!("/v2/orders/customer-orders/details/{order_id}"),
+    )
+    .await
+    .json();
     assert_eq!(d["order_line_items"][0]["period_type"], 2);
     assert_eq!(d["order_line_items"][0]["period_num"], 3);
     assert_eq!(d["order_line_items"][0]["amount_after_discount"], 360.0);
     // A yearly purchase with a numeric amount.
-    let r = s
-        .call(
-            "POST",
-            ORDERS,
-            Some(&acme),
-            Some(yearly(3, 1, json!(1200.5))),
-        )
-        .await;
+    let r = place(&s, &acme, yearly(3, 1, json!(1200.5))).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(
@@ -134,9 +112,7 @@ async fn places_and_lists(backend: Backend) {
     );
 
     // Pay-per-use: a resource, no order.
-    let r = s
-        .call("POST", ORDERS, Some(&acme), Some(pay_per_use()))
-        .await;
+    let r = place(&s, &acme, pay_per_use()).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["order"], Value::Null);
@@ -147,43 +123,28 @@ async fn places_and_lists(backend: Backend) {
     assert_eq!(count(&s, "activities", "cust-acme").await, 0);
 
     // Own orders: the demo's two and the two new ones, newest first, paged.
-    let list = s.call("GET", ORDERS, Some(&acme), None).await;
+    let list = get(&s, &acme, ORDERS).await;
     assert_eq!(list.status, 200, "{}", body_text(&list));
     let list = list.json();
     assert_eq!(list["total_count"], 4);
     assert_eq!(list["order_infos"].as_array().unwrap().len(), 4);
-    let page = s
-        .call(
-            "GET",
-            &format!("{ORDERS}?limit=1&offset=3"),
-            Some(&acme),
-            None,
-        )
+    let page = get(&s, &acme, &format!("{ORDERS}?limit=1&offset=3"))
         .await
         .json();
     assert_eq!(page["total_count"], 4);
     assert_eq!(page["order_infos"][0]["order_id"], "CS2610010800AAA1");
-    let pending = s
-        .call(
-            "GET",
-            &format!("{ORDERS}?status=6&order_type=1"),
-            Some(&acme),
-            None,
-        )
+    let pending = get(&s, &acme, &format!("{ORDERS}?status=6&order_type=1"))
         .await
         .json();
     assert_eq!(pending["total_count"], 2);
-    let completed = s
-        .call("GET", &format!("{ORDERS}?status=5"), Some(&acme), None)
-        .await
-        .json();
+    let completed = get(&s, &acme, &format!("{ORDERS}?status=5")).await.json();
     assert_eq!(completed["total_count"], 1);
     assert_eq!(
         completed["order_infos"][0]["order_id"], "CS2610010800AAA1",
         "the demo's paid order"
     );
     // Own resources: the demo's four and the three new ones.
-    let res = s.call("GET", RESOURCES, Some(&acme), None).await;
+    let res = get(&s, &acme, RESOURCES).await;
     assert_eq!(res.status, 200, "{}", body_text(&res));
     let res = res.json();
     assert_eq!(res["total_count"], 7);
@@ -199,33 +160,15 @@ async fn places_and_lists(backend: Backend) {
     ] {
         assert!(!first[field].is_null(), "{field} in {first}");
     }
-    let ppu = s
-        .call(
-            "GET",
-            &format!("{RESOURCES}?charging=pay_per_use"),
-            Some(&acme),
-            None,
-        )
+    let ppu = get(&s, &acme, &format!("{RESOURCES}?charging=pay_per_use"))
         .await
         .json();
     assert_eq!(ppu["total_count"], 2);
-    let closed = s
-        .call(
-            "GET",
-            &format!("{RESOURCES}?status=closed&limit=100"),
-            Some(&acme),
-            None,
-        )
+    let closed = get(&s, &acme, &format!("{RESOURCES}?status=closed&limit=100"))
         .await
         .json();
     assert_eq!(closed["total_count"], 0);
-    let page = s
-        .call(
-            "GET",
-            &format!("{RESOURCES}?limit=2&offset=6"),
-            Some(&acme),
-            None,
-        )
+    let page = get(&s, &acme, &format!("{RESOURCES}?limit=2&offset=6"))
         .await
         .json();
     assert_eq!(page["resources"].as_array().unwrap().len(), 1);
@@ -282,9 +225,7 @@ async fn places_and_lists(backend: Backend) {
     ];
     bad.push((json!({"charging": "yearly_monthly", "service_type_code": "hws.service.type.ec2", "product_id": "p", "period_type": "2", "period_num": 1, "amount": "1.00"}), "CBC.0100"));
     for (body, code) in bad {
-        let r = s
-            .call("POST", ORDERS, Some(&acme), Some(body.clone()))
-            .await;
+        let r = place(&s, &acme, body.clone()).await;
         assert_eq!(
             (r.status.as_u16(), r.error_code()),
             (400, code.to_owned()),
@@ -292,7 +233,7 @@ async fn places_and_lists(backend: Backend) {
             body_text(&r)
         );
     }
-    expect(
+    assert_error(
         &s.call("POST", ORDERS, Some(&acme), None).await,
         400,
         "CBC.0100",
@@ -309,9 +250,8 @@ async fn places_and_lists(backend: Backend) {
         "order_by=price",
         "customer_id=cust-birch",
     ] {
-        expect(
-            &s.call("GET", &format!("{ORDERS}?{q}"), Some(&acme), None)
-                .await,
+        assert_error(
+            &get(&s, &acme, &format!("{ORDERS}?{q}")).await,
             400,
             if q.starts_with("customer_id") {
                 "CBC.0100"
@@ -321,9 +261,8 @@ async fn places_and_lists(backend: Backend) {
         );
     }
     for q in ["limit=0", "limit=101", "charging=monthly", "status=running"] {
-        expect(
-            &s.call("GET", &format!("{RESOURCES}?{q}"), Some(&acme), None)
-                .await,
+        assert_error(
+            &get(&s, &acme, &format!("{RESOURCES}?{q}")).await,
             400,
             "CBC.0101",
         );
@@ -333,56 +272,25 @@ async fn places_and_lists(backend: Backend) {
     for frozen in ["cust-glacier", "cust-quartz"] {
         let who = s.customer(frozen);
         let before = count(&s, "resources", frozen).await;
-        expect(
-            &s.call(
-                "POST",
-                ORDERS,
-                Some(&who),
-                Some(yearly(2, 1, json!("10.00"))),
-            )
-            .await,
+        assert_error(
+            &place(&s, &who, yearly(2, 1, json!("10.00"))).await,
             409,
             "CBC.99005036",
         );
-        expect(
-            &s.call("POST", ORDERS, Some(&who), Some(pay_per_use()))
-                .await,
-            409,
-            "CBC.99005036",
-        );
+        assert_error(&place(&s, &who, pay_per_use()).await, 409, "CBC.99005036");
         assert_eq!(count(&s, "resources", frozen).await, before);
     }
     // The customer-self routes are for customers (and their sessions), never operators.
-    expect(
-        &s.call("GET", ORDERS, Some(&admin), None).await,
-        403,
-        "CBC.0151",
-    );
-    expect(
-        &s.call("POST", ORDERS, Some(&admin), Some(pay_per_use()))
-            .await,
-        403,
-        "CBC.0151",
-    );
-    expect(
-        &s.call("GET", RESOURCES, Some(&admin), None).await,
-        403,
-        "CBC.0151",
-    );
+    assert_error(&get(&s, &admin, ORDERS).await, 403, "CBC.0151");
+    assert_error(&place(&s, &admin, pay_per_use()).await, 403, "CBC.0151");
+    assert_error(&get(&s, &admin, RESOURCES).await, 403, "CBC.0151");
     assert_eq!(s.call("GET", ORDERS, None, None).await.status, 401);
 }
 
 async fn operates_resources(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let acme = s.customer("cust-acme");
-    let r = s
-        .call(
-            "POST",
-            ORDERS,
-            Some(&acme),
-            Some(yearly(2, 1, json!("99.00"))),
-        )
-        .await;
+    let r = place(&s, &acme, yearly(2, 1, json!("99.00"))).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let vm = r.json()["resource"]["resource_id"]
         .as_str()
@@ -391,13 +299,13 @@ async fn operates_resources(backend: Backend) {
     let expiry = ts(&r.json()["resource"]["expire_time"]);
 
     // start only from stopped; stop and restart only from in_use.
-    expect(&operate(&s, &acme, &vm, "start").await, 409, "CBC.30000067");
+    assert_error(&operate(&s, &acme, &vm, "start").await, 409, "CBC.30000067");
     let r = operate(&s, &acme, &vm, "stop").await;
     assert_eq!(r.status, 200, "{}", body_text(&r));
     assert_eq!(r.json()["status"], "stopped");
     assert_eq!(r.json()["resource_id"], vm.as_str());
-    expect(&operate(&s, &acme, &vm, "stop").await, 409, "CBC.30000067");
-    expect(
+    assert_error(&operate(&s, &acme, &vm, "stop").await, 409, "CBC.30000067");
+    assert_error(
         &operate(&s, &acme, &vm, "restart").await,
         409,
         "CBC.30000067",
@@ -419,7 +327,7 @@ async fn operates_resources(backend: Backend) {
     );
     assert_eq!(r.json()["status"], "in_use");
     // Pay-per-use resources are not renewed.
-    expect(
+    assert_error(
         &operate(&s, &acme, "obs-acme-logs", "renew").await,
         409,
         "CBC.30000067",
@@ -432,13 +340,7 @@ async fn operates_resources(backend: Backend) {
         .execute(s.db.store.pool())
         .await
         .unwrap();
-    let listed = s
-        .call(
-            "GET",
-            &format!("{RESOURCES}?status=expired"),
-            Some(&acme),
-            None,
-        )
+    let listed = get(&s, &acme, &format!("{RESOURCES}?status=expired"))
         .await
         .json();
     let expired = listed["resources"].as_array().unwrap();
@@ -450,7 +352,7 @@ async fn operates_resources(backend: Backend) {
     );
     for op in ["start", "stop", "restart"] {
         let r = operate(&s, &acme, &vm, op).await;
-        expect(&r, 409, "CBC.30000067");
+        assert_error(&r, 409, "CBC.30000067");
         assert!(
             r.json()["error_msg"].as_str().unwrap().contains("expired"),
             "{}",
@@ -472,7 +374,7 @@ async fn operates_resources(backend: Backend) {
     assert_eq!(r.status, 200, "{}", body_text(&r));
     assert_eq!(r.json()["status"], "closed");
     for op in ["start", "stop", "restart", "renew", "unsubscribe"] {
-        expect(&operate(&s, &acme, &vm, op).await, 409, "CBC.30000067");
+        assert_error(&operate(&s, &acme, &vm, op).await, 409, "CBC.30000067");
     }
     // A frozen resource (of a customer that is not frozen) is not operated either.
     sqlx::query("UPDATE resources SET status = 'frozen' WHERE id = 'vol-acme-data'")
@@ -480,7 +382,7 @@ async fn operates_resources(backend: Backend) {
         .await
         .unwrap();
     for op in ["start", "stop", "restart", "renew", "unsubscribe"] {
-        expect(
+        assert_error(
             &operate(&s, &acme, "vol-acme-data", op).await,
             409,
             "CBC.30000067",
@@ -488,19 +390,15 @@ async fn operates_resources(backend: Backend) {
     }
 
     // Parameter errors.
-    expect(&operate(&s, &acme, &vm, "reboot").await, 400, "CBC.0101");
+    assert_error(&operate(&s, &acme, &vm, "reboot").await, 400, "CBC.0101");
     let path = format!("{RESOURCES}/{vm}/operations");
-    expect(
-        &s.call("POST", &path, Some(&acme), Some(json!({}))).await,
-        400,
-        "CBC.0100",
-    );
-    expect(
-        &s.call(
-            "POST",
+    assert_error(&post(&s, &acme, &path, json!({})).await, 400, "CBC.0100");
+    assert_error(
+        &post(
+            &s,
+            &acme,
             &path,
-            Some(&acme),
-            Some(json!({"operation": "stop", "force": true})),
+            json!({"operation": "stop", "force": true}),
         )
         .await,
         400,
@@ -510,13 +408,8 @@ async fn operates_resources(backend: Backend) {
     // Another customer's resource looks unknown.
     let foreign = operate(&s, &acme, "rds-birch-main", "stop").await;
     let unknown = operate(&s, &acme, "res-nope", "stop").await;
-    assert_eq!(foreign.status, 403);
-    assert_eq!(foreign.body, unknown.body);
-    assert_eq!(foreign.error_code(), "CBC.0151");
-    let birch = s
-        .call("GET", RESOURCES, Some(&s.customer("cust-birch")), None)
-        .await
-        .json();
+    same_as_unknown(&foreign, &unknown);
+    let birch = get(&s, &s.customer("cust-birch"), RESOURCES).await.json();
     assert!(birch["resources"]
         .as_array()
         .unwrap()
@@ -525,12 +418,12 @@ async fn operates_resources(backend: Backend) {
 
     // A frozen customer operates nothing.
     let glacier = s.customer("cust-glacier");
-    expect(
+    assert_error(
         &operate(&s, &glacier, "rds-glacier-core", "start").await,
         409,
         "CBC.99005036",
     );
-    expect(
+    assert_error(
         &operate(&s, &s.customer("cust-quartz"), "vm-quartz-old", "renew").await,
         409,
         "CBC.99005036",
@@ -545,14 +438,7 @@ async fn records_session_actions(backend: Backend) {
     let pool = s.db.store.pool();
 
     // An order placed in a session is an agent order, with the session behind it recorded.
-    let r = s
-        .call(
-            "POST",
-            ORDERS,
-            Some(&session),
-            Some(yearly(2, 1, json!("80.00"))),
-        )
-        .await;
+    let r = place(&s, &session, yearly(2, 1, json!("80.00"))).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["source_type"], 2);
@@ -576,21 +462,17 @@ async fn records_session_actions(backend: Backend) {
     );
     // The partner sees it as an agent order too.
     let admin = s.operator("op-east-admin").await;
-    let listed = s
-        .call(
-            "GET",
-            &format!("/v2/orders/customer-orders?order_id={order_id}"),
-            Some(&admin),
-            None,
-        )
-        .await
-        .json();
+    let listed = get(
+        &s,
+        &admin,
+        &format!("/v2/orders/customer-orders?order_id={order_id}"),
+    )
+    .await
+    .json();
     assert_eq!(listed["order_infos"][0]["source_type"], 2);
 
     // Pay-per-use in a session, then an operation.
-    let r = s
-        .call("POST", ORDERS, Some(&session), Some(pay_per_use()))
-        .await;
+    let r = place(&s, &session, pay_per_use()).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     assert_eq!(r.json()["source_type"], 2);
     let bucket = r.json()["resource"]["resource_id"]
@@ -601,19 +483,13 @@ async fn records_session_actions(backend: Backend) {
     assert_eq!(r.status, 200, "{}", body_text(&r));
 
     // Refused actions leave no trace.
-    expect(
+    assert_error(
         &operate(&s, &session, &vm, "stop").await,
         409,
         "CBC.30000067",
     );
-    expect(
-        &s.call(
-            "POST",
-            ORDERS,
-            Some(&session),
-            Some(yearly(2, 1, json!("0"))),
-        )
-        .await,
+    assert_error(
+        &place(&s, &session, yearly(2, 1, json!("0"))).await,
         400,
         "CBC.0101",
     );
@@ -625,13 +501,12 @@ async fn records_session_actions(backend: Backend) {
             vec![Om, Order],
         )
         .await;
-    expect(
-        &s.call("POST", ORDERS, Some(&frozen), Some(pay_per_use()))
-            .await,
+    assert_error(
+        &place(&s, &frozen, pay_per_use()).await,
         409,
         "CBC.99005036",
     );
-    expect(
+    assert_error(
         &operate(&s, &frozen, "rds-glacier-core", "renew").await,
         409,
         "CBC.99005036",
@@ -678,15 +553,9 @@ async fn records_session_actions(backend: Backend) {
     assert_eq!(detail["resource_id"], vm.as_str());
 
     // The session sees the customer's own orders and resources.
-    let mine = s.call("GET", ORDERS, Some(&session), None).await.json();
+    let mine = get(&s, &session, ORDERS).await.json();
     assert_eq!(mine["total_count"], 3);
-    let res = s
-        .call(
-            "GET",
-            &format!("{RESOURCES}?status=stopped"),
-            Some(&session),
-            None,
-        )
+    let res = get(&s, &session, &format!("{RESOURCES}?status=stopped"))
         .await
         .json();
     assert!(res["resources"]
@@ -696,7 +565,7 @@ async fn records_session_actions(backend: Backend) {
         .any(|r| r["resource_id"] == vm.as_str()));
     // ...and nothing of another customer.
     let foreign = operate(&s, &session, "rds-birch-main", "stop").await;
-    expect(&foreign, 403, "CBC.0151");
+    assert_error(&foreign, 403, "CBC.0151");
 }
 
 test_on_backends! {

@@ -4,57 +4,22 @@
 
 use partner_gateway::store::Backend;
 use partner_gateway::test_on_backends;
-use partner_gateway::testkit::{DomainServer, TestResponse};
+use partner_gateway::testkit::DomainServer;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-const DEMO: &str = include_str!("../../../examples/demo.json");
+use super::support::{assert_error, body_text, get, ids, post, same_as_unknown, DEMO};
+
 const ORDERS: &str = "/v2/orders/customer-orders";
 const ON_DEMAND: &str = "/v2/partners/sub-customers/on-demand-resources/query";
 const SUBSCRIPTIONS: &str = "/v2/orders/suscriptions/resources/query";
 
-fn ids(v: &Value, list: &str, field: &str) -> Vec<String> {
-    v[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {list} in {v}"))
-        .iter()
-        .map(|o| o[field].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn body_text(r: &TestResponse) -> String {
-    String::from_utf8(r.body.to_vec()).unwrap()
-}
-
-#[track_caller]
-fn expect(r: &TestResponse, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", body_text(r));
-    assert_eq!(r.error_code(), code, "{}", body_text(r));
-    assert!(r.json()["error_msg"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
-}
-
-/// An answer indistinguishable from the one for an unknown id.
-#[track_caller]
-fn same_as_unknown(r: &TestResponse, unknown: &TestResponse) {
-    assert_eq!(r.status, 403, "{}", body_text(r));
-    assert_eq!(unknown.status, 403, "{}", body_text(unknown));
-    assert_eq!(r.body, unknown.body);
-    assert_eq!(r.error_code(), "CBC.0151");
-}
-
 async fn lists_and_shows_orders(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let admin = s.operator("op-dist-admin").await;
-    let get = |path: String| {
-        let admin = admin.clone();
-        let s = &s;
-        async move { s.call("GET", &path, Some(&admin), None).await }
-    };
 
     // Everything in the distributor's hierarchy: its own and both resellers' customers.
-    let all = get(ORDERS.to_owned()).await;
+    let all = get(&s, &admin, ORDERS).await;
     assert_eq!(all.status, 200, "{}", body_text(&all));
     let v = all.json();
     assert_eq!(v["total_count"], 13);
@@ -92,7 +57,9 @@ async fn lists_and_shows_orders(backend: Backend) {
         "{text}"
     );
 
-    let acme = get(format!("{ORDERS}?customer_id=cust-acme")).await.json();
+    let acme = get(&s, &admin, &format!("{ORDERS}?customer_id=cust-acme"))
+        .await
+        .json();
     assert_eq!(acme["total_count"], 2);
     let aaa1 = acme["order_infos"]
         .as_array()
@@ -107,10 +74,12 @@ async fn lists_and_shows_orders(backend: Backend) {
     assert_eq!(aaa1["payment_time"], "2026-10-01T08:05:00Z");
 
     // Paging and total_count.
-    let p = get(format!("{ORDERS}?limit=5&offset=10")).await.json();
+    let p = get(&s, &admin, &format!("{ORDERS}?limit=5&offset=10"))
+        .await
+        .json();
     assert_eq!(p["total_count"], 13);
     assert_eq!(p["order_infos"].as_array().unwrap().len(), 3);
-    let oldest = get(format!("{ORDERS}?order_by=createTime&limit=1"))
+    let oldest = get(&s, &admin, &format!("{ORDERS}?order_by=createTime&limit=1"))
         .await
         .json();
     assert_eq!(
@@ -119,79 +88,41 @@ async fn lists_and_shows_orders(backend: Backend) {
     );
 
     // Filters.
-    let count = |v: Value| v["total_count"].as_i64().unwrap();
-    assert_eq!(count(get(format!("{ORDERS}?order_type=2")).await.json()), 3);
-    // Status filters take the public codes (docs/wire-format.md §4.8).
-    assert_eq!(count(get(format!("{ORDERS}?status=6")).await.json()), 3);
-    assert_eq!(count(get(format!("{ORDERS}?status=5")).await.json()), 8);
-    assert_eq!(
-        ids(
-            &get(format!("{ORDERS}?status=4")).await.json(),
-            "order_infos",
-            "order_id"
+    for (query, want) in [
+        ("order_type=2", 3),
+        // Status filters take the public codes (docs/wire-format.md §4.8).
+        ("status=6", 3),
+        ("status=5", 8),
+        ("status=9", 0),
+        ("service_type_code=hws.service.type.obs", 2),
+        ("order_id=CS2610010800AAA1", 1),
+        (
+            "create_time_begin=2026-11-01T00%3A00%3A00Z&create_time_end=2026-11-30T00%3A00%3A00Z",
+            5,
         ),
-        ["CS2611121300NNN2"]
-    );
-    assert_eq!(
-        ids(
-            &get(format!("{ORDERS}?status=1")).await.json(),
-            "order_infos",
-            "order_id"
+        // Empty values (the SDK's `key=`) mean "no filter".
+        ("status=&limit=&order_type=&method=", 13),
+        ("method=sub_customer", 0),
+    ] {
+        let v = get(&s, &admin, &format!("{ORDERS}?{query}")).await.json();
+        assert_eq!(v["total_count"], want, "{query}");
+    }
+    for (query, want) in [
+        ("status=4", &["CS2611121300NNN2"][..]),
+        ("status=1", &["CS2611101100BBB2"]),
+        (
+            "payment_time_begin=2026-10-01T00:00:00Z&payment_time_end=2026-10-31T23:59:59Z",
+            &["CS2610251400PPP1", "CS2610102300OOO1", "CS2610010800AAA1"],
         ),
-        ["CS2611101100BBB2"]
-    );
-    assert_eq!(count(get(format!("{ORDERS}?status=9")).await.json()), 0);
-    assert_eq!(
-        count(
-            get(format!("{ORDERS}?service_type_code=hws.service.type.obs"))
-                .await
-                .json()
-        ),
-        2
-    );
-    assert_eq!(
-        count(
-            get(format!("{ORDERS}?order_id=CS2610010800AAA1"))
-                .await
-                .json()
-        ),
-        1
-    );
-    let nov = get(format!(
-        "{ORDERS}?create_time_begin=2026-11-01T00%3A00%3A00Z&create_time_end=2026-11-30T00%3A00%3A00Z"
-    ))
-    .await
-    .json();
-    assert_eq!(count(nov), 5);
-    let paid_oct = get(format!(
-        "{ORDERS}?payment_time_begin=2026-10-01T00:00:00Z&payment_time_end=2026-10-31T23:59:59Z"
-    ))
-    .await
-    .json();
-    assert_eq!(
-        ids(&paid_oct, "order_infos", "order_id"),
-        ["CS2610251400PPP1", "CS2610102300OOO1", "CS2610010800AAA1"]
-    );
-    // Empty values (the SDK's `key=`) mean "no filter".
-    assert_eq!(
-        count(
-            get(format!("{ORDERS}?status=&limit=&order_type=&method="))
-                .await
-                .json()
-        ),
-        13
-    );
-    assert_eq!(
-        count(get(format!("{ORDERS}?method=sub_customer")).await.json()),
-        0
-    );
-    // A distributor narrows to one reseller; a stranger reseller id is refused.
-    let west = get(format!("{ORDERS}?indirect_partner_id=res-west"))
-        .await
-        .json();
-    assert_eq!(ids(&west, "order_infos", "order_id"), ["CS2605051800HHH1"]);
-    expect(
-        &get(format!("{ORDERS}?indirect_partner_id=sp-blue")).await,
+        // A distributor narrows to one reseller...
+        ("indirect_partner_id=res-west", &["CS2605051800HHH1"]),
+    ] {
+        let v = get(&s, &admin, &format!("{ORDERS}?{query}")).await.json();
+        assert_eq!(ids(&v, "order_infos", "order_id"), want, "{query}");
+    }
+    // ...and a stranger reseller id is refused.
+    assert_error(
+        &get(&s, &admin, &format!("{ORDERS}?indirect_partner_id=sp-blue")).await,
         400,
         "CBC.99000037",
     );
@@ -219,19 +150,23 @@ async fn lists_and_shows_orders(backend: Backend) {
         ("create_time_begin=yesterday", "CBC.0100"),
         ("customer=cust-acme", "CBC.0100"),
     ] {
-        let r = get(format!("{ORDERS}?{query}")).await;
-        expect(&r, 400, code);
+        let r = get(&s, &admin, &format!("{ORDERS}?{query}")).await;
+        assert_error(&r, 400, code);
     }
     // Exactly one year is still fine.
-    let year = get(format!(
-        "{ORDERS}?create_time_begin=2025-11-21T00:00:00Z&create_time_end=2026-11-21T00:00:00Z"
-    ))
+    let year = get(
+        &s,
+        &admin,
+        &format!(
+            "{ORDERS}?create_time_begin=2025-11-21T00:00:00Z&create_time_end=2026-11-21T00:00:00Z"
+        ),
+    )
     .await;
     assert_eq!(year.status, 200, "{}", body_text(&year));
 
     // Scoping: a reseller sees its own customers only; a sibling's customer looks unknown.
     let east = s.operator("op-east-admin").await;
-    let r = s.call("GET", ORDERS, Some(&east), None).await.json();
+    let r = get(&s, &east, ORDERS).await.json();
     let mut got = ids(&r, "order_infos", "order_id");
     got.sort();
     assert_eq!(
@@ -245,26 +180,12 @@ async fn lists_and_shows_orders(backend: Backend) {
             "CS2611101100BBB2"
         ]
     );
-    let sibling = s
-        .call(
-            "GET",
-            &format!("{ORDERS}?customer_id=cust-harbor"),
-            Some(&east),
-            None,
-        )
-        .await;
-    let unknown = s
-        .call(
-            "GET",
-            &format!("{ORDERS}?customer_id=cust-nope"),
-            Some(&east),
-            None,
-        )
-        .await;
+    let sibling = get(&s, &east, &format!("{ORDERS}?customer_id=cust-harbor")).await;
+    let unknown = get(&s, &east, &format!("{ORDERS}?customer_id=cust-nope")).await;
     same_as_unknown(&sibling, &unknown);
     // An account manager alone sees the customers they manage; combined with finance, everything.
     let am = s.operator("op-dist-am").await;
-    let r = s.call("GET", ORDERS, Some(&am), None).await.json();
+    let r = get(&s, &am, ORDERS).await.json();
     let mut got = ids(&r, "order_infos", "order_id");
     got.sort();
     assert_eq!(
@@ -272,12 +193,9 @@ async fn lists_and_shows_orders(backend: Backend) {
         ["CS2607011600RRR1", "CS2608201200NNN1", "CS2611121300NNN2"]
     );
     let am_fin = s.operator("op-dist-am-fin").await;
-    assert_eq!(
-        s.call("GET", ORDERS, Some(&am_fin), None).await.json()["total_count"],
-        13
-    );
+    assert_eq!(get(&s, &am_fin, ORDERS).await.json()["total_count"], 13);
     // Partner routes are for operators; nothing without an assertion.
-    expect(
+    assert_error(
         &s.call("GET", ORDERS, Some(&s.customer("cust-acme")), None)
             .await,
         403,
@@ -286,7 +204,7 @@ async fn lists_and_shows_orders(backend: Backend) {
     assert_eq!(s.call("GET", ORDERS, None, None).await.status, 401);
 
     // Details with line items.
-    let d = get(format!("{ORDERS}/details/CS2610010800AAA1")).await;
+    let d = get(&s, &admin, &format!("{ORDERS}/details/CS2610010800AAA1")).await;
     assert_eq!(d.status, 200, "{}", body_text(&d));
     let d = d.json();
     assert_eq!(d["total_count"], 2);
@@ -315,9 +233,11 @@ async fn lists_and_shows_orders(backend: Backend) {
         item["base_product_info"]["product_id"],
         "00301-ec2-c6.large.2"
     );
-    let page = get(format!(
-        "{ORDERS}/details/CS2610010800AAA1?limit=1&offset=1"
-    ))
+    let page = get(
+        &s,
+        &admin,
+        &format!("{ORDERS}/details/CS2610010800AAA1?limit=1&offset=1"),
+    )
     .await
     .json();
     assert_eq!(page["total_count"], 2);
@@ -325,28 +245,24 @@ async fn lists_and_shows_orders(backend: Backend) {
         ids(&page, "order_line_items", "order_line_item_id"),
         ["CS2610010800AAA1-2"]
     );
-    expect(
-        &get(format!("{ORDERS}/details/CS2610010800AAA1?limit=0")).await,
+    assert_error(
+        &get(
+            &s,
+            &admin,
+            &format!("{ORDERS}/details/CS2610010800AAA1?limit=0"),
+        )
+        .await,
         400,
         "CBC.0101",
     );
     let west_admin = s.operator("op-west-admin").await;
-    let foreign = s
-        .call(
-            "GET",
-            &format!("{ORDERS}/details/CS2610010800AAA1"),
-            Some(&west_admin),
-            None,
-        )
-        .await;
-    let unknown = s
-        .call(
-            "GET",
-            &format!("{ORDERS}/details/CS-NOPE"),
-            Some(&west_admin),
-            None,
-        )
-        .await;
+    let foreign = get(
+        &s,
+        &west_admin,
+        &format!("{ORDERS}/details/CS2610010800AAA1"),
+    )
+    .await;
+    let unknown = get(&s, &west_admin, &format!("{ORDERS}/details/CS-NOPE")).await;
     same_as_unknown(&foreign, &unknown);
 }
 
@@ -356,14 +272,13 @@ async fn adjusts_prices(backend: Backend) {
     let path = |id: &str| format!("{ORDERS}/{id}/price-adjustments");
     let pixel = path("CS2611161500PPP2"); // referral customer, pending payment, 300.00
 
-    let r = s
-        .call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": "250.00", "reason": "loyalty"})),
-        )
-        .await;
+    let r = post(
+        &s,
+        &finance,
+        &pixel,
+        json!({"amount_after_adjustment": "250.00", "reason": "loyalty"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["order_id"], "CS2611161500PPP2");
@@ -374,13 +289,7 @@ async fn adjusts_prices(backend: Backend) {
     assert_eq!(v["reason"], "loyalty");
     assert!(body_text(&r).contains(r#""amount_after_adjustment":250.00"#));
     // The order reflects it, with a price-adjustment discount.
-    let d = s
-        .call(
-            "GET",
-            &format!("{ORDERS}/details/CS2611161500PPP2"),
-            Some(&finance),
-            None,
-        )
+    let d = get(&s, &finance, &format!("{ORDERS}/details/CS2611161500PPP2"))
         .await
         .json();
     assert_eq!(d["order_info"]["amount_after_discount"], 250.0);
@@ -390,19 +299,18 @@ async fn adjusts_prices(backend: Backend) {
         json!([{"discount_type": "609", "discount_amount": 50.0}])
     );
     // A JSON number (what the SDK sends for a Decimal) works as well.
-    let r = s
-        .call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": 240.5, "reason": "bundle"})),
-        )
-        .await;
+    let r = post(
+        &s,
+        &finance,
+        &pixel,
+        json!({"amount_after_adjustment": 240.5, "reason": "bundle"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     assert_eq!(r.json()["amount_before_adjustment"], 250.0);
 
     // History, newest first, paged.
-    let h = s.call("GET", &pixel, Some(&finance), None).await;
+    let h = get(&s, &finance, &pixel).await;
     assert_eq!(h.status, 200, "{}", body_text(&h));
     let h = h.json();
     assert_eq!(h["total_count"], 2);
@@ -417,156 +325,85 @@ async fn adjusts_prices(backend: Backend) {
         .as_str()
         .unwrap()
         .ends_with('Z'));
-    let one = s
-        .call(
-            "GET",
-            &format!("{pixel}?limit=1&offset=1"),
-            Some(&finance),
-            None,
-        )
+    let one = get(&s, &finance, &format!("{pixel}?limit=1&offset=1"))
         .await
         .json();
     assert_eq!(one["total_count"], 2);
     assert_eq!(one["price_adjustments"][0]["reason"], "loyalty");
-    expect(
-        &s.call("GET", &format!("{pixel}?limit=101"), Some(&finance), None)
-            .await,
+    assert_error(
+        &get(&s, &finance, &format!("{pixel}?limit=101")).await,
         400,
         "CBC.0101",
     );
 
     // Refusals, none of which changes anything.
-    let body = |amount: Value| Some(json!({"amount_after_adjustment": amount, "reason": "r"}));
-    // A resale customer's order.
-    expect(
-        &s.call(
-            "POST",
-            &path("CS2611050900AAA2"),
-            Some(&finance),
+    let body = |amount: Value| json!({"amount_after_adjustment": amount, "reason": "r"});
+    for (order, req, status, code) in [
+        // A resale customer's order; a paid order.
+        (
+            path("CS2611050900AAA2"),
             body(json!("100.00")),
-        )
-        .await,
-        403,
-        "CBC.99005024",
-    );
-    // A paid order.
-    expect(
-        &s.call(
-            "POST",
-            &path("CS2610251400PPP1"),
-            Some(&finance),
+            403,
+            "CBC.99005024",
+        ),
+        (
+            path("CS2610251400PPP1"),
             body(json!("90.00")),
-        )
-        .await,
-        409,
-        "CBC.30000067",
-    );
-    // Above the list price, negative, three places, not a number.
-    expect(
-        &s.call("POST", &pixel, Some(&finance), body(json!("300.01")))
-            .await,
-        400,
-        "CBC.0101",
-    );
-    expect(
-        &s.call("POST", &pixel, Some(&finance), body(json!("-1.00")))
-            .await,
-        400,
-        "CBC.0100",
-    );
-    expect(
-        &s.call("POST", &pixel, Some(&finance), body(json!("1.001")))
-            .await,
-        400,
-        "CBC.0100",
-    );
-    expect(
-        &s.call("POST", &pixel, Some(&finance), body(json!("cheap")))
-            .await,
-        400,
-        "CBC.0100",
-    );
-    // Reason missing, blank or too long; unknown fields.
-    expect(
-        &s.call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": "1.00"})),
-        )
-        .await,
-        400,
-        "CBC.0100",
-    );
-    expect(
-        &s.call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": "1.00", "reason": "  "})),
-        )
-        .await,
-        400,
-        "CBC.0100",
-    );
-    let long = "x".repeat(257);
-    expect(
-        &s.call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": "1.00", "reason": long})),
-        )
-        .await,
-        400,
-        "CBC.0101",
-    );
-    expect(
-        &s.call(
-            "POST",
-            &pixel,
-            Some(&finance),
-            Some(json!({"amount_after_adjustment": "1.00", "reason": "r", "x": 1})),
-        )
-        .await,
-        400,
-        "CBC.0100",
-    );
+            409,
+            "CBC.30000067",
+        ),
+        // Above the list price, negative, three places, not a number.
+        (pixel.clone(), body(json!("300.01")), 400, "CBC.0101"),
+        (pixel.clone(), body(json!("-1.00")), 400, "CBC.0100"),
+        (pixel.clone(), body(json!("1.001")), 400, "CBC.0100"),
+        (pixel.clone(), body(json!("cheap")), 400, "CBC.0100"),
+        // Reason missing, blank or too long; unknown fields.
+        (
+            pixel.clone(),
+            json!({"amount_after_adjustment": "1.00"}),
+            400,
+            "CBC.0100",
+        ),
+        (
+            pixel.clone(),
+            json!({"amount_after_adjustment": "1.00", "reason": "  "}),
+            400,
+            "CBC.0100",
+        ),
+        (
+            pixel.clone(),
+            json!({"amount_after_adjustment": "1.00", "reason": "x".repeat(257)}),
+            400,
+            "CBC.0101",
+        ),
+        (
+            pixel.clone(),
+            json!({"amount_after_adjustment": "1.00", "reason": "r", "x": 1}),
+            400,
+            "CBC.0100",
+        ),
+    ] {
+        let r = post(&s, &finance, &order, req).await;
+        assert_error(&r, status, code);
+    }
     // Out of scope looks unknown, for the history too.
     let west = s.operator("op-west-admin").await;
-    let foreign = s
-        .call("POST", &pixel, Some(&west), body(json!("1.00")))
-        .await;
-    let unknown = s
-        .call("POST", &path("CS-NOPE"), Some(&west), body(json!("1.00")))
-        .await;
+    let foreign = post(&s, &west, &pixel, body(json!("1.00"))).await;
+    let unknown = post(&s, &west, &path("CS-NOPE"), body(json!("1.00"))).await;
     same_as_unknown(&foreign, &unknown);
-    let foreign = s.call("GET", &pixel, Some(&west), None).await;
-    let unknown = s.call("GET", &path("CS-NOPE"), Some(&west), None).await;
+    let foreign = get(&s, &west, &pixel).await;
+    let unknown = get(&s, &west, &path("CS-NOPE")).await;
     same_as_unknown(&foreign, &unknown);
-    let h = s.call("GET", &pixel, Some(&finance), None).await.json();
+    let h = get(&s, &finance, &pixel).await.json();
     assert_eq!(h["total_count"], 2);
-    let d = s
-        .call(
-            "GET",
-            &format!("{ORDERS}/details/CS2611161500PPP2"),
-            Some(&finance),
-            None,
-        )
+    let d = get(&s, &finance, &format!("{ORDERS}/details/CS2611161500PPP2"))
         .await
         .json();
     assert_eq!(d["order_info"]["amount_after_discount"], 240.5);
 
     // Zero is a valid price; the record keeps operator and time in the database.
     let east_fin = s.operator("op-east-finance").await;
-    let r = s
-        .call(
-            "POST",
-            &path("CS2611011700FFF1"),
-            Some(&east_fin),
-            body(json!(0)),
-        )
-        .await;
+    let r = post(&s, &east_fin, &path("CS2611011700FFF1"), body(json!(0))).await;
     assert_eq!(r.status, 201, "{}", body_text(&r));
     let row = sqlx::query("SELECT operator_id, amount_before_cents, amount_after_cents, created_at FROM price_adjustments WHERE order_id = $1")
         .bind("CS2611011700FFF1".to_owned())
@@ -595,21 +432,18 @@ async fn adjusts_prices(backend: Backend) {
     };
     for status in [3, 4, 5, 9] {
         set_status(status).await.unwrap();
-        expect(
-            &s.call("POST", &radius, Some(&finance), body(json!("70.00")))
-                .await,
+        assert_error(
+            &post(&s, &finance, &radius, body(json!("70.00"))).await,
             409,
             "CBC.30000067",
         );
     }
     for (status, amount) in [(1, "70.00"), (6, "65.00")] {
         set_status(status).await.unwrap();
-        let r = s
-            .call("POST", &radius, Some(&finance), body(json!(amount)))
-            .await;
+        let r = post(&s, &finance, &radius, body(json!(amount))).await;
         assert_eq!(r.status, 201, "status {status}: {}", body_text(&r));
     }
-    let h = s.call("GET", &radius, Some(&finance), None).await.json();
+    let h = get(&s, &finance, &radius).await.json();
     assert_eq!(h["total_count"], 2, "the refused statuses changed nothing");
     assert_eq!(h["price_adjustments"][1]["amount_before_adjustment"], 75.0);
 }
@@ -640,16 +474,13 @@ async fn exports_orders(backend: Backend) {
     let exports = format!("{ORDERS}/exports");
 
     // Selected orders.
-    let r = s
-        .call(
-            "POST",
-            &exports,
-            Some(&admin),
-            Some(
-                json!({"order_ids": ["CS2610010800AAA1", "CS2611121300NNN2", "CS2610010800AAA1"]}),
-            ),
-        )
-        .await;
+    let r = post(
+        &s,
+        &admin,
+        &exports,
+        json!({"order_ids": ["CS2610010800AAA1", "CS2611121300NNN2", "CS2610010800AAA1"]}),
+    )
+    .await;
     assert_eq!(r.status, 202, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["status"], "pending");
@@ -658,14 +489,7 @@ async fn exports_orders(backend: Backend) {
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["order_count"], 2);
     assert!(done["complete_time"].as_str().is_some());
-    let file = s
-        .call(
-            "GET",
-            &format!("{exports}/{selected}/file"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let file = get(&s, &admin, &format!("{exports}/{selected}/file")).await;
     assert_eq!(file.status, 200, "{}", body_text(&file));
     assert!(file.headers["content-type"]
         .to_str()
@@ -720,14 +544,7 @@ async fn exports_orders(backend: Backend) {
         wait_for_export(&s, &admin, &everything).await["order_count"],
         13
     );
-    let file = s
-        .call(
-            "GET",
-            &format!("{exports}/{everything}/file"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let file = get(&s, &admin, &format!("{exports}/{everything}/file")).await;
     assert_eq!(
         csv::Reader::from_reader(file.body.as_ref())
             .records()
@@ -735,126 +552,69 @@ async fn exports_orders(backend: Backend) {
         13
     );
     let am = s.operator("op-dist-am").await;
-    let r = s.call("POST", &exports, Some(&am), Some(json!({}))).await;
+    let r = post(&s, &am, &exports, json!({})).await;
     let mine = r.json()["export_id"].as_str().unwrap().to_owned();
     assert_eq!(wait_for_export(&s, &am, &mine).await["order_count"], 3);
 
     // The history holds the caller's own exports only, paged.
-    let h = s.call("GET", &exports, Some(&admin), None).await.json();
+    let h = get(&s, &admin, &exports).await.json();
     assert_eq!(h["total_count"], 2);
     let mut listed = ids(&h, "exports", "export_id");
     listed.sort();
     let mut want = vec![selected.clone(), everything.clone()];
     want.sort();
     assert_eq!(listed, want);
-    let p = s
-        .call("GET", &format!("{exports}?limit=1"), Some(&admin), None)
-        .await
-        .json();
+    let p = get(&s, &admin, &format!("{exports}?limit=1")).await.json();
     assert_eq!(p["total_count"], 2);
     assert_eq!(p["exports"].as_array().unwrap().len(), 1);
-    expect(
-        &s.call("GET", &format!("{exports}?limit=0"), Some(&admin), None)
-            .await,
+    assert_error(
+        &get(&s, &admin, &format!("{exports}?limit=0")).await,
         400,
         "CBC.0101",
     );
 
     // Another operator of the same partner: the export looks unknown.
     let finance = s.operator("op-dist-finance").await;
-    assert_eq!(
-        s.call("GET", &exports, Some(&finance), None).await.json()["total_count"],
-        0
-    );
-    let unknown = s
-        .call("GET", &format!("{exports}/exp-nope"), Some(&finance), None)
-        .await;
+    assert_eq!(get(&s, &finance, &exports).await.json()["total_count"], 0);
+    let unknown = get(&s, &finance, &format!("{exports}/exp-nope")).await;
     same_as_unknown(
-        &s.call(
-            "GET",
-            &format!("{exports}/{selected}"),
-            Some(&finance),
-            None,
-        )
-        .await,
+        &get(&s, &finance, &format!("{exports}/{selected}")).await,
         &unknown,
     );
-    let unknown_file = s
-        .call(
-            "GET",
-            &format!("{exports}/exp-nope/file"),
-            Some(&finance),
-            None,
-        )
-        .await;
+    let unknown_file = get(&s, &finance, &format!("{exports}/exp-nope/file")).await;
     same_as_unknown(
-        &s.call(
-            "GET",
-            &format!("{exports}/{selected}/file"),
-            Some(&finance),
-            None,
-        )
-        .await,
+        &get(&s, &finance, &format!("{exports}/{selected}/file")).await,
         &unknown_file,
     );
 
     // All or nothing: an id out of scope (or unknown) refuses the export and creates none.
     let west = s.operator("op-west-admin").await;
-    let mixed = s
-        .call(
-            "POST",
-            &exports,
-            Some(&west),
-            Some(json!({"order_ids": ["CS2605051800HHH1", "CS2610010800AAA1"]})),
-        )
-        .await;
-    let unknown = s
-        .call(
-            "POST",
-            &exports,
-            Some(&west),
-            Some(json!({"order_ids": ["CS2605051800HHH1", "CS-NOPE"]})),
-        )
-        .await;
+    let mixed = post(
+        &s,
+        &west,
+        &exports,
+        json!({"order_ids": ["CS2605051800HHH1", "CS2610010800AAA1"]}),
+    )
+    .await;
+    let unknown = post(
+        &s,
+        &west,
+        &exports,
+        json!({"order_ids": ["CS2605051800HHH1", "CS-NOPE"]}),
+    )
+    .await;
     same_as_unknown(&mixed, &unknown);
-    assert_eq!(
-        s.call("GET", &exports, Some(&west), None).await.json()["total_count"],
-        0
-    );
-    expect(
-        &s.call(
-            "POST",
-            &exports,
-            Some(&west),
-            Some(json!({"order_ids": []})),
-        )
-        .await,
-        400,
-        "CBC.0101",
-    );
-    expect(
-        &s.call(
-            "POST",
-            &exports,
-            Some(&west),
-            Some(json!({"order_ids": [""]})),
-        )
-        .await,
-        400,
-        "CBC.0101",
-    );
-    expect(
-        &s.call(
-            "POST",
-            &exports,
-            Some(&west),
-            Some(json!({"order_ids": "CS2605051800HHH1"})),
-        )
-        .await,
-        400,
-        "CBC.0100",
-    );
-    expect(
+    assert_eq!(get(&s, &west, &exports).await.json()["total_count"], 0);
+    for (order_ids, code) in [
+        (json!([]), "CBC.0101"),
+        (json!([""]), "CBC.0101"),
+        (json!("CS2605051800HHH1"), "CBC.0100"),
+    ] {
+        let body = json!({ "order_ids": order_ids });
+        let r = post(&s, &west, &exports, body).await;
+        assert_error(&r, 400, code);
+    }
+    assert_error(
         &s.call("POST", &exports, Some(&s.customer("cust-acme")), None)
             .await,
         403,
@@ -884,34 +644,17 @@ async fn exports_orders(backend: Backend) {
         .execute(pool)
         .await
         .unwrap();
-    let r = s
-        .call(
-            "GET",
-            &format!("{exports}/exp-running/file"),
-            Some(&west),
-            None,
-        )
-        .await;
-    expect(&r, 409, "CBC.30000067");
+    let r = get(&s, &west, &format!("{exports}/exp-running/file")).await;
+    assert_error(&r, 409, "CBC.30000067");
     assert!(r.json()["error_msg"].as_str().unwrap().contains("pending"));
-    let r = s
-        .call(
-            "GET",
-            &format!("{exports}/exp-broken/file"),
-            Some(&west),
-            None,
-        )
-        .await;
-    expect(&r, 409, "CBC.30000067");
+    let r = get(&s, &west, &format!("{exports}/exp-broken/file")).await;
+    assert_error(&r, 409, "CBC.30000067");
     assert!(r.json()["error_msg"].as_str().unwrap().contains("boom"));
-    let lost = s
-        .call("GET", &format!("{exports}/exp-lost"), Some(&west), None)
-        .await
-        .json();
+    let lost = get(&s, &west, &format!("{exports}/exp-lost")).await.json();
     assert_eq!(lost["status"], "failed");
     assert!(lost["error_msg"].as_str().unwrap().contains("interrupted"));
     assert_eq!(
-        s.call("GET", &format!("{exports}/exp-running"), Some(&west), None)
+        get(&s, &west, &format!("{exports}/exp-running"))
             .await
             .json()["status"],
         "pending"
@@ -921,14 +664,11 @@ async fn exports_orders(backend: Backend) {
 async fn queries_resources(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let admin = s.operator("op-dist-admin").await;
-    let post = |path: &'static str, body: Value| {
-        let admin = admin.clone();
-        let s = &s;
-        async move { s.call("POST", path, Some(&admin), Some(body)).await }
-    };
 
     // Pay-per-use (CustomerOnDemandResource).
     let r = post(
+        &s,
+        &admin,
         ON_DEMAND,
         json!({"customer_id": "cust-acme", "offset": 0, "limit": 10}),
     )
@@ -953,6 +693,8 @@ async fn queries_resources(backend: Backend) {
     }
     let pixel = |status: i64| {
         post(
+            &s,
+            &admin,
             ON_DEMAND,
             json!({"customer_id": "cust-pixel", "status": status}),
         )
@@ -963,24 +705,30 @@ async fn queries_resources(backend: Backend) {
         "a stopped server is normal"
     );
     assert_eq!(pixel(6).await.json()["total_count"], 0);
-    expect(&pixel(9).await, 400, "CBC.0101");
+    assert_error(&pixel(9).await, 400, "CBC.0101");
     let r = post(
+        &s,
+        &admin,
         ON_DEMAND,
         json!({"customer_id": "cust-acme", "effective_time_begin": "2026-02-01T00:00:00Z"}),
     )
     .await;
     assert_eq!(r.json()["total_count"], 0);
-    let r = post(ON_DEMAND, json!({"customer_id": "cust-acme", "region_code": "ap-southeast-1", "service_type_code": "hws.service.type.obs", "resource_ids": ["obs-acme-logs"]})).await;
+    let r = post(&s, &admin, ON_DEMAND, json!({"customer_id": "cust-acme", "region_code": "ap-southeast-1", "service_type_code": "hws.service.type.obs", "resource_ids": ["obs-acme-logs"]})).await;
     assert_eq!(r.json()["total_count"], 1);
     // A distributor narrowed to a reseller reaches that reseller's customers only.
     let r = post(
+        &s,
+        &admin,
         ON_DEMAND,
         json!({"customer_id": "cust-acme", "indirect_partner_id": "res-east"}),
     )
     .await;
     assert_eq!(r.status, 200, "{}", body_text(&r));
-    expect(
+    assert_error(
         &post(
+            &s,
+            &admin,
             ON_DEMAND,
             json!({"customer_id": "cust-nova", "indirect_partner_id": "res-east"}),
         )
@@ -990,7 +738,13 @@ async fn queries_resources(backend: Backend) {
     );
 
     // Yearly/monthly (OrderInstanceV2).
-    let r = post(SUBSCRIPTIONS, json!({"customer_id": "cust-acme"})).await;
+    let r = post(
+        &s,
+        &admin,
+        SUBSCRIPTIONS,
+        json!({"customer_id": "cust-acme"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", body_text(&r));
     let v = r.json();
     assert_eq!(v["total_count"], 3);
@@ -1008,13 +762,20 @@ async fn queries_resources(backend: Backend) {
     assert_eq!(web1["is_main_resource"], 1);
     assert_eq!(web1["expire_time"], "2026-11-25T00:00:00Z");
     assert_eq!(web1["resource_type_code"], "hws.resource.type.vm");
-    let birch = post(SUBSCRIPTIONS, json!({"customer_id": "cust-birch"}))
-        .await
-        .json();
+    let birch = post(
+        &s,
+        &admin,
+        SUBSCRIPTIONS,
+        json!({"customer_id": "cust-birch"}),
+    )
+    .await
+    .json();
     assert_eq!(birch["data"][0]["status"], 2);
     assert_eq!(birch["data"][0]["product_id"], "00302-rds-mysql-2u4g");
     let status = |customer: &str, list: Vec<i64>| {
         post(
+            &s,
+            &admin,
             SUBSCRIPTIONS,
             json!({"customer_id": customer, "status_list": list}),
         )
@@ -1032,17 +793,18 @@ async fn queries_resources(backend: Backend) {
         1
     );
     let east = s.operator("op-east-admin").await;
-    let glacier = s
-        .call(
-            "POST",
-            SUBSCRIPTIONS,
-            Some(&east),
-            Some(json!({"customer_id": "cust-glacier", "status_list": [4]})),
-        )
-        .await;
+    let glacier = post(
+        &s,
+        &east,
+        SUBSCRIPTIONS,
+        json!({"customer_id": "cust-glacier", "status_list": [4]}),
+    )
+    .await;
     assert_eq!(glacier.json()["data"][0]["status"], 4);
     // Paging and filters.
     let p = post(
+        &s,
+        &admin,
         SUBSCRIPTIONS,
         json!({"customer_id": "cust-acme", "limit": 1, "offset": 2}),
     )
@@ -1050,52 +812,18 @@ async fn queries_resources(backend: Backend) {
     .json();
     assert_eq!(p["total_count"], 3);
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
-    let count = |v: Value| v["total_count"].as_i64().unwrap();
-    assert_eq!(
-        count(
-            post(
-                SUBSCRIPTIONS,
-                json!({"customer_id": "cust-acme", "resource_ids": ["vm-acme-web-2"]})
-            )
-            .await
-            .json()
-        ),
-        1
-    );
-    assert_eq!(
-        count(
-            post(
-                SUBSCRIPTIONS,
-                json!({"customer_id": "cust-acme", "order_id": "CS2610010800AAA1"})
-            )
-            .await
-            .json()
-        ),
-        1
-    );
-    assert_eq!(
-        count(
-            post(
-                SUBSCRIPTIONS,
-                json!({"customer_id": "cust-acme", "service_type_code": "hws.service.type.ebs"})
-            )
-            .await
-            .json()
-        ),
-        1
-    );
-    assert_eq!(
-        count(
-            post(
-                SUBSCRIPTIONS,
-                json!({"customer_id": "cust-acme", "only_main_resource": 1})
-            )
-            .await
-            .json()
-        ),
-        3
-    );
-    let dec = post(SUBSCRIPTIONS, json!({"customer_id": "cust-acme", "expire_time_begin": "2026-12-01T00:00:00Z", "expire_time_end": "2026-12-31T00:00:00Z"})).await.json();
+    for (filter, want) in [
+        (json!({"resource_ids": ["vm-acme-web-2"]}), 1),
+        (json!({"order_id": "CS2610010800AAA1"}), 1),
+        (json!({"service_type_code": "hws.service.type.ebs"}), 1),
+        (json!({"only_main_resource": 1}), 3),
+    ] {
+        let mut body = filter.clone();
+        body["customer_id"] = json!("cust-acme");
+        let v = post(&s, &admin, SUBSCRIPTIONS, body).await.json();
+        assert_eq!(v["total_count"], want, "{filter}");
+    }
+    let dec = post(&s, &admin, SUBSCRIPTIONS, json!({"customer_id": "cust-acme", "expire_time_begin": "2026-12-01T00:00:00Z", "expire_time_end": "2026-12-31T00:00:00Z"})).await.json();
     let mut got = ids(&dec, "data", "resource_id");
     got.sort();
     assert_eq!(got, ["vm-acme-web-2", "vol-acme-data"]);
@@ -1166,9 +894,9 @@ async fn queries_resources(backend: Backend) {
         ),
         (ON_DEMAND, json!({}), "CBC.0100"),
     ] {
-        expect(&post(path, body.clone()).await, 400, code);
+        assert_error(&post(&s, &admin, path, body.clone()).await, 400, code);
     }
-    expect(
+    assert_error(
         &s.call("POST", ON_DEMAND, Some(&admin), None).await,
         400,
         "CBC.0100",
@@ -1176,41 +904,13 @@ async fn queries_resources(backend: Backend) {
 
     // Scoping: a sibling reseller's customer, or another account manager's, looks unknown.
     for path in [ON_DEMAND, SUBSCRIPTIONS] {
-        let sibling = s
-            .call(
-                "POST",
-                path,
-                Some(&east),
-                Some(json!({"customer_id": "cust-harbor"})),
-            )
-            .await;
-        let unknown = s
-            .call(
-                "POST",
-                path,
-                Some(&east),
-                Some(json!({"customer_id": "cust-nope"})),
-            )
-            .await;
+        let sibling = post(&s, &east, path, json!({"customer_id": "cust-harbor"})).await;
+        let unknown = post(&s, &east, path, json!({"customer_id": "cust-nope"})).await;
         same_as_unknown(&sibling, &unknown);
         let am = s.operator("op-dist-am").await;
-        let other = s
-            .call(
-                "POST",
-                path,
-                Some(&am),
-                Some(json!({"customer_id": "cust-pixel"})),
-            )
-            .await;
+        let other = post(&s, &am, path, json!({"customer_id": "cust-pixel"})).await;
         same_as_unknown(&other, &unknown);
-        let own = s
-            .call(
-                "POST",
-                path,
-                Some(&am),
-                Some(json!({"customer_id": "cust-nova"})),
-            )
-            .await;
+        let own = post(&s, &am, path, json!({"customer_id": "cust-nova"})).await;
         assert_eq!(own.json()["total_count"], 1, "{}", body_text(&own));
     }
 }

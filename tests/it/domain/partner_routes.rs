@@ -5,57 +5,13 @@
 //! business refusals, paging and scoping.
 
 use partner_gateway::assertion::{Identity, HEADER};
-use partner_gateway::model::AuthorizationScope;
+use partner_gateway::model::{AuthorizationScope, Customer};
 use partner_gateway::store::Backend;
 use partner_gateway::test_on_backends;
-use partner_gateway::testkit::{DomainServer, TestResponse};
+use partner_gateway::testkit::DomainServer;
 use serde_json::{json, Value};
 
-const DEMO: &str = include_str!("../../../examples/demo.json");
-
-async fn post(s: &DomainServer, who: &Identity, path: &str, body: Value) -> TestResponse {
-    s.call("POST", path, Some(who), Some(body)).await
-}
-
-async fn get(s: &DomainServer, who: &Identity, path: &str) -> TestResponse {
-    s.call("GET", path, Some(who), None).await
-}
-
-/// Asserts an error answer: status and `error_code` (and that `error_msg` is set).
-#[track_caller]
-fn assert_error(resp: &TestResponse, status: u16, code: &str) {
-    assert_eq!(
-        resp.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    assert_eq!(
-        resp.error_code(),
-        code,
-        "{}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    assert!(!resp.json()["error_msg"]
-        .as_str()
-        .unwrap_or_default()
-        .is_empty());
-}
-
-#[track_caller]
-fn ok(resp: &TestResponse) -> Value {
-    assert!(
-        resp.status.is_success(),
-        "{} {}",
-        resp.status,
-        String::from_utf8_lossy(&resp.body)
-    );
-    resp.json()
-}
-
-fn text(resp: &TestResponse) -> String {
-    String::from_utf8_lossy(&resp.body).into_owned()
-}
+use super::support::{assert_error, body_text, get, ok, post, same_as_unknown, DEMO};
 
 /// The sorted `customer_id`s of a ListSubCustomers answer.
 fn customer_ids(v: &Value) -> Vec<String> {
@@ -281,57 +237,33 @@ async fn customers_list_masking_and_overview(backend: Backend) {
     );
 
     // Filters.
-    let count = |v: Value| v["count"].as_i64().unwrap();
-    assert_eq!(
-        count(ok(
-            &post(&s, &dist, q, json!({"association_type": "3"})).await
-        )),
-        12
-    );
-    assert_eq!(
-        count(ok(
-            &post(&s, &dist, q, json!({"association_type": "1"})).await
-        )),
-        4
-    );
-    assert_eq!(
-        count(ok(
-            &post(&s, &dist, q, json!({"account_name": "ACME"})).await
-        )),
-        1
-    );
-    assert_eq!(
-        count(ok(&post(&s, &dist, q, json!({"account_name": "%"})).await)),
-        0
-    );
-    assert_eq!(
-        count(ok(&post(
-            &s,
-            &dist,
-            q,
-            json!({"account_name": "", "customer": null})
-        )
-        .await)),
-        16
-    );
-    let retail = ok(&post(&s, &dist, q, json!({"customer": "retail"})).await);
-    assert_eq!(customer_ids(&retail), strs(&["cust-nova"]));
-    let vip = ok(&post(&s, &dist, q, json!({"label": "vip"})).await);
-    assert_eq!(customer_ids(&vip), strs(&["cust-acme", "cust-nova"]));
-    let in_2025 = json!({"associated_on_begin": "2025-01-01T00:00:00Z", "associated_on_end": "2025-12-31T23:59:59Z"});
-    assert_eq!(count(ok(&post(&s, &dist, q, in_2025).await)), 10);
-    let west = ok(&post(&s, &dist, q, json!({"indirect_partner_id": "res-west"})).await);
-    assert_eq!(
-        customer_ids(&west),
-        strs(&["cust-harbor", "cust-iris", "cust-jade"])
-    );
-    // A customer outside the caller's reach is simply not there.
-    assert_eq!(
-        count(ok(
-            &post(&s, &dist, q, json!({"customer_id": "cust-kite"})).await
-        )),
-        0
-    );
+    for (filter, want) in [
+        (json!({"association_type": "3"}), 12),
+        (json!({"association_type": "1"}), 4),
+        (json!({"account_name": "ACME"}), 1),
+        (json!({"account_name": "%"}), 0),
+        (json!({"account_name": "", "customer": null}), 16),
+        (
+            json!({"associated_on_begin": "2025-01-01T00:00:00Z", "associated_on_end": "2025-12-31T23:59:59Z"}),
+            10,
+        ),
+        // A customer outside the caller's reach is simply not there.
+        (json!({"customer_id": "cust-kite"}), 0),
+    ] {
+        let v = ok(&post(&s, &dist, q, filter.clone()).await);
+        assert_eq!(v["count"], want, "{filter}");
+    }
+    for (filter, want) in [
+        (json!({"customer": "retail"}), &["cust-nova"][..]),
+        (json!({"label": "vip"}), &["cust-acme", "cust-nova"]),
+        (
+            json!({"indirect_partner_id": "res-west"}),
+            &["cust-harbor", "cust-iris", "cust-jade"],
+        ),
+    ] {
+        let v = ok(&post(&s, &dist, q, filter.clone()).await);
+        assert_eq!(customer_ids(&v), strs(want), "{filter}");
+    }
 
     // Parameter errors.
     for (body, code) in [
@@ -405,13 +337,7 @@ async fn customers_list_masking_and_overview(backend: Backend) {
     // A reseller naming another reseller is ignored (only a distributor narrows).
     let east = s.operator("op-east-admin").await;
     assert_eq!(
-        count(ok(&post(
-            &s,
-            &east,
-            q,
-            json!({"indirect_partner_id": "res-west"})
-        )
-        .await)),
+        ok(&post(&s, &east, q, json!({"indirect_partner_id": "res-west"})).await)["count"],
         8
     );
     // A session, or a customer, never reaches a partner route.
@@ -439,7 +365,7 @@ async fn customers_list_masking_and_overview(backend: Backend) {
         o["budget"],
         json!({"budget_type": "MONTHLY", "budget_amount": 1000.0, "used_amount": 250.4, "usage_percentage": 25.04})
     );
-    let raw = text(&resp);
+    let raw = body_text(&resp);
     assert!(
         raw.contains(r#""budget_amount":1000.00"#) && raw.contains(r#""used_amount":250.40"#),
         "{raw}"
@@ -467,11 +393,7 @@ async fn customers_list_masking_and_overview(backend: Backend) {
         "/v2/partners/sub-customers/cust-nope/overview",
     )
     .await;
-    assert_error(&foreign, 403, "CBC.0151");
-    assert_eq!(
-        (foreign.status, foreign.body.clone()),
-        (unknown.status, unknown.body.clone())
-    );
+    same_as_unknown(&foreign, &unknown);
     assert_error(&get(&s, &session(&s).await, path).await, 403, "CBC.0151");
     assert_error(
         &get(&s, &dist, &format!("{path}?indirect_partner_id=res-west")).await,
@@ -519,9 +441,9 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
                "budget_type": "MONTHLY", "frozen_operate_type": null})
     );
     assert!(
-        text(&resp).contains(r#""budget_amount":1000.00,"used_amount":250.40"#),
+        body_text(&resp).contains(r#""budget_amount":1000.00,"used_amount":250.40"#),
         "{}",
-        text(&resp)
+        body_text(&resp)
     );
     ok(&get(&s, &dist, &format!("{show}?customer_id=cust-acme")).await);
     let none = ok(&get(&s, &east, &format!("{show}?customer_id=cust-cedar")).await);
@@ -536,8 +458,7 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
     );
     let foreign = get(&s, &east, &format!("{show}?customer_id=cust-harbor")).await;
     let unknown = get(&s, &east, &format!("{show}?customer_id=cust-nope")).await;
-    assert_error(&foreign, 403, "CBC.0151");
-    assert_eq!(foreign.body, unknown.body);
+    same_as_unknown(&foreign, &unknown);
     assert_error(
         &get(
             &s,
@@ -608,7 +529,7 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         json!({"customer_ids": [""]}),
     ] {
         let resp = post(&s, &dist, list, body).await;
-        assert_eq!(resp.status, 400, "{}", text(&resp));
+        assert_eq!(resp.status, 400, "{}", body_text(&resp));
     }
 
     // UpdateSubCustomerBudget, recorded.
@@ -802,9 +723,9 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
     .await);
     let cedar = get(&s, &east, &format!("{show}?customer_id=cust-cedar")).await;
     assert!(
-        text(&cedar).contains(r#""budget_amount":2147483647.00,"used_amount":0.00"#),
+        body_text(&cedar).contains(r#""budget_amount":2147483647.00,"used_amount":0.00"#),
         "{}",
-        text(&cedar)
+        body_text(&cedar)
     );
     assert_eq!(ok(&cedar)["budget_type"], "MONTHLY");
     let first = records(&s, &east, "customer_id=cust-cedar").await;
@@ -840,12 +761,7 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         .await)),
         0
     );
-    let glacier =
-        s.db.store
-            .customer(&"cust-glacier".into())
-            .await
-            .unwrap()
-            .unwrap();
+    let glacier = stored_customer(&s, "cust-glacier").await;
     assert_eq!((glacier.frozen, glacier.freeze_type), (false, None));
     let core =
         s.db.store
@@ -874,18 +790,14 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         json!({"customer_id": "cust-birch", "budget_amount": 10, "cancel_partner_frozen": "1"}),
     )
     .await);
-    assert!(
-        !s.db
-            .store
-            .customer(&"cust-birch".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(!stored_customer(&s, "cust-birch").await.frozen);
 }
 
 // ---- freeze / unfreeze --------------------------------------------------------
+
+async fn stored_customer(s: &DomainServer, id: &str) -> Customer {
+    s.db.store.customer(&id.into()).await.unwrap().unwrap()
+}
 
 async fn resource_status(s: &DomainServer, id: &str) -> String {
     s.db.store
@@ -930,7 +842,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         .iter()
         .all(|d| !d["error_msg"].as_str().unwrap().is_empty()));
     for id in ["cust-nova", "cust-acme"] {
-        let c = s.db.store.customer(&id.into()).await.unwrap().unwrap();
+        let c = stored_customer(&s, id).await;
         assert_eq!(
             (c.frozen, c.freeze_type.map(|t| t.as_str())),
             (true, Some("ACCOUNT_AND_RESOURCE")),
@@ -948,15 +860,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         assert_eq!(resource_status(&s, id).await, "frozen", "{id}");
     }
     // The others are untouched.
-    assert!(
-        !s.db
-            .store
-            .customer(&"cust-pixel".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(!stored_customer(&s, "cust-pixel").await.frozen);
     assert_eq!(resource_status(&s, "vm-pixel-render").await, "stopped");
     assert_eq!(resource_status(&s, "vm-kite-ctrl").await, "in_use");
 
@@ -968,13 +872,8 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         json!({"customer_ids": ["cust-orbit"], "reason": "audit"}),
     )
     .await;
-    assert_eq!(text(&resp), "{}");
-    let orbit =
-        s.db.store
-            .customer(&"cust-orbit".into())
-            .await
-            .unwrap()
-            .unwrap();
+    assert_eq!(body_text(&resp), "{}");
+    let orbit = stored_customer(&s, "cust-orbit").await;
     assert_eq!(orbit.freeze_type.map(|t| t.as_str()), Some("ACCOUNT"));
 
     // Unfreeze: the type must match; not frozen is refused per id.
@@ -985,15 +884,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         (details[0]["id"].as_str(), details[0]["error_code"].as_str()),
         (Some("cust-nova"), Some("CBC.30000067"))
     );
-    assert!(
-        !s.db
-            .store
-            .customer(&"cust-quartz".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(!stored_customer(&s, "cust-quartz").await.frozen);
     assert_eq!(resource_status(&s, "vm-quartz-old").await, "expired");
     let resp = post(&s, &dist, unfreeze, json!({"customer_ids": ["cust-nova", "cust-acme", "cust-delta"], "reason": "paid", "unfreeze_type": "ACCOUNT_AND_RESOURCE"})).await;
     let details = ok(&resp)["error_details"].clone();
@@ -1012,15 +903,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
     ] {
         assert_eq!(resource_status(&s, id).await, status, "{id}");
     }
-    assert!(
-        !s.db
-            .store
-            .customer(&"cust-acme".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(!stored_customer(&s, "cust-acme").await.frozen);
     // A distributor naming a reseller works on that reseller's customers only.
     let resp = post(&s, &dist, freeze, json!({"customer_ids": ["cust-acme", "cust-harbor"], "reason": "r", "indirect_partner_id": "res-west"})).await;
     let details = ok(&resp)["error_details"].clone();
@@ -1028,14 +911,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         (details[0]["id"].as_str(), details[0]["error_code"].as_str()),
         (Some("cust-acme"), Some("CBC.0151"))
     );
-    assert!(
-        s.db.store
-            .customer(&"cust-harbor".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(stored_customer(&s, "cust-harbor").await.frozen);
     // A reseller's own scope.
     let east = s.operator("op-east-finance").await;
     let resp = post(
@@ -1141,23 +1017,8 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
     ] {
         assert_error(&post(&s, &dist, path, body).await, 400, code);
     }
-    assert!(
-        !s.db
-            .store
-            .customer(&"cust-delta".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
-    assert!(
-        s.db.store
-            .customer(&"cust-harbor".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .frozen
-    );
+    assert!(!stored_customer(&s, "cust-delta").await.frozen);
+    assert!(stored_customer(&s, "cust-harbor").await.frozen);
     // A reason of exactly 256 characters is fine.
     ok(&post(
         &s,
@@ -1224,25 +1085,15 @@ async fn resellers_and_grants(backend: Backend) {
     );
     // No body at all, `{}`, filters, paging.
     assert_eq!(ok(&s.call("POST", q, Some(&dist), None).await)["count"], 2);
-    assert_eq!(ok(&post(&s, &dist, q, json!({})).await)["count"], 2);
-    assert_eq!(
-        ok(&post(&s, &dist, q, json!({"account_name": "EAST"})).await)["count"],
-        1
-    );
-    assert_eq!(
-        ok(&post(&s, &dist, q, json!({"indirect_partner_id": "res-west"})).await)["count"],
-        1
-    );
-    assert_eq!(
-        ok(&post(
-            &s,
-            &dist,
-            q,
-            json!({"associated_on_end": "2000-01-01T00:00:00Z"})
-        )
-        .await)["count"],
-        0
-    );
+    for (filter, want) in [
+        (json!({}), 2),
+        (json!({"account_name": "EAST"}), 1),
+        (json!({"indirect_partner_id": "res-west"}), 1),
+        (json!({"associated_on_end": "2000-01-01T00:00:00Z"}), 0),
+    ] {
+        let v = ok(&post(&s, &dist, q, filter.clone()).await);
+        assert_eq!(v["count"], want, "{filter}");
+    }
     let second = ok(&post(&s, &dist, q, json!({"offset": 1, "limit": 1})).await);
     assert_eq!(
         (
@@ -1283,8 +1134,7 @@ async fn resellers_and_grants(backend: Backend) {
     );
     let not_own = get(&s, &dist, &grants("sp-blue")).await;
     let unknown = get(&s, &dist, &grants("res-nope")).await;
-    assert_error(&not_own, 403, "CBC.0151");
-    assert_eq!(not_own.body, unknown.body);
+    same_as_unknown(&not_own, &unknown);
     let west_admin = s.operator("op-west-admin").await;
     assert_error(
         &get(&s, &west_admin, &grants("res-west")).await,
@@ -1400,7 +1250,7 @@ async fn authorization_lifecycle_and_activity(backend: Backend) {
         json!({"scopes": ["order", "om"], "duration_days": 30}),
     )
     .await;
-    assert_eq!(resp.status, 201, "{}", text(&resp));
+    assert_eq!(resp.status, 201, "{}", body_text(&resp));
     let a = resp.json();
     let id = a["authorization_id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("auth-"));
@@ -1466,8 +1316,7 @@ async fn authorization_lifecycle_and_activity(backend: Backend) {
         json!({"scopes": ["om"]}),
     )
     .await;
-    assert_error(&foreign, 403, "CBC.0151");
-    assert_eq!(foreign.body, unknown.body);
+    same_as_unknown(&foreign, &unknown);
     assert_error(
         &post(
             &s,
@@ -1534,8 +1383,7 @@ async fn authorization_lifecycle_and_activity(backend: Backend) {
     let acme = s.customer("cust-acme");
     let others = post(&s, &acme, &decide(&id, "approve"), json!({})).await;
     let nothing = post(&s, &acme, &decide("auth-nope", "approve"), json!({})).await;
-    assert_error(&others, 403, "CBC.0151");
-    assert_eq!(others.body, nothing.body);
+    same_as_unknown(&others, &nothing);
     let cedar_session = s
         .session(
             "sess-c",
@@ -1624,7 +1472,7 @@ async fn authorization_lifecycle_and_activity(backend: Backend) {
         json!({"scopes": ["om"]}),
     )
     .await;
-    assert_eq!(again.status, 201, "{}", text(&again));
+    assert_eq!(again.status, 201, "{}", body_text(&again));
     let again_id = again.json()["authorization_id"]
         .as_str()
         .unwrap()
