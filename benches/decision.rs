@@ -56,7 +56,11 @@ fn setup() -> Setup {
         let sizes = std::env::var("PGW_BENCH_SIZES")
             .unwrap_or_else(|_| "1000,100000,1000000".into())
             .split(',')
-            .map(|s| s.trim().parse().expect("PGW_BENCH_SIZES: comma-separated customer counts"))
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("PGW_BENCH_SIZES: comma-separated customer counts")
+            })
             .collect();
         Setup {
             sizes,
@@ -144,13 +148,19 @@ impl Summary {
             micros(p99),
             samples.len()
         );
-        self.0.push((what.into(), customers.into(), median, p99, samples.len()));
+        self.0
+            .push((what.into(), customers.into(), median, p99, samples.len()));
     }
 
     fn markdown(&self) -> String {
         let mut out = String::from("| measurement | customers | median | p99 | timed iterations |\n|---|---:|---:|---:|---:|\n");
         for (what, n, median, p99, count) in &self.0 {
-            let _ = writeln!(out, "| {what} | {n} | {:.1} µs | {:.1} µs | {count} |", micros(*median), micros(*p99));
+            let _ = writeln!(
+                out,
+                "| {what} | {n} | {:.1} µs | {:.1} µs | {count} |",
+                micros(*median),
+                micros(*p99)
+            );
         }
         out
     }
@@ -251,7 +261,10 @@ fn bench(c: &mut Criterion) {
                 decide(engine, &sized_ref.warm, r)
             })
         });
-        let backends = [("cold_sqlite", Some(&sized.sqlite)), ("cold_postgres", sized.postgres.as_ref())];
+        let backends = [
+            ("cold_sqlite", Some(&sized.sqlite)),
+            ("cold_postgres", sized.postgres.as_ref()),
+        ];
         for (name, store) in backends {
             let Some(store) = store else { continue };
             let k = &k;
@@ -259,7 +272,8 @@ fn bench(c: &mut Criterion) {
                 b.to_async(&rt).iter_custom(move |iters| async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let r = &sized_ref.cold_reqs[k.fetch_add(1, Ordering::Relaxed) % sized_ref.cold_reqs.len()];
+                        let r = &sized_ref.cold_reqs
+                            [k.fetch_add(1, Ordering::Relaxed) % sized_ref.cold_reqs.len()];
                         total += cold_decide(engine, store, r).await;
                     }
                     total
@@ -306,7 +320,10 @@ fn bench(c: &mut Criterion) {
             out
         });
         summary.add("slice from warm cache + decide", &n, warm);
-        let backends = [("SQLite", Some(&sized.sqlite)), ("PostgreSQL", sized.postgres.as_ref())];
+        let backends = [
+            ("SQLite", Some(&sized.sqlite)),
+            ("PostgreSQL", sized.postgres.as_ref()),
+        ];
         for (backend, store) in backends {
             let Some(store) = store else { continue };
             let cold: Vec<Duration> = rt.block_on(async {
@@ -316,7 +333,11 @@ fn bench(c: &mut Criterion) {
                 }
                 out
             });
-            summary.add(&format!("slice read from {backend} (cold) + decide"), &n, cold);
+            summary.add(
+                &format!("slice read from {backend} (cold) + decide"),
+                &n,
+                cold,
+            );
         }
     }
     let alone: Vec<Duration> = (0..s.iterations)

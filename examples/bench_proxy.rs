@@ -48,18 +48,24 @@ async fn main() -> anyhow::Result<()> {
     }
     let upstream: Arc<str> = upstream.unwrap_or_else(|| usage()).into();
     let tls = match (cert, key) {
-        (Some(cert), Some(key)) => partner_gateway::listener::tls_acceptor(&TlsMode::Files { cert, key }, &PathBuf::new())?
-            .map(|(acceptor, _)| acceptor),
+        (Some(cert), Some(key)) => {
+            partner_gateway::listener::tls_acceptor(&TlsMode::Files { cert, key }, &PathBuf::new())?
+                .map(|(acceptor, _)| acceptor)
+        }
         (None, None) => None,
         _ => usage(),
     };
 
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
+    let client: Client<HttpConnector, Incoming> =
+        Client::builder(TokioExecutor::new()).build(connector);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("bench proxy listening on {scheme}://{} -> {upstream}", listener.local_addr()?);
+    println!(
+        "bench proxy listening on {scheme}://{} -> {upstream}",
+        listener.local_addr()?
+    );
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, _) = match listener.accept().await {
@@ -70,7 +76,12 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (builder, client, upstream, tls) = (builder.clone(), client.clone(), upstream.clone(), tls.clone());
+        let (builder, client, upstream, tls) = (
+            builder.clone(),
+            client.clone(),
+            upstream.clone(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let (client, upstream) = (client.clone(), upstream.clone());
@@ -78,19 +89,35 @@ async fn main() -> anyhow::Result<()> {
             });
             let _ = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(stream) => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
                     Err(_) => return,
                 },
-                None => builder.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
             };
         });
     }
 }
 
 /// The request as received, to `upstream` + its path and query; the answer as received.
-async fn forward(client: &Client<HttpConnector, Incoming>, upstream: &str, req: http::Request<Incoming>) -> http::Response<Body> {
+async fn forward(
+    client: &Client<HttpConnector, Incoming>,
+    upstream: &str,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     parts.uri = match format!("{upstream}{path}").parse() {
         Ok(uri) => uri,
         Err(_) => return bad_gateway(),
@@ -104,7 +131,9 @@ async fn forward(client: &Client<HttpConnector, Incoming>, upstream: &str, req: 
 }
 
 fn bad_gateway() -> http::Response<Body> {
-    let mut resp = http::Response::new(Body::Right(http_body_util::Full::new(bytes::Bytes::from_static(b"bad gateway"))));
+    let mut resp = http::Response::new(Body::Right(http_body_util::Full::new(
+        bytes::Bytes::from_static(b"bad gateway"),
+    )));
     *resp.status_mut() = http::StatusCode::BAD_GATEWAY;
     resp
 }

@@ -61,7 +61,9 @@ impl Opts {
             let key = name
                 .strip_prefix("--")
                 .with_context(|| format!("expected an --option, got {name:?}"))?;
-            let value = args.next().with_context(|| format!("{name} needs a value"))?;
+            let value = args
+                .next()
+                .with_context(|| format!("{name} needs a value"))?;
             map.insert(key.to_owned(), value);
         }
         Ok(Opts(map))
@@ -113,7 +115,8 @@ async fn db(opts: Opts) -> anyhow::Result<()> {
         .await?;
     source.close().await;
     let from = bigstore::data_dir().join(format!("decision-{customers}.db"));
-    std::fs::copy(&from, &out).with_context(|| format!("copying {} to {}", from.display(), out.display()))?;
+    std::fs::copy(&from, &out)
+        .with_context(|| format!("copying {} to {}", from.display(), out.display()))?;
     let store = Store::connect(&format!("sqlite://{}", out.display()), cipher).await?;
     store
         .import_fixture(&Fixture::parse(partner_gateway::serve::DEMO_FIXTURE)?)
@@ -126,7 +129,9 @@ async fn db(opts: Opts) -> anyhow::Result<()> {
         })
         .collect();
     store
-        .import_fixture(&Fixture::parse(&json!({ "operators": operators }).to_string())?)
+        .import_fixture(&Fixture::parse(
+            &json!({ "operators": operators }).to_string(),
+        )?)
         .await?;
     store.close().await;
     println!("{}", out.display());
@@ -148,7 +153,10 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
         Some(k) => {
             let k: usize = k.parse()?;
             let customers: usize = opts.get("customers")?.parse()?;
-            anyhow::ensure!(k > 0 && customers >= 10, "--spread needs K > 0 and --customers of at least 10");
+            anyhow::ensure!(
+                k > 0 && customers >= 10,
+                "--spread needs K > 0 and --customers of at least 10"
+            );
             let stride = (customers / k).max(1);
             (0..k)
                 .map(|n| {
@@ -158,7 +166,10 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                     }
                     let (operator, ak, sk) = bench_credential(i % bigstore::DISTRIBUTORS);
                     Planned {
-                        path_and_query: format!("{BUDGET_ROUTE}?customer_id={}", bigstore::customer_id(i)),
+                        path_and_query: format!(
+                            "{BUDGET_ROUTE}?customer_id={}",
+                            bigstore::customer_id(i)
+                        ),
                         operator,
                         ak,
                         sk,
@@ -177,7 +188,8 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
     // The identity assertion the gateway would send, per operator.
     let mut assertions: HashMap<String, String> = HashMap::new();
     if let Some(key) = opts.opt("assertion-key") {
-        let key = AssertionKey::from_base64(key).map_err(|_| anyhow::anyhow!("--assertion-key: base64 of ≥ 32 bytes"))?;
+        let key = AssertionKey::from_base64(key)
+            .map_err(|_| anyhow::anyhow!("--assertion-key: base64 of ≥ 32 bytes"))?;
         let store = Store::connect(opts.get("database-url")?, bigstore::cipher()).await?;
         for p in &planned {
             if assertions.contains_key(&p.operator) {
@@ -196,7 +208,12 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 scopes: vec![],
                 source_operator: None,
             };
-            let path = p.path_and_query.split('?').next().unwrap_or_default().to_owned();
+            let path = p
+                .path_and_query
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let claims = Claims {
                 identity,
                 method: "GET".into(),
@@ -223,9 +240,13 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
             if k > 0 {
                 lua.push_str("} end)()\n");
             }
-            lua.push_str("(function() add {\n");
+            // The leading `;` keeps Lua from reading `(` as a call of the line before.
+            lua.push_str(";(function() add {\n");
         }
-        let (path, query) = p.path_and_query.split_once('?').unwrap_or((&p.path_and_query, ""));
+        let (path, query) = p
+            .path_and_query
+            .split_once('?')
+            .unwrap_or((&p.path_and_query, ""));
         let headers = [("Host", host), ("X-Sdk-Date", date.as_str())];
         let authorization = signing::sign("GET", path, query, &headers, b"", &p.ak, &p.sk);
         let mut raw = format!(
@@ -238,7 +259,13 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
         anyhow::ensure!(!raw.contains('"'), "a request would break the Lua string");
         let _ = writeln!(lua, "\"{raw}\\r\\n\",");
         if k == 0 {
-            first_headers = raw.split("\\r\\n").skip(1).filter(|h| !h.is_empty()).collect::<Vec<_>>().join("\n") + "\n";
+            first_headers = raw
+                .split("\\r\\n")
+                .skip(1)
+                .filter(|h| !h.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
         }
     }
     if let Some(path) = opts.opt("headers-out") {
@@ -257,7 +284,11 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
          end\n",
     );
     std::fs::write(&out, lua).with_context(|| format!("writing {}", out.display()))?;
-    println!("{} ({} signed requests, X-Sdk-Date {date})", out.display(), planned.len());
+    println!(
+        "{} ({} signed requests, X-Sdk-Date {date})",
+        out.display(),
+        planned.len()
+    );
     Ok(())
 }
 
@@ -276,7 +307,8 @@ struct Point {
 
 /// `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md.
 fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(points_csv).with_context(|| format!("reading {points_csv}"))?;
+    let text =
+        std::fs::read_to_string(points_csv).with_context(|| format!("reading {points_csv}"))?;
     let mut points = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
@@ -290,26 +322,49 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
             p99: f[5].parse()?,
             p999: f[6].parse()?,
             errors: f[7].parse::<u64>()? + f[8].parse::<u64>()?,
-            rss_mb: f[9].parse::<f64>().ok().filter(|kb| *kb > 0.0).map(|kb| kb / 1024.0),
+            rss_mb: f[9]
+                .parse::<f64>()
+                .ok()
+                .filter(|kb| *kb > 0.0)
+                .map(|kb| kb / 1024.0),
         });
     }
-    let find = |u: &str, t: &str, c: u32| points.iter().find(|p| p.upstream == u && p.target == t && p.conns == c);
+    let find = |u: &str, t: &str, c: u32| {
+        points
+            .iter()
+            .find(|p| p.upstream == u && p.target == t && p.conns == c)
+    };
     let mut upstreams: Vec<&str> = points.iter().map(|p| p.upstream.as_str()).collect();
     upstreams.dedup();
     let mut conns: Vec<u32> = points.iter().map(|p| p.conns).collect();
     conns.sort_unstable();
     conns.dedup();
-    let us = |v: f64| if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") };
+    let us = |v: f64| {
+        if v >= 10_000.0 {
+            format!("{:.1} ms", v / 1000.0)
+        } else {
+            format!("{v:.0} µs")
+        }
+    };
     let mut out = String::new();
     for u in &upstreams {
         let _ = writeln!(out, "#### Upstream: {u}\n");
         out.push_str("| target | connections | requests/s | p50 | p99 | p99.9 | errors | proxy RSS (max) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for p in points.iter().filter(|p| p.upstream == *u) {
-            let rss = p.rss_mb.map(|m| format!("{m:.1} MB")).unwrap_or_else(|| "–".into());
+            let rss = p
+                .rss_mb
+                .map(|m| format!("{m:.1} MB"))
+                .unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {} | {} | {} | {} | {rss} |",
-                p.target, p.conns, p.rps, us(p.p50), us(p.p99), us(p.p999), p.errors
+                p.target,
+                p.conns,
+                p.rps,
+                us(p.p50),
+                us(p.p99),
+                us(p.p999),
+                p.errors
             );
         }
         out.push_str("\n| connections | gateway / bare proxy | gateway / nginx | gateway-tls / bare-tls | gateway-tls / nginx-tls | gateway added p50 / p99 over direct | gateway-tls added p50 / p99 over direct |\n|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -339,21 +394,67 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
     // The issue's targets, checked on the static upstream (it isolates the
     // proxy), plaintext, at the highest and the lowest concurrency.
     out.push_str("#### Against the targets (static upstream, plaintext)\n\n| target | measured | verdict |\n|---|---:|---|\n");
-    let (lo, hi) = (conns.first().copied().unwrap_or(1), conns.last().copied().unwrap_or(1));
-    let verdict = |met: bool, miss: String| if met { "met".to_owned() } else { format!("missed: {miss}") };
-    if let (Some(g), Some(b), Some(n)) = (find("static", "gateway", hi), find("static", "bare", hi), find("static", "nginx", hi)) {
+    let (lo, hi) = (
+        conns.first().copied().unwrap_or(1),
+        conns.last().copied().unwrap_or(1),
+    );
+    let verdict = |met: bool, miss: String| {
+        if met {
+            "met".to_owned()
+        } else {
+            format!("missed: {miss}")
+        }
+    };
+    if let (Some(g), Some(b), Some(n)) = (
+        find("static", "gateway", hi),
+        find("static", "bare", hi),
+        find("static", "nginx", hi),
+    ) {
         let share = g.rps / b.rps;
-        let _ = writeln!(out, "| throughput ≥ 85 % of the bare proxy ({hi} connections) | {:.0} % | {} |", 100.0 * share,
-            verdict(share >= 0.85, format!("{:.0} points short ({:.0} of {:.0} req/s needed)", 100.0 * (0.85 - share), g.rps, 0.85 * b.rps)));
-        let _ = writeln!(out, "| throughput above nginx ({hi} connections) | {:.0} % of nginx | {} |", 100.0 * g.rps / n.rps,
-            verdict(g.rps > n.rps, format!("{:.0} % below", 100.0 * (1.0 - g.rps / n.rps))));
+        let _ = writeln!(
+            out,
+            "| throughput ≥ 85 % of the bare proxy ({hi} connections) | {:.0} % | {} |",
+            100.0 * share,
+            verdict(
+                share >= 0.85,
+                format!(
+                    "{:.0} points short ({:.0} of {:.0} req/s needed)",
+                    100.0 * (0.85 - share),
+                    g.rps,
+                    0.85 * b.rps
+                )
+            )
+        );
+        let _ = writeln!(
+            out,
+            "| throughput above nginx ({hi} connections) | {:.0} % of nginx | {} |",
+            100.0 * g.rps / n.rps,
+            verdict(
+                g.rps > n.rps,
+                format!("{:.0} % below", 100.0 * (1.0 - g.rps / n.rps))
+            )
+        );
     }
     if let (Some(g), Some(d)) = (find("static", "gateway", lo), find("static", "direct", lo)) {
         let (a50, a99) = (g.p50 - d.p50, g.p99 - d.p99);
-        let _ = writeln!(out, "| added latency p50 ≤ 100 µs ({lo} connection) | {} | {} |", us(a50), verdict(a50 <= 100.0, format!("by {}", us(a50 - 100.0))));
-        let _ = writeln!(out, "| added latency p99 ≤ 500 µs ({lo} connection) | {} | {} |", us(a99), verdict(a99 <= 500.0, format!("by {}", us(a99 - 500.0))));
+        let _ = writeln!(
+            out,
+            "| added latency p50 ≤ 100 µs ({lo} connection) | {} | {} |",
+            us(a50),
+            verdict(a50 <= 100.0, format!("by {}", us(a50 - 100.0)))
+        );
+        let _ = writeln!(
+            out,
+            "| added latency p99 ≤ 500 µs ({lo} connection) | {} | {} |",
+            us(a99),
+            verdict(a99 <= 500.0, format!("by {}", us(a99 - 500.0)))
+        );
     }
-    let max_rss = points.iter().filter(|p| p.target.starts_with("gateway")).filter_map(|p| p.rss_mb).fold(0.0, f64::max);
+    let max_rss = points
+        .iter()
+        .filter(|p| p.target.starts_with("gateway"))
+        .filter_map(|p| p.rss_mb)
+        .fold(0.0, f64::max);
     let mut soak_max = 0.0f64;
     let mut soak_text = String::new();
     if let Some(path) = soak_csv {
@@ -369,7 +470,10 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
             // Growth: the last third against the middle third (the first is warm-up).
             let third = samples.len() / 3;
             let mean = |s: &[(f64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
-            let (mid, last) = (mean(&samples[third..2 * third]), mean(&samples[2 * third..]));
+            let (mid, last) = (
+                mean(&samples[third..2 * third]),
+                mean(&samples[2 * third..]),
+            );
             let growth = 100.0 * (last - mid) / mid;
             let secs = samples.last().map(|s| s.0).unwrap_or(0.0);
             let _ = writeln!(
@@ -380,13 +484,18 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
                 verdict(growth.abs() < 5.0, format!("{growth:+.1} %"))
             );
             if secs < 600.0 {
-                soak_text.push_str("| (the issue asks for 10 minutes: `bench/run --soak 600`) | | |\n");
+                soak_text
+                    .push_str("| (the issue asks for 10 minutes: `bench/run --soak 600`) | | |\n");
             }
         }
     }
     let rss = max_rss.max(soak_max);
     if rss > 0.0 {
-        let _ = writeln!(out, "| gateway RSS ≤ 100 MB under load | {rss:.1} MB max | {} |", verdict(rss <= 100.0, format!("by {:.1} MB", rss - 100.0)));
+        let _ = writeln!(
+            out,
+            "| gateway RSS ≤ 100 MB under load | {rss:.1} MB max | {} |",
+            verdict(rss <= 100.0, format!("by {:.1} MB", rss - 100.0))
+        );
     }
     out.push_str(&soak_text);
     print!("{out}");

@@ -37,12 +37,17 @@ async fn main() -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => listen = args.next().unwrap_or_else(|| usage()).parse()?,
-            "--body-file" => body = Bytes::from(std::fs::read(args.next().unwrap_or_else(|| usage()))?),
+            "--body-file" => {
+                body = Bytes::from(std::fs::read(args.next().unwrap_or_else(|| usage()))?)
+            }
             _ => usage(),
         }
     }
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!("static upstream listening on http://{}", listener.local_addr()?);
+    println!(
+        "static upstream listening on http://{}",
+        listener.local_addr()?
+    );
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, _) = match listener.accept().await {
@@ -66,7 +71,9 @@ async fn main() -> anyhow::Result<()> {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

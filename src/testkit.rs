@@ -119,8 +119,6 @@ macro_rules! test_both_backends {
     )+};
 }
 
-
-
 /// A plain HTTP/1.1 client for tests (the gateway's own tests add TLS).
 pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,

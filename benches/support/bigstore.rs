@@ -83,7 +83,9 @@ pub async fn sqlite(customers: usize) -> Store {
     let path = dir.join(format!("decision-{customers}.db"));
     let url = format!("sqlite://{}", path.display());
     if path.exists() {
-        let store = Store::connect(&url, cipher()).await.expect("opening the bench database");
+        let store = Store::connect(&url, cipher())
+            .await
+            .expect("opening the bench database");
         if count(&store).await == customers {
             return store;
         }
@@ -92,7 +94,9 @@ pub async fn sqlite(customers: usize) -> Store {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
-    let store = Store::connect(&url, cipher()).await.expect("creating the bench database");
+    let store = Store::connect(&url, cipher())
+        .await
+        .expect("creating the bench database");
     generate(&store, customers, &path.display().to_string()).await;
     store
 }
@@ -113,7 +117,9 @@ pub async fn postgres(admin_url: &str, customers: usize) -> Store {
         .await
         .expect("listing databases");
     if exists.is_some() {
-        let store = Store::connect(&url, cipher()).await.expect("opening the bench database");
+        let store = Store::connect(&url, cipher())
+            .await
+            .expect("opening the bench database");
         if count(&store).await == customers {
             admin.close().await;
             return store;
@@ -129,7 +135,9 @@ pub async fn postgres(admin_url: &str, customers: usize) -> Store {
         .await
         .expect("creating the bench database");
     admin.close().await;
-    let store = Store::connect(&url, cipher()).await.expect("opening the bench database");
+    let store = Store::connect(&url, cipher())
+        .await
+        .expect("opening the bench database");
     generate(&store, customers, &name).await;
     store
 }
@@ -140,7 +148,9 @@ fn database_url(admin_url: &str, name: &str) -> String {
         Some((b, q)) => (b, format!("?{q}")),
         None => (admin_url, String::new()),
     };
-    let (server, _) = base.rsplit_once('/').expect("a postgres:// URL with a database");
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("a postgres:// URL with a database");
     format!("{server}/{name}{query}")
 }
 
@@ -162,19 +172,25 @@ async fn generate(store: &Store, customers: usize, label: &str) {
         .iter()
         .enumerate()
         .map(|(i, (id, dist))| match dist {
-            None => format!("('{id}', '{id}', 'distributor', NULL, FALSE, FALSE, FALSE, NULL, NULL, '{now}')"),
+            None => format!(
+                "('{id}', '{id}', 'distributor', NULL, FALSE, FALSE, FALSE, NULL, NULL, '{now}')"
+            ),
             // Half the resellers hold every grant with a monthly quota.
             Some(d) => {
                 let g = flag(i % 2 == 0);
                 let quota = if i % 2 == 0 { "500000" } else { "NULL" };
-                format!("('{id}', '{id}', 'reseller', '{d}', {g}, {g}, {g}, {quota}, NULL, '{now}')")
+                format!(
+                    "('{id}', '{id}', 'reseller', '{d}', {g}, {g}, {g}, {quota}, NULL, '{now}')"
+                )
             }
         })
         .collect();
     let mut operator_rows = Vec::new();
     for (id, _) in partners() {
         for role in ["admin", "finance", "account_manager"] {
-            operator_rows.push(format!("('op-{id}-{role}', '{id}', '{id} {role}', '{role}', 'active', '{now}')"));
+            operator_rows.push(format!(
+                "('op-{id}-{role}', '{id}', '{id} {role}', '{role}', 'active', '{now}')"
+            ));
         }
     }
     for statement in [
@@ -188,7 +204,10 @@ async fn generate(store: &Store, customers: usize, label: &str) {
             operator_rows.join(",")
         ),
     ] {
-        sqlx::query(&statement).execute(&mut *tx).await.expect("inserting partners");
+        sqlx::query(&statement)
+            .execute(&mut *tx)
+            .await
+            .expect("inserting partners");
     }
     const CHUNK: usize = 1_000;
     let mut start = 0;
@@ -204,7 +223,11 @@ async fn generate(store: &Store, customers: usize, label: &str) {
             } else {
                 "NULL".into()
             };
-            let (frozen, ft) = if i % 50 == 7 { ("TRUE", "'ACCOUNT'") } else { ("FALSE", "NULL") };
+            let (frozen, ft) = if i % 50 == 7 {
+                ("TRUE", "'ACCOUNT'")
+            } else {
+                ("FALSE", "NULL")
+            };
             cust.push(format!(
                 "('c-{i:06}', 'acct-{i:06}', 'Customer {i}', NULL, NULL, '{partner}', '{association}', \
                  {am}, {frozen}, {ft}, '[]', '{now}', '{now}')"
