@@ -108,12 +108,7 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
         "{}",
         String::from_utf8_lossy(&created.body)
     );
-    let c = &created.json()["credential"];
-    let session = Credentials {
-        access_key: c["access"].as_str().unwrap().into(),
-        secret_key: c["secret"].as_str().unwrap().into(),
-        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
-    };
+    let session = super::sessions::credentials(&created);
     for gw in [&a, &b] {
         let ok = client::call(
             &http,
@@ -199,12 +194,7 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
         String::from_utf8_lossy(&created.body)
     );
     let json = created.json();
-    let c = &json["credential"];
-    let nova = Credentials {
-        access_key: c["access"].as_str().unwrap().into(),
-        secret_key: c["secret"].as_str().unwrap().into(),
-        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
-    };
+    let nova = super::sessions::credentials(&created);
     let ok = client::call(
         &http,
         &b.endpoint,
@@ -259,12 +249,7 @@ async fn narrowing_an_authorization_in_the_database_ends_wider_sessions() {
         .call("op-east-ops", "POST", "/v3/partner-sessions", Some(body))
         .await;
     assert_eq!(created.status, 201);
-    let c = &created.json()["credential"];
-    let session = Credentials {
-        access_key: c["access"].as_str().unwrap().into(),
-        secret_key: c["secret"].as_str().unwrap().into(),
-        security_token: Some(c["securitytoken"].as_str().unwrap().into()),
-    };
+    let session = super::sessions::credentials(&created);
     let ok = gw
         .call_raw(Some(&session), "GET", "/v2/customer/resources", b"", &[])
         .await;

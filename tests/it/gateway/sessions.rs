@@ -23,7 +23,8 @@ async fn assume(
         .await
 }
 
-fn credentials(created: &Answer) -> Credentials {
+/// The temporary credentials of an assume-role answer.
+pub(super) fn credentials(created: &Answer) -> Credentials {
     let c = &created.json()["credential"];
     Credentials {
         access_key: c["access"].as_str().unwrap().to_owned(),
