@@ -152,6 +152,55 @@ impl Summary {
             .push((what.into(), customers.into(), median, p99, samples.len()));
     }
 
+    /// The decision targets: warm p99 ≤ 25 µs, and flat from the
+    /// smallest to the largest store (median at the largest within 25 % of
+    /// the smallest's).
+    fn targets(&self) -> String {
+        let mut out = String::from("| target | measured | verdict |\n|---|---:|---|\n");
+        let verdict = |met: bool, miss: String| {
+            if met {
+                "met".to_owned()
+            } else {
+                format!("missed: {miss}")
+            }
+        };
+        for (what, n, _, p99, _) in self.0.iter().filter(|r| r.0.contains("warm")) {
+            let p99 = micros(*p99);
+            let _ = writeln!(
+                out,
+                "| warm decision p99 ≤ 25 µs ({n} customers) | {p99:.1} µs | {} |",
+                verdict(p99 <= 25.0, format!("by {:.1} µs ({what})", p99 - 25.0))
+            );
+        }
+        let mut kinds: Vec<&str> = Vec::new();
+        for r in &self.0 {
+            if !kinds.contains(&r.0.as_str()) {
+                kinds.push(&r.0);
+            }
+        }
+        for kind in kinds {
+            let rows: Vec<_> = self
+                .0
+                .iter()
+                .filter(|r| r.0 == kind && r.1 != "any")
+                .collect();
+            if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+                if rows.len() < 2 {
+                    continue;
+                }
+                let ratio = micros(last.2) / micros(first.2);
+                let _ = writeln!(
+                    out,
+                    "| flat from {} to {} customers: {kind} | median ×{ratio:.2} | {} |",
+                    first.1,
+                    last.1,
+                    verdict(ratio <= 1.25, format!("grows ×{ratio:.2}"))
+                );
+            }
+        }
+        out
+    }
+
     fn markdown(&self) -> String {
         let mut out = String::from("| measurement | customers | median | p99 | timed iterations |\n|---|---:|---:|---:|---:|\n");
         for (what, n, median, p99, count) in &self.0 {
@@ -356,7 +405,7 @@ fn bench(c: &mut Criterion) {
             sized.customers, stats.hits, stats.misses, stats.entries
         );
     }
-    let table = summary.markdown();
+    let table = format!("{}\n{}", summary.markdown(), summary.targets());
     println!("\n{table}");
     if full_run() {
         let out = bigstore::data_dir().join("decision-results.md");
