@@ -263,12 +263,19 @@ fn bench(c: &mut Criterion) {
         println!("PostgreSQL: skipped (set PGW_TEST_DATABASE_URL, e.g. `source .ci/postgres.sh`)");
     }
 
+    // A quick run (`cargo test`) builds its tiny store in a temporary
+    // directory, out of the way of a full run's cached files.
+    let scratch = tempfile::tempdir().expect("a temporary directory");
     let stores: Vec<Sized> = s
         .sizes
         .iter()
         .map(|&customers| {
             rt.block_on(async {
-                let sqlite = bigstore::sqlite(customers).await;
+                let sqlite = if full_run() {
+                    bigstore::sqlite(customers).await
+                } else {
+                    bigstore::sqlite_at(&scratch.path().join("decision.db"), customers).await
+                };
                 let postgres = match &s.postgres {
                     Some(url) => Some(bigstore::postgres(url, customers).await),
                     None => None,

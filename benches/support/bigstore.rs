@@ -80,7 +80,12 @@ pub fn is_resale(i: usize) -> bool {
 pub async fn sqlite(customers: usize) -> Store {
     let dir = data_dir();
     std::fs::create_dir_all(&dir).expect("creating the bench data directory");
-    let path = dir.join(format!("decision-{customers}.db"));
+    sqlite_at(&dir.join(format!("decision-{customers}.db")), customers).await
+}
+
+/// Opens the SQLite bench database at `path`, generating it when it is
+/// missing or holds another count.
+pub async fn sqlite_at(path: &Path, customers: usize) -> Store {
     let url = format!("sqlite://{}", path.display());
     if path.exists() {
         let store = Store::connect(&url, cipher())
