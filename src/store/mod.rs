@@ -94,6 +94,11 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let pool = AnyPoolOptions::new()
+            // No ping before every checkout: it doubled the round trips of each
+            // read on the request path (BENCHMARKS.md profile). A dead
+            // connection fails its query instead, which the gateway answers
+            // with 503 (fail closed) and the pool replaces.
+            .test_before_acquire(false)
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
