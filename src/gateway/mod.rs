@@ -544,21 +544,20 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> 
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(
+    json_bytes_response(
+        status,
         serde_json::to_vec(body).expect("JSON value serializes"),
-    )));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
-    response
+    )
 }
 
 /// The API error as an HTTP response.
 pub fn api_error_response(err: ApiError) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(err.body())));
-    *response.status_mut() = err.status;
+    json_bytes_response(err.status, err.body())
+}
+
+fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json;charset=UTF-8"),

@@ -14,6 +14,22 @@ struct Process {
     endpoint: String,
 }
 
+impl Process {
+    /// A signed call to this gateway.
+    async fn call(
+        &self,
+        http: &client::HttpsClient,
+        creds: &Credentials,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> client::Answer {
+        client::call(http, &self.endpoint, Some(creds), method, path, body, &[])
+            .await
+            .expect("call")
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -91,17 +107,9 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
 
     // Switch in through A; use the session through A (its cache now holds the authorization).
     let body = serde_json::to_vec(&json!({"customer_id": "cust-acme", "scopes": ["om"]})).unwrap();
-    let created = client::call(
-        &http,
-        &a.endpoint,
-        Some(&ops),
-        "POST",
-        "/v3/partner-sessions",
-        &body,
-        &[],
-    )
-    .await
-    .unwrap();
+    let created = a
+        .call(&http, &ops, "POST", "/v3/partner-sessions", &body)
+        .await;
     assert_eq!(
         created.status,
         201,
@@ -110,32 +118,22 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
     );
     let session = super::sessions::credentials(&created);
     for gw in [&a, &b] {
-        let ok = client::call(
-            &http,
-            &gw.endpoint,
-            Some(&session),
-            "GET",
-            "/v2/customer/resources",
-            b"",
-            &[],
-        )
-        .await
-        .unwrap();
+        let ok = gw
+            .call(&http, &session, "GET", "/v2/customer/resources", b"")
+            .await;
         assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
     }
 
     // The customer revokes through B; A must refuse the session within a second.
-    let revoked = client::call(
-        &http,
-        &b.endpoint,
-        Some(&customer),
-        "POST",
-        "/v2/customers/partner-authorizations/auth-acme/revoke",
-        b"",
-        &[],
-    )
-    .await
-    .unwrap();
+    let revoked = b
+        .call(
+            &http,
+            &customer,
+            "POST",
+            "/v2/customers/partner-authorizations/auth-acme/revoke",
+            b"",
+        )
+        .await;
     assert_eq!(
         revoked.status,
         200,
@@ -145,19 +143,11 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
     let started = Instant::now();
     let mut last = 0;
     while started.elapsed() < Duration::from_secs(1) {
-        last = client::call(
-            &http,
-            &a.endpoint,
-            Some(&session),
-            "GET",
-            "/v2/customer/resources",
-            b"",
-            &[],
-        )
-        .await
-        .unwrap()
-        .status
-        .as_u16();
+        last = a
+            .call(&http, &session, "GET", "/v2/customer/resources", b"")
+            .await
+            .status
+            .as_u16();
         if last == 403 {
             break;
         }
@@ -176,17 +166,9 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
         "demo-secret-dist-ops-xxxxxxxxxxxxxxxxxxx",
     );
     let body = serde_json::to_vec(&json!({"customer_id": "cust-nova", "scopes": ["om"]})).unwrap();
-    let created = client::call(
-        &http,
-        &a.endpoint,
-        Some(&dist_ops),
-        "POST",
-        "/v3/partner-sessions",
-        &body,
-        &[],
-    )
-    .await
-    .unwrap();
+    let created = a
+        .call(&http, &dist_ops, "POST", "/v3/partner-sessions", &body)
+        .await;
     assert_eq!(
         created.status,
         201,
@@ -195,45 +177,19 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
     );
     let json = created.json();
     let nova = super::sessions::credentials(&created);
-    let ok = client::call(
-        &http,
-        &b.endpoint,
-        Some(&nova),
-        "GET",
-        "/v2/customer/resources",
-        b"",
-        &[],
-    )
-    .await
-    .unwrap();
+    let ok = b
+        .call(&http, &nova, "GET", "/v2/customer/resources", b"")
+        .await;
     assert_eq!(ok.status, 200);
     let path = format!(
         "/v3/partner-sessions/{}",
         json["session_id"].as_str().unwrap()
     );
-    let ended = client::call(
-        &http,
-        &a.endpoint,
-        Some(&dist_ops),
-        "DELETE",
-        &path,
-        b"",
-        &[],
-    )
-    .await
-    .unwrap();
+    let ended = a.call(&http, &dist_ops, "DELETE", &path, b"").await;
     assert_eq!(ended.status, 204);
-    let refused = client::call(
-        &http,
-        &b.endpoint,
-        Some(&nova),
-        "GET",
-        "/v2/customer/resources",
-        b"",
-        &[],
-    )
-    .await
-    .unwrap();
+    let refused = b
+        .call(&http, &nova, "GET", "/v2/customer/resources", b"")
+        .await;
     assert_eq!(refused.status, 401);
 }
 

@@ -51,6 +51,17 @@ fn case(
 
 const DENIED: Option<&str> = Some("CBC.0151");
 
+/// One customer of a ListSubCustomers answer.
+fn listed_customer(answer: &partner_gateway::client::Answer, id: &str) -> Value {
+    answer.json()["customer_infos"]
+        .as_array()
+        .expect("a customer list")
+        .iter()
+        .find(|c| c["customer_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not listed"))
+}
+
 async fn partner_routes_allow_and_deny(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     run(&gw, vec![
@@ -228,13 +239,7 @@ async fn lists_are_filtered_and_masked(backend: Backend) {
     assert_eq!(sorted, ["cust-acme", "cust-birch", "cust-ember"]);
     assert_eq!(listed.json()["count"], 3);
     // Masked by default.
-    let acme = listed.json()["customer_infos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["customer_id"] == "cust-acme")
-        .cloned()
-        .unwrap();
+    let acme = listed_customer(&listed, "cust-acme");
     assert_ne!(acme["email"], "it@acme.example");
     // R2: an account manager reveals; a finance operator asking to reveal still sees masks.
     let revealed = gw
@@ -246,13 +251,7 @@ async fn lists_are_filtered_and_masked(backend: Backend) {
             &[("X-Reveal-Contact", "email")],
         )
         .await;
-    let acme = revealed.json()["customer_infos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["customer_id"] == "cust-acme")
-        .cloned()
-        .unwrap();
+    let acme = listed_customer(&revealed, "cust-acme");
     assert_eq!(acme["email"], "it@acme.example", "{acme}");
     assert_ne!(
         acme["telephone"], "+1-555-0106",
