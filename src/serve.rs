@@ -159,7 +159,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         shadow: shadow.clone(),
         entities: entities.clone(),
         authn: Authenticator::new(
-            store.clone(),
+            entities.clone(),
             TokenSigner::new(cipher.derive_key("x-auth-token v1")),
             SessionKeys::from_cipher(&cipher),
         ),

@@ -8,15 +8,19 @@
 //! (partner, customer, live authorization, a session's operator, customer and
 //! authorization) and every ancestor up to the distributor.
 
+mod principals;
+
+pub use principals::PrincipalRow;
+
 use crate::ids::*;
 use crate::model::{self, AuthorizationScope, PartnerKind};
-use crate::policy::EntityRef;
-use crate::store::{Store, StoreError};
+use crate::policy::{EntityRef, PolicyEngine};
+use crate::store::{Backend, Store, StoreError};
 use crate::time::{self, Timestamp};
-use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression, Schema};
+use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,12 +71,18 @@ struct Record {
     /// when the record was read. A change to any of them may change which one
     /// is live, so invalidating one drops this record too.
     live_candidates: Vec<String>,
+    /// The version of the policy engine whose schema `entity` was checked
+    /// against when it was read; another version checks it again.
+    checked_for: String,
 }
 
 /// Builds entity slices from the store through a moka cache of per-entity records.
 pub struct EntityLoader {
     store: Store,
     cache: moka::sync::Cache<EntityRef, Arc<Record>>,
+    /// Callers' own rows for authentication (see `principals.rs`).
+    principals: moka::sync::Cache<EntityRef, Arc<PrincipalRow>>,
+    freshness: principals::Freshness,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Bumped by every invalidation. A record read while an invalidation
@@ -94,6 +104,13 @@ impl EntityLoader {
     /// trusted without an invalidation (keep it short: it bounds how stale a
     /// write that did not pass through this gateway can be).
     pub fn new(store: Store, capacity: u64, ttl: Duration) -> EntityLoader {
+        let freshness = match (store.backend(), store.sqlite_file()) {
+            (Backend::Postgres, _) => principals::Freshness::ChangeFeed(AtomicBool::new(false)),
+            (Backend::Sqlite, Some(file)) => {
+                principals::Freshness::SqliteFile(principals::FileProbe::new(file))
+            }
+            (Backend::Sqlite, None) => principals::Freshness::ReadEachTime,
+        };
         EntityLoader {
             store,
             cache: moka::sync::Cache::builder()
@@ -101,6 +118,11 @@ impl EntityLoader {
                 .time_to_live(ttl)
                 .support_invalidation_closures()
                 .build(),
+            principals: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            freshness,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             epoch: Mutex::new(0),
@@ -111,6 +133,55 @@ impl EntityLoader {
         &self.store
     }
 
+    /// PostgreSQL: whether the change feed is connected (its notifications
+    /// reach [`EntityLoader::invalidate`]). Cached principals are used only
+    /// while it is.
+    pub fn set_change_feed(&self, connected: bool) {
+        if let principals::Freshness::ChangeFeed(flag) = &self.freshness {
+            flag.store(connected, Ordering::Release);
+        }
+    }
+
+    /// The row of an operator or customer principal, for authentication:
+    /// cached only while a change to it would be heard at once (see
+    /// `principals.rs`). `None` for other entity types and for unknown ids.
+    pub async fn principal(&self, r: &EntityRef) -> Result<Option<Arc<PrincipalRow>>, StoreError> {
+        let usable = self.freshness.cache_usable(|| self.drop_principals());
+        if usable {
+            if let Some(row) = self.principals.get(r) {
+                return Ok(Some(row));
+            }
+        }
+        let started = *self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let row = match r {
+            EntityRef::Operator(id) => self
+                .store
+                .operator(&OperatorId::from(id.as_str()))
+                .await?
+                .map(PrincipalRow::Operator),
+            EntityRef::Customer(id) => self
+                .store
+                .customer(&CustomerId::from(id.as_str()))
+                .await?
+                .map(PrincipalRow::Customer),
+            _ => None,
+        };
+        let Some(row) = row.map(Arc::new) else {
+            return Ok(None);
+        };
+        let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if usable && *epoch == started {
+            self.principals.insert(r.clone(), row.clone());
+        }
+        Ok(Some(row))
+    }
+
+    fn drop_principals(&self) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        *epoch += 1;
+        self.principals.invalidate_all();
+    }
+
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
@@ -119,18 +190,19 @@ impl EntityLoader {
         }
     }
 
-    /// The entities one decision on (`principal`, `resource`) needs, checked
-    /// against `schema` (which also adds the action entities, without which
-    /// `action in ...` would not hold). The schema is an argument rather than
-    /// loader state so that a policy reload changes it together with the
-    /// policies that read the slice.
+    /// The entities one decision on (`principal`, `resource`) needs, each
+    /// checked against `engine`'s schema (once, when read into the cache).
+    /// The action's entities are not included: [`PolicyEngine::decide`] adds
+    /// those of the action it decides. The engine is an argument rather than
+    /// loader state so that a policy reload changes the schema together with
+    /// the policies that read the slice.
     ///
     /// `sessions` holds the facts of any `Session` the request names (as
     /// principal or resource). `Ok(None)` when the principal or the resource
     /// does not exist: the gateway answers that exactly like a deny.
     pub async fn slice(
         &self,
-        schema: &Schema,
+        engine: &PolicyEngine,
         principal: &EntityRef,
         resource: &EntityRef,
         sessions: &[SessionFacts],
@@ -143,13 +215,16 @@ impl EntityLoader {
                 continue;
             }
             let found = match &r {
-                EntityRef::Session(id) => sessions
-                    .iter()
-                    .find(|s| s.id.as_str() == id)
-                    .map(session_record)
-                    .transpose()?
-                    .map(Arc::new),
-                other => self.record(other).await?,
+                EntityRef::Session(id) => match sessions.iter().find(|s| s.id.as_str() == id) {
+                    Some(facts) => {
+                        let mut record = session_record(facts)?;
+                        check(&record.entity, engine)?;
+                        record.checked_for = engine.version().to_owned();
+                        Some(Arc::new(record))
+                    }
+                    None => None,
+                },
+                other => self.record(other, engine).await?,
             };
             let Some(record) = found else {
                 return match from {
@@ -160,6 +235,9 @@ impl EntityLoader {
                     }),
                 };
             };
+            if record.checked_for != engine.version() {
+                check(&record.entity, engine)?;
+            }
             for link in &record.links {
                 if !built.contains_key(link) {
                     queue.push((link.clone(), Some(r.clone())));
@@ -167,7 +245,8 @@ impl EntityLoader {
             }
             built.insert(r, record.entity.clone());
         }
-        Entities::from_entities(built.into_values(), Some(schema))
+        // Each entity was checked on its own; the slice adds no new facts.
+        Entities::from_entities(built.into_values(), None)
             .map(Some)
             .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
     }
@@ -197,6 +276,7 @@ impl EntityLoader {
             }
         }
         self.cache.invalidate(entity);
+        self.principals.invalidate(entity);
     }
 
     /// Drops every cached record (after a bulk import, for instance).
@@ -204,24 +284,33 @@ impl EntityLoader {
         let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
         *epoch += 1;
         self.cache.invalidate_all();
+        self.principals.invalidate_all();
     }
 
     /// One stored entity's record, from the cache or the store.
-    async fn record(&self, r: &EntityRef) -> Result<Option<Arc<Record>>, EntityError> {
+    async fn record(
+        &self,
+        r: &EntityRef,
+        engine: &PolicyEngine,
+    ) -> Result<Option<Arc<Record>>, EntityError> {
         if let Some(record) = self.cache.get(r) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(record));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let started = *self.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((record, extra)) = self.fetch(r).await? else {
+        let Some((mut record, extra)) = self.fetch(r).await? else {
             return Ok(None);
         };
+        check(&record.entity, engine)?;
+        record.checked_for = engine.version().to_owned();
         let record = Arc::new(record);
         let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
         if *epoch == started {
             self.cache.insert(r.clone(), record.clone());
-            for (k, v) in extra {
+            for (k, mut v) in extra {
+                check(&v.entity, engine)?;
+                v.checked_for = engine.version().to_owned();
                 self.cache.insert(k, Arc::new(v));
             }
         }
@@ -307,6 +396,16 @@ impl EntityLoader {
     }
 }
 
+/// Checks one entity against `engine`'s schema: attributes and their types,
+/// parent types. Cedar checks entities one at a time, so checking each
+/// record is the same as checking the slice they make up.
+fn check(entity: &Entity, engine: &PolicyEngine) -> Result<(), EntityError> {
+    Entities::empty()
+        .add_entities([entity.clone()], Some(engine.schema()))
+        .map(drop)
+        .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
+}
+
 fn build(
     r: &EntityRef,
     attrs: Vec<(&str, RestrictedExpression)>,
@@ -331,6 +430,7 @@ fn build(
         entity,
         links: all_links,
         live_candidates: Vec::new(),
+        checked_for: String::new(),
     })
 }
 

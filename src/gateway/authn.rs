@@ -6,7 +6,7 @@ use super::normalize::CanonicalTarget;
 use super::tokens::TokenSigner;
 use super::GatewayError;
 use crate::assertion::{CallerKind, Identity};
-use crate::entities::SessionFacts;
+use crate::entities::{EntityLoader, PrincipalRow, SessionFacts};
 use crate::model::{OperatorStatus, PrincipalKind};
 use crate::policy::EntityRef;
 use crate::sessions::SessionKeys;
@@ -43,6 +43,8 @@ pub struct Caller {
 
 pub struct Authenticator {
     store: Store,
+    /// Principals' rows, cached while a change would be heard at once.
+    entities: Arc<EntityLoader>,
     tokens: TokenSigner,
     sessions: SessionKeys,
     /// Unsealed credentials by access key: a signature check needs the
@@ -56,9 +58,10 @@ fn unauthenticated(reason: &'static str) -> GatewayError {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, tokens: TokenSigner, sessions: SessionKeys) -> Self {
+    pub fn new(entities: Arc<EntityLoader>, tokens: TokenSigner, sessions: SessionKeys) -> Self {
         Authenticator {
-            store,
+            store: entities.store().clone(),
+            entities,
             tokens,
             sessions,
             credentials: moka::sync::Cache::builder()
@@ -213,13 +216,14 @@ impl Authenticator {
             return Err(unauthenticated("session ended or expired"));
         }
         let operator = self
-            .store
-            .operator(&session.operator)
+            .entities
+            .principal(&EntityRef::Operator(session.operator.0.clone()))
             .await
-            .map_err(lookup)?
-            .ok_or(unauthenticated("session of a vanished operator"))?;
-        if operator.status != OperatorStatus::Active {
-            return Err(unauthenticated("session of a disabled operator"));
+            .map_err(lookup)?;
+        match operator.as_deref() {
+            Some(PrincipalRow::Operator(op)) if op.status == OperatorStatus::Active => {}
+            Some(_) => return Err(unauthenticated("session of a disabled operator")),
+            None => return Err(unauthenticated("session of a vanished operator")),
         }
         if let Some(domain) = domain_id {
             if domain.trim() != session.customer.as_str() {
@@ -273,24 +277,28 @@ impl Authenticator {
         let lookup = |e: crate::store::StoreError| {
             GatewayError::Unavailable(format!("principal lookup: {e}"))
         };
-        let caller = match kind {
-            PrincipalKind::Operator => {
-                let op = self
-                    .store
-                    .operator(&id.into())
-                    .await
-                    .map_err(lookup)?
-                    .ok_or(unauthenticated("credential of a vanished operator"))?;
+        let entity = match kind {
+            PrincipalKind::Operator => EntityRef::Operator(id.to_owned()),
+            PrincipalKind::Customer => EntityRef::Customer(id.to_owned()),
+        };
+        let row = self
+            .entities
+            .principal(&entity)
+            .await
+            .map_err(lookup)?
+            .ok_or(unauthenticated("credential of a vanished principal"))?;
+        let caller = match &*row {
+            PrincipalRow::Operator(op) => {
                 if op.status != OperatorStatus::Active {
                     return Err(unauthenticated("disabled operator"));
                 }
                 Caller {
-                    principal: EntityRef::Operator(op.id.0.clone()),
+                    principal: entity,
                     identity: Identity {
                         kind: CallerKind::Operator,
-                        id: op.id.0,
-                        partner: Some(op.partner.0),
-                        roles: op.roles,
+                        id: op.id.0.clone(),
+                        partner: Some(op.partner.0.clone()),
+                        roles: op.roles.clone(),
                         customer: None,
                         scopes: vec![],
                         source_operator: None,
@@ -299,28 +307,20 @@ impl Authenticator {
                     session: None,
                 }
             }
-            PrincipalKind::Customer => {
-                let customer = self
-                    .store
-                    .customer(&id.into())
-                    .await
-                    .map_err(lookup)?
-                    .ok_or(unauthenticated("credential of a vanished customer"))?;
-                Caller {
-                    principal: EntityRef::Customer(customer.id.0.clone()),
-                    identity: Identity {
-                        kind: CallerKind::Customer,
-                        id: customer.id.0.clone(),
-                        partner: None,
-                        roles: vec![],
-                        customer: Some(customer.id.0),
-                        scopes: vec![],
-                        source_operator: None,
-                    },
-                    method,
-                    session: None,
-                }
-            }
+            PrincipalRow::Customer(customer) => Caller {
+                principal: entity,
+                identity: Identity {
+                    kind: CallerKind::Customer,
+                    id: customer.id.0.clone(),
+                    partner: None,
+                    roles: vec![],
+                    customer: Some(customer.id.0.clone()),
+                    scopes: vec![],
+                    source_operator: None,
+                },
+                method,
+                session: None,
+            },
         };
         if let Some(domain) = domain_id {
             let account = caller

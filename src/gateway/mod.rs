@@ -252,12 +252,7 @@ impl Gateway {
         }
         let slice = self
             .entities
-            .slice(
-                engine.schema(),
-                &caller.principal,
-                &check.resource,
-                &sessions,
-            )
+            .slice(engine, &caller.principal, &check.resource, &sessions)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
         let Some(entities) = slice else {

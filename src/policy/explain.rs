@@ -77,12 +77,7 @@ pub async fn explain_with_shadow(
     sessions: &[SessionFacts],
 ) -> Result<(Explanation, Option<Explanation>), EntityError> {
     let slice = loader
-        .slice(
-            engine.schema(),
-            &request.principal,
-            &request.resource,
-            sessions,
-        )
+        .slice(engine, &request.principal, &request.resource, sessions)
         .await?;
     let not_found = Decision {
         allow: false,

@@ -75,6 +75,8 @@ impl fmt::Display for PolicyLoadError {
 pub(super) struct Loaded {
     pub policies: PolicySet,
     pub schema: Schema,
+    /// The schema's fragments in Cedar's JSON schema format.
+    pub schema_json: Vec<serde_json::Value>,
     pub infos: Vec<PolicyInfo>,
     pub version: String,
 }
@@ -93,13 +95,14 @@ pub(super) fn load(policies_dir: &Path, schema_dir: &Path) -> Result<Loaded, Pol
     let schema = load_schema(schema_dir, &schema_files, &mut issues);
     let (policies, infos) = load_policies(&policy_files, &mut issues);
 
-    if let (Some(schema), true) = (&schema, issues.is_empty()) {
+    if let (Some((schema, _)), true) = (&schema, issues.is_empty()) {
         validate(schema, &policies, &infos, &policy_files, &mut issues);
     }
     match schema {
-        Some(schema) if issues.is_empty() => Ok(Loaded {
+        Some((schema, schema_json)) if issues.is_empty() => Ok(Loaded {
             policies,
             schema,
+            schema_json,
             infos,
             version: version(&schema_files, &policy_files),
         }),
@@ -144,8 +147,13 @@ fn issue(file: &Path, line: Option<usize>, message: String) -> LoadIssue {
     }
 }
 
-fn load_schema(dir: &Path, files: &[Source], issues: &mut Vec<LoadIssue>) -> Option<Schema> {
+fn load_schema(
+    dir: &Path,
+    files: &[Source],
+    issues: &mut Vec<LoadIssue>,
+) -> Option<(Schema, Vec<serde_json::Value>)> {
     let mut fragments = Vec::new();
+    let mut json = Vec::new();
     for f in files {
         match SchemaFragment::from_cedarschema_str(&f.text) {
             Ok((fragment, warnings)) => {
@@ -154,6 +162,10 @@ fn load_schema(dir: &Path, files: &[Source], issues: &mut Vec<LoadIssue>) -> Opt
                 for w in warnings {
                     let (file, line) = locate(&w, files).unwrap_or((&f.path, None));
                     issues.push(issue(file, line, describe(&w)));
+                }
+                match fragment.clone().to_json_value() {
+                    Ok(value) => json.push(value),
+                    Err(e) => issues.push(issue(&f.path, None, describe(&e))),
                 }
                 fragments.push(fragment);
             }
@@ -167,7 +179,7 @@ fn load_schema(dir: &Path, files: &[Source], issues: &mut Vec<LoadIssue>) -> Opt
         return None;
     }
     match Schema::from_schema_fragments(fragments) {
-        Ok(schema) => Some(schema),
+        Ok(schema) => Some((schema, json)),
         Err(e) => {
             let (file, line) = locate(&e, files)
                 .or_else(|| (files.len() == 1).then_some((&files[0].path, None)))

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod explain;
 mod load;
+mod plan;
 pub mod reload;
 pub mod shadow;
 pub mod testing;
@@ -263,6 +264,8 @@ pub struct PolicyEngine {
     policies_dir: PathBuf,
     schema_dir: PathBuf,
     authorizer: Authorizer,
+    /// Per action: the policies that can apply, its entities, its context types.
+    plans: HashMap<String, plan::ActionPlan>,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -282,6 +285,7 @@ impl PolicyEngine {
     /// strictly. Every problem found is reported, each with file and line.
     pub fn load(policies_dir: &Path, schema_dir: &Path) -> Result<PolicyEngine, PolicyLoadError> {
         let loaded = load::load(policies_dir, schema_dir)?;
+        let plans = plan::plan_actions(&loaded.schema, &loaded.schema_json, &loaded.policies);
         let index = loaded
             .infos
             .iter()
@@ -297,6 +301,7 @@ impl PolicyEngine {
             policies_dir: policies_dir.to_owned(),
             schema_dir: schema_dir.to_owned(),
             authorizer: Authorizer::new(),
+            plans,
         })
     }
 
@@ -336,26 +341,58 @@ impl PolicyEngine {
         EntityUid::from_type_name_and_id(ACTION_TYPE.clone(), EntityId::new(action))
     }
 
-    /// Decides `request` over `entities` (the slice the entity loader built).
+    /// Decides `request` over `entities` (the slice the entity loader built;
+    /// the action's own entities are added here).
     ///
     /// Pure and fail closed: an unknown action, a context that does not match
     /// the action's context type, or any evaluation error denies. Cedar itself
     /// skips a policy that errors, so an erroring forbid would not deny.
     pub fn decide(&self, request: &AccessRequest, entities: &Entities) -> Decision {
-        let action = Self::action_uid(&request.action);
-        let context = match Context::from_json_value(
-            Value::Object(request.context.clone()),
-            Some((&self.schema, &action)),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                return Decision::failed(format!(
-                    "context of {} does not match the schema: {}",
-                    request.action,
-                    describe(&e)
-                ))
-            }
+        self.decide_with(request, entities, self.plans.get(&request.action))
+    }
+
+    /// [`PolicyEngine::decide`] the plain way: Cedar's JSON context
+    /// conversion, every policy, every action entity of the schema. The
+    /// policy test runner checks that it agrees with `decide` on every case.
+    pub fn decide_unplanned(&self, request: &AccessRequest, entities: &Entities) -> Decision {
+        let all_actions = match self.schema.action_entities() {
+            Ok(actions) => actions.into_iter(),
+            Err(e) => return Decision::failed(describe(&e)),
         };
+        let missing: Vec<_> = all_actions
+            .filter(|a| entities.get(&a.uid()).is_none())
+            .collect();
+        match entities.clone().add_entities(missing, None) {
+            Ok(all) => self.decide_with(request, &all, None),
+            Err(e) => Decision::failed(describe(&e)),
+        }
+    }
+
+    fn decide_with(
+        &self,
+        request: &AccessRequest,
+        entities: &Entities,
+        plan: Option<&plan::ActionPlan>,
+    ) -> Decision {
+        let action = Self::action_uid(&request.action);
+        let context = match plan.and_then(|p| p.context(&request.context)) {
+            Some(c) => c,
+            None => match Context::from_json_value(
+                Value::Object(request.context.clone()),
+                Some((&self.schema, &action)),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Decision::failed(format!(
+                        "context of {} does not match the schema: {}",
+                        request.action,
+                        describe(&e)
+                    ))
+                }
+            },
+        };
+        // Checks principal and resource types and the context against the
+        // schema, whichever way the context was built.
         let cedar_request = match Request::new(
             request.principal.uid(),
             action,
@@ -371,9 +408,24 @@ impl PolicyEngine {
                 ))
             }
         };
+        let (policies, entities) = match plan {
+            Some(plan) => match plan::with_action_entities(entities, plan) {
+                Ok(all) => (
+                    plan.policies(&request.principal, &request.resource)
+                        .unwrap_or(&self.policies),
+                    all,
+                ),
+                Err(e) => {
+                    return Decision::failed(format!(
+                        "the entities do not combine with the action's: {e}"
+                    ))
+                }
+            },
+            None => (&self.policies, entities.clone()),
+        };
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, &self.policies, entities);
+            .is_authorized(&cedar_request, policies, &entities);
         let mut positions: Vec<usize> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         for id in response.diagnostics().reason() {

@@ -281,12 +281,7 @@ async fn run_case(
     let request = AccessRequest::new(principal, case.action.clone(), resource, context);
     let entities = db
         .loader
-        .slice(
-            engine.schema(),
-            &request.principal,
-            &request.resource,
-            sessions,
-        )
+        .slice(engine, &request.principal, &request.resource, sessions)
         .await
         .map_err(|e| format!("cannot build the entities: {e}"))?
         .ok_or_else(|| {
@@ -296,6 +291,17 @@ async fn run_case(
             )
         })?;
     let decision = engine.decide(&request, &entities);
+    let plain = engine.decide_unplanned(&request, &entities);
+    let sorted = |d: &Decision| {
+        let mut errors = d.errors.clone();
+        errors.sort();
+        (d.allow, d.determining.clone(), errors)
+    };
+    if sorted(&decision) != sorted(&plain) {
+        return Err(format!(
+            "the planned decision {decision:?} differs from the plain one {plain:?}"
+        ));
+    }
     check(case, &decision)
 }
 

@@ -38,14 +38,22 @@ pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
                         tracing::error!(error = %e, "cannot LISTEN for entity changes");
                     } else {
                         entities.invalidate_all();
+                        entities.set_change_feed(true);
                         loop {
-                            match listener.recv().await {
-                                Ok(note) => {
+                            // `try_recv`, not `recv`: `recv` reconnects silently and
+                            // notifications sent meanwhile are lost.
+                            match listener.try_recv().await {
+                                Ok(Some(note)) => {
                                     if let Some(entity) = entity_of(note.payload()) {
                                         entities.invalidate(&entity);
                                     }
                                 }
+                                Ok(None) => {
+                                    tracing::warn!("entity change listener reconnected; dropping every cached entity");
+                                    entities.invalidate_all();
+                                }
                                 Err(e) => {
+                                    entities.set_change_feed(false);
                                     tracing::warn!(error = %e, "entity change listener lost its connection");
                                     break;
                                 }

@@ -73,6 +73,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cipher: SecretCipher,
+    /// The database file, for SQLite on disk.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -124,10 +126,15 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlite_file_of(&url),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
             cipher,
+            sqlite_file,
         })
     }
 
@@ -137,6 +144,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The SQLite database file; `None` for PostgreSQL and in-memory SQLite.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 
     pub fn cipher(&self) -> &SecretCipher {
@@ -209,6 +221,16 @@ fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
     } else {
         format!("{url}?mode=rwc")
     })
+}
+
+/// The file of a `sqlite:` URL; `None` for an in-memory database.
+fn sqlite_file_of(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
 }
 
 /// The directory that holds a SQLite database file (and, by default, the

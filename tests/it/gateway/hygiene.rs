@@ -248,11 +248,12 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
     assert_eq!(denied.status, 403);
     assert_eq!(seen.lock().unwrap().len(), before);
 
-    // Database unreachable: 503, and nothing forwarded (fail closed).
+    // Database unreachable: 503, and nothing forwarded (fail closed). The
+    // caller has not called before, so nothing about it is cached.
     gw.running.store.close().await;
     let down = gw
         .call(
-            "op-east-finance",
+            "op-east-admin",
             "GET",
             "/v2/partners/sub-customers/budget?customer_id=cust-acme",
             None,

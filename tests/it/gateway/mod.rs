@@ -14,6 +14,12 @@ use partner_gateway::serve::{self, RunningGateway};
 use partner_gateway::store::Backend;
 use partner_gateway::testkit::TestDb;
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How long a change made outside the gateway may take to reach it on
+/// PostgreSQL (LISTEN/NOTIFY; milliseconds in practice).
+pub const NOTIFIED: Duration = Duration::from_secs(2);
 
 pub const DEMO: &str = include_str!("../../../examples/demo.json");
 
@@ -154,4 +160,23 @@ fn demo_keys() -> HashMap<String, Credentials> {
         }
     }
     keys
+}
+
+/// Polls `check` every 20 ms for at most `limit`; panics with `what` after.
+pub async fn poll<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

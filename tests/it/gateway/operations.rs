@@ -3,7 +3,7 @@
 //! metrics, graceful shutdown (in process, and SIGTERM/SIGHUP to the real
 //! binary) and the JSON decision log.
 
-use super::TestGateway;
+use super::{poll, TestGateway};
 use partner_gateway::audit::DecisionLog;
 use partner_gateway::client::{self, Credentials, Trust};
 use partner_gateway::store::Backend;
@@ -11,7 +11,6 @@ use partner_gateway::test_on_backends;
 use partner_gateway::testkit::{http_client, send, TestResponse};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -112,25 +111,6 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) 
 
 async fn readyz(gw: &TestGateway) -> Value {
     admin(gw, "GET", "/readyz", None).await.json()
-}
-
-/// Polls `check` every 20 ms for at most `limit`; panics with `what` after.
-async fn poll<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn list(gw: &TestGateway) -> client::Answer {

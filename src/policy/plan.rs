@@ -1,0 +1,284 @@
+//! What the engine works out once per policy load so that a decision does as
+//! little as possible, without changing any decision:
+//!
+//! - per action and (principal type, resource type), the policies whose
+//!   scope can match. A policy left out has a scope that is false for every
+//!   such request, and Cedar evaluates the scope first and short-circuits, so
+//!   it could neither apply nor error: the answer, its determining policies
+//!   and its errors are the same as with the whole set (the policy tests
+//!   compare both on every case).
+//! - the action's entity and its groups', which `action in Group` needs and
+//!   which the entity slice does not carry.
+//! - the action's context fields with their schema types, to build the Cedar
+//!   context directly. Cedar's own JSON conversion costs more than the rest
+//!   of a decision; the result is still checked against the schema by
+//!   `Request::new`, and anything the shape does not cover takes the JSON path.
+
+use super::{EntityRef, ENTITY_TYPES, NAMESPACE};
+use cedar_policy::{
+    ActionConstraint, Context, Entities, Entity, EntityTypeName, EntityUid, PolicySet,
+    PrincipalConstraint, ResourceConstraint, RestrictedExpression, Schema,
+};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// One action's precomputed parts.
+pub(super) struct ActionPlan {
+    /// Policies that can apply, by the [`ENTITY_TYPES`] indexes of
+    /// (principal, resource); only for the pairs the schema allows.
+    policies: HashMap<(usize, usize), PolicySet>,
+    /// The action entity and those of the groups it is in.
+    pub entities: Vec<Entity>,
+    /// Context field → type; `None` when the context type has a field of a
+    /// kind the direct conversion does not handle.
+    context: Option<HashMap<String, FieldKind>>,
+}
+
+/// The context field types the direct conversion handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldKind {
+    String,
+    Long,
+    Bool,
+    Decimal,
+    Datetime,
+    Duration,
+    IpAddr,
+    StringSet,
+}
+
+impl ActionPlan {
+    /// The policies to evaluate for a request of these entity types.
+    pub fn policies(&self, principal: &EntityRef, resource: &EntityRef) -> Option<&PolicySet> {
+        self.policies.get(&(principal.index(), resource.index()))
+    }
+
+    /// The Cedar context of `fields`, when every field is of a kind the shape
+    /// knows and converts; `None` sends the caller to Cedar's JSON conversion.
+    pub fn context(&self, fields: &Map<String, Value>) -> Option<Context> {
+        let shape = self.context.as_ref()?;
+        let mut pairs = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            let expr = match (shape.get(name)?, value) {
+                (FieldKind::String, Value::String(s)) => {
+                    RestrictedExpression::new_string(s.clone())
+                }
+                (FieldKind::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
+                (FieldKind::Bool, Value::Bool(b)) => RestrictedExpression::new_bool(*b),
+                (FieldKind::Decimal, Value::String(s)) => {
+                    RestrictedExpression::new_decimal(s.clone())
+                }
+                (FieldKind::Datetime, Value::String(s)) => RestrictedExpression::new_datetime(s),
+                (FieldKind::Duration, Value::String(s)) => RestrictedExpression::new_duration(s),
+                (FieldKind::IpAddr, Value::String(s)) => RestrictedExpression::new_ip(s),
+                (FieldKind::StringSet, Value::Array(items)) => {
+                    let mut set = Vec::with_capacity(items.len());
+                    for item in items {
+                        set.push(RestrictedExpression::new_string(item.as_str()?.to_owned()));
+                    }
+                    RestrictedExpression::new_set(set)
+                }
+                _ => return None,
+            };
+            pairs.push((name.clone(), expr));
+        }
+        Context::from_pairs(pairs).ok()
+    }
+}
+
+/// Builds the plan of every action of `schema`. `schema_json` holds the
+/// schema's fragments in Cedar's JSON schema format (for the context types).
+pub(super) fn plan_actions(
+    schema: &Schema,
+    schema_json: &[Value],
+    policies: &PolicySet,
+) -> HashMap<String, ActionPlan> {
+    let action_entities = schema.action_entities().ok();
+    let contexts = ContextTypes::new(schema_json);
+    let mut plans = HashMap::new();
+    for action in schema.actions() {
+        if action.type_name().namespace() != NAMESPACE {
+            continue;
+        }
+        let name = action.id().unescaped().to_owned();
+        let mut entities = Vec::new();
+        let mut groups = Vec::new();
+        if let Some(all) = &action_entities {
+            if let Some(own) = all.get(action) {
+                entities.push(own.clone());
+            }
+            if let Some(ancestors) = all.ancestors(action) {
+                for group in ancestors {
+                    groups.push(group.clone());
+                    if let Some(e) = all.get(group) {
+                        entities.push(e.clone());
+                    }
+                }
+            }
+        }
+        let mut by_types = HashMap::new();
+        let principals = type_indexes(schema.principals_for_action(action));
+        let resources = type_indexes(schema.resources_for_action(action));
+        for &p in &principals {
+            for &r in &resources {
+                let mut set = PolicySet::new();
+                for policy in policies.policies() {
+                    if can_apply(policy, action, &groups, p, r) {
+                        // Ids are unique in the full set, so adding cannot fail.
+                        let _ = set.add(policy.clone());
+                    }
+                }
+                by_types.insert((p, r), set);
+            }
+        }
+        plans.insert(
+            name.clone(),
+            ActionPlan {
+                policies: by_types,
+                entities,
+                context: contexts.of_action(&name),
+            },
+        );
+    }
+    plans
+}
+
+fn type_indexes<'a>(types: Option<impl Iterator<Item = &'a EntityTypeName>>) -> Vec<usize> {
+    types
+        .into_iter()
+        .flatten()
+        .filter_map(|t| ENTITY_TYPES.iter().position(|known| known == t))
+        .collect()
+}
+
+/// Whether `policy`'s scope can hold for `action` with a principal of type
+/// `principal` and a resource of type `resource` (indexes into
+/// [`ENTITY_TYPES`]). Only constraints that name a type or an action rule a
+/// policy out; `in` an entity is kept (it may be equality or ancestry).
+fn can_apply(
+    policy: &cedar_policy::Policy,
+    action: &EntityUid,
+    groups: &[EntityUid],
+    principal: usize,
+    resource: usize,
+) -> bool {
+    let is_type = |t: &EntityTypeName, index: usize| *t == ENTITY_TYPES[index];
+    let action_ok = match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(a) => a == *action,
+        ActionConstraint::In(list) => list.iter().any(|a| a == action || groups.contains(a)),
+    };
+    let principal_ok = match policy.principal_constraint() {
+        PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => is_type(&t, principal),
+        PrincipalConstraint::Eq(uid) => is_type(uid.type_name(), principal),
+        PrincipalConstraint::Any | PrincipalConstraint::In(_) => true,
+    };
+    let resource_ok = match policy.resource_constraint() {
+        ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => is_type(&t, resource),
+        ResourceConstraint::Eq(uid) => is_type(uid.type_name(), resource),
+        ResourceConstraint::Any | ResourceConstraint::In(_) => true,
+    };
+    action_ok && principal_ok && resource_ok
+}
+
+/// The context types of the model's namespace, read from the schema's JSON form.
+struct ContextTypes {
+    common: Map<String, Value>,
+    actions: Map<String, Value>,
+}
+
+impl ContextTypes {
+    fn new(schema_json: &[Value]) -> Self {
+        let mut common = Map::new();
+        let mut actions = Map::new();
+        for fragment in schema_json {
+            if let Some(ns) = fragment.get(NAMESPACE) {
+                for (key, into) in [("commonTypes", &mut common), ("actions", &mut actions)] {
+                    if let Some(Value::Object(items)) = ns.get(key) {
+                        into.extend(items.clone());
+                    }
+                }
+            }
+        }
+        ContextTypes { common, actions }
+    }
+
+    fn of_action(&self, action: &str) -> Option<HashMap<String, FieldKind>> {
+        let context = self.actions.get(action)?.get("appliesTo")?.get("context")?;
+        let record = match context.get("type")?.as_str()? {
+            "Record" => context,
+            name => self.common.get(common_name(context, name)?)?,
+        };
+        if record.get("type")?.as_str()? != "Record" {
+            return None;
+        }
+        let attributes = record.get("attributes")?.as_object()?;
+        attributes
+            .iter()
+            .map(|(name, ty)| Some((name.clone(), self.kind(ty)?)))
+            .collect()
+    }
+
+    fn kind(&self, ty: &Value) -> Option<FieldKind> {
+        let tag = ty.get("type")?.as_str()?;
+        let name = ty.get("name").and_then(Value::as_str);
+        match (tag, name) {
+            ("String", _) => Some(FieldKind::String),
+            ("Long", _) => Some(FieldKind::Long),
+            ("Boolean", _) => Some(FieldKind::Bool),
+            ("Extension", Some(ext)) => extension(ext),
+            // A name that is not a common type of ours: a primitive or an
+            // extension (the schema loader refuses shadowing names).
+            ("EntityOrCommon", Some(n)) if !self.common.contains_key(n) => match n {
+                "String" => Some(FieldKind::String),
+                "Long" => Some(FieldKind::Long),
+                "Bool" => Some(FieldKind::Bool),
+                ext => extension(ext),
+            },
+            ("Set", _) => match self.kind(ty.get("element")?)? {
+                FieldKind::String => Some(FieldKind::StringSet),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The common type a context refers to: `{"type": "Name"}` or
+/// `{"type": "EntityOrCommon", "name": "Name"}`.
+fn common_name<'v>(context: &'v Value, tag: &'v str) -> Option<&'v str> {
+    match tag {
+        "EntityOrCommon" => context.get("name")?.as_str(),
+        name => Some(name),
+    }
+}
+
+fn extension(name: &str) -> Option<FieldKind> {
+    match name {
+        "decimal" => Some(FieldKind::Decimal),
+        "datetime" => Some(FieldKind::Datetime),
+        "duration" => Some(FieldKind::Duration),
+        "ipaddr" => Some(FieldKind::IpAddr),
+        _ => None,
+    }
+}
+
+/// The slice plus the action entities `plan` brings, where missing.
+pub(super) fn with_action_entities(
+    entities: &Entities,
+    plan: &ActionPlan,
+) -> Result<Entities, String> {
+    let missing: Vec<Entity> = plan
+        .entities
+        .iter()
+        .filter(|e| entities.get(&e.uid()).is_none())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(entities.clone());
+    }
+    entities
+        .clone()
+        .add_entities(missing, None)
+        .map_err(|e| super::describe(&e))
+}
