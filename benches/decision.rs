@@ -233,7 +233,7 @@ struct Sized {
 /// would make the numbers meaningless.
 async fn decide(engine: &PolicyEngine, loader: &EntityLoader, r: &AccessRequest) -> bool {
     let e = loader
-        .slice(engine.schema(), &r.principal, &r.resource, &[])
+        .slice(engine, &r.principal, &r.resource, &[])
         .await
         .expect("slice")
         .expect("generated entities exist");
@@ -345,7 +345,7 @@ fn bench(c: &mut Criterion) {
             out.push(
                 first
                     .warm
-                    .slice(engine.schema(), &r.principal, &r.resource, &[])
+                    .slice(&engine, &r.principal, &r.resource, &[])
                     .await
                     .unwrap()
                     .unwrap(),

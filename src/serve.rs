@@ -30,11 +30,13 @@ pub const DEMO_FIXTURE: &str = include_str!("../examples/demo.json");
 /// How long cached entities live before they are read again (writes that go
 /// through this gateway drop what they change at once).
 pub const ENTITY_TTL: Duration = Duration::from_secs(5);
-/// Cached entities at most. A cached entity costs about 4 KB (the soak in
-/// BENCHMARKS.md grew ~80 MB for ~20k entries), so this bounds the cache near
-/// 80 MB whatever the database size: the hot set of partners, operators and
-/// recently used customers fits, the rest is read on demand.
-pub const ENTITY_CAPACITY: u64 = 20_000;
+/// Cached entities at most. A cached entity costs about 4.8 KB of resident
+/// memory (35 000 customer and authorization records read into a cache grew
+/// the process by 168 MB; BENCHMARKS.md, *Memory*), so this bounds the cache
+/// near 48 MB whatever the database size, within the 100 MB target for the
+/// whole gateway: the hot set of partners, operators and recently used
+/// customers fits, the rest is read on demand.
+pub const ENTITY_CAPACITY: u64 = 10_000;
 
 /// A gateway that is up: where it listens, and how to stop it.
 pub struct RunningGateway {

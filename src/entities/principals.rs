@@ -6,10 +6,10 @@
 //!   is connected; each notification drops the changed row. While it is
 //!   down, every request reads.
 //! - SQLite file: every request first compares the database's WAL index
-//!   header (its change counter moves on every commit, by any process; the
-//!   layout is SQLite's documented WAL format) and the files' sizes and
-//!   modification times with what it saw last; any difference drops every
-//!   cached principal.
+//!   header with what it saw last (its change counter moves on every commit,
+//!   by any process; the layout is SQLite's documented WAL format,
+//!   <https://sqlite.org/walformat.html>); any difference drops every cached
+//!   principal.
 //! - Otherwise (an in-memory database): every request reads.
 //!
 //! Reading the row costs a round trip to the database on the request path
@@ -21,7 +21,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 /// An authenticated principal's row.
 #[derive(Clone, Debug)]
@@ -58,72 +57,66 @@ impl Freshness {
     }
 }
 
-/// What a SQLite database's files looked like: the WAL index header and the
-/// size and modification time of the database and WAL files.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-struct Snapshot {
-    wal_index_header: Option<[u8; WAL_INDEX_HEADER]>,
-    files: [Option<(u64, SystemTime)>; 2],
-}
-
 /// The first copy of the WAL index header (`WalIndexHdr`, 48 bytes) at the
-/// start of `<db>-shm`; `iChange` in it counts transactions.
+/// start of `<db>-shm`; `iChange` in it counts transactions, and a writer
+/// updates it as the last step of every commit.
 const WAL_INDEX_HEADER: usize = 48;
 
+/// Watches a SQLite database in WAL mode (the store always sets it) through
+/// its WAL index: two system calls per check, no database round trip.
 #[derive(Debug)]
 pub(super) struct FileProbe {
-    db: PathBuf,
-    wal: PathBuf,
     shm: PathBuf,
-    seen: Mutex<Snapshot>,
+    state: Mutex<ProbeState>,
+}
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    file: Option<File>,
+    header: Option<[u8; WAL_INDEX_HEADER]>,
 }
 
 impl FileProbe {
     pub fn new(db: &Path) -> FileProbe {
-        let with_suffix = |suffix: &str| {
-            let mut name = db.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
         let probe = FileProbe {
-            db: db.to_owned(),
-            wal: with_suffix("-wal"),
-            shm: with_suffix("-shm"),
-            seen: Mutex::new(Snapshot::default()),
+            shm: PathBuf::from(shm),
+            state: Mutex::new(ProbeState::default()),
         };
-        *probe.seen.lock().unwrap_or_else(|p| p.into_inner()) = probe.snapshot();
+        probe.changed();
         probe
     }
 
-    /// Whether anything changed since the last call (or creation).
+    /// Whether a transaction may have committed since the last call. When
+    /// it cannot tell (no WAL index, a read error) it says yes, so cached
+    /// rows are never trusted blindly.
     pub fn changed(&self) -> bool {
-        let now = self.snapshot();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == now {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // SQLite deletes the index when the last connection closes and makes
+        // a new one on the next open: an unlinked file would never change.
+        let unlinked = |f: &File| f.metadata().map_or(true, |m| m.nlink() == 0);
+        if state.file.as_ref().is_none_or(unlinked) {
+            state.file = File::open(&self.shm).ok();
+            state.header = None;
+        }
+        let mut header = [0u8; WAL_INDEX_HEADER];
+        let read = match &state.file {
+            Some(file) => file.read_exact_at(&mut header, 0).is_ok(),
+            None => false,
+        };
+        if !read {
+            state.file = None;
+            state.header = None;
+            return true;
+        }
+        if state.header == Some(header) {
             return false;
         }
-        *seen = now;
+        state.header = Some(header);
         true
     }
-
-    fn snapshot(&self) -> Snapshot {
-        let file = |path: &Path| {
-            std::fs::metadata(path)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        };
-        Snapshot {
-            wal_index_header: read_header(&self.shm),
-            files: [file(&self.db), file(&self.wal)],
-        }
-    }
-}
-
-fn read_header(path: &Path) -> Option<[u8; WAL_INDEX_HEADER]> {
-    use std::io::Read;
-    let mut header = [0u8; WAL_INDEX_HEADER];
-    File::open(path).ok()?.read_exact(&mut header).ok()?;
-    Some(header)
 }
 
 #[cfg(test)]
@@ -164,6 +157,15 @@ mod tests {
                 probe.changed();
             }
         }
+        // The last connection closing deletes the index; a new one is made.
+        pool.close().await;
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (99)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(probe.changed(), "commit after the index was made again");
+        assert!(!probe.changed());
         pool.close().await;
     }
 }
