@@ -152,7 +152,7 @@ impl EntityLoader {
                 return Ok(Some(row));
             }
         }
-        let started = *self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let started = *self.epoch();
         let row = match r {
             EntityRef::Operator(id) => self
                 .store
@@ -169,15 +169,20 @@ impl EntityLoader {
         let Some(row) = row.map(Arc::new) else {
             return Ok(None);
         };
-        let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let epoch = self.epoch();
         if usable && *epoch == started {
             self.principals.insert(r.clone(), row.clone());
         }
         Ok(Some(row))
     }
 
+    /// The invalidation counter (see the field), held while a cache changes.
+    fn epoch(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn drop_principals(&self) {
-        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut epoch = self.epoch();
         *epoch += 1;
         self.principals.invalidate_all();
     }
@@ -216,12 +221,7 @@ impl EntityLoader {
             }
             let found = match &r {
                 EntityRef::Session(id) => match sessions.iter().find(|s| s.id.as_str() == id) {
-                    Some(facts) => {
-                        let mut record = session_record(facts)?;
-                        check(&record.entity, engine)?;
-                        record.checked_for = engine.version().to_owned();
-                        Some(Arc::new(record))
-                    }
+                    Some(facts) => Some(Arc::new(checked(session_record(facts)?, engine)?)),
                     None => None,
                 },
                 other => self.record(other, engine).await?,
@@ -255,7 +255,7 @@ impl EntityLoader {
     /// it: for an authorization, the customer records whose live
     /// authorization it is or may become.
     pub fn invalidate(&self, entity: &EntityRef) {
-        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut epoch = self.epoch();
         *epoch += 1;
         if let EntityRef::Authorization(id) = entity {
             if let Some(owner) = self.cache.get(entity).and_then(|r| {
@@ -281,7 +281,7 @@ impl EntityLoader {
 
     /// Drops every cached record (after a bulk import, for instance).
     pub fn invalidate_all(&self) {
-        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut epoch = self.epoch();
         *epoch += 1;
         self.cache.invalidate_all();
         self.principals.invalidate_all();
@@ -298,20 +298,20 @@ impl EntityLoader {
             return Ok(Some(record));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let started = *self.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((mut record, extra)) = self.fetch(r).await? else {
+        let started = *self.epoch();
+        let Some((record, extra)) = self.fetch(r).await? else {
             return Ok(None);
         };
-        check(&record.entity, engine)?;
-        record.checked_for = engine.version().to_owned();
-        let record = Arc::new(record);
-        let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let record = Arc::new(checked(record, engine)?);
+        let extra = extra
+            .into_iter()
+            .map(|(k, v)| Ok((k, Arc::new(checked(v, engine)?))))
+            .collect::<Result<Vec<_>, EntityError>>()?;
+        let epoch = self.epoch();
         if *epoch == started {
             self.cache.insert(r.clone(), record.clone());
-            for (k, mut v) in extra {
-                check(&v.entity, engine)?;
-                v.checked_for = engine.version().to_owned();
-                self.cache.insert(k, Arc::new(v));
+            for (k, v) in extra {
+                self.cache.insert(k, v);
             }
         }
         Ok(Some(record))
@@ -404,6 +404,13 @@ fn check(entity: &Entity, engine: &PolicyEngine) -> Result<(), EntityError> {
         .add_entities([entity.clone()], Some(engine.schema()))
         .map(drop)
         .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
+}
+
+/// `record`, checked against `engine`'s schema and marked as such.
+fn checked(mut record: Record, engine: &PolicyEngine) -> Result<Record, EntityError> {
+    check(&record.entity, engine)?;
+    record.checked_for = engine.version().to_owned();
+    Ok(record)
 }
 
 fn build(

@@ -11,7 +11,7 @@ use crate::model::{OperatorStatus, PrincipalKind};
 use crate::policy::EntityRef;
 use crate::sessions::SessionKeys;
 use crate::signing::{self, AuthorizationHeader};
-use crate::store::{CredentialRecord, Store};
+use crate::store::CredentialRecord;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::request::Parts;
 use std::sync::Arc;
@@ -42,8 +42,7 @@ pub struct Caller {
 }
 
 pub struct Authenticator {
-    store: Store,
-    /// Principals' rows, cached while a change would be heard at once.
+    /// The store, and principals' rows cached while a change would be heard at once.
     entities: Arc<EntityLoader>,
     tokens: TokenSigner,
     sessions: SessionKeys,
@@ -60,7 +59,6 @@ fn unauthenticated(reason: &'static str) -> GatewayError {
 impl Authenticator {
     pub fn new(entities: Arc<EntityLoader>, tokens: TokenSigner, sessions: SessionKeys) -> Self {
         Authenticator {
-            store: entities.store().clone(),
             entities,
             tokens,
             sessions,
@@ -204,7 +202,8 @@ impl Authenticator {
         let lookup =
             |e: crate::store::StoreError| GatewayError::Unavailable(format!("session lookup: {e}"));
         let session = self
-            .store
+            .entities
+            .store()
             .session(&session_id)
             .await
             .map_err(lookup)?
@@ -253,7 +252,8 @@ impl Authenticator {
             return Ok(found);
         }
         let record = self
-            .store
+            .entities
+            .store()
             .credential(access_key)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("credential lookup: {e}")))?

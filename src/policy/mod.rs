@@ -355,16 +355,13 @@ impl PolicyEngine {
     /// conversion, every policy, every action entity of the schema. The
     /// policy test runner checks that it agrees with `decide` on every case.
     pub fn decide_unplanned(&self, request: &AccessRequest, entities: &Entities) -> Decision {
-        let all_actions = match self.schema.action_entities() {
-            Ok(actions) => actions.into_iter(),
-            Err(e) => return Decision::failed(describe(&e)),
+        let all = match self.schema.action_entities() {
+            Ok(actions) => plan::with_missing(entities, actions),
+            Err(e) => Err(describe(&e)),
         };
-        let missing: Vec<_> = all_actions
-            .filter(|a| entities.get(&a.uid()).is_none())
-            .collect();
-        match entities.clone().add_entities(missing, None) {
+        match all {
             Ok(all) => self.decide_with(request, &all, None),
-            Err(e) => Decision::failed(describe(&e)),
+            Err(e) => Decision::failed(e),
         }
     }
 
@@ -409,7 +406,7 @@ impl PolicyEngine {
             }
         };
         let (policies, entities) = match plan {
-            Some(plan) => match plan::with_action_entities(entities, plan) {
+            Some(plan) => match plan::with_missing(entities, plan.entities()) {
                 Ok(all) => (
                     plan.policies(&request.principal, &request.resource)
                         .unwrap_or(&self.policies),
@@ -421,7 +418,7 @@ impl PolicyEngine {
                     ))
                 }
             },
-            None => (&self.policies, entities.clone()),
+            None => (&self.policies, std::borrow::Cow::Borrowed(entities)),
         };
         let response = self
             .authorizer

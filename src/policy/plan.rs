@@ -20,6 +20,7 @@ use cedar_policy::{
     PrincipalConstraint, ResourceConstraint, RestrictedExpression, Schema,
 };
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One action's precomputed parts.
@@ -28,7 +29,7 @@ pub(super) struct ActionPlan {
     /// (principal, resource); only for the pairs the schema allows.
     policies: HashMap<(usize, usize), PolicySet>,
     /// The action entity and those of the groups it is in.
-    pub entities: Vec<Entity>,
+    entities: Vec<Entity>,
     /// Context field → type; `None` when the context type has a field of a
     /// kind the direct conversion does not handle.
     context: Option<HashMap<String, FieldKind>>,
@@ -51,6 +52,11 @@ impl ActionPlan {
     /// The policies to evaluate for a request of these entity types.
     pub fn policies(&self, principal: &EntityRef, resource: &EntityRef) -> Option<&PolicySet> {
         self.policies.get(&(principal.index(), resource.index()))
+    }
+
+    /// The entities of the action and its groups.
+    pub fn entities(&self) -> impl Iterator<Item = Entity> + '_ {
+        self.entities.iter().cloned()
     }
 
     /// The Cedar context of `fields`, when every field is of a kind the shape
@@ -263,22 +269,22 @@ fn extension(name: &str) -> Option<FieldKind> {
     }
 }
 
-/// The slice plus the action entities `plan` brings, where missing.
-pub(super) fn with_action_entities(
+/// `entities` plus those of `more` it does not hold yet (the action
+/// entities a decision needs); borrowed when nothing is missing.
+pub(super) fn with_missing(
     entities: &Entities,
-    plan: &ActionPlan,
-) -> Result<Entities, String> {
-    let missing: Vec<Entity> = plan
-        .entities
-        .iter()
+    more: impl IntoIterator<Item = Entity>,
+) -> Result<Cow<'_, Entities>, String> {
+    let missing: Vec<Entity> = more
+        .into_iter()
         .filter(|e| entities.get(&e.uid()).is_none())
-        .cloned()
         .collect();
     if missing.is_empty() {
-        return Ok(entities.clone());
+        return Ok(Cow::Borrowed(entities));
     }
     entities
         .clone()
         .add_entities(missing, None)
+        .map(Cow::Owned)
         .map_err(|e| super::describe(&e))
 }

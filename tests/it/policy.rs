@@ -655,79 +655,29 @@ fn session(id: &str, operator: &str, customer: &str, authorization: &str) -> Ses
 
 async fn unknown_ids(db: &TestDb) {
     let (engine, loader) = loader_over(db).await;
-    let schema = &engine;
-    let none = |r: Result<Option<Entities>, _>| matches!(r, Ok(None));
-    assert!(none(
-        loader
-            .slice(schema, &op("op-ghost"), &cust("cust-a1-1"), &[])
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(schema, &op("op-a1-admin"), &cust("cust-ghost"), &[])
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(
-                schema,
-                &op("op-a1-admin"),
-                &EntityRef::Order("ord-ghost".into()),
-                &[]
-            )
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(
-                schema,
-                &op("op-a1-admin"),
-                &EntityRef::Resource("vm-ghost".into()),
-                &[]
-            )
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(
-                schema,
-                &op("op-a1-admin"),
-                &EntityRef::Authorization("auth-ghost".into()),
-                &[]
-            )
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(
-                schema,
-                &op("op-a1-admin"),
-                &EntityRef::Partner("ghost".into()),
-                &[]
-            )
-            .await
-    ));
-    assert!(none(
-        loader
-            .slice(
-                schema,
-                &EntityRef::Session("sess-ghost".into()),
-                &cust("cust-a1-1"),
-                &[]
-            )
-            .await
-    ));
-    // An id of the wrong type does not exist either.
-    assert!(none(
-        loader
-            .slice(schema, &op("cust-a1-1"), &cust("cust-a1-1"), &[])
-            .await
-    ));
+    let ghosts = [
+        (op("op-ghost"), cust("cust-a1-1")),
+        (op("op-a1-admin"), cust("cust-ghost")),
+        (op("op-a1-admin"), EntityRef::Order("ord-ghost".into())),
+        (op("op-a1-admin"), EntityRef::Resource("vm-ghost".into())),
+        (
+            op("op-a1-admin"),
+            EntityRef::Authorization("auth-ghost".into()),
+        ),
+        (op("op-a1-admin"), EntityRef::Partner("ghost".into())),
+        (EntityRef::Session("sess-ghost".into()), cust("cust-a1-1")),
+        // An id of the wrong type does not exist either.
+        (op("cust-a1-1"), cust("cust-a1-1")),
+    ];
+    for (p, r) in &ghosts {
+        let found = loader.slice(&engine, p, r, &[]).await;
+        assert!(matches!(found, Ok(None)), "{p} → {r}: {found:?}");
+    }
     // A session pointing at an authorization that is not there is an error, not a deny.
     let broken = [session("s", "op-a1-ops", "cust-a1-1", "auth-ghost")];
     let err = loader
         .slice(
-            schema,
+            &engine,
             &EntityRef::Session("s".into()),
             &cust("cust-a1-1"),
             &broken,
