@@ -11,7 +11,6 @@
 //! - `POST /v1/explain`: one decision explained with live data.
 
 use crate::api_error::{codes, ApiError};
-use crate::domain::extract::ApiJson;
 use crate::gateway::Gateway;
 use crate::policy::explain::explain_with_shadow;
 use crate::policy::reload::PolicyReloader;
@@ -106,8 +105,9 @@ struct ExplainBody {
 
 async fn explain(
     State(admin): State<Admin>,
-    ApiJson(body): ApiJson<ExplainBody>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let body: ExplainBody = crate::catalog::fields::json(&body)?;
     let parse = |field: &str, text: &str| {
         EntityRef::parse(text).map_err(|e| format!("invalid parameter {field}: {}", e.reason))
     };

@@ -1,15 +1,19 @@
 //! The identity assertion: how the gateway tells the domain store who is
-//! calling. The store trusts nothing else about the caller.
+//! calling and what was decided. The store trusts nothing else about the
+//! caller, and decides nothing about who may do what: it serves exactly the
+//! operation, the resources and the list filter the assertion names.
 //!
 //! Wire form, in the `X-Pgw-Identity` header:
 //! `v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, "v1.<claims>"))>`.
-//! The claims bind the assertion to one request (method, path, request id)
-//! and expire after [`ASSERTION_TTL_SECS`], so a captured assertion is useless
-//! for any other call. Every header in the `x-pgw-` namespace is reserved:
-//! the gateway strips whatever a client sent there.
+//! The claims bind the assertion to one request (operation, method, path
+//! with query, the body's SHA-256, request id) and expire after
+//! [`ASSERTION_TTL_SECS`], so a captured assertion is useless for any other
+//! call, route or resource. Every header in the `x-pgw-` namespace is
+//! reserved: the gateway strips whatever a client sent there.
 
 use crate::crypto::constant_time_eq;
-use crate::model::{AuthorizationScope, Role};
+use crate::filter::{Filter, ListScope};
+use crate::policy::EntityRef;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -38,7 +42,8 @@ pub enum CallerKind {
     Session,
 }
 
-/// Who is calling, as the gateway established it.
+/// Who is calling, as the gateway established it: what the store records
+/// (who set a budget, who acted in a session), never what it decides by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub kind: CallerKind,
@@ -47,15 +52,9 @@ pub struct Identity {
     /// The partner the caller belongs to (an operator's, or a session operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
-    /// An operator's roles.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<Role>,
     /// The customer acted upon as itself: the customer principal, or a session's customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
-    /// A session's scopes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<AuthorizationScope>,
     /// The operator behind a session (its source identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_operator: Option<String>,
@@ -76,23 +75,54 @@ impl Identity {
         (self.kind == CallerKind::Session).then_some(self.id.as_str())
     }
 
-    /// Whether an operator holds only the account-manager role (scoped to their own customers).
-    pub fn is_account_manager_only(&self) -> bool {
-        self.kind == CallerKind::Operator && self.roles == [Role::AccountManager]
+    /// The caller as a Cedar principal.
+    pub fn principal(&self) -> EntityRef {
+        match self.kind {
+            CallerKind::Operator => EntityRef::Operator(self.id.clone()),
+            CallerKind::Customer => EntityRef::Customer(self.id.clone()),
+            CallerKind::Session => EntityRef::Session(self.id.clone()),
+        }
     }
 }
 
 /// The signed claims.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
     #[serde(flatten)]
     pub identity: Identity,
+    /// The catalog operation decided (`UpdateSubCustomerBudget`).
+    pub operation: String,
     /// The request this assertion is for.
     pub method: String,
-    pub path: String,
+    /// Path and query, exactly as forwarded.
+    pub target: String,
+    /// Hex SHA-256 of the body, exactly as forwarded.
+    pub body_sha256: String,
+    /// The resources every check of the operation allowed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<EntityRef>,
+    /// For a list: which items it may hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListScope>,
+    /// For a list searched by a masked contact field: the items whose field
+    /// the caller may reveal, the only ones the search may match (R2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searchable: Option<Filter>,
+    /// Answer contact fields in clear: the gateway masks again every item
+    /// whose reveal the policies deny.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reveal: bool,
     pub request_id: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
+}
+
+/// The request an assertion is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub body: &'a [u8],
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,12 +188,11 @@ impl AssertionKey {
         format!("{signed}.{sig}")
     }
 
-    /// Verifies a header value for the request `method path` at time `now` (Unix seconds).
+    /// Verifies a header value for the request `bound` at time `now` (Unix seconds).
     pub fn verify(
         &self,
         header: Option<&str>,
-        method: &str,
-        path: &str,
+        bound: Bound,
         now: i64,
     ) -> Result<Claims, AssertionError> {
         let header = header.ok_or(AssertionError::Missing)?;
@@ -182,7 +211,10 @@ impl AssertionKey {
         if claims.exp < now {
             return Err(AssertionError::Expired);
         }
-        if claims.method != method || claims.path != path {
+        if claims.method != bound.method
+            || claims.target != bound.target
+            || claims.body_sha256 != crate::signing::sha256_hex(bound.body)
+        {
             return Err(AssertionError::WrongRequest);
         }
         Ok(claims)
@@ -193,21 +225,36 @@ impl AssertionKey {
 mod tests {
     use super::*;
 
+    const TARGET: &str = "/v2/partners/sub-customers/budget?customer_id=c-1";
+    const BODY: &[u8] = b"{}";
+
     fn claims(exp: i64) -> Claims {
         Claims {
             identity: Identity {
                 kind: CallerKind::Operator,
                 id: "op-1".into(),
                 partner: Some("dist-a".into()),
-                roles: vec![Role::Admin],
                 customer: None,
-                scopes: vec![],
                 source_operator: None,
             },
-            method: "POST".into(),
-            path: "/v2/partners/sub-customers/query".into(),
+            operation: "ShowSubCustomerBudget".into(),
+            method: "GET".into(),
+            target: TARGET.into(),
+            body_sha256: crate::signing::sha256_hex(BODY),
+            resources: vec![EntityRef::Customer("c-1".into())],
+            list: None,
+            searchable: None,
+            reveal: false,
             request_id: "req-1".into(),
             exp,
+        }
+    }
+
+    fn bound<'a>(method: &'a str, target: &'a str, body: &'a [u8]) -> Bound<'a> {
+        Bound {
+            method,
+            target,
+            body,
         }
     }
 
@@ -216,12 +263,7 @@ mod tests {
         let key = AssertionKey::random();
         let header = key.sign(&claims(100));
         let got = key
-            .verify(
-                Some(&header),
-                "POST",
-                "/v2/partners/sub-customers/query",
-                90,
-            )
+            .verify(Some(&header), bound("GET", TARGET, BODY), 90)
             .unwrap();
         assert_eq!(got, claims(100));
     }
@@ -229,44 +271,46 @@ mod tests {
     #[test]
     fn refuses_missing_forged_expired_and_replayed() {
         let key = AssertionKey::random();
-        let path = "/v2/partners/sub-customers/query";
         let header = key.sign(&claims(100));
+        let ok = bound("GET", TARGET, BODY);
+        assert_eq!(key.verify(None, ok, 90), Err(AssertionError::Missing));
         assert_eq!(
-            key.verify(None, "POST", path, 90),
-            Err(AssertionError::Missing)
-        );
-        assert_eq!(
-            key.verify(Some("v1.e30"), "POST", path, 90),
+            key.verify(Some("v1.e30"), ok, 90),
             Err(AssertionError::Malformed)
         );
         let other = AssertionKey::random();
         assert_eq!(
-            other.verify(Some(&header), "POST", path, 90),
+            other.verify(Some(&header), ok, 90),
             Err(AssertionError::BadSignature)
         );
         // Tampering with the claims breaks the signature.
         let (_, rest) = header.split_once('.').unwrap();
         let (_, sig) = rest.rsplit_once('.').unwrap();
         let mut forged = claims(100);
-        forged.identity.roles = vec![Role::Admin, Role::Finance];
+        forged.resources = vec![EntityRef::Customer("c-2".into())];
         let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
         let forged_header = format!("v1.{forged_payload}.{sig}");
         assert_eq!(
-            key.verify(Some(&forged_header), "POST", path, 90),
+            key.verify(Some(&forged_header), ok, 90),
             Err(AssertionError::BadSignature)
         );
         assert_eq!(
-            key.verify(Some(&header), "POST", path, 101),
+            key.verify(Some(&header), ok, 101),
             Err(AssertionError::Expired)
         );
-        assert_eq!(
-            key.verify(Some(&header), "GET", path, 90),
-            Err(AssertionError::WrongRequest)
-        );
-        assert_eq!(
-            key.verify(Some(&header), "POST", "/v2/other", 90),
-            Err(AssertionError::WrongRequest)
-        );
+        // Replayed on another method, query, path or body.
+        for wrong in [
+            bound("POST", TARGET, BODY),
+            bound("GET", "/v2/partners/sub-customers/budget?customer_id=c-2", BODY),
+            bound("GET", "/v2/partners/sub-customers/budget", BODY),
+            bound("GET", TARGET, b"{\"x\": 1}"),
+        ] {
+            assert_eq!(
+                key.verify(Some(&header), wrong, 90),
+                Err(AssertionError::WrongRequest),
+                "{wrong:?}"
+            );
+        }
     }
 
     #[test]

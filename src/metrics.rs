@@ -46,6 +46,11 @@ pub const SHADOW_DISAGREEMENTS: &str = "pgw_shadow_disagreements_total";
 pub const SHADOW_DECISIONS: &str = "pgw_shadow_decisions_total";
 /// Gauge: assume-role sessions currently live (set by the sessions code).
 pub const LIVE_SESSIONS: &str = "pgw_live_sessions";
+/// Counter: lists whose residual policies had no filter form, so that their
+/// items were decided one by one, by `action`.
+pub const LIST_FALLBACKS: &str = "pgw_list_fallbacks_total";
+/// Counter: decisions denied because a policy failed to evaluate, by `action`.
+pub const EVALUATION_ERRORS: &str = "pgw_policy_evaluation_errors_total";
 
 /// Upper bounds (seconds) of the latency histograms: 0.5 ms to 30 s.
 const LATENCY_BUCKETS: [f64; 15] = [
@@ -73,6 +78,14 @@ pub fn install() -> Result<&'static PrometheusHandle, String> {
 
 fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        LIST_FALLBACKS,
+        "Lists whose items were decided one by one (residual policies without a filter form), by action."
+    );
+    describe_counter!(
+        EVALUATION_ERRORS,
+        "Decisions denied because a policy failed to evaluate (fail closed), by action."
+    );
     describe_counter!(
         REQUESTS,
         "Requests answered, by route template, action, decision and status."
@@ -206,6 +219,14 @@ pub fn shadow_decision(action: &str, live: bool, shadow: bool) {
 
 /// Sets the live sessions gauge. For the sessions code: call it with the
 /// count whenever sessions are created, ended or expire (or periodically).
+pub fn list_fallback(action: &'static str) {
+    ::metrics::counter!(LIST_FALLBACKS, "action" => action).increment(1);
+}
+
+pub fn evaluation_error(action: &str) {
+    ::metrics::counter!(EVALUATION_ERRORS, "action" => action.to_owned()).increment(1);
+}
+
 pub fn set_live_sessions(n: u64) {
     ::metrics::gauge!(LIVE_SESSIONS).set(n as f64);
 }

@@ -32,6 +32,15 @@ macro_rules! text_enum {
             }
         }
 
+        impl TextEnum for $name {
+            fn all() -> &'static [$name] {
+                $name::ALL
+            }
+            fn text(self) -> &'static str {
+                self.as_str()
+            }
+        }
+
         impl FromStr for $name {
             type Err = UnknownValue;
             fn from_str(s: &str) -> Result<Self, UnknownValue> {
@@ -42,6 +51,12 @@ macro_rules! text_enum {
             }
         }
     };
+}
+
+/// An enum with one text form per variant (see `text_enum!`).
+pub trait TextEnum: FromStr + Copy + 'static {
+    fn all() -> &'static [Self];
+    fn text(self) -> &'static str;
 }
 
 /// A text that is not one of an enum's values.
@@ -71,6 +86,10 @@ text_enum!(AuthorizationStatus { Pending = "pending", Approved = "approved", Rej
 text_enum!(BudgetType { Monthly = "MONTHLY", Package = "PACKAGE" });
 text_enum!(Charging { YearlyMonthly = "yearly_monthly", PayPerUse = "pay_per_use" });
 text_enum!(ResourceStatus { InUse = "in_use", Stopped = "stopped", Frozen = "frozen", Expired = "expired", Closed = "closed" });
+text_enum!(
+    /// What the customer-self O&M route does to a resource.
+    ResourceOperation { Start = "start", Stop = "stop", Restart = "restart", Renew = "renew", Unsubscribe = "unsubscribe" }
+);
 text_enum!(CouponStatus { Available = "available", Used = "used", Expired = "expired" });
 text_enum!(ExportStatus { Pending = "pending", Completed = "completed", Failed = "failed" });
 text_enum!(PrincipalKind { Operator = "operator", Customer = "customer" });

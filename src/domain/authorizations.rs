@@ -1,27 +1,20 @@
 //! Customer authorizations (a customer's consent that its direct partner may
 //! act on its behalf) and the partner-activity list.
 //!
-//! Partner side (operators; the gateway decides R6):
+//! Who may request, list, approve, reject or revoke (R6, R7) is the
+//! policies'; the store serves the customer or the authorization the gateway
+//! decided on, and keeps the data's rules:
 //! - `POST /v2/partners/sub-customers/{customer_id}/authorizations`
 //!   `{"scopes": ["om", "order"], "duration_days": 365}` → 201 with the new,
-//!   `pending` authorization. `scopes`: required, non-empty, each `om` or
-//!   `order`, no repeats (400 otherwise). `duration_days`: 1..=3650, default
-//!   365. The authorization is always to the customer's **direct** partner
-//!   (whoever in its hierarchy asked; `requested_by` records the operator),
-//!   since that is the consent the session rules (R8) look at.
-//! - `GET /v2/partners/sub-customers/{customer_id}/authorizations`: the
-//!   customer's authorizations, newest first, paged.
-//! - A customer outside the caller's scope, or unknown: 403 CBC.0151.
-//! - Who may ask (roles, resale customers only, a reseller's `on_behalf`
-//!   grant) is R6, decided by the gateway's policy; the store does not repeat it.
-//!
-//! Customer side (the customer principal only; a session or an operator gets
-//! 403 CBC.0151):
-//! - `GET /v2/customers/partner-authorizations`: its own, newest first, paged.
+//!   `pending` authorization. The authorization is always to the customer's
+//!   **direct** partner (whoever in its hierarchy asked; `requested_by`
+//!   records the operator), since that is the consent sessions look at.
+//! - `GET .../{customer_id}/authorizations` and
+//!   `GET /v2/customers/partner-authorizations`: the customer's
+//!   authorizations the caller may see (per authorization), newest first, paged.
 //! - `POST /v2/customers/partner-authorizations/{id}/approve|reject|revoke` →
-//!   200 with the updated authorization. Someone else's authorization answers
-//!   exactly as an unknown id (403 CBC.0151).
-//! - `GET /v2/customers/partner-activity`: what partners did on its account
+//!   200 with the updated authorization.
+//! - `GET /v2/customers/partner-activity`: what partners did on the account
 //!   (the `activities` rows written by on-behalf actions), newest first, paged.
 //!
 //! Lifecycle, and the decisions the domain left open:
@@ -40,53 +33,25 @@
 //!   409 CBC.30000067 naming it. The check runs under a lock on the customer
 //!   row, so two concurrent requests cannot both pass.
 //! - Every write records who did it: `requested_by` (the operator from the
-//!   identity assertion), and for the customer's decisions the customer
-//!   itself (the only one who can make them) with `updated_at` /
-//!   `approved_at`.
+//!   identity assertion), and for the decisions `updated_at` / `approved_at`.
 
-use super::extract::{ApiJson, ApiQuery, Caller, PagingParams};
+use super::extract::Served;
+use super::lists::{page_or_answer, List};
 use super::query::{self, Bind, Where};
-use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
 use crate::api_error::{codes, ApiError};
-use crate::assertion::{CallerKind, Identity};
+use crate::catalog::fields::Paging;
+use crate::catalog::{AuthorizationDecision, ListPartnerActivity, RequestAuthorization};
 use crate::model::{join_set, split_set, AuthorizationScope, AuthorizationStatus};
+use crate::policy::EntityType;
 use crate::time::{self, Timestamp};
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::Duration;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
-
-/// Accepted `duration_days`.
-pub const DURATION_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
-/// `duration_days` when the request leaves it out.
-pub const DEFAULT_DURATION_DAYS: i64 = 365;
-
-pub fn routes() -> Router<DomainState> {
-    Router::new()
-        .route(
-            "/v2/partners/sub-customers/{customer_id}/authorizations",
-            get(partner_list).post(request),
-        )
-        .route("/v2/customers/partner-authorizations", get(customer_list))
-        .route(
-            "/v2/customers/partner-authorizations/{authorization_id}/approve",
-            post(approve),
-        )
-        .route(
-            "/v2/customers/partner-authorizations/{authorization_id}/reject",
-            post(reject),
-        )
-        .route(
-            "/v2/customers/partner-authorizations/{authorization_id}/revoke",
-            post(revoke),
-        )
-        .route("/v2/customers/partner-activity", get(activity))
-}
 
 /// An authorization as every route answers it.
 #[derive(Debug, Serialize)]
@@ -136,102 +101,54 @@ struct AuthorizationList {
     authorizations: Vec<AuthorizationView>,
 }
 
-/// One page of a customer's authorizations, newest first.
-async fn list_of(
+/// The authorizations of customer `customer_id` the caller may see, newest first.
+pub(super) async fn list(
     state: &DomainState,
+    served: &Served,
     customer_id: &str,
-    paging: PagingParams,
-) -> Result<AuthorizationList, ApiError> {
-    let paging = paging.paging()?;
+    paging: Paging,
+) -> Result<Response, ApiError> {
     let mut f = Where::new();
     f.eq("a.customer_id", Bind::Text(customer_id.to_owned()));
-    let pool = state.store.pool();
-    let total_count = f.count(pool, "FROM customer_authorizations a").await?;
-    let rows = f
-        .fetch_page(
-            pool,
-            "SELECT a.* FROM customer_authorizations a",
-            "ORDER BY a.created_at DESC, a.id DESC",
-            paging,
-        )
-        .await?;
+    let list = List {
+        item: EntityType::Authorization,
+        alias: "a",
+        from: "FROM customer_authorizations a",
+        columns: "a.*",
+        filters: f,
+        order_by: "ORDER BY a.created_at DESC, a.id DESC",
+    };
+    let (total_count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(paging)).await?);
     let now = time::now();
     let authorizations = rows
         .iter()
         .map(|r| view(r, now))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(AuthorizationList {
+    Ok(Json(AuthorizationList {
         total_count,
         authorizations,
     })
+    .into_response())
 }
 
-// ---- partner side --------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    scopes: Option<Vec<String>>,
-    duration_days: Option<i64>,
-}
-
-/// Checks requested scopes: non-empty, known, no repeats; in canonical order.
-fn check_scopes(scopes: Option<Vec<String>>) -> Result<Vec<AuthorizationScope>, ApiError> {
-    let scopes = scopes.ok_or_else(|| ApiError::parameter("scopes is required"))?;
-    if scopes.is_empty() {
-        return Err(ApiError::invalid(
-            "scopes must name at least one of om, order",
-        ));
-    }
-    let mut out: Vec<AuthorizationScope> = Vec::new();
-    for s in &scopes {
-        let scope: AuthorizationScope = s
-            .parse()
-            .map_err(|_| ApiError::invalid(format!("unknown scope {s:?}: use om or order")))?;
-        if out.contains(&scope) {
-            return Err(ApiError::invalid(format!(
-                "scope {s} is named more than once"
-            )));
-        }
-        out.push(scope);
-    }
-    out.sort_by_key(|s| AuthorizationScope::ALL.iter().position(|a| a == s));
-    Ok(out)
-}
-
-fn check_duration(days: Option<i64>) -> Result<i64, ApiError> {
-    let days = days.unwrap_or(DEFAULT_DURATION_DAYS);
-    if !DURATION_DAYS.contains(&days) {
-        return Err(ApiError::invalid(format!(
-            "duration_days must be between {} and {}",
-            DURATION_DAYS.start(),
-            DURATION_DAYS.end()
-        )));
-    }
-    Ok(days)
-}
-
-async fn request(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(customer_id): Path<String>,
-    ApiJson(body): ApiJson<RequestBody>,
-) -> Result<(StatusCode, Json<AuthorizationView>), ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let scopes = check_scopes(body.scopes)?;
-    let days = check_duration(body.duration_days)?;
+/// `POST /v2/partners/sub-customers/{customer_id}/authorizations`.
+pub(super) async fn request(
+    state: &DomainState,
+    served: &Served,
+    req: RequestAuthorization,
+) -> Result<Response, ApiError> {
+    let customer_id = req.customer_id;
+    let days = req.duration_days;
     let now = time::now();
     let now_text = time::format(now);
     let mut tx = state.store.pool().begin().await?;
     // Serialises requests for one customer (see the module docs).
     super::freeze::lock_row(&mut tx, &customer_id).await?;
-    if !scope.sees_customer(&mut *tx, &customer_id).await? {
-        return Err(ApiError::denied());
-    }
     let partner: String = sqlx::query_scalar("SELECT partner_id FROM customers WHERE id = $1")
         .bind(customer_id.clone())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(ApiError::denied)?;
     let live: Option<(String, String)> = sqlx::query_as(
         "SELECT id, status FROM customer_authorizations
          WHERE customer_id = $1 AND partner_id = $2 AND status IN ('pending', 'approved')
@@ -260,9 +177,9 @@ async fn request(
     .bind(id.clone())
     .bind(customer_id)
     .bind(partner)
-    .bind(join_set(&scopes))
+    .bind(join_set(&req.scopes))
     .bind(days)
-    .bind(claims.identity.acting_operator().map(str::to_owned))
+    .bind(served.identity.acting_operator().map(str::to_owned))
     .bind(now_text)
     .bind(time::format(now + Duration::days(days)))
     .execute(&mut *tx)
@@ -272,47 +189,12 @@ async fn request(
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view(&row, now)?)))
-}
-
-async fn partner_list(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(customer_id): Path<String>,
-    ApiQuery(paging): ApiQuery<PagingParams>,
-) -> Result<Json<AuthorizationList>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    if !scope
-        .sees_customer(state.store.pool(), &customer_id)
-        .await?
-    {
-        return Err(ApiError::denied());
-    }
-    Ok(Json(list_of(&state, &customer_id, paging).await?))
-}
-
-// ---- customer side -------------------------------------------------------------
-
-/// The customer principal's own id; anyone else (sessions included) is denied.
-fn customer_principal(identity: &Identity) -> Result<String, ApiError> {
-    match (identity.kind, &identity.customer) {
-        (CallerKind::Customer, Some(id)) => Ok(id.clone()),
-        _ => Err(ApiError::denied()),
-    }
-}
-
-async fn customer_list(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    ApiQuery(paging): ApiQuery<PagingParams>,
-) -> Result<Json<AuthorizationList>, ApiError> {
-    let customer_id = customer_principal(&claims.identity)?;
-    Ok(Json(list_of(&state, &customer_id, paging).await?))
+    Ok((StatusCode::CREATED, Json(view(&row, now)?)).into_response())
 }
 
 /// What the customer decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decision {
+pub(super) enum Decision {
     Approve,
     Reject,
     Revoke,
@@ -345,30 +227,25 @@ fn transition(
     }
 }
 
-async fn decide(
+/// Approves, rejects or revokes the authorization the gateway decided on.
+pub(super) async fn decide(
     state: &DomainState,
-    identity: &Identity,
-    authorization_id: &str,
+    req: AuthorizationDecision,
     decision: Decision,
-) -> Result<Json<AuthorizationView>, ApiError> {
-    let customer_id = customer_principal(identity)?;
+) -> Result<Response, ApiError> {
+    let authorization_id = req.authorization_id.as_str();
     let now = time::now();
     let now_text = time::format(now);
     let mut tx = state.store.pool().begin().await?;
     // Lock the row (a no-op write) so that two decisions cannot interleave.
-    sqlx::query(
-        "UPDATE customer_authorizations SET status = status WHERE id = $1 AND customer_id = $2",
-    )
-    .bind(authorization_id.to_owned())
-    .bind(customer_id.clone())
-    .execute(&mut *tx)
-    .await?;
-    let Some(row) =
-        sqlx::query("SELECT * FROM customer_authorizations WHERE id = $1 AND customer_id = $2")
-            .bind(authorization_id.to_owned())
-            .bind(customer_id.clone())
-            .fetch_optional(&mut *tx)
-            .await?
+    sqlx::query("UPDATE customer_authorizations SET status = status WHERE id = $1")
+        .bind(authorization_id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+    let Some(row) = sqlx::query("SELECT * FROM customer_authorizations WHERE id = $1")
+        .bind(authorization_id.to_owned())
+        .fetch_optional(&mut *tx)
+        .await?
     else {
         return Err(ApiError::denied());
     };
@@ -387,7 +264,7 @@ async fn decide(
              WHERE customer_id = $1 AND partner_id = $2 AND id <> $3
                AND status = 'approved' AND expires_at > $4",
         )
-        .bind(customer_id.clone())
+        .bind(current.customer_id.clone())
         .bind(current.partner_id.clone())
         .bind(authorization_id.to_owned())
         .bind(now_text.clone())
@@ -419,31 +296,7 @@ async fn decide(
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Json(view(&row, now)?))
-}
-
-async fn approve(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<AuthorizationView>, ApiError> {
-    decide(&state, &claims.identity, &id, Decision::Approve).await
-}
-
-async fn reject(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<AuthorizationView>, ApiError> {
-    decide(&state, &claims.identity, &id, Decision::Reject).await
-}
-
-async fn revoke(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<AuthorizationView>, ApiError> {
-    decide(&state, &claims.identity, &id, Decision::Revoke).await
+    Ok(Json(view(&row, now)?).into_response())
 }
 
 // ---- partner activity ----------------------------------------------------------
@@ -467,23 +320,22 @@ struct ActivityList {
     activities: Vec<ActivityView>,
 }
 
-async fn activity(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    ApiQuery(paging): ApiQuery<PagingParams>,
-) -> Result<Json<ActivityList>, ApiError> {
-    let customer_id = customer_principal(&claims.identity)?;
-    let paging = paging.paging()?;
+/// `GET /v2/customers/partner-activity`: who acted on the caller's own account.
+pub(super) async fn activity(
+    state: &DomainState,
+    served: &Served,
+    req: ListPartnerActivity,
+) -> Result<Response, ApiError> {
     let mut f = Where::new();
-    f.eq("customer_id", Bind::Text(customer_id));
+    f.eq("customer_id", Bind::Text(served.own_customer()?.to_owned()));
     let pool = state.store.pool();
     let total_count = f.count(pool, "FROM activities").await?;
     let rows = f
-        .fetch_page(
+        .fetch(
             pool,
             "SELECT * FROM activities",
             "ORDER BY created_at DESC, id DESC",
-            paging,
+            Some(req.paging),
         )
         .await?;
     let activities = rows
@@ -504,34 +356,14 @@ async fn activity(
     Ok(Json(ActivityList {
         total_count,
         activities,
-    }))
+    })
+    .into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use AuthorizationStatus::*;
-
-    #[test]
-    fn scopes_are_checked_and_canonical() {
-        let s = |v: &[&str]| check_scopes(Some(v.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(
-            s(&["order", "om"]).unwrap(),
-            vec![AuthorizationScope::Om, AuthorizationScope::Order]
-        );
-        assert!(s(&[]).is_err());
-        assert!(s(&["om", "om"]).is_err());
-        assert!(s(&["admin"]).is_err());
-        assert!(check_scopes(None).is_err());
-    }
-
-    #[test]
-    fn durations_have_a_range_and_a_default() {
-        assert_eq!(check_duration(None).unwrap(), 365);
-        assert!(check_duration(Some(0)).is_err());
-        assert!(check_duration(Some(3651)).is_err());
-        assert_eq!(check_duration(Some(3650)).unwrap(), 3650);
-    }
 
     #[test]
     fn lifecycle_transitions() {

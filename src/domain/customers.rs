@@ -1,11 +1,10 @@
 //! The customer list (ListSubCustomers) and the customer overview extension.
 //!
 //! **Contact masking.** The customer's name (`customer`), `email` and
-//! `telephone` are masked in every answer unless the request carries the
-//! header `X-Pgw-Reveal: contact`. The header lives in the gateway's reserved
-//! `x-pgw-` namespace (the gateway strips whatever a client sends there), so
-//! only the gateway sets it, after Cedar allowed `RevealContact` (R2) and the
-//! reveal was audited. Masks keep just enough to recognise a known value:
+//! `telephone` are masked in every answer unless the assertion asks for them
+//! in clear (`reveal`); the gateway then masks again, customer by customer,
+//! every field whose `RevealContact` (R2) the policies deny, and audits each
+//! reveal. Masks keep just enough to recognise a known value:
 //! name `N***` (first character), email `i***@nova-retail.example` (first
 //! character of the local part, domain in clear), phone `+1-555-****` (the
 //! last four digits hidden). `account_name` (the login name, also the search
@@ -14,10 +13,12 @@
 //! **Filters** (ListSubCustomers): `account_name`, `customer` and `label` are
 //! case-insensitive substring matches (`%` and `_` literal); `customer_id`
 //! exact; `association_type` `"1"` or `"3"`; `associated_on_begin`/`_end`
-//! inclusive; `indirect_partner_id` narrows a distributor's list to one of its
-//! resellers (see [`PartnerScope::narrowed`]). Empty strings and `null` mean
-//! "no filter". Order: most recently associated first, then by id. `count`
-//! counts every match in scope, across pages.
+//! inclusive; `indirect_partner_id` narrows the list to that reseller's own
+//! customers. Empty strings and `null` mean "no filter". The list holds only
+//! the customers the assertion allows (ViewCustomer per customer), and
+//! `customer`, a search by the masked name, matches only customers whose name
+//! the caller may reveal (the assertion's `searchable`). Order: most recently
+//! associated first, then by id. `count` counts every match, across pages.
 //!
 //! **Overview** (`GET /v2/partners/sub-customers/{customer_id}/overview`),
 //! computed at request time (UTC):
@@ -37,60 +38,28 @@
 //!   (month-to-date − last month) and `change_percentage` (change / last month
 //!   × 100, two places; `null` when last month is zero).
 //!
-//! A customer outside the caller's scope and an unknown id both get 403
-//! CBC.0151 (no existence oracle).
+//! The gateway decided on the customer; an id that vanished meanwhile gets
+//! 403 CBC.0151, as an unknown one does at the gateway.
 
-use super::extract::{
-    check_time_order, non_empty, opt_time, ApiQuery, Caller, OptionalJson, Paging,
-};
+use super::extract::Served;
+use super::lists::{page_or_answer, restrict, List};
 use super::orders::UNPAID_STATUSES;
 use super::query::{self, Bind, Where};
-use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
 use crate::api_error::ApiError;
+use crate::catalog::{ListSubCustomers, ShowCustomerOverview};
 use crate::model::{Association, BudgetType};
 use crate::money::from_cents;
+use crate::policy::EntityType;
 use crate::time::{self, Timestamp};
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// The header by which the gateway asks for contact fields in clear.
-pub const REVEAL_HEADER: &str = "x-pgw-reveal";
-/// The one value of [`REVEAL_HEADER`] that reveals; anything else masks.
-pub const REVEAL_CONTACT: &str = "contact";
-
-pub fn routes() -> Router<DomainState> {
-    Router::new()
-        .route("/v2/partners/sub-customers/query", post(list_sub_customers))
-        .route(
-            "/v2/partners/sub-customers/{customer_id}/overview",
-            get(overview),
-        )
-}
-
-/// QuerySubCustomerListReq.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListSubCustomersReq {
-    account_name: Option<String>,
-    customer: Option<String>,
-    offset: Option<i64>,
-    limit: Option<i64>,
-    label: Option<String>,
-    association_type: Option<String>,
-    associated_on_begin: Option<String>,
-    associated_on_end: Option<String>,
-    customer_id: Option<String>,
-    indirect_partner_id: Option<String>,
-}
 
 #[derive(Debug, Serialize)]
 struct AccountManager {
@@ -123,14 +92,6 @@ struct CustomerInformation {
 struct ListSubCustomersResponse {
     customer_infos: Vec<CustomerInformation>,
     count: i64,
-}
-
-/// Whether the gateway asked for contact fields in clear.
-fn reveal_requested(headers: &HeaderMap) -> bool {
-    headers
-        .get(REVEAL_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(REVEAL_CONTACT))
 }
 
 /// `Nova Retail Ltd` → `N***`.
@@ -166,29 +127,6 @@ pub fn mask_phone(phone: &str) -> String {
     out.into_iter().collect()
 }
 
-/// A case-insensitive substring match of `column` against `needle`, with the
-/// LIKE wildcards of the needle taken literally.
-pub(super) fn contains(f: &mut Where, column: &str, needle: &str) {
-    let escaped = needle
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let p = f.arg(Bind::Text(format!("%{escaped}%")));
-    f.raw(format!("LOWER({column}) LIKE {p} ESCAPE '\\'"));
-}
-
-/// Parses the wire `association_type` (`"1"` referral, `"3"` reseller).
-pub fn parse_association_type(value: &str) -> Result<Association, ApiError> {
-    match value.trim() {
-        "1" => Ok(Association::Referral),
-        "3" => Ok(Association::Reseller),
-        _ => Err(ApiError::invalid(
-            "association_type must be \"1\" (referral) or \"3\" (reseller)",
-        )),
-    }
-}
-
 fn customer_info(row: &AnyRow, reveal: bool) -> Result<CustomerInformation, ApiError> {
     let name = query::text(row, "name")?;
     let email = query::opt_text(row, "email")?;
@@ -221,66 +159,51 @@ fn customer_info(row: &AnyRow, reveal: bool) -> Result<CustomerInformation, ApiE
 }
 
 /// ListSubCustomers: `POST /v2/partners/sub-customers/query`.
-async fn list_sub_customers(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    headers: HeaderMap,
-    OptionalJson(req): OptionalJson<ListSubCustomersReq>,
-) -> Result<Json<ListSubCustomersResponse>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let paging = Paging::new(req.offset, req.limit)?;
+pub(super) async fn list(
+    state: &DomainState,
+    served: &Served,
+    req: ListSubCustomers,
+) -> Result<Response, ApiError> {
     let mut f = Where::new();
-    if let Some(v) = non_empty(req.account_name) {
-        contains(&mut f, "c.account_name", &v);
+    if let Some(v) = &req.account_name {
+        f.contains("c.account_name", v);
     }
-    if let Some(v) = non_empty(req.customer) {
-        contains(&mut f, "c.name", &v);
+    if let Some(v) = &req.customer {
+        // The masked name matches only where the caller may reveal it (R2).
+        restrict(&mut f, &served.searchable, EntityType::Customer, "c")?;
+        f.contains("c.name", v);
     }
-    if let Some(v) = non_empty(req.label) {
-        contains(&mut f, "c.labels", &v);
+    if let Some(v) = &req.label {
+        f.contains("c.labels", v);
     }
-    if let Some(v) = non_empty(req.customer_id) {
-        f.eq("c.id", Bind::Text(v));
+    if let Some(v) = &req.customer_id {
+        f.eq("c.id", Bind::Text(v.clone()));
     }
-    if let Some(v) = non_empty(req.association_type) {
-        let a = parse_association_type(&v)?;
+    if let Some(a) = req.association {
         f.eq("c.association", Bind::Text(a.as_str().to_owned()));
     }
-    let begin = opt_time("associated_on_begin", req.associated_on_begin)?;
-    let end = opt_time("associated_on_end", req.associated_on_end)?;
-    check_time_order("associated_on_begin", begin, "associated_on_end", end)?;
-    f.between("c.associated_on", begin, end);
-    let scope = scope
-        .narrowed(&state.store, non_empty(req.indirect_partner_id).as_deref())
-        .await?;
-    f.scope(&scope, "c");
-
-    let pool = state.store.pool();
-    let count = f.count(pool, "FROM customers c").await?;
-    let rows = f
-        .fetch_page(
-            pool,
-            "SELECT c.* FROM customers c",
-            "ORDER BY c.associated_on DESC, c.id",
-            paging,
-        )
-        .await?;
-    let reveal = reveal_requested(&headers);
+    f.between("c.associated_on", req.associated_on.begin, req.associated_on.end);
+    if let Some(reseller) = &req.indirect_partner_id {
+        f.eq("c.partner_id", Bind::Text(reseller.clone()));
+    }
+    let list = List {
+        item: EntityType::Customer,
+        alias: "c",
+        from: "FROM customers c",
+        columns: "c.*",
+        filters: f,
+        order_by: "ORDER BY c.associated_on DESC, c.id",
+    };
+    let (count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(req.paging)).await?);
     let customer_infos = rows
         .iter()
-        .map(|r| customer_info(r, reveal))
+        .map(|r| customer_info(r, served.reveal))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(ListSubCustomersResponse {
         customer_infos,
         count,
-    }))
-}
-
-/// Query parameters of the overview.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverviewQuery {
-    indirect_partner_id: Option<String>,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Serialize)]
@@ -371,17 +294,13 @@ fn month_starts(t: Timestamp) -> (Timestamp, Timestamp) {
 }
 
 /// `GET /v2/partners/sub-customers/{customer_id}/overview`.
-async fn overview(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(customer_id): Path<String>,
-    ApiQuery(q): ApiQuery<OverviewQuery>,
-) -> Result<Json<Overview>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?
-        .narrowed(&state.store, non_empty(q.indirect_partner_id).as_deref())
-        .await?;
+pub(super) async fn overview(
+    state: &DomainState,
+    req: ShowCustomerOverview,
+) -> Result<Response, ApiError> {
+    let customer_id = req.customer_id;
     let pool = state.store.pool();
-    if !scope.sees_customer(pool, &customer_id).await? {
+    if state.store.customer(&customer_id.as_str().into()).await?.is_none() {
         return Err(ApiError::denied());
     }
     let now = time::now();
@@ -486,7 +405,8 @@ async fn overview(
             change_amount: month_to_date - last,
             change_percentage: percentage(month_to_date - last, last),
         },
-    }))
+    })
+    .into_response())
 }
 
 #[cfg(test)]
@@ -504,14 +424,6 @@ mod tests {
         assert_eq!(mask_email("no-at-sign"), "n***");
         assert_eq!(mask_phone("+1-555-0101"), "+1-555-****");
         assert_eq!(mask_phone("12"), "**");
-    }
-
-    #[test]
-    fn substring_filters_take_wildcards_literally() {
-        let mut f = Where::new();
-        contains(&mut f, "c.name", "50%_A\\");
-        assert_eq!(f.sql(), " WHERE LOWER(c.name) LIKE $1 ESCAPE '\\'");
-        assert_eq!(f.binds(), &[Bind::Text("%50\\%\\_a\\\\%".into())]);
     }
 
     #[test]

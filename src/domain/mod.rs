@@ -1,13 +1,14 @@
 //! The domain store: the partner API behind the gateway (DOMAIN.md section 3).
 //!
-//! It owns the business data and its invariants (amount ranges, freeze types,
-//! state machines) and trusts only callers named by a valid identity assertion
-//! from the gateway ([`crate::assertion`]). Authorization rules (who may do
-//! what) live in `policies/` and are enforced by the gateway; the store only
-//! scopes lists to the caller's partner hierarchy as a second line of defence.
+//! It owns the business data and the rules about the data itself (amount
+//! ranges, freeze types and other state machines, export files only once
+//! complete) and decides nothing about who may do what: it serves exactly the
+//! operation, the resources and the list filter that a valid identity
+//! assertion from the gateway names ([`crate::assertion`]). Its router is
+//! built from the catalog ([`crate::catalog::OPERATIONS`]), and it reads each
+//! request with the catalog's typed requests, as the gateway did.
 
 pub mod extract;
-pub mod scope;
 pub mod wire;
 
 mod authorizations;
@@ -15,6 +16,7 @@ mod budgets;
 mod customer_self;
 pub mod customers;
 mod freeze;
+mod lists;
 mod orders;
 mod query;
 mod resellers;
@@ -22,8 +24,13 @@ mod resources;
 
 use crate::api_error::ApiError;
 use crate::assertion::AssertionKey;
+use crate::catalog::{Request, ServedBy, OPERATIONS};
 use crate::store::Store;
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use extract::Served;
+use std::collections::BTreeMap;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -32,24 +39,86 @@ pub struct DomainState {
     pub key: AssertionKey,
 }
 
-/// The whole partner API.
+/// The whole partner API: one route per catalog operation the store serves.
 pub fn router(state: DomainState) -> Router {
-    Router::new()
-        .merge(customers::routes())
-        .merge(budgets::routes())
-        .merge(freeze::routes())
-        .merge(resellers::routes())
-        .merge(authorizations::routes())
-        .merge(orders::routes())
-        .merge(resources::routes())
-        .merge(customer_self::routes())
+    let mut paths: BTreeMap<&'static str, MethodRouter<DomainState>> = BTreeMap::new();
+    for operation in OPERATIONS.iter().filter(|o| o.served_by == ServedBy::Store) {
+        let op = operation.op;
+        let filter = MethodFilter::try_from(operation.method.clone())
+            .expect("catalog methods are standard");
+        let handler = move |axum::extract::State(state): axum::extract::State<DomainState>,
+                            req: axum::extract::Request| async move {
+            extract::serve(state, op, req).await
+        };
+        let route = paths.remove(operation.path).unwrap_or_default();
+        paths.insert(operation.path, route.merge(on(filter, handler)));
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| router.route(path, route))
         // Liveness for the gateway's readiness check: says nothing about any data.
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .fallback(|_caller: extract::Caller| async { ApiError::not_found() })
+        .fallback(|| async { ApiError::not_found() })
         .with_state(state)
 }
 
 /// Serves the partner API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: DomainState) -> std::io::Result<()> {
     axum::serve(listener, router(state)).await
+}
+
+/// Runs one verified, parsed request: every operation the store serves, to
+/// its handler.
+async fn dispatch(state: &DomainState, served: &Served, request: Request) -> Result<Response, ApiError> {
+    use Request as R;
+    match request {
+        R::ListSubCustomers(r) => customers::list(state, served, r).await,
+        R::ShowCustomerOverview(r) => customers::overview(state, r).await,
+        R::ShowSubCustomerBudget(r) => budgets::show(state, r).await,
+        R::ListSubCustomerBudget(r) => budgets::list(state, served, r).await,
+        R::ListSubCustomerBudgetRecords(r) => budgets::records(state, r).await,
+        R::UpdateSubCustomerBudget(r) => budgets::update(state, served, r).await,
+        R::FreezeSubCustomers(r) => freeze::freeze(state, served, r.0).await,
+        R::UnfreezeSubCustomers(r) => freeze::unfreeze(state, served, r.0).await,
+        R::ListIndirectPartners(r) => resellers::list(state, served, r).await,
+        R::ShowResellerGrants(r) => resellers::show_grants(state, r).await,
+        R::SetResellerGrants(r) => resellers::set_grants(state, served, r).await,
+        R::RequestAuthorization(r) => authorizations::request(state, served, r).await,
+        R::ListCustomerAuthorizations(r) => {
+            authorizations::list(state, served, &r.customer_id, r.paging).await
+        }
+        R::ListOwnAuthorizations(r) => {
+            authorizations::list(state, served, served.own_customer()?, r.paging).await
+        }
+        R::ApproveAuthorization(r) => {
+            authorizations::decide(state, r.0, authorizations::Decision::Approve).await
+        }
+        R::RejectAuthorization(r) => {
+            authorizations::decide(state, r.0, authorizations::Decision::Reject).await
+        }
+        R::RevokeAuthorization(r) => {
+            authorizations::decide(state, r.0, authorizations::Decision::Revoke).await
+        }
+        R::ListPartnerActivity(r) => authorizations::activity(state, served, r).await,
+        R::ListCustomerOrders(r) => orders::list(state, served, r).await,
+        R::ShowCustomerOrderDetails(r) => orders::details(state, r).await,
+        R::ListPriceAdjustments(r) => orders::adjustments(state, r).await,
+        R::AdjustOrderPrice(r) => orders::adjust_price(state, served, r).await,
+        R::CreateOrderExport(r) => orders::create_export(state, served, r).await,
+        R::ListOrderExports(r) => orders::list_exports(state, served, r).await,
+        R::ShowOrderExport(r) => orders::show_export(state, &r.export_id).await,
+        R::DownloadOrderExport(r) => orders::export_file(state, &r.export_id).await,
+        R::ListCustomerOnDemandResources(r) => resources::list_on_demand(state, served, r).await,
+        R::ListPayPerUseCustomerResources(r) => {
+            resources::list_subscriptions(state, served, r).await
+        }
+        R::PlaceOrder(r) => customer_self::place_order(state, served, r).await,
+        R::ListOwnOrders(r) => customer_self::list_orders(state, served, r).await,
+        R::ListOwnResources(r) => customer_self::list_resources(state, served, r).await,
+        R::OperateResource(r) => customer_self::operate(state, served, r).await,
+        // The gateway's own operations never reach the store's router.
+        R::CreateSession(_) | R::ListSessions(_) | R::EndSession(_) | R::IssueToken(_) => {
+            Err(ApiError::not_found())
+        }
+    }
 }

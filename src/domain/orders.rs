@@ -1,7 +1,9 @@
 //! Customer orders: the public list and details (ListCustomerOrders,
 //! ShowCustomerOrderDetails), price adjustments with their history, and
-//! order exports as asynchronous tasks, each scoped to the caller's partner
-//! hierarchy ([`PartnerScope`]).
+//! order exports as asynchronous tasks. Which orders and exports a caller
+//! sees, and which it may adjust or export, is the policies' (R1, R4); the
+//! store serves the orders the gateway decided on, and lists under the
+//! assertion's filter.
 //!
 //! Decisions where the public API and DOMAIN.md are silent:
 //! - **Status codes** are the public API's (docs/wire-format.md §4.8), so an
@@ -20,16 +22,14 @@
 //!   `-createTime` (the default: newest first, then by id). Empty values mean
 //!   "no filter", unknown parameters are refused. `method=sub_customer`
 //!   (orders of enterprise sub-accounts) answers an empty list: the store
-//!   keeps no sub-accounts. A `customer_id` outside the caller's scope answers
-//!   exactly like an unknown one (403 CBC.0151), as does an order id on the
-//!   details and price-adjustment routes.
+//!   keeps no sub-accounts. `indirect_partner_id` narrows to the orders of
+//!   that reseller's own customers.
 //! - **Amounts.** `amount_after_discount` is what the customer pays,
 //!   `official_amount` the list price. When they differ, `amount_info.discounts`
 //!   holds one entry for the difference: type `609` (order price adjustment)
 //!   once the order was price-adjusted, else `500` (partner-specified discount).
-//! - **Price adjustments** (`POST .../{order_id}/price-adjustments`): only
-//!   orders of referral customers (else 403 CBC.99005024, as the R4 policy
-//!   answers); only unpaid orders: status 1 (pending approval) or 6
+//! - **Price adjustments** (`POST .../{order_id}/price-adjustments`; which
+//!   orders, referral customers' ones, is R4's): only unpaid orders: status 1 (pending approval) or 6
 //!   (pending payment) without a payment time (else 409 CBC.30000067); the new
 //!   amount is 0 or more with at most two places and not above the order's
 //!   official amount (a discount off the list price, never a surcharge); the
@@ -39,61 +39,37 @@
 //!   fail with 409 instead of overwriting. The order's line items keep their
 //!   own amounts: the adjustment applies to the order total.
 //! - **Exports.** The set of orders is fixed when the export is requested
-//!   (the given ids, all of which must be orders in scope, or else nothing is
-//!   created and the answer is the unknown-order 403; or every order in scope)
-//!   and rendered to CSV by a background task. Each export belongs to the
-//!   principal that requested it (kind and id of the assertion); anyone
-//!   else's export answers like an unknown one. A task still pending after
-//!   [`STALE_EXPORT_MINUTES`] minutes was lost with a restart and is reported
-//!   failed the next time its owner looks. The file route answers 409
-//!   CBC.30000067 until the export is completed.
+//!   (the given ids, each decided by the gateway; or every order the caller
+//!   may export, under the assertion's filter) and rendered to CSV by a
+//!   background task. Each export is `in` the principal that requested it
+//!   (kind and id of the assertion), which is what the policies' ViewExport
+//!   looks at. A task still pending after [`STALE_EXPORT_MINUTES`] minutes
+//!   was lost with a restart and is reported failed the next time anyone
+//!   looks. The file route answers 409 CBC.30000067 until the export is
+//!   completed.
 
-use super::extract::{
-    check_time_range, non_empty, opt_int, opt_time, ApiJson, ApiQuery, Caller, OptionalJson, Paging,
-};
-use super::query::{self, bind_all, db_error, Bind, Where};
+use super::extract::Served;
+use super::lists::{page_or_answer, List};
+use super::query::{self, db_error, Bind, Where};
 use super::resources::service_type_name;
-use super::scope::PartnerScope;
 use super::{wire, DomainState};
 use crate::api_error::{codes, ApiError};
 use crate::assertion::{CallerKind, Identity};
-use crate::model::{Association, ExportStatus, ORDER_STATUSES, ORDER_TYPES};
+use crate::catalog::{
+    AdjustOrderPrice, CreateOrderExport, ListCustomerOrders, ListOrderExports,
+    ListPriceAdjustments, OrderBy, ShowCustomerOrderDetails,
+};
+use crate::model::ExportStatus;
 use crate::money::to_cents;
+use crate::policy::EntityType;
 use crate::store::Store;
 use crate::time::{self, Timestamp};
-use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
-
-pub fn routes() -> Router<DomainState> {
-    Router::new()
-        .route("/v2/orders/customer-orders", get(list_orders))
-        .route(
-            "/v2/orders/customer-orders/details/{order_id}",
-            get(order_details),
-        )
-        .route(
-            "/v2/orders/customer-orders/{order_id}/price-adjustments",
-            get(list_adjustments).post(adjust_price),
-        )
-        .route(
-            "/v2/orders/customer-orders/exports",
-            get(list_exports).post(create_export),
-        )
-        .route(
-            "/v2/orders/customer-orders/exports/{export_id}",
-            get(show_export),
-        )
-        .route(
-            "/v2/orders/customer-orders/exports/{export_id}/file",
-            get(export_file),
-        )
-}
 
 /// Order status (public code): pending approval.
 pub(super) const STATUS_PENDING_APPROVAL: i64 = 1;
@@ -105,10 +81,6 @@ pub(super) const STATUS_PENDING_PAYMENT: i64 = 6;
 pub(super) const UNPAID_STATUSES: [i64; 2] = [STATUS_PENDING_APPROVAL, STATUS_PENDING_PAYMENT];
 /// Order type: new purchase.
 pub(super) const ORDER_TYPE_NEW: i64 = 1;
-/// The longest price-adjustment reason, in characters.
-const MAX_REASON_CHARS: usize = 256;
-/// At most this many ids in one export request.
-const MAX_EXPORT_IDS: usize = 1000;
 /// A pending export older than this was interrupted (it takes milliseconds).
 pub const STALE_EXPORT_MINUTES: i64 = 10;
 /// Orders read per query when an export renders its file.
@@ -120,7 +92,6 @@ pub(super) struct OrderRow {
     pub id: String,
     pub customer: String,
     pub account_name: String,
-    pub association: Association,
     pub status: i64,
     pub order_type: i64,
     pub service_type_code: String,
@@ -135,21 +106,19 @@ pub(super) struct OrderRow {
 }
 
 /// Orders (`o`) with their customers (`c`), as order queries read them.
-const ORDERS_FROM: &str = "FROM orders o JOIN customers c ON c.id = o.customer_id";
+pub(super) const ORDERS_FROM: &str = "FROM orders o JOIN customers c ON c.id = o.customer_id";
 
-/// Orders (`o`) with their customers (`c`) and price-adjustment count (over
-/// the rows of [`ORDERS_FROM`]).
-pub(super) const ORDER_SELECT: &str =
-    "SELECT o.*, c.account_name AS account_name, c.association AS association,
-        (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments
-     FROM orders o JOIN customers c ON c.id = o.customer_id";
+/// An order's columns (over [`ORDERS_FROM`]) with its customer's and its
+/// price-adjustment count.
+pub(super) const ORDER_COLUMNS: &str =
+    "o.*, c.account_name AS account_name,
+        (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments";
 
 pub(super) fn order_from_row(row: &AnyRow) -> Result<OrderRow, ApiError> {
     Ok(OrderRow {
         id: query::text(row, "id")?,
         customer: query::text(row, "customer_id")?,
         account_name: query::text(row, "account_name")?,
-        association: query::parse(row, "association")?,
         status: query::int(row, "status")?,
         order_type: query::int(row, "order_type")?,
         service_type_code: query::text(row, "service_type_code")?,
@@ -163,62 +132,38 @@ pub(super) fn order_from_row(row: &AnyRow) -> Result<OrderRow, ApiError> {
     })
 }
 
-/// `order_by` of the public API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum OrderBy {
-    CreateTimeAsc,
-    CreateTimeDesc,
-}
-
-impl OrderBy {
-    pub fn parse(value: Option<String>) -> Result<OrderBy, ApiError> {
-        match non_empty(value).as_deref() {
-            None | Some("-createTime") => Ok(OrderBy::CreateTimeDesc),
-            Some("createTime") => Ok(OrderBy::CreateTimeAsc),
-            Some(other) => Err(ApiError::invalid(format!(
-                "order_by {other:?} is not createTime or -createTime"
-            ))),
-        }
-    }
-
-    fn sql(self) -> &'static str {
-        match self {
-            OrderBy::CreateTimeAsc => "ORDER BY o.created_at ASC, o.id ASC",
-            OrderBy::CreateTimeDesc => "ORDER BY o.created_at DESC, o.id DESC",
-        }
+/// The `ORDER BY` of `order_by` (ending with the id: pages are stable).
+pub(super) fn order_by_sql(order_by: OrderBy) -> &'static str {
+    match order_by {
+        OrderBy::CreateTimeAsc => "ORDER BY o.created_at ASC, o.id ASC",
+        OrderBy::CreateTimeDesc => "ORDER BY o.created_at DESC, o.id DESC",
     }
 }
 
-/// Counts and reads one page of the orders matching `w` (over [`ORDER_SELECT`]).
-pub(super) async fn page_of_orders(
-    pool: &sqlx::AnyPool,
-    w: Where,
-    order_by: OrderBy,
-    paging: Paging,
-) -> Result<(i64, Vec<OrderRow>), ApiError> {
-    let total = w.count(pool, ORDERS_FROM).await?;
-    let rows = w
-        .fetch_page(pool, ORDER_SELECT, order_by.sql(), paging)
-        .await?;
-    let orders = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
-    Ok((total, orders))
+/// The orders (`o`, with their customers `c`) matching `filters` that the
+/// assertion allows: one page and the total.
+pub(super) fn order_list(filters: Where, order_by: OrderBy) -> List<'static> {
+    List {
+        item: EntityType::Order,
+        alias: "o",
+        from: ORDERS_FROM,
+        columns: ORDER_COLUMNS,
+        filters,
+        order_by: order_by_sql(order_by),
+    }
 }
 
-/// One order in `scope`, or `None` (unknown and out of scope alike); on any
-/// executor, so that a transaction can read the order it is about to change.
-async fn order_in_scope<'c, E>(
-    exec: E,
-    scope: &PartnerScope,
-    id: &str,
-) -> Result<Option<OrderRow>, ApiError>
+/// One order, or `None` when it vanished after the gateway's decision; on
+/// any executor, so that a transaction can read the order it is about to
+/// change.
+async fn order<'c, E>(exec: E, id: &str) -> Result<Option<OrderRow>, ApiError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let mut w = Where::new();
     w.eq("o.id", Bind::Text(id.to_owned()));
-    w.scope(scope, "c");
-    let sql = format!("{ORDER_SELECT}{}", w.sql());
-    let row = bind_all(sqlx::query(&sql), w.binds())
+    let sql = format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM}{}", w.sql());
+    let row = query::bind_all(sqlx::query(&sql), w.binds())
         .fetch_optional(exec)
         .await?;
     row.as_ref().map(order_from_row).transpose()
@@ -361,130 +306,47 @@ pub(super) struct OrderPage {
 }
 
 /// ListCustomerOrdersRequest, all text so that empty values mean "absent".
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListOrdersQuery {
-    order_id: Option<String>,
-    customer_id: Option<String>,
-    create_time_begin: Option<String>,
-    create_time_end: Option<String>,
-    service_type_code: Option<String>,
-    status: Option<String>,
-    order_type: Option<String>,
-    limit: Option<String>,
-    offset: Option<String>,
-    order_by: Option<String>,
-    payment_time_begin: Option<String>,
-    payment_time_end: Option<String>,
-    indirect_partner_id: Option<String>,
-    method: Option<String>,
-}
-
-/// A `status` filter value (a known order status code).
-pub(super) fn status_filter(value: Option<String>) -> Result<Option<i64>, ApiError> {
-    let status = opt_int("status", value)?;
-    if let Some(s) = status {
-        if !ORDER_STATUSES.contains(&s) {
-            return Err(ApiError::invalid(format!(
-                "status {s} is not one of {ORDER_STATUSES:?}"
-            )));
-        }
-    }
-    Ok(status)
-}
-
-/// An `order_type` filter value (a known order type code, sent as a string).
-pub(super) fn order_type_filter(value: Option<String>) -> Result<Option<i64>, ApiError> {
-    let t = opt_int("order_type", value)?;
-    if let Some(t) = t {
-        if !ORDER_TYPES.contains(&t) {
-            return Err(ApiError::invalid(format!(
-                "order_type {t} is not one of {ORDER_TYPES:?}"
-            )));
-        }
-    }
-    Ok(t)
-}
-
-/// Paging from query text (empty = default).
-pub(super) fn paging_of(offset: Option<String>, limit: Option<String>) -> Result<Paging, ApiError> {
-    Paging::new(opt_int("offset", offset)?, opt_int("limit", limit)?)
-}
 
 /// `GET /v2/orders/customer-orders` (ListCustomerOrders).
-async fn list_orders(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    ApiQuery(q): ApiQuery<ListOrdersQuery>,
-) -> Result<Json<OrderPage>, ApiError> {
-    let paging = paging_of(q.offset, q.limit)?;
-    let status = status_filter(q.status)?;
-    let order_type = order_type_filter(q.order_type)?;
-    let order_by = OrderBy::parse(q.order_by)?;
-    let created_begin = opt_time("create_time_begin", q.create_time_begin)?;
-    let created_end = opt_time("create_time_end", q.create_time_end)?;
-    check_time_range(
-        "create_time_begin",
-        created_begin,
-        "create_time_end",
-        created_end,
-    )?;
-    let paid_begin = opt_time("payment_time_begin", q.payment_time_begin)?;
-    let paid_end = opt_time("payment_time_end", q.payment_time_end)?;
-    check_time_range(
-        "payment_time_begin",
-        paid_begin,
-        "payment_time_end",
-        paid_end,
-    )?;
-    let sub_customers = match non_empty(q.method).as_deref() {
-        None | Some("oneself") => false,
-        Some("sub_customer") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "method {other:?} is not oneself or sub_customer"
-            )));
-        }
-    };
-    let scope = PartnerScope::of(&claims.identity)?
-        .narrowed(&state.store, non_empty(q.indirect_partner_id).as_deref())
-        .await?;
-    let pool = state.store.pool();
-    let customer = non_empty(q.customer_id);
-    if let Some(c) = &customer {
-        if !scope.sees_customer(pool, c).await? {
-            return Err(ApiError::denied());
-        }
-    }
-
+pub(super) async fn list(
+    state: &DomainState,
+    served: &Served,
+    q: ListCustomerOrders,
+) -> Result<Response, ApiError> {
     let mut w = Where::new();
-    w.scope(&scope, "c");
-    if sub_customers {
+    if q.sub_customers {
         w.raw("1 = 0");
     }
-    if let Some(c) = customer {
+    if let Some(c) = q.customer_id {
         w.eq("o.customer_id", Bind::Text(c));
     }
-    if let Some(id) = non_empty(q.order_id) {
+    if let Some(reseller) = q.indirect_partner_id {
+        w.eq("c.partner_id", Bind::Text(reseller));
+    }
+    if let Some(id) = q.order_id {
         w.eq("o.id", Bind::Text(id));
     }
-    if let Some(code) = non_empty(q.service_type_code) {
+    if let Some(code) = q.service_type_code {
         w.eq("o.service_type_code", Bind::Text(code));
     }
-    if let Some(s) = status {
+    if let Some(s) = q.status {
         w.eq("o.status", Bind::Int(s));
     }
-    if let Some(t) = order_type {
+    if let Some(t) = q.order_type {
         w.eq("o.order_type", Bind::Int(t));
     }
-    w.between("o.created_at", created_begin, created_end);
-    w.between("o.payment_time", paid_begin, paid_end);
-
-    let (total_count, orders) = page_of_orders(pool, w, order_by, paging).await?;
+    w.between("o.created_at", q.created.begin, q.created.end);
+    w.between("o.payment_time", q.paid.begin, q.paid.end);
+    let listed = order_list(w, q.order_by)
+        .run(state.store.pool(), served, Some(q.paging))
+        .await?;
+    let (total_count, rows) = page_or_answer!(listed);
+    let orders: Vec<OrderRow> = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
     Ok(Json(OrderPage {
         total_count,
         order_infos: orders.iter().map(OrderV2::from).collect(),
-    }))
+    })
+    .into_response())
 }
 
 /// ProductObject.
@@ -535,7 +397,7 @@ fn line_item_from_row(row: &AnyRow, order: &OrderRow) -> Result<LineItem, ApiErr
     let period_num = query::opt_int(row, "period_num")?;
     let amount = query::money(row, "amount_cents")?;
     let expire_time = match (order.payment_time, period_type, period_num) {
-        (Some(start), Some(period_type), Some(period_num)) => super::resources::Period {
+        (Some(start), Some(period_type), Some(period_num)) => crate::catalog::Period {
             period_type,
             period_num,
         }
@@ -572,14 +434,6 @@ fn line_item_from_row(row: &AnyRow, order: &OrderRow) -> Result<LineItem, ApiErr
 }
 
 /// ShowCustomerOrderDetailsRequest's query.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DetailsQuery {
-    limit: Option<String>,
-    offset: Option<String>,
-    indirect_partner_id: Option<String>,
-}
-
 /// ShowCustomerOrderDetailsResponse.
 #[derive(Serialize)]
 struct OrderDetails {
@@ -590,29 +444,23 @@ struct OrderDetails {
 }
 
 /// `GET /v2/orders/customer-orders/details/{order_id}` (ShowCustomerOrderDetails).
-async fn order_details(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(order_id): Path<String>,
-    ApiQuery(q): ApiQuery<DetailsQuery>,
-) -> Result<Json<OrderDetails>, ApiError> {
-    let paging = paging_of(q.offset, q.limit)?;
-    let scope = PartnerScope::of(&claims.identity)?
-        .narrowed(&state.store, non_empty(q.indirect_partner_id).as_deref())
-        .await?;
+pub(super) async fn details(
+    state: &DomainState,
+    req: ShowCustomerOrderDetails,
+) -> Result<Response, ApiError> {
     let pool = state.store.pool();
-    let order = order_in_scope(pool, &scope, &order_id)
+    let order = order(pool, &req.order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
     let mut w = Where::new();
     w.eq("order_id", Bind::Text(order.id.clone()));
     let total_count = w.count(pool, "FROM order_line_items").await?;
     let rows = w
-        .fetch_page(
+        .fetch(
             pool,
             "SELECT * FROM order_line_items",
             "ORDER BY id",
-            paging,
+            Some(req.paging),
         )
         .await?;
     let items = rows
@@ -628,7 +476,8 @@ async fn order_details(
             sub_order_infos: vec![],
         },
         order_line_items: items,
-    }))
+    })
+    .into_response())
 }
 
 /// One price adjustment.
@@ -660,13 +509,6 @@ fn adjustment_from_row(row: &AnyRow) -> Result<PriceAdjustment, ApiError> {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    offset: Option<String>,
-    limit: Option<String>,
-}
-
 #[derive(Serialize)]
 struct AdjustmentPage {
     order_id: String,
@@ -676,28 +518,24 @@ struct AdjustmentPage {
 
 /// `GET /v2/orders/customer-orders/{order_id}/price-adjustments`: the
 /// order's adjustments, newest first.
-async fn list_adjustments(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(order_id): Path<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<AdjustmentPage>, ApiError> {
-    let paging = paging_of(q.offset, q.limit)?;
-    let scope = PartnerScope::of(&claims.identity)?;
+pub(super) async fn adjustments(
+    state: &DomainState,
+    req: ListPriceAdjustments,
+) -> Result<Response, ApiError> {
     let pool = state.store.pool();
-    let order = order_in_scope(pool, &scope, &order_id)
+    let order = order(pool, &req.order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
     let mut w = Where::new();
     w.eq("p.order_id", Bind::Text(order.id.clone()));
     let total_count = w.count(pool, "FROM price_adjustments p").await?;
     let rows = w
-        .fetch_page(
+        .fetch(
             pool,
             "SELECT p.*, op.name AS operator_name FROM price_adjustments p
              LEFT JOIN operators op ON op.id = p.operator_id",
             "ORDER BY p.id DESC",
-            paging,
+            Some(req.paging),
         )
         .await?;
     Ok(Json(AdjustmentPage {
@@ -707,49 +545,26 @@ async fn list_adjustments(
             .iter()
             .map(adjustment_from_row)
             .collect::<Result<_, _>>()?,
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdjustBody {
-    amount_after_adjustment: wire::AmountInput,
-    reason: String,
+    })
+    .into_response())
 }
 
 /// `POST /v2/orders/customer-orders/{order_id}/price-adjustments` → 201.
-async fn adjust_price(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(order_id): Path<String>,
-    ApiJson(body): ApiJson<AdjustBody>,
-) -> Result<(StatusCode, Json<PriceAdjustment>), ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let new_amount = body.amount_after_adjustment.0;
+pub(super) async fn adjust_price(
+    state: &DomainState,
+    served: &Served,
+    req: AdjustOrderPrice,
+) -> Result<Response, ApiError> {
+    let new_amount = req.amount;
     let new_cents = to_cents(new_amount)
-        .map_err(|e| ApiError::invalid(format!("amount_after_adjustment: {e}")))?;
-    let reason = body.reason.trim().to_owned();
-    if reason.is_empty() {
-        return Err(ApiError::parameter("reason is required"));
-    }
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(ApiError::invalid(format!(
-            "reason must be at most {MAX_REASON_CHARS} characters"
-        )));
-    }
-    let operator = claims.identity.acting_operator().map(str::to_owned);
+        .map_err(|e| ApiError::parameter(format!("amount_after_adjustment: {e}")))?;
+    let reason = req.reason;
+    let operator = served.identity.acting_operator().map(str::to_owned);
 
     let mut tx = state.store.pool().begin().await?;
-    let order = order_in_scope(&mut *tx, &scope, &order_id)
+    let order = order(&mut *tx, &req.order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    if order.association != Association::Referral {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            codes::WRONG_ASSOCIATION,
-            "Only orders of referral (association type 1) customers can be price-adjusted.",
-        ));
-    }
     if !UNPAID_STATUSES.contains(&order.status) || order.payment_time.is_some() {
         return Err(ApiError::conflict(
             codes::CONFLICT,
@@ -823,7 +638,8 @@ async fn adjust_price(
             operator_name,
             create_time: now,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// Who owns an export: the principal kind and id of the assertion.
@@ -836,12 +652,6 @@ fn owner(identity: &Identity) -> (&'static str, String) {
     (kind, identity.id.clone())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportBody {
-    order_ids: Option<Vec<String>>,
-}
-
 #[derive(Serialize)]
 struct ExportCreated {
     export_id: String,
@@ -849,56 +659,27 @@ struct ExportCreated {
 }
 
 /// `POST /v2/orders/customer-orders/exports` → 202.
-async fn create_export(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    OptionalJson(body): OptionalJson<ExportBody>,
-) -> Result<(StatusCode, Json<ExportCreated>), ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
+pub(super) async fn create_export(
+    state: &DomainState,
+    served: &Served,
+    req: CreateOrderExport,
+) -> Result<Response, ApiError> {
     let pool = state.store.pool();
-    let ids: Vec<String> = match body.order_ids {
+    let ids: Vec<String> = match req.order_ids {
         Some(given) => {
-            if given.is_empty() {
-                return Err(ApiError::invalid(
-                    "order_ids must not be empty; leave it out to export every order in scope",
-                ));
-            }
-            if given.len() > MAX_EXPORT_IDS {
-                return Err(ApiError::invalid(format!(
-                    "order_ids may hold at most {MAX_EXPORT_IDS} ids"
-                )));
-            }
-            if given.iter().any(|id| id.trim().is_empty()) {
-                return Err(ApiError::invalid("order_ids must not contain empty ids"));
-            }
-            let mut unique = given.clone();
-            unique.sort();
-            unique.dedup();
+            // Each id was decided by the gateway; all must still exist.
             let mut w = Where::new();
-            w.scope(&scope, "c");
-            w.is_in("o.id", unique.iter().cloned().map(Bind::Text));
-            // All or nothing: one unknown or unreachable id refuses the whole export.
-            if usize::try_from(w.count(pool, ORDERS_FROM).await?).ok() != Some(unique.len()) {
+            w.is_in("o.id", given.iter().cloned().map(Bind::Text));
+            if usize::try_from(w.count(pool, "FROM orders o").await?).ok() != Some(given.len()) {
                 return Err(ApiError::denied());
             }
-            // Keep the caller's order, without repeats.
-            let mut seen = std::collections::HashSet::new();
             given
-                .into_iter()
-                .filter(|id| seen.insert(id.clone()))
-                .collect()
         }
         None => {
-            let mut w = Where::new();
-            w.scope(&scope, "c");
-            let sql = format!(
-                "SELECT o.id {ORDERS_FROM}{} {}",
-                w.sql(),
-                OrderBy::CreateTimeDesc.sql()
-            );
-            let rows = bind_all(sqlx::query(&sql), w.binds())
-                .fetch_all(pool)
+            let listed = order_list(Where::new(), OrderBy::CreateTimeDesc)
+                .run(pool, served, None)
                 .await?;
+            let (_, rows) = page_or_answer!(listed);
             rows.iter()
                 .map(|r| query::text(r, "id"))
                 .collect::<Result<_, _>>()?
@@ -911,7 +692,7 @@ async fn create_export(
         now.format("%Y%m%d%H%M%S"),
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let (kind, principal) = owner(&claims.identity);
+    let (kind, principal) = owner(&served.identity);
     let ids_json = serde_json::to_string(&ids).map_err(db_error)?;
     sqlx::query(
         "INSERT INTO export_tasks (id, principal_kind, principal_id, partner_id, status, order_ids, created_at)
@@ -920,7 +701,7 @@ async fn create_export(
     .bind(export_id.clone())
     .bind(kind.to_owned())
     .bind(principal)
-    .bind(scope.partner.clone())
+    .bind(served.identity.partner.clone())
     .bind(ExportStatus::Pending.as_str().to_owned())
     .bind(ids_json)
     .bind(time::format(now))
@@ -934,7 +715,8 @@ async fn create_export(
             export_id,
             status: ExportStatus::Pending,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// The background half of an export: renders the CSV and records the outcome.
@@ -1001,8 +783,8 @@ async fn render_csv(
     for chunk in ids.chunks(EXPORT_CHUNK) {
         let mut w = Where::new();
         w.is_in("o.id", chunk.iter().cloned().map(Bind::Text));
-        let sql = format!("{ORDER_SELECT}{}", w.sql());
-        let rows = bind_all(sqlx::query(&sql), w.binds())
+        let sql = format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM}{}", w.sql());
+        let rows = query::bind_all(sqlx::query(&sql), w.binds())
             .fetch_all(store.pool())
             .await?;
         for row in &rows {
@@ -1064,23 +846,17 @@ fn export_from_row(row: &AnyRow) -> Result<ExportView, ApiError> {
     })
 }
 
-/// Reports the owner's exports lost with a restart as failed (see the module docs).
-async fn fail_stale_exports(
-    pool: &sqlx::AnyPool,
-    kind: &str,
-    principal: &str,
-) -> Result<(), ApiError> {
+/// Reports exports lost with a restart as failed (see the module docs).
+async fn fail_stale_exports(pool: &sqlx::AnyPool) -> Result<(), ApiError> {
     let now = time::now();
     let cutoff = now - chrono::Duration::minutes(STALE_EXPORT_MINUTES);
     sqlx::query(
         "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-         WHERE principal_kind = $4 AND principal_id = $5 AND status = $6 AND created_at < $7",
+         WHERE status = $4 AND created_at < $5",
     )
     .bind(ExportStatus::Failed.as_str().to_owned())
     .bind("the export was interrupted; request a new one".to_owned())
     .bind(time::format(now))
-    .bind(kind.to_owned())
-    .bind(principal.to_owned())
     .bind(ExportStatus::Pending.as_str().to_owned())
     .bind(time::format(cutoff))
     .execute(pool)
@@ -1094,52 +870,40 @@ struct ExportPage {
     exports: Vec<ExportView>,
 }
 
-/// `GET /v2/orders/customer-orders/exports`: the caller's own exports, newest first.
-async fn list_exports(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<ExportPage>, ApiError> {
-    let paging = paging_of(q.offset, q.limit)?;
-    PartnerScope::of(&claims.identity)?;
-    let (kind, principal) = owner(&claims.identity);
+/// `GET /v2/orders/customer-orders/exports`: the exports the caller may see
+/// (its own, under the shipped policies), newest first.
+pub(super) async fn list_exports(
+    state: &DomainState,
+    served: &Served,
+    req: ListOrderExports,
+) -> Result<Response, ApiError> {
     let pool = state.store.pool();
-    fail_stale_exports(pool, kind, &principal).await?;
-    let mut w = Where::new();
-    w.eq("principal_kind", Bind::Text(kind.to_owned()));
-    w.eq("principal_id", Bind::Text(principal));
-    let total_count = w.count(pool, "FROM export_tasks").await?;
-    let rows = w
-        .fetch_page(
-            pool,
-            "SELECT id, status, order_ids, created_at, completed_at, error FROM export_tasks",
-            "ORDER BY created_at DESC, id DESC",
-            paging,
-        )
-        .await?;
+    fail_stale_exports(pool).await?;
+    let list = List {
+        item: EntityType::Export,
+        alias: "e",
+        from: "FROM export_tasks e",
+        columns: "e.id, e.status, e.order_ids, e.created_at, e.completed_at, e.error",
+        filters: Where::new(),
+        order_by: "ORDER BY e.created_at DESC, e.id DESC",
+    };
+    let (total_count, rows) = page_or_answer!(list.run(pool, served, Some(req.paging)).await?);
     Ok(Json(ExportPage {
         total_count,
         exports: rows.iter().map(export_from_row).collect::<Result<_, _>>()?,
-    }))
+    })
+    .into_response())
 }
 
-/// The caller's export `id` (with its file), or 403 as for an unknown one.
-async fn own_export(
-    state: &DomainState,
-    identity: &Identity,
-    id: &str,
-) -> Result<(ExportView, Option<String>), ApiError> {
-    PartnerScope::of(identity)?;
-    let (kind, principal) = owner(identity);
+/// Export `id` (with its file), or 403 as for an unknown one.
+async fn export(state: &DomainState, id: &str) -> Result<(ExportView, Option<String>), ApiError> {
     let pool = state.store.pool();
-    fail_stale_exports(pool, kind, &principal).await?;
+    fail_stale_exports(pool).await?;
     let row = sqlx::query(
         "SELECT id, status, order_ids, created_at, completed_at, error, csv FROM export_tasks
-         WHERE id = $1 AND principal_kind = $2 AND principal_id = $3",
+         WHERE id = $1",
     )
     .bind(id.to_owned())
-    .bind(kind.to_owned())
-    .bind(principal)
     .fetch_optional(pool)
     .await?
     .ok_or_else(ApiError::denied)?;
@@ -1147,23 +911,14 @@ async fn own_export(
 }
 
 /// `GET /v2/orders/customer-orders/exports/{export_id}`.
-async fn show_export(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(export_id): Path<String>,
-) -> Result<Json<ExportView>, ApiError> {
-    own_export(&state, &claims.identity, &export_id)
-        .await
-        .map(|(view, _)| Json(view))
+pub(super) async fn show_export(state: &DomainState, export_id: &str) -> Result<Response, ApiError> {
+    let (view, _) = export(state, export_id).await?;
+    Ok(Json(view).into_response())
 }
 
 /// `GET /v2/orders/customer-orders/exports/{export_id}/file`: the CSV, once completed.
-async fn export_file(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(export_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (view, csv) = own_export(&state, &claims.identity, &export_id).await?;
+pub(super) async fn export_file(state: &DomainState, export_id: &str) -> Result<Response, ApiError> {
+    let (view, csv) = export(state, export_id).await?;
     match (view.status, csv) {
         (ExportStatus::Completed, Some(csv)) => Ok((
             [

@@ -2,10 +2,11 @@
 //! and the reseller-grants extension (`GET`/`PUT
 //! /v2/partners/indirect-partners/{partner_id}/grants`).
 //!
-//! A caller sees only its own partner's resellers (a reseller or solution
-//! provider has none, so its list is empty); a grants call on anything else,
-//! unknown ids included, is 403 CBC.0151. Who among the distributor's
-//! operators may do this (R5, admin) is the gateway's policy.
+//! The list holds the resellers the caller may list (ListResellers per
+//! reseller, R5); the grant routes serve the reseller the gateway decided on.
+//! Grants belong to resellers: a grants call on any other partner is 409
+//! CBC.30000067 (the data has no grants there), on a partner that vanished
+//! 403 CBC.0151.
 //!
 //! ListIndirectPartners: the store keeps no separate account name, contact
 //! data or account manager for partners, so `account_name` is the partner id,
@@ -17,41 +18,30 @@
 //!
 //! Grants: `PUT` replaces all five values, so every field is required:
 //! `{"budget": bool, "freeze": bool, "on_behalf": bool, "monthly_quota":
-//! "5000.00" | null, "one_time_quota": "20000.00" | null}`. Quotas are decimal
-//! strings (a JSON number is refused: it cannot carry money exactly) in
-//! (0, 2147483647] with at most two places; `null` means no quota, i.e. that
-//! budget type is not allowed to the reseller. Every change writes a
+//! 5000 | "5000.00" | null, "one_time_quota": ...}`. Quotas are amounts in
+//! (0, 2147483647] with at most two places, as numbers or decimal strings;
+//! `null` means no quota, i.e. that budget type is not allowed to the
+//! reseller. Every change writes a
 //! `grant_records` row with the operator from the identity assertion; both
 //! answers (200) carry the grants and the last change (`updated_at`,
 //! `updated_by`; `null` for grants never changed through the API).
 
-use super::customers::contains;
-use super::extract::{
-    check_time_order, non_empty, opt_time, ApiJson, Caller, OptionalJson, Paging,
-};
+use super::extract::Served;
+use super::lists::{page_or_answer, List};
 use super::query::{self, Bind, Where};
-use super::scope::PartnerScope;
 use super::wire;
 use super::DomainState;
-use crate::api_error::ApiError;
+use crate::api_error::{codes, ApiError};
+use crate::catalog::{ListIndirectPartners, SetResellerGrants, ShowResellerGrants};
 use crate::model::PartnerKind;
-use crate::money::{parse_amount, to_cents, MAX_BUDGET};
+use crate::money::to_cents;
+use crate::policy::EntityType;
 use crate::time::{self, Timestamp};
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
-
-pub fn routes() -> Router<DomainState> {
-    Router::new()
-        .route("/v2/partners/indirect-partners/query", post(list_resellers))
-        .route(
-            "/v2/partners/indirect-partners/{partner_id}/grants",
-            get(show_grants).put(set_grants),
-        )
-}
 
 /// The grants as both grant routes answer them, and as listed resellers carry them.
 #[derive(Debug, Serialize)]
@@ -84,26 +74,14 @@ fn grants_view(row: &AnyRow) -> Result<GrantsView, ApiError> {
     })
 }
 
-/// Selects resellers with their last grant change; `{where}` follows.
-const RESELLER_SELECT: &str =
-    "SELECT p.*, g.created_at AS grants_updated_at, g.operator_id AS grants_updated_by
-     FROM partners p
+/// Partners with their last grant change.
+const RESELLER_FROM: &str = "FROM partners p
      LEFT JOIN grant_records g ON g.id = (
          SELECT MAX(g2.id) FROM grant_records g2 WHERE g2.partner_id = p.id)";
+const RESELLER_COLUMNS: &str =
+    "p.*, g.created_at AS grants_updated_at, g.operator_id AS grants_updated_by";
 
 // ---- ListIndirectPartners ----------------------------------------------------
-
-/// QueryIndirectPartnersReq.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListResellersReq {
-    account_name: Option<String>,
-    associated_on_begin: Option<String>,
-    associated_on_end: Option<String>,
-    offset: Option<i64>,
-    limit: Option<i64>,
-    indirect_partner_id: Option<String>,
-}
 
 /// IndirectPartnerInfo (+ `grants`, an extension).
 #[derive(Debug, Serialize)]
@@ -126,34 +104,32 @@ struct ListResellersResponse {
     indirect_partners: Vec<IndirectPartnerInfo>,
 }
 
-async fn list_resellers(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    OptionalJson(req): OptionalJson<ListResellersReq>,
-) -> Result<Json<ListResellersResponse>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let paging = Paging::new(req.offset, req.limit)?;
-    let begin = opt_time("associated_on_begin", req.associated_on_begin)?;
-    let end = opt_time("associated_on_end", req.associated_on_end)?;
-    check_time_order("associated_on_begin", begin, "associated_on_end", end)?;
+pub(super) async fn list(
+    state: &DomainState,
+    served: &Served,
+    req: ListIndirectPartners,
+) -> Result<Response, ApiError> {
     let mut f = Where::new();
-    f.eq("p.distributor_id", Bind::Text(scope.partner.clone()));
     f.eq(
         "p.kind",
         Bind::Text(PartnerKind::Reseller.as_str().to_owned()),
     );
-    if let Some(v) = non_empty(req.account_name) {
-        contains(&mut f, "p.id", &v);
+    if let Some(v) = &req.account_name {
+        f.contains("p.id", v);
     }
-    if let Some(v) = non_empty(req.indirect_partner_id) {
-        f.eq("p.id", Bind::Text(v));
+    if let Some(v) = &req.indirect_partner_id {
+        f.eq("p.id", Bind::Text(v.clone()));
     }
-    f.between("p.created_at", begin, end);
-    let pool = state.store.pool();
-    let count = f.count(pool, "FROM partners p").await?;
-    let rows = f
-        .fetch_page(pool, RESELLER_SELECT, "ORDER BY p.id", paging)
-        .await?;
+    f.between("p.created_at", req.associated_on.begin, req.associated_on.end);
+    let list = List {
+        item: EntityType::Partner,
+        alias: "p",
+        from: RESELLER_FROM,
+        columns: RESELLER_COLUMNS,
+        filters: f,
+        order_by: "ORDER BY p.id",
+    };
+    let (count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(req.paging)).await?);
     let indirect_partners = rows
         .iter()
         .map(|row| {
@@ -174,80 +150,51 @@ async fn list_resellers(
     Ok(Json(ListResellersResponse {
         count,
         indirect_partners,
-    }))
+    })
+    .into_response())
 }
 
 // ---- grants ------------------------------------------------------------------
 
-/// One of the caller's resellers with its grants, or 403 CBC.0151.
-async fn own_reseller<'c, E>(
-    exec: E,
-    scope: &PartnerScope,
-    id: &str,
-) -> Result<GrantsView, ApiError>
+/// Reseller `id` with its grants: 403 CBC.0151 when it vanished, 409 when
+/// the partner is no reseller (only resellers hold grants).
+async fn reseller<'c, E>(exec: E, id: &str) -> Result<GrantsView, ApiError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    let sql =
-        format!("{RESELLER_SELECT} WHERE p.id = $1 AND p.distributor_id = $2 AND p.kind = $3");
+    let sql = format!("SELECT {RESELLER_COLUMNS} {RESELLER_FROM} WHERE p.id = $1");
     let row = sqlx::query(&sql)
         .bind(id.to_owned())
-        .bind(scope.partner.clone())
-        .bind(PartnerKind::Reseller.as_str())
         .fetch_optional(exec)
-        .await?;
-    match row {
-        Some(row) => grants_view(&row),
-        None => Err(ApiError::denied()),
+        .await?
+        .ok_or_else(ApiError::denied)?;
+    if query::text(&row, "kind")? != PartnerKind::Reseller.as_str() {
+        return Err(not_a_reseller());
     }
+    grants_view(&row)
 }
 
-async fn show_grants(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(partner_id): Path<String>,
-) -> Result<Json<GrantsView>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    Ok(Json(
-        own_reseller(state.store.pool(), &scope, &partner_id).await?,
-    ))
+fn not_a_reseller() -> ApiError {
+    ApiError::conflict(
+        codes::CONFLICT,
+        "Only a reseller holds grants; this partner is not a reseller.",
+    )
 }
 
-/// A quota: a decimal string in (0, 2147483647] with at most two places, or `null`.
-fn quota<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    let Some(text) = Option::<String>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let amount = parse_amount(&text)
-        .map_err(|e| serde::de::Error::custom(format!("invalid quota {text:?}: {e}")))?;
-    if amount <= Decimal::ZERO || amount > MAX_BUDGET {
-        return Err(serde::de::Error::custom(format!(
-            "invalid quota {text:?}: must be more than 0 and at most 2147483647"
-        )));
-    }
-    Ok(Some(amount))
+/// `GET /v2/partners/indirect-partners/{partner_id}/grants`.
+pub(super) async fn show_grants(
+    state: &DomainState,
+    req: ShowResellerGrants,
+) -> Result<Response, ApiError> {
+    Ok(Json(reseller(state.store.pool(), &req.partner_id).await?).into_response())
 }
 
-/// The PUT body: every field required (`null` allowed for the quotas).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantsReq {
-    budget: bool,
-    freeze: bool,
-    on_behalf: bool,
-    #[serde(deserialize_with = "quota")]
-    monthly_quota: Option<Decimal>,
-    #[serde(deserialize_with = "quota")]
-    one_time_quota: Option<Decimal>,
-}
-
-async fn set_grants(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    Path(partner_id): Path<String>,
-    ApiJson(req): ApiJson<GrantsReq>,
-) -> Result<Json<GrantsView>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
+/// `PUT /v2/partners/indirect-partners/{partner_id}/grants`.
+pub(super) async fn set_grants(
+    state: &DomainState,
+    served: &Served,
+    req: SetResellerGrants,
+) -> Result<Response, ApiError> {
     let cents = |q: Option<Decimal>| {
         q.map(to_cents)
             .transpose()
@@ -257,33 +204,34 @@ async fn set_grants(
     let one_time = cents(req.one_time_quota)?;
     let now = time::format(time::now());
     let mut tx = state.store.pool().begin().await?;
-    // The write itself checks that the partner is one of the caller's
-    // resellers (writing first also takes SQLite's write lock at once).
+    // Writing first takes SQLite's write lock at once; a partner that is no
+    // reseller is left as it was (and the transaction rolled back).
     let updated = sqlx::query(
         "UPDATE partners SET grant_budget = $2, grant_freeze = $3, grant_on_behalf = $4,
             monthly_quota_cents = $5, one_time_quota_cents = $6
-         WHERE id = $1 AND distributor_id = $7 AND kind = $8",
+         WHERE id = $1 AND kind = $7",
     )
-    .bind(partner_id.clone())
+    .bind(req.partner_id.clone())
     .bind(req.budget)
     .bind(req.freeze)
     .bind(req.on_behalf)
     .bind(monthly)
     .bind(one_time)
-    .bind(scope.partner.clone())
     .bind(PartnerKind::Reseller.as_str())
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(ApiError::denied());
+        // Tells a vanished partner (403) from one that is not a reseller (409).
+        reseller(&mut *tx, &req.partner_id).await?;
+        return Err(not_a_reseller());
     }
     sqlx::query(
         "INSERT INTO grant_records (partner_id, operator_id, grant_budget, grant_freeze,
             grant_on_behalf, monthly_quota_cents, one_time_quota_cents, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(partner_id.clone())
-    .bind(claims.identity.acting_operator().map(str::to_owned))
+    .bind(req.partner_id.clone())
+    .bind(served.identity.acting_operator().map(str::to_owned))
     .bind(req.budget)
     .bind(req.freeze)
     .bind(req.on_behalf)
@@ -292,32 +240,7 @@ async fn set_grants(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let view = own_reseller(&mut *tx, &scope, &partner_id).await?;
+    let view = reseller(&mut *tx, &req.partner_id).await?;
     tx.commit().await?;
-    Ok(Json(view))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grants_body_requires_every_field_and_string_quotas() {
-        let parse = |s: &str| crate::domain::extract::parse_json::<GrantsReq>(s.as_bytes());
-        let ok = parse(
-            r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": "5000.00", "one_time_quota": null}"#,
-        )
-        .unwrap();
-        assert_eq!(ok.monthly_quota, Some(Decimal::new(500_000, 2)));
-        assert_eq!(ok.one_time_quota, None);
-        for bad in [
-            r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": null}"#,
-            r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": 5000, "one_time_quota": null}"#,
-            r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": "0", "one_time_quota": null}"#,
-            r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": "1.001", "one_time_quota": null}"#,
-            r#"{"budget": "yes", "freeze": false, "on_behalf": true, "monthly_quota": null, "one_time_quota": null}"#,
-        ] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
+    Ok(Json(view).into_response())
 }

@@ -16,10 +16,9 @@
 //!   → 2 (grace period), `frozen` → 3, `closed` → 6; 4 and 5 (changing,
 //!   closing) are valid filters that match nothing, as no resource is ever
 //!   caught mid-change here.
-//! - `effective_time` is the resource's creation time. `indirect_partner_id`
-//!   narrows a distributor's scope to that reseller's customers
-//!   ([`PartnerScope::narrowed`]). A customer outside the caller's scope
-//!   answers exactly like an unknown one (403 CBC.0151).
+//! - `effective_time` is the resource's creation time. The gateway decided on
+//!   the customer (ViewResources); the list holds the resources the
+//!   assertion allows (ViewResources per resource).
 //! - The O&M state machine ([`transition`]): `start` only from `stopped`;
 //!   `stop` and `restart` only from `in_use`; `renew` only for yearly/monthly
 //!   resources that are in use, stopped or expired: it extends `expire_at`
@@ -30,33 +29,20 @@
 //!   or closed resource. Renewing and unsubscribing do not create orders
 //!   here (the store keeps no price list to bill them with).
 
-use super::extract::{check_time_order, non_empty, opt_time, Caller, OptionalJson, Paging};
+use super::extract::Served;
+use super::lists::{page_or_answer, List, Listed};
 use super::query::{self, bind_all, db_error, Bind, Where};
-use super::scope::PartnerScope;
 use super::{wire, DomainState};
 use crate::api_error::{codes, ApiError};
-use crate::model::{Charging, ResourceStatus};
+use crate::catalog::fields::Paging;
+use crate::catalog::{ListCustomerOnDemandResources, ListPayPerUseCustomerResources, Period};
+use crate::model::{Charging, ResourceOperation, ResourceStatus};
+use crate::policy::EntityType;
 use crate::time::{self, Timestamp};
-use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
 use sqlx::any::AnyRow;
-
-pub fn routes() -> Router<DomainState> {
-    Router::new()
-        .route(
-            "/v2/partners/sub-customers/on-demand-resources/query",
-            post(list_on_demand),
-        )
-        .route(
-            "/v2/orders/suscriptions/resources/query",
-            post(list_subscriptions),
-        )
-}
-
-/// At most this many `resource_ids` in one query (the public limit).
-const MAX_RESOURCE_IDS: usize = 50;
 
 /// The display name of a service type code; the code itself when unknown.
 pub(super) fn service_type_name(code: &str) -> String {
@@ -71,33 +57,6 @@ pub(super) fn service_type_name(code: &str) -> String {
         other => other,
     }
     .to_owned()
-}
-
-/// A billing period: `period_type` 0 day, 1 week, 2 month, 3 year, 4 hour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Period {
-    pub period_type: i64,
-    pub period_num: i64,
-}
-
-impl Period {
-    pub const ONE_MONTH: Period = Period {
-        period_type: 2,
-        period_num: 1,
-    };
-
-    /// `t` moved on by this period; `None` when the period is not one (or overflows).
-    pub fn after(self, t: Timestamp) -> Option<Timestamp> {
-        let n = u32::try_from(self.period_num).ok().filter(|n| *n > 0)?;
-        match self.period_type {
-            0 => t.checked_add_signed(chrono::Duration::days(n.into())),
-            1 => t.checked_add_signed(chrono::Duration::weeks(n.into())),
-            2 => t.checked_add_months(chrono::Months::new(n)),
-            3 => t.checked_add_months(chrono::Months::new(n.checked_mul(12)?)),
-            4 => t.checked_add_signed(chrono::Duration::hours(n.into())),
-            _ => None,
-        }
-    }
 }
 
 /// A resource row as the domain routes read it.
@@ -174,41 +133,38 @@ pub(super) fn resource_from_row(row: &AnyRow) -> Result<ResourceRow, ApiError> {
     })
 }
 
-/// Counts and reads one page of resources matching `w` (which must have been
-/// started with [`resource_source`]), newest first.
+/// The resources matching `w` (which must have been started with
+/// [`resource_source`]) that the assertion allows, newest first: one page
+/// and the total.
 pub(super) async fn page_of_resources(
     state: &DomainState,
+    served: &Served,
     source: &str,
     w: Where,
     paging: Paging,
-) -> Result<(i64, Vec<ResourceRow>), ApiError> {
-    let pool = state.store.pool();
-    let total = w.count(pool, &format!("FROM {source}")).await?;
-    let rows = w
-        .fetch_page(
-            pool,
-            &format!("SELECT r.* FROM {source}"),
-            "ORDER BY r.created_at DESC, r.id",
-            paging,
-        )
-        .await?;
-    let items = rows
-        .iter()
-        .map(resource_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok((total, items))
+) -> Result<Listed, ApiError> {
+    let from = format!("FROM {source}");
+    let list = List {
+        item: EntityType::Resource,
+        alias: "r",
+        from: &from,
+        columns: "r.*",
+        filters: w,
+        order_by: "ORDER BY r.created_at DESC, r.id",
+    };
+    list.run(state.store.pool(), served, Some(paging)).await
 }
 
-/// One resource of `customer` (with the effective status), or `None`.
-pub(super) async fn resource_of(
-    state: &DomainState,
-    customer: &str,
-    id: &str,
-) -> Result<Option<ResourceRow>, ApiError> {
+/// The rows of a page of resources.
+pub(super) fn resources(rows: &[AnyRow]) -> Result<Vec<ResourceRow>, ApiError> {
+    rows.iter().map(resource_from_row).collect()
+}
+
+/// One resource (with the effective status), or `None`.
+pub(super) async fn resource_of(state: &DomainState, id: &str) -> Result<Option<ResourceRow>, ApiError> {
     let mut w = Where::new();
     let source = resource_source(&mut w);
     w.eq("r.id", Bind::Text(id.to_owned()));
-    w.eq("r.customer_id", Bind::Text(customer.to_owned()));
     let sql = format!("SELECT r.* FROM {source}{}", w.sql());
     let row = bind_all(sqlx::query(&sql), w.binds())
         .fetch_optional(state.store.pool())
@@ -393,135 +349,48 @@ impl From<ResourceRow> for OwnResource {
     }
 }
 
-/// `customer_id` of a partner resource query: required, and a customer in
-/// the caller's scope; an unknown one and one outside the scope look the same.
-async fn customer_in_scope(
-    state: &DomainState,
-    scope: &PartnerScope,
-    customer_id: Option<String>,
-) -> Result<String, ApiError> {
-    let id =
-        non_empty(customer_id).ok_or_else(|| ApiError::parameter("customer_id is required"))?;
-    if id.len() > 64 {
-        return Err(ApiError::invalid(
-            "customer_id must be at most 64 characters",
-        ));
-    }
-    if !scope.sees_customer(state.store.pool(), &id).await? {
-        return Err(ApiError::denied());
-    }
-    Ok(id)
-}
-
-/// `resource_ids`: at most 50 non-empty ids; an empty list is no filter.
-fn resource_ids_filter(w: &mut Where, ids: Option<Vec<String>>) -> Result<(), ApiError> {
-    let ids = ids.unwrap_or_default();
-    if ids.len() > MAX_RESOURCE_IDS {
-        return Err(ApiError::invalid(format!(
-            "resource_ids may hold at most {MAX_RESOURCE_IDS} ids"
-        )));
-    }
-    if ids.iter().any(|id| id.trim().is_empty()) {
-        return Err(ApiError::invalid("resource_ids must not contain empty ids"));
-    }
-    if !ids.is_empty() {
-        w.is_in("r.id", ids.into_iter().map(Bind::Text));
-    }
-    Ok(())
-}
-
-/// An optional text filter of a body: absent or `null` is no filter, an empty string is refused.
-fn text_filter(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value {
-        Some(v) if v.trim().is_empty() => {
-            Err(ApiError::invalid(format!("{name} must not be empty")))
-        }
-        other => Ok(other),
-    }
-}
-
-/// QueryCustomerOnDemandResourcesReq.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OnDemandQuery {
-    customer_id: Option<String>,
-    region_code: Option<String>,
-    service_type_code: Option<String>,
-    resource_ids: Option<Vec<String>>,
-    effective_time_begin: Option<String>,
-    effective_time_end: Option<String>,
-    offset: Option<i64>,
-    limit: Option<i64>,
-    status: Option<i64>,
-    indirect_partner_id: Option<String>,
-}
-
 #[derive(Serialize)]
 struct OnDemandPage {
     resources: Vec<OnDemandResource>,
     total_count: i64,
 }
 
-async fn list_on_demand(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    OptionalJson(q): OptionalJson<OnDemandQuery>,
-) -> Result<Json<OnDemandPage>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?
-        .narrowed(&state.store, q.indirect_partner_id.as_deref())
-        .await?;
-    let paging = Paging::new(q.offset, q.limit)?;
-    let begin = opt_time("effective_time_begin", q.effective_time_begin)?;
-    let end = opt_time("effective_time_end", q.effective_time_end)?;
-    check_time_order("effective_time_begin", begin, "effective_time_end", end)?;
-    let status = match q.status {
-        None => None,
-        Some(s @ 1..=6) => Some(statuses_for(s, on_demand_status)),
-        Some(s) => return Err(ApiError::invalid(format!("status {s} is not one of 1..6"))),
-    };
-    let region = text_filter("region_code", q.region_code)?;
-    let service = text_filter("service_type_code", q.service_type_code)?;
-    let customer = customer_in_scope(&state, &scope, q.customer_id).await?;
-
+/// `POST /v2/partners/sub-customers/on-demand-resources/query`.
+pub(super) async fn list_on_demand(
+    state: &DomainState,
+    served: &Served,
+    q: ListCustomerOnDemandResources,
+) -> Result<Response, ApiError> {
     let mut w = Where::new();
     let source = resource_source(&mut w);
-    w.eq("r.customer_id", Bind::Text(customer));
+    w.eq("r.customer_id", Bind::Text(q.customer_id));
     w.eq(
         "r.charging",
         Bind::Text(Charging::PayPerUse.as_str().to_owned()),
     );
-    resource_ids_filter(&mut w, q.resource_ids)?;
-    if let Some(region) = region {
+    if !q.resource_ids.is_empty() {
+        w.is_in("r.id", q.resource_ids.into_iter().map(Bind::Text));
+    }
+    if let Some(region) = q.region_code {
         w.eq("r.region_code", Bind::Text(region));
     }
-    if let Some(service) = service {
+    if let Some(service) = q.service_type_code {
         w.eq("r.service_type_code", Bind::Text(service));
     }
-    w.between("r.created_at", begin, end);
-    if let Some(statuses) = status {
-        w.is_in("r.effective_status", statuses);
+    w.between("r.created_at", q.effective.begin, q.effective.end);
+    if let Some(status) = q.status {
+        w.is_in("r.effective_status", statuses_for(status, on_demand_status));
     }
-    let (total_count, rows) = page_of_resources(&state, &source, w, paging).await?;
+    let listed = page_of_resources(state, served, &source, w, q.paging).await?;
+    let (total_count, rows) = page_or_answer!(listed);
     Ok(Json(OnDemandPage {
-        resources: rows.into_iter().map(OnDemandResource::from).collect(),
+        resources: resources(&rows)?
+            .into_iter()
+            .map(OnDemandResource::from)
+            .collect(),
         total_count,
-    }))
-}
-
-/// QueryResourcesReq.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubscriptionQuery {
-    resource_ids: Option<Vec<String>>,
-    order_id: Option<String>,
-    only_main_resource: Option<i64>,
-    status_list: Option<Vec<i64>>,
-    offset: Option<i64>,
-    limit: Option<i64>,
-    expire_time_begin: Option<String>,
-    expire_time_end: Option<String>,
-    service_type_code: Option<String>,
-    customer_id: Option<String>,
+    })
+    .into_response())
 }
 
 #[derive(Serialize)]
@@ -530,81 +399,48 @@ struct SubscriptionPage {
     total_count: i64,
 }
 
-async fn list_subscriptions(
-    State(state): State<DomainState>,
-    Caller(claims): Caller,
-    OptionalJson(q): OptionalJson<SubscriptionQuery>,
-) -> Result<Json<SubscriptionPage>, ApiError> {
-    let scope = PartnerScope::of(&claims.identity)?;
-    let paging = Paging::new(q.offset, q.limit)?;
-    let begin = opt_time("expire_time_begin", q.expire_time_begin)?;
-    let end = opt_time("expire_time_end", q.expire_time_end)?;
-    check_time_order("expire_time_begin", begin, "expire_time_end", end)?;
-    if let Some(m) = q.only_main_resource {
-        if m != 0 && m != 1 {
-            return Err(ApiError::invalid("only_main_resource must be 0 or 1"));
-        }
-    }
-    let mut statuses = Vec::new();
-    for s in q.status_list.unwrap_or_default() {
-        if !(2..=5).contains(&s) {
-            return Err(ApiError::invalid(format!(
-                "status_list: {s} is not one of 2, 3, 4, 5"
-            )));
-        }
-        statuses.extend(statuses_for(s, subscription_status));
-    }
-    let service = text_filter("service_type_code", q.service_type_code)?;
-    let order = text_filter("order_id", q.order_id)?;
-    let customer = customer_in_scope(&state, &scope, q.customer_id).await?;
-
+/// `POST /v2/orders/suscriptions/resources/query`.
+pub(super) async fn list_subscriptions(
+    state: &DomainState,
+    served: &Served,
+    q: ListPayPerUseCustomerResources,
+) -> Result<Response, ApiError> {
     let mut w = Where::new();
     let source = resource_source(&mut w);
-    w.eq("r.customer_id", Bind::Text(customer));
+    w.eq("r.customer_id", Bind::Text(q.customer_id));
     w.eq(
         "r.charging",
         Bind::Text(Charging::YearlyMonthly.as_str().to_owned()),
     );
-    resource_ids_filter(&mut w, q.resource_ids)?;
+    if !q.resource_ids.is_empty() {
+        w.is_in("r.id", q.resource_ids.into_iter().map(Bind::Text));
+    }
     // Every resource here is a main resource, so only_main_resource filters nothing.
-    if let Some(order) = order {
+    if let Some(order) = q.order_id {
         w.eq("r.order_id", Bind::Text(order));
     }
-    if let Some(service) = service {
+    if let Some(service) = q.service_type_code {
         w.eq("r.service_type_code", Bind::Text(service));
     }
-    w.between("r.expire_at", begin, end);
+    w.between("r.expire_at", q.expire.begin, q.expire.end);
+    let statuses: Vec<Bind> = q
+        .status_list
+        .iter()
+        .flat_map(|s| statuses_for(*s, subscription_status))
+        .collect();
     if !statuses.is_empty() {
         w.is_in("r.effective_status", statuses);
     }
-    let (total_count, rows) = page_of_resources(&state, &source, w, paging).await?;
+    let listed = page_of_resources(state, served, &source, w, q.paging).await?;
+    let (total_count, rows) = page_or_answer!(listed);
     Ok(Json(SubscriptionPage {
-        data: rows.into_iter().map(SubscriptionResource::from).collect(),
+        data: resources(&rows)?
+            .into_iter()
+            .map(SubscriptionResource::from)
+            .collect(),
         total_count,
-    }))
-}
-
-/// A resource operation of the customer-self O&M route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum Operation {
-    Start,
-    Stop,
-    Restart,
-    Renew,
-    Unsubscribe,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Start => "start",
-            Operation::Stop => "stop",
-            Operation::Restart => "restart",
-            Operation::Renew => "renew",
-            Operation::Unsubscribe => "unsubscribe",
-        }
-    }
+    })
+    .into_response())
 }
 
 /// What an operation turns a resource into.
@@ -621,7 +457,7 @@ fn refuse(msg: String) -> ApiError {
 /// The O&M state machine (see the module docs). `r.status` is the effective status.
 pub(super) fn transition(
     r: &ResourceRow,
-    op: Operation,
+    op: ResourceOperation,
     now: Timestamp,
 ) -> Result<Transition, ApiError> {
     use ResourceStatus::*;
@@ -637,21 +473,21 @@ pub(super) fn transition(
         (_, Frozen) => Err(refuse(format!(
             "resource {id} is frozen; it cannot be operated until it is unfrozen"
         ))),
-        (Operation::Start, Stopped) => Ok(stay(InUse)),
-        (Operation::Start, s) => Err(refuse(format!(
+        (ResourceOperation::Start, Stopped) => Ok(stay(InUse)),
+        (ResourceOperation::Start, s) => Err(refuse(format!(
             "resource {id} is {s}; only a stopped resource can be started"
         ))),
-        (Operation::Stop, InUse) => Ok(stay(Stopped)),
-        (Operation::Restart, InUse) => Ok(stay(InUse)),
-        (Operation::Stop | Operation::Restart, s) => Err(refuse(format!(
+        (ResourceOperation::Stop, InUse) => Ok(stay(Stopped)),
+        (ResourceOperation::Restart, InUse) => Ok(stay(InUse)),
+        (ResourceOperation::Stop | ResourceOperation::Restart, s) => Err(refuse(format!(
             "resource {id} is {s}; only a resource in use can be {}",
-            if op == Operation::Stop {
+            if op == ResourceOperation::Stop {
                 "stopped"
             } else {
                 "restarted"
             }
         ))),
-        (Operation::Renew, s) => {
+        (ResourceOperation::Renew, s) => {
             if r.charging != Charging::YearlyMonthly {
                 return Err(refuse(format!(
                     "resource {id} is pay-per-use; only yearly/monthly resources are renewed"
@@ -668,7 +504,7 @@ pub(super) fn transition(
                 expire_at: Some(expire_at),
             })
         }
-        (Operation::Unsubscribe, InUse | Stopped | Expired) => Ok(stay(Closed)),
+        (ResourceOperation::Unsubscribe, InUse | Stopped | Expired) => Ok(stay(Closed)),
     }
 }
 
@@ -706,7 +542,7 @@ mod tests {
 
     #[test]
     fn state_machine() {
-        use Operation::*;
+        use ResourceOperation::*;
         use ResourceStatus::*;
         let now = ts("2026-11-21T12:00:00Z");
         let ym = |s| {
@@ -791,40 +627,4 @@ mod tests {
         assert!(statuses_for(4, on_demand_status).is_empty());
     }
 
-    #[test]
-    fn periods() {
-        let t = ts("2026-01-31T00:00:00Z");
-        assert_eq!(
-            Period {
-                period_type: 2,
-                period_num: 1
-            }
-            .after(t),
-            Some(ts("2026-02-28T00:00:00Z"))
-        );
-        assert_eq!(
-            Period {
-                period_type: 3,
-                period_num: 1
-            }
-            .after(t),
-            Some(ts("2027-01-31T00:00:00Z"))
-        );
-        assert_eq!(
-            Period {
-                period_type: 2,
-                period_num: 0
-            }
-            .after(t),
-            None
-        );
-        assert_eq!(
-            Period {
-                period_type: 9,
-                period_num: 1
-            }
-            .after(t),
-            None
-        );
-    }
 }

@@ -36,8 +36,8 @@ pub struct SessionFacts {
     pub scopes: Vec<AuthorizationScope>,
     pub expires_at: Timestamp,
     pub ended: bool,
-    /// The authorization the session was created under.
-    pub authorization_id: AuthorizationId,
+    /// The customer's live authorization when the session was created, if any.
+    pub authorization_id: Option<AuthorizationId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,9 +202,10 @@ impl EntityLoader {
     /// loader state so that a policy reload changes the schema together with
     /// the policies that read the slice.
     ///
-    /// `sessions` holds the facts of any `Session` the request names (as
-    /// principal or resource). `Ok(None)` when the principal or the resource
-    /// does not exist: the gateway answers that exactly like a deny.
+    /// `sessions` holds the facts of sessions already read (the caller's);
+    /// any other session the slice needs is read from the store, uncached.
+    /// `Ok(None)` when the principal or the resource does not exist: the
+    /// gateway answers that exactly like a deny.
     pub async fn slice(
         &self,
         engine: &PolicyEngine,
@@ -212,18 +213,51 @@ impl EntityLoader {
         resource: &EntityRef,
         sessions: &[SessionFacts],
     ) -> Result<Option<Entities>, EntityError> {
+        self.slice_of(engine, &[resource, principal], sessions).await
+    }
+
+    /// The entities of the principal alone (and what it links to): what a
+    /// list question, whose resource is every item, needs.
+    pub async fn principal_slice(
+        &self,
+        engine: &PolicyEngine,
+        principal: &EntityRef,
+        sessions: &[SessionFacts],
+    ) -> Result<Option<Entities>, EntityError> {
+        self.slice_of(engine, &[principal], sessions).await
+    }
+
+    /// The entities `roots` need; `Ok(None)` when a root does not exist.
+    async fn slice_of(
+        &self,
+        engine: &PolicyEngine,
+        roots: &[&EntityRef],
+        sessions: &[SessionFacts],
+    ) -> Result<Option<Entities>, EntityError> {
         let mut built: HashMap<EntityRef, Entity> = HashMap::new();
         let mut queue: Vec<(EntityRef, Option<EntityRef>)> =
-            vec![(resource.clone(), None), (principal.clone(), None)];
+            roots.iter().map(|r| ((*r).clone(), None)).collect();
         while let Some((r, from)) = queue.pop() {
             if built.contains_key(&r) {
                 continue;
             }
             let found = match &r {
-                EntityRef::Session(id) => match sessions.iter().find(|s| s.id.as_str() == id) {
-                    Some(facts) => Some(Arc::new(checked(session_record(facts)?, engine)?)),
-                    None => None,
-                },
+                // Sessions are read each time, never cached: ending one must
+                // show at once.
+                EntityRef::Session(id) => {
+                    let facts = match sessions.iter().find(|s| s.id.as_str() == id) {
+                        Some(facts) => Some(facts.clone()),
+                        None => self
+                            .store
+                            .session(&SessionId::from(id.as_str()))
+                            .await?
+                            .map(|s| s.facts()),
+                    };
+                    match facts {
+                        Some(facts) => Some(Arc::new(checked(session_record(&facts)?, engine)?)),
+                        None => None,
+                    }
+                }
                 other => self.record(other, engine).await?,
             };
             let Some(record) = found else {
@@ -391,6 +425,37 @@ impl EntityLoader {
                 })
                 .transpose()?
                 .map(|rec| (rec, vec![])),
+            EntityRef::Export(id) => {
+                let row = sqlx::query(
+                    "SELECT principal_kind, principal_id FROM export_tasks WHERE id = $1",
+                )
+                .bind(id.clone())
+                .fetch_optional(s.pool())
+                .await
+                .map_err(StoreError::from)?;
+                match row {
+                    Some(row) => {
+                        let kind: String =
+                            sqlx::Row::try_get(&row, "principal_kind").map_err(StoreError::from)?;
+                        let owner: String =
+                            sqlx::Row::try_get(&row, "principal_id").map_err(StoreError::from)?;
+                        let owner = match kind.as_str() {
+                            "operator" => EntityRef::Operator(owner),
+                            "customer" => EntityRef::Customer(owner),
+                            "session" => EntityRef::Session(owner),
+                            other => {
+                                return Err(StoreError::Corrupt(format!(
+                                    "export {id} has an owner of kind {other:?}"
+                                ))
+                                .into())
+                            }
+                        };
+                        Some((build(r, vec![], vec![owner], vec![])?, vec![]))
+                    }
+                    None => None,
+                }
+            }
+            // Read by `slice` itself, never cached.
             EntityRef::Session(_) => None,
         })
     }
@@ -586,18 +651,18 @@ fn child_record(
 fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
     let operator = EntityRef::Operator(s.operator.0.clone());
     let customer = EntityRef::Customer(s.customer.0.clone());
-    let authorization = EntityRef::Authorization(s.authorization_id.0.clone());
-    build(
-        &EntityRef::Session(s.id.0.clone()),
-        vec![
-            ("customer", entity(&customer)),
-            ("operator", entity(&operator)),
-            ("scopes", strings(s.scopes.iter().map(|s| s.as_str()))),
-            ("expires_at", datetime(s.expires_at)),
-            ("ended", RestrictedExpression::new_bool(s.ended)),
-            ("authorization", entity(&authorization)),
-        ],
-        vec![],
-        vec![operator, customer, authorization],
-    )
+    let mut attrs = vec![
+        ("customer", entity(&customer)),
+        ("operator", entity(&operator)),
+        ("scopes", strings(s.scopes.iter().map(|s| s.as_str()))),
+        ("expires_at", datetime(s.expires_at)),
+        ("ended", RestrictedExpression::new_bool(s.ended)),
+    ];
+    let mut links = vec![operator, customer];
+    if let Some(a) = &s.authorization_id {
+        let authorization = EntityRef::Authorization(a.0.clone());
+        attrs.push(("authorization", entity(&authorization)));
+        links.push(authorization);
+    }
+    build(&EntityRef::Session(s.id.0.clone()), attrs, vec![], links)
 }

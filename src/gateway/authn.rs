@@ -1,13 +1,18 @@
-//! Stage 2, authenticate: who is calling. `SDK-HMAC-SHA256` AK/SK signatures
-//! (docs/wire-format.md §1.5) or `X-Auth-Token` tokens. Every failure is the
-//! same 401 to the client; the reason goes to the log.
+//! Stage 2, authenticate: who is calling, and nothing more. `SDK-HMAC-SHA256`
+//! AK/SK signatures (docs/wire-format.md §1.5), `X-Auth-Token` tokens, or a
+//! session's temporary credentials. A valid credential of a disabled
+//! operator, or of an ended or expired session, still says who is calling:
+//! whether it may act is R12, decided by its policy (and visible in the
+//! decision record as the determining policy). Every failure is the same 401
+//! to the client; the reason goes to the log.
 
 use super::normalize::CanonicalTarget;
 use super::tokens::TokenSigner;
 use super::GatewayError;
 use crate::assertion::{CallerKind, Identity};
+use crate::catalog::CallerRefs;
 use crate::entities::{EntityLoader, PrincipalRow, SessionFacts};
-use crate::model::{OperatorStatus, PrincipalKind};
+use crate::model::PrincipalKind;
 use crate::policy::EntityRef;
 use crate::sessions::SessionKeys;
 use crate::signing::{self, AuthorizationHeader};
@@ -39,6 +44,20 @@ pub struct Caller {
     pub method: AuthMethod,
     /// For an assume-role session: what the policies see of it.
     pub session: Option<SessionFacts>,
+}
+
+impl Caller {
+    /// What the catalog needs to know of the caller to name targets.
+    pub fn refs(&self) -> CallerRefs<'_> {
+        CallerRefs {
+            principal: &self.principal,
+            own_customer: self.identity.customer.as_deref(),
+            auth_method: match self.method {
+                AuthMethod::Signature => "signature",
+                AuthMethod::Token => "token",
+            },
+        }
+    }
 }
 
 pub struct Authenticator {
@@ -181,8 +200,9 @@ impl Authenticator {
     }
 
     /// Temporary credentials of an assume-role session: the token must be
-    /// genuine and bound to the signing access key, the session live, its
-    /// operator active, and the signature made with the session's secret.
+    /// genuine, unexpired and bound to the signing access key, and the
+    /// signature made with the session's secret. Whether the session may
+    /// still act (ended, expired, its operator or authorization gone) is R12.
     async fn by_session(
         &self,
         auth: &AuthorizationHeader,
@@ -211,19 +231,6 @@ impl Authenticator {
         if session.access_key != auth.access {
             return Err(unauthenticated("security token of another session"));
         }
-        if !session.is_live(now) {
-            return Err(unauthenticated("session ended or expired"));
-        }
-        let operator = self
-            .entities
-            .principal(&EntityRef::Operator(session.operator.0.clone()))
-            .await
-            .map_err(lookup)?;
-        match operator.as_deref() {
-            Some(PrincipalRow::Operator(op)) if op.status == OperatorStatus::Active => {}
-            Some(_) => return Err(unauthenticated("session of a disabled operator")),
-            None => return Err(unauthenticated("session of a vanished operator")),
-        }
         if let Some(domain) = domain_id {
             if domain.trim() != session.customer.as_str() {
                 return Err(unauthenticated(
@@ -237,9 +244,7 @@ impl Authenticator {
                 kind: CallerKind::Session,
                 id: session.id.0.clone(),
                 partner: Some(session.partner.0.clone()),
-                roles: vec![],
                 customer: Some(session.customer.0.clone()),
-                scopes: session.scopes.clone(),
                 source_operator: Some(session.operator.0.clone()),
             },
             method: AuthMethod::Signature,
@@ -264,9 +269,10 @@ impl Authenticator {
         Ok(record)
     }
 
-    /// Resolves the principal behind a credential; a disabled operator or a
-    /// vanished principal does not authenticate. `domain_id`, when the client
-    /// sent one, must name the caller's own account (partner or customer).
+    /// Resolves the principal behind a credential; a vanished principal does
+    /// not authenticate (a disabled operator does: R12 denies it). `domain_id`,
+    /// when the client sent one, must name the caller's own account (partner
+    /// or customer).
     pub async fn principal(
         &self,
         kind: PrincipalKind,
@@ -288,34 +294,25 @@ impl Authenticator {
             .map_err(lookup)?
             .ok_or(unauthenticated("credential of a vanished principal"))?;
         let caller = match &*row {
-            PrincipalRow::Operator(op) => {
-                if op.status != OperatorStatus::Active {
-                    return Err(unauthenticated("disabled operator"));
-                }
-                Caller {
-                    principal: entity,
-                    identity: Identity {
-                        kind: CallerKind::Operator,
-                        id: op.id.0.clone(),
-                        partner: Some(op.partner.0.clone()),
-                        roles: op.roles.clone(),
-                        customer: None,
-                        scopes: vec![],
-                        source_operator: None,
-                    },
-                    method,
-                    session: None,
-                }
-            }
+            PrincipalRow::Operator(op) => Caller {
+                principal: entity,
+                identity: Identity {
+                    kind: CallerKind::Operator,
+                    id: op.id.0.clone(),
+                    partner: Some(op.partner.0.clone()),
+                    customer: None,
+                    source_operator: None,
+                },
+                method,
+                session: None,
+            },
             PrincipalRow::Customer(customer) => Caller {
                 principal: entity,
                 identity: Identity {
                     kind: CallerKind::Customer,
                     id: customer.id.0.clone(),
                     partner: None,
-                    roles: vec![],
                     customer: Some(customer.id.0.clone()),
-                    scopes: vec![],
                     source_operator: None,
                 },
                 method,

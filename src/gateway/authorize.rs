@@ -1,203 +1,305 @@
-//! Stage 4, authorize: the route's checks become Cedar requests over an
-//! entity slice, and every one must be allowed. A batch is all or nothing.
+//! Stage 4, authorize: every target the request names is decided with the
+//! operation's action (all must be allowed; a batch names the denied ids),
+//! and a list's items become a filter from the policies (`crate::filter`).
 //! An unknown resource is denied exactly like a forbidden one, and any error
 //! while deciding denies (fail closed).
 
 use super::authn::Caller;
-use super::body::BodyFields;
-use super::routes::{After, ContextField, ContextValue, Params, ResourceFrom, Route};
-use super::GatewayError;
-use crate::assertion::CallerKind;
-use crate::money::{parse_amount, MAX_BUDGET};
-use crate::policy::EntityRef;
+use super::{Call, Gateway, GatewayError};
+use crate::api_error::ApiError;
+use crate::audit::DecisionRecord;
+use crate::catalog::ListOf;
+use crate::entities::SessionFacts;
+use crate::filter::{self, sql, Filter, ListScope};
+use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine, Residuals};
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Mutex;
 
-/// The most ids one batch may name (the public API's largest page): each
-/// costs a decision, so the bound is checked before deciding.
-pub const MAX_BATCH: usize = 100;
-
-/// One Cedar question the request must pass.
-#[derive(Clone, Debug)]
-pub struct Check {
-    pub action: &'static str,
-    pub resource: EntityRef,
-    pub context: Map<String, Value>,
+/// What the policies allowed for one request.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Decided {
+    /// The targets, every one allowed, in the request's order.
+    pub targets: Vec<EntityRef>,
+    /// A list's items.
+    pub list: Option<ListScope>,
+    /// For a search by a masked contact field: the customers it may match.
+    pub searchable: Option<Filter>,
 }
 
-/// The checks a request needs, and what to do with the answer.
-#[derive(Debug)]
-pub struct Plan {
-    pub checks: Vec<Check>,
-    pub after: After,
-}
+/// The most items one list may be decided for one by one and named to the
+/// store (the ids travel in the assertion header).
+const MAX_DECIDED_IDS: usize = 5_000;
 
-/// Maps a routed request to its checks. Missing or malformed inputs are 400
-/// here, before any decision.
-pub fn plan(
-    route: &Route,
-    params: &Params,
-    query: &str,
-    body: &BodyFields,
-    caller: &Caller,
-) -> Result<Plan, GatewayError> {
-    let context = context(route.context, body)?;
-    let check = |action: &'static str, resource: EntityRef| Check {
-        action,
-        resource,
-        context: context.clone(),
-    };
-    let required = |name: &str, value: Option<String>| {
-        value
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| GatewayError::BadParameter(format!("missing parameter {name}")))
-    };
-    let (action, after) = (route.action, route.after);
-    let plan = |checks, after| Ok(Plan { checks, after });
-    match route.resource {
-        ResourceFrom::Path(name, kind) => {
-            let id = params
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.clone());
-            plan(vec![check(action, kind.entity(required(name, id)?))], after)
+impl Gateway {
+    pub(super) async fn authorize(
+        &self,
+        call: &Call<'_>,
+        record: &mut DecisionRecord,
+    ) -> Result<Decided, GatewayError> {
+        let refs = call.caller.refs();
+        let request = call.request.describe();
+        // An operation on the caller's own account names none for an
+        // operator: denied like anything out of reach.
+        let targets = request.targets(&refs).map_err(|_| GatewayError::denied())?;
+        if let Some(action) = call.operation.check {
+            let context = request.context(&refs);
+            self.decide_all(call, action, &targets, &context, record)
+                .await?;
         }
-        ResourceFrom::Query(name, kind) => match (query_param(query, name), route.when_absent) {
-            (Some(id), _) if !id.is_empty() => plan(vec![check(action, kind.entity(id))], after),
-            (_, Some((list_action, list_after))) => plan(
-                vec![check(list_action, caller_partner(caller)?)],
-                list_after,
-            ),
-            (id, None) => plan(vec![check(action, kind.entity(required(name, id)?))], after),
-        },
-        ResourceFrom::Body(name, kind) => plan(
-            vec![check(
-                action,
-                kind.entity(required(name, body.string(name)?)?),
-            )],
-            after,
-        ),
-        ResourceFrom::EachInBody(name, kind) => match (body.strings(name)?, route.when_absent) {
-            (Some(ids), _) if ids.len() > MAX_BATCH => Err(GatewayError::BadParameter(format!(
-                "invalid parameter {name}: at most {MAX_BATCH} ids"
-            ))),
-            (Some(ids), _) if !ids.is_empty() => {
-                let mut unique = ids.clone();
-                unique.sort();
-                unique.dedup();
-                if unique.len() != ids.len() {
-                    return Err(GatewayError::BadParameter(format!(
-                        "invalid parameter {name}: an id is listed twice"
-                    )));
-                }
-                plan(
-                    ids.into_iter()
-                        .map(|id| check(action, kind.entity(id)))
-                        .collect(),
-                    after,
-                )
-            }
-            (None, Some((list_action, list_after))) => plan(
-                vec![check(list_action, caller_partner(caller)?)],
-                list_after,
-            ),
-            _ => Err(GatewayError::BadParameter(format!(
-                "missing parameter {name}"
-            ))),
-        },
-        ResourceFrom::CallerPartner => plan(vec![check(action, caller_partner(caller)?)], after),
-        ResourceFrom::CallerCustomer => plan(vec![check(action, caller_customer(caller)?)], after),
-        ResourceFrom::CallerSessions => plan(vec![], after),
-    }
-}
-
-/// The caller's own partner: an operator's, or the partner behind a session.
-/// A customer has none, and is denied like anyone out of reach.
-fn caller_partner(caller: &Caller) -> Result<EntityRef, GatewayError> {
-    caller
-        .identity
-        .partner
-        .clone()
-        .map(EntityRef::Partner)
-        .ok_or_else(GatewayError::denied)
-}
-
-/// The customer account a customer-side route serves.
-fn caller_customer(caller: &Caller) -> Result<EntityRef, GatewayError> {
-    match caller.identity.kind {
-        CallerKind::Customer | CallerKind::Session => caller
-            .identity
-            .customer
-            .clone()
-            .map(EntityRef::Customer)
-            .ok_or_else(GatewayError::denied),
-        // An operator has no account of its own to act in; the policies would
-        // deny it on any customer, so the gateway asks about none.
-        CallerKind::Operator => Err(GatewayError::denied()),
-    }
-}
-
-fn query_param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Builds the action's context from the request body.
-fn context(fields: &[ContextField], body: &BodyFields) -> Result<Map<String, Value>, GatewayError> {
-    let mut ctx = Map::new();
-    for field in fields {
-        let from = field.from;
-        let bad =
-            |why: &str| GatewayError::BadParameter(format!("invalid parameter {from}: {why}"));
-        let value = match field.value {
-            ContextValue::OneOf(allowed, default) => {
-                let v = body
-                    .string(from)?
-                    .or(default.map(str::to_owned))
-                    .ok_or_else(|| bad("missing"))?;
-                if !allowed.contains(&v.as_str()) {
-                    return Err(bad(&format!("must be one of {}", allowed.join(", "))));
-                }
-                json!(v)
-            }
-            ContextValue::Amount => {
-                let text = body.decimal_text(from)?.ok_or_else(|| bad("missing"))?;
-                let amount = parse_amount(&text).map_err(|e| bad(&e.to_string()))?;
-                if amount.is_zero() || amount > MAX_BUDGET {
-                    return Err(bad("must be in (0, 2147483647]"));
-                }
-                json!(amount.to_string())
-            }
-            ContextValue::Flag01 => match body.string(from)?.as_deref() {
-                None | Some("0") => json!(false),
-                Some("1") => json!(true),
-                Some(_) => return Err(bad("must be \"0\" or \"1\"")),
-            },
-            ContextValue::Long { min, max, default } => {
-                let v = body
-                    .integer(from)?
-                    .or(default)
-                    .ok_or_else(|| bad("missing"))?;
-                if !(min..=max).contains(&v) {
-                    return Err(bad(&format!("must be between {min} and {max}")));
-                }
-                json!(v)
-            }
-            ContextValue::Scopes => {
-                let scopes = body.strings(from)?.ok_or_else(|| bad("missing"))?;
-                let mut unique = scopes.clone();
-                unique.sort();
-                unique.dedup();
-                if scopes.is_empty()
-                    || unique.len() != scopes.len()
-                    || !scopes.iter().all(|s| s == "om" || s == "order")
-                {
-                    return Err(bad("one or both of \"om\", \"order\", each once"));
-                }
-                json!(scopes)
-            }
+        let mut decided = Decided {
+            targets,
+            ..Decided::default()
         };
-        ctx.insert(field.name.to_owned(), value);
+        if let Some(of) = call.operation.list.filter(|_| request.lists()) {
+            decided.list = Some(self.list_scope(call, of, record).await?);
+            let fields = request.masked_search();
+            if !fields.is_empty() {
+                decided.searchable = Some(self.searchable(call, of.item, fields).await?);
+            }
+        }
+        Ok(decided)
     }
-    Ok(ctx)
+
+    /// Decides every target; all must allow. A batch names the denied ids.
+    async fn decide_all(
+        &self,
+        call: &Call<'_>,
+        action: &'static str,
+        targets: &[EntityRef],
+        context: &Map<String, Value>,
+        record: &mut DecisionRecord,
+    ) -> Result<(), GatewayError> {
+        let engine = &call.engine;
+        let mut denied = Vec::new();
+        for target in targets {
+            let decision = self
+                .decide(engine, &call.caller, action, target, context.clone(), call.peer)
+                .await?;
+            record.decision(action, target.to_string(), &decision, engine.version());
+            if !decision.allow {
+                denied.push((target.id().to_owned(), engine.denial(&decision)));
+            }
+        }
+        match denied.as_slice() {
+            [] => Ok(()),
+            [(_, (code, msg))] if targets.len() == 1 => Err(GatewayError::Denied {
+                code: code.clone(),
+                msg: msg.clone(),
+                details: None,
+            }),
+            _ => {
+                let details: Vec<Value> = denied
+                    .iter()
+                    .map(
+                        |(id, (code, msg))| json!({"id": id, "error_code": code, "error_msg": msg}),
+                    )
+                    .collect();
+                let first = ApiError::denied();
+                Err(GatewayError::Denied {
+                    code: first.code,
+                    msg: "Access denied for one or more of the listed ids; nothing was changed."
+                        .into(),
+                    details: Some(Value::Array(details)),
+                })
+            }
+        }
+    }
+
+    /// One Cedar decision. An unknown principal or resource is a plain deny
+    /// (no existence oracle); a failure to load entities is 503 (fail closed).
+    pub(super) async fn decide(
+        &self,
+        engine: &PolicyEngine,
+        caller: &Caller,
+        action: &str,
+        resource: &EntityRef,
+        context: Map<String, Value>,
+        peer: SocketAddr,
+    ) -> Result<Decision, GatewayError> {
+        // The caller's session comes from authentication; any other session
+        // the request names is read by the loader.
+        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let slice = self
+            .entities
+            .slice(engine, &caller.principal, resource, &sessions)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
+        let Some(entities) = slice else {
+            return Ok(Decision {
+                allow: false,
+                determining: vec![],
+                errors: vec![],
+            });
+        };
+        let request = AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
+            .with_live_context(peer.ip());
+        let decision = engine.decide(&request, &entities);
+        if let Some(shadow) = &self.shadow {
+            crate::policy::shadow::compare(&shadow.load(), engine, &request, &entities, &decision);
+        }
+        if !decision.errors.is_empty() {
+            crate::metrics::evaluation_error(action);
+            tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
+        }
+        Ok(decision)
+    }
+
+    /// What the policies say about `action` on every item of type `item`.
+    async fn residuals(
+        &self,
+        call: &Call<'_>,
+        action: &str,
+        item: EntityType,
+        context: Map<String, Value>,
+    ) -> Result<Residuals, GatewayError> {
+        let caller = &call.caller;
+        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let entities = self
+            .entities
+            .principal_slice(&call.engine, &caller.principal, &sessions)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?
+            .ok_or_else(GatewayError::denied)?;
+        // `now` and `source_ip`, as every decision gets them.
+        let context = AccessRequest::new(caller.principal.clone(), action, caller.principal.clone(), context)
+            .with_live_context(call.peer.ip())
+            .context;
+        call.engine
+            .residuals(&caller.principal, action, item, &context, &entities)
+            .map_err(|e| {
+                tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
+                GatewayError::denied()
+            })
+    }
+
+    /// The items of a list the caller may see: a filter the store runs, or,
+    /// for a residual form the compiler does not know, a superset whose
+    /// candidates the gateway then decides one by one.
+    async fn list_scope(
+        &self,
+        call: &Call<'_>,
+        of: ListOf,
+        record: &mut DecisionRecord,
+    ) -> Result<ListScope, GatewayError> {
+        let engine = &call.engine;
+        let residuals = self.residuals(call, of.action, of.item, Map::new()).await?;
+        let decision = Decision {
+            allow: residuals.decision != Some(false),
+            determining: residuals.determining.clone(),
+            errors: vec![],
+        };
+        record.decision(of.action, format!("{}::*", of.item), &decision, engine.version());
+        if !decision.allow {
+            // No item can be allowed: the list is denied as a whole.
+            let (code, msg) = engine.denial(&decision);
+            return Err(GatewayError::Denied {
+                code,
+                msg,
+                details: None,
+            });
+        }
+        let compiled = filter::compile(&residuals, of.item);
+        match compiled.exact {
+            Some(f) if sql::check(&f, of.item).is_ok() => Ok(ListScope::Filter(f)),
+            exact => {
+                let why = match exact {
+                    Some(f) => sql::check(&f, of.item).err().map(|e| e.to_string()),
+                    None => None,
+                }
+                .into_iter()
+                .chain(compiled.unknown)
+                .collect::<Vec<_>>()
+                .join("; ");
+                fallback_noted(engine.version(), of, &why);
+                let superset = match sql::check(&compiled.superset, of.item) {
+                    Ok(()) => compiled.superset,
+                    Err(_) => Filter::True,
+                };
+                Ok(ListScope::Candidates(superset))
+            }
+        }
+    }
+
+    /// The customers whose masked `fields` the caller may reveal (R2): a
+    /// search by those fields matches only them. A reveal rule the compiler
+    /// cannot turn into a filter refuses the search rather than guess.
+    async fn searchable(
+        &self,
+        call: &Call<'_>,
+        item: EntityType,
+        fields: &[&str],
+    ) -> Result<Filter, GatewayError> {
+        let mut context = Map::new();
+        context.insert("fields".into(), json!(fields));
+        let residuals = self.residuals(call, "RevealContact", item, context).await?;
+        match filter::compile(&residuals, item).exact {
+            Some(f) if sql::check(&f, item).is_ok() => Ok(f),
+            _ => Err(GatewayError::Api(ApiError::invalid(format!(
+                "searching by {} is not available: it may match only customers whose {} you may reveal, and the policies' reveal rule has no filter form; search by account_name or customer_id",
+                fields.join(", "),
+                fields.join(", ")
+            )))),
+        }
+    }
+
+    /// Decides each candidate of a list the filter compiler could not
+    /// express, and names the allowed ones of the page asked for.
+    pub(super) async fn decide_candidates(
+        &self,
+        call: &Call<'_>,
+        candidates: Vec<String>,
+    ) -> Result<ListScope, GatewayError> {
+        let of = call
+            .operation
+            .list
+            .ok_or_else(|| GatewayError::Internal("candidates for an operation with no list".into()))?;
+        let mut allowed = Vec::new();
+        for id in candidates {
+            let decision = self
+                .decide(&call.engine, &call.caller, of.action, &of.item.entity(id.clone()), Map::new(), call.peer)
+                .await?;
+            if decision.allow {
+                allowed.push(id);
+            }
+        }
+        let total = u64::try_from(allowed.len()).unwrap_or(u64::MAX);
+        let ids: Vec<String> = match call.request.describe().paging() {
+            Some(p) => allowed
+                .into_iter()
+                .skip(usize::try_from(p.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(p.limit).unwrap_or(0))
+                .collect(),
+            None => allowed,
+        };
+        if ids.len() > MAX_DECIDED_IDS {
+            return Err(GatewayError::Unavailable(format!(
+                "{} items decided one by one exceed {MAX_DECIDED_IDS}; give the policies a form the list filter knows",
+                ids.len()
+            )));
+        }
+        Ok(ListScope::Decided { ids, total })
+    }
+}
+
+/// Counts a list decided item by item and logs it once per policy version
+/// and list action (the form that caused it does not change until the
+/// policies do).
+fn fallback_noted(version: &str, of: ListOf, why: &str) {
+    static SEEN: Mutex<Option<HashSet<(String, &'static str)>>> = Mutex::new(None);
+    crate::metrics::list_fallback(of.action);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen
+        .get_or_insert_with(HashSet::new)
+        .insert((version.to_owned(), of.action))
+    {
+        tracing::warn!(
+            action = of.action,
+            item = %of.item,
+            policy_version = version,
+            reason = why,
+            "a list's residual policies have no filter form; its items are decided one by one (exact, slower)"
+        );
+    }
 }

@@ -29,6 +29,14 @@ pub enum GatewayError {
     Internal(String),
     UpstreamUnreachable(String),
     UpstreamTimeout,
+    /// A request the catalog refused (400 naming the field), as the API answers it.
+    Api(ApiError),
+}
+
+impl From<ApiError> for GatewayError {
+    fn from(e: ApiError) -> Self {
+        GatewayError::Api(e)
+    }
 }
 
 impl GatewayError {
@@ -95,6 +103,7 @@ impl GatewayError {
                 codes::GATEWAY_TIMEOUT,
                 "The upstream service did not answer in time.",
             ),
+            GatewayError::Api(e) => e.clone(),
         }
     }
 }
@@ -118,6 +127,7 @@ mod tests {
             (GatewayError::Internal("bug".into()), 500),
             (GatewayError::UpstreamUnreachable("x".into()), 502),
             (GatewayError::UpstreamTimeout, 504),
+            (GatewayError::Api(ApiError::parameter("budget_amount")), 400),
         ];
         for (err, status) in cases {
             assert_eq!(err.to_api_error().status.as_u16(), status, "{err:?}");

@@ -5,12 +5,9 @@
 //! adds its signed identity assertion, its request id and the forwarding
 //! headers from what it saw itself.
 
-use super::authn::Caller;
 use super::normalize::CanonicalTarget;
 use super::GatewayError;
-use crate::assertion::{
-    AssertionKey, Claims, ASSERTION_TTL_SECS, HEADER as IDENTITY_HEADER, RESERVED_PREFIX,
-};
+use crate::assertion::{AssertionKey, Claims, HEADER as IDENTITY_HEADER, RESERVED_PREFIX};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -92,18 +89,16 @@ impl Upstream {
         &self.base
     }
 
-    /// Sends the request upstream as `caller`.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the request upstream with the signed `claims` (which name this
+    /// very request: method, target, body hash).
     pub async fn forward(
         &self,
         parts: &Parts,
         target: &CanonicalTarget,
         body: Bytes,
-        caller: &Caller,
-        request_id: &str,
+        claims: &Claims,
         peer: SocketAddr,
         tls: bool,
-        extra: &[(HeaderName, HeaderValue)],
     ) -> Result<UpstreamResponse, GatewayError> {
         let uri = format!("{}{}", self.base, target.path_and_query());
         let mut req = http::Request::builder()
@@ -111,17 +106,11 @@ impl Upstream {
             .uri(uri);
         let headers = req.headers_mut().expect("builder is valid");
         copy_end_to_end_headers(&parts.headers, headers);
-        let claims = Claims {
-            identity: caller.identity.clone(),
-            method: parts.method.as_str().to_owned(),
-            path: target.path.clone(),
-            request_id: request_id.to_owned(),
-            exp: chrono::Utc::now().timestamp() + ASSERTION_TTL_SECS,
-        };
+        let request_id = &claims.request_id;
         let header_value = |s: String| {
             HeaderValue::from_str(&s).map_err(|e| GatewayError::Internal(e.to_string()))
         };
-        headers.insert(IDENTITY_HEADER, header_value(self.key.sign(&claims))?);
+        headers.insert(IDENTITY_HEADER, header_value(self.key.sign(claims))?);
         headers.insert("x-request-id", header_value(request_id.to_owned())?);
         headers.insert("x-forwarded-for", header_value(peer.ip().to_string())?);
         let proto = if tls { "https" } else { "http" };
@@ -131,9 +120,6 @@ impl Upstream {
             std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
         };
         headers.insert(header::FORWARDED, header_value(forwarded)?);
-        for (name, value) in extra {
-            headers.insert(name.clone(), value.clone());
-        }
         let req = req
             .body(Full::new(body))
             .map_err(|e| GatewayError::Internal(format!("building the upstream request: {e}")))?;

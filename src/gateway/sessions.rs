@@ -1,24 +1,23 @@
-//! The gateway's own routes for assume-role sessions (R8): switch into a
-//! customer account, list the live sessions, switch back. The decision
-//! (`AssumeRole`, `ListSessions`, `EndSession`) is Cedar's, made before these
-//! handlers run (or, for the list, per session here); see src/sessions for
-//! the credentials.
+//! The gateway's own operations, answered after their decisions: assume-role
+//! sessions (switch into a customer account, list the live sessions, switch
+//! back; R8) and tokens. See src/sessions for the session credentials.
 
-use super::authn::Caller;
-use super::authorize::Check;
-use super::body::BodyFields;
-use super::{json_response, Body, Gateway, GatewayError};
+use super::authn::{AuthMethod, Caller};
+use super::authorize::Decided;
+use super::{json_response, Body, Call, Gateway, GatewayError};
 use crate::assertion::CallerKind;
 use crate::audit::DecisionRecord;
+use crate::catalog::{CreateSession, IssueToken, Request};
+use crate::filter::{sql, ListScope};
 use crate::ids::{OperatorId, PartnerId};
-use crate::model::{AuthorizationScope, AuthorizationStatus};
-use crate::policy::{EntityRef, PolicyEngine};
-use crate::sessions::{SessionKeys, DEFAULT_DURATION_SECS};
+use crate::model::PrincipalKind;
+use crate::policy::{EntityRef, EntityType};
+use crate::sessions::SessionKeys;
+use crate::store::query::{Bind, Where};
 use crate::store::sessions::SessionRecord;
 use crate::time::{self, Timestamp};
-use http::{Response, StatusCode};
-use serde_json::{json, Value};
-use std::net::SocketAddr;
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::{json, Map, Value};
 
 fn session_view(s: &SessionRecord) -> Value {
     json!({
@@ -32,51 +31,58 @@ fn session_view(s: &SessionRecord) -> Value {
 }
 
 impl Gateway {
+    /// Answers an operation the gateway serves itself, after its decisions.
+    pub(super) async fn answer_own(
+        &self,
+        call: &Call<'_>,
+        decided: &Decided,
+        now: Timestamp,
+        _record: &mut DecisionRecord,
+    ) -> Result<Response<Body>, GatewayError> {
+        match &call.request {
+            Request::CreateSession(r) => self.create_session(&call.caller, r, now).await,
+            Request::ListSessions(_) => self.list_sessions(call, decided, now).await,
+            Request::EndSession(r) => self.end_session(&r.session_id, now).await,
+            Request::IssueToken(r) => self.issue_token(&call.caller, r, now),
+            _ => Err(GatewayError::UnknownRoute),
+        }
+    }
+
     /// `POST /v3/partner-sessions`, after `AssumeRole` was allowed: issues
-    /// the temporary credentials, never valid past the authorization.
-    pub(super) async fn create_session(
+    /// the temporary credentials. The session is bound to the customer's live
+    /// authorization, when it has one, and never outlives it.
+    async fn create_session(
         &self,
         caller: &Caller,
-        fields: &BodyFields,
+        req: &CreateSession,
         now: Timestamp,
     ) -> Result<Response<Body>, GatewayError> {
         let unavailable = |e: crate::store::StoreError| {
             GatewayError::Unavailable(format!("creating a session: {e}"))
         };
+        // A session is an operator's: it remembers who switched in.
         let (Some(operator), Some(partner)) = (
             caller.identity.acting_operator(),
             caller.identity.partner.as_deref(),
         ) else {
-            return Err(GatewayError::denied());
+            return Err(GatewayError::Api(crate::api_error::ApiError::invalid(
+                "only an operator switches into a customer account",
+            )));
         };
-        let customer_id = fields.string("customer_id")?.unwrap_or_default();
         let store = self.entities.store();
         let customer = store
-            .customer(&customer_id.as_str().into())
+            .customer(&req.customer_id.as_str().into())
             .await
             .map_err(unavailable)?
             .ok_or_else(GatewayError::denied)?;
-        // The policies allowed only under an approved, unexpired authorization
-        // covering the scopes; it is the one the session is bound to.
         let authorization = store
             .live_authorization(&customer.id, &customer.partner)
             .await
-            .map_err(unavailable)?
-            .filter(|a| a.status == AuthorizationStatus::Approved && now < a.expires_at)
-            .ok_or_else(GatewayError::denied)?;
-        let scopes: Vec<AuthorizationScope> = fields
-            .strings("scopes")?
-            .unwrap_or_default()
-            .iter()
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| GatewayError::BadParameter(format!("invalid scope {s:?}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let duration = fields
-            .integer("duration_seconds")?
-            .unwrap_or(DEFAULT_DURATION_SECS);
-        let expires_at = (now + chrono::Duration::seconds(duration)).min(authorization.expires_at);
+            .map_err(unavailable)?;
+        let mut expires_at = now + chrono::Duration::seconds(req.duration_seconds);
+        if let Some(a) = &authorization {
+            expires_at = expires_at.min(a.expires_at);
+        }
         let (id, access_key) = SessionKeys::new_ids();
         let record = SessionRecord {
             id,
@@ -84,8 +90,8 @@ impl Gateway {
             operator: OperatorId::from(operator),
             partner: PartnerId::from(partner),
             customer: customer.id.clone(),
-            authorization: authorization.id.clone(),
-            scopes,
+            authorization: authorization.map(|a| a.id),
+            scopes: req.scopes.clone(),
             created_at: now,
             expires_at,
             ended_at: None,
@@ -103,55 +109,51 @@ impl Gateway {
         Ok(json_response(StatusCode::CREATED, &body))
     }
 
-    /// `GET /v3/partner-sessions`: the caller's live sessions, each one
-    /// re-checked with `ListSessions`. A session asking is checked on itself
-    /// (and denied: no session manages sessions, R11).
-    pub(super) async fn list_sessions(
+    /// `GET /v3/partner-sessions`: the live sessions the caller may list.
+    async fn list_sessions(
         &self,
-        engine: &PolicyEngine,
-        caller: &Caller,
-        peer: SocketAddr,
+        call: &Call<'_>,
+        decided: &Decided,
         now: Timestamp,
-        record: &mut DecisionRecord,
     ) -> Result<Response<Body>, GatewayError> {
-        let store = self.entities.store();
-        let unavailable = |e: crate::store::StoreError| {
-            GatewayError::Unavailable(format!("listing sessions: {e}"))
+        let (filter, one_by_one) = match &decided.list {
+            Some(ListScope::Filter(f)) => (f, false),
+            Some(ListScope::Candidates(f)) => (f, true),
+            _ => return Err(GatewayError::Internal("a session list without a scope".into())),
         };
-        let candidates = match caller.identity.kind {
-            CallerKind::Operator => store
-                .live_sessions_of(&caller.identity.id.as_str().into(), now)
-                .await
-                .map_err(unavailable)?,
-            CallerKind::Session => store
-                .session(&caller.identity.id.as_str().into())
-                .await
-                .map_err(unavailable)?
-                .into_iter()
-                .collect(),
-            CallerKind::Customer => vec![],
-        };
-        let mut shown = Vec::new();
-        for session in &candidates {
-            let check = Check {
-                action: "ListSessions",
-                resource: EntityRef::Session(session.id.0.clone()),
-                context: Default::default(),
-            };
-            let decision = self.decide(engine, caller, &check, peer).await?;
-            record.decision(
-                check.action,
-                check.resource.to_string(),
-                &decision,
-                engine.version(),
-            );
-            if decision.allow {
-                shown.push(session_view(session));
+        // Live: not ended, not expired (a dead session is nobody's to manage).
+        let mut w = Where::new();
+        w.raw("s.ended_at IS NULL");
+        w.cmp("s.expires_at", ">", Bind::Text(time::format(now)));
+        let cond = sql::condition(filter, EntityType::Session, "s", &mut w)
+            .map_err(|e| GatewayError::Internal(format!("session list filter: {e}")))?;
+        w.raw(cond);
+        let mut sessions = self
+            .entities
+            .store()
+            .sessions_where(&w)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("listing sessions: {e}")))?;
+        if one_by_one {
+            let mut allowed = Vec::new();
+            for s in sessions {
+                let decision = self
+                    .decide(
+                        &call.engine,
+                        &call.caller,
+                        "ListSessions",
+                        &EntityRef::Session(s.id.0.clone()),
+                        Map::new(),
+                        call.peer,
+                    )
+                    .await?;
+                if decision.allow {
+                    allowed.push(s);
+                }
             }
+            sessions = allowed;
         }
-        if shown.is_empty() && !candidates.is_empty() {
-            return Err(GatewayError::denied());
-        }
+        let shown: Vec<Value> = sessions.iter().map(session_view).collect();
         Ok(json_response(
             StatusCode::OK,
             &json!({"count": shown.len(), "sessions": shown}),
@@ -160,7 +162,7 @@ impl Gateway {
 
     /// `DELETE /v3/partner-sessions/{id}`, after `EndSession` was allowed:
     /// switch back. Ending an ended session is a no-op (204 again).
-    pub(super) async fn end_session(
+    async fn end_session(
         &self,
         session_id: &str,
         now: Timestamp,
@@ -183,6 +185,42 @@ impl Gateway {
         }
         let mut response = Response::new(Body::default());
         *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    }
+
+    /// `POST /v3/auth/tokens`, after `IssueToken` was allowed: a token for the
+    /// caller, in `X-Subject-Token`. A token names an operator or a customer;
+    /// a session's own credentials are already temporary.
+    fn issue_token(
+        &self,
+        caller: &Caller,
+        req: &IssueToken,
+        now: Timestamp,
+    ) -> Result<Response<Body>, GatewayError> {
+        let kind = match caller.identity.kind {
+            CallerKind::Operator => PrincipalKind::Operator,
+            CallerKind::Customer => PrincipalKind::Customer,
+            CallerKind::Session => {
+                return Err(GatewayError::Api(crate::api_error::ApiError::invalid(
+                    "tokens are issued to operators and customers; a session's credentials are already temporary",
+                )))
+            }
+        };
+        let (token, expires_at) =
+            self.authn
+                .tokens()
+                .issue(kind, &caller.identity.id, now, req.duration_seconds);
+        let body = json!({"token": {
+            "issued_at": time::format(now),
+            "expires_at": time::format(expires_at),
+            "methods": [match caller.method { AuthMethod::Signature => "hw_ak_sk", AuthMethod::Token => "token" }],
+            "user": {"id": caller.identity.id, "domain": {"id": caller.identity.partner.as_ref().or(caller.identity.customer.as_ref())}},
+        }});
+        let mut response = json_response(StatusCode::CREATED, &body);
+        response.headers_mut().insert(
+            "x-subject-token",
+            HeaderValue::from_str(&token).map_err(|e| GatewayError::Internal(e.to_string()))?,
+        );
         Ok(response)
     }
 }

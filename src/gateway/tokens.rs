@@ -4,8 +4,8 @@
 //! A token is `t1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, keyed
 //! with a key derived from the master key (so every gateway sharing the
 //! database accepts it). It is tamper-evident and expires after at most 24 h;
-//! it is not stored, and it dies with its principal: authentication reloads
-//! the operator on every request and refuses a disabled one.
+//! it is not stored. It says who is calling; a disabled operator's token
+//! is denied everything by R12 (its policy), like the operator's own key.
 
 use super::GatewayError;
 use crate::crypto::constant_time_eq;
@@ -17,10 +17,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The longest a token lives (and the default).
-pub const MAX_TOKEN_SECS: i64 = 24 * 3600;
-/// The shortest lifetime a client may ask for.
-pub const MIN_TOKEN_SECS: i64 = 900;
+use crate::catalog::TOKEN_SECS;
 
 #[derive(Serialize, Deserialize)]
 struct TokenClaims {
@@ -63,7 +60,7 @@ impl TokenSigner {
         lifetime_secs: i64,
     ) -> (String, DateTime<Utc>) {
         let exp =
-            now + chrono::Duration::seconds(lifetime_secs.clamp(MIN_TOKEN_SECS, MAX_TOKEN_SECS));
+            now + chrono::Duration::seconds(lifetime_secs.clamp(*TOKEN_SECS.start(), *TOKEN_SECS.end()));
         let claims = TokenClaims {
             kind,
             sub: id.to_owned(),
@@ -96,7 +93,7 @@ impl TokenSigner {
         let claims: TokenClaims =
             serde_json::from_slice(&B64.decode(payload).map_err(|_| bad("malformed token"))?)
                 .map_err(|_| bad("malformed token"))?;
-        if claims.exp <= now.timestamp() || claims.exp - claims.iat > MAX_TOKEN_SECS {
+        if claims.exp <= now.timestamp() || claims.exp - claims.iat > *TOKEN_SECS.end() {
             return Err(bad("token expired"));
         }
         Ok((claims.kind, claims.sub))
@@ -114,7 +111,7 @@ mod tests {
         let (token, exp) = signer.issue(PrincipalKind::Operator, "op-1", now, 999_999);
         assert_eq!(
             exp,
-            now + chrono::Duration::seconds(MAX_TOKEN_SECS),
+            now + chrono::Duration::seconds(*TOKEN_SECS.end()),
             "capped at 24 h"
         );
         assert_eq!(

@@ -8,12 +8,14 @@
 pub mod cli;
 pub mod explain;
 mod load;
+pub mod partial;
 mod plan;
 pub mod reload;
 pub mod shadow;
 pub mod testing;
 
 pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};
+pub use partial::{Residual, Residuals};
 
 use crate::time::{self, Timestamp};
 use cedar_policy::{
@@ -37,6 +39,100 @@ pub const NAMESPACE: &str = "PartnerCenter";
 pub const DEFAULT_DENIAL_CODE: &str = "CBC.0151";
 pub const DEFAULT_DENIAL_MSG: &str = "Access denied.";
 
+/// The entity types of the model, without the namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityType {
+    Partner,
+    Operator,
+    Customer,
+    Authorization,
+    Order,
+    Resource,
+    Session,
+    Export,
+}
+
+impl EntityType {
+    pub const ALL: [EntityType; 8] = [
+        EntityType::Partner,
+        EntityType::Operator,
+        EntityType::Customer,
+        EntityType::Authorization,
+        EntityType::Order,
+        EntityType::Resource,
+        EntityType::Session,
+        EntityType::Export,
+    ];
+
+    /// The name without the namespace, e.g. `Customer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityType::Partner => "Partner",
+            EntityType::Operator => "Operator",
+            EntityType::Customer => "Customer",
+            EntityType::Authorization => "Authorization",
+            EntityType::Order => "Order",
+            EntityType::Resource => "Resource",
+            EntityType::Session => "Session",
+            EntityType::Export => "Export",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The Cedar type name, with the namespace.
+    pub fn cedar(self) -> &'static EntityTypeName {
+        &ENTITY_TYPES[self.index()]
+    }
+
+    /// The type of a Cedar type name of the model's namespace.
+    pub fn from_cedar(name: &EntityTypeName) -> Option<EntityType> {
+        EntityType::ALL.into_iter().find(|t| t.cedar() == name)
+    }
+
+    /// The type named `name` (without the namespace).
+    pub fn from_name(name: &str) -> Option<EntityType> {
+        EntityType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// A reference to the entity `id` of this type.
+    pub fn entity(self, id: impl Into<String>) -> EntityRef {
+        let id = id.into();
+        match self {
+            EntityType::Partner => EntityRef::Partner(id),
+            EntityType::Operator => EntityRef::Operator(id),
+            EntityType::Customer => EntityRef::Customer(id),
+            EntityType::Authorization => EntityRef::Authorization(id),
+            EntityType::Order => EntityRef::Order(id),
+            EntityType::Resource => EntityRef::Resource(id),
+            EntityType::Session => EntityRef::Session(id),
+            EntityType::Export => EntityRef::Export(id),
+        }
+    }
+}
+
+impl fmt::Display for EntityType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+static ENTITY_TYPES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
+    EntityType::ALL
+        .iter()
+        .map(|t| {
+            EntityTypeName::from_str(&format!("{NAMESPACE}::{}", t.name()))
+                .expect("the model's type names are valid Cedar names")
+        })
+        .collect()
+});
+
+static ACTION_TYPE: LazyLock<EntityTypeName> = LazyLock::new(|| {
+    EntityTypeName::from_str(&format!("{NAMESPACE}::Action")).expect("valid Cedar name")
+});
+
 /// A typed reference to one entity of the model, without the namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EntityRef {
@@ -47,32 +143,8 @@ pub enum EntityRef {
     Order(String),
     Resource(String),
     Session(String),
+    Export(String),
 }
-
-/// Entity type names in the order of [`EntityRef`]'s variants.
-const TYPE_NAMES: [&str; 7] = [
-    "Partner",
-    "Operator",
-    "Customer",
-    "Authorization",
-    "Order",
-    "Resource",
-    "Session",
-];
-
-static ENTITY_TYPES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
-    TYPE_NAMES
-        .iter()
-        .map(|t| {
-            EntityTypeName::from_str(&format!("{NAMESPACE}::{t}"))
-                .expect("the model's type names are valid Cedar names")
-        })
-        .collect()
-});
-
-static ACTION_TYPE: LazyLock<EntityTypeName> = LazyLock::new(|| {
-    EntityTypeName::from_str(&format!("{NAMESPACE}::Action")).expect("valid Cedar name")
-});
 
 /// A reference that is not `Type::"id"` with one of the model's types.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,21 +155,26 @@ pub struct EntityRefError {
 }
 
 impl EntityRef {
-    fn index(&self) -> usize {
+    pub fn kind(&self) -> EntityType {
         match self {
-            EntityRef::Partner(_) => 0,
-            EntityRef::Operator(_) => 1,
-            EntityRef::Customer(_) => 2,
-            EntityRef::Authorization(_) => 3,
-            EntityRef::Order(_) => 4,
-            EntityRef::Resource(_) => 5,
-            EntityRef::Session(_) => 6,
+            EntityRef::Partner(_) => EntityType::Partner,
+            EntityRef::Operator(_) => EntityType::Operator,
+            EntityRef::Customer(_) => EntityType::Customer,
+            EntityRef::Authorization(_) => EntityType::Authorization,
+            EntityRef::Order(_) => EntityType::Order,
+            EntityRef::Resource(_) => EntityType::Resource,
+            EntityRef::Session(_) => EntityType::Session,
+            EntityRef::Export(_) => EntityType::Export,
         }
+    }
+
+    fn index(&self) -> usize {
+        self.kind().index()
     }
 
     /// The type name without the namespace, e.g. `Customer`.
     pub fn type_name(&self) -> &'static str {
-        TYPE_NAMES[self.index()]
+        self.kind().name()
     }
 
     pub fn id(&self) -> &str {
@@ -108,34 +185,19 @@ impl EntityRef {
             | EntityRef::Authorization(id)
             | EntityRef::Order(id)
             | EntityRef::Resource(id)
-            | EntityRef::Session(id) => id,
-        }
-    }
-
-    fn of_type(index: usize, id: String) -> EntityRef {
-        match index {
-            0 => EntityRef::Partner(id),
-            1 => EntityRef::Operator(id),
-            2 => EntityRef::Customer(id),
-            3 => EntityRef::Authorization(id),
-            4 => EntityRef::Order(id),
-            5 => EntityRef::Resource(id),
-            _ => EntityRef::Session(id),
+            | EntityRef::Session(id)
+            | EntityRef::Export(id) => id,
         }
     }
 
     /// The Cedar entity id, with the namespace: `PartnerCenter::Customer::"c1"`.
     pub fn uid(&self) -> EntityUid {
-        EntityUid::from_type_name_and_id(
-            ENTITY_TYPES[self.index()].clone(),
-            EntityId::new(self.id()),
-        )
+        EntityUid::from_type_name_and_id(self.kind().cedar().clone(), EntityId::new(self.id()))
     }
 
     /// The reverse of [`EntityRef::uid`]; `None` for other types (actions).
     pub fn from_uid(uid: &EntityUid) -> Option<EntityRef> {
-        let index = ENTITY_TYPES.iter().position(|t| t == uid.type_name())?;
-        Some(EntityRef::of_type(index, uid.id().unescaped().to_owned()))
+        EntityType::from_cedar(uid.type_name()).map(|t| t.entity(uid.id().unescaped()))
     }
 
     /// Parses `Type::"id"` (Cedar's syntax, escapes included), with or
@@ -152,17 +214,14 @@ impl EntityRef {
         if !(namespace.is_empty() || namespace == NAMESPACE) {
             return Err(err(&format!("unknown namespace {namespace:?}")));
         }
-        let index = TYPE_NAMES
-            .iter()
-            .position(|t| *t == ty.basename())
-            .ok_or_else(|| {
-                err(&format!(
-                    "unknown entity type {:?} (one of {})",
-                    ty.basename(),
-                    TYPE_NAMES.join(", ")
-                ))
-            })?;
-        Ok(EntityRef::of_type(index, uid.id().unescaped().to_owned()))
+        let kind = EntityType::from_name(ty.basename()).ok_or_else(|| {
+            err(&format!(
+                "unknown entity type {:?} (one of {})",
+                ty.basename(),
+                EntityType::ALL.map(EntityType::name).join(", ")
+            ))
+        })?;
+        Ok(kind.entity(uid.id().unescaped()))
     }
 }
 

@@ -14,7 +14,7 @@
 //!   of a decision; the result is still checked against the schema by
 //!   `Request::new`, and anything the shape does not cover takes the JSON path.
 
-use super::{EntityRef, ENTITY_TYPES, NAMESPACE};
+use super::{EntityRef, EntityType, ENTITY_TYPES, NAMESPACE};
 use cedar_policy::{
     ActionConstraint, Context, Entities, Entity, EntityTypeName, EntityUid, PolicySet,
     PrincipalConstraint, ResourceConstraint, RestrictedExpression, Schema,
@@ -52,6 +52,11 @@ impl ActionPlan {
     /// The policies to evaluate for a request of these entity types.
     pub fn policies(&self, principal: &EntityRef, resource: &EntityRef) -> Option<&PolicySet> {
         self.policies.get(&(principal.index(), resource.index()))
+    }
+
+    /// The policies to evaluate for requests of these entity types.
+    pub fn policies_for(&self, principal: EntityType, resource: EntityType) -> Option<&PolicySet> {
+        self.policies.get(&(principal as usize, resource as usize))
     }
 
     /// The entities of the action and its groups.

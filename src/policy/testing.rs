@@ -204,7 +204,7 @@ pub async fn session_facts(
             expires_at: time::parse(&s.expires_at)
                 .map_err(|e| anyhow::anyhow!("{what}: expires_at {:?}: {e}", s.expires_at))?,
             ended: s.ended,
-            authorization_id,
+            authorization_id: Some(authorization_id),
         });
     }
     Ok(out)

@@ -30,11 +30,6 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// Session length bounds (seconds) and the default.
-pub const MIN_DURATION_SECS: i64 = 900;
-pub const MAX_DURATION_SECS: i64 = 43_200;
-pub const DEFAULT_DURATION_SECS: i64 = 3_600;
-
 /// The keys sessions are derived and verified with. `Debug` hides them.
 #[derive(Clone)]
 pub struct SessionKeys {

@@ -1,5 +1,6 @@
 //! Assume-role sessions at rest (table `partner_sessions`).
 
+use super::query::{bind_all, Where};
 use super::{Store, StoreResult};
 use crate::entities::SessionFacts;
 use crate::ids::*;
@@ -16,7 +17,8 @@ pub struct SessionRecord {
     pub operator: OperatorId,
     pub partner: PartnerId,
     pub customer: CustomerId,
-    pub authorization: AuthorizationId,
+    /// The customer's live authorization when the session was created, if any.
+    pub authorization: Option<AuthorizationId>,
     pub scopes: Vec<AuthorizationScope>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -51,7 +53,9 @@ fn from_row(row: &AnyRow) -> StoreResult<SessionRecord> {
         operator: OperatorId(row.try_get("operator_id")?),
         partner: PartnerId(row.try_get("partner_id")?),
         customer: CustomerId(row.try_get("customer_id")?),
-        authorization: AuthorizationId(row.try_get("authorization_id")?),
+        authorization: row
+            .try_get::<Option<String>, _>("authorization_id")?
+            .map(AuthorizationId),
         scopes: split_set(&row.try_get::<String, _>("scopes")?)?,
         created_at: time::parse(&row.try_get::<String, _>("created_at")?)?,
         expires_at: time::parse(&row.try_get::<String, _>("expires_at")?)?,
@@ -74,7 +78,7 @@ impl Store {
         .bind(s.operator.0.clone())
         .bind(s.partner.0.clone())
         .bind(s.customer.0.clone())
-        .bind(s.authorization.0.clone())
+        .bind(s.authorization.as_ref().map(|a| a.0.clone()))
         .bind(join_set(&s.scopes))
         .bind(time::format(s.created_at))
         .bind(time::format(s.expires_at))
@@ -95,21 +99,15 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// The operator's sessions that have not ended or expired, newest first.
-    pub async fn live_sessions_of(
-        &self,
-        operator: &OperatorId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM partner_sessions
-             WHERE operator_id = $1 AND ended_at IS NULL AND expires_at > $2
-             ORDER BY created_at DESC, id DESC",
-        )
-        .bind(operator.0.clone())
-        .bind(time::format(now))
-        .fetch_all(self.pool())
-        .await?;
+    /// The sessions (aliased `s`) matching `w`, newest first.
+    pub async fn sessions_where(&self, w: &Where) -> StoreResult<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT s.* FROM partner_sessions s{} ORDER BY s.created_at DESC, s.id DESC",
+            w.sql()
+        );
+        let rows = bind_all(sqlx::query(&sql), w.binds())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(from_row).collect()
     }
 

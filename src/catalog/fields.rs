@@ -1,0 +1,452 @@
+//! The field types and checks every typed request is built from, each with
+//! the error code of its refusal, so that a field means the same thing on
+//! every route: money, ids, enums, paging, times. Errors name the field.
+//!
+//! The codes: `CBC.0100` when a field is missing or malformed (and for money,
+//! anything that is not an exact amount in range, as DOMAIN.md section 1
+//! asks), `CBC.0101` when a well-formed value is not acceptable (an unknown
+//! enum value, a number out of its range, a time range the other way round).
+
+use crate::api_error::ApiError;
+use crate::model::TextEnum;
+use crate::money::{check_amount, MAX_BUDGET};
+use crate::time::Timestamp;
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// 400 CBC.0100 naming `field`.
+pub fn missing(field: &str) -> ApiError {
+    ApiError::parameter(format!("{field} is required"))
+}
+
+/// 400 CBC.0101 naming `field`.
+pub fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!("invalid parameter {field}: {why}"))
+}
+
+/// 400 CBC.0100 naming `field`.
+pub fn malformed(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::parameter(format!("invalid parameter {field}: {why}"))
+}
+
+/// Parses a JSON body into `T`, naming the offending field. An empty body is
+/// `{}` (the SDK sends no body for a request model left unset). Duplicate
+/// keys are refused by serde's derived deserializers, so the gateway and the
+/// store cannot read different values of one field.
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::parameter(format!("invalid request body: {inner}"))
+        } else {
+            ApiError::parameter(format!("invalid parameter {path}: {inner}"))
+        }
+    })?;
+    Ok(value)
+}
+
+/// Parses a query string into `T`, naming the offending parameter. A
+/// parameter given twice never gets here: normalization refuses it.
+pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::parameter(format!(
+            "invalid query parameter {}: {}",
+            e.path(),
+            e.inner()
+        ))
+    })
+}
+
+/// An optional text filter: the SDK sends `key=` for an empty string, and
+/// hand-written clients send `""` or `null`; all mean "no filter".
+pub fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// The longest id any route accepts, in characters.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// A required id: present, not blank, at most [`MAX_ID_CHARS`] characters.
+pub fn required_id(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    let id = non_empty(value).ok_or_else(|| missing(field))?;
+    check_id(field, &id)?;
+    Ok(id)
+}
+
+/// An id's length limit.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() || id.chars().count() > MAX_ID_CHARS {
+        return Err(invalid(
+            field,
+            format!("must be 1 to {MAX_ID_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A list of ids: `min..=max` of them, each a valid id, none twice.
+pub fn id_list(
+    field: &str,
+    value: Option<Vec<String>>,
+    min: usize,
+    max: usize,
+) -> Result<Vec<String>, ApiError> {
+    let ids = value.ok_or_else(|| missing(field))?;
+    if ids.len() < min || ids.len() > max {
+        return Err(invalid(field, format!("must hold {min} to {max} ids")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in &ids {
+        check_id(field, id)?;
+        if !seen.insert(id.as_str()) {
+            return Err(invalid(field, format!("names {id} more than once")));
+        }
+    }
+    Ok(ids)
+}
+
+/// An exact amount of money as a request carries it: a JSON number (what the
+/// official SDK sends for `budget_amount=100`) or a decimal string (`"100"`,
+/// `"100.00"`), read from its digits and never through `f64`. At most two
+/// places, not negative, plain notation (`1e3` is refused). Any refusal is
+/// 400 CBC.0100 naming the field (DOMAIN.md section 1); ranges are checked
+/// with [`Money::within`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Money(pub Decimal);
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let text = raw.get().trim();
+        let text = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => inner,
+            None if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) => {
+                text
+            }
+            None => {
+                return Err(serde::de::Error::custom(
+                    "expected an amount: a number such as 100.5 or a string such as \"100.50\"",
+                ))
+            }
+        };
+        crate::money::parse_amount(text)
+            .map(Money)
+            .map_err(|e| serde::de::Error::custom(format!("invalid amount {text}: {e}")))
+    }
+}
+
+impl Money {
+    /// The amount when it lies in `min..=MAX` (or above `min` when `min_exclusive`).
+    pub fn within(self, field: &str, min: Decimal, min_exclusive: bool) -> Result<Decimal, ApiError> {
+        let low_ok = if min_exclusive { self.0 > min } else { self.0 >= min };
+        if !low_ok || self.0 > MAX_BUDGET {
+            let low = if min_exclusive { "more than" } else { "at least" };
+            return Err(malformed(
+                field,
+                format!("must be {low} {min} and at most {MAX_BUDGET}"),
+            ));
+        }
+        check_amount(self.0).map_err(|e| malformed(field, e))?;
+        Ok(self.0)
+    }
+}
+
+/// A required amount in (0, 2147483647]: budgets, quotas, order amounts.
+pub fn positive_money(field: &str, value: Option<Money>) -> Result<Decimal, ApiError> {
+    value
+        .ok_or_else(|| missing(field))?
+        .within(field, Decimal::ZERO, true)
+}
+
+/// The decimal text Cedar reads: always with a point and two places.
+pub fn cedar_decimal(d: Decimal) -> String {
+    format!("{:.2}", d.round_dp(2))
+}
+
+/// One value of a text enum; `None` when absent or blank. Unknown values are
+/// 400 CBC.0101 naming the field and the choices.
+pub fn choice<T: TextEnum>(field: &str, value: Option<String>) -> Result<Option<T>, ApiError> {
+    non_empty(value)
+        .map(|v| {
+            v.trim().parse::<T>().map_err(|_| {
+                let choices: Vec<&str> = T::all().iter().map(|c| c.text()).collect();
+                invalid(field, format!("must be one of {}", choices.join(", ")))
+            })
+        })
+        .transpose()
+}
+
+/// A set of text enum values: each known, none twice, at least one; in the
+/// enum's own order.
+pub fn choices<T: TextEnum + PartialEq>(
+    field: &str,
+    value: Option<Vec<String>>,
+) -> Result<Vec<T>, ApiError> {
+    let given = value.ok_or_else(|| missing(field))?;
+    let names: Vec<&str> = T::all().iter().map(|c| c.text()).collect();
+    if given.is_empty() {
+        return Err(invalid(
+            field,
+            format!("must name at least one of {}", names.join(", ")),
+        ));
+    }
+    let mut out: Vec<T> = Vec::new();
+    for v in &given {
+        let c: T = v.parse().map_err(|_| {
+            invalid(field, format!("{v:?} is not one of {}", names.join(", ")))
+        })?;
+        if out.contains(&c) {
+            return Err(invalid(field, format!("names {v} more than once")));
+        }
+        out.push(c);
+    }
+    out.sort_by_key(|c| T::all().iter().position(|a| a == c));
+    Ok(out)
+}
+
+/// A whole number in `range`, or `default` when absent.
+pub fn long_in(
+    field: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<i64>,
+    default: Option<i64>,
+) -> Result<i64, ApiError> {
+    let v = value.or(default).ok_or_else(|| missing(field))?;
+    if !range.contains(&v) {
+        return Err(invalid(
+            field,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ));
+    }
+    Ok(v)
+}
+
+/// An optional integer carried as query text (empty = absent).
+pub fn opt_int(field: &str, value: Option<String>) -> Result<Option<i64>, ApiError> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| malformed(field, format!("{v:?} is not an integer"))),
+    }
+}
+
+/// An optional UTC time such as `2026-11-21T12:00:00Z` (any RFC 3339 offset
+/// is accepted and normalised; empty = absent).
+pub fn opt_time(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    non_empty(value)
+        .map(|v| {
+            crate::time::parse(v.trim()).map_err(|_| {
+                malformed(field, "expected UTC time such as 2026-11-21T12:00:00Z")
+            })
+        })
+        .transpose()
+}
+
+/// An inclusive time range: `begin` ≤ `end` (either bound alone is fine) and,
+/// with `max_one_year`, at most one calendar year apart (the public API's
+/// limit on order times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub begin: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+impl TimeRange {
+    pub fn parse(
+        (begin_field, begin): (&str, Option<String>),
+        (end_field, end): (&str, Option<String>),
+        max_one_year: bool,
+    ) -> Result<TimeRange, ApiError> {
+        let range = TimeRange {
+            begin: opt_time(begin_field, begin)?,
+            end: opt_time(end_field, end)?,
+        };
+        if let (Some(b), Some(e)) = (range.begin, range.end) {
+            if b > e {
+                return Err(ApiError::invalid(format!(
+                    "{begin_field} must not be after {end_field}"
+                )));
+            }
+            let year_later = b.checked_add_months(chrono::Months::new(12));
+            if max_one_year && year_later.is_none_or(|limit| e > limit) {
+                return Err(ApiError::invalid(format!(
+                    "{begin_field} and {end_field} must be at most one year apart"
+                )));
+            }
+        }
+        Ok(range)
+    }
+}
+
+/// `offset`/`limit` paging as the public API has it: offset ≥ 0, limit 1..=100
+/// (default 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paging {
+    pub offset: i64,
+    pub limit: i64,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging {
+            offset: 0,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+pub const DEFAULT_LIMIT: i64 = 10;
+pub const MAX_LIMIT: i64 = 100;
+
+impl Paging {
+    pub fn new(offset: Option<i64>, limit: Option<i64>) -> Result<Paging, ApiError> {
+        let offset = offset.unwrap_or(0);
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if offset < 0 {
+            return Err(invalid("offset", "must be 0 or more"));
+        }
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        Ok(Paging { offset, limit })
+    }
+
+    /// From query text (empty = default).
+    pub fn from_text(offset: Option<String>, limit: Option<String>) -> Result<Paging, ApiError> {
+        Paging::new(opt_int("offset", offset)?, opt_int("limit", limit)?)
+    }
+}
+
+/// A query string of `offset`/`limit` and nothing else.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingQuery {
+    pub offset: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl PagingQuery {
+    pub fn parse(text: &str) -> Result<Paging, ApiError> {
+        let q: PagingQuery = query(text)?;
+        Paging::from_text(q.offset, q.limit)
+    }
+}
+
+/// A body with no fields at all (`{}` or empty).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
+/// A query string with no parameters.
+pub fn no_query(text: &str) -> Result<(), ApiError> {
+    query::<NoFields>(text).map(drop)
+}
+
+/// A body with no fields.
+pub fn no_body(body: &[u8]) -> Result<(), ApiError> {
+    json::<NoFields>(body).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct In {
+        amount: Option<Money>,
+    }
+
+    fn amount(body: &str) -> Result<Decimal, ApiError> {
+        positive_money("budget_amount", json::<In>(body.as_bytes())?.amount)
+    }
+
+    #[test]
+    fn money_reads_numbers_and_strings_exactly() {
+        for (body, want) in [
+            (r#"{"amount": 100}"#, "100"),
+            (r#"{"amount": 100.5}"#, "100.5"),
+            (r#"{"amount": "100"}"#, "100"),
+            (r#"{"amount": "100.00"}"#, "100.00"),
+            (r#"{"amount": 2147483647.00}"#, "2147483647.00"),
+        ] {
+            let got = amount(body).unwrap();
+            assert_eq!(got, want.parse::<Decimal>().unwrap(), "{body}");
+        }
+        assert_eq!(cedar_decimal(amount(r#"{"amount": 100}"#).unwrap()), "100.00");
+        assert_eq!(cedar_decimal(amount(r#"{"amount": 100.5}"#).unwrap()), "100.50");
+    }
+
+    #[test]
+    fn money_refusals_are_parameter_errors_naming_the_field() {
+        for body in [
+            r#"{"amount": 100.123}"#,
+            r#"{"amount": "1e3"}"#,
+            r#"{"amount": 1e3}"#,
+            r#"{"amount": -1}"#,
+            r#"{"amount": 0}"#,
+            r#"{"amount": "abc"}"#,
+            r#"{"amount": true}"#,
+            r#"{"amount": null}"#,
+            r#"{"amount": 2147483648}"#,
+            r#"{"amount": [1]}"#,
+        ] {
+            let err = amount(body).unwrap_err();
+            assert_eq!(err.code, "CBC.0100", "{body}: {err}");
+            assert!(err.msg.contains("amount"), "{body}: {}", err.msg);
+        }
+    }
+
+    #[test]
+    fn id_lists_are_bounded_and_distinct() {
+        let ids = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        assert!(id_list("customer_ids", ids(&["a", "b"]), 1, 10).is_ok());
+        assert!(id_list("customer_ids", ids(&[]), 1, 10).is_err());
+        assert!(id_list("customer_ids", ids(&["a", "a"]), 1, 10).is_err());
+        assert!(id_list("customer_ids", ids(&[" "]), 1, 10).is_err());
+        assert_eq!(id_list("customer_ids", None, 1, 10).unwrap_err().code, "CBC.0100");
+    }
+
+    #[test]
+    fn time_ranges_are_ordered_and_bounded() {
+        let t = |s: &str| Some(s.to_owned());
+        assert!(TimeRange::parse(
+            ("b", t("2026-01-01T00:00:00Z")),
+            ("e", t("2026-12-31T00:00:00Z")),
+            true
+        )
+        .is_ok());
+        assert!(TimeRange::parse(
+            ("b", t("2026-02-01T00:00:00Z")),
+            ("e", t("2026-01-01T00:00:00Z")),
+            false
+        )
+        .is_err());
+        assert!(TimeRange::parse(
+            ("b", t("2025-01-01T00:00:00Z")),
+            ("e", t("2026-01-02T00:00:00Z")),
+            true
+        )
+        .is_err());
+        assert_eq!(
+            TimeRange::parse(("b", t("yesterday")), ("e", None), true)
+                .unwrap_err()
+                .code,
+            "CBC.0100"
+        );
+    }
+}

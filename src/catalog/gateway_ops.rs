@@ -1,0 +1,138 @@
+//! Typed requests of the gateway's own routes: assume-role sessions (R8)
+//! and tokens (DOMAIN.md section 4).
+
+use super::fields::{self, choices, required_id};
+use super::partner::scopes_value;
+use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
+use crate::api_error::ApiError;
+use crate::model::AuthorizationScope;
+use crate::policy::EntityRef;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// Session length in seconds (DOMAIN.md section 3), and its default.
+pub const SESSION_SECS: std::ops::RangeInclusive<i64> = 900..=43_200;
+pub const DEFAULT_SESSION_SECS: i64 = 3_600;
+
+/// Token lifetime in seconds (at most 24 h), and its default.
+pub const TOKEN_SECS: std::ops::RangeInclusive<i64> = 900..=86_400;
+pub const DEFAULT_TOKEN_SECS: i64 = 86_400;
+
+/// `POST /v3/partner-sessions`: switch into a customer account.
+#[derive(Debug)]
+pub struct CreateSession {
+    pub customer_id: String,
+    pub scopes: Vec<AuthorizationScope>,
+    pub duration_seconds: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSessionBody {
+    customer_id: Option<String>,
+    scopes: Option<Vec<String>>,
+    duration_seconds: Option<i64>,
+}
+
+impl ParseRequest for CreateSession {
+    fn parse(input: &Input) -> Result<Self, ApiError> {
+        let b: CreateSessionBody = fields::json(input.body)?;
+        Ok(CreateSession {
+            customer_id: required_id("customer_id", b.customer_id)?,
+            scopes: choices("scopes", b.scopes)?,
+            duration_seconds: fields::long_in(
+                "duration_seconds",
+                b.duration_seconds,
+                SESSION_SECS,
+                Some(DEFAULT_SESSION_SECS),
+            )?,
+        })
+    }
+}
+
+impl ApiRequest for CreateSession {
+    fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
+        Ok(vec![EntityRef::Customer(self.customer_id.clone())])
+    }
+
+    fn context(&self, _: &CallerRefs) -> Map<String, Value> {
+        let mut ctx = Map::new();
+        ctx.insert("scopes".into(), scopes_value(&self.scopes));
+        ctx.insert("duration_seconds".into(), json!(self.duration_seconds));
+        ctx
+    }
+}
+
+/// `GET /v3/partner-sessions`: the sessions the caller may list (ListSessions
+/// per session) that are still live.
+#[derive(Debug)]
+pub struct ListSessions;
+
+impl ParseRequest for ListSessions {
+    fn parse(input: &Input) -> Result<Self, ApiError> {
+        fields::no_query(input.query)?;
+        Ok(ListSessions)
+    }
+}
+
+impl ApiRequest for ListSessions {}
+
+/// `DELETE /v3/partner-sessions/{session_id}`: switch back.
+#[derive(Debug)]
+pub struct EndSession {
+    pub session_id: String,
+}
+
+impl ParseRequest for EndSession {
+    fn parse(input: &Input) -> Result<Self, ApiError> {
+        fields::no_query(input.query)?;
+        Ok(EndSession {
+            session_id: input.param("session_id")?,
+        })
+    }
+}
+
+impl ApiRequest for EndSession {
+    fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
+        Ok(vec![EntityRef::Session(self.session_id.clone())])
+    }
+}
+
+/// `POST /v3/auth/tokens`: a token for the caller itself, in `X-Subject-Token`.
+#[derive(Debug)]
+pub struct IssueToken {
+    pub duration_seconds: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueTokenBody {
+    duration_seconds: Option<i64>,
+}
+
+impl ParseRequest for IssueToken {
+    fn parse(input: &Input) -> Result<Self, ApiError> {
+        let b: IssueTokenBody = fields::json(input.body)?;
+        Ok(IssueToken {
+            duration_seconds: fields::long_in(
+                "duration_seconds",
+                b.duration_seconds,
+                TOKEN_SECS,
+                Some(DEFAULT_TOKEN_SECS),
+            )?,
+        })
+    }
+}
+
+impl ApiRequest for IssueToken {
+    fn targets(&self, caller: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
+        Ok(vec![caller.principal.clone()])
+    }
+
+    fn context(&self, caller: &CallerRefs) -> Map<String, Value> {
+        let mut ctx = Map::new();
+        ctx_string(&mut ctx, "auth_method", caller.auth_method);
+        ctx.insert("duration_seconds".into(), json!(self.duration_seconds));
+        ctx
+    }
+}

@@ -1,0 +1,515 @@
+//! [`Filter`] → an SQL condition over the rows of a list's item table, the
+//! same text on SQLite and PostgreSQL.
+//!
+//! The attribute mapping below mirrors how `crate::entities` builds each
+//! entity from its row: which column an attribute is, when an optional one
+//! exists (`has`), and which parents `in` follows (a customer is in its
+//! partner, a reseller in its distributor, an order in its customer, an
+//! export in whoever asked for it). The list tests compare every list with
+//! single decisions, which keeps the two in step.
+//!
+//! Every condition is two-valued: an optional column is tested only behind
+//! its presence guard, so `NOT` never meets an SQL `NULL`. Hierarchy tests
+//! are uncorrelated `IN (SELECT ...)` sets, which each database evaluates
+//! once per query, not once per row.
+
+use super::{CmpOp, Filter, Scalar};
+use crate::policy::{EntityRef, EntityType};
+use crate::store::query::{Bind, Where};
+
+/// A filter that has no SQL form here (the gateway then decides each
+/// candidate instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no SQL form for {0}")]
+pub struct SqlError(pub String);
+
+/// Partner → distributor is the only chain of one type; the importer keeps
+/// it at one level (a reseller's distributor is a distributor, which has
+/// none). Deeper `in` tests stop here.
+const MAX_DEPTH: usize = 6;
+
+/// The condition `filter` puts on `alias`, a row of `item`'s table, with
+/// its binds added to `w`.
+pub fn condition(
+    filter: &Filter,
+    item: EntityType,
+    alias: &str,
+    w: &mut Where,
+) -> Result<String, SqlError> {
+    Compiler { w, next: 0 }.filter(filter, item, alias)
+}
+
+/// Whether `filter` has an SQL form for items of type `item` (checked by the
+/// gateway before it hands a filter to the store).
+pub fn check(filter: &Filter, item: EntityType) -> Result<(), SqlError> {
+    condition(filter, item, "t", &mut Where::new()).map(drop)
+}
+
+/// The table that holds entities of type `t`.
+pub fn table(t: EntityType) -> &'static str {
+    match t {
+        EntityType::Partner => "partners",
+        EntityType::Operator => "operators",
+        EntityType::Customer => "customers",
+        EntityType::Authorization => "customer_authorizations",
+        EntityType::Order => "orders",
+        EntityType::Resource => "resources",
+        EntityType::Session => "partner_sessions",
+        EntityType::Export => "export_tasks",
+    }
+}
+
+/// An attribute as stored. `{a}` in a template is the row's alias.
+#[derive(Clone, Copy, Debug)]
+enum Attr {
+    /// A reference to another entity, in `col`.
+    Entity {
+        ty: EntityType,
+        col: &'static str,
+        present: Option<&'static str>,
+    },
+    Text {
+        col: &'static str,
+        present: Option<&'static str>,
+    },
+    /// A Bool attribute: the predicate that is its value.
+    Flag(&'static str),
+    /// A set of strings, stored comma-separated.
+    TextSet(&'static str),
+    Datetime(&'static str),
+    /// A record attribute (a partner's grants).
+    Grants,
+    /// An attribute only `has` can test here.
+    Opaque { present: &'static str },
+}
+
+fn attr(t: EntityType, name: &str) -> Option<Attr> {
+    use Attr::*;
+    use EntityType as T;
+    Some(match (t, name) {
+        (T::Partner, "kind") => Text {
+            col: "kind",
+            present: None,
+        },
+        (T::Partner, "distributor") => Entity {
+            ty: T::Partner,
+            col: "distributor_id",
+            present: Some("{a}.kind = 'reseller' AND {a}.distributor_id IS NOT NULL"),
+        },
+        (T::Partner, "grants") => Grants,
+        (T::Operator, "partner") => Entity {
+            ty: T::Partner,
+            col: "partner_id",
+            present: None,
+        },
+        (T::Operator, "roles") => TextSet("roles"),
+        (T::Operator, "status") => Text {
+            col: "status",
+            present: None,
+        },
+        (T::Customer, "partner") => Entity {
+            ty: T::Partner,
+            col: "partner_id",
+            present: None,
+        },
+        (T::Customer, "association") => Text {
+            col: "association",
+            present: None,
+        },
+        (T::Customer, "account_manager") => Entity {
+            ty: T::Operator,
+            col: "account_manager_id",
+            present: Some("{a}.account_manager_id IS NOT NULL"),
+        },
+        (T::Customer, "frozen") => Flag("{a}.frozen = TRUE"),
+        (T::Customer, "freeze_type") => Text {
+            col: "freeze_type",
+            present: Some("{a}.frozen = TRUE AND {a}.freeze_type IS NOT NULL"),
+        },
+        (T::Authorization, "customer")
+        | (T::Order, "customer")
+        | (T::Resource, "customer")
+        | (T::Session, "customer") => Entity {
+            ty: T::Customer,
+            col: "customer_id",
+            present: None,
+        },
+        (T::Authorization, "partner") => Entity {
+            ty: T::Partner,
+            col: "partner_id",
+            present: None,
+        },
+        (T::Authorization, "scopes") | (T::Session, "scopes") => TextSet("scopes"),
+        (T::Authorization, "status") => Text {
+            col: "status",
+            present: None,
+        },
+        (T::Authorization, "expires_at") | (T::Session, "expires_at") => Datetime("expires_at"),
+        (T::Resource, "charging") => Text {
+            col: "charging",
+            present: None,
+        },
+        (T::Session, "operator") => Entity {
+            ty: T::Operator,
+            col: "operator_id",
+            present: None,
+        },
+        (T::Session, "ended") => Flag("{a}.ended_at IS NOT NULL"),
+        (T::Session, "authorization") => Entity {
+            ty: T::Authorization,
+            col: "authorization_id",
+            present: Some("{a}.authorization_id IS NOT NULL"),
+        },
+        // A customer's live authorization is chosen among several rows: not
+        // mapped, so a filter on it is decided item by item.
+        _ => return None,
+    })
+}
+
+/// A partner's grants: only a reseller holds any (the entity loader gives
+/// everyone else all-false grants and no quotas).
+fn grant(name: &str) -> Option<Attr> {
+    Some(match name {
+        "budget" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_budget = TRUE"),
+        "freeze" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_freeze = TRUE"),
+        "on_behalf" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_on_behalf = TRUE"),
+        "monthly_quota" => Attr::Opaque {
+            present: "{a}.kind = 'reseller' AND {a}.monthly_quota_cents IS NOT NULL",
+        },
+        "one_time_quota" => Attr::Opaque {
+            present: "{a}.kind = 'reseller' AND {a}.one_time_quota_cents IS NOT NULL",
+        },
+        _ => return None,
+    })
+}
+
+/// The parents `in` follows from a row of `t`: the parent's type, the column
+/// holding its id, and when the link exists.
+fn parents(t: EntityType) -> &'static [(EntityType, &'static str, Option<&'static str>)] {
+    use EntityType as T;
+    match t {
+        T::Partner => &[(T::Partner, "distributor_id", Some("{a}.kind = 'reseller'"))],
+        T::Operator | T::Customer => &[(T::Partner, "partner_id", None)],
+        T::Authorization | T::Order | T::Resource => &[(T::Customer, "customer_id", None)],
+        T::Session => &[],
+        T::Export => &[
+            (T::Operator, "principal_id", Some("{a}.principal_kind = 'operator'")),
+            (T::Customer, "principal_id", Some("{a}.principal_kind = 'customer'")),
+            (T::Session, "principal_id", Some("{a}.principal_kind = 'session'")),
+        ],
+    }
+}
+
+/// Whether an entity of type `from` can be `in` one of type `to`.
+fn reaches(from: EntityType, to: EntityType, depth: usize) -> bool {
+    from == to
+        || (depth < MAX_DEPTH
+            && parents(from)
+                .iter()
+                .any(|(p, _, _)| reaches(*p, to, depth + 1)))
+}
+
+fn fill(template: &str, alias: &str) -> String {
+    template.replace("{a}", alias)
+}
+
+/// `guard AND cond`, with `guard` left out when there is none.
+fn guarded(guard: Option<&str>, alias: &str, cond: String) -> String {
+    match guard {
+        Some(g) => format!("({} AND {cond})", fill(g, alias)),
+        None => cond,
+    }
+}
+
+const TRUE: &str = "1 = 1";
+const FALSE: &str = "1 = 0";
+
+struct Compiler<'w> {
+    w: &'w mut Where,
+    next: usize,
+}
+
+impl Compiler<'_> {
+    fn alias(&mut self) -> String {
+        self.next += 1;
+        format!("pf{}", self.next)
+    }
+
+    fn filter(&mut self, f: &Filter, ty: EntityType, a: &str) -> Result<String, SqlError> {
+        Ok(match f {
+            Filter::True => TRUE.to_owned(),
+            Filter::False => FALSE.to_owned(),
+            Filter::And { all } => self.join(all, " AND ", ty, a)?,
+            Filter::Or { any } => self.join(any, " OR ", ty, a)?,
+            Filter::Not { not } => format!("NOT ({})", self.filter(not, ty, a)?),
+            Filter::In { path, entity } => self.at(ty, a, path, &Test::In(entity))?,
+            Filter::Eq { path, value } => self.at(ty, a, path, &Test::Eq(value))?,
+            Filter::Has { path } => self.at(ty, a, path, &Test::Has)?,
+            Filter::Cmp { path, cmp, value } => self.at(ty, a, path, &Test::Cmp(*cmp, value))?,
+            Filter::Contains { path, value } => self.at(ty, a, path, &Test::Contains(value))?,
+        })
+    }
+
+    fn join(
+        &mut self,
+        items: &[Filter],
+        op: &str,
+        ty: EntityType,
+        a: &str,
+    ) -> Result<String, SqlError> {
+        let parts = items
+            .iter()
+            .map(|f| self.filter(f, ty, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!("({})", parts.join(op)))
+    }
+
+    /// `test` on the attribute at `path` of the row `a` of type `ty`.
+    fn at(&mut self, ty: EntityType, a: &str, path: &[String], test: &Test) -> Result<String, SqlError> {
+        let Some((name, rest)) = path.split_first() else {
+            // The item itself.
+            return match test {
+                Test::In(e) => Ok(self.in_row(ty, a, e, 0)),
+                Test::Eq(Scalar::Entity(e)) if e.kind() == ty => {
+                    let p = self.w.arg(Bind::Text(e.id().to_owned()));
+                    Ok(format!("{a}.id = {p}"))
+                }
+                Test::Eq(Scalar::Entity(_)) => Ok(FALSE.to_owned()),
+                _ => Err(SqlError(format!("{test:?} on a {ty} itself"))),
+            };
+        };
+        let attribute = attr(ty, name).ok_or_else(|| SqlError(format!("{ty}.{name}")))?;
+        match (attribute, rest) {
+            (Attr::Entity { ty: target, col, present }, []) => {
+                let cond = match test {
+                    Test::Has => return Ok(present.map(|p| fill(p, a)).unwrap_or(TRUE.into())),
+                    Test::Eq(Scalar::Entity(e)) if e.kind() == target => {
+                        let p = self.w.arg(Bind::Text(e.id().to_owned()));
+                        format!("{a}.{col} = {p}")
+                    }
+                    Test::Eq(Scalar::Entity(_)) => return Ok(FALSE.into()),
+                    Test::In(e) => self.in_id(target, &format!("{a}.{col}"), e, 0),
+                    _ => return Err(SqlError(format!("{test:?} on {ty}.{name}"))),
+                };
+                Ok(guarded(present, a, cond))
+            }
+            (Attr::Entity { ty: target, col, present }, rest) => {
+                // An attribute of the referenced entity: the set of its rows
+                // that pass, uncorrelated.
+                let x = self.alias();
+                let inner = self.at(target, &x, rest, test)?;
+                let cond = format!(
+                    "{a}.{col} IN (SELECT {x}.id FROM {} {x} WHERE {inner})",
+                    table(target)
+                );
+                Ok(guarded(present, a, cond))
+            }
+            (Attr::Grants, []) => match test {
+                Test::Has => Ok(TRUE.into()),
+                _ => Err(SqlError(format!("{test:?} on {ty}.grants"))),
+            },
+            (Attr::Grants, [field]) => {
+                let g = grant(field).ok_or_else(|| SqlError(format!("grants.{field}")))?;
+                self.leaf(g, a, test, &format!("{ty}.grants.{field}"))
+            }
+            (other, []) => self.leaf(other, a, test, &format!("{ty}.{name}")),
+            (_, _) => Err(SqlError(format!("{ty}.{}", path.join(".")))),
+        }
+    }
+
+    /// `test` on a primitive attribute of row `a`.
+    fn leaf(&mut self, attribute: Attr, a: &str, test: &Test, what: &str) -> Result<String, SqlError> {
+        let unsupported = || SqlError(format!("{test:?} on {what}"));
+        match (attribute, test) {
+            (Attr::Text { present, .. }, Test::Has) => {
+                Ok(present.map(|p| fill(p, a)).unwrap_or(TRUE.into()))
+            }
+            (Attr::Opaque { present }, Test::Has) => Ok(fill(present, a)),
+            (Attr::Flag(_) | Attr::TextSet(_) | Attr::Datetime(_), Test::Has) => Ok(TRUE.into()),
+            (Attr::Text { col, present }, Test::Eq(Scalar::String(s))) => {
+                let p = self.w.arg(Bind::Text(s.clone()));
+                Ok(guarded(present, a, format!("{a}.{col} = {p}")))
+            }
+            (Attr::Flag(pred), Test::Eq(Scalar::Bool(b))) => {
+                let pred = format!("({})", fill(pred, a));
+                Ok(if *b { pred } else { format!("NOT {pred}") })
+            }
+            (Attr::TextSet(col), Test::Contains(value)) => {
+                if value.is_empty() || value.contains([',', '%', '_', '\\']) {
+                    return Err(unsupported());
+                }
+                let p = self.w.arg(Bind::Text(format!("%,{value},%")));
+                Ok(format!("(',' || {a}.{col} || ',') LIKE {p}"))
+            }
+            (Attr::Datetime(col), Test::Cmp(op, Scalar::Datetime(text))) => {
+                let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;
+                // Stored instants are whole seconds: compare with the bound
+                // that gives the same answer for every whole second.
+                let bound = match op {
+                    CmpOp::Lt | CmpOp::Ge => ceil,
+                    CmpOp::Le | CmpOp::Gt => floor,
+                };
+                let p = self.w.arg(Bind::Text(bound));
+                Ok(format!("{a}.{col} {} {p}", op.sql()))
+            }
+            (Attr::Datetime(col), Test::Eq(Scalar::Datetime(text))) => {
+                let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;
+                if floor != ceil {
+                    return Ok(FALSE.into());
+                }
+                let p = self.w.arg(Bind::Text(floor));
+                Ok(format!("{a}.{col} = {p}"))
+            }
+            // Values of another type never equal the attribute (validated
+            // policies do not write these; kept exact anyway).
+            (Attr::Text { .. }, Test::Eq(_)) | (Attr::Flag(_), Test::Eq(_)) => Ok(FALSE.into()),
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// Row `a` of type `ty` is `target` or a descendant of it.
+    fn in_row(&mut self, ty: EntityType, a: &str, target: &EntityRef, depth: usize) -> String {
+        let mut any = Vec::new();
+        if ty == target.kind() {
+            let p = self.w.arg(Bind::Text(target.id().to_owned()));
+            any.push(format!("{a}.id = {p}"));
+        }
+        for (parent, col, guard) in parents(ty) {
+            if depth < MAX_DEPTH && reaches(*parent, target.kind(), depth + 1) {
+                let cond = self.in_id(*parent, &format!("{a}.{col}"), target, depth + 1);
+                any.push(guarded(*guard, a, cond));
+            }
+        }
+        or(any)
+    }
+
+    /// The entity of type `ty` whose id is `id` (an SQL expression, never
+    /// NULL here) is `target` or a descendant of it.
+    fn in_id(&mut self, ty: EntityType, id: &str, target: &EntityRef, depth: usize) -> String {
+        let mut any = Vec::new();
+        if ty == target.kind() {
+            let p = self.w.arg(Bind::Text(target.id().to_owned()));
+            any.push(format!("{id} = {p}"));
+        }
+        let above = parents(ty)
+            .iter()
+            .any(|(parent, _, _)| depth < MAX_DEPTH && reaches(*parent, target.kind(), depth + 1));
+        if above {
+            let x = self.alias();
+            let mut parts = Vec::new();
+            for (parent, col, guard) in parents(ty) {
+                if reaches(*parent, target.kind(), depth + 1) {
+                    let cond = self.in_id(*parent, &format!("{x}.{col}"), target, depth + 1);
+                    parts.push(guarded(*guard, &x, cond));
+                }
+            }
+            any.push(format!(
+                "{id} IN (SELECT {x}.id FROM {} {x} WHERE {})",
+                table(ty),
+                or(parts)
+            ));
+        }
+        or(any)
+    }
+}
+
+fn or(parts: Vec<String>) -> String {
+    match parts.len() {
+        0 => FALSE.to_owned(),
+        1 => parts.into_iter().next().expect("one part"),
+        _ => format!("({})", parts.join(" OR ")),
+    }
+}
+
+/// The stored form of the whole seconds at or below, and at or above, a
+/// Cedar datetime literal.
+fn whole_seconds(text: &str) -> Option<(String, String)> {
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc().fixed_offset())
+        })?
+        .with_timezone(&chrono::Utc);
+    let floor = chrono::DateTime::from_timestamp(t.timestamp(), 0)?;
+    let ceil = if t.timestamp_subsec_nanos() == 0 {
+        floor
+    } else {
+        floor + chrono::Duration::seconds(1)
+    };
+    Some((crate::time::format(floor), crate::time::format(ceil)))
+}
+
+/// What a leaf filter tests.
+#[derive(Debug)]
+enum Test<'f> {
+    In(&'f EntityRef),
+    Eq(&'f Scalar),
+    Has,
+    Cmp(CmpOp, &'f Scalar),
+    Contains(&'f str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(f: &Filter, ty: EntityType) -> (String, Vec<Bind>) {
+        let mut w = Where::new();
+        let s = condition(f, ty, "c", &mut w).unwrap();
+        (s, w.binds().to_vec())
+    }
+
+    #[test]
+    fn hierarchy_is_an_uncorrelated_set() {
+        let f = Filter::In {
+            path: vec![],
+            entity: EntityRef::Partner("dist-a".into()),
+        };
+        let (s, binds) = sql(&f, EntityType::Customer);
+        assert!(s.starts_with("(c.partner_id = $1 OR c.partner_id IN (SELECT pf1.id FROM partners pf1"), "{s}");
+        assert!(binds.iter().all(|b| *b == Bind::Text("dist-a".into())));
+        // An order is in a partner through its customer.
+        let (s, _) = sql(&f, EntityType::Order);
+        assert!(s.starts_with("c.customer_id IN (SELECT pf1.id FROM customers pf1"), "{s}");
+        // A session is in nothing.
+        assert_eq!(sql(&f, EntityType::Session).0, FALSE);
+    }
+
+    #[test]
+    fn optional_attributes_are_guarded() {
+        let f = Filter::not(Filter::Eq {
+            path: vec!["account_manager".into()],
+            value: Scalar::Entity(EntityRef::Operator("am".into())),
+        });
+        let (s, _) = sql(&f, EntityType::Customer);
+        assert_eq!(s, "NOT ((c.account_manager_id IS NOT NULL AND c.account_manager_id = $1))");
+        let f = Filter::Eq {
+            path: vec!["customer".into(), "frozen".into()],
+            value: Scalar::Bool(true),
+        };
+        let (s, _) = sql(&f, EntityType::Order);
+        assert_eq!(
+            s,
+            "c.customer_id IN (SELECT pf1.id FROM customers pf1 WHERE (pf1.frozen = TRUE))"
+        );
+    }
+
+    #[test]
+    fn unmapped_forms_are_refused() {
+        let f = Filter::Has {
+            path: vec!["authorization".into()],
+        };
+        assert!(check(&f, EntityType::Customer).is_err());
+        let f = Filter::Cmp {
+            path: vec!["expires_at".into()],
+            cmp: CmpOp::Lt,
+            value: Scalar::Datetime("2026-11-21T12:00:00.5Z".into()),
+        };
+        let (s, binds) = sql(&f, EntityType::Session);
+        assert_eq!(s, "c.expires_at < $1");
+        assert_eq!(binds, vec![Bind::Text("2026-11-21T12:00:01Z".into())]);
+    }
+}
