@@ -30,6 +30,7 @@ mod bigstore;
 
 use anyhow::Context;
 use partner_gateway::assertion::{AssertionKey, CallerKind, Claims, Identity};
+use partner_gateway::catalog;
 use partner_gateway::crypto::SecretCipher;
 use partner_gateway::signing;
 use partner_gateway::store::seed::Fixture;
@@ -203,21 +204,45 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 kind: CallerKind::Operator,
                 id: op.id.0.clone(),
                 partner: Some(op.partner.0),
-                roles: op.roles,
                 customer: None,
-                scopes: vec![],
                 source_operator: None,
             };
-            let path = p
+            // What the gateway would have decided: the catalog's operation
+            // and its targets.
+            let (path, query) = p
                 .path_and_query
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+                .split_once('?')
+                .unwrap_or((&p.path_and_query, ""));
+            let (operation, params) = catalog::resolve(&http::Method::GET, path)
+                .with_context(|| format!("no GET operation at {path}"))?;
+            let request = catalog::Request::parse(
+                operation.op,
+                &catalog::Input {
+                    params: &params,
+                    query,
+                    body: b"",
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let principal = identity.principal();
+            let resources = request
+                .describe()
+                .targets(&catalog::CallerRefs {
+                    principal: &principal,
+                    own_customer: None,
+                    auth_method: "signature",
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let claims = Claims {
                 identity,
+                operation: operation.op.name().to_owned(),
                 method: "GET".into(),
-                path,
+                target: p.path_and_query.clone(),
+                body_sha256: signing::sha256_hex(b""),
+                resources,
+                list: None,
+                searchable: None,
+                reveal: false,
                 request_id: "bench".into(),
                 exp: chrono::Utc::now().timestamp() + 3600,
             };

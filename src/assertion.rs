@@ -301,7 +301,11 @@ mod tests {
         // Replayed on another method, query, path or body.
         for wrong in [
             bound("POST", TARGET, BODY),
-            bound("GET", "/v2/partners/sub-customers/budget?customer_id=c-2", BODY),
+            bound(
+                "GET",
+                "/v2/partners/sub-customers/budget?customer_id=c-2",
+                BODY,
+            ),
             bound("GET", "/v2/partners/sub-customers/budget", BODY),
             bound("GET", TARGET, b"{\"x\": 1}"),
         ] {

@@ -146,10 +146,23 @@ impl<'de> Deserialize<'de> for Money {
 
 impl Money {
     /// The amount when it lies in `min..=MAX` (or above `min` when `min_exclusive`).
-    pub fn within(self, field: &str, min: Decimal, min_exclusive: bool) -> Result<Decimal, ApiError> {
-        let low_ok = if min_exclusive { self.0 > min } else { self.0 >= min };
+    pub fn within(
+        self,
+        field: &str,
+        min: Decimal,
+        min_exclusive: bool,
+    ) -> Result<Decimal, ApiError> {
+        let low_ok = if min_exclusive {
+            self.0 > min
+        } else {
+            self.0 >= min
+        };
         if !low_ok || self.0 > MAX_BUDGET {
-            let low = if min_exclusive { "more than" } else { "at least" };
+            let low = if min_exclusive {
+                "more than"
+            } else {
+                "at least"
+            };
             return Err(malformed(
                 field,
                 format!("must be {low} {min} and at most {MAX_BUDGET}"),
@@ -201,9 +214,9 @@ pub fn choices<T: TextEnum + PartialEq>(
     }
     let mut out: Vec<T> = Vec::new();
     for v in &given {
-        let c: T = v.parse().map_err(|_| {
-            invalid(field, format!("{v:?} is not one of {}", names.join(", ")))
-        })?;
+        let c: T = v
+            .parse()
+            .map_err(|_| invalid(field, format!("{v:?} is not one of {}", names.join(", "))))?;
         if out.contains(&c) {
             return Err(invalid(field, format!("names {v} more than once")));
         }
@@ -247,9 +260,8 @@ pub fn opt_int(field: &str, value: Option<String>) -> Result<Option<i64>, ApiErr
 pub fn opt_time(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
     non_empty(value)
         .map(|v| {
-            crate::time::parse(v.trim()).map_err(|_| {
-                malformed(field, "expected UTC time such as 2026-11-21T12:00:00Z")
-            })
+            crate::time::parse(v.trim())
+                .map_err(|_| malformed(field, "expected UTC time such as 2026-11-21T12:00:00Z"))
         })
         .transpose()
 }
@@ -387,8 +399,14 @@ mod tests {
             let got = amount(body).unwrap();
             assert_eq!(got, want.parse::<Decimal>().unwrap(), "{body}");
         }
-        assert_eq!(cedar_decimal(amount(r#"{"amount": 100}"#).unwrap()), "100.00");
-        assert_eq!(cedar_decimal(amount(r#"{"amount": 100.5}"#).unwrap()), "100.50");
+        assert_eq!(
+            cedar_decimal(amount(r#"{"amount": 100}"#).unwrap()),
+            "100.00"
+        );
+        assert_eq!(
+            cedar_decimal(amount(r#"{"amount": 100.5}"#).unwrap()),
+            "100.50"
+        );
     }
 
     #[test]
@@ -418,7 +436,10 @@ mod tests {
         assert!(id_list("customer_ids", ids(&[]), 1, 10).is_err());
         assert!(id_list("customer_ids", ids(&["a", "a"]), 1, 10).is_err());
         assert!(id_list("customer_ids", ids(&[" "]), 1, 10).is_err());
-        assert_eq!(id_list("customer_ids", None, 1, 10).unwrap_err().code, "CBC.0100");
+        assert_eq!(
+            id_list("customer_ids", None, 1, 10).unwrap_err().code,
+            "CBC.0100"
+        );
     }
 
     #[test]

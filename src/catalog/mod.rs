@@ -240,12 +240,7 @@ catalog! {
     IssueToken(IssueToken),
 }
 
-const fn op(
-    op: Op,
-    method: Method,
-    path: &'static str,
-    check: Option<&'static str>,
-) -> Operation {
+const fn op(op: Op, method: Method, path: &'static str, check: Option<&'static str>) -> Operation {
     Operation {
         op,
         method,
@@ -282,114 +277,253 @@ impl Operation {
 /// decided with.
 pub static OPERATIONS: &[Operation] = &[
     // ---- customers (R1, R2) ----
-    op(Op::ListSubCustomers, Method::POST,
-        "/v2/partners/sub-customers/query", None)
-        .list("ViewCustomer", EntityType::Customer)
-        .masks_contact(),
-    op(Op::ShowCustomerOverview, Method::GET,
-        "/v2/partners/sub-customers/{customer_id}/overview", Some("ViewCustomer")),
+    op(
+        Op::ListSubCustomers,
+        Method::POST,
+        "/v2/partners/sub-customers/query",
+        None,
+    )
+    .list("ViewCustomer", EntityType::Customer)
+    .masks_contact(),
+    op(
+        Op::ShowCustomerOverview,
+        Method::GET,
+        "/v2/partners/sub-customers/{customer_id}/overview",
+        Some("ViewCustomer"),
+    ),
     // ---- budgets (R1, R3) ----
-    op(Op::ShowSubCustomerBudget, Method::GET,
-        "/v2/partners/sub-customers/budget", Some("ViewBudget")),
-    op(Op::ListSubCustomerBudget, Method::POST,
-        "/v2/partners/sub-customers/budget/query", None)
-        .list("ViewBudget", EntityType::Customer),
-    op(Op::ListSubCustomerBudgetRecords, Method::GET,
-        "/v2/partners/sub-customers/budget/records", Some("ViewBudget")),
-    op(Op::UpdateSubCustomerBudget, Method::POST,
-        "/v2/partners/sub-customers/budget", Some("SetBudget"))
-        .invalidates(),
+    op(
+        Op::ShowSubCustomerBudget,
+        Method::GET,
+        "/v2/partners/sub-customers/budget",
+        Some("ViewBudget"),
+    ),
+    op(
+        Op::ListSubCustomerBudget,
+        Method::POST,
+        "/v2/partners/sub-customers/budget/query",
+        None,
+    )
+    .list("ViewBudget", EntityType::Customer),
+    op(
+        Op::ListSubCustomerBudgetRecords,
+        Method::GET,
+        "/v2/partners/sub-customers/budget/records",
+        Some("ViewBudget"),
+    ),
+    op(
+        Op::UpdateSubCustomerBudget,
+        Method::POST,
+        "/v2/partners/sub-customers/budget",
+        Some("SetBudget"),
+    )
+    .invalidates(),
     // ---- freeze (R3) ----
-    op(Op::FreezeSubCustomers, Method::POST,
-        "/v2/partners/sub-customers/freeze", Some("FreezeCustomer"))
-        .invalidates(),
-    op(Op::UnfreezeSubCustomers, Method::POST,
-        "/v2/partners/sub-customers/unfreeze", Some("UnfreezeCustomer"))
-        .invalidates(),
+    op(
+        Op::FreezeSubCustomers,
+        Method::POST,
+        "/v2/partners/sub-customers/freeze",
+        Some("FreezeCustomer"),
+    )
+    .invalidates(),
+    op(
+        Op::UnfreezeSubCustomers,
+        Method::POST,
+        "/v2/partners/sub-customers/unfreeze",
+        Some("UnfreezeCustomer"),
+    )
+    .invalidates(),
     // ---- resellers (R5) ----
-    op(Op::ListIndirectPartners, Method::POST,
-        "/v2/partners/indirect-partners/query", None)
-        .list("ListResellers", EntityType::Partner),
-    op(Op::ShowResellerGrants, Method::GET,
-        "/v2/partners/indirect-partners/{partner_id}/grants", Some("ViewResellerGrants")),
-    op(Op::SetResellerGrants, Method::PUT,
-        "/v2/partners/indirect-partners/{partner_id}/grants", Some("SetResellerGrants"))
-        .invalidates(),
+    op(
+        Op::ListIndirectPartners,
+        Method::POST,
+        "/v2/partners/indirect-partners/query",
+        None,
+    )
+    .list("ListResellers", EntityType::Partner),
+    op(
+        Op::ShowResellerGrants,
+        Method::GET,
+        "/v2/partners/indirect-partners/{partner_id}/grants",
+        Some("ViewResellerGrants"),
+    ),
+    op(
+        Op::SetResellerGrants,
+        Method::PUT,
+        "/v2/partners/indirect-partners/{partner_id}/grants",
+        Some("SetResellerGrants"),
+    )
+    .invalidates(),
     // ---- customer authorizations, partner side (R6) ----
-    op(Op::RequestAuthorization, Method::POST,
-        "/v2/partners/sub-customers/{customer_id}/authorizations", Some("RequestAuthorization"))
-        .invalidates(),
-    op(Op::ListCustomerAuthorizations, Method::GET,
-        "/v2/partners/sub-customers/{customer_id}/authorizations", Some("ViewAuthorizations"))
-        .list("ViewAuthorizations", EntityType::Authorization),
+    op(
+        Op::RequestAuthorization,
+        Method::POST,
+        "/v2/partners/sub-customers/{customer_id}/authorizations",
+        Some("RequestAuthorization"),
+    )
+    .invalidates(),
+    op(
+        Op::ListCustomerAuthorizations,
+        Method::GET,
+        "/v2/partners/sub-customers/{customer_id}/authorizations",
+        Some("ViewAuthorizations"),
+    )
+    .list("ViewAuthorizations", EntityType::Authorization),
     // ---- orders (R1, R4) ----
-    op(Op::ListCustomerOrders, Method::GET,
-        "/v2/orders/customer-orders", Some("ViewOrders"))
-        .list("ViewOrder", EntityType::Order),
-    op(Op::ShowCustomerOrderDetails, Method::GET,
-        "/v2/orders/customer-orders/details/{order_id}", Some("ViewOrder")),
-    op(Op::ListPriceAdjustments, Method::GET,
-        "/v2/orders/customer-orders/{order_id}/price-adjustments", Some("ViewOrder")),
-    op(Op::AdjustOrderPrice, Method::POST,
-        "/v2/orders/customer-orders/{order_id}/price-adjustments", Some("AdjustOrderPrice")),
-    op(Op::CreateOrderExport, Method::POST,
-        "/v2/orders/customer-orders/exports", Some("ExportOrders"))
-        .list("ExportOrders", EntityType::Order),
-    op(Op::ListOrderExports, Method::GET,
-        "/v2/orders/customer-orders/exports", None)
-        .list("ViewExport", EntityType::Export),
-    op(Op::ShowOrderExport, Method::GET,
-        "/v2/orders/customer-orders/exports/{export_id}", Some("ViewExport")),
-    op(Op::DownloadOrderExport, Method::GET,
-        "/v2/orders/customer-orders/exports/{export_id}/file", Some("ViewExport")),
+    op(
+        Op::ListCustomerOrders,
+        Method::GET,
+        "/v2/orders/customer-orders",
+        Some("ViewOrders"),
+    )
+    .list("ViewOrder", EntityType::Order),
+    op(
+        Op::ShowCustomerOrderDetails,
+        Method::GET,
+        "/v2/orders/customer-orders/details/{order_id}",
+        Some("ViewOrder"),
+    ),
+    op(
+        Op::ListPriceAdjustments,
+        Method::GET,
+        "/v2/orders/customer-orders/{order_id}/price-adjustments",
+        Some("ViewOrder"),
+    ),
+    op(
+        Op::AdjustOrderPrice,
+        Method::POST,
+        "/v2/orders/customer-orders/{order_id}/price-adjustments",
+        Some("AdjustOrderPrice"),
+    ),
+    op(
+        Op::CreateOrderExport,
+        Method::POST,
+        "/v2/orders/customer-orders/exports",
+        Some("ExportOrders"),
+    )
+    .list("ExportOrders", EntityType::Order),
+    op(
+        Op::ListOrderExports,
+        Method::GET,
+        "/v2/orders/customer-orders/exports",
+        None,
+    )
+    .list("ViewExport", EntityType::Export),
+    op(
+        Op::ShowOrderExport,
+        Method::GET,
+        "/v2/orders/customer-orders/exports/{export_id}",
+        Some("ViewExport"),
+    ),
+    op(
+        Op::DownloadOrderExport,
+        Method::GET,
+        "/v2/orders/customer-orders/exports/{export_id}/file",
+        Some("ViewExport"),
+    ),
     // ---- resources (R1) ----
-    op(Op::ListCustomerOnDemandResources, Method::POST,
-        "/v2/partners/sub-customers/on-demand-resources/query", Some("ViewResources"))
-        .list("ViewResources", EntityType::Resource),
-    op(Op::ListPayPerUseCustomerResources, Method::POST,
-        "/v2/orders/suscriptions/resources/query", Some("ViewResources"))
-        .list("ViewResources", EntityType::Resource),
+    op(
+        Op::ListCustomerOnDemandResources,
+        Method::POST,
+        "/v2/partners/sub-customers/on-demand-resources/query",
+        Some("ViewResources"),
+    )
+    .list("ViewResources", EntityType::Resource),
+    op(
+        Op::ListPayPerUseCustomerResources,
+        Method::POST,
+        "/v2/orders/suscriptions/resources/query",
+        Some("ViewResources"),
+    )
+    .list("ViewResources", EntityType::Resource),
     // ---- the customer's consent (R7) ----
-    op(Op::ListOwnAuthorizations, Method::GET,
-        "/v2/customers/partner-authorizations", Some("ViewOwnAuthorizations"))
-        .list("ViewOwnAuthorizations", EntityType::Authorization),
-    op(Op::ApproveAuthorization, Method::POST,
+    op(
+        Op::ListOwnAuthorizations,
+        Method::GET,
+        "/v2/customers/partner-authorizations",
+        Some("ViewOwnAuthorizations"),
+    )
+    .list("ViewOwnAuthorizations", EntityType::Authorization),
+    op(
+        Op::ApproveAuthorization,
+        Method::POST,
         "/v2/customers/partner-authorizations/{authorization_id}/approve",
-        Some("ApproveAuthorization"))
-        .invalidates(),
-    op(Op::RejectAuthorization, Method::POST,
+        Some("ApproveAuthorization"),
+    )
+    .invalidates(),
+    op(
+        Op::RejectAuthorization,
+        Method::POST,
         "/v2/customers/partner-authorizations/{authorization_id}/reject",
-        Some("RejectAuthorization"))
-        .invalidates(),
-    op(Op::RevokeAuthorization, Method::POST,
+        Some("RejectAuthorization"),
+    )
+    .invalidates(),
+    op(
+        Op::RevokeAuthorization,
+        Method::POST,
         "/v2/customers/partner-authorizations/{authorization_id}/revoke",
-        Some("RevokeAuthorization"))
-        .invalidates(),
-    op(Op::ListPartnerActivity, Method::GET,
-        "/v2/customers/partner-activity", Some("ViewPartnerActivity")),
+        Some("RevokeAuthorization"),
+    )
+    .invalidates(),
+    op(
+        Op::ListPartnerActivity,
+        Method::GET,
+        "/v2/customers/partner-activity",
+        Some("ViewPartnerActivity"),
+    ),
     // ---- the customer's own account (R9, R10) ----
-    op(Op::PlaceOrder, Method::POST, "/v2/customer/orders", Some("PlaceOrder")),
-    op(Op::ListOwnOrders, Method::GET, "/v2/customer/orders",
-        Some("ViewOwnOrders"))
-        .list("ViewOwnOrders", EntityType::Order),
-    op(Op::ListOwnResources, Method::GET, "/v2/customer/resources",
-        Some("ViewOwnResources"))
-        .list("ViewOwnResources", EntityType::Resource),
-    op(Op::OperateResource, Method::POST,
-        "/v2/customer/resources/{resource_id}/operations", Some("OperateResource")),
+    op(
+        Op::PlaceOrder,
+        Method::POST,
+        "/v2/customer/orders",
+        Some("PlaceOrder"),
+    ),
+    op(
+        Op::ListOwnOrders,
+        Method::GET,
+        "/v2/customer/orders",
+        Some("ViewOwnOrders"),
+    )
+    .list("ViewOwnOrders", EntityType::Order),
+    op(
+        Op::ListOwnResources,
+        Method::GET,
+        "/v2/customer/resources",
+        Some("ViewOwnResources"),
+    )
+    .list("ViewOwnResources", EntityType::Resource),
+    op(
+        Op::OperateResource,
+        Method::POST,
+        "/v2/customer/resources/{resource_id}/operations",
+        Some("OperateResource"),
+    ),
     // ---- assume-role sessions (R8), the gateway's own ----
-    op(Op::CreateSession, Method::POST, "/v3/partner-sessions",
-        Some("AssumeRole"))
-        .by_gateway(),
+    op(
+        Op::CreateSession,
+        Method::POST,
+        "/v3/partner-sessions",
+        Some("AssumeRole"),
+    )
+    .by_gateway(),
     op(Op::ListSessions, Method::GET, "/v3/partner-sessions", None)
         .list("ListSessions", EntityType::Session)
         .by_gateway(),
-    op(Op::EndSession, Method::DELETE, "/v3/partner-sessions/{session_id}",
-        Some("EndSession"))
-        .by_gateway(),
+    op(
+        Op::EndSession,
+        Method::DELETE,
+        "/v3/partner-sessions/{session_id}",
+        Some("EndSession"),
+    )
+    .by_gateway(),
     // ---- tokens, the gateway's own ----
-    op(Op::IssueToken, Method::POST, "/v3/auth/tokens", Some("IssueToken"))
-        .by_gateway(),
+    op(
+        Op::IssueToken,
+        Method::POST,
+        "/v3/auth/tokens",
+        Some("IssueToken"),
+    )
+    .by_gateway(),
 ];
 
 /// Path parameters captured by a template, decoded.

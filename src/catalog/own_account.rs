@@ -3,7 +3,9 @@
 //! (`/v2/customer/...`, R9, R10). The target is the caller's own customer
 //! account: the customer principal, or the customer a session acts as.
 
-use super::fields::{self, cedar_decimal, choice, non_empty, positive_money, Money, Paging, PagingQuery};
+use super::fields::{
+    self, cedar_decimal, choice, non_empty, positive_money, Money, Paging, PagingQuery,
+};
 use super::orders::{order_status, order_type, OrderBy};
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
@@ -84,7 +86,11 @@ macro_rules! authorization_decision {
     )+};
 }
 
-authorization_decision!(ApproveAuthorization, RejectAuthorization, RevokeAuthorization);
+authorization_decision!(
+    ApproveAuthorization,
+    RejectAuthorization,
+    RevokeAuthorization
+);
 
 /// `GET /v2/customers/partner-activity`: who acted on the caller's account.
 #[derive(Debug)]
@@ -178,8 +184,9 @@ impl ParseRequest for PlaceOrder {
         let b: PlaceOrderBody = fields::json(input.body)?;
         let charging: Charging =
             choice("charging", b.charging)?.ok_or_else(|| fields::missing("charging"))?;
-        let code_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-';
+        let code_char = |c: char| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' || c == '-'
+        };
         let service_type_code = code("service_type_code", b.service_type_code, code_char)?;
         if service_type_code
             .strip_prefix("hws.service.type.")
@@ -216,7 +223,12 @@ impl ParseRequest for PlaceOrder {
                 let max = match period_type {
                     2 => 9,
                     3 => 3,
-                    _ => return Err(fields::invalid("period_type", "must be 2 (month) or 3 (year)")),
+                    _ => {
+                        return Err(fields::invalid(
+                            "period_type",
+                            "must be 2 (month) or 3 (year)",
+                        ))
+                    }
                 };
                 let period_num = fields::long_in("period_num", b.period_num, 1..=max, None)?;
                 let amount = positive_money("amount", b.amount)?;

@@ -2,8 +2,8 @@
 //! resellers and the partner side of authorizations.
 
 use super::fields::{
-    self, cedar_decimal, choice, choices, id_list, missing, non_empty, positive_money,
-    required_id, Money, Paging, PagingQuery, TimeRange,
+    self, cedar_decimal, choice, choices, id_list, missing, non_empty, positive_money, required_id,
+    Money, Paging, PagingQuery, TimeRange,
 };
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
@@ -707,7 +707,10 @@ mod tests {
         let params = [("customer_id", "c".to_string())];
         let parse = |body: &str| RequestAuthorization::parse(&input(&params, "", body));
         let r = parse(r#"{"scopes": ["order", "om"]}"#).unwrap();
-        assert_eq!(r.scopes, vec![AuthorizationScope::Om, AuthorizationScope::Order]);
+        assert_eq!(
+            r.scopes,
+            vec![AuthorizationScope::Om, AuthorizationScope::Order]
+        );
         assert_eq!(r.duration_days, 365);
         for bad in [
             r#"{"scopes": []}"#,
@@ -732,8 +735,9 @@ mod tests {
         assert_eq!(r.monthly_quota, Some(Decimal::new(5000, 0)));
         assert_eq!(r.one_time_quota, None);
         assert_eq!(ctx(&r)["monthly_quota"], "5000.00");
-        let err = parse(r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": null}"#)
-            .unwrap_err();
+        let err =
+            parse(r#"{"budget": true, "freeze": false, "on_behalf": true, "monthly_quota": null}"#)
+                .unwrap_err();
         assert!(err.msg.contains("one_time_quota"), "{err}");
     }
 }

@@ -118,7 +118,8 @@ pub(super) async fn list(
         filters: f,
         order_by: "ORDER BY a.created_at DESC, a.id DESC",
     };
-    let (total_count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(paging)).await?);
+    let (total_count, rows) =
+        page_or_answer!(list.run(state.store.pool(), served, Some(paging)).await?);
     let now = time::now();
     let authorizations = rows
         .iter()

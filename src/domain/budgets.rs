@@ -257,7 +257,8 @@ pub(super) async fn update(
     req: UpdateSubCustomerBudget,
 ) -> Result<Response, ApiError> {
     let customer_id = req.customer_id;
-    let cents = to_cents(req.amount).map_err(|e| ApiError::parameter(format!("budget_amount: {e}")))?;
+    let cents =
+        to_cents(req.amount).map_err(|e| ApiError::parameter(format!("budget_amount: {e}")))?;
     let budget_type = req.budget_type;
     let cancel_frozen = req.cancel_partner_frozen;
     let now = time::format(time::now());
@@ -317,4 +318,3 @@ pub(super) async fn update(
     tx.commit().await?;
     Ok(Json(Empty {}).into_response())
 }
-

@@ -213,10 +213,12 @@ pub(super) async fn place_order(
 
     let order = match &order_id {
         Some(id) => {
-            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM} WHERE o.id = $1"))
-                .bind(id.clone())
-                .fetch_one(state.store.pool())
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS} {ORDERS_FROM} WHERE o.id = $1"
+            ))
+            .bind(id.clone())
+            .fetch_one(state.store.pool())
+            .await?;
             Some(OrderV2::from(&order_from_row(&row)?))
         }
         None => None,
@@ -254,7 +256,10 @@ pub(super) async fn list_orders(
         .run(state.store.pool(), served, Some(q.paging))
         .await?;
     let (total_count, rows) = page_or_answer!(listed);
-    let orders = rows.iter().map(order_from_row).collect::<Result<Vec<_>, _>>()?;
+    let orders = rows
+        .iter()
+        .map(order_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(OrderPage {
         total_count,
         order_infos: orders.iter().map(OrderV2::from).collect(),

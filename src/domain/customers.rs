@@ -182,7 +182,11 @@ pub(super) async fn list(
     if let Some(a) = req.association {
         f.eq("c.association", Bind::Text(a.as_str().to_owned()));
     }
-    f.between("c.associated_on", req.associated_on.begin, req.associated_on.end);
+    f.between(
+        "c.associated_on",
+        req.associated_on.begin,
+        req.associated_on.end,
+    );
     if let Some(reseller) = &req.indirect_partner_id {
         f.eq("c.partner_id", Bind::Text(reseller.clone()));
     }
@@ -194,7 +198,10 @@ pub(super) async fn list(
         filters: f,
         order_by: "ORDER BY c.associated_on DESC, c.id",
     };
-    let (count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(req.paging)).await?);
+    let (count, rows) = page_or_answer!(
+        list.run(state.store.pool(), served, Some(req.paging))
+            .await?
+    );
     let customer_infos = rows
         .iter()
         .map(|r| customer_info(r, served.reveal))
@@ -300,7 +307,12 @@ pub(super) async fn overview(
 ) -> Result<Response, ApiError> {
     let customer_id = req.customer_id;
     let pool = state.store.pool();
-    if state.store.customer(&customer_id.as_str().into()).await?.is_none() {
+    if state
+        .store
+        .customer(&customer_id.as_str().into())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::denied());
     }
     let now = time::now();

@@ -58,7 +58,11 @@ pub async fn serve(state: DomainState, op: Op, req: axum::extract::Request) -> R
     }
 }
 
-async fn served(state: &DomainState, op: Op, req: axum::extract::Request) -> Result<Response, ApiError> {
+async fn served(
+    state: &DomainState,
+    op: Op,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await

@@ -70,12 +70,20 @@ pub(super) struct Change<'a> {
 }
 
 /// `POST /v2/partners/sub-customers/freeze`.
-pub(super) async fn freeze(state: &DomainState, served: &Served, req: FreezeChange) -> Result<Response, ApiError> {
+pub(super) async fn freeze(
+    state: &DomainState,
+    served: &Served,
+    req: FreezeChange,
+) -> Result<Response, ApiError> {
     batch(state, &served.identity, Direction::Freeze, &req).await
 }
 
 /// `POST /v2/partners/sub-customers/unfreeze`.
-pub(super) async fn unfreeze(state: &DomainState, served: &Served, req: FreezeChange) -> Result<Response, ApiError> {
+pub(super) async fn unfreeze(
+    state: &DomainState,
+    served: &Served,
+    req: FreezeChange,
+) -> Result<Response, ApiError> {
     batch(state, &served.identity, Direction::Unfreeze, &req).await
 }
 
@@ -274,4 +282,3 @@ async fn record(conn: &mut AnyConnection, action: &str, c: &Change<'_>) -> Resul
     .await?;
     Ok(())
 }
-

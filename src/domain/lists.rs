@@ -39,7 +39,12 @@ pub(super) enum Listed {
 
 /// `filter` as an SQL condition on `alias`, added to `w`. The gateway checks
 /// that every filter it sends has an SQL form, so a failure here is ours.
-pub(super) fn restrict(w: &mut Where, filter: &Filter, item: EntityType, alias: &str) -> Result<(), ApiError> {
+pub(super) fn restrict(
+    w: &mut Where,
+    filter: &Filter,
+    item: EntityType,
+    alias: &str,
+) -> Result<(), ApiError> {
     let cond = sql::condition(filter, item, alias, w).map_err(|e| {
         tracing::error!(error = %e, "a list filter from the gateway has no SQL form");
         ApiError::internal()
@@ -63,24 +68,35 @@ impl List<'_> {
             ListScope::Filter(filter) => {
                 restrict(&mut self.filters, filter, self.item, alias)?;
                 let total = self.filters.count(pool, self.from).await?;
-                let rows = self.filters.fetch(pool, &select, self.order_by, paging).await?;
+                let rows = self
+                    .filters
+                    .fetch(pool, &select, self.order_by, paging)
+                    .await?;
                 Ok(Listed::Page { total, rows })
             }
             ListScope::Candidates(filter) => {
                 restrict(&mut self.filters, filter, self.item, alias)?;
                 let select = format!("SELECT {alias}.id AS id {}", self.from);
-                let rows = self.filters.fetch(pool, &select, self.order_by, None).await?;
+                let rows = self
+                    .filters
+                    .fetch(pool, &select, self.order_by, None)
+                    .await?;
                 let candidates = rows
                     .iter()
                     .map(|r| super::query::text(r, "id"))
                     .collect::<Result<_, _>>()?;
-                Ok(Listed::Answered(Json(Candidates { candidates }).into_response()))
+                Ok(Listed::Answered(
+                    Json(Candidates { candidates }).into_response(),
+                ))
             }
             ListScope::Decided { ids, total } => {
                 // Exactly the items the gateway decided (one page of them).
                 self.filters
                     .is_in(&format!("{alias}.id"), ids.iter().cloned().map(Bind::Text));
-                let rows = self.filters.fetch(pool, &select, self.order_by, None).await?;
+                let rows = self
+                    .filters
+                    .fetch(pool, &select, self.order_by, None)
+                    .await?;
                 Ok(Listed::Page {
                     total: i64::try_from(*total).unwrap_or(i64::MAX),
                     rows,

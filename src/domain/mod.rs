@@ -44,8 +44,8 @@ pub fn router(state: DomainState) -> Router {
     let mut paths: BTreeMap<&'static str, MethodRouter<DomainState>> = BTreeMap::new();
     for operation in OPERATIONS.iter().filter(|o| o.served_by == ServedBy::Store) {
         let op = operation.op;
-        let filter = MethodFilter::try_from(operation.method.clone())
-            .expect("catalog methods are standard");
+        let filter =
+            MethodFilter::try_from(operation.method.clone()).expect("catalog methods are standard");
         let handler = move |axum::extract::State(state): axum::extract::State<DomainState>,
                             req: axum::extract::Request| async move {
             extract::serve(state, op, req).await
@@ -55,7 +55,9 @@ pub fn router(state: DomainState) -> Router {
     }
     paths
         .into_iter()
-        .fold(Router::new(), |router, (path, route)| router.route(path, route))
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        })
         // Liveness for the gateway's readiness check: says nothing about any data.
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found() })
@@ -69,7 +71,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: DomainState) -> std
 
 /// Runs one verified, parsed request: every operation the store serves, to
 /// its handler.
-async fn dispatch(state: &DomainState, served: &Served, request: Request) -> Result<Response, ApiError> {
+async fn dispatch(
+    state: &DomainState,
+    served: &Served,
+    request: Request,
+) -> Result<Response, ApiError> {
     use Request as R;
     match request {
         R::ListSubCustomers(r) => customers::list(state, served, r).await,

@@ -110,8 +110,7 @@ pub(super) const ORDERS_FROM: &str = "FROM orders o JOIN customers c ON c.id = o
 
 /// An order's columns (over [`ORDERS_FROM`]) with its customer's and its
 /// price-adjustment count.
-pub(super) const ORDER_COLUMNS: &str =
-    "o.*, c.account_name AS account_name,
+pub(super) const ORDER_COLUMNS: &str = "o.*, c.account_name AS account_name,
         (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments";
 
 pub(super) fn order_from_row(row: &AnyRow) -> Result<OrderRow, ApiError> {
@@ -304,8 +303,6 @@ pub(super) struct OrderPage {
     pub total_count: i64,
     pub order_infos: Vec<OrderV2>,
 }
-
-/// ListCustomerOrdersRequest, all text so that empty values mean "absent".
 
 /// `GET /v2/orders/customer-orders` (ListCustomerOrders).
 pub(super) async fn list(
@@ -911,13 +908,19 @@ async fn export(state: &DomainState, id: &str) -> Result<(ExportView, Option<Str
 }
 
 /// `GET /v2/orders/customer-orders/exports/{export_id}`.
-pub(super) async fn show_export(state: &DomainState, export_id: &str) -> Result<Response, ApiError> {
+pub(super) async fn show_export(
+    state: &DomainState,
+    export_id: &str,
+) -> Result<Response, ApiError> {
     let (view, _) = export(state, export_id).await?;
     Ok(Json(view).into_response())
 }
 
 /// `GET /v2/orders/customer-orders/exports/{export_id}/file`: the CSV, once completed.
-pub(super) async fn export_file(state: &DomainState, export_id: &str) -> Result<Response, ApiError> {
+pub(super) async fn export_file(
+    state: &DomainState,
+    export_id: &str,
+) -> Result<Response, ApiError> {
     let (view, csv) = export(state, export_id).await?;
     match (view.status, csv) {
         (ExportStatus::Completed, Some(csv)) => Ok((

@@ -66,4 +66,3 @@ pub fn parse<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
 ) -> Result<T, ApiError> {
     text(row, name)?.parse::<T>().map_err(db_error)
 }
-

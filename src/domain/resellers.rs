@@ -120,7 +120,11 @@ pub(super) async fn list(
     if let Some(v) = &req.indirect_partner_id {
         f.eq("p.id", Bind::Text(v.clone()));
     }
-    f.between("p.created_at", req.associated_on.begin, req.associated_on.end);
+    f.between(
+        "p.created_at",
+        req.associated_on.begin,
+        req.associated_on.end,
+    );
     let list = List {
         item: EntityType::Partner,
         alias: "p",
@@ -129,7 +133,10 @@ pub(super) async fn list(
         filters: f,
         order_by: "ORDER BY p.id",
     };
-    let (count, rows) = page_or_answer!(list.run(state.store.pool(), served, Some(req.paging)).await?);
+    let (count, rows) = page_or_answer!(
+        list.run(state.store.pool(), served, Some(req.paging))
+            .await?
+    );
     let indirect_partners = rows
         .iter()
         .map(|row| {

@@ -161,7 +161,10 @@ pub(super) fn resources(rows: &[AnyRow]) -> Result<Vec<ResourceRow>, ApiError> {
 }
 
 /// One resource (with the effective status), or `None`.
-pub(super) async fn resource_of(state: &DomainState, id: &str) -> Result<Option<ResourceRow>, ApiError> {
+pub(super) async fn resource_of(
+    state: &DomainState,
+    id: &str,
+) -> Result<Option<ResourceRow>, ApiError> {
     let mut w = Where::new();
     let source = resource_source(&mut w);
     w.eq("r.id", Bind::Text(id.to_owned()));
@@ -626,5 +629,4 @@ mod tests {
         assert_eq!(names(statuses_for(6, on_demand_status)), ["closed"]);
         assert!(statuses_for(4, on_demand_status).is_empty());
     }
-
 }

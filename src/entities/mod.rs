@@ -181,10 +181,19 @@ impl EntityLoader {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Drops every cached principal row and operator record: a change was
+    /// heard of that may be to any of them.
     fn drop_principals(&self) {
         let mut epoch = self.epoch();
         *epoch += 1;
         self.principals.invalidate_all();
+        if self
+            .cache
+            .invalidate_entries_if(|k, _| matches!(k, EntityRef::Operator(_)))
+            .is_err()
+        {
+            self.cache.invalidate_all();
+        }
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -213,7 +222,8 @@ impl EntityLoader {
         resource: &EntityRef,
         sessions: &[SessionFacts],
     ) -> Result<Option<Entities>, EntityError> {
-        self.slice_of(engine, &[resource, principal], sessions).await
+        self.slice_of(engine, &[resource, principal], sessions)
+            .await
     }
 
     /// The entities of the principal alone (and what it links to): what a
@@ -321,13 +331,18 @@ impl EntityLoader {
         self.principals.invalidate_all();
     }
 
-    /// One stored entity's record, from the cache or the store.
+    /// One stored entity's record, from the cache or the store. An
+    /// operator's record (whose status R12 reads: a disabled operator and its
+    /// sessions are denied at once) is cached only while a change to it would
+    /// be heard, as the principals' rows are (see `principals.rs`).
     async fn record(
         &self,
         r: &EntityRef,
         engine: &PolicyEngine,
     ) -> Result<Option<Arc<Record>>, EntityError> {
-        if let Some(record) = self.cache.get(r) {
+        let cacheable = !matches!(r, EntityRef::Operator(_))
+            || self.freshness.cache_usable(|| self.drop_principals());
+        if let Some(record) = self.cache.get(r).filter(|_| cacheable) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(record));
         }
@@ -342,7 +357,7 @@ impl EntityLoader {
             .map(|(k, v)| Ok((k, Arc::new(checked(v, engine)?))))
             .collect::<Result<Vec<_>, EntityError>>()?;
         let epoch = self.epoch();
-        if *epoch == started {
+        if *epoch == started && cacheable {
             self.cache.insert(r.clone(), record.clone());
             for (k, v) in extra {
                 self.cache.insert(k, v);

@@ -108,11 +108,19 @@ fn allowed(
     for f in &r.forbids {
         forbidden.push(boolean(&f.condition, item, mode.negated(), unknown)?);
     }
-    Ok(Filter::and(vec![permitted, Filter::not(Filter::or(forbidden))]))
+    Ok(Filter::and(vec![
+        permitted,
+        Filter::not(Filter::or(forbidden)),
+    ]))
 }
 
 /// An expression in a boolean position.
-fn boolean(e: &Expr, item: EntityType, mode: Mode, unknown: &mut Vec<String>) -> Result<Filter, ()> {
+fn boolean(
+    e: &Expr,
+    item: EntityType,
+    mode: Mode,
+    unknown: &mut Vec<String>,
+) -> Result<Filter, ()> {
     match term(e, item) {
         Some(Term::Cond(f)) => return Ok(f),
         // A bare attribute in a boolean position is a Bool attribute.
@@ -160,7 +168,10 @@ fn boolean(e: &Expr, item: EntityType, mode: Mode, unknown: &mut Vec<String>) ->
             match c {
                 Ok(c) => Ok(Filter::or(vec![
                     Filter::and(vec![c.clone(), boolean(then_expr, item, mode, unknown)?]),
-                    Filter::and(vec![Filter::not(c), boolean(else_expr, item, mode, unknown)?]),
+                    Filter::and(vec![
+                        Filter::not(c),
+                        boolean(else_expr, item, mode, unknown)?,
+                    ]),
                 ])),
                 Err(()) => mode.unknown(format!("if {cond}"), unknown),
             }
@@ -209,9 +220,7 @@ fn term(e: &Expr, item: EntityType) -> Option<Term> {
                 path: p,
                 value: Scalar::Bool(true),
             })),
-            (UnaryOp::Datetime, Term::Value(Scalar::String(s))) => {
-                Term::Value(Scalar::Datetime(s))
-            }
+            (UnaryOp::Datetime, Term::Value(Scalar::String(s))) => Term::Value(Scalar::Datetime(s)),
             _ => return None,
         },
         Expr::BinaryOp { op, left, right } => binary(*op, term(left, item)?, term(right, item)?)?,
@@ -363,9 +372,10 @@ mod tests {
     use std::sync::Arc;
 
     fn residual(text: &str) -> Residual {
-        let policy: cedar_policy::Policy = format!("permit(principal, action, resource) when {{ {text} }};")
-            .parse()
-            .unwrap();
+        let policy: cedar_policy::Policy =
+            format!("permit(principal, action, resource) when {{ {text} }};")
+                .parse()
+                .unwrap();
         let pst = policy.to_pst().unwrap();
         let cedar_policy::pst::Clause::When(condition) = pst.body().clauses()[0].clone() else {
             panic!("a when clause")
@@ -443,8 +453,10 @@ mod tests {
 
     #[test]
     fn decided_questions_are_constants() {
-        let mut r = Residuals::default();
-        r.decision = Some(false);
+        let mut r = Residuals {
+            decision: Some(false),
+            ..Residuals::default()
+        };
         assert_eq!(compile(&r, EntityType::Order).exact, Some(Filter::False));
         r.decision = Some(true);
         assert_eq!(compile(&r, EntityType::Order).exact, Some(Filter::True));
@@ -453,7 +465,9 @@ mod tests {
     #[test]
     fn comparisons_sets_and_conditionals() {
         let r = residuals(
-            &[r#"datetime("2026-11-21T12:00:00Z") < resource.expires_at && resource.scopes.containsAny(["om", "order"]) && (if resource.ended then false else true)"#],
+            &[
+                r#"datetime("2026-11-21T12:00:00Z") < resource.expires_at && resource.scopes.containsAny(["om", "order"]) && (if resource.ended then false else true)"#,
+            ],
             &[],
         );
         let f = compile(&r, EntityType::Session).exact.unwrap();

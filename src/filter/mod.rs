@@ -31,19 +31,40 @@ pub type Path = Vec<String>;
 pub enum Filter {
     True,
     False,
-    And { all: Vec<Filter> },
-    Or { any: Vec<Filter> },
-    Not { not: Box<Filter> },
+    And {
+        all: Vec<Filter>,
+    },
+    Or {
+        any: Vec<Filter>,
+    },
+    Not {
+        not: Box<Filter>,
+    },
     /// The entity at `path` is `entity` or a descendant of it (Cedar's `in`).
-    In { path: Path, entity: EntityRef },
+    In {
+        path: Path,
+        entity: EntityRef,
+    },
     /// The attribute at `path` exists and equals `value`.
-    Eq { path: Path, value: Scalar },
+    Eq {
+        path: Path,
+        value: Scalar,
+    },
     /// The attribute at `path` exists (Cedar's `has`).
-    Has { path: Path },
+    Has {
+        path: Path,
+    },
     /// The attribute at `path` exists and compares with `value` by `cmp`.
-    Cmp { path: Path, cmp: CmpOp, value: Scalar },
+    Cmp {
+        path: Path,
+        cmp: CmpOp,
+        value: Scalar,
+    },
     /// The string set at `path` contains `value`.
-    Contains { path: Path, value: String },
+    Contains {
+        path: Path,
+        value: String,
+    },
 }
 
 /// A value a filter compares with.

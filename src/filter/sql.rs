@@ -80,7 +80,9 @@ enum Attr {
     /// A record attribute (a partner's grants).
     Grants,
     /// An attribute only `has` can test here.
-    Opaque { present: &'static str },
+    Opaque {
+        present: &'static str,
+    },
 }
 
 fn attr(t: EntityType, name: &str) -> Option<Attr> {
@@ -193,9 +195,21 @@ fn parents(t: EntityType) -> &'static [(EntityType, &'static str, Option<&'stati
         T::Authorization | T::Order | T::Resource => &[(T::Customer, "customer_id", None)],
         T::Session => &[],
         T::Export => &[
-            (T::Operator, "principal_id", Some("{a}.principal_kind = 'operator'")),
-            (T::Customer, "principal_id", Some("{a}.principal_kind = 'customer'")),
-            (T::Session, "principal_id", Some("{a}.principal_kind = 'session'")),
+            (
+                T::Operator,
+                "principal_id",
+                Some("{a}.principal_kind = 'operator'"),
+            ),
+            (
+                T::Customer,
+                "principal_id",
+                Some("{a}.principal_kind = 'customer'"),
+            ),
+            (
+                T::Session,
+                "principal_id",
+                Some("{a}.principal_kind = 'session'"),
+            ),
         ],
     }
 }
@@ -265,7 +279,13 @@ impl Compiler<'_> {
     }
 
     /// `test` on the attribute at `path` of the row `a` of type `ty`.
-    fn at(&mut self, ty: EntityType, a: &str, path: &[String], test: &Test) -> Result<String, SqlError> {
+    fn at(
+        &mut self,
+        ty: EntityType,
+        a: &str,
+        path: &[String],
+        test: &Test,
+    ) -> Result<String, SqlError> {
         let Some((name, rest)) = path.split_first() else {
             // The item itself.
             return match test {
@@ -280,7 +300,14 @@ impl Compiler<'_> {
         };
         let attribute = attr(ty, name).ok_or_else(|| SqlError(format!("{ty}.{name}")))?;
         match (attribute, rest) {
-            (Attr::Entity { ty: target, col, present }, []) => {
+            (
+                Attr::Entity {
+                    ty: target,
+                    col,
+                    present,
+                },
+                [],
+            ) => {
                 let cond = match test {
                     Test::Has => return Ok(present.map(|p| fill(p, a)).unwrap_or(TRUE.into())),
                     Test::Eq(Scalar::Entity(e)) if e.kind() == target => {
@@ -293,7 +320,14 @@ impl Compiler<'_> {
                 };
                 Ok(guarded(present, a, cond))
             }
-            (Attr::Entity { ty: target, col, present }, rest) => {
+            (
+                Attr::Entity {
+                    ty: target,
+                    col,
+                    present,
+                },
+                rest,
+            ) => {
                 // An attribute of the referenced entity: the set of its rows
                 // that pass, uncorrelated.
                 let x = self.alias();
@@ -318,7 +352,13 @@ impl Compiler<'_> {
     }
 
     /// `test` on a primitive attribute of row `a`.
-    fn leaf(&mut self, attribute: Attr, a: &str, test: &Test, what: &str) -> Result<String, SqlError> {
+    fn leaf(
+        &mut self,
+        attribute: Attr,
+        a: &str,
+        test: &Test,
+        what: &str,
+    ) -> Result<String, SqlError> {
         let unsupported = || SqlError(format!("{test:?} on {what}"));
         match (attribute, test) {
             (Attr::Text { present, .. }, Test::Has) => {
@@ -469,11 +509,17 @@ mod tests {
             entity: EntityRef::Partner("dist-a".into()),
         };
         let (s, binds) = sql(&f, EntityType::Customer);
-        assert!(s.starts_with("(c.partner_id = $1 OR c.partner_id IN (SELECT pf1.id FROM partners pf1"), "{s}");
+        assert!(
+            s.starts_with("(c.partner_id = $1 OR c.partner_id IN (SELECT pf1.id FROM partners pf1"),
+            "{s}"
+        );
         assert!(binds.iter().all(|b| *b == Bind::Text("dist-a".into())));
         // An order is in a partner through its customer.
         let (s, _) = sql(&f, EntityType::Order);
-        assert!(s.starts_with("c.customer_id IN (SELECT pf1.id FROM customers pf1"), "{s}");
+        assert!(
+            s.starts_with("c.customer_id IN (SELECT pf1.id FROM customers pf1"),
+            "{s}"
+        );
         // A session is in nothing.
         assert_eq!(sql(&f, EntityType::Session).0, FALSE);
     }
@@ -485,7 +531,10 @@ mod tests {
             value: Scalar::Entity(EntityRef::Operator("am".into())),
         });
         let (s, _) = sql(&f, EntityType::Customer);
-        assert_eq!(s, "NOT ((c.account_manager_id IS NOT NULL AND c.account_manager_id = $1))");
+        assert_eq!(
+            s,
+            "NOT ((c.account_manager_id IS NOT NULL AND c.account_manager_id = $1))"
+        );
         let f = Filter::Eq {
             path: vec!["customer".into(), "frozen".into()],
             value: Scalar::Bool(true),

@@ -75,7 +75,14 @@ impl Gateway {
         let mut denied = Vec::new();
         for target in targets {
             let decision = self
-                .decide(engine, &call.caller, action, target, context.clone(), call.peer)
+                .decide(
+                    engine,
+                    &call.caller,
+                    action,
+                    target,
+                    context.clone(),
+                    call.peer,
+                )
                 .await?;
             record.decision(action, target.to_string(), &decision, engine.version());
             if !decision.allow {
@@ -133,8 +140,9 @@ impl Gateway {
                 errors: vec![],
             });
         };
-        let request = AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
-            .with_live_context(peer.ip());
+        let request =
+            AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
+                .with_live_context(peer.ip());
         let decision = engine.decide(&request, &entities);
         if let Some(shadow) = &self.shadow {
             crate::policy::shadow::compare(&shadow.load(), engine, &request, &entities, &decision);
@@ -146,7 +154,8 @@ impl Gateway {
         Ok(decision)
     }
 
-    /// What the policies say about `action` on every item of type `item`.
+    /// What the policies say about `action` on every item of type `item`
+    /// (compared with the shadow set's answer, when there is one).
     async fn residuals(
         &self,
         call: &Call<'_>,
@@ -163,15 +172,39 @@ impl Gateway {
             .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?
             .ok_or_else(GatewayError::denied)?;
         // `now` and `source_ip`, as every decision gets them.
-        let context = AccessRequest::new(caller.principal.clone(), action, caller.principal.clone(), context)
-            .with_live_context(call.peer.ip())
-            .context;
-        call.engine
+        let context = AccessRequest::new(
+            caller.principal.clone(),
+            action,
+            caller.principal.clone(),
+            context,
+        )
+        .with_live_context(call.peer.ip())
+        .context;
+        let residuals = call
+            .engine
             .residuals(&caller.principal, action, item, &context, &entities)
             .map_err(|e| {
                 tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
                 GatewayError::denied()
-            })
+            })?;
+        if let Some(shadow) = &self.shadow {
+            let live = Decision {
+                allow: residuals.decision != Some(false),
+                determining: residuals.determining.clone(),
+                errors: residuals.errors.clone(),
+            };
+            crate::policy::shadow::compare_list(
+                &shadow.load(),
+                &call.engine,
+                &caller.principal,
+                action,
+                item,
+                &context,
+                &entities,
+                &live,
+            );
+        }
+        Ok(residuals)
     }
 
     /// The items of a list the caller may see: a filter the store runs, or,
@@ -190,7 +223,12 @@ impl Gateway {
             determining: residuals.determining.clone(),
             errors: vec![],
         };
-        record.decision(of.action, format!("{}::*", of.item), &decision, engine.version());
+        record.decision(
+            of.action,
+            format!("{}::*", of.item),
+            &decision,
+            engine.version(),
+        );
         if !decision.allow {
             // No item can be allowed: the list is denied as a whole.
             let (code, msg) = engine.denial(&decision);
@@ -251,14 +289,20 @@ impl Gateway {
         call: &Call<'_>,
         candidates: Vec<String>,
     ) -> Result<ListScope, GatewayError> {
-        let of = call
-            .operation
-            .list
-            .ok_or_else(|| GatewayError::Internal("candidates for an operation with no list".into()))?;
+        let of = call.operation.list.ok_or_else(|| {
+            GatewayError::Internal("candidates for an operation with no list".into())
+        })?;
         let mut allowed = Vec::new();
         for id in candidates {
             let decision = self
-                .decide(&call.engine, &call.caller, of.action, &of.item.entity(id.clone()), Map::new(), call.peer)
+                .decide(
+                    &call.engine,
+                    &call.caller,
+                    of.action,
+                    &of.item.entity(id.clone()),
+                    Map::new(),
+                    call.peer,
+                )
                 .await?;
             if decision.allow {
                 allowed.push(id);

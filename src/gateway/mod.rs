@@ -56,7 +56,11 @@ pub struct Gateway {
 }
 
 impl crate::listener::RequestHandler for Gateway {
-    async fn handle(self: Arc<Self>, req: HttpRequest<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: HttpRequest<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         Gateway::handle(&self, req, peer).await
     }
 }
@@ -210,7 +214,11 @@ impl Gateway {
         self.send(call, &claims).await
     }
 
-    async fn send(&self, call: &Call<'_>, claims: &Claims) -> Result<UpstreamResponse, GatewayError> {
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        claims: &Claims,
+    ) -> Result<UpstreamResponse, GatewayError> {
         self.upstream
             .forward(
                 &call.parts,

@@ -77,7 +77,12 @@ impl Gateway {
     /// The store answered the listed customers in clear: each keeps in clear
     /// only the fields `RevealContact` allows for it (audited), the others
     /// are masked again.
-    async fn reveal(&self, call: &Call<'_>, fields: &[String], body: &Bytes) -> Result<Bytes, GatewayError> {
+    async fn reveal(
+        &self,
+        call: &Call<'_>,
+        fields: &[String],
+        body: &Bytes,
+    ) -> Result<Bytes, GatewayError> {
         let mut doc: Value = serde_json::from_slice(body).map_err(|e| {
             GatewayError::Internal(format!("upstream customer list is not JSON: {e}"))
         })?;

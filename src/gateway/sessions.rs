@@ -119,7 +119,11 @@ impl Gateway {
         let (filter, one_by_one) = match &decided.list {
             Some(ListScope::Filter(f)) => (f, false),
             Some(ListScope::Candidates(f)) => (f, true),
-            _ => return Err(GatewayError::Internal("a session list without a scope".into())),
+            _ => {
+                return Err(GatewayError::Internal(
+                    "a session list without a scope".into(),
+                ))
+            }
         };
         // Live: not ended, not expired (a dead session is nobody's to manage).
         let mut w = Where::new();

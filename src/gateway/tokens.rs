@@ -59,8 +59,10 @@ impl TokenSigner {
         now: DateTime<Utc>,
         lifetime_secs: i64,
     ) -> (String, DateTime<Utc>) {
-        let exp =
-            now + chrono::Duration::seconds(lifetime_secs.clamp(*TOKEN_SECS.start(), *TOKEN_SECS.end()));
+        let exp = now
+            + chrono::Duration::seconds(
+                lifetime_secs.clamp(*TOKEN_SECS.start(), *TOKEN_SECS.end()),
+            );
         let claims = TokenClaims {
             kind,
             sub: id.to_owned(),

@@ -59,7 +59,12 @@ impl PolicyEngine {
                 Value::Object(context.clone()),
                 Some((&self.schema, &action_uid)),
             )
-            .map_err(|e| format!("context of {action} does not match the schema: {}", describe(&e)))?,
+            .map_err(|e| {
+                format!(
+                    "context of {action} does not match the schema: {}",
+                    describe(&e)
+                )
+            })?,
         };
         let request = PartialRequest::new(
             PartialEntityUid::from_concrete(principal.uid()),
@@ -68,7 +73,12 @@ impl PolicyEngine {
             Some(context),
             &self.schema,
         )
-        .map_err(|e| format!("the list request does not match the schema: {}", describe(&e)))?;
+        .map_err(|e| {
+            format!(
+                "the list request does not match the schema: {}",
+                describe(&e)
+            )
+        })?;
         let entities = match plan {
             Some(p) => plan::with_missing(entities, p.entities())?,
             None => plan::with_missing(
@@ -152,7 +162,10 @@ impl PolicyEngine {
 
     /// A policy's position in file order (unknown ids last).
     fn position(&self, id: &PolicyId) -> usize {
-        self.index.get(id.as_ref() as &str).copied().unwrap_or(usize::MAX)
+        self.index
+            .get(id.as_ref() as &str)
+            .copied()
+            .unwrap_or(usize::MAX)
     }
 
     fn in_file_order<'p>(&self, ids: impl Iterator<Item = &'p PolicyId>) -> Vec<String> {

@@ -48,3 +48,60 @@ pub fn compare(
     }
     shadowed
 }
+
+/// What a list question decides for the whole list: allowed (some items
+/// may be listed, by the filter) or denied (none can be).
+fn list_decision(residuals: Result<super::Residuals, String>) -> Decision {
+    match residuals {
+        Ok(r) => Decision {
+            allow: r.decision != Some(false),
+            determining: r.determining,
+            errors: r.errors,
+        },
+        Err(e) => Decision::failed(e),
+    }
+}
+
+/// [`compare`] for a list question (every item of `item` at once): the two
+/// sets disagree when one would deny the whole list and the other not.
+/// Item-level differences show where the list falls back to deciding items
+/// one by one, and in `policy diff`.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_list(
+    shadow: &PolicyEngine,
+    live_engine: &PolicyEngine,
+    principal: &super::EntityRef,
+    action: &str,
+    item: super::EntityType,
+    context: &serde_json::Map<String, serde_json::Value>,
+    entities: &Entities,
+    live: &Decision,
+) -> Decision {
+    let request = AccessRequest::new(
+        principal.clone(),
+        action,
+        principal.clone(),
+        context.clone(),
+    );
+    let shadowed = list_decision(shadow.residuals(principal, action, item, context, entities));
+    crate::metrics::shadow_decision(action, live.allow, shadowed.allow);
+    if shadowed.allow != live.allow {
+        let text = |allow: bool| if allow { "allow" } else { "deny" };
+        tracing::info!(
+            target: SHADOW_TARGET,
+            principal = %request.principal,
+            action = %request.action,
+            resource = %format!("{item}::*"),
+            live = text(live.allow),
+            live_determining = %live.determining.join(","),
+            live_errors = %live.errors.join("; "),
+            live_version = live_engine.version(),
+            shadow = text(shadowed.allow),
+            shadow_determining = %shadowed.determining.join(","),
+            shadow_errors = %shadowed.errors.join("; "),
+            shadow_version = shadow.version(),
+            "shadow policies disagree"
+        );
+    }
+    shadowed
+}

@@ -1,10 +1,21 @@
-//! Test support shared by the unit, integration and benchmark code: a fresh,
-//! real database per test on SQLite (a temporary file) or PostgreSQL (a new
-//! database on the server named by `PGW_TEST_DATABASE_URL`).
+//! What the system tests share (outside the shipped library): a fresh, real
+//! database per test on SQLite (a temporary file) or PostgreSQL (a new
+//! database on the server named by `PGW_TEST_DATABASE_URL`), and
+//! [`DomainServer`], the real gateway and domain store over such a database,
+//! called as any principal with real signatures.
 
-use crate::crypto::SecretCipher;
-use crate::store::{Backend, Store};
+use partner_gateway::assertion::{AssertionKey, CallerKind, Identity};
+use partner_gateway::client::{self, Credentials, HttpsClient, Trust};
+use partner_gateway::config::{DatabaseArgs, Limits, ServeConfig, TlsMode};
+use partner_gateway::crypto::SecretCipher;
+use partner_gateway::model::AuthorizationScope;
+use partner_gateway::serve::{self, RunningGateway};
+use partner_gateway::sessions::SessionKeys;
+use partner_gateway::store::{Backend, Store};
 use sqlx::Connection;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The variable naming a PostgreSQL server where tests may create databases,
 /// e.g. `postgres://pgw:pgw@127.0.0.1:5432/postgres` (`.ci/run` sets it).
@@ -106,35 +117,347 @@ macro_rules! test_both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = $crate::testkit::TestDb::new($crate::store::Backend::Sqlite).await;
+                let db = $crate::kit::TestDb::new(partner_gateway::store::Backend::Sqlite).await;
                 super::$body(&db).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let db = $crate::testkit::TestDb::new($crate::store::Backend::Postgres).await;
+                let db = $crate::kit::TestDb::new(partner_gateway::store::Backend::Postgres).await;
                 super::$body(&db).await;
             }
         }
     )+};
 }
 
-/// A plain HTTP/1.1 client for tests (the gateway's own tests add TLS).
-pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+/// Like [`test_both_backends!`], for test bodies that build their own
+/// database (e.g. through [`DomainServer::start`]): the body takes a [`Backend`].
+#[macro_export]
+macro_rules! test_on_backends {
+    ($($name:ident => $body:ident;)+) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body(partner_gateway::store::Backend::Sqlite).await;
+            }
 
-pub fn http_client() -> HttpClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body(partner_gateway::store::Backend::Postgres).await;
+            }
+        }
+    )+};
 }
 
-/// A response as tests look at it: the same shape the signing client returns.
-pub use crate::client::Answer as TestResponse;
+/// A response as tests look at it: what the signing client returns.
+pub use partner_gateway::client::Answer as TestResponse;
 
-/// Sends one request and reads the whole answer.
+/// The base64 of the master key [`test_cipher`] uses.
+pub fn test_master_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+/// The assertion key the harness's gateway and store share.
+const ASSERTION_KEY: [u8; 32] = [7u8; 32];
+
+/// The shipped policies and schema.
+pub fn policies_dir() -> PathBuf {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()
+}
+
+pub fn schema_dir() -> PathBuf {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/schema").into()
+}
+
+/// The real gateway (plain HTTP) and domain store over a fresh database
+/// seeded with a fixture; [`DomainServer::call`] signs as any principal of
+/// it, as the official SDK does.
+pub struct DomainServer {
+    pub db: TestDb,
+    pub running: RunningGateway,
+    /// `http://127.0.0.1:port` of the gateway.
+    pub endpoint: String,
+    /// `http://127.0.0.1:port` of the domain store behind it.
+    pub store_url: String,
+    /// The key the store checks identity assertions with.
+    pub key: AssertionKey,
+    client: HttpsClient,
+    credentials: Mutex<HashMap<(String, String), Credentials>>,
+}
+
+impl DomainServer {
+    /// Starts with `fixture` (DOMAIN.md section 5 JSON) loaded and the
+    /// shipped policies.
+    pub async fn start(backend: Backend, fixture: &str) -> DomainServer {
+        Self::start_with(backend, fixture, &policies_dir()).await
+    }
+
+    /// Starts with `fixture` loaded and the policies of `policies`.
+    pub async fn start_with(backend: Backend, fixture: &str, policies: &Path) -> DomainServer {
+        let db = TestDb::new(backend).await;
+        let fx = partner_gateway::store::seed::Fixture::parse(fixture).expect("fixture parses");
+        db.store.import_fixture(&fx).await.expect("fixture imports");
+        let key_text = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
+        };
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            database: DatabaseArgs {
+                database_url: db.url.clone(),
+                master_key: Some(test_master_key()),
+                master_key_file: None,
+            },
+            seed: None,
+            demo: false,
+            upstream: None,
+            assertion_key: Some(key_text),
+            policies: policies.to_owned(),
+            schema: schema_dir(),
+            tls: TlsMode::Plaintext,
+            limits: Limits::default(),
+            operations: Default::default(),
+        };
+        let running = serve::start(config).await.expect("gateway starts");
+        DomainServer {
+            endpoint: format!("http://127.0.0.1:{}", running.addr.port()),
+            store_url: running.upstream.clone(),
+            key: AssertionKey::new(ASSERTION_KEY.to_vec()).expect("key"),
+            running,
+            db,
+            client: http_client(),
+            credentials: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An operator of the fixture, as the gateway will identify it.
+    pub async fn operator(&self, id: &str) -> Identity {
+        let op = self
+            .db
+            .store
+            .operator(&id.into())
+            .await
+            .expect("read operator")
+            .unwrap_or_else(|| panic!("no operator {id}"));
+        Identity {
+            kind: CallerKind::Operator,
+            id: op.id.0,
+            partner: Some(op.partner.0),
+            customer: None,
+            source_operator: None,
+        }
+    }
+
+    /// A customer of the fixture signing with its own credentials.
+    pub fn customer(&self, id: &str) -> Identity {
+        Identity {
+            kind: CallerKind::Customer,
+            id: id.to_owned(),
+            partner: None,
+            customer: Some(id.to_owned()),
+            source_operator: None,
+        }
+    }
+
+    /// An assume-role session `session_id` of `operator` in `customer`
+    /// (stored now, live for an hour, bound to the customer's live
+    /// authorization), with its temporary credentials.
+    pub async fn session(
+        &self,
+        session_id: &str,
+        operator: &str,
+        customer: &str,
+        scopes: Vec<AuthorizationScope>,
+    ) -> Identity {
+        use partner_gateway::store::sessions::SessionRecord;
+        let op = self.operator(operator).await;
+        let store = &self.db.store;
+        let c = store
+            .customer(&customer.into())
+            .await
+            .expect("read customer")
+            .unwrap_or_else(|| panic!("no customer {customer}"));
+        let authorization = store
+            .live_authorization(&c.id, &c.partner)
+            .await
+            .expect("read authorization")
+            .map(|a| a.id);
+        let now = partner_gateway::time::now();
+        let (_, access_key) = SessionKeys::new_ids();
+        let record = SessionRecord {
+            id: session_id.into(),
+            access_key: access_key.clone(),
+            operator: operator.into(),
+            partner: op
+                .partner
+                .clone()
+                .expect("an operator has a partner")
+                .as_str()
+                .into(),
+            customer: customer.into(),
+            authorization,
+            scopes,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            ended_at: None,
+        };
+        // Stored as fixture data: no switch-in activity, unlike a session
+        // made through the gateway. Made again, it starts afresh.
+        sqlx::query("DELETE FROM partner_sessions WHERE id = $1")
+            .bind(record.id.0.clone())
+            .execute(store.pool())
+            .await
+            .expect("replace session");
+        sqlx::query(
+            "INSERT INTO partner_sessions (id, access_key, operator_id, partner_id, customer_id,
+                authorization_id, scopes, created_at, expires_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+        )
+        .bind(record.id.0.clone())
+        .bind(record.access_key.clone())
+        .bind(record.operator.0.clone())
+        .bind(record.partner.0.clone())
+        .bind(record.customer.0.clone())
+        .bind(record.authorization.as_ref().map(|a| a.0.clone()))
+        .bind(partner_gateway::model::join_set(&record.scopes))
+        .bind(partner_gateway::time::format(record.created_at))
+        .bind(partner_gateway::time::format(record.expires_at))
+        .execute(store.pool())
+        .await
+        .expect("store session");
+        let keys = SessionKeys::from_cipher(&test_cipher());
+        let credentials = Credentials {
+            secret_key: keys.secret_for(&access_key),
+            security_token: Some(keys.security_token(
+                &record.id,
+                &access_key,
+                record.expires_at.timestamp(),
+            )),
+            access_key,
+        };
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert(("session".into(), session_id.to_owned()), credentials);
+        Identity {
+            kind: CallerKind::Session,
+            id: session_id.to_owned(),
+            partner: op.partner,
+            customer: Some(customer.to_owned()),
+            source_operator: Some(operator.to_owned()),
+        }
+    }
+
+    /// Signing credentials of `who`: a session's from [`DomainServer::session`];
+    /// an operator or customer gets an access key made for it on first use.
+    pub async fn credentials(&self, who: &Identity) -> Credentials {
+        let kind = match who.kind {
+            CallerKind::Operator => "operator",
+            CallerKind::Customer => "customer",
+            CallerKind::Session => "session",
+        };
+        let key = (kind.to_owned(), who.id.clone());
+        if let Some(c) = self.credentials.lock().unwrap().get(&key) {
+            return c.clone();
+        }
+        assert_ne!(
+            kind, "session",
+            "session {} was not made with DomainServer::session",
+            who.id
+        );
+        let access_key = format!(
+            "TK{}",
+            uuid::Uuid::new_v4().simple().to_string()[..18].to_ascii_uppercase()
+        );
+        let secret_key = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(
+            "INSERT INTO credentials (access_key, principal_kind, principal_id, secret_sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(access_key.clone())
+        .bind(kind)
+        .bind(who.id.clone())
+        .bind(test_cipher().seal(&access_key, &secret_key))
+        .bind(partner_gateway::time::format(partner_gateway::time::now()))
+        .execute(self.db.store.pool())
+        .await
+        .expect("store credentials");
+        let credentials = Credentials {
+            access_key,
+            secret_key,
+            security_token: None,
+        };
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert(key, credentials.clone());
+        credentials
+    }
+
+    /// Calls the gateway as `who` (signed), or unsigned when `None`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        who: Option<&Identity>,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let body = body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default();
+        self.call_with(method, path_and_query, who, &body, &[])
+            .await
+    }
+
+    /// [`DomainServer::call`] with body bytes and extra (signed) headers.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        who: Option<&Identity>,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> TestResponse {
+        let credentials = match who {
+            Some(who) => Some(self.credentials(who).await),
+            None => None,
+        };
+        client::call(
+            &self.client,
+            &self.endpoint,
+            credentials.as_ref(),
+            method,
+            path_and_query,
+            body,
+            extra,
+        )
+        .await
+        .expect("call")
+    }
+
+    /// Sends a request to the domain store directly, past the gateway.
+    pub async fn store_raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let url = format!("{}{path_and_query}", self.store_url);
+        send(&self.client, method, &url, headers, body).await
+    }
+}
+
+/// An HTTP (and HTTPS, trusting the system roots) client for tests.
+pub fn http_client() -> HttpsClient {
+    client::https_client(&Trust::System).expect("client")
+}
+
+/// Sends one unsigned request and reads the whole answer.
 pub async fn send(
-    client: &HttpClient,
+    client: &HttpsClient,
     method: &str,
     url: &str,
     headers: &[(&str, String)],
@@ -160,182 +483,11 @@ pub async fn send(
     }
 }
 
-/// The real domain store on a loopback socket, over a fresh seeded database.
-pub struct DomainServer {
-    pub db: TestDb,
-    pub addr: std::net::SocketAddr,
-    pub key: crate::assertion::AssertionKey,
-    pub client: HttpClient,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for DomainServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl DomainServer {
-    /// Starts the store with `fixture` (DOMAIN.md section 5 JSON) loaded.
-    pub async fn start(backend: Backend, fixture: &str) -> DomainServer {
-        let db = TestDb::new(backend).await;
-        let fx = crate::store::seed::Fixture::parse(fixture).expect("fixture parses");
-        db.store.import_fixture(&fx).await.expect("fixture imports");
-        let key = crate::assertion::AssertionKey::random();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = crate::domain::DomainState {
-            store: db.store.clone(),
-            key: key.clone(),
-        };
-        let task = tokio::spawn(async move {
-            let _ = crate::domain::serve(listener, state).await;
-        });
-        DomainServer {
-            db,
-            addr,
-            key,
-            client: http_client(),
-            task,
-        }
-    }
-
-    /// The identity the gateway would assert for an operator (read from the store).
-    pub async fn operator(&self, id: &str) -> crate::assertion::Identity {
-        let op = self
-            .db
-            .store
-            .operator(&id.into())
-            .await
-            .expect("read operator")
-            .unwrap_or_else(|| panic!("no operator {id}"));
-        crate::assertion::Identity {
-            kind: crate::assertion::CallerKind::Operator,
-            id: op.id.0,
-            partner: Some(op.partner.0),
-            roles: op.roles,
-            customer: None,
-            scopes: vec![],
-            source_operator: None,
-        }
-    }
-
-    /// The identity of a customer signing with its own credentials.
-    pub fn customer(&self, id: &str) -> crate::assertion::Identity {
-        crate::assertion::Identity {
-            kind: crate::assertion::CallerKind::Customer,
-            id: id.to_owned(),
-            partner: None,
-            roles: vec![],
-            customer: Some(id.to_owned()),
-            scopes: vec![],
-            source_operator: None,
-        }
-    }
-
-    /// The identity of an assume-role session of `operator` in `customer`.
-    pub async fn session(
-        &self,
-        session_id: &str,
-        operator: &str,
-        customer: &str,
-        scopes: Vec<crate::model::AuthorizationScope>,
-    ) -> crate::assertion::Identity {
-        let op = self.operator(operator).await;
-        crate::assertion::Identity {
-            kind: crate::assertion::CallerKind::Session,
-            id: session_id.to_owned(),
-            partner: op.partner,
-            roles: vec![],
-            customer: Some(customer.to_owned()),
-            scopes,
-            source_operator: Some(op.id),
-        }
-    }
-
-    /// Calls the store as `identity` (with a valid assertion for this request),
-    /// or with no assertion at all when `identity` is `None`.
-    pub async fn call(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        identity: Option<&crate::assertion::Identity>,
-        body: Option<serde_json::Value>,
-    ) -> TestResponse {
-        let mut headers = vec![("content-type", "application/json".to_owned())];
-        if let Some(identity) = identity {
-            headers.push((
-                crate::assertion::HEADER,
-                self.assert(method, path_and_query, identity),
-            ));
-        }
-        let body = body
-            .map(|b| serde_json::to_vec(&b).expect("json"))
-            .unwrap_or_default();
-        self.call_raw(method, path_and_query, &headers, body).await
-    }
-
-    /// A valid assertion header value for one request.
-    pub fn assert(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        identity: &crate::assertion::Identity,
-    ) -> String {
-        let path = path_and_query.split('?').next().unwrap_or_default();
-        self.key.sign(&crate::assertion::Claims {
-            identity: identity.clone(),
-            method: method.to_owned(),
-            path: path.to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-            exp: chrono::Utc::now().timestamp() + crate::assertion::ASSERTION_TTL_SECS,
-        })
-    }
-
-    pub async fn call_raw(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-    ) -> TestResponse {
-        let url = format!("http://{}{}", self.addr, path_and_query);
-        send(&self.client, method, &url, headers, body).await
-    }
-}
-
-/// Like [`test_both_backends!`], for test bodies that build their own
-/// database (e.g. through [`DomainServer::start`]): the body takes a [`Backend`].
-#[macro_export]
-macro_rules! test_on_backends {
-    ($($name:ident => $body:ident;)+) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body($crate::store::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body($crate::store::Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            super::replace_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
-            "postgres://u:p@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(
-            super::replace_database("postgres://h", "x"),
-            "postgres://h/x"
-        );
-    }
+#[test]
+fn replaces_the_database_name() {
+    assert_eq!(
+        replace_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
 }

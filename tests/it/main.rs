@@ -3,5 +3,6 @@
 
 mod domain;
 mod gateway;
+pub mod kit;
 mod policy;
 mod store;

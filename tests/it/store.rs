@@ -1,11 +1,11 @@
 //! The store: migrations, fixture import (idempotency, refusals), round trips.
 
+use crate::kit::TestDb;
+use crate::test_both_backends;
 use partner_gateway::ids::*;
 use partner_gateway::model::*;
 use partner_gateway::store::seed::{Fixture, SeedError};
 use partner_gateway::store::{Store, COUNTED_TABLES};
-use partner_gateway::test_both_backends;
-use partner_gateway::testkit::TestDb;
 use rust_decimal::Decimal;
 use sqlx::{Column, Row};
 use std::str::FromStr;

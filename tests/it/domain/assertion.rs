@@ -1,69 +1,110 @@
-//! The store trusts only a valid identity assertion for the very request.
+//! The store trusts only a valid identity assertion for the very request:
+//! its operation, method, path with query, body, and the resources the
+//! gateway decided on.
 
+use crate::kit::DomainServer;
+use crate::test_on_backends;
 use partner_gateway::assertion::{AssertionKey, Claims, HEADER};
+use partner_gateway::filter::{Filter, ListScope};
+use partner_gateway::policy::EntityRef;
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
-use partner_gateway::testkit::DomainServer;
 
 use super::support::DEMO;
-const ROUTE: &str = "/v2/partners/sub-customers/query";
+
+const BUDGET: &str = "/v2/partners/sub-customers/budget?customer_id=cust-acme";
 
 async fn refuses_missing_forged_expired_and_misdirected(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
-    let admin = s.operator("op-dist-admin").await;
-    let body = Some(serde_json::json!({"offset": 0, "limit": 10}));
-
-    let missing = s.call("POST", ROUTE, None, body.clone()).await;
-    assert_eq!(missing.status, 401);
-    assert_eq!(missing.error_code(), "APIGW.0301");
-
-    let forged_key = AssertionKey::random();
+    let admin = s.operator("op-east-admin").await;
     let claims = Claims {
         identity: admin.clone(),
-        method: "POST".into(),
-        path: ROUTE.into(),
+        operation: "ShowSubCustomerBudget".into(),
+        method: "GET".into(),
+        target: BUDGET.into(),
+        body_sha256: partner_gateway::signing::sha256_hex(b""),
+        resources: vec![EntityRef::Customer("cust-acme".into())],
+        list: None,
+        searchable: None,
+        reveal: false,
         request_id: "r".into(),
         exp: chrono::Utc::now().timestamp() + 30,
     };
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let forged = s
-        .call_raw(
-            "POST",
-            ROUTE,
-            &[(HEADER, forged_key.sign(&claims))],
-            bytes.clone(),
-        )
-        .await;
+    let with = |claims: &Claims, key: &AssertionKey| vec![(HEADER, key.sign(claims))];
+    let get = |target: &str, headers: Vec<(&'static str, String)>| {
+        let target = target.to_owned();
+        let s = &s;
+        async move { s.store_raw("GET", &target, &headers, vec![]).await }
+    };
+
+    // The assertion as the gateway would make it is served.
+    let served = get(BUDGET, with(&claims, &s.key)).await;
+    assert_eq!(served.status, 200, "{:?}", served.body);
+
+    let missing = get(BUDGET, vec![]).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.error_code(), "APIGW.0301");
+
+    let forged = get(BUDGET, with(&claims, &AssertionKey::random())).await;
     assert_eq!(forged.status, 401);
 
     let expired = Claims {
         exp: chrono::Utc::now().timestamp() - 1,
         ..claims.clone()
     };
-    let resp = s
-        .call_raw(
-            "POST",
-            ROUTE,
-            &[(HEADER, s.key.sign(&expired))],
-            bytes.clone(),
-        )
-        .await;
-    assert_eq!(resp.status, 401);
+    assert_eq!(get(BUDGET, with(&expired, &s.key)).await.status, 401);
 
-    // An assertion for another route does not open this one.
-    let elsewhere = Claims {
-        path: "/v2/orders/customer-orders".into(),
+    // Replayed on another customer (query), route or operation: refused.
+    let other_customer = "/v2/partners/sub-customers/budget?customer_id=cust-birch";
+    assert_eq!(get(other_customer, with(&claims, &s.key)).await.status, 401);
+    let relabelled = Claims {
+        target: other_customer.into(),
         ..claims.clone()
     };
-    let resp = s
-        .call_raw(
+    assert_eq!(
+        get(other_customer, with(&relabelled, &s.key)).await.status,
+        401,
+        "the resources decided are acme's, not birch's"
+    );
+    let other_operation = Claims {
+        operation: "ListSubCustomerBudgetRecords".into(),
+        ..claims.clone()
+    };
+    assert_eq!(
+        get(BUDGET, with(&other_operation, &s.key)).await.status,
+        401
+    );
+    let records = "/v2/partners/sub-customers/budget/records?customer_id=cust-acme";
+    assert_eq!(get(records, with(&claims, &s.key)).await.status, 401);
+
+    // A body other than the one decided on is refused.
+    let list = "/v2/partners/sub-customers/query";
+    let list_claims = Claims {
+        operation: "ListSubCustomers".into(),
+        method: "POST".into(),
+        target: list.into(),
+        body_sha256: partner_gateway::signing::sha256_hex(br#"{"limit": 1}"#),
+        resources: vec![],
+        list: Some(ListScope::Filter(Filter::True)),
+        ..claims.clone()
+    };
+    let posted = s
+        .store_raw(
             "POST",
-            ROUTE,
-            &[(HEADER, s.key.sign(&elsewhere))],
-            bytes.clone(),
+            list,
+            &with(&list_claims, &s.key),
+            br#"{"limit": 100}"#.to_vec(),
         )
         .await;
-    assert_eq!(resp.status, 401);
+    assert_eq!(posted.status, 401);
+    let posted = s
+        .store_raw(
+            "POST",
+            list,
+            &with(&list_claims, &s.key),
+            br#"{"limit": 1}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(posted.status, 200);
 
     let unknown = s.call("GET", "/v2/no/such/route", Some(&admin), None).await;
     assert_eq!(unknown.status, 404);

@@ -2,11 +2,11 @@
 //! orders and resources, resource operations, and what a session acting as
 //! the customer leaves behind (source_type 2, activity rows).
 
+use crate::kit::{DomainServer, TestResponse};
+use crate::test_on_backends;
 use partner_gateway::assertion::Identity;
 use partner_gateway::model::AuthorizationScope::{Om, Order};
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
-use partner_gateway::testkit::{DomainServer, TestResponse};
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -211,8 +211,8 @@ async fn places_and_lists(backend: Backend) {
         (yearly(3, 4, json!("10.00")), "CBC.0101"),
         (yearly(2, 1, json!("10.001")), "CBC.0100"),
         (yearly(2, 1, json!("-5")), "CBC.0100"),
-        (yearly(2, 1, json!("0.00")), "CBC.0101"),
-        (yearly(2, 1, json!("2147483647.01")), "CBC.0101"),
+        (yearly(2, 1, json!("0.00")), "CBC.0100"),
+        (yearly(2, 1, json!("2147483647.01")), "CBC.0100"),
         (yearly(2, 1, json!("ten")), "CBC.0100"),
         (
             json!({"charging": "yearly_monthly", "service_type_code": "hws.service.type.ec2", "product_id": "p", "period_type": 2, "period_num": 1}),
@@ -274,10 +274,10 @@ async fn places_and_lists(backend: Backend) {
         let before = count(&s, "resources", frozen).await;
         assert_error(
             &place(&s, &who, yearly(2, 1, json!("10.00"))).await,
-            409,
+            403,
             "CBC.99005036",
         );
-        assert_error(&place(&s, &who, pay_per_use()).await, 409, "CBC.99005036");
+        assert_error(&place(&s, &who, pay_per_use()).await, 403, "CBC.99005036");
         assert_eq!(count(&s, "resources", frozen).await, before);
     }
     // The customer-self routes are for customers (and their sessions), never operators.
@@ -416,16 +416,16 @@ async fn operates_resources(backend: Backend) {
         .iter()
         .any(|r| r["resource_id"] == "rds-birch-main" && r["status"] == "in_use"));
 
-    // A frozen customer operates nothing.
+    // A frozen customer operates nothing (R10's policy).
     let glacier = s.customer("cust-glacier");
     assert_error(
         &operate(&s, &glacier, "rds-glacier-core", "start").await,
-        409,
+        403,
         "CBC.99005036",
     );
     assert_error(
         &operate(&s, &s.customer("cust-quartz"), "vm-quartz-old", "renew").await,
-        409,
+        403,
         "CBC.99005036",
     );
 }
@@ -491,7 +491,7 @@ async fn records_session_actions(backend: Backend) {
     assert_error(
         &place(&s, &session, yearly(2, 1, json!("0"))).await,
         400,
-        "CBC.0101",
+        "CBC.0100",
     );
     let frozen = s
         .session(
@@ -503,12 +503,12 @@ async fn records_session_actions(backend: Backend) {
         .await;
     assert_error(
         &place(&s, &frozen, pay_per_use()).await,
-        409,
+        403,
         "CBC.99005036",
     );
     assert_error(
         &operate(&s, &frozen, "rds-glacier-core", "renew").await,
-        409,
+        403,
         "CBC.99005036",
     );
     assert_eq!(count(&s, "activities", "cust-glacier").await, 0);

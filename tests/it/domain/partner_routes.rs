@@ -4,11 +4,11 @@
 //! One server per area; each area checks success shapes, parameter errors,
 //! business refusals, paging and scoping.
 
-use partner_gateway::assertion::{Identity, HEADER};
+use crate::kit::DomainServer;
+use crate::test_on_backends;
+use partner_gateway::assertion::Identity;
 use partner_gateway::model::{AuthorizationScope, Customer};
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
-use partner_gateway::testkit::DomainServer;
 use serde_json::{json, Value};
 
 use super::support::{assert_error, body_text, get, ok, post, same_as_unknown, DEMO};
@@ -214,27 +214,35 @@ async fn customers_list_masking_and_overview(backend: Backend) {
     let acme = ok(&post(&s, &dist, q, json!({"account_name": "acme"})).await);
     assert_eq!(acme["customer_infos"][0]["label"], "vip,manufacturing");
 
-    // ...and in clear only with the gateway's reveal header.
+    // ...and in clear only when asked for and RevealContact allows (R2).
     let body = serde_json::to_vec(&json!({"customer_id": "cust-nova"})).unwrap();
-    let headers = |reveal: &str| {
-        vec![
-            ("content-type", "application/json".to_owned()),
-            (HEADER, s.assert("POST", q, &dist)),
-            ("x-pgw-reveal", reveal.to_owned()),
-        ]
+    let reveal = |who, fields: &'static str| {
+        let body = body.clone();
+        let s = &s;
+        async move {
+            s.call_with("POST", q, Some(who), &body, &[("X-Reveal-Contact", fields)])
+                .await
+        }
     };
-    let revealed = ok(&s
-        .call_raw("POST", q, &headers("contact"), body.clone())
-        .await);
+    let revealed = ok(&reveal(&dist, "name,email,phone").await);
     let c = &revealed["customer_infos"][0];
     assert_eq!(c["customer"], "Nova Retail Ltd");
     assert_eq!(c["email"], "it@nova-retail.example");
     assert_eq!(c["telephone"], "+1-555-0101");
-    let other = ok(&s.call_raw("POST", q, &headers("everything"), body).await);
+    let only_name = ok(&reveal(&dist, "name").await);
     assert_eq!(
-        other["customer_infos"][0]["email"],
+        only_name["customer_infos"][0]["customer"],
+        "Nova Retail Ltd"
+    );
+    assert_eq!(
+        only_name["customer_infos"][0]["email"],
         "i***@nova-retail.example"
     );
+    // The finance operator may not reveal (R2): the fields stay masked.
+    let finance = s.operator("op-dist-finance").await;
+    let masked = ok(&reveal(&finance, "name,email").await);
+    assert_eq!(masked["customer_infos"][0]["customer"], "N***");
+    assert_error(&reveal(&dist, "everything").await, 400, "CBC.0100");
 
     // Filters.
     for (filter, want) in [
@@ -279,22 +287,20 @@ async fn customers_list_masking_and_overview(backend: Backend) {
             "CBC.0101",
         ),
         (json!({"no_such_filter": 1}), "CBC.0100"),
-        (json!({"indirect_partner_id": "res-nope"}), "CBC.99000037"),
-        (json!({"indirect_partner_id": "sp-blue"}), "CBC.99000037"),
     ] {
         assert_error(&post(&s, &dist, q, body.clone()).await, 400, code);
     }
     assert_error(
-        &s.call_raw(
-            "POST",
-            q,
-            &[(HEADER, s.assert("POST", q, &dist))],
-            b"{".to_vec(),
-        )
-        .await,
+        &s.call_with("POST", q, Some(&dist), b"{", &[]).await,
         400,
         "CBC.0100",
     );
+    // indirect_partner_id narrows to that reseller's own customers: one that
+    // is no reseller of the caller's narrows to nothing.
+    for reseller in ["res-nope", "sp-blue"] {
+        let v = ok(&post(&s, &dist, q, json!({"indirect_partner_id": reseller})).await);
+        assert_eq!(v["count"], 0, "{reseller}");
+    }
 
     // Scoping: each operator sees exactly its reach.
     for (op, expected) in [
@@ -334,11 +340,12 @@ async fn customers_list_masking_and_overview(backend: Backend) {
         list_all(&s, &s.operator("op-dist-am-fin").await).await["count"],
         16
     );
-    // A reseller naming another reseller is ignored (only a distributor narrows).
+    // indirect_partner_id narrows to that reseller's own customers: for a
+    // reseller naming another, to none it may view.
     let east = s.operator("op-east-admin").await;
     assert_eq!(
         ok(&post(&s, &east, q, json!({"indirect_partner_id": "res-west"})).await)["count"],
-        8
+        0
     );
     // A session, or a customer, never reaches a partner route.
     assert_error(
@@ -395,10 +402,17 @@ async fn customers_list_masking_and_overview(backend: Backend) {
     .await;
     same_as_unknown(&foreign, &unknown);
     assert_error(&get(&s, &session(&s).await, path).await, 403, "CBC.0151");
+    // indirect_partner_id is accepted; the customer id alone decides.
+    ok(&get(&s, &dist, &format!("{path}?indirect_partner_id=res-west")).await);
     assert_error(
-        &get(&s, &dist, &format!("{path}?indirect_partner_id=res-west")).await,
-        403,
-        "CBC.0151",
+        &get(
+            &s,
+            &dist,
+            &format!("{path}?indirect_partner_id=res-west&x=1"),
+        )
+        .await,
+        400,
+        "CBC.0100",
     );
     assert_error(
         &get(&s, &dist, &format!("{path}?bogus=1")).await,
@@ -451,24 +465,19 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         (none["budget_amount"].clone(), none["budget_type"].clone()),
         (Value::Null, Value::Null)
     );
-    assert_error(
-        &get(&s, &east, &format!("{show}?customer_id=cust-fjord")).await,
-        403,
-        "CBC.99005024",
-    );
+    // Viewing is R1: a referral customer's (absent) budget is shown too.
+    let referral = ok(&get(&s, &east, &format!("{show}?customer_id=cust-fjord")).await);
+    assert_eq!(referral["budget_amount"], Value::Null);
     let foreign = get(&s, &east, &format!("{show}?customer_id=cust-harbor")).await;
     let unknown = get(&s, &east, &format!("{show}?customer_id=cust-nope")).await;
     same_as_unknown(&foreign, &unknown);
-    assert_error(
-        &get(
-            &s,
-            &dist,
-            &format!("{show}?customer_id=cust-acme&indirect_partner_id=res-west"),
-        )
-        .await,
-        403,
-        "CBC.0151",
-    );
+    // indirect_partner_id is accepted; the customer id alone decides.
+    ok(&get(
+        &s,
+        &dist,
+        &format!("{show}?customer_id=cust-acme&indirect_partner_id=res-west"),
+    )
+    .await);
     assert_error(&get(&s, &east, show).await, 400, "CBC.0100");
     assert_error(
         &get(&s, &east, &format!("{show}?customer_id=")).await,
@@ -544,16 +553,41 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         ),
         (Some(1500.5), Some(250.4))
     );
-    // A string amount, another type, and frozen_operate_type.
-    ok(&post(&s, &fin, set, json!({"customer_id": "cust-acme", "budget_amount": "2000", "budget_type": "PACKAGE", "frozen_operate_type": 1})).await);
+    // frozen_operate_type freezes: it needs the freeze right, which this
+    // reseller was not granted (R3), so the whole call is refused.
+    assert_error(
+        &post(&s, &fin, set, json!({"customer_id": "cust-acme", "budget_amount": "2000", "budget_type": "PACKAGE", "frozen_operate_type": 1})).await,
+        403,
+        "CBC.99005032",
+    );
+    // A string amount and another type.
+    ok(&post(
+        &s,
+        &fin,
+        set,
+        json!({"customer_id": "cust-acme", "budget_amount": "2000", "budget_type": "PACKAGE"}),
+    )
+    .await);
     let after = ok(&get(&s, &east, &format!("{show}?customer_id=cust-acme")).await);
     assert_eq!(
         (
             after["budget_type"].as_str(),
             after["frozen_operate_type"].as_i64()
         ),
-        (Some("PACKAGE"), Some(1))
+        (Some("PACKAGE"), None)
     );
+    // The distributor holds both controls over its direct customer, so it
+    // sets frozen_operate_type too, and it is kept.
+    let dist_finance = s.operator("op-dist-finance").await;
+    ok(&post(
+        &s,
+        &dist_finance,
+        set,
+        json!({"customer_id": "cust-nova", "budget_amount": 10, "frozen_operate_type": 1}),
+    )
+    .await);
+    let nova = ok(&get(&s, &dist, &format!("{show}?customer_id=cust-nova")).await);
+    assert_eq!(nova["frozen_operate_type"], 1);
     let r = records(&s, &east, "customer_id=cust-acme").await;
     assert_eq!(r["total_count"], 2);
     assert_eq!(
@@ -713,22 +747,25 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         2000.0
     );
 
-    // The upper bound is accepted; a new budget starts with nothing used.
+    // The upper bound is accepted (by the distributor for its direct
+    // customer: a reseller's quota would refuse it); a new budget starts with
+    // nothing used.
+    let dist_fin = s.operator("op-dist-finance").await;
     ok(&post(
         &s,
-        &fin,
+        &dist_fin,
         set,
-        json!({"customer_id": "cust-cedar", "budget_amount": 2147483647}),
+        json!({"customer_id": "cust-orbit", "budget_amount": 2147483647}),
     )
     .await);
-    let cedar = get(&s, &east, &format!("{show}?customer_id=cust-cedar")).await;
+    let orbit = get(&s, &dist, &format!("{show}?customer_id=cust-orbit")).await;
     assert!(
-        body_text(&cedar).contains(r#""budget_amount":2147483647.00,"used_amount":0.00"#),
+        body_text(&orbit).contains(r#""budget_amount":2147483647.00,"used_amount":0.00"#),
         "{}",
-        body_text(&cedar)
+        body_text(&orbit)
     );
-    assert_eq!(ok(&cedar)["budget_type"], "MONTHLY");
-    let first = records(&s, &east, "customer_id=cust-cedar").await;
+    assert_eq!(ok(&orbit)["budget_type"], "MONTHLY");
+    let first = records(&s, &dist, "customer_id=cust-orbit").await;
     assert_eq!(first["record_list"][0]["old_budget_amount"], Value::Null);
 
     // cancel_partner_frozen = "1" unfreezes in the same call (glacier: ACCOUNT_AND_RESOURCE).
@@ -744,13 +781,25 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         .await)),
         1
     );
-    ok(&post(
-        &s,
-        &fin,
-        set,
-        json!({"customer_id": "cust-glacier", "budget_amount": 800, "cancel_partner_frozen": "1"}),
-    )
-    .await);
+    // Lifting the freeze needs the freeze control, which res-east lacks (R3)...
+    let lift =
+        json!({"customer_id": "cust-glacier", "budget_amount": 800, "cancel_partner_frozen": "1"});
+    assert_error(
+        &post(&s, &fin, set, lift.clone()).await,
+        403,
+        "CBC.99005032",
+    );
+    // ...until its distributor grants it.
+    ok(&s
+        .call(
+            "PUT",
+            "/v2/partners/indirect-partners/res-east/grants",
+            Some(&dist),
+            Some(json!({"budget": true, "freeze": true, "on_behalf": true,
+                        "monthly_quota": "5000.00", "one_time_quota": "20000.00"})),
+        )
+        .await);
+    ok(&post(&s, &fin, set, lift).await);
     assert_eq!(
         frozen(ok(&post(
             &s,
@@ -816,10 +865,52 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
     let freeze = "/v2/partners/sub-customers/freeze";
     let unfreeze = "/v2/partners/sub-customers/unfreeze";
 
-    // Mixed results: successes applied, each failure reported by id.
-    let resp = post(&s, &dist, freeze, json!({
-        "customer_ids": ["cust-nova", "cust-quartz", "cust-pixel", "cust-kite", "cust-nope", "cust-acme"],
-        "reason": "arrears", "freeze_type": "ACCOUNT_AND_RESOURCE"})).await;
+    // The policies decide every id first, all or nothing (R3): a referral
+    // customer, one out of reach and an unknown one deny the whole batch,
+    // each named, and nothing changes.
+    let refused = post(
+        &s,
+        &dist,
+        freeze,
+        json!({
+        "customer_ids": ["cust-nova", "cust-pixel", "cust-kite", "cust-nope"],
+        "reason": "arrears"}),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", body_text(&refused));
+    let details = refused.json()["error_details"].clone();
+    let by_id: Vec<(&str, &str)> = details
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d["error_code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_id,
+        [
+            ("cust-pixel", "CBC.99005024"),
+            ("cust-kite", "CBC.0151"),
+            ("cust-nope", "CBC.0151")
+        ]
+    );
+    // Outside the scope and unknown look the same.
+    assert_eq!(
+        details[1],
+        json!({"id": "cust-kite", "error_code": "CBC.0151", "error_msg": "Access denied."})
+    );
+    assert_eq!(details[2]["error_msg"], details[1]["error_msg"]);
+    assert!(!stored_customer(&s, "cust-nova").await.frozen);
+
+    // Allowed ids: the data's refusals are reported by id, the rest applied.
+    let resp = post(
+        &s,
+        &dist,
+        freeze,
+        json!({
+        "customer_ids": ["cust-nova", "cust-quartz", "cust-acme"],
+        "reason": "arrears", "freeze_type": "ACCOUNT_AND_RESOURCE"}),
+    )
+    .await;
     let body = ok(&resp);
     assert_eq!(resp.status, 200);
     let details = body["error_details"].as_array().unwrap();
@@ -827,17 +918,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         .iter()
         .map(|d| (d["id"].as_str().unwrap(), d["error_code"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        by_id,
-        [
-            ("cust-quartz", "CBC.30000067"),
-            ("cust-pixel", "CBC.99005024"),
-            ("cust-kite", "CBC.0151"),
-            ("cust-nope", "CBC.0151")
-        ]
-    );
-    // Outside the scope and unknown look the same.
-    assert_eq!(details[2]["error_msg"], details[3]["error_msg"]);
+    assert_eq!(by_id, [("cust-quartz", "CBC.30000067")]);
     assert!(details
         .iter()
         .all(|d| !d["error_msg"].as_str().unwrap().is_empty()));
@@ -904,15 +985,18 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         assert_eq!(resource_status(&s, id).await, status, "{id}");
     }
     assert!(!stored_customer(&s, "cust-acme").await.frozen);
-    // A distributor naming a reseller works on that reseller's customers only.
-    let resp = post(&s, &dist, freeze, json!({"customer_ids": ["cust-acme", "cust-harbor"], "reason": "r", "indirect_partner_id": "res-west"})).await;
-    let details = ok(&resp)["error_details"].clone();
-    assert_eq!(
-        (details[0]["id"].as_str(), details[0]["error_code"].as_str()),
-        (Some("cust-acme"), Some("CBC.0151"))
-    );
+    // indirect_partner_id is accepted; the ids alone decide.
+    let resp = post(
+        &s,
+        &dist,
+        freeze,
+        json!({"customer_ids": ["cust-harbor"], "reason": "r", "indirect_partner_id": "res-west"}),
+    )
+    .await;
+    assert_eq!(body_text(&resp), "{}");
     assert!(stored_customer(&s, "cust-harbor").await.frozen);
-    // A reseller's own scope.
+    // A reseller without the freeze grant freezes none of its customers,
+    // and never its distributor's (R3, R1): both named, nothing changed.
     let east = s.operator("op-east-finance").await;
     let resp = post(
         &s,
@@ -921,11 +1005,15 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         json!({"customer_ids": ["cust-birch", "cust-nova"], "reason": "r"}),
     )
     .await;
-    let details = ok(&resp)["error_details"].clone();
-    assert_eq!(
-        (details[0]["id"].as_str(), details[0]["error_code"].as_str()),
-        (Some("cust-nova"), Some("CBC.0151"))
-    );
+    assert_eq!(resp.status, 403, "{}", body_text(&resp));
+    let denied: Vec<String> = resp.json()["error_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(denied, ["cust-birch", "cust-nova"]);
+    assert!(!stored_customer(&s, "cust-birch").await.frozen);
 
     // Every change is recorded with its operator and reason.
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
@@ -934,7 +1022,7 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
     .fetch_all(s.db.store.pool())
     .await
     .unwrap();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 7);
     assert_eq!(
         rows[0],
         (
@@ -945,12 +1033,12 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
         )
     );
     assert_eq!(
-        rows[7],
+        rows[6],
         (
-            "cust-birch".into(),
+            "cust-harbor".into(),
             "freeze".into(),
             "r".into(),
-            "op-east-finance".into()
+            "op-dist-admin".into()
         )
     );
 
@@ -998,11 +1086,6 @@ async fn freeze_and_unfreeze_batches(backend: Backend) {
             freeze,
             json!({"customer_ids": "cust-delta", "reason": "r"}),
             "CBC.0100",
-        ),
-        (
-            freeze,
-            json!({"customer_ids": ["cust-delta"], "reason": "r", "indirect_partner_id": "res-nope"}),
-            "CBC.99000037",
         ),
         (
             unfreeze,
@@ -1173,10 +1256,6 @@ async fn resellers_and_grants(backend: Backend) {
     for (body, code) in [
         (
             json!({"budget": true, "freeze": true, "on_behalf": false, "monthly_quota": null}),
-            "CBC.0100",
-        ),
-        (
-            json!({"budget": true, "freeze": true, "on_behalf": false, "monthly_quota": 100, "one_time_quota": null}),
             "CBC.0100",
         ),
         (

@@ -1,8 +1,8 @@
 //! What the domain route tests share: the demo organisation, calls as one
 //! principal, and the checks every area makes of an answer.
 
+use crate::kit::{DomainServer, TestResponse};
 use partner_gateway::assertion::Identity;
-use partner_gateway::testkit::{DomainServer, TestResponse};
 use serde_json::Value;
 
 /// The demo organisation: the data the tests rely on.

@@ -2,11 +2,11 @@
 //! tokens work and die with their operator.
 
 use super::{poll, TestGateway, NOTIFIED};
+use crate::test_on_backends;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use partner_gateway::signing;
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
 
 const PATH: &str = "/v2/partners/sub-customers/query";
 
@@ -144,18 +144,21 @@ async fn authentication_failures_are_one_401(backend: Backend) {
         )
         .await,
     );
-    // Disabled operator, with its own valid signature.
+    // A disabled operator with its own valid signature is who it says it
+    // is: authenticated, and denied by R12's policy (403, not 401).
     let former = gw.credentials("op-dist-former");
-    failures.push(
-        send(
-            &gw,
-            &former.access_key,
-            &former.secret_key,
-            &base(now_date()),
-            &[],
-            body,
-        )
-        .await,
+    let (status, json) = send(
+        &gw,
+        &former.access_key,
+        &former.secret_key,
+        &base(now_date()),
+        &[],
+        body,
+    )
+    .await;
+    assert_eq!(
+        (status, json["error_code"].as_str()),
+        (403, Some("CBC.0151"))
     );
     // Body changed after signing.
     {
@@ -282,20 +285,25 @@ async fn tokens_work_and_die_with_their_operator(backend: Backend) {
         .header("x-auth-token", token.clone())
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert_eq!(gw.client.request(req).await.unwrap().status(), 401);
-    // Disabling the operator kills its token at once: on SQLite the next
-    // request sees the commit; on PostgreSQL its change notification does.
+    assert_eq!(
+        gw.client.request(req).await.unwrap().status(),
+        403,
+        "S4-tokens-do-not-mint-tokens"
+    );
+    // Disabling the operator kills its token at once (R12 denies, 403): on
+    // SQLite the next request sees the commit; on PostgreSQL its change
+    // notification does.
     sqlx::query("UPDATE operators SET status = 'disabled' WHERE id = 'op-dist-finance'")
         .execute(gw.db.store.pool())
         .await
         .unwrap();
     if backend == Backend::Sqlite {
-        assert_eq!(with_token(token.clone()).await, 401);
+        assert_eq!(with_token(token.clone()).await, 403);
     }
     poll("the disabled operator's token to fail", NOTIFIED, || {
         let token = token.clone();
         let with_token = &with_token;
-        async move { (with_token(token).await == 401).then_some(()) }
+        async move { (with_token(token).await == 403).then_some(()) }
     })
     .await;
     gw.running.stop().await;

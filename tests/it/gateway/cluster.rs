@@ -1,8 +1,8 @@
 //! Two gateway processes on one PostgreSQL database: a revocation made
 //! through one is enforced by the other within one second (LISTEN/NOTIFY).
 
+use crate::kit::TestDb;
 use partner_gateway::client::{self, Credentials, Trust};
-use partner_gateway::testkit::TestDb;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -190,7 +190,10 @@ async fn revocation_on_one_gateway_holds_on_the_other_within_a_second() {
     let refused = b
         .call(&http, &nova, "GET", "/v2/customer/resources", b"")
         .await;
-    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.status, 403,
+        "R12: an ended session is denied everything"
+    );
 }
 
 /// Narrowing an authorization (here directly in the database, as an

@@ -3,11 +3,11 @@
 //! and failing closed when the database or the upstream is gone.
 
 use super::TestGateway;
+use crate::test_on_backends;
 use axum::http::HeaderMap;
 use partner_gateway::assertion::AssertionKey;
 use partner_gateway::config::Limits;
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -165,18 +165,23 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
         cfg.assertion_key = Some(key_text.clone());
     })
     .await;
+    let target = "/v2/partners/sub-customers/budget?customer_id=cust-acme";
     let forged = AssertionKey::random().sign(&partner_gateway::assertion::Claims {
         identity: partner_gateway::assertion::Identity {
             kind: partner_gateway::assertion::CallerKind::Operator,
             id: "op-dist-admin".into(),
             partner: Some("dist-north".into()),
-            roles: vec![partner_gateway::model::Role::Admin],
             customer: None,
-            scopes: vec![],
             source_operator: None,
         },
+        operation: "ShowSubCustomerBudget".into(),
         method: "GET".into(),
-        path: "/v2/partners/sub-customers/budget".into(),
+        target: target.into(),
+        body_sha256: partner_gateway::signing::sha256_hex(b""),
+        resources: vec![],
+        list: None,
+        searchable: None,
+        reveal: true,
         request_id: "forged".into(),
         exp: i64::MAX,
     });
@@ -209,14 +214,24 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
     let claims = key
         .verify(
             Some(identity),
-            "GET",
-            "/v2/partners/sub-customers/budget",
+            partner_gateway::assertion::Bound {
+                method: "GET",
+                target,
+                body: b"",
+            },
             chrono::Utc::now().timestamp(),
         )
         .expect("the gateway's own assertion");
     assert_eq!(
         claims.identity.id, "op-east-finance",
         "the caller, not the forged admin"
+    );
+    assert_eq!(claims.operation, "ShowSubCustomerBudget");
+    assert_eq!(
+        claims.resources,
+        vec![partner_gateway::policy::EntityRef::Customer(
+            "cust-acme".into()
+        )]
     );
     assert!(headers.get("x-pgw-reveal").is_none());
     assert_eq!(headers.get("x-forwarded-for").unwrap(), "127.0.0.1");
@@ -290,8 +305,8 @@ async fn a_dead_upstream_is_502(backend: Backend) {
     assert_eq!(answer.status, 502);
     assert_eq!(answer.error_code(), "APIGW.0502");
     // Readiness says so too.
-    let ready = partner_gateway::testkit::send(
-        &partner_gateway::testkit::http_client(),
+    let ready = crate::kit::send(
+        &crate::kit::http_client(),
         "GET",
         &format!("http://{}/readyz", gw.running.admin_addr),
         &[],
@@ -300,8 +315,8 @@ async fn a_dead_upstream_is_502(backend: Backend) {
     .await;
     assert_eq!(ready.status, 503);
     assert_eq!(ready.json()["upstream"]["reachable"], false);
-    let alive = partner_gateway::testkit::send(
-        &partner_gateway::testkit::http_client(),
+    let alive = crate::kit::send(
+        &crate::kit::http_client(),
         "GET",
         &format!("http://{}/healthz", gw.running.admin_addr),
         &[],

@@ -8,11 +8,11 @@ mod operations;
 mod routes;
 mod sessions;
 
+use crate::kit::TestDb;
 use partner_gateway::client::{self, Answer, Credentials, HttpsClient, Trust};
 use partner_gateway::config::{DatabaseArgs, Limits, ServeConfig, TlsMode};
 use partner_gateway::serve::{self, RunningGateway};
 use partner_gateway::store::Backend;
-use partner_gateway::testkit::TestDb;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -4,11 +4,11 @@
 //! binary) and the JSON decision log.
 
 use super::{poll, TestGateway};
+use crate::kit::{http_client, send, TestResponse};
+use crate::test_on_backends;
 use partner_gateway::audit::DecisionLog;
 use partner_gateway::client::{self, Credentials, Trust};
 use partner_gateway::store::Backend;
-use partner_gateway::test_on_backends;
-use partner_gateway::testkit::{http_client, send, TestResponse};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A forbid the tests switch on: nobody lists customers.
+/// A forbid the tests switch on: nobody views customers, so no customer
+/// list can hold any (the list is denied as a whole).
 const PAUSE_LISTS: &str = r#"// Trial: customer lists are paused.
 @id("trial-pause-lists")
 @error_code("CBC.0151")
 @error_msg("Lists are paused.")
 forbid (
   principal,
-  action == PartnerCenter::Action::"ListCustomers",
+  action == PartnerCenter::Action::"ViewCustomer",
   resource
 );
 "#;
@@ -686,7 +687,7 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
             m,
             "pgw_shadow_disagreements_total",
             &[
-                ("action", "ListCustomers"),
+                ("action", "ViewCustomer"),
                 ("live", "allow"),
                 ("shadow", "deny"),
             ],
@@ -715,7 +716,7 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
     // Only this test runs shadow policies in the test binary, so the counts are exact.
     assert_eq!(disagreements(&m1) - disagreements(&m0), 3.0);
     assert_eq!(
-        compared(&m1, "ListCustomers") - compared(&m0, "ListCustomers"),
+        compared(&m1, "ViewCustomer") - compared(&m0, "ViewCustomer"),
         3.0
     );
     assert_eq!(
@@ -743,13 +744,13 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
     assert_eq!(events.len(), 3, "{events:?}");
     for e in &events {
         assert_eq!(e["principal"], "Operator::\"op-dist-admin\"");
-        assert_eq!(e["action"], "ListCustomers");
-        assert_eq!(e["resource"], "Partner::\"dist-north\"");
+        assert_eq!(e["action"], "ViewCustomer");
+        assert_eq!(e["resource"], "Customer::*");
         assert_eq!(
             (e["live"].as_str(), e["shadow"].as_str()),
             (Some("allow"), Some("deny"))
         );
-        assert_eq!(e["live_determining"], "R1-operator-lists-own-partner-data");
+        assert_eq!(e["live_determining"], "");
         assert_eq!(e["shadow_determining"], "trial-pause-lists");
         assert_eq!(e["live_version"], live_version.as_str());
     }
@@ -759,7 +760,7 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
         &gw,
         "POST",
         "/v1/explain",
-        Some(json!({"principal": "Operator::\"op-dist-admin\"", "action": "ListCustomers", "resource": "Partner::\"dist-north\""})),
+        Some(json!({"principal": "Operator::\"op-dist-admin\"", "action": "ViewCustomer", "resource": "Customer::\"cust-nova\""})),
     )
     .await;
     assert_eq!(explained.status, 200);
@@ -792,7 +793,7 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
     assert_eq!(list(&gw).await.status, 200);
     let (_, m2) = scrape(&gw).await;
     assert_eq!(disagreements(&m2), disagreements(&m1));
-    assert!(compared(&m2, "ListCustomers") > compared(&m1, "ListCustomers"));
+    assert!(compared(&m2, "ViewCustomer") > compared(&m1, "ViewCustomer"));
     gw.running.stop().await;
 }
 
@@ -1388,7 +1389,7 @@ async fn the_binary_reloads_on_sighup_and_drains_on_sigterm() {
     }
     let denied: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["action"] == "ListCustomers")
+        .filter(|l| l["action"] == "ViewCustomer")
         .collect();
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["determining"], json!(["trial-pause-lists"]));
