@@ -26,11 +26,12 @@ use crate::api_error::ApiError;
 use crate::assertion::AssertionKey;
 use crate::catalog::{Request, ServedBy, OPERATIONS};
 use crate::store::Store;
-use axum::response::Response;
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::Router;
 use extract::Served;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -39,24 +40,30 @@ pub struct DomainState {
     pub key: AssertionKey,
 }
 
-/// The whole partner API: one route per catalog operation the store serves.
+/// The whole partner API: one route per path of the catalog operations the
+/// store serves, dispatching by method to the operation (another method on
+/// the path is as unknown as an unknown path: 404).
 pub fn router(state: DomainState) -> Router {
-    let mut paths: BTreeMap<&'static str, MethodRouter<DomainState>> = BTreeMap::new();
-    for operation in OPERATIONS.iter().filter(|o| o.served_by == ServedBy::Store) {
-        let op = operation.op;
-        let filter =
-            MethodFilter::try_from(operation.method.clone()).expect("catalog methods are standard");
-        let handler = move |axum::extract::State(state): axum::extract::State<DomainState>,
-                            req: axum::extract::Request| async move {
-            extract::serve(state, op, req).await
-        };
-        let route = paths.remove(operation.path).unwrap_or_default();
-        paths.insert(operation.path, route.merge(on(filter, handler)));
-    }
+    let paths: BTreeSet<&'static str> = OPERATIONS
+        .iter()
+        .filter(|o| o.served_by == ServedBy::Store)
+        .map(|o| o.path)
+        .collect();
     paths
         .into_iter()
-        .fold(Router::new(), |router, (path, route)| {
-            router.route(path, route)
+        .fold(Router::new(), |router, path| {
+            router.route(
+                path,
+                any(move |State(state): State<DomainState>, req: axum::extract::Request| async move {
+                    let op = OPERATIONS.iter().find(|o| {
+                        o.path == path && o.method == req.method() && o.served_by == ServedBy::Store
+                    });
+                    match op {
+                        Some(o) => extract::serve(state, o.op, req).await,
+                        None => ApiError::not_found().into_response(),
+                    }
+                }),
+            )
         })
         // Liveness for the gateway's readiness check: says nothing about any data.
         .route("/healthz", axum::routing::get(|| async { "ok" }))

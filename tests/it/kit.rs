@@ -350,6 +350,25 @@ impl DomainServer {
         }
     }
 
+    /// Keeps the temporary credentials (`{"access", "secret",
+    /// "securitytoken"}`) of a session made through the gateway, to sign as it.
+    pub fn remember_session(&self, session: &Identity, credential: &serde_json::Value) {
+        let field = |name: &str| {
+            credential[name]
+                .as_str()
+                .expect("a session credential")
+                .to_owned()
+        };
+        self.credentials.lock().unwrap().insert(
+            ("session".into(), session.id.clone()),
+            Credentials {
+                access_key: field("access"),
+                secret_key: field("secret"),
+                security_token: Some(field("securitytoken")),
+            },
+        );
+    }
+
     /// Signing credentials of `who`: a session's from [`DomainServer::session`];
     /// an operator or customer gets an access key made for it on first use.
     pub async fn credentials(&self, who: &Identity) -> Credentials {

@@ -6,3 +6,4 @@ mod gateway;
 pub mod kit;
 mod policy;
 mod store;
+mod truth;

@@ -64,6 +64,26 @@ def test_update_budget_and_list_records():
     assert any(r.budget_amount == decimal.Decimal("750.00") for r in records.record_list)
 
 
+@pytest.mark.parametrize("amount", [100, 100.5, "100", "100.00", decimal.Decimal("100.25")])
+def test_update_budget_with_the_values_users_write(amount):
+    """A user writes budget_amount=100 (the SDK sends a JSON integer), 100.5,
+    or a string: each sets the budget exactly."""
+    c = client(EAST_FINANCE)
+    c.update_sub_customer_budget(UpdateSubCustomerBudgetRequest(body=ModSubCustomerBudgetReq(
+        customer_id="cust-birch", budget_amount=amount, budget_type="MONTHLY")))
+    shown = c.show_sub_customer_budget(ShowSubCustomerBudgetRequest(customer_id="cust-birch"))
+    assert shown.budget_amount == decimal.Decimal(str(amount))
+
+
+def test_update_budget_refuses_an_inexact_amount():
+    with pytest.raises(ClientRequestException) as refused:
+        client(EAST_FINANCE).update_sub_customer_budget(UpdateSubCustomerBudgetRequest(body=ModSubCustomerBudgetReq(
+            customer_id="cust-birch", budget_amount=decimal.Decimal("100.123"))))
+    assert refused.value.status_code == 400
+    assert refused.value.error_code == "CBC.0100"
+    assert "budget_amount" in refused.value.error_msg
+
+
 def test_freeze_and_unfreeze():
     c = client("op-dist-finance")
     c.freeze_sub_customers(FreezeSubCustomersRequest(body=FreezeSubCustomersReq(customer_ids=["cust-orbit"], reason="arrears", freeze_type="ACCOUNT")))
@@ -141,4 +161,4 @@ def test_assume_role_then_act_with_temporary_credentials():
     assert status == 204
     with pytest.raises(ClientRequestException) as dead:
         generic_call(inside, "GET", "/v2/customer/resources")
-    assert dead.value.status_code == 401
+    assert dead.value.status_code == 403

@@ -6,4 +6,4 @@ mod assertion;
 mod customer_routes;
 mod order_routes;
 mod partner_routes;
-mod support;
+pub mod support;
