@@ -4,6 +4,7 @@
 mod domain;
 mod gateway;
 pub mod kit;
+mod lists;
 mod policy;
 mod store;
 mod truth;
