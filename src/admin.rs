@@ -103,6 +103,56 @@ struct ExplainBody {
     context: Map<String, Value>,
 }
 
+/// `POST /v1/explain` with a resource type and no id: which items the list
+/// holds, the residual policies and the filter they became.
+async fn explain_list(
+    admin: &Admin,
+    principal: EntityRef,
+    action: String,
+    item: crate::refs::EntityType,
+    context: Map<String, Value>,
+) -> Result<Json<Value>, ApiError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "explain: cannot load the entities");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!("cannot load the entities: {e}"),
+        )
+    };
+    let mut sessions = Vec::new();
+    if let EntityRef::Session(id) = &principal {
+        let stored = admin
+            .store
+            .session(&id.as_str().into())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        sessions.extend(stored.map(|s| s.facts()));
+    }
+    let mut request = AccessRequest::new(
+        principal.clone(),
+        action.clone(),
+        principal.clone(),
+        context,
+    );
+    request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let live = admin.gateway.policies.load_full();
+    let explained = crate::policy::explain::explain_list(
+        &live,
+        &admin.gateway.entities,
+        &principal,
+        &action,
+        item,
+        request.context,
+        &sessions,
+    )
+    .await
+    .map_err(|e| unavailable(&e))?;
+    Ok(Json(
+        serde_json::to_value(&explained).map_err(|e| unavailable(&e))?,
+    ))
+}
+
 async fn explain(
     State(admin): State<Admin>,
     body: axum::body::Bytes,
@@ -112,12 +162,16 @@ async fn explain(
         EntityRef::parse(text).map_err(|e| format!("invalid parameter {field}: {}", e.reason))
     };
     let principal = parse("principal", &body.principal).map_err(ApiError::parameter)?;
-    let resource = parse("resource", &body.resource).map_err(ApiError::parameter)?;
     if body.action.trim().is_empty() {
         return Err(ApiError::parameter(
             "invalid parameter action: an action name such as SetBudget",
         ));
     }
+    // A type alone (`Customer`) asks the list question.
+    if let Some(item) = crate::refs::EntityType::parse(&body.resource) {
+        return explain_list(&admin, principal, body.action, item, body.context).await;
+    }
+    let resource = parse("resource", &body.resource).map_err(ApiError::parameter)?;
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: {what}");
         ApiError::new(

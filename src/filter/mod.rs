@@ -18,8 +18,37 @@ pub mod sql;
 
 pub use compile::{compile, Compiled};
 
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
+use cedar_policy::pst;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One residual policy: its id and the condition left over `resource`.
+#[derive(Clone, Debug)]
+pub struct Residual {
+    pub id: String,
+    pub condition: Arc<pst::Expr>,
+    /// The residual policy as Cedar text, for explaining a list.
+    pub text: String,
+}
+
+/// What the policies say about "may the principal do the action on an item
+/// of this type" ([`crate::policy::PolicyEngine::residuals`]).
+#[derive(Clone, Debug, Default)]
+pub struct Residuals {
+    /// `Some(true)`: every item is allowed; `Some(false)`: none is (with the
+    /// forbids that say so in `determining`, in file order); `None`: it
+    /// depends on the item.
+    pub decision: Option<bool>,
+    pub determining: Vec<String>,
+    /// A permit already holds for every item (only residual forbids remain).
+    pub permitted: bool,
+    pub permits: Vec<Residual>,
+    pub forbids: Vec<Residual>,
+    /// Policies whose evaluation fails whatever the item; any denies every
+    /// decision (fail closed), so they are not compiled but reported.
+    pub errors: Vec<String>,
+}
 
 /// An attribute path from the item: `[]` is the item itself,
 /// `["partner", "kind"]` its partner's kind.
@@ -110,17 +139,34 @@ impl CmpOp {
 }
 
 impl Filter {
-    /// `a AND b`, folding constants.
+    /// `a AND b`, folding constants, flattening, dropping repeats, and
+    /// dropping `has p` where another conjunct tests `p` (which holds only
+    /// where `p` exists).
     pub fn and(items: Vec<Filter>) -> Filter {
-        let mut all = Vec::new();
+        let mut all: Vec<Filter> = Vec::new();
         for f in items {
             match f {
                 Filter::True => {}
                 Filter::False => return Filter::False,
-                Filter::And { all: inner } => all.extend(inner),
-                other => all.push(other),
+                Filter::And { all: inner } => {
+                    for g in inner {
+                        if !all.contains(&g) {
+                            all.push(g);
+                        }
+                    }
+                }
+                other => {
+                    if !all.contains(&other) {
+                        all.push(other);
+                    }
+                }
             }
         }
+        let tested: Vec<Path> = all
+            .iter()
+            .filter_map(|f| f.tested_path().cloned())
+            .collect();
+        all.retain(|f| !matches!(f, Filter::Has { path } if tested.contains(path)));
         match all.len() {
             0 => Filter::True,
             1 => all.pop().expect("one item"),
@@ -128,15 +174,25 @@ impl Filter {
         }
     }
 
-    /// `a OR b`, folding constants.
+    /// `a OR b`, folding constants, flattening and dropping repeats.
     pub fn or(items: Vec<Filter>) -> Filter {
-        let mut any = Vec::new();
+        let mut any: Vec<Filter> = Vec::new();
         for f in items {
             match f {
                 Filter::False => {}
                 Filter::True => return Filter::True,
-                Filter::Or { any: inner } => any.extend(inner),
-                other => any.push(other),
+                Filter::Or { any: inner } => {
+                    for g in inner {
+                        if !any.contains(&g) {
+                            any.push(g);
+                        }
+                    }
+                }
+                other => {
+                    if !any.contains(&other) {
+                        any.push(other);
+                    }
+                }
             }
         }
         match any.len() {
@@ -146,16 +202,31 @@ impl Filter {
         }
     }
 
-    /// `NOT a`, folding constants and double negation.
+    /// `NOT a`, folding constants, double negation, and pushing the negation
+    /// into `AND`/`OR` (De Morgan), so that repeats show and fold away.
     #[allow(clippy::should_implement_trait)]
     pub fn not(f: Filter) -> Filter {
         match f {
             Filter::True => Filter::False,
             Filter::False => Filter::True,
             Filter::Not { not } => *not,
+            Filter::And { all } => Filter::or(all.into_iter().map(Filter::not).collect()),
+            Filter::Or { any } => Filter::and(any.into_iter().map(Filter::not).collect()),
             other => Filter::Not {
                 not: Box::new(other),
             },
+        }
+    }
+
+    /// The attribute a leaf tests for a value (which implies it exists).
+    fn tested_path(&self) -> Option<&Path> {
+        match self {
+            Filter::Eq { path, .. } | Filter::Cmp { path, .. } | Filter::Contains { path, .. }
+                if !path.is_empty() =>
+            {
+                Some(path)
+            }
+            _ => None,
         }
     }
 }

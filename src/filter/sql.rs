@@ -14,7 +14,7 @@
 //! once per query, not once per row.
 
 use super::{CmpOp, Filter, Scalar};
-use crate::policy::{EntityRef, EntityType};
+use crate::refs::{EntityRef, EntityType};
 use crate::store::query::{Bind, Where};
 
 /// A filter that has no SQL form here (the gateway then decides each
@@ -23,10 +23,9 @@ use crate::store::query::{Bind, Where};
 #[error("no SQL form for {0}")]
 pub struct SqlError(pub String);
 
-/// Partner → distributor is the only chain of one type; the importer keeps
-/// it at one level (a reseller's distributor is a distributor, which has
-/// none). Deeper `in` tests stop here.
-const MAX_DEPTH: usize = 6;
+/// How deep `in` follows parents: item → customer → partner → distributor
+/// is the longest chain the model has (an export's owner adds one).
+const MAX_DEPTH: usize = 5;
 
 /// The condition `filter` puts on `alias`, a row of `item`'s table, with
 /// its binds added to `w`.
@@ -43,6 +42,22 @@ pub fn condition(
 /// gateway before it hands a filter to the store).
 pub fn check(filter: &Filter, item: EntityType) -> Result<(), SqlError> {
     condition(filter, item, "t", &mut Where::new()).map(drop)
+}
+
+/// The condition of `filter` over rows `t` of `item`'s table, with its
+/// values written in (for people reading an explanation; never run).
+pub fn readable(filter: &Filter, item: EntityType) -> Result<String, SqlError> {
+    let mut w = Where::new();
+    let mut sql = condition(filter, item, "t", &mut w)?;
+    // From the highest placeholder down, so that `$1` does not eat `$12`.
+    for (i, bind) in w.binds().iter().enumerate().rev() {
+        let value = match bind {
+            Bind::Text(s) => format!("'{}'", s.replace('\'', "''")),
+            Bind::Int(n) => n.to_string(),
+        };
+        sql = sql.replace(&format!("${}", i + 1), &value);
+    }
+    Ok(sql)
 }
 
 /// The table that holds entities of type `t`.
@@ -186,7 +201,10 @@ fn grant(name: &str) -> Option<Attr> {
 }
 
 /// The parents `in` follows from a row of `t`: the parent's type, the column
-/// holding its id, and when the link exists.
+/// holding its id, and when the link exists. A partner has one parent at
+/// most, its distributor, and a distributor has none: the importer refuses
+/// any other shape and no route changes a partner's distributor, so a
+/// partner reached as a distributor is not followed further.
 fn parents(t: EntityType) -> &'static [(EntityType, &'static str, Option<&'static str>)] {
     use EntityType as T;
     match t {
@@ -214,13 +232,27 @@ fn parents(t: EntityType) -> &'static [(EntityType, &'static str, Option<&'stati
     }
 }
 
-/// Whether an entity of type `from` can be `in` one of type `to`.
-fn reaches(from: EntityType, to: EntityType, depth: usize) -> bool {
+/// The parents to follow from a row of `t` reached through `via` (a
+/// distributor, reached from its reseller, has none).
+fn parents_via(
+    t: EntityType,
+    via: Option<EntityType>,
+) -> &'static [(EntityType, &'static str, Option<&'static str>)] {
+    if t == EntityType::Partner && via == Some(EntityType::Partner) {
+        &[]
+    } else {
+        parents(t)
+    }
+}
+
+/// Whether an entity of type `from` (reached through `via`) can be `in` one
+/// of type `to`.
+fn reaches(from: EntityType, via: Option<EntityType>, to: EntityType, depth: usize) -> bool {
     from == to
         || (depth < MAX_DEPTH
-            && parents(from)
+            && parents_via(from, via)
                 .iter()
-                .any(|(p, _, _)| reaches(*p, to, depth + 1)))
+                .any(|(p, _, _)| reaches(*p, Some(from), to, depth + 1)))
 }
 
 fn fill(template: &str, alias: &str) -> String {
@@ -289,7 +321,7 @@ impl Compiler<'_> {
         let Some((name, rest)) = path.split_first() else {
             // The item itself.
             return match test {
-                Test::In(e) => Ok(self.in_row(ty, a, e, 0)),
+                Test::In(e) => Ok(self.in_row(ty, None, a, e, 0)),
                 Test::Eq(Scalar::Entity(e)) if e.kind() == ty => {
                     let p = self.w.arg(Bind::Text(e.id().to_owned()));
                     Ok(format!("{a}.id = {p}"))
@@ -315,7 +347,7 @@ impl Compiler<'_> {
                         format!("{a}.{col} = {p}")
                     }
                     Test::Eq(Scalar::Entity(_)) => return Ok(FALSE.into()),
-                    Test::In(e) => self.in_id(target, &format!("{a}.{col}"), e, 0),
+                    Test::In(e) => self.in_id(target, Some(ty), &format!("{a}.{col}"), e, 0),
                     _ => return Err(SqlError(format!("{test:?} on {ty}.{name}"))),
                 };
                 Ok(guarded(present, a, cond))
@@ -407,41 +439,57 @@ impl Compiler<'_> {
         }
     }
 
-    /// Row `a` of type `ty` is `target` or a descendant of it.
-    fn in_row(&mut self, ty: EntityType, a: &str, target: &EntityRef, depth: usize) -> String {
+    /// Row `a` of type `ty` (reached through `via`) is `target` or a
+    /// descendant of it.
+    fn in_row(
+        &mut self,
+        ty: EntityType,
+        via: Option<EntityType>,
+        a: &str,
+        target: &EntityRef,
+        depth: usize,
+    ) -> String {
         let mut any = Vec::new();
         if ty == target.kind() {
             let p = self.w.arg(Bind::Text(target.id().to_owned()));
             any.push(format!("{a}.id = {p}"));
         }
-        for (parent, col, guard) in parents(ty) {
-            if depth < MAX_DEPTH && reaches(*parent, target.kind(), depth + 1) {
-                let cond = self.in_id(*parent, &format!("{a}.{col}"), target, depth + 1);
+        for (parent, col, guard) in parents_via(ty, via) {
+            if depth < MAX_DEPTH && reaches(*parent, Some(ty), target.kind(), depth + 1) {
+                let cond = self.in_id(*parent, Some(ty), &format!("{a}.{col}"), target, depth + 1);
                 any.push(guarded(*guard, a, cond));
             }
         }
         or(any)
     }
 
-    /// The entity of type `ty` whose id is `id` (an SQL expression, never
-    /// NULL here) is `target` or a descendant of it.
-    fn in_id(&mut self, ty: EntityType, id: &str, target: &EntityRef, depth: usize) -> String {
+    /// The entity of type `ty` (reached through `via`) whose id is `id` (an
+    /// SQL expression, never NULL here) is `target` or a descendant of it.
+    fn in_id(
+        &mut self,
+        ty: EntityType,
+        via: Option<EntityType>,
+        id: &str,
+        target: &EntityRef,
+        depth: usize,
+    ) -> String {
         let mut any = Vec::new();
         if ty == target.kind() {
             let p = self.w.arg(Bind::Text(target.id().to_owned()));
             any.push(format!("{id} = {p}"));
         }
-        let above = parents(ty)
+        let above: Vec<_> = parents_via(ty, via)
             .iter()
-            .any(|(parent, _, _)| depth < MAX_DEPTH && reaches(*parent, target.kind(), depth + 1));
-        if above {
+            .filter(|(parent, _, _)| {
+                depth < MAX_DEPTH && reaches(*parent, Some(ty), target.kind(), depth + 1)
+            })
+            .collect();
+        if !above.is_empty() {
             let x = self.alias();
             let mut parts = Vec::new();
-            for (parent, col, guard) in parents(ty) {
-                if reaches(*parent, target.kind(), depth + 1) {
-                    let cond = self.in_id(*parent, &format!("{x}.{col}"), target, depth + 1);
-                    parts.push(guarded(*guard, &x, cond));
-                }
+            for (parent, col, guard) in above {
+                let cond = self.in_id(*parent, Some(ty), &format!("{x}.{col}"), target, depth + 1);
+                parts.push(guarded(*guard, &x, cond));
             }
             any.push(format!(
                 "{id} IN (SELECT {x}.id FROM {} {x} WHERE {})",

@@ -2,7 +2,7 @@
 //! policies, run the decision tests, and explain one decision.
 
 use super::testing::{self, FixtureDb, TestSession};
-use super::{AccessRequest, EntityRef, PolicyEngine};
+use super::{AccessRequest, EntityRef, EntityType, PolicyEngine};
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
 use crate::store::Store;
@@ -55,7 +55,8 @@ pub enum PolicyCommand {
         /// The action name, e.g. SetBudget.
         #[arg(long)]
         action: String,
-        /// e.g. 'Customer::"cust-1"'
+        /// e.g. 'Customer::"cust-1"'; a type alone (`Customer`) explains the
+        /// list question: which items, the residual policies and the filter.
         #[arg(long)]
         resource: String,
         /// The action's context as a JSON object; `now` defaults to the current
@@ -98,7 +99,10 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let request = ExplainRequest {
                 principal: EntityRef::parse(&principal)?,
                 action,
-                resource: EntityRef::parse(&resource)?,
+                resource: match EntityType::parse(&resource) {
+                    Some(every) => Target::Every(every),
+                    None => Target::One(EntityRef::parse(&resource)?),
+                },
                 context: parse_context(context.as_deref())?,
                 sessions: sessions
                     .iter()
@@ -181,9 +185,15 @@ fn parse_context(text: Option<&str>) -> anyhow::Result<Map<String, Value>> {
 struct ExplainRequest {
     principal: EntityRef,
     action: String,
-    resource: EntityRef,
+    resource: Target,
     context: Map<String, Value>,
     sessions: Vec<TestSession>,
+}
+
+/// What `policy explain` is asked about: one resource, or every item of a type.
+enum Target {
+    One(EntityRef),
+    Every(EntityType),
 }
 
 async fn explain(
@@ -214,11 +224,42 @@ async fn explain(
         (None, None) => anyhow::bail!("give --fixture FILE or --database-url URL"),
     };
     let sessions = testing::session_facts(&store, &req.sessions).await?;
-    let mut request = AccessRequest::new(req.principal, req.action, req.resource, req.context);
-    request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-
-    let explanation = super::explain::explain(&engine, &loader, &request, &sessions).await?;
-    print!("{explanation}");
+    let filled = |context| {
+        let mut r = AccessRequest::new(
+            req.principal.clone(),
+            req.action.clone(),
+            req.principal.clone(),
+            context,
+        );
+        r.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        r.context
+    };
+    match req.resource {
+        Target::One(resource) => {
+            let request = AccessRequest::new(
+                req.principal.clone(),
+                req.action.clone(),
+                resource,
+                filled(req.context.clone()),
+            );
+            let explanation =
+                super::explain::explain(&engine, &loader, &request, &sessions).await?;
+            print!("{explanation}");
+        }
+        Target::Every(item) => {
+            let explanation = super::explain::explain_list(
+                &engine,
+                &loader,
+                &req.principal,
+                &req.action,
+                item,
+                filled(req.context.clone()),
+                &sessions,
+            )
+            .await?;
+            print!("{explanation}");
+        }
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

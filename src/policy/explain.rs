@@ -216,3 +216,206 @@ impl std::fmt::Display for Explanation {
         Ok(())
     }
 }
+
+/// A list question explained: which items of a type `principal` may `action`
+/// on, what the policies leave over the unknown item, and the filter the
+/// gateway hands the store (or why the items are decided one by one).
+#[derive(Clone, Debug, Serialize)]
+pub struct ListExplanation {
+    pub principal: String,
+    pub action: String,
+    /// The item type, e.g. `Customer`.
+    pub item: String,
+    pub context: Map<String, Value>,
+    pub policy_version: String,
+    /// False when the principal does not exist (the list is denied).
+    pub found: bool,
+    /// `all` (every item), `none` (the list is denied as a whole) or
+    /// `filter` (the items the filter matches).
+    pub decision: &'static str,
+    /// What decided `all` or `none`.
+    pub determining: Vec<DeterminingPolicy>,
+    /// The policies left over the unknown item, each with its residual
+    /// condition (Cedar text).
+    pub residuals: Vec<ResidualPolicy>,
+    /// The filter the store runs, when the residuals have one.
+    pub filter: Option<crate::filter::Filter>,
+    /// That filter as the SQL condition over the item's table `t`.
+    pub sql: Option<String>,
+    /// Why the items are decided one by one instead (forms without a filter).
+    pub item_by_item: Vec<String>,
+    pub errors: Vec<String>,
+    pub denial: Option<Denial>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResidualPolicy {
+    #[serde(flatten)]
+    pub policy: DeterminingPolicy,
+    /// The condition left once principal, action and context are known.
+    pub residual: String,
+}
+
+/// Explains the list question of `action` over every `item` for `principal`.
+pub async fn explain_list(
+    engine: &PolicyEngine,
+    loader: &EntityLoader,
+    principal: &super::EntityRef,
+    action: &str,
+    item: super::EntityType,
+    context: Map<String, Value>,
+    sessions: &[SessionFacts],
+) -> Result<ListExplanation, EntityError> {
+    let mut out = ListExplanation {
+        principal: principal.to_string(),
+        action: action.to_owned(),
+        item: item.to_string(),
+        context,
+        policy_version: engine.version().to_owned(),
+        found: false,
+        decision: "none",
+        determining: vec![],
+        residuals: vec![],
+        filter: None,
+        sql: None,
+        item_by_item: vec![],
+        errors: vec![],
+        denial: None,
+    };
+    let Some(entities) = loader.principal_slice(engine, principal, sessions).await? else {
+        out.denial = Some(Denial {
+            error_code: DEFAULT_DENIAL_CODE.to_owned(),
+            error_msg: DEFAULT_DENIAL_MSG.to_owned(),
+        });
+        return Ok(out);
+    };
+    out.found = true;
+    let residuals = match engine.residuals(principal, action, item, &out.context, &entities) {
+        Ok(r) => r,
+        Err(e) => {
+            out.errors.push(e);
+            return Ok(out);
+        }
+    };
+    let policy = |id: &str| policy_info(engine, id);
+    out.determining = residuals.determining.iter().map(|id| policy(id)).collect();
+    out.errors = residuals.errors.clone();
+    out.residuals = residuals
+        .permits
+        .iter()
+        .chain(&residuals.forbids)
+        .map(|r| ResidualPolicy {
+            policy: policy(&r.id),
+            residual: r.condition.to_string(),
+        })
+        .collect();
+    out.decision = match residuals.decision {
+        Some(true) => "all",
+        Some(false) => "none",
+        None => "filter",
+    };
+    if residuals.decision == Some(false) {
+        let d = Decision {
+            allow: false,
+            determining: residuals.determining.clone(),
+            errors: vec![],
+        };
+        let (error_code, error_msg) = engine.denial(&d);
+        out.denial = Some(Denial {
+            error_code,
+            error_msg,
+        });
+    }
+    let compiled = crate::filter::compile(&residuals, item);
+    out.item_by_item = compiled.unknown;
+    if let Some(filter) = compiled.exact {
+        match crate::filter::sql::readable(&filter, item) {
+            Ok(sql) => {
+                out.sql = Some(sql);
+                out.filter = Some(filter);
+            }
+            Err(e) => out.item_by_item.push(e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn policy_info(engine: &PolicyEngine, id: &str) -> DeterminingPolicy {
+    match engine.policy(id) {
+        Some(p) => DeterminingPolicy {
+            id: id.to_owned(),
+            effect: match p.effect {
+                Effect::Permit => "permit",
+                Effect::Forbid => "forbid",
+            },
+            file: p.file.display().to_string(),
+            line: p.line,
+            comment: p.comment.clone(),
+        },
+        None => DeterminingPolicy {
+            id: id.to_owned(),
+            effect: "unknown",
+            file: String::new(),
+            line: 0,
+            comment: None,
+        },
+    }
+}
+
+impl std::fmt::Display for ListExplanation {
+    /// The text `policy explain` prints for a resource type without an id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "list:      {} {} every {}",
+            self.principal, self.action, self.item
+        )?;
+        writeln!(f, "context:   {}", Value::Object(self.context.clone()))?;
+        writeln!(f, "policies:  version {}", self.policy_version)?;
+        if !self.found {
+            return writeln!(f, "decision:  NONE (the principal does not exist)");
+        }
+        let decision = match self.decision {
+            "all" => "ALL: every item is allowed",
+            "none" => "NONE: no item can be allowed; the list is denied",
+            _ => "FILTER: the items the filter below matches",
+        };
+        writeln!(f, "decision:  {decision}")?;
+        for p in &self.determining {
+            writeln!(f, "  {} {}  ({}:{})", p.effect, p.id, p.file, p.line)?;
+        }
+        if !self.residuals.is_empty() {
+            writeln!(f, "residual policies (over the unknown {}):", self.item)?;
+        }
+        for r in &self.residuals {
+            let p = &r.policy;
+            writeln!(f, "  {} {}  ({}:{})", p.effect, p.id, p.file, p.line)?;
+            writeln!(f, "    when {{ {} }}", r.residual)?;
+        }
+        if let (Some(filter), Some(sql)) = (&self.filter, &self.sql) {
+            writeln!(
+                f,
+                "filter:    {}",
+                serde_json::to_string(filter).map_err(|_| std::fmt::Error)?
+            )?;
+            writeln!(f, "sql:       {sql}")?;
+        }
+        if !self.item_by_item.is_empty() {
+            writeln!(f, "decided item by item (no filter form for):")?;
+            for u in &self.item_by_item {
+                writeln!(f, "  {u}")?;
+            }
+        }
+        for e in &self.errors {
+            writeln!(f, "error:     {e}")?;
+        }
+        if let Some(d) = &self.denial {
+            writeln!(
+                f,
+                "denial:    403 {{\"error_code\": {:?}, \"error_msg\": {:?}}}",
+                d.error_code, d.error_msg
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -5,39 +5,13 @@
 //! holds for every item comes out as such.
 
 use super::{describe, plan, EntityRef, EntityType, PolicyEngine};
+use crate::filter::{Residual, Residuals};
 use cedar_policy::{
     pst, Context, Decision as CedarDecision, Entities, PartialEntities, PartialEntityUid,
     PartialRequest, PolicyId,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
-
-/// One residual policy: its id and the condition left over `resource`.
-#[derive(Clone, Debug)]
-pub struct Residual {
-    pub id: String,
-    pub condition: Arc<pst::Expr>,
-    /// The residual policy as Cedar text, for explaining a list.
-    pub text: String,
-}
-
-/// What the policies say about "may the principal do the action on an item
-/// of this type".
-#[derive(Clone, Debug, Default)]
-pub struct Residuals {
-    /// `Some(true)`: every item is allowed; `Some(false)`: none is (with the
-    /// forbids that say so in `determining`, in file order); `None`: it
-    /// depends on the item.
-    pub decision: Option<bool>,
-    pub determining: Vec<String>,
-    /// A permit already holds for every item (only residual forbids remain).
-    pub permitted: bool,
-    pub permits: Vec<Residual>,
-    pub forbids: Vec<Residual>,
-    /// Policies whose evaluation fails whatever the item; any denies every
-    /// decision (fail closed), so they are not compiled but reported.
-    pub errors: Vec<String>,
-}
 
 impl PolicyEngine {
     /// Partially evaluates `action` for `principal` over every item of type

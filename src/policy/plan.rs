@@ -14,7 +14,7 @@
 //!   of a decision; the result is still checked against the schema by
 //!   `Request::new`, and anything the shape does not cover takes the JSON path.
 
-use super::{EntityRef, EntityType, ENTITY_TYPES, NAMESPACE};
+use super::{EntityRef, EntityType, NAMESPACE};
 use cedar_policy::{
     ActionConstraint, Context, Entities, Entity, EntityTypeName, EntityUid, PolicySet,
     PrincipalConstraint, ResourceConstraint, RestrictedExpression, Schema,
@@ -25,9 +25,9 @@ use std::collections::HashMap;
 
 /// One action's precomputed parts.
 pub(super) struct ActionPlan {
-    /// Policies that can apply, by the [`ENTITY_TYPES`] indexes of
-    /// (principal, resource); only for the pairs the schema allows.
-    policies: HashMap<(usize, usize), PolicySet>,
+    /// Policies that can apply, by (principal type, resource type); only for
+    /// the pairs the schema allows.
+    policies: HashMap<(EntityType, EntityType), PolicySet>,
     /// The action entity and those of the groups it is in.
     entities: Vec<Entity>,
     /// Context field → type; `None` when the context type has a field of a
@@ -51,12 +51,12 @@ enum FieldKind {
 impl ActionPlan {
     /// The policies to evaluate for a request of these entity types.
     pub fn policies(&self, principal: &EntityRef, resource: &EntityRef) -> Option<&PolicySet> {
-        self.policies.get(&(principal.index(), resource.index()))
+        self.policies_for(principal.kind(), resource.kind())
     }
 
     /// The policies to evaluate for requests of these entity types.
     pub fn policies_for(&self, principal: EntityType, resource: EntityType) -> Option<&PolicySet> {
-        self.policies.get(&(principal as usize, resource as usize))
+        self.policies.get(&(principal, resource))
     }
 
     /// The entities of the action and its groups.
@@ -128,8 +128,8 @@ pub(super) fn plan_actions(
             }
         }
         let mut by_types = HashMap::new();
-        let principals = type_indexes(schema.principals_for_action(action));
-        let resources = type_indexes(schema.resources_for_action(action));
+        let principals = model_types(schema.principals_for_action(action));
+        let resources = model_types(schema.resources_for_action(action));
         for &p in &principals {
             for &r in &resources {
                 let mut set = PolicySet::new();
@@ -154,26 +154,25 @@ pub(super) fn plan_actions(
     plans
 }
 
-fn type_indexes<'a>(types: Option<impl Iterator<Item = &'a EntityTypeName>>) -> Vec<usize> {
+fn model_types<'a>(types: Option<impl Iterator<Item = &'a EntityTypeName>>) -> Vec<EntityType> {
     types
         .into_iter()
         .flatten()
-        .filter_map(|t| ENTITY_TYPES.iter().position(|known| known == t))
+        .filter_map(EntityType::from_cedar)
         .collect()
 }
 
 /// Whether `policy`'s scope can hold for `action` with a principal of type
-/// `principal` and a resource of type `resource` (indexes into
-/// [`ENTITY_TYPES`]). Only constraints that name a type or an action rule a
+/// `principal` and a resource of type `resource`. Only constraints that name a type or an action rule a
 /// policy out; `in` an entity is kept (it may be equality or ancestry).
 fn can_apply(
     policy: &cedar_policy::Policy,
     action: &EntityUid,
     groups: &[EntityUid],
-    principal: usize,
-    resource: usize,
+    principal: EntityType,
+    resource: EntityType,
 ) -> bool {
-    let is_type = |t: &EntityTypeName, index: usize| *t == ENTITY_TYPES[index];
+    let is_type = |t: &EntityTypeName, ty: EntityType| t == ty.cedar();
     let action_ok = match policy.action_constraint() {
         ActionConstraint::Any => true,
         ActionConstraint::Eq(a) => a == *action,

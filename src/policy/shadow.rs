@@ -51,7 +51,7 @@ pub fn compare(
 
 /// What a list question decides for the whole list: allowed (some items
 /// may be listed, by the filter) or denied (none can be).
-fn list_decision(residuals: Result<super::Residuals, String>) -> Decision {
+fn list_decision(residuals: Result<crate::filter::Residuals, String>) -> Decision {
     match residuals {
         Ok(r) => Decision {
             allow: r.decision != Some(false),

@@ -502,3 +502,99 @@ fn edits_remove_whole_policies() {
     assert!(!guardrails.contains("R1-account-manager-alone-reaches-managed-customers"));
     assert!(guardrails.contains("R1-operator-stays-in-its-hierarchy"));
 }
+
+/// `POST /v1/explain` and `policy explain` with a resource type and no id
+/// show the list question: the residual policies and the filter they became.
+async fn lists_are_explained(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let ask = |principal: &str| {
+        let body =
+            json!({"principal": principal, "action": "ViewCustomer", "resource": "Customer"});
+        let s = &s;
+        async move {
+            crate::kit::send(
+                &crate::kit::http_client(),
+                "POST",
+                &format!("http://{}/v1/explain", s.running.admin_addr),
+                &[("content-type", "application/json".into())],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+            .json()
+        }
+    };
+    let am = ask("Operator::\"op-east-am\"").await;
+    assert_eq!(am["decision"], "filter", "{am}");
+    let residual_ids: Vec<&str> = am["residuals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        residual_ids.contains(&"R1-operator-views-customer-data"),
+        "{am}"
+    );
+    assert!(
+        residual_ids.contains(&"R1-account-manager-alone-reaches-managed-customers"),
+        "{am}"
+    );
+    assert_eq!(
+        am["filter"],
+        json!({"op": "and", "all": [
+            {"op": "in", "path": [], "entity": {"Partner": "res-east"}},
+            {"op": "eq", "path": ["account_manager"], "value": {"entity": {"Operator": "op-east-am"}}}
+        ]})
+    );
+    assert!(
+        am["sql"]
+            .as_str()
+            .unwrap()
+            .contains("t.account_manager_id = 'op-east-am'"),
+        "{am}"
+    );
+    // A customer has no partner-level list: none, with the denial.
+    let customer = ask("Customer::\"cust-acme\"").await;
+    assert_eq!(customer["decision"], "none", "{customer}");
+    assert_eq!(customer["denial"]["error_code"], "CBC.0151");
+
+    // The CLI prints the same question for a fixture.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
+        .args([
+            "policy",
+            "explain",
+            "--principal",
+            "Operator::\"op-a1-am\"",
+            "--action",
+            "ViewCustomer",
+            "--resource",
+            "Customer",
+            "--fixture",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tests/fixture.json"),
+            "--policies",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+            "--schema",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schema"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("decision:  FILTER"), "{text}");
+    assert!(
+        text.contains("R1-account-manager-alone-reaches-managed-customers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sql:       ((t.partner_id = 'res-a1'"),
+        "{text}"
+    );
+}
+
+test_on_backends! {
+    list_questions_are_explained => lists_are_explained;
+}
