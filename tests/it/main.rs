@@ -5,3 +5,4 @@ mod domain;
 mod gateway;
 mod policy;
 mod store;
+mod verify;
