@@ -32,6 +32,7 @@ struct Admin {
     gateway: Arc<Gateway>,
     store: Store,
     reloader: Arc<PolicyReloader>,
+    cache_reported: Arc<crate::metrics::CacheReported>,
 }
 
 pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>) -> Router {
@@ -47,6 +48,7 @@ pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>
             gateway,
             store,
             reloader,
+            cache_reported: Default::default(),
         })
 }
 
@@ -77,7 +79,7 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         Ok(n) => crate::metrics::set_live_sessions(n.max(0) as u64),
         Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
     }
-    match crate::metrics::render(admin.gateway.entities.stats()) {
+    match crate::metrics::render(admin.gateway.entities.stats(), &admin.cache_reported) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -132,11 +132,30 @@ fn describe() {
     set_live_sessions(0);
 }
 
-/// The Prometheus text of every metric, with the entity cache counters read now.
-pub fn render(cache: crate::entities::CacheStats) -> Result<String, String> {
+/// What one gateway's entity cache had counted at its last scrape.
+#[derive(Debug, Default)]
+pub struct CacheReported(std::sync::Mutex<(u64, u64)>);
+
+/// The Prometheus text of every metric, with the entity cache counters read
+/// now. Each scrape adds what this gateway's cache counted since its last
+/// one (`reported`), so that several gateways in one process (the tests)
+/// add up rather than mask each other, as setting the counters outright did.
+pub fn render(
+    cache: crate::entities::CacheStats,
+    reported: &CacheReported,
+) -> Result<String, String> {
     let handle = install()?;
-    ::metrics::counter!(ENTITY_CACHE_HITS).absolute(cache.hits);
-    ::metrics::counter!(ENTITY_CACHE_MISSES).absolute(cache.misses);
+    let (hits, misses) = {
+        let mut last = reported.0.lock().unwrap_or_else(|p| p.into_inner());
+        let new = (
+            cache.hits.saturating_sub(last.0),
+            cache.misses.saturating_sub(last.1),
+        );
+        *last = (cache.hits, cache.misses);
+        new
+    };
+    ::metrics::counter!(ENTITY_CACHE_HITS).increment(hits);
+    ::metrics::counter!(ENTITY_CACHE_MISSES).increment(misses);
     ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(cache.entries as f64);
     handle.run_upkeep();
     Ok(handle.render())
