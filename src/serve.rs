@@ -110,7 +110,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             .map_err(|e| anyhow::anyhow!("policies {}: {e}", cfg.policies.display()))?;
     if !live_verified.proved() {
         anyhow::bail!(
-            "policies {}: the policy set breaks an invariant and will not serve: {}",
+            "policies {}: not every invariant is proved, so this policy set will not serve: {}",
             cfg.policies.display(),
             live_verified.refusal
         );

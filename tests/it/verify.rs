@@ -296,6 +296,61 @@ fn a_proof_out_of_time_is_a_refusal_never_a_pass() {
     );
 }
 
+#[test]
+fn a_policy_or_an_invariant_that_can_error_is_refuted() {
+    let copy = Copy::new();
+    copy.add(
+        "90-trial.cedar",
+        r#"@id("trial-overflow")
+forbid (
+  principal is PartnerCenter::Operator,
+  action == PartnerCenter::Action::"AssumeRole",
+  resource
+)
+when { context.duration_seconds * 1000000000 > 3600000000000 };
+"#,
+    );
+    std::fs::write(
+        copy.policies().join("invariants/90-trial.cedar"),
+        r#"@id("INV-trial-can-error")
+@check("never")
+forbid (
+  principal is PartnerCenter::Session,
+  action == PartnerCenter::Action::"PlaceOrder",
+  resource
+)
+when { context.now.offset(duration("1ms")) == context.now };
+"#,
+    )
+    .unwrap();
+    let (engine, invariants) = load_set(
+        &copy.policies(),
+        &repo("schema"),
+        &Invariants::dir_of(&copy.policies()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = verify::verify(&engine, &invariants, &VerifyOptions::default()).unwrap();
+    let failing: Vec<&str> = report.failing().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        failing,
+        ["INV-trial-can-error", verify::NEVER_ERRORS],
+        "{}",
+        report.render(0)
+    );
+    for id in failing {
+        for c in counterexamples(&report, id) {
+            assert!(matches!(c.replay, Replay::Confirmed), "{id}: {c:?}");
+            assert!(c.what.contains("overflow"), "{id}: {}", c.what);
+        }
+    }
+    let policy_error = &counterexamples(&report, verify::NEVER_ERRORS)[0];
+    assert!(
+        policy_error.what.contains("policy trial-overflow errors"),
+        "{}",
+        policy_error.what
+    );
+}
+
 // ---- policy diff -----------------------------------------------------------
 
 const NO_REVEAL_FOR_RESELLERS: &str = r#"// Trial: reseller operators no longer reveal contact data.

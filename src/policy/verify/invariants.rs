@@ -104,6 +104,11 @@ impl Invariants {
 
 fn invariant(info: &PolicyInfo, written: &Policy) -> Result<Invariant, String> {
     let id = &info.id;
+    if id == super::NEVER_ERRORS {
+        return Err(format!(
+            "invariant {id}: that id names the built-in check; choose another"
+        ));
+    }
     let check = match (info.annotations.get(CHECK).map(String::as_str), written.effect()) {
         (Some("never"), Effect::Forbid) => Check::Never,
         (Some("only_when"), Effect::Permit) => Check::OnlyWhen,
@@ -239,6 +244,7 @@ mod tests {
             // Validated strictly against the schema, like the policies.
             (format!("@id(\"i\") @check(\"never\") forbid {SESSION_SCOPE} when {{ principal.nope }};"), "nope"),
             (String::new(), "no invariant"),
+            (format!("@id(\"never-errors\") @check(\"never\") forbid {SESSION_SCOPE};"), "built-in"),
         ];
         for (text, reason) in cases {
             let issues = load(&text)

@@ -619,7 +619,7 @@ fn replay_raw<'r>(
             };
             let own = Concrete::of(&single(&inv.written), env, schema);
             let what = format!(
-                "the invariant itself errors on this request, so it would not cover it (guard the attribute with `has`): {}",
+                "the invariant itself errors on this request, so it would not cover it: {}",
                 own.errors.join("; ")
             );
             let claim = if own.errors.is_empty() {
