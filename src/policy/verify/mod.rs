@@ -24,7 +24,7 @@ pub use solver::{solver_program, solver_version};
 
 use super::plan::{can_apply, groups_of, with_missing};
 use super::{describe, Decision, PolicyEngine};
-use cedar_policy::{Authorizer, Entities, Policy, PolicySet, RequestEnv, Schema};
+use cedar_policy::{Authorizer, Entities, EntityUid, Policy, PolicySet, RequestEnv, Schema};
 use cedar_policy_symcc::{CompiledPolicy, CompiledPolicySet, Env};
 use counterexample::Case;
 use serde_json::Value;
@@ -420,32 +420,82 @@ pub fn verify(
     })
 }
 
+/// One request kind of the schema, and which policies can apply to it.
+struct Scope {
+    env: RequestEnv,
+    kind: RequestKind,
+    /// The action groups the action is in.
+    groups: Vec<EntityUid>,
+}
+
+/// The policies of a set whose scope can match a request kind.
+struct Subset {
+    policies: PolicySet,
+    /// Their Cedar text, sorted: what decides the kind.
+    texts: Vec<String>,
+    permits: bool,
+}
+
+impl Scope {
+    /// Every request kind of `schema`, in a stable order.
+    fn all(schema: &Schema) -> Result<Vec<Scope>, String> {
+        let actions = schema.action_entities().map_err(|e| describe(&e))?;
+        let mut scopes: Vec<Scope> = schema
+            .request_envs()
+            .map(|env| Scope {
+                kind: RequestKind::of(&env),
+                groups: groups_of(&actions, env.action()),
+                env,
+            })
+            .collect();
+        scopes.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(scopes)
+    }
+
+    fn applies(&self, policy: &Policy) -> bool {
+        let env = &self.env;
+        can_apply(
+            policy,
+            env.action(),
+            &self.groups,
+            env.principal(),
+            env.resource(),
+        )
+    }
+
+    fn subset(&self, set: &PolicySet) -> Subset {
+        let mut policies = PolicySet::new();
+        let mut texts = Vec::new();
+        let mut permits = false;
+        for p in set.policies().filter(|p| self.applies(p)) {
+            texts.push(p.to_string());
+            permits |= p.effect() == cedar_policy::Effect::Permit;
+            // Ids are unique in the set it comes from.
+            let _ = policies.add(p.clone());
+        }
+        texts.sort();
+        Subset {
+            policies,
+            texts,
+            permits,
+        }
+    }
+}
+
 fn kind_jobs(engine: &PolicyEngine, invariants: &Invariants) -> Result<Vec<KindJob>, String> {
-    let schema = engine.schema();
-    let actions = schema.action_entities().map_err(|e| describe(&e))?;
-    let mut envs: Vec<RequestEnv> = schema.request_envs().collect();
-    envs.sort_by_key(RequestKind::of);
     let mut jobs = Vec::new();
-    for env in envs {
-        let groups = groups_of(&actions, env.action());
-        let applies =
-            |p: &Policy| can_apply(p, env.action(), &groups, env.principal(), env.resource());
+    for scope in Scope::all(engine.schema())? {
+        let subset = scope.subset(engine.policy_set());
         let mut key = Sha256::new();
         key.update(engine.schema_digest());
-        let kind = RequestKind::of(&env);
-        key.update(kind.to_string());
-        let mut policies = PolicySet::new();
-        let mut permits = false;
-        for p in engine.policy_set().policies().filter(|p| applies(p)) {
+        key.update(scope.kind.to_string());
+        for text in &subset.texts {
             key.update([0]);
-            key.update(p.to_string());
-            permits |= p.effect() == cedar_policy::Effect::Permit;
-            // Ids are unique in the engine's set.
-            let _ = policies.add(p.clone());
+            key.update(text);
         }
         let mut applicable = Vec::new();
         for (i, inv) in invariants.items.iter().enumerate() {
-            if applies(&inv.written) {
+            if scope.applies(&inv.written) {
                 key.update([1]);
                 key.update(inv.check.as_str());
                 key.update(inv.written.to_string());
@@ -453,10 +503,10 @@ fn kind_jobs(engine: &PolicyEngine, invariants: &Invariants) -> Result<Vec<KindJ
             }
         }
         jobs.push(KindJob {
-            env,
-            kind,
-            policies,
-            permits,
+            env: scope.env,
+            kind: scope.kind,
+            policies: subset.policies,
+            permits: subset.permits,
             invariants: applicable,
             key: key.finalize().into(),
         });
@@ -831,39 +881,24 @@ pub fn diff(
         return Err("the two policy sets were loaded with different schemas".into());
     }
     let schema = new.schema();
-    let actions = schema.action_entities().map_err(|e| describe(&e))?;
-    let mut envs: Vec<RequestEnv> = schema.request_envs().collect();
-    envs.sort_by_key(RequestKind::of);
-    let request_kinds = envs.len();
+    let scopes = Scope::all(schema)?;
+    let request_kinds = scopes.len();
     let mut jobs = Vec::new();
-    for env in envs {
-        let groups = groups_of(&actions, env.action());
-        let subset = |engine: &PolicyEngine| {
-            let mut set = PolicySet::new();
-            let mut text = Vec::new();
-            for p in engine.policy_set().policies() {
-                if can_apply(p, env.action(), &groups, env.principal(), env.resource()) {
-                    text.push(p.to_string());
-                    let _ = set.add(p.clone());
-                }
-            }
-            text.sort();
-            let permits = set
-                .policies()
-                .any(|p| p.effect() == cedar_policy::Effect::Permit);
-            (permits.then_some(set), text)
-        };
-        let (old_set, old_text) = subset(old);
-        let (new_set, new_text) = subset(new);
+    for scope in scopes {
+        let (before, after) = (
+            scope.subset(old.policy_set()),
+            scope.subset(new.policy_set()),
+        );
         // The same policies decide alike; no permit on either side, deny alike.
-        if old_text == new_text || (old_set.is_none() && new_set.is_none()) {
+        if before.texts == after.texts || !(before.permits || after.permits) {
             continue;
         }
+        let side = |s: Subset| s.permits.then_some(s.policies);
         jobs.push(DiffJob {
-            kind: RequestKind::of(&env),
-            env,
-            old: old_set,
-            new: new_set,
+            env: scope.env,
+            kind: scope.kind,
+            old: side(before),
+            new: side(after),
         });
     }
     let (results, asked) = solver::run(&jobs, options.jobs, deadline, |w, job| {
