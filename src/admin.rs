@@ -31,6 +31,7 @@ struct Admin {
     gateway: Arc<Gateway>,
     store: Store,
     reloader: Arc<PolicyReloader>,
+    cache_reported: Arc<crate::metrics::CacheReported>,
 }
 
 pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>) -> Router {
@@ -46,6 +47,7 @@ pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>
             gateway,
             store,
             reloader,
+            cache_reported: Default::default(),
         })
 }
 
@@ -76,7 +78,7 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         Ok(n) => crate::metrics::set_live_sessions(n.max(0) as u64),
         Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
     }
-    match crate::metrics::render(admin.gateway.entities.stats()) {
+    match crate::metrics::render(admin.gateway.entities.stats(), &admin.cache_reported) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Do not watch the policy and schema directories; reload on SIGHUP only.
     #[arg(long, env = "PGW_NO_POLICY_WATCH")]
     pub no_policy_watch: bool,
+    /// How long proving the invariants of a policy set may take, at start and
+    /// on each reload, in seconds; past it the set is refused [default: 120].
+    #[arg(long, env = "PGW_POLICY_VERIFY_TIMEOUT_SECS")]
+    pub policy_verify_timeout_secs: Option<u64>,
     /// Write decision records as JSON lines to this file (appended), or to
     /// stdout with `-`. Without it they go to the log on stderr.
     #[arg(long, env = "PGW_DECISION_LOG", value_name = "PATH|-")]
@@ -160,6 +164,7 @@ struct ServeFile {
     max_headers: Option<usize>,
     shadow_policies: Option<PathBuf>,
     policy_watch: Option<bool>,
+    policy_verify_timeout_secs: Option<u64>,
     decision_log: Option<String>,
     decision_log_sample_allowed: Option<f64>,
     shutdown_grace_secs: Option<u64>,
@@ -200,6 +205,9 @@ pub struct Operations {
     pub shadow_policies: Option<PathBuf>,
     /// Watch the policy, schema and shadow directories (SIGHUP reloads either way).
     pub policy_watch: bool,
+    /// The time limit for proving a policy set's invariants; a set not
+    /// proved within it does not serve.
+    pub policy_verify_timeout: std::time::Duration,
     /// `-` (stdout) or a file for JSON-lines decision records; read by `main`
     /// when it installs the log subscriber.
     pub decision_log: Option<String>,
@@ -214,6 +222,7 @@ impl Default for Operations {
         Operations {
             shadow_policies: None,
             policy_watch: true,
+            policy_verify_timeout: crate::policy::verify::DEFAULT_TIMEOUT,
             decision_log: None,
             decision_log_sample_allowed: 1.0,
             shutdown_grace: std::time::Duration::from_secs(10),
@@ -305,6 +314,11 @@ impl ServeArgs {
             shadow_policies: self.shadow_policies.or(file.shadow_policies),
             policy_watch: !self.no_policy_watch
                 && file.policy_watch.unwrap_or(op_defaults.policy_watch),
+            policy_verify_timeout: secs(
+                self.policy_verify_timeout_secs
+                    .or(file.policy_verify_timeout_secs),
+                op_defaults.policy_verify_timeout,
+            ),
             decision_log: self.decision_log.or(file.decision_log),
             decision_log_sample_allowed: self
                 .decision_log_sample_allowed
@@ -315,6 +329,10 @@ impl ServeArgs {
                 op_defaults.shutdown_grace,
             ),
         };
+        anyhow::ensure!(
+            !operations.policy_verify_timeout.is_zero(),
+            "policy_verify_timeout_secs must be at least 1"
+        );
         anyhow::ensure!(
             (0.0..=1.0).contains(&operations.decision_log_sample_allowed),
             "decision_log_sample_allowed must be within 0.0..=1.0"
@@ -403,7 +421,7 @@ mod tests {
         let path = dir.path().join("gw.toml");
         std::fs::write(
             &path,
-            "shadow_policies = \"trial\"\npolicy_watch = false\ndecision_log = \"-\"\ndecision_log_sample_allowed = 0.25\nshutdown_grace_secs = 3\n",
+            "shadow_policies = \"trial\"\npolicy_watch = false\npolicy_verify_timeout_secs = 30\ndecision_log = \"-\"\ndecision_log_sample_allowed = 0.25\nshutdown_grace_secs = 3\n",
         )
         .unwrap();
         let from_file = ServeArgs {
@@ -415,6 +433,10 @@ mod tests {
         .operations;
         assert_eq!(from_file.shadow_policies, Some(PathBuf::from("trial")));
         assert!(!from_file.policy_watch);
+        assert_eq!(
+            from_file.policy_verify_timeout,
+            std::time::Duration::from_secs(30)
+        );
         assert_eq!(from_file.decision_log.as_deref(), Some("-"));
         assert_eq!(from_file.decision_log_sample_allowed, 0.25);
         assert_eq!(from_file.shutdown_grace, std::time::Duration::from_secs(3));

@@ -34,11 +34,17 @@ pub const ENTITY_CACHE_ENTRIES: &str = "pgw_entity_cache_entries";
 /// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
 /// (`applied`, `unchanged`, `failed`).
 pub const POLICY_RELOADS: &str = "pgw_policy_reloads_total";
-/// Gauge by `set`: 1 while the files on disk do not load (the last good set
-/// keeps serving), 0 otherwise.
+/// Gauge by `set`: 1 while the files on disk are refused (they do not load,
+/// or the set breaks an invariant or was not proved in time; the last good
+/// set keeps serving), 0 otherwise.
 pub const POLICY_RELOAD_ERROR: &str = "pgw_policy_reload_error";
 /// Gauge by `set` and `version`: 1 for the version serving, 0 for the ones before.
 pub const POLICY_VERSION: &str = "pgw_policy_version_info";
+/// Gauge by `set` and `invariant`: 1 for each invariant (or `never-errors`)
+/// not proved at the last check: for `live`, of the files the last reload
+/// refused (the set serving meets them all); for `shadow`, of the set
+/// serving as shadow (it would be refused as live). 0 once proved again.
+pub const POLICY_INVARIANT_FAILED: &str = "pgw_policy_invariant_failed";
 /// Counter: decisions where the shadow set disagrees with the live set, by
 /// `action`, `live` and `shadow` (`allow`/`deny`).
 pub const SHADOW_DISAGREEMENTS: &str = "pgw_shadow_disagreements_total";
@@ -117,7 +123,11 @@ fn describe() {
     );
     describe_gauge!(
         POLICY_RELOAD_ERROR,
-        "1 while the policy files on disk do not load and the last good set serves."
+        "1 while the policy files on disk are refused (they do not load, break an invariant, or were not proved in time) and the last good set serves."
+    );
+    describe_gauge!(
+        POLICY_INVARIANT_FAILED,
+        "1 per invariant not proved at the last check, by set and invariant (live: of the files the last reload refused; shadow: of the set serving as shadow)."
     );
     describe_gauge!(
         POLICY_VERSION,
@@ -135,11 +145,30 @@ fn describe() {
     set_live_sessions(0);
 }
 
-/// The Prometheus text of every metric, with the entity cache counters read now.
-pub fn render(cache: crate::entities::CacheStats) -> Result<String, String> {
+/// What one gateway's entity cache had counted at its last scrape.
+#[derive(Debug, Default)]
+pub struct CacheReported(std::sync::Mutex<(u64, u64)>);
+
+/// The Prometheus text of every metric, with the entity cache counters read
+/// now. Each scrape adds what this gateway's cache counted since its last
+/// one (`reported`), so that several gateways in one process (the tests)
+/// add up rather than mask each other, as setting the counters outright did.
+pub fn render(
+    cache: crate::entities::CacheStats,
+    reported: &CacheReported,
+) -> Result<String, String> {
     let handle = install()?;
-    ::metrics::counter!(ENTITY_CACHE_HITS).absolute(cache.hits);
-    ::metrics::counter!(ENTITY_CACHE_MISSES).absolute(cache.misses);
+    let (hits, misses) = {
+        let mut last = reported.0.lock().unwrap_or_else(|p| p.into_inner());
+        let new = (
+            cache.hits.saturating_sub(last.0),
+            cache.misses.saturating_sub(last.1),
+        );
+        *last = (cache.hits, cache.misses);
+        new
+    };
+    ::metrics::counter!(ENTITY_CACHE_HITS).increment(hits);
+    ::metrics::counter!(ENTITY_CACHE_MISSES).increment(misses);
     ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(cache.entries as f64);
     handle.run_upkeep();
     Ok(handle.render())
@@ -192,6 +221,19 @@ pub fn policy_set_started(set: &'static str, version: &str) {
     }
     ::metrics::gauge!(POLICY_RELOAD_ERROR, "set" => set).set(0.0);
     policy_version(set, None, version);
+}
+
+/// The invariants of `set` not proved at its last check (`failing`); those
+/// of `before` that now pass go back to 0.
+pub fn policy_invariants_failed(set: &'static str, before: &[String], failing: &[String]) {
+    for id in before.iter().filter(|id| !failing.contains(id)) {
+        ::metrics::gauge!(POLICY_INVARIANT_FAILED, "set" => set, "invariant" => id.clone())
+            .set(0.0);
+    }
+    for id in failing {
+        ::metrics::gauge!(POLICY_INVARIANT_FAILED, "set" => set, "invariant" => id.clone())
+            .set(1.0);
+    }
 }
 
 /// The version of `set` serving now (`previous` is marked 0).

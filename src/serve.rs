@@ -11,7 +11,7 @@ use crate::gateway::authn::Authenticator;
 use crate::gateway::forward::Upstream;
 use crate::gateway::tokens::TokenSigner;
 use crate::gateway::Gateway;
-use crate::policy::reload::PolicyReloader;
+use crate::policy::reload::{self, PolicyReloader, Refusal, Serving, Verification};
 use crate::policy::PolicyEngine;
 use crate::sessions::SessionKeys;
 use crate::store::seed::Fixture;
@@ -19,7 +19,7 @@ use crate::store::Store;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -98,20 +98,46 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             .with_context(|| format!("{} was not imported; nothing was written", seed.display()))?;
         tracing::info!(file = %seed.display(), %summary, "fixture imported");
     }
-    let engine =
-        PolicyEngine::load(&cfg.policies, &cfg.schema).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The same checks as every reload: valid, and every invariant proved
+    // (solver work: off the async workers). A live set that fails either
+    // does not start; a shadow set decides nothing, so its unproved
+    // invariants are reported and it serves as shadow all the same.
+    let timeout = cfg.operations.policy_verify_timeout;
+    let live_invariants = reload::invariants_dir(&cfg.policies, None);
+    let (engine, live_verified) =
+        checked_set(&cfg.policies, &cfg.schema, &live_invariants, timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("policies {}: {e}", cfg.policies.display()))?;
+    if !live_verified.proved() {
+        anyhow::bail!(
+            "policies {}: not every invariant is proved, so this policy set will not serve: {}",
+            cfg.policies.display(),
+            live_verified.refusal
+        );
+    }
     tracing::info!(
         version = engine.version(),
         policies = engine.policies().len(),
-        "policies loaded"
+        invariants = live_verified.invariants,
+        proved_in_ms = live_verified.elapsed.as_millis() as u64,
+        "policies loaded, invariants proved"
     );
     let live = Arc::new(ArcSwap::from_pointee(engine));
     let shadow = match &cfg.operations.shadow_policies {
         Some(dir) => {
-            let shadow = PolicyEngine::load(dir, &cfg.schema)
+            let invariants = reload::invariants_dir(dir, Some(&cfg.policies));
+            let (shadow, verified) = checked_set(dir, &cfg.schema, &invariants, timeout)
+                .await
                 .map_err(|e| anyhow::anyhow!("shadow policies {}: {e}", dir.display()))?;
             tracing::info!(version = shadow.version(), policies = shadow.policies().len(), dir = %dir.display(), "shadow policies loaded");
-            Some(Arc::new(ArcSwap::from_pointee(shadow)))
+            for issue in &verified.refusal.issues {
+                tracing::error!("the shadow set breaks an invariant (it would be refused as the live set): {issue}");
+            }
+            Some((
+                Arc::new(ArcSwap::from_pointee(shadow)),
+                invariants,
+                verified,
+            ))
         }
         None => None,
     };
@@ -155,10 +181,24 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
 
     let tls = crate::listener::tls_acceptor(&cfg.tls, &data_dir)?;
     let certificate = tls.as_ref().map(|(_, path)| path.clone());
-    let reloader = Arc::new(PolicyReloader::new(live.clone(), shadow.clone()));
+    let reloader = Arc::new(PolicyReloader::new(
+        Serving {
+            engine: live.clone(),
+            invariants_dir: live_invariants,
+            verification: live_verified,
+        },
+        shadow
+            .as_ref()
+            .map(|(engine, invariants_dir, verification)| Serving {
+                engine: engine.clone(),
+                invariants_dir: invariants_dir.clone(),
+                verification: verification.clone(),
+            }),
+        timeout,
+    ));
     let gateway = Arc::new(Gateway {
         policies: live.clone(),
-        shadow: shadow.clone(),
+        shadow: shadow.map(|(engine, _, _)| engine),
         entities: entities.clone(),
         authn: Authenticator::new(
             entities.clone(),
@@ -227,6 +267,30 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         background: vec![admin_task, reload_task, upkeep_task],
         grace: cfg.operations.shutdown_grace,
     })
+}
+
+/// Loads a policy set and proves its invariants, off the async workers.
+async fn checked_set(
+    policies: &Path,
+    schema: &Path,
+    invariants: &Path,
+    timeout: Duration,
+) -> Result<(PolicyEngine, Verification), Refusal> {
+    let (policies, schema, invariants) = (
+        policies.to_owned(),
+        schema.to_owned(),
+        invariants.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let (engine, invariants) = reload::load_set(&policies, &schema, &invariants)?;
+        let verified = reload::prove(&engine, &invariants, timeout);
+        Ok((engine, verified))
+    })
+    .await
+    .map_err(|e| Refusal {
+        issues: vec![format!("the policy loader failed: {e}")],
+        ..Refusal::default()
+    })?
 }
 
 async fn shutdown_signal() {

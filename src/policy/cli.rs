@@ -1,7 +1,9 @@
 //! `partner-gateway policy ...`: the security team's tools to validate the
-//! policies, run the decision tests, and explain one decision.
+//! policies, run the decision tests, explain one decision, prove the
+//! invariants and compare two policy sets.
 
 use super::testing::{self, FixtureDb, TestSession};
+use super::verify::{self, Counterexample, Invariants, VerifyOptions};
 use super::{AccessRequest, EntityRef, EntityType, PolicyEngine};
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
@@ -27,6 +29,74 @@ pub struct PolicyDirs {
 impl PolicyDirs {
     fn load(&self) -> Result<PolicyEngine, super::PolicyLoadError> {
         PolicyEngine::load(&self.policies, &self.schema)
+    }
+}
+
+/// How `verify` and `diff` run the solver.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SolverArgs {
+    /// Time limit for the whole run, in seconds; what is not proved by then
+    /// is reported as not proved (never as a pass).
+    #[arg(long, default_value_t = verify::DEFAULT_TIMEOUT.as_secs())]
+    pub timeout_secs: u64,
+    /// Solver processes at once [default: the cores, at most 4].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Write every counterexample as a decision test file into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub write_cases: Option<PathBuf>,
+    /// How many counterexamples to print in full, per property (verify) or
+    /// per direction (diff); the others are listed on one line each.
+    #[arg(long, default_value_t = 1)]
+    pub show: usize,
+}
+
+impl SolverArgs {
+    fn options(&self) -> VerifyOptions {
+        let mut options = VerifyOptions {
+            timeout: Duration::from_secs(self.timeout_secs),
+            ..VerifyOptions::default()
+        };
+        if let Some(jobs) = self.jobs {
+            options.jobs = jobs.max(1);
+        }
+        options
+    }
+
+    /// Writes `cases` as `<dir>/<name>-<n>.json`; prints where.
+    fn write<'c>(
+        &self,
+        cases: impl IntoIterator<Item = (&'c str, &'c Counterexample)>,
+    ) -> anyhow::Result<()> {
+        let Some(dir) = &self.write_cases else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut count: std::collections::HashMap<String, usize> = Default::default();
+        let mut written = 0;
+        for (name, c) in cases {
+            let safe: String = name
+                .chars()
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                        ch
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let n = count.entry(safe.clone()).or_insert(0);
+            *n += 1;
+            let path = dir.join(format!("{safe}-{n}.json"));
+            std::fs::write(&path, serde_json::to_string_pretty(&c.test)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
+        }
+        println!(
+            "{written} decision test file(s) written to {}",
+            dir.display()
+        );
+        Ok(())
     }
 }
 
@@ -80,6 +150,34 @@ pub enum PolicyCommand {
         #[command(flatten)]
         dirs: PolicyDirs,
     },
+    /// Prove the invariants of <policies>/invariants/ and that no policy
+    /// errors, for every request and every entity store (SMT solver cvc5);
+    /// print each as proved, or refuted with a counterexample written as a
+    /// decision test. Exit code 0 when everything is proved.
+    Verify {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+        /// The invariants directory [default: <policies>/invariants].
+        #[arg(long)]
+        invariants: Option<PathBuf>,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+    /// For every action and principal/resource type, prove that two policy
+    /// sets decide alike, or print the requests whose decision flips (newly
+    /// allowed first), each as a decision test. Exit code 0 when they decide
+    /// alike, 1 when they do not, 2 on trouble (like diff).
+    Diff {
+        /// The policy directory in force.
+        old: PathBuf,
+        /// The changed policy directory.
+        new: PathBuf,
+        /// The directory of *.cedarschema files (one schema for both).
+        #[arg(long, default_value = "schema")]
+        schema: PathBuf,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
 }
 
 pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
@@ -112,6 +210,17 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             };
             explain(request, fixture.as_deref(), database_url.as_deref(), &dirs).await
         }
+        PolicyCommand::Verify {
+            dirs,
+            invariants,
+            solver,
+        } => verify_command(&dirs, invariants, &solver).await,
+        PolicyCommand::Diff {
+            old,
+            new,
+            schema,
+            solver,
+        } => diff_command(old, new, schema, &solver).await,
     }
 }
 
@@ -136,14 +245,126 @@ fn validate(dirs: &PolicyDirs) -> ExitCode {
     let Some(engine) = load_or_report(dirs) else {
         return ExitCode::FAILURE;
     };
+    let dir = Invariants::dir_of(&dirs.policies);
+    let Some(invariants) = invariants_or_report(&engine, &dir) else {
+        return ExitCode::FAILURE;
+    };
     println!(
-        "OK: {} policies in {} validate strictly against {} (version {})",
+        "OK: {} policies in {} and {} invariants in {} validate strictly against {} (version {})",
         engine.policies().len(),
         dirs.policies.display(),
+        invariants.items.len(),
+        dir.display(),
         dirs.schema.display(),
         engine.version()
     );
     ExitCode::SUCCESS
+}
+
+fn invariants_or_report(engine: &PolicyEngine, dir: &Path) -> Option<Invariants> {
+    match Invariants::load(dir, engine.schema()) {
+        Ok(invariants) => Some(invariants),
+        Err(e) => {
+            for issue in &e.issues {
+                println!("{issue}");
+            }
+            println!("{} problem(s): invariants not loaded", e.issues.len());
+            None
+        }
+    }
+}
+
+async fn verify_command(
+    dirs: &PolicyDirs,
+    invariants: Option<PathBuf>,
+    args: &SolverArgs,
+) -> anyhow::Result<ExitCode> {
+    let Some(engine) = load_or_report(dirs) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let dir = invariants.unwrap_or_else(|| Invariants::dir_of(&dirs.policies));
+    let Some(invariants) = invariants_or_report(&engine, &dir) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let options = args.options();
+    let (solver, report) = tokio::task::spawn_blocking(move || {
+        (
+            verify::solver_version(),
+            verify::verify(&engine, &invariants, &options),
+        )
+    })
+    .await?;
+    println!("solver: {}", solver.unwrap_or_else(|e| e));
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            println!("NOT VERIFIED: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    print!("{}", report.render(args.show));
+    args.write(report.properties.iter().flat_map(|p| {
+        p.findings.iter().filter_map(move |f| match f {
+            verify::Finding::Counterexample(c) => Some((p.id.as_str(), c)),
+            verify::Finding::Unproved { .. } => None,
+        })
+    }))?;
+    Ok(if report.proved() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn diff_command(
+    old: PathBuf,
+    new: PathBuf,
+    schema: PathBuf,
+    args: &SolverArgs,
+) -> anyhow::Result<ExitCode> {
+    let trouble = ExitCode::from(2);
+    let load = |policies: &PathBuf| {
+        load_or_report(&PolicyDirs {
+            policies: policies.clone(),
+            schema: schema.clone(),
+        })
+    };
+    let (Some(old), Some(new)) = (load(&old), load(&new)) else {
+        return Ok(trouble);
+    };
+    let options = args.options();
+    let report = tokio::task::spawn_blocking(move || verify::diff(&old, &new, &options)).await?;
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            println!("NOT COMPARED: {e}");
+            return Ok(trouble);
+        }
+    };
+    print!("{}", report.render(args.show));
+    if report.alike() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} request kind(s) newly allowed, {} newly denied, {} not proved (of {}, {:.1} s)",
+        report.newly_allowed.len(),
+        report.newly_denied.len(),
+        report.unproved.len(),
+        report.request_kinds,
+        report.elapsed.as_secs_f64()
+    );
+    args.write(
+        report
+            .newly_allowed
+            .iter()
+            .map(|c| ("newly-allowed", c))
+            .chain(report.newly_denied.iter().map(|c| ("newly-denied", c))),
+    )?;
+    Ok(if report.unproved.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        trouble
+    })
 }
 
 async fn test(files: Vec<PathBuf>, dirs: &PolicyDirs) -> anyhow::Result<ExitCode> {

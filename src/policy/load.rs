@@ -79,6 +79,8 @@ pub(super) struct Loaded {
     pub schema_json: Vec<serde_json::Value>,
     pub infos: Vec<PolicyInfo>,
     pub version: String,
+    /// The same hash over the schema files alone.
+    pub schema_digest: String,
 }
 
 /// A file read into memory.
@@ -105,8 +107,37 @@ pub(super) fn load(policies_dir: &Path, schema_dir: &Path) -> Result<Loaded, Pol
             schema_json,
             infos,
             version: version(&schema_files, &policy_files),
+            schema_digest: version(&schema_files, &[]),
         }),
         _ => Err(PolicyLoadError { issues }),
+    }
+}
+
+/// A directory of Cedar policies read like the policy set but not part of
+/// it (the invariants `policy verify` proves): parsed, `@id` required, and
+/// strictly validated against `schema`, every problem with file and line.
+pub(super) struct LoadedDir {
+    pub policies: PolicySet,
+    pub infos: Vec<PolicyInfo>,
+    /// Hash of the files' names and contents, as [`Loaded::version`].
+    pub digest: String,
+}
+
+pub(super) fn load_dir(dir: &Path, schema: &Schema) -> Result<LoadedDir, PolicyLoadError> {
+    let mut issues = Vec::new();
+    let files = read_dir(dir, "cedar", &mut issues);
+    let (policies, infos) = load_policies(&files, &mut issues);
+    if issues.is_empty() {
+        validate(schema, &policies, &infos, &files, &mut issues);
+    }
+    if issues.is_empty() {
+        Ok(LoadedDir {
+            policies,
+            infos,
+            digest: version(&[], &files),
+        })
+    } else {
+        Err(PolicyLoadError { issues })
     }
 }
 
@@ -139,7 +170,7 @@ fn read_dir(dir: &Path, ext: &str, issues: &mut Vec<LoadIssue>) -> Vec<Source> {
         .collect()
 }
 
-fn issue(file: &Path, line: Option<usize>, message: String) -> LoadIssue {
+pub(super) fn issue(file: &Path, line: Option<usize>, message: String) -> LoadIssue {
     LoadIssue {
         file: file.to_owned(),
         line,

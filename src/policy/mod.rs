@@ -13,6 +13,7 @@ mod plan;
 pub mod reload;
 pub mod shadow;
 pub mod testing;
+pub mod verify;
 
 pub use crate::refs::{EntityRef, EntityRefError, EntityType, NAMESPACE};
 pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};
@@ -119,6 +120,7 @@ pub struct PolicyEngine {
     /// Policy id → position in `infos`.
     index: HashMap<String, usize>,
     version: String,
+    schema_digest: String,
     policies_dir: PathBuf,
     schema_dir: PathBuf,
     authorizer: Authorizer,
@@ -156,6 +158,7 @@ impl PolicyEngine {
             infos: loaded.infos,
             index,
             version: loaded.version,
+            schema_digest: loaded.schema_digest,
             policies_dir: policies_dir.to_owned(),
             schema_dir: schema_dir.to_owned(),
             authorizer: Authorizer::new(),
@@ -171,6 +174,11 @@ impl PolicyEngine {
 
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// [`PolicyEngine::version`]'s hash over the schema files alone.
+    pub fn schema_digest(&self) -> &str {
+        &self.schema_digest
     }
 
     pub fn policy_set(&self) -> &PolicySet {

@@ -118,14 +118,8 @@ pub(super) fn plan_actions(
             if let Some(own) = all.get(action) {
                 entities.push(own.clone());
             }
-            if let Some(ancestors) = all.ancestors(action) {
-                for group in ancestors {
-                    groups.push(group.clone());
-                    if let Some(e) = all.get(group) {
-                        entities.push(e.clone());
-                    }
-                }
-            }
+            groups = groups_of(all, action);
+            entities.extend(groups.iter().filter_map(|g| all.get(g).cloned()));
         }
         let mut by_types = HashMap::new();
         let principals = model_types(schema.principals_for_action(action));
@@ -134,7 +128,7 @@ pub(super) fn plan_actions(
             for &r in &resources {
                 let mut set = PolicySet::new();
                 for policy in policies.policies() {
-                    if can_apply(policy, action, &groups, p, r) {
+                    if can_apply(policy, action, &groups, p.cedar(), r.cedar()) {
                         // Ids are unique in the full set, so adding cannot fail.
                         let _ = set.add(policy.clone());
                     }
@@ -162,30 +156,40 @@ fn model_types<'a>(types: Option<impl Iterator<Item = &'a EntityTypeName>>) -> V
         .collect()
 }
 
-/// Whether `policy`'s scope can hold for `action` with a principal of type
-/// `principal` and a resource of type `resource`. Only constraints that name a type or an action rule a
-/// policy out; `in` an entity is kept (it may be equality or ancestry).
-fn can_apply(
+/// The action groups `action` is in, transitively (`all`: the schema's
+/// action entities).
+pub(super) fn groups_of(all: &Entities, action: &EntityUid) -> Vec<EntityUid> {
+    all.ancestors(action)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// Whether `policy`'s scope can hold for `action` (a member of `groups`)
+/// with a principal of type `principal` and a resource of type `resource`.
+/// Only constraints that name a type or an action rule a policy out; `in` an
+/// entity is kept (it may be equality or ancestry).
+pub(super) fn can_apply(
     policy: &cedar_policy::Policy,
     action: &EntityUid,
     groups: &[EntityUid],
-    principal: EntityType,
-    resource: EntityType,
+    principal: &EntityTypeName,
+    resource: &EntityTypeName,
 ) -> bool {
-    let is_type = |t: &EntityTypeName, ty: EntityType| t == ty.cedar();
     let action_ok = match policy.action_constraint() {
         ActionConstraint::Any => true,
         ActionConstraint::Eq(a) => a == *action,
         ActionConstraint::In(list) => list.iter().any(|a| a == action || groups.contains(a)),
     };
     let principal_ok = match policy.principal_constraint() {
-        PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => is_type(&t, principal),
-        PrincipalConstraint::Eq(uid) => is_type(uid.type_name(), principal),
+        PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => t == *principal,
+        PrincipalConstraint::Eq(uid) => uid.type_name() == principal,
         PrincipalConstraint::Any | PrincipalConstraint::In(_) => true,
     };
     let resource_ok = match policy.resource_constraint() {
-        ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => is_type(&t, resource),
-        ResourceConstraint::Eq(uid) => is_type(uid.type_name(), resource),
+        ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => t == *resource,
+        ResourceConstraint::Eq(uid) => uid.type_name() == resource,
         ResourceConstraint::Any | ResourceConstraint::In(_) => true,
     };
     action_ok && principal_ok && resource_ok

@@ -3,20 +3,30 @@
 //! The policy and schema directories (and the shadow directory, if any) are
 //! watched (`notify`); changes are debounced (a burst of writes is one
 //! reload) and SIGHUP reloads too. A reload parses and strictly validates
-//! first ([`PolicyEngine::load`]); only a valid set is swapped in, atomically,
-//! into the `ArcSwap` the gateway reads once per request, so a request in
-//! flight finishes on the set it started with. An invalid change keeps the
-//! last good set serving, logs every problem with file and line, and shows in
-//! `/readyz` and the metrics until the files load again. The live and the
-//! shadow sets reload independently: a broken shadow set never touches the
-//! live one.
+//! first ([`PolicyEngine::load`]), then proves the invariants of
+//! `<policies>/invariants/` with the solver ([`super::verify`]), off the async
+//! workers and within `--policy-verify-timeout-secs`; only a valid set whose
+//! every invariant is proved is swapped in, atomically, into the `ArcSwap`
+//! the gateway reads once per request, so a request in flight finishes on the
+//! set it started with. An invalid change, a broken invariant or a proof that
+//! did not finish in time keeps the last good set serving, logs every problem
+//! (with file and line, and the counterexample), and shows in `/readyz` and
+//! the metrics until the files on disk are good again. The start-up load goes
+//! through the same [`load_set`] and [`prove`].
+//!
+//! The live and the shadow sets reload independently: a broken shadow set
+//! never touches the live one. A shadow set decides nothing, so one that
+//! breaks an invariant still serves as shadow (that is how a team sees what
+//! the change would do); `/readyz` and `pgw_policy_invariant_failed` say
+//! it would be refused as the live set.
 
+use super::verify::{self, Invariants, VerifyOptions};
 use super::{PolicyEngine, PolicyLoadError};
 use crate::time::{self, Timestamp};
 use arc_swap::ArcSwap;
 use notify::Watcher as _;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -48,10 +58,11 @@ impl SetName {
 pub enum Outcome {
     /// A new version now serves.
     Applied { from: String, to: String },
-    /// The files load and are the version already serving.
+    /// The files load and are the version already serving, with the same invariants.
     Unchanged,
-    /// The files do not load; the last good set keeps serving.
-    Failed(PolicyLoadError),
+    /// The files do not load, or the set breaks an invariant, or its proof
+    /// did not finish; the last good set keeps serving.
+    Failed(Refusal),
 }
 
 impl Outcome {
@@ -64,11 +75,136 @@ impl Outcome {
     }
 }
 
+/// Why a set may not serve: every problem, and the counterexamples found.
+#[derive(Clone, Debug, Default)]
+pub struct Refusal {
+    /// `file:line: message` each.
+    pub issues: Vec<String>,
+    /// The ids of the invariants not proved (`never-errors` included).
+    pub invariants: Vec<String>,
+    /// Decision test files reproducing a broken invariant (the first of each).
+    pub counterexamples: Vec<Value>,
+}
+
+impl From<PolicyLoadError> for Refusal {
+    fn from(e: PolicyLoadError) -> Refusal {
+        Refusal {
+            issues: e.issues.iter().map(|i| i.to_string()).collect(),
+            ..Refusal::default()
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} problem(s):", self.issues.len())?;
+        for issue in &self.issues {
+            write!(f, "\n  {issue}")?;
+        }
+        for c in &self.counterexamples {
+            write!(
+                f,
+                "\n  counterexample (a decision test: partner-gateway policy test FILE): {c}"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What was proved of a policy set's invariants.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub at: Timestamp,
+    /// The invariant files' hash: a set is proved again when they change.
+    pub invariants_digest: String,
+    pub invariants: usize,
+    pub elapsed: Duration,
+    /// What was not proved; no issue when everything was.
+    pub refusal: Refusal,
+}
+
+impl Verification {
+    pub fn proved(&self) -> bool {
+        self.refusal.issues.is_empty()
+    }
+
+    fn status(&self, dir: &Path) -> Value {
+        json!({
+            "dir": dir.display().to_string(),
+            "count": self.invariants,
+            "proved": self.proved(),
+            "checked_at": time::format(self.at),
+            "seconds": self.elapsed.as_secs_f64(),
+            "problems": self.refusal.issues,
+            "counterexamples": self.refusal.counterexamples,
+        })
+    }
+}
+
+/// Where the invariants of a set in `policies_dir` are: its own
+/// `invariants/`, or, for a shadow directory without one, those of `live`
+/// (the invariants it would have to meet as the live set).
+pub fn invariants_dir(policies_dir: &Path, live: Option<&Path>) -> PathBuf {
+    let own = Invariants::dir_of(policies_dir);
+    match live {
+        Some(live) if !own.is_dir() => Invariants::dir_of(live),
+        _ => own,
+    }
+}
+
+/// Loads a policy set and its invariants, validated against the schema.
+pub fn load_set(
+    policies_dir: &Path,
+    schema_dir: &Path,
+    invariants_dir: &Path,
+) -> Result<(PolicyEngine, Invariants), PolicyLoadError> {
+    let engine = PolicyEngine::load(policies_dir, schema_dir)?;
+    let invariants = Invariants::load(invariants_dir, engine.schema())?;
+    Ok((engine, invariants))
+}
+
+/// Proves `invariants` of `engine` (blocking: solver processes). A proof
+/// that cannot run (no solver) fails like a refuted invariant.
+pub fn prove(engine: &PolicyEngine, invariants: &Invariants, timeout: Duration) -> Verification {
+    let options = VerifyOptions {
+        timeout,
+        ..VerifyOptions::default()
+    };
+    let at = time::now();
+    let started = std::time::Instant::now();
+    let refusal = match verify::verify(engine, invariants, &options) {
+        Ok(report) => Refusal {
+            issues: report.problems(),
+            invariants: report.failing().map(|p| p.id.clone()).collect(),
+            counterexamples: report
+                .first_counterexamples()
+                .into_iter()
+                .map(|c| c.test.clone())
+                .collect(),
+        },
+        Err(e) => Refusal {
+            issues: vec![format!(
+                "{}: the invariants could not be checked: {e}",
+                invariants.dir.display()
+            )],
+            invariants: invariants.items.iter().map(|i| i.info.id.clone()).collect(),
+            counterexamples: Vec::new(),
+        },
+    };
+    Verification {
+        at,
+        invariants_digest: invariants.digest.clone(),
+        invariants: invariants.items.len(),
+        elapsed: started.elapsed(),
+        refusal,
+    }
+}
+
 /// The last reload failure, as `/readyz` shows it.
 #[derive(Clone, Debug)]
 struct ReloadFailure {
     at: Timestamp,
-    issues: Vec<String>,
+    refusal: Refusal,
 }
 
 #[derive(Debug)]
@@ -76,8 +212,12 @@ struct SetState {
     /// When the serving version was swapped in.
     loaded_at: Timestamp,
     last_attempt: Option<(Timestamp, &'static str)>,
-    /// Present while the files on disk do not load.
+    /// Present while the files on disk are refused.
     failure: Option<ReloadFailure>,
+    /// What was proved of the set serving.
+    verification: Verification,
+    /// The invariants marked failing in the metrics.
+    failing_invariants: Vec<String>,
     applied: u64,
     failed: u64,
 }
@@ -87,24 +227,43 @@ pub struct WatchedSet {
     pub name: SetName,
     pub policies_dir: PathBuf,
     pub schema_dir: PathBuf,
+    pub invariants_dir: PathBuf,
     pub engine: Arc<ArcSwap<PolicyEngine>>,
+    verify_timeout: Duration,
     state: Mutex<SetState>,
 }
 
+/// A set as it starts serving: its engine, where its invariants are, and
+/// what was proved of them.
+pub struct Serving {
+    pub engine: Arc<ArcSwap<PolicyEngine>>,
+    pub invariants_dir: PathBuf,
+    pub verification: Verification,
+}
+
 impl WatchedSet {
-    /// A set serving `engine`, loaded from `engine`'s directories.
-    pub fn new(name: SetName, engine: Arc<ArcSwap<PolicyEngine>>) -> WatchedSet {
-        let current = engine.load();
+    /// A set serving `serving.engine`, loaded from the engine's directories.
+    pub fn new(name: SetName, serving: Serving, verify_timeout: Duration) -> WatchedSet {
+        let current = serving.engine.load();
         crate::metrics::policy_set_started(name.as_str(), current.version());
+        crate::metrics::policy_invariants_failed(
+            name.as_str(),
+            &[],
+            &serving.verification.refusal.invariants,
+        );
         WatchedSet {
             name,
             policies_dir: current.policies_dir().to_owned(),
             schema_dir: current.schema_dir().to_owned(),
-            engine: engine.clone(),
+            invariants_dir: serving.invariants_dir,
+            engine: serving.engine.clone(),
+            verify_timeout,
             state: Mutex::new(SetState {
                 loaded_at: time::now(),
                 last_attempt: None,
                 failure: None,
+                failing_invariants: serving.verification.refusal.invariants.clone(),
+                verification: serving.verification,
                 applied: 0,
                 failed: 0,
             }),
@@ -115,53 +274,103 @@ impl WatchedSet {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Loads and proves the files on disk, off the async workers. `Ok(None)`:
+    /// the version serving, with the same invariants (nothing to prove again).
+    async fn check(&self) -> Result<Option<(PolicyEngine, Verification)>, Refusal> {
+        let (policies, schema, invariants) = (
+            self.policies_dir.clone(),
+            self.schema_dir.clone(),
+            self.invariants_dir.clone(),
+        );
+        let failed = |what: &str, e: tokio::task::JoinError| Refusal {
+            issues: vec![format!(
+                "{}: the {what} failed: {e}",
+                self.policies_dir.display()
+            )],
+            ..Refusal::default()
+        };
+        let (engine, invariants) =
+            tokio::task::spawn_blocking(move || load_set(&policies, &schema, &invariants))
+                .await
+                .map_err(|e| failed("policy loader", e))??;
+        let serving_version = self.engine.load().version().to_owned();
+        let proved_with = self.state().verification.invariants_digest.clone();
+        if engine.version() == serving_version && invariants.digest == proved_with {
+            return Ok(None);
+        }
+        let timeout = self.verify_timeout;
+        let (engine, verification) = tokio::task::spawn_blocking(move || {
+            let verification = prove(&engine, &invariants, timeout);
+            (engine, verification)
+        })
+        .await
+        .map_err(|e| failed("invariant prover", e))?;
+        Ok(Some((engine, verification)))
+    }
+
     async fn reload(&self, cause: &str) -> Outcome {
-        let (policies, schema) = (self.policies_dir.clone(), self.schema_dir.clone());
-        // File reads and validation are blocking work: off the async workers.
-        let loaded = tokio::task::spawn_blocking(move || PolicyEngine::load(&policies, &schema))
-            .await
-            .unwrap_or_else(|e| {
-                Err(PolicyLoadError {
-                    issues: vec![super::LoadIssue {
-                        file: self.policies_dir.clone(),
-                        line: None,
-                        message: format!("the policy loader failed: {e}"),
-                    }],
-                })
-            });
         let set = self.name.as_str();
         let now = time::now();
-        let outcome = match loaded {
-            Ok(engine) => {
+        let (outcome, verification) = match self.check().await {
+            Err(refusal) => (Outcome::Failed(refusal), None),
+            Ok(None) => (Outcome::Unchanged, None),
+            // The live set serves only what is proved; a shadow set decides
+            // nothing and serves either way, its verification on show.
+            Ok(Some((_, verification))) if self.name == SetName::Live && !verification.proved() => {
+                (Outcome::Failed(verification.refusal), None)
+            }
+            Ok(Some((engine, verification))) => {
                 let current = self.engine.load();
                 if engine.version() == current.version() {
-                    Outcome::Unchanged
+                    (Outcome::Unchanged, Some(verification))
                 } else {
                     let (from, to) = (current.version().to_owned(), engine.version().to_owned());
                     let count = engine.policies().len();
                     self.engine.store(Arc::new(engine));
                     tracing::info!(set, cause, from = %from, to = %to, policies = count, "policy set reloaded");
                     crate::metrics::policy_version(set, Some(&from), &to);
-                    Outcome::Applied { from, to }
+                    (Outcome::Applied { from, to }, Some(verification))
                 }
             }
-            Err(e) => {
-                for issue in &e.issues {
+        };
+        match (&outcome, &verification) {
+            (Outcome::Failed(refusal), _) => {
+                for issue in &refusal.issues {
                     tracing::error!(set, cause, "policy reload: {issue}");
+                }
+                for c in &refusal.counterexamples {
+                    tracing::error!(set, cause, counterexample = %c, "policy reload: an invariant is broken; the counterexample is a decision test");
                 }
                 tracing::error!(
                     set,
                     cause,
-                    problems = e.issues.len(),
+                    problems = refusal.issues.len(),
                     serving = %self.engine.load().version(),
                     "policy reload refused; the last good policy set keeps serving"
                 );
-                Outcome::Failed(e)
             }
-        };
+            (_, Some(v)) if !v.proved() => {
+                for issue in &v.refusal.issues {
+                    tracing::error!(set, cause, "the shadow set breaks an invariant (it would be refused as the live set): {issue}");
+                }
+            }
+            _ => {}
+        }
         crate::metrics::policy_reload(set, outcome.result());
         let mut state = self.state();
         state.last_attempt = Some((now, outcome.result()));
+        // The invariants the files on disk do not meet: those of a refusal,
+        // or (a shadow set serving anyway) of its verification.
+        let failing = match (&outcome, &verification) {
+            (Outcome::Failed(refusal), _) => refusal.invariants.clone(),
+            (_, Some(v)) => v.refusal.invariants.clone(),
+            (_, None) => state.verification.refusal.invariants.clone(),
+        };
+        crate::metrics::policy_invariants_failed(set, &state.failing_invariants, &failing);
+        state.failing_invariants = failing;
+        if let Some(v) = verification {
+            state.verification = v;
+        }
         match &outcome {
             Outcome::Applied { .. } => {
                 state.loaded_at = now;
@@ -169,11 +378,11 @@ impl WatchedSet {
                 state.failure = None;
             }
             Outcome::Unchanged => state.failure = None,
-            Outcome::Failed(e) => {
+            Outcome::Failed(refusal) => {
                 state.failed += 1;
                 state.failure = Some(ReloadFailure {
                     at: now,
-                    issues: e.issues.iter().map(|i| i.to_string()).collect(),
+                    refusal: refusal.clone(),
                 });
             }
         }
@@ -191,14 +400,19 @@ impl WatchedSet {
             "policies_dir": self.policies_dir.display().to_string(),
             "schema_dir": self.schema_dir.display().to_string(),
             "loaded_at": time::format(state.loaded_at),
+            "invariants": state.verification.status(&self.invariants_dir),
             "last_reload": state.last_attempt.map(|(at, result)| json!({"at": time::format(at), "result": result})),
-            "last_reload_error": state.failure.as_ref().map(|f| json!({"at": time::format(f.at), "issues": f.issues})),
+            "last_reload_error": state.failure.as_ref().map(|f| json!({
+                "at": time::format(f.at),
+                "issues": f.refusal.issues,
+                "counterexamples": f.refusal.counterexamples,
+            })),
             "reloads_applied": state.applied,
             "reloads_failed": state.failed,
         })
     }
 
-    /// Whether the files on disk failed to load at the last attempt.
+    /// Whether the files on disk were refused at the last attempt.
     pub fn failing(&self) -> bool {
         self.state().failure.is_some()
     }
@@ -214,13 +428,10 @@ pub struct PolicyReloader {
 }
 
 impl PolicyReloader {
-    pub fn new(
-        live: Arc<ArcSwap<PolicyEngine>>,
-        shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
-    ) -> PolicyReloader {
+    pub fn new(live: Serving, shadow: Option<Serving>, verify_timeout: Duration) -> PolicyReloader {
         PolicyReloader {
-            live: WatchedSet::new(SetName::Live, live),
-            shadow: shadow.map(|s| WatchedSet::new(SetName::Shadow, s)),
+            live: WatchedSet::new(SetName::Live, live, verify_timeout),
+            shadow: shadow.map(|s| WatchedSet::new(SetName::Shadow, s, verify_timeout)),
             serial: tokio::sync::Mutex::new(()),
         }
     }
@@ -239,11 +450,12 @@ impl PolicyReloader {
         outcomes
     }
 
-    /// The directories to watch, each once.
+    /// The directories to watch, each once (the invariants directory too:
+    /// re-armed after each change, so one created later is watched from then).
     fn directories(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for set in self.sets() {
-            for dir in [&set.policies_dir, &set.schema_dir] {
+            for dir in [&set.policies_dir, &set.schema_dir, &set.invariants_dir] {
                 if !dirs.contains(dir) {
                     dirs.push(dir.clone());
                 }

@@ -6,6 +6,11 @@
 //! [`Store::import_fixture`], and every case's entities come from the real
 //! [`EntityLoader`]: the path the gateway takes, so a test that passes here
 //! says something about production.
+//!
+//! A test file may instead give its entities inline, in Cedar's JSON entity
+//! format (`entities`): the form `policy verify` and `policy diff` write their
+//! counterexamples in, since a solver's entities need not be rows the store
+//! could hold. They are checked against the schema, then decided the same way.
 
 use super::{AccessRequest, Decision, EntityRef, PolicyEngine};
 use crate::crypto::SecretCipher;
@@ -15,6 +20,7 @@ use crate::model::AuthorizationScope;
 use crate::store::seed::Fixture;
 use crate::store::Store;
 use crate::time;
+use cedar_policy::Entities;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -31,11 +37,41 @@ struct TestFile {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
-    fixture: String,
-    now: String,
+    /// A seed-format fixture, relative to the test file...
+    #[serde(default)]
+    fixture: Option<String>,
+    /// ...or the entities themselves, in Cedar's JSON entity format.
+    #[serde(default)]
+    entities: Option<Value>,
+    /// The default `context.now`; required with a fixture.
+    #[serde(default)]
+    now: Option<String>,
     #[serde(default)]
     sessions: Vec<TestSession>,
     cases: Vec<TestCase>,
+}
+
+impl TestFile {
+    fn parse(text: &str) -> Result<TestFile, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let tf: TestFile = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| format!("not a valid test file: at {}: {}", e.path(), e.inner()))?;
+        if let Some(now) = &tf.now {
+            time::parse(now).map_err(|e| format!("now {now:?}: {e}"))?;
+        }
+        match (&tf.fixture, &tf.entities) {
+            (Some(_), None) if tf.now.is_none() => {
+                Err("a test file with a fixture needs \"now\"".into())
+            }
+            (Some(_), None) => Ok(tf),
+            (None, Some(_)) if !tf.sessions.is_empty() => Err(
+                "\"sessions\" go with a fixture; with inline \"entities\" a session is an entity"
+                    .into(),
+            ),
+            (None, Some(_)) => Ok(tf),
+            _ => Err("give exactly one of \"fixture\" and \"entities\"".into()),
+        }
+    }
 }
 
 /// A session as a test file (or `policy explain --session`) writes it.
@@ -233,11 +269,25 @@ async fn run_file(
     report: &mut TestReport,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
-    let mut de = serde_json::Deserializer::from_str(&text);
-    let tf: TestFile = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| anyhow::anyhow!("not a valid test file: at {}: {}", e.path(), e.inner()))?;
-    time::parse(&tf.now).map_err(|e| anyhow::anyhow!("now {:?}: {e}", tf.now))?;
-    let fixture_path = file.parent().unwrap_or(Path::new(".")).join(&tf.fixture);
+    let tf = TestFile::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
+    let mut record = |case: &TestCase, outcome: Result<Decision, String>| match outcome
+        .and_then(|d| check(case, &d))
+    {
+        Ok(()) => report.passed += 1,
+        Err(message) => report.failures.push(CaseFailure {
+            file: file.to_owned(),
+            case: case.name.clone(),
+            message,
+        }),
+    };
+    let Some(fixture) = &tf.fixture else {
+        let entities = inline_entities(engine, &tf)?;
+        for case in &tf.cases {
+            record(case, decide_inline_case(engine, &entities, &tf, case));
+        }
+        return Ok(());
+    };
+    let fixture_path = file.parent().unwrap_or(Path::new(".")).join(fixture);
     let key = fixture_path
         .canonicalize()
         .map_err(|e| anyhow::anyhow!("fixture {}: {e}", fixture_path.display()))?;
@@ -250,48 +300,91 @@ async fn run_file(
     let db = &fixtures[&key];
     let sessions = session_facts(&db.store, &tf.sessions).await?;
     for case in &tf.cases {
-        match run_case(engine, db, &sessions, &tf.now, case).await {
-            Ok(()) => report.passed += 1,
-            Err(message) => report.failures.push(CaseFailure {
-                file: file.to_owned(),
-                case: case.name.clone(),
-                message,
-            }),
+        let outcome = async {
+            let request = case_request(case, tf.now.as_deref())?;
+            let entities = db
+                .loader
+                .slice(engine, &request.principal, &request.resource, &sessions)
+                .await
+                .map_err(|e| format!("cannot build the entities: {e}"))?
+                .ok_or_else(|| {
+                    format!(
+                        "{} or {} does not exist in the fixture",
+                        request.principal, request.resource
+                    )
+                })?;
+            decide_both_ways(engine, &request, &entities)
         }
+        .await;
+        record(case, outcome);
     }
     Ok(())
 }
 
-async fn run_case(
+/// Decides every case of a test file in the inline-entities form, exactly
+/// as `policy test` does, without checking the expectations: how a written
+/// counterexample is replayed.
+pub fn decide_inline(engine: &PolicyEngine, file: &Value) -> Result<Vec<Decision>, String> {
+    let tf = TestFile::parse(&file.to_string())?;
+    if tf.fixture.is_some() {
+        return Err("not an inline-entities test file".into());
+    }
+    let entities = inline_entities(engine, &tf).map_err(|e| format!("{e:#}"))?;
+    tf.cases
+        .iter()
+        .map(|case| decide_inline_case(engine, &entities, &tf, case))
+        .collect()
+}
+
+fn inline_entities(engine: &PolicyEngine, tf: &TestFile) -> anyhow::Result<Entities> {
+    let json = tf.entities.clone().unwrap_or(Value::Array(Vec::new()));
+    Entities::from_json_value(json, Some(engine.schema()))
+        .map_err(|e| anyhow::anyhow!("entities: {}", super::describe(&e)))
+}
+
+fn decide_inline_case(
     engine: &PolicyEngine,
-    db: &FixtureDb,
-    sessions: &[SessionFacts],
-    now: &str,
+    entities: &Entities,
+    tf: &TestFile,
     case: &TestCase,
-) -> Result<(), String> {
+) -> Result<Decision, String> {
+    let request = case_request(case, tf.now.as_deref())?;
+    for r in [&request.principal, &request.resource] {
+        if entities.get(&r.uid()).is_none() {
+            return Err(format!("{r} is not among the entities"));
+        }
+    }
+    decide_both_ways(engine, &request, entities)
+}
+
+fn case_request(case: &TestCase, now: Option<&str>) -> Result<AccessRequest, String> {
     let principal = EntityRef::parse(&case.principal).map_err(|e| e.to_string())?;
     let resource = EntityRef::parse(&case.resource).map_err(|e| e.to_string())?;
     let mut context = case.context.clone();
-    context
-        .entry("now")
-        .or_insert_with(|| Value::String(now.to_owned()));
+    if let Some(now) = now {
+        context
+            .entry("now")
+            .or_insert_with(|| Value::String(now.to_owned()));
+    }
     context
         .entry("source_ip")
         .or_insert_with(|| Value::String(DEFAULT_SOURCE_IP.to_owned()));
-    let request = AccessRequest::new(principal, case.action.clone(), resource, context);
-    let entities = db
-        .loader
-        .slice(engine, &request.principal, &request.resource, sessions)
-        .await
-        .map_err(|e| format!("cannot build the entities: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "{} or {} does not exist in the fixture",
-                request.principal, request.resource
-            )
-        })?;
-    let decision = engine.decide(&request, &entities);
-    let plain = engine.decide_unplanned(&request, &entities);
+    Ok(AccessRequest::new(
+        principal,
+        case.action.clone(),
+        resource,
+        context,
+    ))
+}
+
+/// The gateway's decision, after checking that the plain path agrees.
+fn decide_both_ways(
+    engine: &PolicyEngine,
+    request: &AccessRequest,
+    entities: &Entities,
+) -> Result<Decision, String> {
+    let decision = engine.decide(request, entities);
+    let plain = engine.decide_unplanned(request, entities);
     let sorted = |d: &Decision| {
         let mut errors = d.errors.clone();
         errors.sort();
@@ -302,7 +395,7 @@ async fn run_case(
             "the planned decision {decision:?} differs from the plain one {plain:?}"
         ));
     }
-    check(case, &decision)
+    Ok(decision)
 }
 
 fn check(case: &TestCase, d: &Decision) -> Result<(), String> {
@@ -325,4 +418,35 @@ fn check(case: &TestCase, d: &Decision) -> Result<(), String> {
         msg.push_str(&format!("; errors {:?}", d.errors));
     }
     Err(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_file_has_a_fixture_or_inline_entities() {
+        let case = r#""cases": [{"name": "n", "principal": "Operator::\"o\"", "action": "ViewCustomer", "resource": "Customer::\"c\"", "expect": "deny"}]"#;
+        let parse = |fields: &str| TestFile::parse(&format!("{{{fields}, {case}}}"));
+        assert!(parse(r#""fixture": "f.json", "now": "2026-11-21T12:00:00Z""#).is_ok());
+        assert!(parse(r#""entities": []"#).is_ok());
+        for (fields, reason) in [
+            (r#""fixture": "f.json""#, "needs \"now\""),
+            (
+                r#""fixture": "f.json", "entities": [], "now": "2026-11-21T12:00:00Z""#,
+                "exactly one",
+            ),
+            (r#""now": "2026-11-21T12:00:00Z""#, "exactly one"),
+            (
+                r#""entities": [], "sessions": [{"id": "s", "operator": "o", "customer": "c", "scopes": ["om"], "expires_at": "2026-11-21T12:00:00Z"}]"#,
+                "a session is an entity",
+            ),
+            (r#""entities": [], "now": "yesterday""#, "now"),
+        ] {
+            let err = parse(fields)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {fields}"));
+            assert!(err.contains(reason), "{fields}: {err}");
+        }
+    }
 }

@@ -166,6 +166,21 @@ pub fn policies_dir() -> PathBuf {
     concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()
 }
 
+/// Gives the experimental policy set in `dir` an invariant that holds of
+/// every set, so the gateway serves it: the tests that run permit-all,
+/// forbid-all or a shipped set with guardrails cut are about decisions, and
+/// a set without invariants is refused (policies/README.md, "Invariants").
+pub fn promise_nothing(dir: &Path) {
+    let invariants = dir.join("invariants");
+    std::fs::create_dir_all(&invariants).unwrap();
+    std::fs::write(
+        invariants.join("none.cedar"),
+        "// This experimental set promises nothing beyond the built-in never-errors.\n\
+         @id(\"TEST-promises-nothing\")\n@check(\"only_when\")\npermit (principal, action, resource)\nwhen { true };\n",
+    )
+    .unwrap();
+}
+
 pub fn schema_dir() -> PathBuf {
     concat!(env!("CARGO_MANIFEST_DIR"), "/schema").into()
 }

@@ -8,7 +8,7 @@
 //! and an export of all orders holds exactly the orders one may export.
 //! On SQLite and PostgreSQL.
 
-use crate::kit::{policies_dir, DomainServer, TestResponse};
+use crate::kit::{policies_dir, promise_nothing, DomainServer, TestResponse};
 use crate::test_on_backends;
 use partner_gateway::assertion::Identity;
 use partner_gateway::store::Backend;
@@ -123,6 +123,7 @@ unless
 /// The shipped policies with `edit` applied, in a temporary directory.
 fn policies(edit: &Edit) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    promise_nothing(dir.path());
     if edit.permit_all {
         std::fs::write(
             dir.path().join("all.cedar"),

@@ -8,3 +8,4 @@ mod lists;
 mod policy;
 mod store;
 mod truth;
+mod verify;

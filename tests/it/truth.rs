@@ -5,7 +5,7 @@
 //! every one is 403. And the catalog is the only list of routes: the
 //! gateway and the store serve the same ones.
 
-use crate::kit::{DomainServer, TestResponse};
+use crate::kit::{promise_nothing, DomainServer, TestResponse};
 use crate::test_on_backends;
 use partner_gateway::assertion::Identity;
 use partner_gateway::catalog::{self, Op, ServedBy, OPERATIONS};
@@ -23,6 +23,7 @@ fn policy_set(text: &str) -> tempfile::TempDir {
         format!("@id(\"only\")\n{text}\n"),
     )
     .unwrap();
+    promise_nothing(dir.path());
     dir
 }
 

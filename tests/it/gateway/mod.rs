@@ -4,6 +4,7 @@
 mod auth;
 mod cluster;
 mod hygiene;
+mod invariants;
 mod operations;
 mod routes;
 mod sessions;

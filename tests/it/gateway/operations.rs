@@ -38,16 +38,18 @@ const BUDGET_PATH: &str = "/v2/partners/sub-customers/budget?customer_id=cust-ac
 
 // ---------------------------------------------------------------- helpers
 
-/// A private, editable copy of `policies/*.cedar` and `schema/*.cedarschema`.
-struct PolicyCopy {
+/// A private, editable copy of `policies/*.cedar`, the invariants
+/// (`policies/invariants/*.cedar`) and `schema/*.cedarschema`.
+pub(super) struct PolicyCopy {
     dir: tempfile::TempDir,
 }
 
 impl PolicyCopy {
-    fn new() -> PolicyCopy {
+    pub(super) fn new() -> PolicyCopy {
         let dir = tempfile::tempdir().unwrap();
         for (from, to, ext) in [
             ("policies", "policies", "cedar"),
+            ("policies/invariants", "policies/invariants", "cedar"),
             ("schema", "schema", "cedarschema"),
         ] {
             std::fs::create_dir(dir.path().join(to)).unwrap();
@@ -62,16 +64,16 @@ impl PolicyCopy {
         PolicyCopy { dir }
     }
 
-    fn policies(&self) -> PathBuf {
+    pub(super) fn policies(&self) -> PathBuf {
         self.dir.path().join("policies")
     }
 
-    fn schema(&self) -> PathBuf {
+    pub(super) fn schema(&self) -> PathBuf {
         self.dir.path().join("schema")
     }
 
     /// Writes a policy file as editors do: aside, then renamed into place.
-    fn write(&self, name: &str, text: &str) {
+    pub(super) fn write(&self, name: &str, text: &str) {
         let aside = self.policies().join(format!(".{name}.tmp"));
         std::fs::write(&aside, text).unwrap();
         std::fs::rename(&aside, self.policies().join(name)).unwrap();
@@ -82,7 +84,7 @@ impl PolicyCopy {
     }
 }
 
-async fn start_on(
+pub(super) async fn start_on(
     copy: &PolicyCopy,
     tweak: impl FnOnce(&mut partner_gateway::config::ServeConfig),
 ) -> TestGateway {
@@ -110,7 +112,7 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) 
     .await
 }
 
-async fn readyz(gw: &TestGateway) -> Value {
+pub(super) async fn readyz(gw: &TestGateway) -> Value {
     admin(gw, "GET", "/readyz", None).await.json()
 }
 
@@ -212,7 +214,7 @@ fn captured() -> &'static Captured {
 // ------------------------------------------------------- Prometheus text
 
 #[derive(Debug, Clone)]
-struct Sample {
+pub(super) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -417,7 +419,7 @@ fn parse_prometheus(text: &str) -> Result<(HashMap<String, String>, Vec<Sample>)
 }
 
 /// The sum of the samples named `name` whose labels include `labels`.
-fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(super) fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| {
@@ -430,7 +432,7 @@ fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(gw: &TestGateway) -> (HashMap<String, String>, Vec<Sample>) {
+pub(super) async fn scrape(gw: &TestGateway) -> (HashMap<String, String>, Vec<Sample>) {
     let answer = admin(gw, "GET", "/metrics", None).await;
     assert_eq!(answer.status, 200);
     assert_eq!(

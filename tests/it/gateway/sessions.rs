@@ -8,7 +8,7 @@ use partner_gateway::store::Backend;
 use serde_json::{json, Value};
 
 /// Switches `operator` into `customer`; returns the answer.
-async fn assume(
+pub(super) async fn assume(
     gw: &TestGateway,
     operator: &str,
     customer: &str,
@@ -33,7 +33,7 @@ pub(super) fn credentials(created: &Answer) -> Credentials {
     }
 }
 
-async fn as_session(
+pub(super) async fn as_session(
     gw: &TestGateway,
     creds: &Credentials,
     method: &str,
