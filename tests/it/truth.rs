@@ -703,3 +703,55 @@ async fn money_fields(backend: Backend) {
 test_on_backends! {
     money_reads_exactly => money_fields;
 }
+
+/// The operations table of policies/README.md, rendered from the catalog.
+fn operations_table() -> String {
+    let mut out = String::from(
+        "| operation | route | each target it names | each item it lists | answered by |\n|---|---|---|---|---|\n",
+    );
+    for o in OPERATIONS {
+        let code = |s: &str| format!("`{s}`");
+        let target = o.check.map(code).unwrap_or_default();
+        let mut item = o
+            .list
+            .map(|l| format!("`{}` on each {}", l.action, l.item.name()))
+            .unwrap_or_default();
+        if o.masks_contact {
+            item.push_str("; contact fields masked unless `RevealContact` allows");
+        }
+        let by = match o.served_by {
+            ServedBy::Store => "domain store",
+            ServedBy::Gateway => "gateway",
+        };
+        out.push_str(&format!(
+            "| {} | `{} {}` | {target} | {item} | {by} |\n",
+            o.op.name(),
+            o.method,
+            o.path
+        ));
+    }
+    out
+}
+
+/// The operations table in policies/README.md is the catalog's
+/// (`PGW_BLESS=1` rewrites it).
+#[test]
+fn operations_table_in_policies_readme_is_the_catalog() {
+    let path = crate::kit::policies_dir().join("README.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (begin, end) = ("<!-- operations:begin -->\n", "<!-- operations:end -->");
+    let start = text.find(begin).expect("begin marker") + begin.len();
+    let stop = text.find(end).expect("end marker");
+    let table = operations_table();
+    if text[start..stop] == table {
+        return;
+    }
+    if std::env::var_os("PGW_BLESS").is_some() {
+        std::fs::write(&path, format!("{}{table}{}", &text[..start], &text[stop..])).unwrap();
+        return;
+    }
+    panic!(
+        "policies/README.md's operations table differs from the catalog; run \
+         `PGW_BLESS=1 cargo test --test it operations_table` to rewrite it. Expected:\n{table}"
+    );
+}
