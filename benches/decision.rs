@@ -4,6 +4,11 @@
 //! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
 //!   from the store (a fresh cache per request) + decision;
 //! - `decide_only`: the Cedar decision alone, on prepared slices;
+//! - ListSubCustomers (limit 100, first page and its count) for a
+//!   distributor's admin: the filter derived from the policies (partial
+//!   evaluation, compiled to SQL, run) against the hand-written scope SQL
+//!   the store used before lists followed the policies (p50/p99 from timing
+//!   loops only);
 //!
 //! at 1k, 100k and 1M customers (`PGW_BENCH_SIZES=1000,100000` to choose).
 //! Criterion reports means/medians; the p99 comes from plain timing loops
@@ -27,8 +32,10 @@ mod bigstore;
 
 use bigstore::{customer_partner, DISTRIBUTORS, NOW};
 use criterion::{criterion_group, BenchmarkId, Criterion};
+use partner_gateway::catalog::fields::Paging;
 use partner_gateway::entities::EntityLoader;
-use partner_gateway::policy::{AccessRequest, EntityRef, PolicyEngine};
+use partner_gateway::policy::{AccessRequest, EntityRef, EntityType, PolicyEngine};
+use partner_gateway::store::query::{Bind, Where};
 use partner_gateway::store::Store;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -44,8 +51,13 @@ struct Setup {
     iterations: usize,
     /// Iterations of the cold p99 timing loops (each reads the store).
     cold_iterations: usize,
+    /// Iterations of each list timing loop.
+    list_iterations: usize,
     postgres: Option<String>,
 }
+
+/// The distributor whose admin lists its customers.
+const DISTRIBUTORS_FIRST: &str = "dist-00";
 
 fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -67,6 +79,7 @@ fn setup() -> Setup {
             working_set: 2_000,
             iterations: 100_000,
             cold_iterations: 3_000,
+            list_iterations: 200,
             postgres: std::env::var("PGW_BENCH_DATABASE_URL")
                 .or_else(|_| std::env::var("PGW_TEST_DATABASE_URL"))
                 .ok(),
@@ -77,6 +90,7 @@ fn setup() -> Setup {
             working_set: 50,
             iterations: 200,
             cold_iterations: 20,
+            list_iterations: 3,
             postgres: None,
         }
     }
@@ -178,7 +192,8 @@ impl Summary {
                 kinds.push(&r.0);
             }
         }
-        for kind in kinds {
+        // A list's cost grows with what it counts: only decisions should be flat.
+        for kind in kinds.into_iter().filter(|k| !k.starts_with(LIST)) {
             let rows: Vec<_> = self
                 .0
                 .iter()
@@ -213,6 +228,106 @@ impl Summary {
         }
         out
     }
+}
+
+/// The list measurements' name prefix.
+const LIST: &str = "ListSubCustomers";
+
+impl Summary {
+    /// Issue 13's target: the derived filter within 1.2× of the hand-written
+    /// scope, median and p99, per backend and size.
+    fn list_targets(&self) -> String {
+        let mut out = String::new();
+        for derived in self.0.iter().filter(|r| r.0.contains("derived")) {
+            let hand_name = derived.0.replace("derived filter", "hand-written scope");
+            let Some(hand) = self.0.iter().find(|r| r.0 == hand_name && r.1 == derived.1) else {
+                continue;
+            };
+            for (q, d, h) in [("median", derived.2, hand.2), ("p99", derived.3, hand.3)] {
+                let ratio = micros(d) / micros(h);
+                let _ = writeln!(
+                    out,
+                    "| {} ({} customers): derived ≤ 1.2× hand-written, {q} | ×{ratio:.2} | {} |",
+                    derived.0.replace(", derived filter", ""),
+                    derived.1,
+                    if ratio <= 1.2 {
+                        "met".to_owned()
+                    } else {
+                        format!("missed by ×{:.2}", ratio / 1.2)
+                    }
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The first page (limit 100) and the count of ListSubCustomers for
+/// `principal`, as the gateway and the store run it now: the principal's
+/// slice (warm), the partial evaluation, its compiled filter, then the
+/// store's query with the filter's SQL.
+async fn list_derived(
+    engine: &PolicyEngine,
+    loader: &EntityLoader,
+    store: &Store,
+    principal: &EntityRef,
+) -> usize {
+    let entities = loader
+        .principal_slice(engine, principal, &[])
+        .await
+        .expect("slice")
+        .expect("the principal exists");
+    let mut ctx = Map::new();
+    ctx.insert("now".into(), json!(NOW));
+    ctx.insert("source_ip".into(), json!("10.1.2.3"));
+    let residuals = engine
+        .residuals(
+            principal,
+            "ViewCustomer",
+            EntityType::Customer,
+            &ctx,
+            &entities,
+        )
+        .expect("residuals");
+    let filter = partner_gateway::filter::compile(&residuals, EntityType::Customer)
+        .exact
+        .expect("an exact filter");
+    let mut w = Where::new();
+    let cond = partner_gateway::filter::sql::condition(&filter, EntityType::Customer, "c", &mut w)
+        .expect("an SQL form");
+    w.raw(cond);
+    list_page(store, w).await
+}
+
+/// The same page and count with the scope SQL the store had before
+/// (`src/domain/scope.rs` until lists followed the policies).
+async fn list_hand_written(store: &Store, partner: &str) -> usize {
+    let mut w = Where::new();
+    let p = w.arg(Bind::Text(partner.to_owned()));
+    w.raw(format!(
+        "(c.partner_id = {p} OR c.partner_id IN (SELECT id FROM partners WHERE distributor_id = {p}))"
+    ));
+    list_page(store, w).await
+}
+
+/// ListSubCustomers' count and first page of 100 under `w`.
+async fn list_page(store: &Store, w: Where) -> usize {
+    let from = "FROM customers c";
+    let total = w.count(store.pool(), from).await.expect("count");
+    let rows = w
+        .fetch(
+            store.pool(),
+            &format!("SELECT c.* {from}"),
+            "ORDER BY c.associated_on DESC, c.id",
+            Some(Paging {
+                offset: 0,
+                limit: 100,
+            }),
+        )
+        .await
+        .expect("page");
+    assert!(total > 0 && !rows.is_empty());
+    rows.len()
 }
 
 fn micros(d: Duration) -> f64 {
@@ -405,6 +520,48 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     summary.add("decide alone (prepared slice)", "any", alone);
+
+    // Lists: a distributor admin's ListSubCustomers, derived against hand-written.
+    let admin = EntityRef::Operator(format!("op-{}-admin", DISTRIBUTORS_FIRST));
+    for sized in &stores {
+        let n = sized.customers.to_string();
+        let backends = [
+            ("SQLite", Some(&sized.sqlite)),
+            ("PostgreSQL", sized.postgres.as_ref()),
+        ];
+        for (backend, store) in backends {
+            let Some(store) = store else { continue };
+            let loader = EntityLoader::new(store.clone(), 1_000, Duration::from_secs(3600));
+            let (derived, hand): (Vec<Duration>, Vec<Duration>) = rt.block_on(async {
+                // Both answer the same page before anything is timed.
+                assert_eq!(
+                    list_derived(&engine, &loader, store, &admin).await,
+                    list_hand_written(store, DISTRIBUTORS_FIRST).await
+                );
+                let (mut derived, mut hand) = (Vec::new(), Vec::new());
+                // Interleaved, so both see the same machine.
+                for _ in 0..s.list_iterations {
+                    let t = Instant::now();
+                    std::hint::black_box(list_derived(&engine, &loader, store, &admin).await);
+                    derived.push(t.elapsed());
+                    let t = Instant::now();
+                    std::hint::black_box(list_hand_written(store, DISTRIBUTORS_FIRST).await);
+                    hand.push(t.elapsed());
+                }
+                (derived, hand)
+            });
+            summary.add(
+                &format!("{LIST} limit 100, distributor admin, {backend}, derived filter"),
+                &n,
+                derived,
+            );
+            summary.add(
+                &format!("{LIST} limit 100, distributor admin, {backend}, hand-written scope"),
+                &n,
+                hand,
+            );
+        }
+    }
     for sized in &stores {
         let stats = sized.warm.stats();
         println!(
@@ -412,7 +569,12 @@ fn bench(c: &mut Criterion) {
             sized.customers, stats.hits, stats.misses, stats.entries
         );
     }
-    let table = format!("{}\n{}", summary.markdown(), summary.targets());
+    let table = format!(
+        "{}\n{}{}",
+        summary.markdown(),
+        summary.targets(),
+        summary.list_targets()
+    );
     println!("\n{table}");
     if full_run() {
         let out = bigstore::data_dir().join("decision-results.md");
