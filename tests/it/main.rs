@@ -1,6 +1,7 @@
 //! The system test suite: one binary (shorter links), a module per area.
 //! Every store test runs against SQLite and PostgreSQL.
 
+mod admin;
 mod domain;
 mod gateway;
 pub mod kit;
