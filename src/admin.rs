@@ -12,6 +12,7 @@
 //! - `GET /metrics`: Prometheus text format (`crate::metrics`).
 //! - `POST /v1/explain`: one decision explained with live data.
 
+mod authzen;
 mod guard;
 
 use crate::api_error::{codes, ApiError};
@@ -55,6 +56,7 @@ pub fn router(
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics))
         .route("/v1/explain", post(explain))
+        .merge(authzen::routes())
         .with_state(Admin {
             gateway,
             store,

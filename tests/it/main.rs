@@ -2,6 +2,7 @@
 //! Every store test runs against SQLite and PostgreSQL.
 
 mod admin;
+mod authzen;
 mod domain;
 mod gateway;
 pub mod kit;

@@ -128,7 +128,7 @@ async fn list(gw: &TestGateway) -> client::Answer {
 
 /// Every `shadow` event and every JSON decision line of this test process.
 /// The subscriber is process-wide, so readers filter on what is theirs.
-struct Captured {
+pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
     decisions: Arc<Mutex<Vec<u8>>>,
 }
@@ -138,7 +138,7 @@ impl Captured {
         self.shadow.lock().unwrap().clone()
     }
 
-    fn decision_lines(&self) -> Vec<Value> {
+    pub(crate) fn decision_lines(&self) -> Vec<Value> {
         let bytes = self.decisions.lock().unwrap().clone();
         String::from_utf8(bytes)
             .unwrap()
@@ -186,7 +186,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ShadowCapture {
     }
 }
 
-fn captured() -> &'static Captured {
+pub(crate) fn captured() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
         use tracing_subscriber::filter::filter_fn;
