@@ -11,8 +11,10 @@
 //!   the same for the shadow set.
 //! - `GET /metrics`: Prometheus text format (`crate::metrics`).
 //! - `POST /v1/explain`: one decision explained with live data.
+//! - AuthZEN 1.0 ([`authzen`]) and the console at `/console` ([`console`]).
 
 mod authzen;
+mod console;
 mod guard;
 
 use crate::api_error::{codes, ApiError};
@@ -57,6 +59,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/v1/explain", post(explain))
         .merge(authzen::routes())
+        .merge(console::routes())
         .with_state(Admin {
             gateway,
             store,

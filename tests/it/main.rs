@@ -3,6 +3,7 @@
 
 mod admin;
 mod authzen;
+mod console;
 mod domain;
 mod gateway;
 pub mod kit;

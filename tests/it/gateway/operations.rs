@@ -40,12 +40,12 @@ const BUDGET_PATH: &str = "/v2/partners/sub-customers/budget?customer_id=cust-ac
 
 /// A private, editable copy of `policies/*.cedar`, the invariants
 /// (`policies/invariants/*.cedar`) and `schema/*.cedarschema`.
-pub(super) struct PolicyCopy {
+pub(crate) struct PolicyCopy {
     dir: tempfile::TempDir,
 }
 
 impl PolicyCopy {
-    pub(super) fn new() -> PolicyCopy {
+    pub(crate) fn new() -> PolicyCopy {
         let dir = tempfile::tempdir().unwrap();
         for (from, to, ext) in [
             ("policies", "policies", "cedar"),
@@ -64,7 +64,7 @@ impl PolicyCopy {
         PolicyCopy { dir }
     }
 
-    pub(super) fn policies(&self) -> PathBuf {
+    pub(crate) fn policies(&self) -> PathBuf {
         self.dir.path().join("policies")
     }
 
@@ -73,7 +73,7 @@ impl PolicyCopy {
     }
 
     /// Writes a policy file as editors do: aside, then renamed into place.
-    pub(super) fn write(&self, name: &str, text: &str) {
+    pub(crate) fn write(&self, name: &str, text: &str) {
         let aside = self.policies().join(format!(".{name}.tmp"));
         std::fs::write(&aside, text).unwrap();
         std::fs::rename(&aside, self.policies().join(name)).unwrap();
