@@ -553,4 +553,27 @@ mod tests {
         };
         assert!(format!("{:#}", typo.resolve().unwrap_err()).contains("listne"));
     }
+
+    #[test]
+    fn the_admin_gate_comes_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "admin_listen = \"0.0.0.0:7001\"\nadmin_token = \"0123456789abcdef\"\nadmin_hosts = [\"admin.internal\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(
+            cfg.operations.admin.token.as_deref(),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(cfg.operations.admin.hosts, ["admin.internal"]);
+        // The token never shows in a debug print of the configuration.
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+    }
 }

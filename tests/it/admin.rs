@@ -128,6 +128,8 @@ async fn a_configured_token_is_required_everywhere() {
         ("GET", "/readyz", String::new()),
         ("GET", "/metrics", String::new()),
         ("POST", "/v1/explain", explain_body()),
+        ("GET", "/console", String::new()),
+        ("GET", "/console/api/sessions", String::new()),
     ] {
         for bad in [
             None,
