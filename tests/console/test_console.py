@@ -94,10 +94,10 @@ def test_decisions_view_lists_and_filters(browser):
     new_session()  # at least one allowed AssumeRole decision
     call(*EAST_ADMIN, "GET", "/v2/partners/sub-customers/cust-kite/overview")  # a deny
     open_view(browser, "decisions")
-    listed = rows(browser, "#decisions tr.decision")
-    assert listed, "recent decisions are listed"
+    assert column(browser, 2), "recent decisions are listed"
     # Determining policies show as file:line with their text.
-    summaries = [s.text for s in rows(browser, "#decisions details.policy summary")]
+    summaries = browser.execute_script(
+        "return [...document.querySelectorAll('#decisions details.policy summary')].map(s => s.textContent)")
     assert any(".cedar:" in s for s in summaries), summaries
     shot(browser, "decisions")
     form = browser.find_element(By.ID, "decision-filter")

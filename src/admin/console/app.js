@@ -203,9 +203,16 @@ async function drawGraph(partner) {
   $("#graph").replaceChildren(svg);
 }
 
+// Decisions and disagreements follow the traffic: read again every few
+// seconds while their view is open.
+const LIVE = new Set(["decisions", "shadow"]);
+let timer = null;
+
 async function show() {
   const name = (location.hash || "#decisions").slice(1);
   const view = views[name] ? name : "decisions";
+  clearInterval(timer);
+  if (LIVE.has(view)) timer = setInterval(() => views[view]().catch(showError), 5000);
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== `view-${view}`;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   showError(null);
