@@ -60,18 +60,13 @@ struct Entity {
     kind: String,
     /// Absent only where a search asks for it.
     id: Option<String>,
-    /// Ignored: the store's attributes decide.
-    #[serde(default)]
-    #[allow(dead_code)]
-    properties: Option<Value>,
+    // `properties` (and any extension field) is ignored: the store's
+    // attributes decide.
 }
 
 #[derive(Clone, Debug, Deserialize)]
 struct Action {
     name: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    properties: Option<Value>,
 }
 
 /// One question; in a batch, any part may come from the defaults.
