@@ -1,16 +1,24 @@
-//! The admin listener (loopback by default; it has no authentication, so it
-//! must never face partners):
+//! The admin listener (loopback by default; off loopback it needs a bearer
+//! token, and every request passes [`guard`] first: Host, token, JSON-only
+//! POSTs):
 //!
 //! - `GET /healthz`: the process is alive.
-//! - `GET /readyz`: database and upstream reachable, 200 or 503, with details:
+//! - `GET /readyz`: database readable and writable and upstream reachable,
+//!   200 or 503, with details:
 //!   the policy set serving (version, count, when loaded), the last reload and
 //!   the last reload error while the files on disk do not load (the last good
 //!   set keeps serving, so a bad edit does not make the gateway unready), and
 //!   the same for the shadow set.
 //! - `GET /metrics`: Prometheus text format (`crate::metrics`).
 //! - `POST /v1/explain`: one decision explained with live data.
+//! - AuthZEN 1.0 ([`authzen`]) and the console at `/console` ([`console`]).
+
+mod authzen;
+mod console;
+mod guard;
 
 use crate::api_error::{codes, ApiError};
+use crate::config::AdminAccess;
 use crate::gateway::Gateway;
 use crate::policy::explain::explain_with_shadow;
 use crate::policy::reload::PolicyReloader;
@@ -34,7 +42,14 @@ struct Admin {
     cache_reported: Arc<crate::metrics::CacheReported>,
 }
 
-pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>) -> Router {
+/// The admin routes behind the gate; `local` is the listener's bound address.
+pub fn router(
+    gateway: Arc<Gateway>,
+    store: Store,
+    reloader: Arc<PolicyReloader>,
+    access: AdminAccess,
+    local: std::net::SocketAddr,
+) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -43,22 +58,28 @@ pub fn router(gateway: Arc<Gateway>, store: Store, reloader: Arc<PolicyReloader>
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics))
         .route("/v1/explain", post(explain))
+        .merge(authzen::routes())
+        .merge(console::routes())
         .with_state(Admin {
             gateway,
             store,
             reloader,
             cache_reported: Default::default(),
         })
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Gate::new(access, local),
+            guard::check,
+        ))
 }
 
 async fn readiness(State(admin): State<Admin>) -> (StatusCode, Json<Value>) {
-    let database = admin.store.ping().await;
+    let database = admin.store.check_read_write().await;
     let upstream = admin.gateway.upstream.reachable().await;
     let ready = database.is_ok() && upstream;
     let mut body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "policies": admin.reloader.live.status(),
-        "database": match &database { Ok(()) => json!({"reachable": true}), Err(e) => json!({"reachable": false, "error": e.to_string()}) },
+        "database": match &database { Ok(()) => json!({"reachable": true, "writable": true}), Err(e) => json!({"reachable": false, "error": e.to_string()}) },
         "upstream": {"reachable": upstream, "url": admin.gateway.upstream.base()},
     });
     if let Some(shadow) = &admin.reloader.shadow {

@@ -161,6 +161,22 @@ impl DecisionRecord {
     }
 
     pub fn emit(&self, status: u16, latency: Duration) {
+        crate::recent::DECISIONS.push(serde_json::json!({
+            "ts": crate::time::format(crate::time::now()),
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "principal": self.principal,
+            "acting_as": self.acting_as,
+            "source_operator": self.source_operator,
+            "action": self.action,
+            "resources": self.resources,
+            "decision": self.decision_text(),
+            "determining": self.determining,
+            "errors": self.errors,
+            "policy_version": self.policy_version,
+            "status": status,
+        }));
         tracing::info!(
             target: DECISION_TARGET,
             request_id = %self.request_id,

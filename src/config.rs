@@ -66,6 +66,15 @@ pub struct ServeArgs {
     /// Address of the admin listener (health, readiness) [default: 127.0.0.1:9090].
     #[arg(long, env = "PGW_ADMIN_LISTEN")]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Bearer token required on every admin request (at least 16
+    /// characters); required when --admin-listen is not a loopback address.
+    #[arg(long, env = "PGW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Host names the admin listener answers to besides its own address
+    /// (e.g. the name a proxy in front of it uses); comma-separated in the
+    /// environment.
+    #[arg(long = "admin-host", env = "PGW_ADMIN_HOSTS", value_delimiter = ',')]
+    pub admin_hosts: Vec<String>,
     /// sqlite://PATH or postgres://... [default: sqlite://data/partner-gateway.db].
     #[arg(long, env = "PGW_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -143,6 +152,8 @@ pub struct ServeArgs {
 struct ServeFile {
     listen: Option<std::net::SocketAddr>,
     admin_listen: Option<std::net::SocketAddr>,
+    admin_token: Option<String>,
+    admin_hosts: Option<Vec<String>>,
     database_url: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
@@ -215,6 +226,29 @@ pub struct Operations {
     pub decision_log_sample_allowed: f64,
     /// How long requests in flight may take to finish at shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// Who may use the admin listener.
+    pub admin: AdminAccess,
+}
+
+/// The admin listener's gate (`crate::admin`): a bearer token, when
+/// configured, and the host names it answers to besides its own address.
+#[derive(Clone, Default, PartialEq)]
+pub struct AdminAccess {
+    pub token: Option<String>,
+    pub hosts: Vec<String>,
+}
+
+/// The shortest admin token accepted: long enough not to be guessed.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+impl std::fmt::Debug for AdminAccess {
+    // The token never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("hosts", &self.hosts)
+            .finish()
+    }
 }
 
 impl Default for Operations {
@@ -226,6 +260,7 @@ impl Default for Operations {
             decision_log: None,
             decision_log_sample_allowed: 1.0,
             shutdown_grace: std::time::Duration::from_secs(10),
+            admin: AdminAccess::default(),
         }
     }
 }
@@ -328,6 +363,14 @@ impl ServeArgs {
                 self.shutdown_grace_secs.or(file.shutdown_grace_secs),
                 op_defaults.shutdown_grace,
             ),
+            admin: AdminAccess {
+                token: self.admin_token.or(file.admin_token),
+                hosts: if self.admin_hosts.is_empty() {
+                    file.admin_hosts.unwrap_or_default()
+                } else {
+                    self.admin_hosts
+                },
+            },
         };
         anyhow::ensure!(
             !operations.policy_verify_timeout.is_zero(),
@@ -341,6 +384,25 @@ impl ServeArgs {
             operations.decision_log.as_deref() != Some(""),
             "decision_log must be a file path or - (stdout)"
         );
+        let admin_listen = self
+            .admin_listen
+            .or(file.admin_listen)
+            .unwrap_or(([127, 0, 0, 1], 9090).into());
+        match &operations.admin.token {
+            Some(t) => anyhow::ensure!(
+                t.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+                "admin_token must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
+            ),
+            // Off loopback, explain, sessions and AuthZEN would face the network.
+            None => anyhow::ensure!(
+                admin_listen.ip().is_loopback(),
+                "the admin listener binds {admin_listen}, which is not a loopback address: set --admin-token (PGW_ADMIN_TOKEN)"
+            ),
+        }
+        anyhow::ensure!(
+            operations.admin.hosts.iter().all(|h| !h.trim().is_empty()),
+            "admin_hosts must not hold an empty name"
+        );
         let upstream = self.upstream.or(file.upstream);
         let assertion_key = self.assertion_key.or(file.assertion_key);
         if upstream.is_some() && assertion_key.is_none() {
@@ -353,10 +415,7 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or(([127, 0, 0, 1], 8443).into()),
-            admin_listen: self
-                .admin_listen
-                .or(file.admin_listen)
-                .unwrap_or(([127, 0, 0, 1], 9090).into()),
+            admin_listen,
             database: DatabaseArgs {
                 database_url: self
                     .database_url
@@ -493,5 +552,28 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", typo.resolve().unwrap_err()).contains("listne"));
+    }
+
+    #[test]
+    fn the_admin_gate_comes_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "admin_listen = \"0.0.0.0:7001\"\nadmin_token = \"0123456789abcdef\"\nadmin_hosts = [\"admin.internal\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(
+            cfg.operations.admin.token.as_deref(),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(cfg.operations.admin.hosts, ["admin.internal"]);
+        // The token never shows in a debug print of the configuration.
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
     }
 }

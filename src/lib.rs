@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod policy;
+pub mod recent;
 pub mod refs;
 pub mod serve;
 pub mod sessions;

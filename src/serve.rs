@@ -223,7 +223,13 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let admin = crate::admin::router(gateway.clone(), store.clone(), reloader.clone());
+    let admin = crate::admin::router(
+        gateway.clone(),
+        store.clone(),
+        reloader.clone(),
+        cfg.operations.admin.clone(),
+        admin_addr,
+    );
     let admin_stop = stopped(stop.clone());
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, admin)

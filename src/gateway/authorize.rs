@@ -117,7 +117,7 @@ impl Gateway {
 
     /// One Cedar decision. An unknown principal or resource is a plain deny
     /// (no existence oracle); a failure to load entities is 503 (fail closed).
-    pub(super) async fn decide(
+    pub(crate) async fn decide(
         &self,
         engine: &PolicyEngine,
         caller: &Caller,

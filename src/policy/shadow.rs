@@ -29,24 +29,51 @@ pub fn compare(
     let shadowed = shadow.decide(request, entities);
     crate::metrics::shadow_decision(&request.action, live.allow, shadowed.allow);
     if shadowed.allow != live.allow {
-        let text = |allow: bool| if allow { "allow" } else { "deny" };
-        tracing::info!(
-            target: SHADOW_TARGET,
-            principal = %request.principal,
-            action = %request.action,
-            resource = %request.resource,
-            live = text(live.allow),
-            live_determining = %live.determining.join(","),
-            live_errors = %live.errors.join("; "),
-            live_version = live_engine.version(),
-            shadow = text(shadowed.allow),
-            shadow_determining = %shadowed.determining.join(","),
-            shadow_errors = %shadowed.errors.join("; "),
-            shadow_version = shadow.version(),
-            "shadow policies disagree"
+        disagreement(
+            request,
+            &request.resource.to_string(),
+            live_engine,
+            live,
+            shadow,
+            &shadowed,
         );
     }
     shadowed
+}
+
+/// Logs a disagreement (target `shadow`) and keeps it for the console.
+fn disagreement(
+    request: &AccessRequest,
+    resource: &str,
+    live_engine: &PolicyEngine,
+    live: &Decision,
+    shadow: &PolicyEngine,
+    shadowed: &Decision,
+) {
+    let text = |allow: bool| if allow { "allow" } else { "deny" };
+    tracing::info!(
+        target: SHADOW_TARGET,
+        principal = %request.principal,
+        action = %request.action,
+        resource,
+        live = text(live.allow),
+        live_determining = %live.determining.join(","),
+        live_errors = %live.errors.join("; "),
+        live_version = live_engine.version(),
+        shadow = text(shadowed.allow),
+        shadow_determining = %shadowed.determining.join(","),
+        shadow_errors = %shadowed.errors.join("; "),
+        shadow_version = shadow.version(),
+        "shadow policies disagree"
+    );
+    crate::recent::DISAGREEMENTS.push(serde_json::json!({
+        "ts": crate::time::format(crate::time::now()),
+        "principal": request.principal.to_string(),
+        "action": request.action,
+        "resource": resource,
+        "live": {"decision": text(live.allow), "determining": live.determining, "errors": live.errors, "version": live_engine.version()},
+        "shadow": {"decision": text(shadowed.allow), "determining": shadowed.determining, "errors": shadowed.errors, "version": shadow.version()},
+    }));
 }
 
 /// What a list question decides for the whole list: allowed (some items
@@ -86,21 +113,13 @@ pub fn compare_list(
     let shadowed = list_decision(shadow.residuals(principal, action, item, context, entities));
     crate::metrics::shadow_decision(action, live.allow, shadowed.allow);
     if shadowed.allow != live.allow {
-        let text = |allow: bool| if allow { "allow" } else { "deny" };
-        tracing::info!(
-            target: SHADOW_TARGET,
-            principal = %request.principal,
-            action = %request.action,
-            resource = %format!("{item}::*"),
-            live = text(live.allow),
-            live_determining = %live.determining.join(","),
-            live_errors = %live.errors.join("; "),
-            live_version = live_engine.version(),
-            shadow = text(shadowed.allow),
-            shadow_determining = %shadowed.determining.join(","),
-            shadow_errors = %shadowed.errors.join("; "),
-            shadow_version = shadow.version(),
-            "shadow policies disagree"
+        disagreement(
+            &request,
+            &format!("{item}::*"),
+            live_engine,
+            live,
+            shadow,
+            &shadowed,
         );
     }
     shadowed

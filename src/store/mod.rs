@@ -162,6 +162,34 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the database can be read and written, for `/readyz`. A SQLite
+    /// file deleted or made read-only under a running process stays open
+    /// and writable through its descriptors, so its path is checked too.
+    pub async fn check_read_write(&self) -> StoreResult<()> {
+        if let Some(path) = &self.sqlite_file {
+            let meta = std::fs::metadata(path).map_err(|e| {
+                StoreError::Corrupt(format!("the database file {} is gone: {e}", path.display()))
+            })?;
+            if meta.permissions().readonly() {
+                return Err(StoreError::Corrupt(format!(
+                    "the database file {} is read-only",
+                    path.display()
+                )));
+            }
+        }
+        sqlx::query("SELECT id FROM partners LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        // A write that changes nothing, rolled back: refused by a read-only
+        // database (a PostgreSQL standby, a read-only transaction default).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE partners SET id = id WHERE 1 = 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
     /// Row counts of the main tables, for summaries.
     pub async fn table_counts(&self) -> StoreResult<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();

@@ -259,6 +259,24 @@ impl Store {
         .await
     }
 
+    /// Every partner, by id (the console's partner picker).
+    pub async fn partners(&self) -> StoreResult<Vec<Partner>> {
+        let rows = sqlx::query("SELECT * FROM partners ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(partner_from_row).collect()
+    }
+
+    /// The customers whose direct partner is `partner`, by id.
+    pub async fn customers_of(&self, partner: &PartnerId) -> StoreResult<Vec<Customer>> {
+        self.fetch_all_by_id(
+            "SELECT * FROM customers WHERE partner_id = $1 ORDER BY id",
+            partner.as_str(),
+            customer_from_row,
+        )
+        .await
+    }
+
     pub async fn operator(&self, id: &OperatorId) -> StoreResult<Option<Operator>> {
         self.fetch_one_by_id(
             "SELECT * FROM operators WHERE id = $1",

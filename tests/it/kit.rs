@@ -210,6 +210,16 @@ impl DomainServer {
 
     /// Starts with `fixture` loaded and the policies of `policies`.
     pub async fn start_with(backend: Backend, fixture: &str, policies: &Path) -> DomainServer {
+        Self::start_tuned(backend, fixture, policies, |_| {}).await
+    }
+
+    /// [`DomainServer::start_with`], with the configuration changed by `tune`.
+    pub async fn start_tuned(
+        backend: Backend,
+        fixture: &str,
+        policies: &Path,
+        tune: impl FnOnce(&mut ServeConfig),
+    ) -> DomainServer {
         let db = TestDb::new(backend).await;
         let fx = partner_gateway::store::seed::Fixture::parse(fixture).expect("fixture parses");
         db.store.import_fixture(&fx).await.expect("fixture imports");
@@ -217,7 +227,7 @@ impl DomainServer {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
         };
-        let config = ServeConfig {
+        let mut config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             database: DatabaseArgs {
@@ -235,6 +245,7 @@ impl DomainServer {
             limits: Limits::default(),
             operations: Default::default(),
         };
+        tune(&mut config);
         let running = serve::start(config).await.expect("gateway starts");
         DomainServer {
             endpoint: format!("http://127.0.0.1:{}", running.addr.port()),

@@ -1,6 +1,9 @@
 //! The system test suite: one binary (shorter links), a module per area.
 //! Every store test runs against SQLite and PostgreSQL.
 
+mod admin;
+mod authzen;
+mod console;
 mod domain;
 mod gateway;
 pub mod kit;

@@ -5,7 +5,7 @@ mod auth;
 mod cluster;
 mod hygiene;
 mod invariants;
-mod operations;
+pub(crate) mod operations;
 mod routes;
 mod sessions;
 

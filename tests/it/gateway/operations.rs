@@ -40,12 +40,12 @@ const BUDGET_PATH: &str = "/v2/partners/sub-customers/budget?customer_id=cust-ac
 
 /// A private, editable copy of `policies/*.cedar`, the invariants
 /// (`policies/invariants/*.cedar`) and `schema/*.cedarschema`.
-pub(super) struct PolicyCopy {
+pub(crate) struct PolicyCopy {
     dir: tempfile::TempDir,
 }
 
 impl PolicyCopy {
-    pub(super) fn new() -> PolicyCopy {
+    pub(crate) fn new() -> PolicyCopy {
         let dir = tempfile::tempdir().unwrap();
         for (from, to, ext) in [
             ("policies", "policies", "cedar"),
@@ -64,7 +64,7 @@ impl PolicyCopy {
         PolicyCopy { dir }
     }
 
-    pub(super) fn policies(&self) -> PathBuf {
+    pub(crate) fn policies(&self) -> PathBuf {
         self.dir.path().join("policies")
     }
 
@@ -73,7 +73,7 @@ impl PolicyCopy {
     }
 
     /// Writes a policy file as editors do: aside, then renamed into place.
-    pub(super) fn write(&self, name: &str, text: &str) {
+    pub(crate) fn write(&self, name: &str, text: &str) {
         let aside = self.policies().join(format!(".{name}.tmp"));
         std::fs::write(&aside, text).unwrap();
         std::fs::rename(&aside, self.policies().join(name)).unwrap();
@@ -128,7 +128,7 @@ async fn list(gw: &TestGateway) -> client::Answer {
 
 /// Every `shadow` event and every JSON decision line of this test process.
 /// The subscriber is process-wide, so readers filter on what is theirs.
-struct Captured {
+pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
     decisions: Arc<Mutex<Vec<u8>>>,
 }
@@ -138,7 +138,7 @@ impl Captured {
         self.shadow.lock().unwrap().clone()
     }
 
-    fn decision_lines(&self) -> Vec<Value> {
+    pub(crate) fn decision_lines(&self) -> Vec<Value> {
         let bytes = self.decisions.lock().unwrap().clone();
         String::from_utf8(bytes)
             .unwrap()
@@ -186,7 +186,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ShadowCapture {
     }
 }
 
-fn captured() -> &'static Captured {
+pub(crate) fn captured() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
         use tracing_subscriber::filter::filter_fn;

@@ -1,0 +1,648 @@
+//! The OpenID AuthZEN Authorization API 1.0 on the admin listener, so other
+//! services of a partner's estate can ask this decision point the standard
+//! way. Subject and resource `type` are the model's entity types
+//! (`Operator`, `Customer`, `Order`...), `action.name` an action of the
+//! schema, `context` that action's context (`now` defaulting to the current
+//! time, `source_ip` to 127.0.0.1). Entity attributes come from the store,
+//! never from the request: `properties` is accepted and ignored.
+//!
+//! Every decision is the gateway's own ([`Gateway::decide`]: same engine,
+//! same entity loader, shadow comparison) and writes a decision record; a
+//! resource search is the list filter of the gateway's lists (residual
+//! policies compiled to SQL, or each candidate decided where the compiler
+//! has no form), so it holds exactly what the list routes hold.
+
+use super::Admin;
+use crate::api_error::{codes, ApiError};
+use crate::audit::DecisionRecord;
+use crate::entities::SessionFacts;
+use crate::filter::{self, sql, Filter};
+use crate::gateway::authn::{AuthMethod, Caller};
+use crate::gateway::{Gateway, GatewayError};
+use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine, NAMESPACE};
+use crate::store::query::Where;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub const EVALUATION: &str = "/access/v1/evaluation";
+pub const EVALUATIONS: &str = "/access/v1/evaluations";
+pub const SEARCH_RESOURCE: &str = "/access/v1/search/resource";
+pub const SEARCH_SUBJECT: &str = "/access/v1/search/subject";
+
+/// A search page holds at most this many results (default 100).
+const MAX_PAGE: i64 = 1000;
+/// The most candidates a search decides one by one (as the gateway's lists).
+const MAX_DECIDED: usize = 5_000;
+/// Answers are decided as if asked from here unless `context.source_ip` says otherwise.
+const SOURCE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+pub(super) fn routes() -> Router<Admin> {
+    Router::new()
+        .route("/.well-known/authzen-configuration", get(configuration))
+        .route(EVALUATION, post(evaluation))
+        .route(EVALUATIONS, post(evaluations))
+        .route(SEARCH_RESOURCE, post(search_resource))
+        .route(SEARCH_SUBJECT, post(search_subject))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct Entity {
+    #[serde(rename = "type")]
+    kind: String,
+    /// Absent only where a search asks for it.
+    id: Option<String>,
+    // `properties` (and any extension field) is ignored: the store's
+    // attributes decide.
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct Action {
+    name: String,
+}
+
+/// One question; in a batch, any part may come from the defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Question {
+    subject: Option<Entity>,
+    action: Option<Action>,
+    resource: Option<Entity>,
+    context: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Batch {
+    #[serde(flatten)]
+    defaults: Question,
+    #[serde(default)]
+    evaluations: Vec<Question>,
+    #[serde(default)]
+    options: Options,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Options {
+    #[serde(default)]
+    evaluations_semantic: Semantic,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Semantic {
+    #[default]
+    ExecuteAll,
+    DenyOnFirstDeny,
+    PermitOnFirstPermit,
+}
+
+#[derive(Debug, Deserialize)]
+struct Search {
+    subject: Entity,
+    action: Action,
+    resource: Entity,
+    #[serde(default)]
+    context: Map<String, Value>,
+    #[serde(default)]
+    page: Page,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Page {
+    /// The `next_token` of the previous page (the offset, opaque to clients).
+    token: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A question checked against the model, ready to decide.
+struct Checked {
+    subject: EntityRef,
+    action: &'static str,
+    resource: EntityRef,
+    context: Map<String, Value>,
+}
+
+fn required<T: Clone>(field: &str, own: &Option<T>, default: &Option<T>) -> Result<T, ApiError> {
+    own.as_ref()
+        .or(default.as_ref())
+        .cloned()
+        .ok_or_else(|| ApiError::parameter(format!("invalid parameter {field}: required")))
+}
+
+/// An entity reference of the model; `principal` asks for a type that can
+/// be a request's principal.
+fn entity_ref(field: &str, e: &Entity, principal: bool) -> Result<EntityRef, ApiError> {
+    let kind = entity_type(field, &e.kind, principal)?;
+    match e.id.as_deref() {
+        Some(id) if !id.is_empty() => Ok(kind.entity(id)),
+        _ => Err(ApiError::parameter(format!(
+            "invalid parameter {field}.id: required"
+        ))),
+    }
+}
+
+fn entity_type(field: &str, name: &str, principal: bool) -> Result<EntityType, ApiError> {
+    let kind = EntityType::parse(name).ok_or_else(|| {
+        ApiError::parameter(format!(
+            "invalid parameter {field}.type: {name:?} is not an entity type of the model ({})",
+            EntityType::ALL.map(|t| t.name()).join(", ")
+        ))
+    })?;
+    let principals = [
+        EntityType::Operator,
+        EntityType::Customer,
+        EntityType::Session,
+    ];
+    if principal && !principals.contains(&kind) {
+        return Err(ApiError::parameter(format!(
+            "invalid parameter {field}.type: a subject is an Operator, a Customer or a Session"
+        )));
+    }
+    Ok(kind)
+}
+
+/// The action named `name` in the schema, as the `'static` name decision
+/// records carry (interned: at most the schema's actions, once each).
+fn action(engine: &PolicyEngine, field: &str, name: &str) -> Result<&'static str, ApiError> {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let known = engine
+        .schema()
+        .actions()
+        .any(|a| a.type_name().namespace() == NAMESPACE && a.id().unescaped() == name);
+    if !known {
+        return Err(ApiError::parameter(format!(
+            "invalid parameter {field}.name: {name:?} is not an action of the schema"
+        )));
+    }
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    Ok(match names.get(name) {
+        Some(n) => n,
+        None => {
+            let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(n);
+            n
+        }
+    })
+}
+
+fn check(
+    engine: &PolicyEngine,
+    at: &str,
+    q: &Question,
+    defaults: &Question,
+) -> Result<Checked, ApiError> {
+    let subject = required(&format!("{at}subject"), &q.subject, &defaults.subject)?;
+    let act = required(&format!("{at}action"), &q.action, &defaults.action)?;
+    let resource = required(&format!("{at}resource"), &q.resource, &defaults.resource)?;
+    Ok(Checked {
+        subject: entity_ref(&format!("{at}subject"), &subject, true)?,
+        action: action(engine, &format!("{at}action"), &act.name)?,
+        resource: entity_ref(&format!("{at}resource"), &resource, false)?,
+        context: q
+            .context
+            .clone()
+            .or_else(|| defaults.context.clone())
+            .unwrap_or_default(),
+    })
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "authzen: cannot decide");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        codes::UNAVAILABLE,
+        "cannot decide now: the entities could not be loaded",
+    )
+}
+
+fn gateway_error(e: GatewayError) -> ApiError {
+    match e {
+        GatewayError::Unavailable(why) => unavailable(&why),
+        other => other.to_api_error(),
+    }
+}
+
+/// The subject as the gateway would see it once authenticated; a session's
+/// facts are read from the store (an ended or expired one is denied by the
+/// policies, as at the gateway).
+async fn caller(admin: &Admin, subject: &EntityRef) -> Result<Caller, ApiError> {
+    let mut session: Option<SessionFacts> = None;
+    if let EntityRef::Session(id) = subject {
+        let stored = admin
+            .store
+            .session(&id.as_str().into())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        session = stored.map(|s| s.facts());
+    }
+    Ok(Caller {
+        principal: subject.clone(),
+        identity: crate::assertion::Identity {
+            kind: match subject.kind() {
+                EntityType::Customer => crate::assertion::CallerKind::Customer,
+                EntityType::Session => crate::assertion::CallerKind::Session,
+                _ => crate::assertion::CallerKind::Operator,
+            },
+            id: subject.id().to_owned(),
+            partner: None,
+            customer: None,
+            source_operator: None,
+        },
+        method: AuthMethod::Signature,
+        session,
+    })
+}
+
+/// One decision, the gateway's, with its decision record.
+async fn decide(
+    admin: &Admin,
+    engine: &PolicyEngine,
+    q: &Checked,
+    request_id: &str,
+    route: &'static str,
+) -> Result<Decision, ApiError> {
+    let started = Instant::now();
+    let mut record = DecisionRecord::new(request_id, "POST", route);
+    record.route = Some(route);
+    record.principal = Some(q.subject.to_string());
+    let caller = caller(admin, &q.subject).await?;
+    let decided = Gateway::decide(
+        &admin.gateway,
+        engine,
+        &caller,
+        q.action,
+        &q.resource,
+        q.context.clone(),
+        SOURCE,
+    )
+    .await;
+    record.decision_latency = Some(started.elapsed());
+    let decision = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            let e = gateway_error(e);
+            record.emit(e.status.as_u16(), started.elapsed());
+            return Err(e);
+        }
+    };
+    record.decision(
+        q.action,
+        q.resource.to_string(),
+        &decision,
+        engine.version(),
+    );
+    record.emit(200, started.elapsed());
+    Ok(decision)
+}
+
+fn answer(decision: &Decision, engine: &PolicyEngine, request_id: &str) -> Value {
+    json!({
+        "decision": decision.allow,
+        "context": {
+            "id": request_id,
+            "reason_admin": {
+                "policy_version": engine.version(),
+                "determining": decision.determining,
+                "errors": decision.errors,
+            },
+        },
+    })
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn evaluation(
+    State(admin): State<Admin>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let q: Question = crate::catalog::fields::json(&body)?;
+    let engine = admin.gateway.policies.load_full();
+    let checked = check(&engine, "", &q, &Question::default())?;
+    let id = new_id();
+    let decision = decide(&admin, &engine, &checked, &id, EVALUATION).await?;
+    Ok(Json(answer(&decision, &engine, &id)))
+}
+
+/// A batch: every question is checked before any is decided (a malformed
+/// one names its index), all by one policy set, answers in request order.
+async fn evaluations(
+    State(admin): State<Admin>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let batch: Batch = crate::catalog::fields::json(&body)?;
+    let engine = admin.gateway.policies.load_full();
+    let id = new_id();
+    // Without `evaluations`, it is one evaluation and answered as one.
+    if batch.evaluations.is_empty() {
+        let checked = check(&engine, "", &batch.defaults, &Question::default())?;
+        let decision = decide(&admin, &engine, &checked, &id, EVALUATIONS).await?;
+        return Ok(Json(answer(&decision, &engine, &id)));
+    }
+    let checked = batch
+        .evaluations
+        .iter()
+        .enumerate()
+        .map(|(i, q)| check(&engine, &format!("evaluations[{i}]."), q, &batch.defaults))
+        .collect::<Result<Vec<_>, _>>()?;
+    let semantic = batch.options.evaluations_semantic;
+    let mut answers = Vec::with_capacity(checked.len());
+    for (i, q) in checked.iter().enumerate() {
+        let item_id = format!("{id}.{i}");
+        let decision = decide(&admin, &engine, q, &item_id, EVALUATIONS).await?;
+        answers.push(answer(&decision, &engine, &item_id));
+        let stop = match semantic {
+            Semantic::ExecuteAll => false,
+            Semantic::DenyOnFirstDeny => !decision.allow,
+            Semantic::PermitOnFirstPermit => decision.allow,
+        };
+        if stop {
+            break;
+        }
+    }
+    Ok(Json(json!({ "evaluations": answers })))
+}
+
+/// `offset` and `limit` of a search page.
+fn paging(page: &Page) -> Result<(i64, i64), ApiError> {
+    let offset = match &page.token {
+        None => 0,
+        Some(t) if t.is_empty() => 0,
+        Some(t) => t.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::parameter("invalid parameter page.token: not a token this PDP gave")
+        })?,
+    };
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::parameter(format!(
+            "invalid parameter page.limit: 1..={MAX_PAGE}"
+        )));
+    }
+    Ok((offset, limit))
+}
+
+fn page_answer(kind: EntityType, ids: Vec<String>, offset: i64, total: i64) -> Value {
+    let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let next = offset + count;
+    let results: Vec<Value> = ids
+        .into_iter()
+        .map(|id| json!({"type": kind.name(), "id": id}))
+        .collect();
+    json!({
+        "results": results,
+        "page": {
+            "next_token": if next < total { next.to_string() } else { String::new() },
+            "count": count,
+            "total": total,
+        },
+    })
+}
+
+/// Ids of `item`'s table under `filter`, ordered by id: one page (`None`: all).
+async fn ids_where(
+    admin: &Admin,
+    filter: &Filter,
+    item: EntityType,
+    page: Option<(i64, i64)>,
+) -> Result<(Vec<String>, i64), ApiError> {
+    let mut w = Where::new();
+    let cond = sql::condition(filter, item, "t", &mut w).map_err(|e| unavailable(&e))?;
+    w.raw(cond);
+    let from = format!("FROM {} t", sql::table(item));
+    let pool = admin.store.pool();
+    let total = w.count(pool, &from).await.map_err(|e| unavailable(&e))?;
+    let paging = page.map(|(offset, limit)| crate::catalog::fields::Paging { offset, limit });
+    let rows = w
+        .fetch(
+            pool,
+            &format!("SELECT t.id AS id {from}"),
+            "ORDER BY t.id",
+            paging,
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unavailable(&e))?;
+    Ok((ids, total))
+}
+
+/// Which resources of a type the subject may act on: the gateway's list
+/// filter over the item's table (exact), or, for a residual form without
+/// one, each candidate decided.
+async fn search_resource(
+    State(admin): State<Admin>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s: Search = crate::catalog::fields::json(&body)?;
+    let engine = admin.gateway.policies.load_full();
+    let subject = entity_ref("subject", &s.subject, true)?;
+    let act = action(&engine, "action", &s.action.name)?;
+    let item = entity_type("resource", &s.resource.kind, false)?;
+    let (offset, limit) = paging(&s.page)?;
+    let id = new_id();
+    let started = Instant::now();
+    let mut record = DecisionRecord::new(&id, "POST", SEARCH_RESOURCE);
+    record.route = Some(SEARCH_RESOURCE);
+    record.principal = Some(subject.to_string());
+
+    let caller = caller(&admin, &subject).await?;
+    let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+    let mut request = AccessRequest::new(subject.clone(), act, subject.clone(), s.context);
+    request.fill_context(crate::time::now(), SOURCE.ip());
+    let entities = admin
+        .gateway
+        .entities
+        .principal_slice(&engine, &subject, &sessions)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let residuals = match &entities {
+        // An unknown subject may do nothing.
+        None => Err(Decision {
+            allow: false,
+            determining: vec![],
+            errors: vec![],
+        }),
+        Some(entities) => engine
+            .residuals(&subject, act, item, &request.context, entities)
+            .map_err(|e| {
+                tracing::error!(error = %e, "authzen search: partial evaluation failed; nothing allowed");
+                Decision::failed(e)
+            }),
+    };
+    let residuals = match residuals {
+        Ok(r) if r.decision != Some(false) => r,
+        denied => {
+            let decision = match denied {
+                Ok(r) => Decision {
+                    allow: false,
+                    determining: r.determining,
+                    errors: r.errors,
+                },
+                Err(d) => d,
+            };
+            record.decision(act, format!("{item}::*"), &decision, engine.version());
+            record.emit(200, started.elapsed());
+            return Ok(Json(page_answer(item, vec![], offset, 0)));
+        }
+    };
+    record.decision(
+        act,
+        format!("{item}::*"),
+        &Decision {
+            allow: true,
+            determining: residuals.determining.clone(),
+            errors: vec![],
+        },
+        engine.version(),
+    );
+    let compiled = filter::compile(&residuals, item);
+    let answer = match compiled.exact {
+        Some(f) if sql::check(&f, item).is_ok() => {
+            let (ids, total) = ids_where(&admin, &f, item, Some((offset, limit))).await?;
+            page_answer(item, ids, offset, total)
+        }
+        _ => {
+            let superset = match sql::check(&compiled.superset, item) {
+                Ok(()) => compiled.superset,
+                Err(_) => Filter::True,
+            };
+            let (candidates, _) = ids_where(&admin, &superset, item, None).await?;
+            let allowed = decide_each(
+                &admin,
+                &engine,
+                &caller,
+                act,
+                candidates,
+                |id| item.entity(id),
+                &request.context,
+            )
+            .await?;
+            page_of(item, allowed, offset, limit)
+        }
+    };
+    record.emit(200, started.elapsed());
+    Ok(Json(answer))
+}
+
+fn page_of(kind: EntityType, all: Vec<String>, offset: i64, limit: i64) -> Value {
+    let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
+    let ids = all
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect();
+    page_answer(kind, ids, offset, total)
+}
+
+/// The candidates whose single decision allows (bounded, as the gateway's
+/// item-by-item lists are).
+async fn decide_each(
+    admin: &Admin,
+    engine: &PolicyEngine,
+    caller: &Caller,
+    action: &'static str,
+    candidates: Vec<String>,
+    resource_of: impl Fn(String) -> EntityRef,
+    context: &Map<String, Value>,
+) -> Result<Vec<String>, ApiError> {
+    if candidates.len() > MAX_DECIDED {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!(
+                "{} candidates exceed the {MAX_DECIDED} a search decides one by one",
+                candidates.len()
+            ),
+        ));
+    }
+    let mut allowed = Vec::new();
+    for id in candidates {
+        let resource = resource_of(id.clone());
+        let decision = admin
+            .gateway
+            .decide(engine, caller, action, &resource, context.clone(), SOURCE)
+            .await
+            .map_err(gateway_error)?;
+        if decision.allow {
+            allowed.push(id);
+        }
+    }
+    Ok(allowed)
+}
+
+/// Which subjects of a type may do the action on one resource: every
+/// subject of that type decided (the policies have no filter form over an
+/// unknown principal), so it answers up to the bound the lists have.
+async fn search_subject(
+    State(admin): State<Admin>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s: Search = crate::catalog::fields::json(&body)?;
+    let engine = admin.gateway.policies.load_full();
+    let kind = entity_type("subject", &s.subject.kind, true)?;
+    let act = action(&engine, "action", &s.action.name)?;
+    let resource = entity_ref("resource", &s.resource, false)?;
+    let (offset, limit) = paging(&s.page)?;
+    let id = new_id();
+    let started = Instant::now();
+    let (candidates, _) = ids_where(&admin, &Filter::True, kind, None).await?;
+    if candidates.len() > MAX_DECIDED {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!(
+                "{} subjects exceed the {MAX_DECIDED} a subject search decides",
+                candidates.len()
+            ),
+        ));
+    }
+    let mut allowed = Vec::new();
+    for (i, subject_id) in candidates.into_iter().enumerate() {
+        let q = Checked {
+            subject: kind.entity(subject_id.clone()),
+            action: act,
+            resource: resource.clone(),
+            context: s.context.clone(),
+        };
+        if decide(&admin, &engine, &q, &format!("{id}.{i}"), SEARCH_SUBJECT)
+            .await?
+            .allow
+        {
+            allowed.push(subject_id);
+        }
+    }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "authzen subject search"
+    );
+    Ok(Json(page_of(kind, allowed, offset, limit)))
+}
+
+/// `GET /.well-known/authzen-configuration`: the endpoints, under the
+/// address the caller reached (the gate has checked it names this listener).
+async fn configuration(headers: HeaderMap) -> Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}");
+    Json(json!({
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": format!("{base}{EVALUATION}"),
+        "access_evaluations_endpoint": format!("{base}{EVALUATIONS}"),
+        "search_subject_endpoint": format!("{base}{SEARCH_SUBJECT}"),
+        "search_resource_endpoint": format!("{base}{SEARCH_RESOURCE}"),
+    }))
+}

@@ -1,0 +1,217 @@
+//! The admin listener's gate (Host, token, JSON-only POSTs) and a readiness
+//! that notices a database it can no longer write.
+
+use crate::kit::{http_client, policies_dir, send, DomainServer, TestResponse};
+use partner_gateway::config::ServeArgs;
+use partner_gateway::store::Backend;
+use serde_json::json;
+
+const DEMO: &str = include_str!("../../examples/demo.json");
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn admin(
+    s: &DomainServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> TestResponse {
+    send(
+        &http_client(),
+        method,
+        &format!("http://{}{path}", s.running.admin_addr),
+        headers,
+        body.as_bytes().to_vec(),
+    )
+    .await
+}
+
+fn explain_body() -> String {
+    json!({"principal": "Operator::\"op-dist-admin\"", "action": "ViewCustomer", "resource": "Customer::\"cust-nova\""}).to_string()
+}
+
+fn json_type() -> (&'static str, String) {
+    ("content-type", "application/json".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebinding_host_is_refused() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let port = s.running.admin_addr.port();
+    for own in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let r = admin(&s, "GET", "/readyz", &[("host", own.clone())], "").await;
+        assert_eq!(r.status, 200, "{own}: {}", String::from_utf8_lossy(&r.body));
+    }
+    // A page of evil.example whose name now resolves to 127.0.0.1.
+    for (method, path, body) in [
+        ("GET", "/readyz", ""),
+        ("POST", "/v1/explain", &*explain_body()),
+    ] {
+        let r = admin(
+            &s,
+            method,
+            path,
+            &[("host", format!("evil.example:{port}")), json_type()],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 421, "{path}");
+        let v = r.json();
+        assert!(v["error_msg"].as_str().unwrap().contains("Host"), "{v}");
+        assert!(v.get("policies").is_none() && v.get("decision").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_json_posts_from_this_origin() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let body = explain_body();
+    let ok = admin(&s, "POST", "/v1/explain", &[json_type()], &body).await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    // What a cross-site form or a no-preflight fetch can send.
+    for shape in [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = admin(
+            &s,
+            "POST",
+            "/v1/explain",
+            &[("content-type", shape.into())],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 415, "{shape}");
+        assert!(r.json()["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type"));
+    }
+    let none = admin(&s, "POST", "/v1/explain", &[], &body).await;
+    assert_eq!(none.status, 415);
+    let foreign = admin(
+        &s,
+        "POST",
+        "/v1/explain",
+        &[json_type(), ("origin", "https://evil.example".into())],
+        &body,
+    )
+    .await;
+    assert_eq!(foreign.status, 403);
+    let same = admin(
+        &s,
+        "POST",
+        "/v1/explain",
+        &[
+            json_type(),
+            ("origin", format!("http://{}", s.running.admin_addr)),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(same.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_is_required_everywhere() {
+    let s = DomainServer::start_tuned(Backend::Sqlite, DEMO, &policies_dir(), |cfg| {
+        cfg.operations.admin.token = Some(TOKEN.into());
+    })
+    .await;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("console:{TOKEN}"));
+    let wrong_basic = base64::engine::general_purpose::STANDARD.encode("console:nope");
+    for (method, path, body) in [
+        ("GET", "/healthz", String::new()),
+        ("GET", "/readyz", String::new()),
+        ("GET", "/metrics", String::new()),
+        ("POST", "/v1/explain", explain_body()),
+        ("GET", "/console", String::new()),
+        ("GET", "/console/api/sessions", String::new()),
+    ] {
+        for bad in [
+            None,
+            Some("Bearer wrong-token-0123456789".to_owned()),
+            Some(format!("Bearer {TOKEN}x")),
+            Some(format!("Basic {wrong_basic}")),
+            Some(TOKEN.to_owned()),
+        ] {
+            let mut headers = vec![json_type()];
+            headers.extend(bad.clone().map(|v| ("authorization", v)));
+            let r = admin(&s, method, path, &headers, &body).await;
+            assert_eq!(r.status, 401, "{path} with {bad:?}");
+            assert_eq!(r.json()["error_code"], "APIGW.0301");
+            assert!(r.headers.get_all("www-authenticate").iter().count() == 2);
+        }
+        for good in [format!("Bearer {TOKEN}"), format!("Basic {basic}")] {
+            let headers = [json_type(), ("authorization", good)];
+            let r = admin(&s, method, path, &headers, &body).await;
+            assert_eq!(
+                r.status,
+                200,
+                "{path}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+}
+
+#[test]
+fn off_loopback_the_admin_listener_needs_a_token() {
+    let args = |listen: &str, token: Option<&str>| ServeArgs {
+        admin_listen: Some(listen.parse().unwrap()),
+        admin_token: token.map(str::to_owned),
+        ..ServeArgs::default()
+    };
+    let refused = args("0.0.0.0:9090", None).resolve().unwrap_err();
+    assert!(refused.to_string().contains("--admin-token"), "{refused}");
+    assert!(args("10.0.0.5:9090", None).resolve().is_err());
+    assert!(args("0.0.0.0:9090", Some(TOKEN)).resolve().is_ok());
+    assert!(args("127.0.0.1:9090", None).resolve().is_ok());
+    assert!(args("[::1]:9090", None).resolve().is_ok());
+    let short = args("127.0.0.1:9090", Some("short")).resolve().unwrap_err();
+    assert!(short.to_string().contains("at least 16"), "{short}");
+}
+
+async fn readiness(s: &DomainServer) -> (u16, serde_json::Value) {
+    let r = admin(s, "GET", "/readyz", &[], "").await;
+    (r.status.as_u16(), r.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_when_the_sqlite_file_is_read_only_or_gone() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let file = s.db.store.sqlite_file().expect("a file").to_owned();
+    assert_eq!(readiness(&s).await.0, 200);
+
+    let mut perms = std::fs::metadata(&file).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&file, perms.clone()).unwrap();
+    let (status, body) = readiness(&s).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["database"]["reachable"], false);
+    assert!(
+        body["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{body}"
+    );
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&file, perms).unwrap();
+    assert_eq!(readiness(&s).await.0, 200);
+
+    let aside = file.with_extension("moved");
+    std::fs::rename(&file, &aside).unwrap();
+    let (status, body) = readiness(&s).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["database"]["error"].as_str().unwrap().contains("gone"),
+        "{body}"
+    );
+    std::fs::rename(&aside, &file).unwrap();
+    assert_eq!(readiness(&s).await.0, 200);
+}
