@@ -20,6 +20,8 @@
 //! | `acting_as` | string or null | a session's customer |
 //! | `source_operator` | string or null | the operator behind a session |
 //! | `auth` | string or null | `signature` or `token` |
+//! | `auth_failure` | string or null | a 401's reason code (`unknown_key`, `bad_signature`, `clock_skew`, ...: `gateway::AuthReason`) |
+//! | `access_key` | string or null | a 401's access key id, when the request was signed (never the secret or signature) |
 //! | `action` | string or null | the Cedar action |
 //! | `resources` | array of strings | every resource checked (`Type::"id"`) |
 //! | `decision` | string | `allow`, `deny`, or `none` (no decision reached: 400, 401, 404, ...) |
@@ -31,6 +33,7 @@
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
 
 use crate::gateway::authn::{AuthMethod, Caller};
+use crate::gateway::AuthFailure;
 use crate::policy::Decision;
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -74,8 +77,10 @@ pub fn init_logging(decision_log: Option<DecisionLog>) {
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 9] = [
+const OPTIONAL_FIELDS: [&str; 11] = [
     "route",
+    "auth_failure",
+    "access_key",
     "principal",
     "acting_as",
     "source_operator",
@@ -97,6 +102,10 @@ pub struct DecisionRecord {
     pub acting_as: Option<String>,
     pub source_operator: Option<String>,
     pub auth: Option<&'static str>,
+    /// Why authentication failed (a 401), as its reason code.
+    pub auth_failure: Option<&'static str>,
+    /// The access key of a signed request that failed authentication.
+    pub access_key: Option<String>,
     pub action: Option<&'static str>,
     pub resources: Vec<String>,
     pub allow: Option<bool>,
@@ -129,6 +138,12 @@ impl DecisionRecord {
             AuthMethod::Signature => "signature",
             AuthMethod::Token => "token",
         });
+    }
+
+    /// A 401: why, and with which access key.
+    pub fn auth_failed(&mut self, failure: &AuthFailure) {
+        self.auth_failure = Some(failure.reason.code());
+        self.access_key = failure.access_key.clone();
     }
 
     /// Adds one decision; the request is allowed only if every decision was.
@@ -171,6 +186,8 @@ impl DecisionRecord {
             acting_as = self.acting_as.as_deref(),
             source_operator = self.source_operator.as_deref(),
             auth = self.auth,
+            auth_failure = self.auth_failure,
+            access_key = self.access_key.as_deref(),
             action = self.action,
             resources = %json_list(&self.resources),
             decision = self.decision_text(),

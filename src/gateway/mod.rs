@@ -14,7 +14,7 @@ mod respond;
 mod sessions;
 pub mod tokens;
 
-pub use error::GatewayError;
+pub use error::{AuthFailure, AuthReason, GatewayError};
 
 use crate::api_error::ApiError;
 use crate::assertion::{Claims, ASSERTION_TTL_SECS};
@@ -85,17 +85,25 @@ impl Gateway {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
-        // Every log line of the request carries its id (shadow disagreements, errors).
+        // Every log line of the request carries its id (shadow disagreements,
+        // authentication failures, errors): the error is mapped, and its
+        // cause logged, inside the span.
         let span = tracing::info_span!("request", request_id = %request_id);
-        let processed = tracing::Instrument::instrument(
-            self.process(req, peer, &request_id, &mut record),
+        let mut response = tracing::Instrument::instrument(
+            async {
+                match self.process(req, peer, &request_id, &mut record).await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        if let GatewayError::Unauthenticated(failure) = &err {
+                            record.auth_failed(failure);
+                        }
+                        api_error_response(err.to_api_error())
+                    }
+                }
+            },
             span,
         )
         .await;
-        let mut response = match processed {
-            Ok(response) => response,
-            Err(err) => api_error_response(err.to_api_error()),
-        };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -118,6 +126,11 @@ impl Gateway {
         let target = normalize::check(&parts)?;
         let body = read_body(incoming, self.max_body_bytes).await?;
 
+        // The route is known before authentication so that a 401 is counted
+        // under it; an unknown one is answered only to a known caller.
+        let route = catalog::resolve(&parts.method, &target.path);
+        record.route = route.as_ref().map(|(operation, _)| operation.path);
+
         // 2. Authenticate: who is calling (a valid key and signature, token
         //    or session credential), or 401. Whether it may act is Cedar's.
         let now = chrono::Utc::now();
@@ -126,9 +139,7 @@ impl Gateway {
 
         // 3. Operation: the catalog's, read once into its typed request
         //    (400 naming the field), or 404.
-        let (operation, params) =
-            catalog::resolve(&parts.method, &target.path).ok_or(GatewayError::UnknownRoute)?;
-        record.route = Some(operation.path);
+        let (operation, params) = route.ok_or(GatewayError::UnknownRoute)?;
         let request = Request::parse(
             operation.op,
             &Input {

@@ -7,6 +7,7 @@
 //! it is not stored. It says who is calling; a disabled operator's token
 //! is denied everything by R12 (its policy), like the operator's own key.
 
+use super::error::AuthReason;
 use super::GatewayError;
 use crate::crypto::constant_time_eq;
 use crate::model::PrincipalKind;
@@ -82,7 +83,7 @@ impl TokenSigner {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<(PrincipalKind, String), GatewayError> {
-        let bad = |why| GatewayError::Unauthenticated(why);
+        let bad = |why| GatewayError::unauthenticated(AuthReason::BadToken, why);
         let (signed, sig) = token
             .trim()
             .rsplit_once('.')
@@ -96,7 +97,10 @@ impl TokenSigner {
             serde_json::from_slice(&B64.decode(payload).map_err(|_| bad("malformed token"))?)
                 .map_err(|_| bad("malformed token"))?;
         if claims.exp <= now.timestamp() || claims.exp - claims.iat > *TOKEN_SECS.end() {
-            return Err(bad("token expired"));
+            return Err(GatewayError::unauthenticated(
+                AuthReason::ExpiredToken,
+                "token expired",
+            ));
         }
         Ok((claims.kind, claims.sub))
     }
