@@ -136,7 +136,7 @@ impl DecisionRecord {
         }
         self.auth = Some(match caller.method {
             AuthMethod::Signature => "signature",
-            AuthMethod::Token => "token",
+            AuthMethod::Token(_) => "token",
         });
     }
 

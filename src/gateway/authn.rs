@@ -21,7 +21,6 @@ use crate::store::CredentialRecord;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::request::Parts;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Requests dated further than this from the gateway's clock are refused.
 pub const CLOCK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
@@ -34,7 +33,8 @@ pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     Signature,
-    Token,
+    /// An `X-Auth-Token`, issued at this Unix time.
+    Token(i64),
 }
 
 /// An authenticated caller: the Cedar principal and the identity asserted upstream.
@@ -55,7 +55,7 @@ impl Caller {
             own_customer: self.identity.customer.as_deref(),
             auth_method: match self.method {
                 AuthMethod::Signature => "signature",
-                AuthMethod::Token => "token",
+                AuthMethod::Token(_) => "token",
             },
         }
     }
@@ -66,10 +66,6 @@ pub struct Authenticator {
     entities: Arc<EntityLoader>,
     tokens: TokenSigner,
     sessions: SessionKeys,
-    /// Unsealed credentials by access key: a signature check needs the
-    /// secret, and unsealing on every request would cost a database read and
-    /// a decryption. Entries live briefly; credentials change only by import.
-    credentials: moka::sync::Cache<String, Arc<CredentialRecord>>,
 }
 
 fn unauthenticated(reason: AuthReason, detail: &'static str) -> GatewayError {
@@ -82,10 +78,6 @@ impl Authenticator {
             entities,
             tokens,
             sessions,
-            credentials: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
         }
     }
 
@@ -109,8 +101,9 @@ impl Authenticator {
         match (authorization, token) {
             (Some(auth), None) => self.by_signature(parts, target, auth, body, now).await,
             (None, Some(token)) => {
-                let (kind, id) = self.tokens.verify(token, now)?;
-                self.principal(kind, &id, AuthMethod::Token, None).await
+                let (kind, id, issued_at) = self.tokens.verify(token, now)?;
+                self.principal(kind, &id, AuthMethod::Token(issued_at), None)
+                    .await
             }
             (Some(_), Some(_)) => Err(unauthenticated(
                 AuthReason::AmbiguousCredentials,
@@ -305,23 +298,14 @@ impl Authenticator {
     }
 
     async fn credential(&self, access_key: &str) -> Result<Arc<CredentialRecord>, GatewayError> {
-        if let Some(found) = self.credentials.get(access_key) {
-            return Ok(found);
-        }
-        let record = self
-            .entities
-            .store()
+        self.entities
             .credential(access_key)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("credential lookup: {e}")))?
             .ok_or(unauthenticated(
                 AuthReason::UnknownKey,
                 "unknown access key",
-            ))?;
-        let record = Arc::new(record);
-        self.credentials
-            .insert(access_key.to_owned(), record.clone());
-        Ok(record)
+            ))
     }
 
     /// Resolves the principal behind a credential; a vanished principal does
@@ -351,6 +335,20 @@ impl Authenticator {
                 AuthReason::UnknownPrincipal,
                 "credential of a vanished principal",
             ))?;
+        // A token issued at or before its principal's tokens were revoked
+        // (the same second too: fail closed) stays dead.
+        let revoked = match &*row {
+            PrincipalRow::Operator(op) => op.tokens_not_before,
+            PrincipalRow::Customer(customer) => customer.tokens_not_before,
+        };
+        if let (AuthMethod::Token(issued_at), Some(revoked)) = (method, revoked) {
+            if issued_at <= revoked.timestamp() {
+                return Err(unauthenticated(
+                    AuthReason::RevokedToken,
+                    "token issued before its principal's tokens were revoked",
+                ));
+            }
+        }
         let caller = match &*row {
             PrincipalRow::Operator(op) => Caller {
                 principal: entity,

@@ -76,6 +76,8 @@ pub enum AuthReason {
     BadToken,
     /// An `X-Auth-Token` past its expiry.
     ExpiredToken,
+    /// An `X-Auth-Token` issued before its principal's tokens were revoked.
+    RevokedToken,
     /// A session's `X-Security-Token` that is invalid, expired or of another key.
     BadSecurityToken,
     /// A security token naming a session that does not exist.
@@ -101,6 +103,7 @@ impl AuthReason {
             AuthReason::DomainMismatch => "domain_mismatch",
             AuthReason::BadToken => "bad_token",
             AuthReason::ExpiredToken => "expired_token",
+            AuthReason::RevokedToken => "revoked_token",
             AuthReason::BadSecurityToken => "bad_security_token",
             AuthReason::UnknownSession => "unknown_session",
             AuthReason::UnknownPrincipal => "unknown_principal",

@@ -6,6 +6,9 @@
 //! database accepts it). It is tamper-evident and expires after at most 24 h;
 //! it is not stored. It says who is calling; a disabled operator's token
 //! is denied everything by R12 (its policy), like the operator's own key.
+//! Disabling an operator also revokes every token issued until then (its
+//! `tokens_not_before`, migration 0012), so enabling it again revives none;
+//! `partner-gateway tokens revoke` does the same for any principal.
 
 use super::error::AuthReason;
 use super::GatewayError;
@@ -77,12 +80,14 @@ impl TokenSigner {
         (format!("{signed}.{sig}"), exp)
     }
 
-    /// The principal a token names, if it is genuine and unexpired.
+    /// The principal a token names and when it was issued, if it is genuine
+    /// and unexpired. Whether its principal revoked it since is the caller's
+    /// check (`tokens_not_before` of the principal's row).
     pub fn verify(
         &self,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<(PrincipalKind, String), GatewayError> {
+    ) -> Result<(PrincipalKind, String, i64), GatewayError> {
         let bad = |why| GatewayError::unauthenticated(AuthReason::BadToken, why);
         let (signed, sig) = token
             .trim()
@@ -102,7 +107,7 @@ impl TokenSigner {
                 "token expired",
             ));
         }
-        Ok((claims.kind, claims.sub))
+        Ok((claims.kind, claims.sub, claims.iat))
     }
 }
 
@@ -122,7 +127,7 @@ mod tests {
         );
         assert_eq!(
             signer.verify(&token, now).unwrap(),
-            (PrincipalKind::Operator, "op-1".to_string())
+            (PrincipalKind::Operator, "op-1".to_string(), now.timestamp())
         );
         assert!(signer.verify(&token, exp).is_err());
         let other = TokenSigner::new([4; 32]);

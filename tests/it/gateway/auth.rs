@@ -393,20 +393,20 @@ async fn tokens_work_and_die_with_their_operator(backend: Backend) {
         403,
         "S4-tokens-do-not-mint-tokens"
     );
-    // Disabling the operator kills its token at once (R12 denies, 403): on
-    // SQLite the next request sees the commit; on PostgreSQL its change
-    // notification does.
+    // Disabling the operator kills its token at once, for good (revoked,
+    // 401; `dead.rs` shows it stays dead once enabled again): on SQLite the
+    // next request sees the commit; on PostgreSQL its change notification does.
     sqlx::query("UPDATE operators SET status = 'disabled' WHERE id = 'op-dist-finance'")
         .execute(gw.db.store.pool())
         .await
         .unwrap();
     if backend == Backend::Sqlite {
-        assert_eq!(with_token(token.clone()).await, 403);
+        assert_eq!(with_token(token.clone()).await, 401);
     }
     poll("the disabled operator's token to fail", NOTIFIED, || {
         let token = token.clone();
         let with_token = &with_token;
-        async move { (with_token(token).await == 403).then_some(()) }
+        async move { (with_token(token).await == 401).then_some(()) }
     })
     .await;
     gw.running.stop().await;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cluster;
+mod dead;
 mod hygiene;
 mod invariants;
 mod operations;
