@@ -73,6 +73,22 @@ enum Command {
         #[command(subcommand)]
         command: partner_gateway::policy::cli::PolicyCommand,
     },
+    /// Operators: add, disable, enable, set roles (heard by running gateways at once).
+    Operators {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::OperatorsCommand,
+    },
+    /// Access keys of operators and customers: create, rotate, revoke. Secrets
+    /// are generated and printed once, or read from stdin; never from argv.
+    Keys {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::KeysCommand,
+    },
+    /// X-Auth-Tokens: revoke every token of an operator or a customer.
+    Tokens {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::TokensCommand,
+    },
     /// Import a fixture file (DOMAIN.md section 5) into the database, idempotently.
     Seed {
         /// The fixture JSON file, e.g. examples/demo.json.
@@ -246,6 +262,18 @@ async fn run(
             })
         }
         Command::Policy { command } => partner_gateway::policy::cli::run(command).await,
+        Command::Operators { command } => {
+            partner_gateway::credentials_cli::operators(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command } => {
+            partner_gateway::credentials_cli::keys(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens { command } => {
+            partner_gateway::credentials_cli::tokens(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Seed { file, db } => {
             let fixture = Fixture::load(&file)?;
             let store = db.open_store().await?;

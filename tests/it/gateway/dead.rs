@@ -53,7 +53,7 @@ async fn with_token(gw: &TestGateway, token: &str, method: &str, path: &str, bod
 
 /// Waits until `check` gives `want` (at once on SQLite, whose probe sees
 /// every commit; within the notification delay on PostgreSQL).
-async fn until(backend: Backend, what: &str, want: u16, check: impl AsyncFn() -> u16) {
+pub(super) async fn until(backend: Backend, what: &str, want: u16, check: impl AsyncFn() -> u16) {
     if backend == Backend::Sqlite {
         assert_eq!(check().await, want, "{what}, on the next request");
         return;

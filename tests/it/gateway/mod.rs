@@ -3,6 +3,7 @@
 
 mod auth;
 mod cluster;
+mod credentials_cli;
 mod dead;
 mod hygiene;
 mod invariants;
