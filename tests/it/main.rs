@@ -2,6 +2,7 @@
 //! Every store test runs against SQLite and PostgreSQL.
 
 mod domain;
+mod explain;
 mod gateway;
 pub mod kit;
 mod lists;
