@@ -51,17 +51,45 @@ const LIST_FIELDS: [&str; 3] = ["resources", "determining", "errors"];
 /// What the human log on stderr shows when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "partner_gateway=info,decision=info,reveal=info,shadow=info";
 
-/// Installs the process's log subscriber: the human log on stderr (filtered
-/// by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given, the JSON
-/// decision log, which then takes the decision records out of the human log.
-pub fn init_logging(decision_log: Option<DecisionLog>) {
+/// The format of the log on stderr (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people; coloured only when stderr is a
+    /// terminal and `NO_COLOR` is not set.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the event's
+    /// fields (`message`, ...) at the top level, and `span`/`spans` with the
+    /// request's `request_id`.
+    Json,
+}
+
+/// Installs the process's log subscriber: the log on stderr in `format`
+/// (filtered by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given,
+/// the JSON decision log, which then takes the decision records out of the
+/// stderr log.
+pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::prelude::*;
     let env = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
     };
-    let human = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let human: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
     match decision_log {
         None => tracing_subscriber::registry()
             .with(human.with_filter(env()))

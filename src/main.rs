@@ -16,6 +16,16 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The log on stderr: `text` (coloured only on a terminal without
+    /// NO_COLOR) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "PGW_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: partner_gateway::audit::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -128,7 +138,7 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    partner_gateway::audit::init_logging(decision_log);
+    partner_gateway::audit::init_logging(decision_log, cli.log_format);
     match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {

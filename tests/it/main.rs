@@ -6,6 +6,7 @@ mod explain;
 mod gateway;
 pub mod kit;
 mod lists;
+mod logs;
 mod policy;
 mod store;
 mod truth;
