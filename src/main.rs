@@ -255,15 +255,21 @@ async fn run(
                 &extra,
             )
             .await?;
-            println!("{}", answer.status);
+            use std::fmt::Write as _;
+            let mut out = format!("{}\n", answer.status);
             for name in ["x-subject-token", "x-request-id"] {
                 if let Some(v) = answer.headers.get(name).and_then(|v| v.to_str().ok()) {
-                    println!("{name}: {v}");
+                    writeln!(out, "{name}: {v}")?;
                 }
             }
             match serde_json::from_slice::<serde_json::Value>(&answer.body) {
-                Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
-                Err(_) => println!("{}", String::from_utf8_lossy(&answer.body)),
+                Ok(json) => writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?,
+                Err(_) => writeln!(out, "{}", String::from_utf8_lossy(&answer.body))?,
+            }
+            // `call ... | head` closes the pipe early: that is not an error.
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                written => written.context("cannot write the answer")?,
             }
             Ok(if answer.status.is_success() {
                 ExitCode::SUCCESS

@@ -2,9 +2,11 @@
 //! database (SQLite and PostgreSQL) and the real domain store behind it.
 
 mod auth;
+mod call_cli;
 mod cluster;
 mod credentials_cli;
 mod dead;
+mod demo_restart;
 mod hygiene;
 mod invariants;
 mod operations;
@@ -62,6 +64,7 @@ impl TestGateway {
             },
             seed: None,
             demo: true,
+            demo_reset: false,
             upstream: None,
             assertion_key: None,
             policies: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
