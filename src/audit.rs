@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `ts` | string | RFC 3339 UTC time the line was written, microseconds |
 //! | `request_id` | string | also sent to the client and the store as `X-Request-Id` |
+//! | `trace_id` | string or null | the W3C trace id (the client's `traceparent`, or a new trace) |
 //! | `method`, `path` | string | as received (the path without the query) |
 //! | `route` | string or null | the route template, null when no route matched |
 //! | `principal` | string or null | `Operator::"id"`, `Customer::"id"` or `Session::"id"`; null before authentication |
@@ -105,7 +106,8 @@ pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 11] = [
+const OPTIONAL_FIELDS: [&str; 12] = [
+    "trace_id",
     "route",
     "auth_failure",
     "access_key",
@@ -122,6 +124,8 @@ const OPTIONAL_FIELDS: [&str; 11] = [
 #[derive(Debug, Default)]
 pub struct DecisionRecord {
     pub request_id: String,
+    /// The W3C trace the request belongs to.
+    pub trace_id: Option<String>,
     pub method: String,
     pub path: String,
     /// The route template that matched.
@@ -207,6 +211,7 @@ impl DecisionRecord {
         tracing::info!(
             target: DECISION_TARGET,
             request_id = %self.request_id,
+            trace_id = self.trace_id.as_deref(),
             method = %self.method,
             path = %self.path,
             route = self.route,

@@ -12,6 +12,7 @@ mod invariants;
 mod operations;
 mod routes;
 mod sessions;
+mod trace;
 
 use crate::kit::TestDb;
 use partner_gateway::client::{self, Answer, Credentials, HttpsClient, Trust};

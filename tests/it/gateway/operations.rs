@@ -1079,7 +1079,7 @@ async fn gated_upstream() -> (String, Arc<AtomicUsize>, tokio::sync::watch::Send
     (format!("http://{addr}"), arrivals, release)
 }
 
-fn assertion_key() -> String {
+pub(super) fn assertion_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([7u8; 32])
 }
@@ -1367,6 +1367,7 @@ async fn the_binary_reloads_on_sighup_and_drains_on_sigterm() {
     let fields = [
         "ts",
         "request_id",
+        "trace_id",
         "method",
         "path",
         "route",
