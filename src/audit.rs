@@ -14,12 +14,15 @@
 //! |---|---|---|
 //! | `ts` | string | RFC 3339 UTC time the line was written, microseconds |
 //! | `request_id` | string | also sent to the client and the store as `X-Request-Id` |
+//! | `trace_id` | string or null | the W3C trace id (the client's `traceparent`, or a new trace) |
 //! | `method`, `path` | string | as received (the path without the query) |
 //! | `route` | string or null | the route template, null when no route matched |
 //! | `principal` | string or null | `Operator::"id"`, `Customer::"id"` or `Session::"id"`; null before authentication |
 //! | `acting_as` | string or null | a session's customer |
 //! | `source_operator` | string or null | the operator behind a session |
 //! | `auth` | string or null | `signature` or `token` |
+//! | `auth_failure` | string or null | a 401's reason code (`unknown_key`, `bad_signature`, `clock_skew`, ...: `gateway::AuthReason`) |
+//! | `access_key` | string or null | a 401's access key id, when the request was signed (never the secret or signature) |
 //! | `action` | string or null | the Cedar action |
 //! | `resources` | array of strings | every resource checked (`Type::"id"`) |
 //! | `decision` | string | `allow`, `deny`, or `none` (no decision reached: 400, 401, 404, ...) |
@@ -31,6 +34,7 @@
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
 
 use crate::gateway::authn::{AuthMethod, Caller};
+use crate::gateway::AuthFailure;
 use crate::policy::Decision;
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -48,17 +52,45 @@ const LIST_FIELDS: [&str; 3] = ["resources", "determining", "errors"];
 /// What the human log on stderr shows when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "partner_gateway=info,decision=info,reveal=info,shadow=info";
 
-/// Installs the process's log subscriber: the human log on stderr (filtered
-/// by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given, the JSON
-/// decision log, which then takes the decision records out of the human log.
-pub fn init_logging(decision_log: Option<DecisionLog>) {
+/// The format of the log on stderr (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people; coloured only when stderr is a
+    /// terminal and `NO_COLOR` is not set.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the event's
+    /// fields (`message`, ...) at the top level, and `span`/`spans` with the
+    /// request's `request_id`.
+    Json,
+}
+
+/// Installs the process's log subscriber: the log on stderr in `format`
+/// (filtered by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given,
+/// the JSON decision log, which then takes the decision records out of the
+/// stderr log.
+pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::prelude::*;
     let env = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
     };
-    let human = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let human: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
     match decision_log {
         None => tracing_subscriber::registry()
             .with(human.with_filter(env()))
@@ -74,8 +106,11 @@ pub fn init_logging(decision_log: Option<DecisionLog>) {
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 9] = [
+const OPTIONAL_FIELDS: [&str; 12] = [
+    "trace_id",
     "route",
+    "auth_failure",
+    "access_key",
     "principal",
     "acting_as",
     "source_operator",
@@ -89,6 +124,8 @@ const OPTIONAL_FIELDS: [&str; 9] = [
 #[derive(Debug, Default)]
 pub struct DecisionRecord {
     pub request_id: String,
+    /// The W3C trace the request belongs to.
+    pub trace_id: Option<String>,
     pub method: String,
     pub path: String,
     /// The route template that matched.
@@ -97,6 +134,10 @@ pub struct DecisionRecord {
     pub acting_as: Option<String>,
     pub source_operator: Option<String>,
     pub auth: Option<&'static str>,
+    /// Why authentication failed (a 401), as its reason code.
+    pub auth_failure: Option<&'static str>,
+    /// The access key of a signed request that failed authentication.
+    pub access_key: Option<String>,
     pub action: Option<&'static str>,
     pub resources: Vec<String>,
     pub allow: Option<bool>,
@@ -127,8 +168,14 @@ impl DecisionRecord {
         }
         self.auth = Some(match caller.method {
             AuthMethod::Signature => "signature",
-            AuthMethod::Token => "token",
+            AuthMethod::Token(_) => "token",
         });
+    }
+
+    /// A 401: why, and with which access key.
+    pub fn auth_failed(&mut self, failure: &AuthFailure) {
+        self.auth_failure = Some(failure.reason.code());
+        self.access_key = failure.access_key.clone();
     }
 
     /// Adds one decision; the request is allowed only if every decision was.
@@ -180,6 +227,7 @@ impl DecisionRecord {
         tracing::info!(
             target: DECISION_TARGET,
             request_id = %self.request_id,
+            trace_id = self.trace_id.as_deref(),
             method = %self.method,
             path = %self.path,
             route = self.route,
@@ -187,6 +235,8 @@ impl DecisionRecord {
             acting_as = self.acting_as.as_deref(),
             source_operator = self.source_operator.as_deref(),
             auth = self.auth,
+            auth_failure = self.auth_failure,
+            access_key = self.access_key.as_deref(),
             action = self.action,
             resources = %json_list(&self.resources),
             decision = self.decision_text(),

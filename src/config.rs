@@ -87,9 +87,14 @@ pub struct ServeArgs {
     /// A fixture to import at start (idempotent).
     #[arg(long, env = "PGW_SEED")]
     pub seed: Option<PathBuf>,
-    /// Load examples/demo.json and print the demo principals and an example call.
+    /// Load examples/demo.json (once: a database that holds it keeps its
+    /// data across restarts) and print the demo principals and an example call.
     #[arg(long)]
     pub demo: bool,
+    /// With --demo: load the demo data again over what the database holds,
+    /// undoing the changes made since.
+    #[arg(long, requires = "demo")]
+    pub demo_reset: bool,
     /// Base URL of a separately running domain store (`partner-gateway store`).
     /// Without it the store runs in this process on a loopback port.
     #[arg(long, env = "PGW_UPSTREAM")]
@@ -200,6 +205,8 @@ pub struct ServeConfig {
     pub database: DatabaseArgs,
     pub seed: Option<PathBuf>,
     pub demo: bool,
+    /// Import the demo data even when the database already holds it.
+    pub demo_reset: bool,
     pub upstream: Option<String>,
     pub assertion_key: Option<String>,
     pub policies: PathBuf,
@@ -426,6 +433,7 @@ impl ServeArgs {
             },
             seed: self.seed.or(file.seed),
             demo: self.demo || file.demo.unwrap_or(false),
+            demo_reset: self.demo_reset,
             upstream,
             assertion_key,
             policies: self

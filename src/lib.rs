@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod credentials_cli;
 pub mod crypto;
 pub mod domain;
 pub mod entities;

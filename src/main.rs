@@ -16,6 +16,16 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The log on stderr: `text` (coloured only on a terminal without
+    /// NO_COLOR) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "PGW_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: partner_gateway::audit::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +83,22 @@ enum Command {
         #[command(subcommand)]
         command: partner_gateway::policy::cli::PolicyCommand,
     },
+    /// Operators: add, disable, enable, set roles (heard by running gateways at once).
+    Operators {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::OperatorsCommand,
+    },
+    /// Access keys of operators and customers: create, rotate, revoke. Secrets
+    /// are generated and printed once, or read from stdin; never from argv.
+    Keys {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::KeysCommand,
+    },
+    /// X-Auth-Tokens: revoke every token of an operator or a customer.
+    Tokens {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::TokensCommand,
+    },
     /// Import a fixture file (DOMAIN.md section 5) into the database, idempotently.
     Seed {
         /// The fixture JSON file, e.g. examples/demo.json.
@@ -112,7 +138,7 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    partner_gateway::audit::init_logging(decision_log);
+    partner_gateway::audit::init_logging(decision_log, cli.log_format);
     match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {
@@ -229,15 +255,21 @@ async fn run(
                 &extra,
             )
             .await?;
-            println!("{}", answer.status);
+            use std::fmt::Write as _;
+            let mut out = format!("{}\n", answer.status);
             for name in ["x-subject-token", "x-request-id"] {
                 if let Some(v) = answer.headers.get(name).and_then(|v| v.to_str().ok()) {
-                    println!("{name}: {v}");
+                    writeln!(out, "{name}: {v}")?;
                 }
             }
             match serde_json::from_slice::<serde_json::Value>(&answer.body) {
-                Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
-                Err(_) => println!("{}", String::from_utf8_lossy(&answer.body)),
+                Ok(json) => writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?,
+                Err(_) => writeln!(out, "{}", String::from_utf8_lossy(&answer.body))?,
+            }
+            // `call ... | head` closes the pipe early: that is not an error.
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                written => written.context("cannot write the answer")?,
             }
             Ok(if answer.status.is_success() {
                 ExitCode::SUCCESS
@@ -246,6 +278,18 @@ async fn run(
             })
         }
         Command::Policy { command } => partner_gateway::policy::cli::run(command).await,
+        Command::Operators { command } => {
+            partner_gateway::credentials_cli::operators(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command } => {
+            partner_gateway::credentials_cli::keys(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens { command } => {
+            partner_gateway::credentials_cli::tokens(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Seed { file, db } => {
             let fixture = Fixture::load(&file)?;
             let store = db.open_store().await?;

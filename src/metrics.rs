@@ -17,7 +17,8 @@ use std::time::Duration;
 
 /// Counter: requests answered, by `route` (the route template, `unmatched`
 /// when none matched), `action` (`none` before routing), `decision`
-/// (`allow`, `deny`, `none` when no decision was reached) and `status`.
+/// (`allow`, `deny`, `none` when no decision was reached), `status` and
+/// `reason` (a 401's reason code, `none` otherwise).
 pub const REQUESTS: &str = "pgw_requests_total";
 /// Histogram: the whole request, from the first byte read to the answer, by `route`.
 pub const REQUEST_SECONDS: &str = "pgw_request_duration_seconds";
@@ -192,6 +193,7 @@ pub fn observe_request(record: &DecisionRecord, status: u16, latency: Duration) 
         "action" => action,
         "decision" => record.decision_text(),
         "status" => status.to_string(),
+        "reason" => record.auth_failure.unwrap_or("none"),
     )
     .increment(1);
     ::metrics::histogram!(REQUEST_SECONDS, "route" => route).record(latency.as_secs_f64());

@@ -158,6 +158,8 @@ pub struct Operator {
     pub name: String,
     pub roles: Vec<Role>,
     pub status: OperatorStatus,
+    /// Tokens issued at or before this instant are refused (set on disable).
+    pub tokens_not_before: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,6 +176,8 @@ pub struct Customer {
     pub freeze_type: Option<FreezeType>,
     pub labels: Vec<String>,
     pub associated_on: Timestamp,
+    /// Tokens issued at or before this instant are refused.
+    pub tokens_not_before: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use crate::gateway::authn::Authenticator;
 use crate::gateway::forward::Upstream;
 use crate::gateway::tokens::TokenSigner;
 use crate::gateway::Gateway;
+use crate::ids::PartnerId;
 use crate::policy::reload::{self, PolicyReloader, Refusal, Serving, Verification};
 use crate::policy::PolicyEngine;
 use crate::sessions::SessionKeys;
@@ -88,8 +89,24 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database.database_url))?;
     if cfg.demo {
-        let summary = store.import_fixture(&Fixture::parse(DEMO_FIXTURE)?).await?;
-        tracing::info!(%summary, "demo data loaded");
+        let demo = Fixture::parse(DEMO_FIXTURE)?;
+        // Loaded once: a restart keeps what was done since (budgets set,
+        // sessions, keys rotated) unless --demo-reset asks to start over.
+        let first_partner = demo
+            .partners
+            .first()
+            .map(|p| p.id.as_str())
+            .unwrap_or_default();
+        let loaded = store
+            .partner(&PartnerId::from(first_partner))
+            .await?
+            .is_some();
+        if loaded && !cfg.demo_reset {
+            tracing::info!("demo data kept from the last run (--demo-reset loads it again)");
+        } else {
+            let summary = store.import_fixture(&demo).await?;
+            tracing::info!(%summary, "demo data loaded");
+        }
     }
     if let Some(seed) = &cfg.seed {
         let summary = store

@@ -15,7 +15,7 @@ pub use principals::PrincipalRow;
 use crate::ids::*;
 use crate::model::{self, AuthorizationScope, PartnerKind};
 use crate::policy::{EntityRef, PolicyEngine};
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use rust_decimal::Decimal;
@@ -82,6 +82,10 @@ pub struct EntityLoader {
     cache: moka::sync::Cache<EntityRef, Arc<Record>>,
     /// Callers' own rows for authentication (see `principals.rs`).
     principals: moka::sync::Cache<EntityRef, Arc<PrincipalRow>>,
+    /// Unsealed credentials by access key: a signature check needs the
+    /// secret, and unsealing costs a read and a decryption. Held under the
+    /// same rule as principals, so a rotation or revocation is heard at once.
+    credentials: moka::sync::Cache<String, Arc<CredentialRecord>>,
     freshness: principals::Freshness,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -119,6 +123,10 @@ impl EntityLoader {
                 .support_invalidation_closures()
                 .build(),
             principals: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            credentials: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
@@ -176,6 +184,37 @@ impl EntityLoader {
         Ok(Some(row))
     }
 
+    /// The credential of an access key with its secret unsealed, cached like
+    /// principal rows; `None` for an unknown key.
+    pub async fn credential(
+        &self,
+        access_key: &str,
+    ) -> Result<Option<Arc<CredentialRecord>>, StoreError> {
+        let usable = self.freshness.cache_usable(|| self.drop_principals());
+        if usable {
+            if let Some(found) = self.credentials.get(access_key) {
+                return Ok(Some(found));
+            }
+        }
+        let started = *self.epoch();
+        let Some(record) = self.store.credential(access_key).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        let epoch = self.epoch();
+        if usable && *epoch == started {
+            self.credentials
+                .insert(access_key.to_owned(), record.clone());
+        }
+        Ok(Some(record))
+    }
+
+    /// Drops one access key's cached credential (it was rotated or revoked).
+    pub fn invalidate_credential(&self, access_key: &str) {
+        let mut epoch = self.epoch();
+        *epoch += 1;
+        self.credentials.invalidate(access_key);
+    }
+
     /// The invalidation counter (see the field), held while a cache changes.
     fn epoch(&self) -> std::sync::MutexGuard<'_, u64> {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner())
@@ -187,6 +226,7 @@ impl EntityLoader {
         let mut epoch = self.epoch();
         *epoch += 1;
         self.principals.invalidate_all();
+        self.credentials.invalidate_all();
         if self
             .cache
             .invalidate_entries_if(|k, _| matches!(k, EntityRef::Operator(_)))
@@ -329,6 +369,7 @@ impl EntityLoader {
         *epoch += 1;
         self.cache.invalidate_all();
         self.principals.invalidate_all();
+        self.credentials.invalidate_all();
     }
 
     /// One stored entity's record, from the cache or the store. An

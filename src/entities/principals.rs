@@ -1,9 +1,10 @@
-//! The caller's own row (operator or customer), read by authentication on
-//! every request. R12 wants a disabled operator refused at once, so a cached
+//! The caller's own row (operator or customer) and its credential, read by
+//! authentication on every request. R12 wants a disabled operator refused at once, so a cached
 //! row is used only while the gateway would hear of a change to it:
 //!
 //! - PostgreSQL: while the change feed (LISTEN/NOTIFY, `sessions::changes`)
-//!   is connected; each notification drops the changed row. While it is
+//!   is connected; each notification drops the changed row (credentials:
+//!   `credentials:<access key>`, migration 0012). While it is
 //!   down, every request reads.
 //! - SQLite file: every request first compares the database's WAL index
 //!   header with what it saw last (its change counter moves on every commit,

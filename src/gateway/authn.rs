@@ -6,6 +6,7 @@
 //! decision record as the determining policy). Every failure is the same 401
 //! to the client; the reason goes to the log.
 
+use super::error::AuthReason;
 use super::normalize::CanonicalTarget;
 use super::tokens::TokenSigner;
 use super::GatewayError;
@@ -20,7 +21,6 @@ use crate::store::CredentialRecord;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::request::Parts;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Requests dated further than this from the gateway's clock are refused.
 pub const CLOCK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
@@ -33,7 +33,8 @@ pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     Signature,
-    Token,
+    /// An `X-Auth-Token`, issued at this Unix time.
+    Token(i64),
 }
 
 /// An authenticated caller: the Cedar principal and the identity asserted upstream.
@@ -54,7 +55,7 @@ impl Caller {
             own_customer: self.identity.customer.as_deref(),
             auth_method: match self.method {
                 AuthMethod::Signature => "signature",
-                AuthMethod::Token => "token",
+                AuthMethod::Token(_) => "token",
             },
         }
     }
@@ -65,14 +66,10 @@ pub struct Authenticator {
     entities: Arc<EntityLoader>,
     tokens: TokenSigner,
     sessions: SessionKeys,
-    /// Unsealed credentials by access key: a signature check needs the
-    /// secret, and unsealing on every request would cost a database read and
-    /// a decryption. Entries live briefly; credentials change only by import.
-    credentials: moka::sync::Cache<String, Arc<CredentialRecord>>,
 }
 
-fn unauthenticated(reason: &'static str) -> GatewayError {
-    GatewayError::Unauthenticated(reason)
+fn unauthenticated(reason: AuthReason, detail: &'static str) -> GatewayError {
+    GatewayError::unauthenticated(reason, detail)
 }
 
 impl Authenticator {
@@ -81,10 +78,6 @@ impl Authenticator {
             entities,
             tokens,
             sessions,
-            credentials: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
         }
     }
 
@@ -108,11 +101,15 @@ impl Authenticator {
         match (authorization, token) {
             (Some(auth), None) => self.by_signature(parts, target, auth, body, now).await,
             (None, Some(token)) => {
-                let (kind, id) = self.tokens.verify(token, now)?;
-                self.principal(kind, &id, AuthMethod::Token, None).await
+                let (kind, id, issued_at) = self.tokens.verify(token, now)?;
+                self.principal(kind, &id, AuthMethod::Token(issued_at), None)
+                    .await
             }
-            (Some(_), Some(_)) => Err(unauthenticated("both a signature and a token")),
-            (None, None) => Err(unauthenticated("no credentials")),
+            (Some(_), Some(_)) => Err(unauthenticated(
+                AuthReason::AmbiguousCredentials,
+                "both a signature and a token",
+            )),
+            (None, None) => Err(unauthenticated(AuthReason::NoCredentials, "no credentials")),
         }
     }
 
@@ -124,46 +121,78 @@ impl Authenticator {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Caller, GatewayError> {
-        let auth = AuthorizationHeader::parse(authorization)
-            .ok_or(unauthenticated("malformed Authorization header"))?;
+        let auth = AuthorizationHeader::parse(authorization).ok_or(unauthenticated(
+            AuthReason::MalformedCredentials,
+            "malformed Authorization header",
+        ))?;
+        // A failure names the key it was signed with, for support.
+        self.signed(parts, target, &auth, body, now)
+            .await
+            .map_err(|e| e.with_access_key(&auth.access))
+    }
+
+    async fn signed(
+        &self,
+        parts: &Parts,
+        target: &CanonicalTarget,
+        auth: &AuthorizationHeader,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Caller, GatewayError> {
         let signed = &auth.signed_headers;
         let is_signed = |name: &str| signed.iter().any(|h| h == name);
         if !is_signed("host") || !is_signed("x-sdk-date") {
-            return Err(unauthenticated("host and x-sdk-date must be signed"));
+            return Err(unauthenticated(
+                AuthReason::UnsignedHeader,
+                "host and x-sdk-date must be signed",
+            ));
         }
         // Headers the SDK always signs when it sends them: unsigned, they could be swapped.
         for name in [SECURITY_TOKEN_HEADER, DOMAIN_ID_HEADER] {
             if parts.headers.contains_key(name) && !is_signed(name) {
                 return Err(unauthenticated(
+                    AuthReason::UnsignedHeader,
                     "a credential header is present but not signed",
                 ));
             }
         }
         if parts.headers.contains_key("x-sdk-content-sha256") {
-            return Err(unauthenticated("unsigned payloads are not accepted"));
+            return Err(unauthenticated(
+                AuthReason::UnsignedPayload,
+                "unsigned payloads are not accepted",
+            ));
         }
 
         let mut values = Vec::with_capacity(signed.len());
         for name in signed {
-            let value = match (name.as_str(), single_header(parts, name)?) {
-                (_, Some(v)) => v.to_owned(),
-                // HTTP/2 carries the host in :authority, which hyper puts in the URI.
-                ("host", None) => parts
-                    .uri
-                    .authority()
-                    .map(|a| a.as_str().to_owned())
-                    .ok_or(unauthenticated("signed host header missing"))?,
-                (_, None) => return Err(unauthenticated("a signed header is missing")),
-            };
+            let value =
+                match (name.as_str(), single_header(parts, name)?) {
+                    (_, Some(v)) => v.to_owned(),
+                    // HTTP/2 carries the host in :authority, which hyper puts in the URI.
+                    ("host", None) => parts.uri.authority().map(|a| a.as_str().to_owned()).ok_or(
+                        unauthenticated(AuthReason::MissingHeader, "signed host header missing"),
+                    )?,
+                    (_, None) => {
+                        return Err(unauthenticated(
+                            AuthReason::MissingHeader,
+                            "a signed header is missing",
+                        ))
+                    }
+                };
             values.push(value);
         }
-        let date =
-            single_header(parts, "x-sdk-date")?.ok_or(unauthenticated("x-sdk-date missing"))?;
+        let date = single_header(parts, "x-sdk-date")?.ok_or(unauthenticated(
+            AuthReason::MissingHeader,
+            "x-sdk-date missing",
+        ))?;
         let signed_at = NaiveDateTime::parse_from_str(date, signing::DATE_FORMAT)
-            .map_err(|_| unauthenticated("malformed x-sdk-date"))?
+            .map_err(|_| unauthenticated(AuthReason::MalformedDate, "malformed x-sdk-date"))?
             .and_utc();
         if (now - signed_at).abs() > CLOCK_WINDOW {
-            return Err(unauthenticated("x-sdk-date outside the clock window"));
+            return Err(unauthenticated(
+                AuthReason::ClockSkew,
+                "x-sdk-date outside the clock window",
+            ));
         }
         let headers: Vec<(&str, &str)> = signed
             .iter()
@@ -182,13 +211,16 @@ impl Authenticator {
 
         if let Some(token) = single_header(parts, SECURITY_TOKEN_HEADER)? {
             return self
-                .by_session(&auth, token, &string_to_sign, domain_id, now)
+                .by_session(auth, token, &string_to_sign, domain_id, now)
                 .await;
         }
         let credential = self.credential(&auth.access).await?;
         let expected = signing::signature(&credential.secret, &string_to_sign);
         if !signing::signature_matches(&expected, &auth.signature) {
-            return Err(unauthenticated("signature mismatch"));
+            return Err(unauthenticated(
+                AuthReason::BadSignature,
+                "signature mismatch",
+            ));
         }
         self.principal(
             credential.principal_kind,
@@ -214,10 +246,16 @@ impl Authenticator {
         let session_id = self
             .sessions
             .verify_token(token, &auth.access, now.timestamp())
-            .ok_or(unauthenticated("invalid or expired security token"))?;
+            .ok_or(unauthenticated(
+                AuthReason::BadSecurityToken,
+                "invalid or expired security token",
+            ))?;
         let expected = signing::signature(&self.sessions.secret_for(&auth.access), string_to_sign);
         if !signing::signature_matches(&expected, &auth.signature) {
-            return Err(unauthenticated("signature mismatch"));
+            return Err(unauthenticated(
+                AuthReason::BadSignature,
+                "signature mismatch",
+            ));
         }
         let lookup =
             |e: crate::store::StoreError| GatewayError::Unavailable(format!("session lookup: {e}"));
@@ -227,13 +265,20 @@ impl Authenticator {
             .session(&session_id)
             .await
             .map_err(lookup)?
-            .ok_or(unauthenticated("unknown session"))?;
+            .ok_or(unauthenticated(
+                AuthReason::UnknownSession,
+                "unknown session",
+            ))?;
         if session.access_key != auth.access {
-            return Err(unauthenticated("security token of another session"));
+            return Err(unauthenticated(
+                AuthReason::BadSecurityToken,
+                "security token of another session",
+            ));
         }
         if let Some(domain) = domain_id {
             if domain.trim() != session.customer.as_str() {
                 return Err(unauthenticated(
+                    AuthReason::DomainMismatch,
                     "x-domain-id is not the session's customer account",
                 ));
             }
@@ -253,20 +298,14 @@ impl Authenticator {
     }
 
     async fn credential(&self, access_key: &str) -> Result<Arc<CredentialRecord>, GatewayError> {
-        if let Some(found) = self.credentials.get(access_key) {
-            return Ok(found);
-        }
-        let record = self
-            .entities
-            .store()
+        self.entities
             .credential(access_key)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("credential lookup: {e}")))?
-            .ok_or(unauthenticated("unknown access key"))?;
-        let record = Arc::new(record);
-        self.credentials
-            .insert(access_key.to_owned(), record.clone());
-        Ok(record)
+            .ok_or(unauthenticated(
+                AuthReason::UnknownKey,
+                "unknown access key",
+            ))
     }
 
     /// Resolves the principal behind a credential; a vanished principal does
@@ -292,7 +331,24 @@ impl Authenticator {
             .principal(&entity)
             .await
             .map_err(lookup)?
-            .ok_or(unauthenticated("credential of a vanished principal"))?;
+            .ok_or(unauthenticated(
+                AuthReason::UnknownPrincipal,
+                "credential of a vanished principal",
+            ))?;
+        // A token issued at or before its principal's tokens were revoked
+        // (the same second too: fail closed) stays dead.
+        let revoked = match &*row {
+            PrincipalRow::Operator(op) => op.tokens_not_before,
+            PrincipalRow::Customer(customer) => customer.tokens_not_before,
+        };
+        if let (AuthMethod::Token(issued_at), Some(revoked)) = (method, revoked) {
+            if issued_at <= revoked.timestamp() {
+                return Err(unauthenticated(
+                    AuthReason::RevokedToken,
+                    "token issued before its principal's tokens were revoked",
+                ));
+            }
+        }
         let caller = match &*row {
             PrincipalRow::Operator(op) => Caller {
                 principal: entity,
@@ -326,7 +382,10 @@ impl Authenticator {
                 .as_deref()
                 .or(caller.identity.customer.as_deref());
             if Some(domain.trim()) != account {
-                return Err(unauthenticated("x-domain-id is not the caller's account"));
+                return Err(unauthenticated(
+                    AuthReason::DomainMismatch,
+                    "x-domain-id is not the caller's account",
+                ));
             }
         }
         Ok(caller)
@@ -340,10 +399,15 @@ fn single_header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, Ga
         return Ok(None);
     };
     if all.next().is_some() {
-        return Err(unauthenticated("a credential header appears twice"));
+        return Err(unauthenticated(
+            AuthReason::AmbiguousCredentials,
+            "a credential header appears twice",
+        ));
     }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| unauthenticated("a credential header is not text"))
+    first.to_str().map(Some).map_err(|_| {
+        unauthenticated(
+            AuthReason::MalformedCredentials,
+            "a credential header is not text",
+        )
+    })
 }

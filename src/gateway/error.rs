@@ -14,8 +14,8 @@ pub enum GatewayError {
     /// A parameter is well-formed but out of range.
     InvalidParameter(String),
     BodyTooLarge,
-    /// Authentication failed; the reason is logged, never sent.
-    Unauthenticated(&'static str),
+    /// Authentication failed; the reason is logged and recorded, never sent.
+    Unauthenticated(AuthFailure),
     UnknownRoute,
     /// The policies said no (or the resource does not exist: same answer).
     Denied {
@@ -33,6 +33,84 @@ pub enum GatewayError {
     Api(ApiError),
 }
 
+/// Why authentication failed. The client always sees the same 401 (no
+/// oracle); support finds this in the request's decision record and log line
+/// by the `X-Request-Id` the client got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub reason: AuthReason,
+    /// One sentence for the log, naming the failed check.
+    pub detail: &'static str,
+    /// The access key the request was signed with, when it named one (an
+    /// identifier, not a secret; the signature and tokens are never kept).
+    pub access_key: Option<String>,
+}
+
+/// The reason codes of a 401, a closed set (a metric label): see README.md
+/// "Diagnosing a 401".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthReason {
+    /// Neither a signature nor a token.
+    NoCredentials,
+    /// A signature and a token, or a credential header twice.
+    AmbiguousCredentials,
+    /// An `Authorization` header that is not `SDK-HMAC-SHA256`, or not text.
+    MalformedCredentials,
+    /// `host` or `x-sdk-date` not signed, or a credential header sent unsigned.
+    UnsignedHeader,
+    /// A header the signature names is absent.
+    MissingHeader,
+    /// `X-Sdk-Content-Sha256` (unsigned payloads) is not accepted.
+    UnsignedPayload,
+    /// `X-Sdk-Date` is not `YYYYMMDDTHHMMSSZ`.
+    MalformedDate,
+    /// `X-Sdk-Date` more than 15 minutes from the gateway's clock.
+    ClockSkew,
+    /// No credential has this access key (never had, or revoked).
+    UnknownKey,
+    /// The signature does not match (wrong secret, or the request changed).
+    BadSignature,
+    /// `X-Domain-Id` is not the caller's own account.
+    DomainMismatch,
+    /// An `X-Auth-Token` that is malformed or not ours.
+    BadToken,
+    /// An `X-Auth-Token` past its expiry.
+    ExpiredToken,
+    /// An `X-Auth-Token` issued before its principal's tokens were revoked.
+    RevokedToken,
+    /// A session's `X-Security-Token` that is invalid, expired or of another key.
+    BadSecurityToken,
+    /// A security token naming a session that does not exist.
+    UnknownSession,
+    /// A credential whose operator or customer no longer exists.
+    UnknownPrincipal,
+}
+
+impl AuthReason {
+    /// The code in decision records and the `reason` metric label.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthReason::NoCredentials => "no_credentials",
+            AuthReason::AmbiguousCredentials => "ambiguous_credentials",
+            AuthReason::MalformedCredentials => "malformed_credentials",
+            AuthReason::UnsignedHeader => "unsigned_header",
+            AuthReason::MissingHeader => "missing_header",
+            AuthReason::UnsignedPayload => "unsigned_payload",
+            AuthReason::MalformedDate => "malformed_date",
+            AuthReason::ClockSkew => "clock_skew",
+            AuthReason::UnknownKey => "unknown_key",
+            AuthReason::BadSignature => "bad_signature",
+            AuthReason::DomainMismatch => "domain_mismatch",
+            AuthReason::BadToken => "bad_token",
+            AuthReason::ExpiredToken => "expired_token",
+            AuthReason::RevokedToken => "revoked_token",
+            AuthReason::BadSecurityToken => "bad_security_token",
+            AuthReason::UnknownSession => "unknown_session",
+            AuthReason::UnknownPrincipal => "unknown_principal",
+        }
+    }
+}
+
 impl From<ApiError> for GatewayError {
     fn from(e: ApiError) -> Self {
         GatewayError::Api(e)
@@ -40,6 +118,27 @@ impl From<ApiError> for GatewayError {
 }
 
 impl GatewayError {
+    /// A 401 for `reason`; `detail` goes to the log.
+    pub fn unauthenticated(reason: AuthReason, detail: &'static str) -> Self {
+        GatewayError::Unauthenticated(AuthFailure {
+            reason,
+            detail,
+            access_key: None,
+        })
+    }
+
+    /// A 401 that also names the access key the request was signed with
+    /// (cut to a bounded length: it is the client's text).
+    pub fn with_access_key(self, access_key: &str) -> Self {
+        match self {
+            GatewayError::Unauthenticated(mut failure) => {
+                failure.access_key = Some(access_key.chars().take(128).collect());
+                GatewayError::Unauthenticated(failure)
+            }
+            other => other,
+        }
+    }
+
     /// The default denial, also used for unknown resources (no existence oracle).
     pub fn denied() -> Self {
         let e = ApiError::denied();
@@ -63,8 +162,13 @@ impl GatewayError {
                 codes::BODY_TOO_LARGE,
                 "The request body is too large.",
             ),
-            GatewayError::Unauthenticated(reason) => {
-                tracing::info!(reason, "authentication failed");
+            GatewayError::Unauthenticated(failure) => {
+                tracing::info!(
+                    reason = failure.reason.code(),
+                    detail = failure.detail,
+                    access_key = failure.access_key.as_deref(),
+                    "authentication failed"
+                );
                 ApiError::unauthenticated()
             }
             GatewayError::UnknownRoute => ApiError::not_found(),
@@ -120,7 +224,10 @@ mod tests {
             (GatewayError::BadParameter("x".into()), 400),
             (GatewayError::InvalidParameter("x".into()), 400),
             (GatewayError::BodyTooLarge, 413),
-            (GatewayError::Unauthenticated("x"), 401),
+            (
+                GatewayError::unauthenticated(AuthReason::BadSignature, "x"),
+                401,
+            ),
             (GatewayError::UnknownRoute, 404),
             (GatewayError::denied(), 403),
             (GatewayError::Unavailable("db".into()), 503),
@@ -132,7 +239,8 @@ mod tests {
         for (err, status) in cases {
             assert_eq!(err.to_api_error().status.as_u16(), status, "{err:?}");
         }
-        let unauth = GatewayError::Unauthenticated("bad signature").to_api_error();
+        let unauth =
+            GatewayError::unauthenticated(AuthReason::BadSignature, "bad signature").to_api_error();
         assert!(
             !unauth.msg.contains("signature"),
             "401 never says which part failed"

@@ -2,10 +2,11 @@
 //! pooled HTTP client. Header hygiene happens here and only here: hop-by-hop
 //! headers, credentials and every client-sent header in the reserved
 //! `x-pgw-` namespace or claiming a client address are dropped; the gateway
-//! adds its signed identity assertion, its request id and the forwarding
-//! headers from what it saw itself.
+//! adds its signed identity assertion, its request id, the forwarding
+//! headers from what it saw itself and the W3C trace context (`trace.rs`).
 
 use super::normalize::CanonicalTarget;
+use super::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use super::GatewayError;
 use crate::assertion::{AssertionKey, Claims, HEADER as IDENTITY_HEADER, RESERVED_PREFIX};
 use bytes::Bytes;
@@ -32,6 +33,9 @@ const DROPPED: &[&str] = &[
     "upgrade",
     "host",
     "content-length",
+    // the trace context: replaced by the gateway's (`trace.rs`)
+    "traceparent",
+    "tracestate",
     // credentials: the upstream trusts the assertion, not these
     "authorization",
     "x-auth-token",
@@ -97,9 +101,9 @@ impl Upstream {
         target: &CanonicalTarget,
         body: Bytes,
         claims: &Claims,
-        peer: SocketAddr,
-        tls: bool,
+        origin: Origin<'_>,
     ) -> Result<UpstreamResponse, GatewayError> {
+        let Origin { peer, tls, trace } = origin;
         let uri = format!("{}{}", self.base, target.path_and_query());
         let mut req = http::Request::builder()
             .method(parts.method.clone())
@@ -120,6 +124,11 @@ impl Upstream {
             std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
         };
         headers.insert(header::FORWARDED, header_value(forwarded)?);
+        // The trace continues with the gateway's span as the store's parent.
+        headers.insert(TRACEPARENT, header_value(trace.traceparent())?);
+        if let Some(state) = &trace.state {
+            headers.insert(TRACESTATE, header_value(state.clone())?);
+        }
         let req = req
             .body(Full::new(body))
             .map_err(|e| GatewayError::Internal(format!("building the upstream request: {e}")))?;
@@ -162,6 +171,15 @@ impl Upstream {
             Ok(Ok(resp)) if resp.status().is_success()
         )
     }
+}
+
+/// What the gateway saw of the request's origin, for the forwarding headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub peer: SocketAddr,
+    /// Whether the client connected over TLS.
+    pub tls: bool,
+    pub trace: &'a TraceContext,
 }
 
 /// Copies the headers that may cross: not hop-by-hop, not named by

@@ -13,8 +13,9 @@ pub mod normalize;
 mod respond;
 mod sessions;
 pub mod tokens;
+pub mod trace;
 
-pub use error::GatewayError;
+pub use error::{AuthFailure, AuthReason, GatewayError};
 
 use crate::api_error::ApiError;
 use crate::assertion::{Claims, ASSERTION_TTL_SECS};
@@ -37,6 +38,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 /// Response bodies are always complete buffers.
 pub type Body = Full<Bytes>;
@@ -72,6 +74,7 @@ struct Call<'a> {
     body: Bytes,
     peer: SocketAddr,
     request_id: &'a str,
+    trace: &'a trace::TraceContext,
     caller: Caller,
     operation: &'static Operation,
     request: Request,
@@ -84,18 +87,30 @@ impl Gateway {
     pub async fn handle(&self, req: HttpRequest<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
+        let trace = trace::TraceContext::from_headers(req.headers());
         let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
-        // Every log line of the request carries its id (shadow disagreements, errors).
-        let span = tracing::info_span!("request", request_id = %request_id);
-        let processed = tracing::Instrument::instrument(
-            self.process(req, peer, &request_id, &mut record),
-            span,
-        )
+        record.trace_id = Some(trace.trace_id.clone());
+        // Every log line of the request carries its id and trace id (shadow
+        // disagreements, authentication failures, errors): the error is
+        // mapped, and its cause logged, inside the span.
+        let span =
+            tracing::info_span!("request", request_id = %request_id, trace_id = %trace.trace_id);
+        let mut response = async {
+            match self
+                .process(req, peer, &request_id, &trace, &mut record)
+                .await
+            {
+                Ok(response) => response,
+                Err(err) => {
+                    if let GatewayError::Unauthenticated(failure) = &err {
+                        record.auth_failed(failure);
+                    }
+                    api_error_response(err.to_api_error())
+                }
+            }
+        }
+        .instrument(span)
         .await;
-        let mut response = match processed {
-            Ok(response) => response,
-            Err(err) => api_error_response(err.to_api_error()),
-        };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -110,6 +125,7 @@ impl Gateway {
         req: HttpRequest<Incoming>,
         peer: SocketAddr,
         request_id: &str,
+        trace: &trace::TraceContext,
         record: &mut DecisionRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, incoming) = req.into_parts();
@@ -118,17 +134,24 @@ impl Gateway {
         let target = normalize::check(&parts)?;
         let body = read_body(incoming, self.max_body_bytes).await?;
 
+        // The route is known before authentication so that a 401 is counted
+        // under it; an unknown one is answered only to a known caller.
+        let route = catalog::resolve(&parts.method, &target.path);
+        record.route = route.as_ref().map(|(operation, _)| operation.path);
+
         // 2. Authenticate: who is calling (a valid key and signature, token
         //    or session credential), or 401. Whether it may act is Cedar's.
         let now = chrono::Utc::now();
-        let caller = self.authn.authenticate(&parts, &target, &body, now).await?;
+        let caller = self
+            .authn
+            .authenticate(&parts, &target, &body, now)
+            .instrument(tracing::info_span!("authenticate"))
+            .await?;
         record.caller(&caller);
 
         // 3. Operation: the catalog's, read once into its typed request
         //    (400 naming the field), or 404.
-        let (operation, params) =
-            catalog::resolve(&parts.method, &target.path).ok_or(GatewayError::UnknownRoute)?;
-        record.route = Some(operation.path);
+        let (operation, params) = route.ok_or(GatewayError::UnknownRoute)?;
         let request = Request::parse(
             operation.op,
             &Input {
@@ -146,25 +169,38 @@ impl Gateway {
             body,
             peer,
             request_id,
+            trace,
             caller,
             operation,
             request,
             engine,
         };
         let authorizing = Instant::now();
-        let decided = self.authorize(&call, record).await;
+        let decided = self
+            .authorize(&call, record)
+            .instrument(tracing::info_span!("authorize"))
+            .await;
         record.decision_latency = Some(authorizing.elapsed());
         let decided = decided?;
 
         // 5. Answer: the gateway's own operations here, the rest by the store.
         let response = match operation.served_by {
-            ServedBy::Gateway => self.answer_own(&call, &decided, now, record).await?,
+            ServedBy::Gateway => {
+                self.answer_own(&call, &decided, now, record)
+                    .instrument(tracing::info_span!("answer"))
+                    .await?
+            }
             ServedBy::Store => {
                 let reveal = respond::requested_reveal(&call.parts.headers, operation)?;
                 let forwarding = Instant::now();
-                let answer = self.forward(&mut call, &decided, reveal.is_some()).await;
+                let answer = self
+                    .forward(&mut call, &decided, reveal.is_some())
+                    .instrument(tracing::info_span!("forward"))
+                    .await;
                 record.upstream_latency = Some(forwarding.elapsed());
-                self.respond(&call, reveal.as_deref(), answer?).await?
+                self.respond(&call, reveal.as_deref(), answer?)
+                    .instrument(tracing::info_span!("respond"))
+                    .await?
             }
         };
 
@@ -225,8 +261,11 @@ impl Gateway {
                 &call.target,
                 call.body.clone(),
                 claims,
-                call.peer,
-                self.tls,
+                forward::Origin {
+                    peer: call.peer,
+                    tls: self.tls,
+                    trace: call.trace,
+                },
             )
             .await
     }

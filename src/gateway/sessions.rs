@@ -217,7 +217,7 @@ impl Gateway {
         let body = json!({"token": {
             "issued_at": time::format(now),
             "expires_at": time::format(expires_at),
-            "methods": [match caller.method { AuthMethod::Signature => "hw_ak_sk", AuthMethod::Token => "token" }],
+            "methods": [match caller.method { AuthMethod::Signature => "hw_ak_sk", AuthMethod::Token(_) => "token" }],
             "user": {"id": caller.identity.id, "domain": {"id": caller.identity.partner.as_ref().or(caller.identity.customer.as_ref())}},
         }});
         let mut response = json_response(StatusCode::CREATED, &body);

@@ -6,7 +6,11 @@
 //! database accepts it). It is tamper-evident and expires after at most 24 h;
 //! it is not stored. It says who is calling; a disabled operator's token
 //! is denied everything by R12 (its policy), like the operator's own key.
+//! Disabling an operator also revokes every token issued until then (its
+//! `tokens_not_before`, migration 0012), so enabling it again revives none;
+//! `partner-gateway tokens revoke` does the same for any principal.
 
+use super::error::AuthReason;
 use super::GatewayError;
 use crate::crypto::constant_time_eq;
 use crate::model::PrincipalKind;
@@ -76,13 +80,15 @@ impl TokenSigner {
         (format!("{signed}.{sig}"), exp)
     }
 
-    /// The principal a token names, if it is genuine and unexpired.
+    /// The principal a token names and when it was issued, if it is genuine
+    /// and unexpired. Whether its principal revoked it since is the caller's
+    /// check (`tokens_not_before` of the principal's row).
     pub fn verify(
         &self,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<(PrincipalKind, String), GatewayError> {
-        let bad = |why| GatewayError::Unauthenticated(why);
+    ) -> Result<(PrincipalKind, String, i64), GatewayError> {
+        let bad = |why| GatewayError::unauthenticated(AuthReason::BadToken, why);
         let (signed, sig) = token
             .trim()
             .rsplit_once('.')
@@ -96,9 +102,12 @@ impl TokenSigner {
             serde_json::from_slice(&B64.decode(payload).map_err(|_| bad("malformed token"))?)
                 .map_err(|_| bad("malformed token"))?;
         if claims.exp <= now.timestamp() || claims.exp - claims.iat > *TOKEN_SECS.end() {
-            return Err(bad("token expired"));
+            return Err(GatewayError::unauthenticated(
+                AuthReason::ExpiredToken,
+                "token expired",
+            ));
         }
-        Ok((claims.kind, claims.sub))
+        Ok((claims.kind, claims.sub, claims.iat))
     }
 }
 
@@ -118,7 +127,7 @@ mod tests {
         );
         assert_eq!(
             signer.verify(&token, now).unwrap(),
-            (PrincipalKind::Operator, "op-1".to_string())
+            (PrincipalKind::Operator, "op-1".to_string(), now.timestamp())
         );
         assert!(signer.verify(&token, exp).is_err());
         let other = TokenSigner::new([4; 32]);

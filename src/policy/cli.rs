@@ -194,14 +194,28 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             database_url,
             dirs,
         } => {
-            let request = ExplainRequest {
-                principal: EntityRef::parse(&principal)?,
-                action,
-                resource: match EntityType::parse(&resource) {
-                    Some(every) => Target::Every(every),
-                    None => Target::One(EntityRef::parse(&resource)?),
+            // A question that names nothing real is a usage error (exit 2),
+            // never a deny: it would read as an answer.
+            let principal = match EntityRef::parse(&principal) {
+                Ok(p) => p,
+                Err(e) => return Ok(usage(format!("--principal: {e}"))),
+            };
+            let resource = match EntityType::parse(&resource) {
+                Some(every) => Target::Every(every),
+                None => match EntityRef::parse(&resource) {
+                    Ok(r) => Target::One(r),
+                    Err(e) => return Ok(usage(format!("--resource: {e}"))),
                 },
-                context: parse_context(context.as_deref())?,
+            };
+            let context = match parse_context(context.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return Ok(usage(format!("{e:#}"))),
+            };
+            let request = ExplainRequest {
+                principal,
+                action,
+                resource,
+                context,
                 sessions: sessions
                     .iter()
                     .map(|s| serde_json::from_str::<TestSession>(s))
@@ -444,6 +458,10 @@ async fn explain(
         }
         (None, None) => anyhow::bail!("give --fixture FILE or --database-url URL"),
     };
+    if let Err(e) = check_question(&engine, &req) {
+        store.close().await;
+        return Ok(usage(e));
+    }
     let sessions = testing::session_facts(&store, &req.sessions).await?;
     let filled = |context| {
         let mut r = AccessRequest::new(
@@ -483,6 +501,115 @@ async fn explain(
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a usage error; exit status 2.
+fn usage(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// The action exists, applies to the principal's and the resource's types,
+/// and the context has the action's fields with their types (Cedar's message
+/// names the field); each refusal names what is valid.
+fn check_question(engine: &PolicyEngine, req: &ExplainRequest) -> Result<(), String> {
+    let schema = engine.schema();
+    let action = PolicyEngine::action_uid(&req.action);
+    let names = |types: Box<dyn Iterator<Item = &cedar_policy::EntityTypeName> + '_>| {
+        let mut names: Vec<String> = types.map(|t| t.basename().to_owned()).collect();
+        names.sort();
+        names.join(", ")
+    };
+    // Groups of actions (`PartnerLevel`) are in the schema too, but apply to nothing.
+    let requestable = |a: &&cedar_policy::EntityUid| {
+        schema
+            .principals_for_action(a)
+            .is_some_and(|mut p| p.next().is_some())
+    };
+    if !schema.actions().filter(requestable).any(|a| *a == action) {
+        let mut valid: Vec<String> = schema
+            .actions()
+            .filter(requestable)
+            .map(|a| a.id().unescaped().to_owned())
+            .collect();
+        valid.sort();
+        return Err(format!(
+            "unknown action {:?}; the actions are: {}",
+            req.action,
+            valid.join(", ")
+        ));
+    }
+    let principal = req.principal.uid().type_name().clone();
+    let principals = schema
+        .principals_for_action(&action)
+        .map(|p| p.cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !principals.contains(&principal) {
+        return Err(format!(
+            "{} cannot be the principal of {}; its principal types are: {}",
+            principal.basename(),
+            req.action,
+            names(Box::new(principals.iter()))
+        ));
+    }
+    let resource = match &req.resource {
+        Target::One(r) => r.uid().type_name().clone(),
+        Target::Every(t) => t.entity("").uid().type_name().clone(),
+    };
+    let resources = schema
+        .resources_for_action(&action)
+        .map(|r| r.cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !resources.contains(&resource) {
+        return Err(format!(
+            "{} cannot be the resource of {}; its resource types are: {}",
+            resource.basename(),
+            req.action,
+            names(Box::new(resources.iter()))
+        ));
+    }
+    let mut context = req.context.clone();
+    for (name, value) in [
+        (
+            "now",
+            Value::String(crate::time::format(crate::time::now())),
+        ),
+        ("source_ip", Value::String("127.0.0.1".into())),
+    ] {
+        context.entry(name).or_insert(value);
+    }
+    if let Some(misfit) = engine.context_misfit(&req.action, &context) {
+        return Err(format!("--context field {misfit} ({})", req.action));
+    }
+    // Cedar's own check (it names a missing field).
+    let context =
+        cedar_policy::Context::from_json_value(Value::Object(context), Some((schema, &action)))
+            .map_err(|e| {
+                format!(
+                    "--context does not fit {}: {}",
+                    req.action,
+                    super::describe(&e)
+                )
+            })?;
+    cedar_policy::Request::new(
+        req.principal.uid(),
+        action,
+        resource_uid(&resource),
+        context,
+        Some(schema),
+    )
+    .map_err(|e| {
+        format!(
+            "--context does not fit {}: {}",
+            req.action,
+            super::describe(&e)
+        )
+    })?;
+    Ok(())
+}
+
+fn resource_uid(t: &cedar_policy::EntityTypeName) -> cedar_policy::EntityUid {
+    cedar_policy::EntityUid::from_type_name_and_id(t.clone(), cedar_policy::EntityId::new("any"))
 }
 
 fn fresh_loader(store: &Store) -> EntityLoader {

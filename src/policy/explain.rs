@@ -2,6 +2,7 @@
 //! listener's `POST /v1/explain` answers, computed once here so both say the
 //! same thing.
 
+use super::near_miss::{near_misses, NearMiss};
 use super::{AccessRequest, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG};
 use crate::entities::{EntityError, EntityLoader, SessionFacts};
 use cedar_policy::Effect;
@@ -28,6 +29,9 @@ pub struct Explanation {
     pub errors: Vec<String>,
     /// The 403 body the gateway sends for a deny.
     pub denial: Option<Denial>,
+    /// For a default deny (no policy applied, nothing failed): the permits
+    /// whose scope matched, each with the first condition that failed.
+    pub near_misses: Vec<NearMiss>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,7 +94,10 @@ pub async fn explain_with_shadow(
         return Ok((live, shadow));
     };
     let decision = engine.decide(request, &entities);
-    let live = describe_decision(engine, request, true, &decision);
+    let mut live = describe_decision(engine, request, true, &decision);
+    if !decision.allow && decision.determining.is_empty() && decision.errors.is_empty() {
+        live.near_misses = near_misses(engine, request, &entities);
+    }
     let shadow = shadow.map(|s| describe_decision(s, request, true, &s.decide(request, &entities)));
     Ok((live, shadow))
 }
@@ -150,6 +157,7 @@ pub fn describe_decision(
         determining,
         errors: d.errors.clone(),
         denial,
+        near_misses: Vec::new(),
     }
 }
 
@@ -184,6 +192,23 @@ impl std::fmt::Display for Explanation {
             writeln!(f, "determining policies: none{why}")?;
         } else {
             writeln!(f, "determining policies:")?;
+        }
+        if !self.near_misses.is_empty() {
+            writeln!(
+                f,
+                "permits whose scope matched, and the first condition that failed:"
+            )?;
+        }
+        for m in &self.near_misses {
+            let p = &m.policy;
+            writeln!(f, "  permit {}  ({}:{})", p.id, p.file, p.line)?;
+            writeln!(f, "    failed: {}", m.failed)?;
+            if let Some(e) = &m.error {
+                writeln!(f, "    error:  {e}")?;
+            }
+            for v in &m.values {
+                writeln!(f, "    {} = {}", v.expr, v.value)?;
+            }
         }
         for p in &self.determining {
             if p.line == 0 {
@@ -340,7 +365,7 @@ pub async fn explain_list(
     Ok(out)
 }
 
-fn policy_info(engine: &PolicyEngine, id: &str) -> DeterminingPolicy {
+pub(super) fn policy_info(engine: &PolicyEngine, id: &str) -> DeterminingPolicy {
     match engine.policy(id) {
         Some(p) => DeterminingPolicy {
             id: id.to_owned(),

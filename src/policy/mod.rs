@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod explain;
 mod load;
+pub mod near_miss;
 pub mod partial;
 mod plan;
 pub mod reload;
@@ -308,6 +309,13 @@ impl PolicyEngine {
                 .collect(),
             errors,
         }
+    }
+
+    /// What is wrong with a request context for `action`, naming the field
+    /// (an undeclared one, or a value of the wrong type); `None` when every
+    /// field fits or the action is unknown.
+    pub fn context_misfit(&self, action: &str, context: &Map<String, Value>) -> Option<String> {
+        self.plans.get(action)?.misfit(context)
     }
 
     /// The `(error_code, error_msg)` of a denial (policies/README.md): the

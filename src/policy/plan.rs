@@ -64,6 +64,51 @@ impl ActionPlan {
         self.entities.iter().cloned()
     }
 
+    /// The first field of `fields` that the action's context type does not
+    /// declare, or whose JSON value is not of its declared type, said in
+    /// words; `None` when each fits (or the shape is not known here).
+    pub fn misfit(&self, fields: &Map<String, Value>) -> Option<String> {
+        let shape = self.context.as_ref()?;
+        for (name, value) in fields {
+            let Some(kind) = shape.get(name) else {
+                let mut known: Vec<&str> = shape.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                return Some(format!(
+                    "`{name}` is not a field of this context (its fields: {})",
+                    known.join(", ")
+                ));
+            };
+            let fits = match (kind, value) {
+                (FieldKind::Long, Value::Number(n)) => n.is_i64(),
+                (FieldKind::Bool, Value::Bool(_)) => true,
+                (FieldKind::StringSet, Value::Array(items)) => items.iter().all(Value::is_string),
+                (
+                    FieldKind::String
+                    | FieldKind::Decimal
+                    | FieldKind::Datetime
+                    | FieldKind::Duration
+                    | FieldKind::IpAddr,
+                    Value::String(_),
+                ) => true,
+                _ => false,
+            };
+            if !fits {
+                let want = match kind {
+                    FieldKind::String => "a string",
+                    FieldKind::Long => "an integer",
+                    FieldKind::Bool => "true or false",
+                    FieldKind::Decimal => "a decimal as a string, e.g. \"100.00\"",
+                    FieldKind::Datetime => "an RFC 3339 time as a string",
+                    FieldKind::Duration => "a duration as a string, e.g. \"1h\"",
+                    FieldKind::IpAddr => "an IP address as a string",
+                    FieldKind::StringSet => "a list of strings",
+                };
+                return Some(format!("`{name}` must be {want}, not {value}"));
+            }
+        }
+        None
+    }
+
     /// The Cedar context of `fields`, when every field is of a kind the shape
     /// knows and converts; `None` sends the caller to Cedar's JSON conversion.
     pub fn context(&self, fields: &Map<String, Value>) -> Option<Context> {

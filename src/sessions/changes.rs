@@ -1,10 +1,11 @@
 //! Cross-gateway invalidation on PostgreSQL: triggers (migration 0010)
 //! `NOTIFY pgw_entities, '<table>:<id>'` on every change to partners,
-//! operators, customers, authorizations and sessions; each gateway LISTENs
+//! operators, customers, authorizations and sessions (and, migration 0012,
+//! `credentials:<access key>`); each gateway LISTENs
 //! and drops the cached entity at once, so a revocation made through one
 //! gateway (or directly in the database) holds on every other within
-//! milliseconds. SQLite has no such channel: there, writes through this
-//! gateway invalidate directly and other changes wait for the cache TTL.
+//! milliseconds. SQLite has no such channel: there, the WAL probe of
+//! `entities::principals` drops principals and credentials on any commit.
 
 use crate::entities::EntityLoader;
 use crate::policy::EntityRef;
@@ -44,7 +45,10 @@ pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
                             // notifications sent meanwhile are lost.
                             match listener.try_recv().await {
                                 Ok(Some(note)) => {
-                                    if let Some(entity) = entity_of(note.payload()) {
+                                    let payload = note.payload();
+                                    if let Some(key) = payload.strip_prefix("credentials:") {
+                                        entities.invalidate_credential(key);
+                                    } else if let Some(entity) = entity_of(payload) {
                                         entities.invalidate(&entity);
                                     }
                                 }

@@ -3,6 +3,7 @@
 //! dialects share (`$1` placeholders, `ON CONFLICT`, integer cents, RFC 3339
 //! text times); only the migrations come in two dialect files.
 
+mod credentials;
 pub mod query;
 mod read;
 pub mod seed;
@@ -14,6 +15,7 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 use std::time::Duration;
 
+pub use credentials::NewOperator;
 pub use read::{flag, CredentialRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -34,6 +36,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// A lifecycle command named something that does not exist.
+    #[error("no such {0}")]
+    NotFound(String),
 }
 
 impl From<crate::model::UnknownValue> for StoreError {

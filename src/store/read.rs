@@ -100,6 +100,7 @@ pub(crate) fn operator_from_row(row: &AnyRow) -> StoreResult<Operator> {
         name: get(row, "name")?,
         roles: split_set(&get::<String>(row, "roles")?)?,
         status: parse_enum(row, "status")?,
+        tokens_not_before: opt_ts(row, "tokens_not_before")?,
     })
 }
 
@@ -119,6 +120,7 @@ pub(crate) fn customer_from_row(row: &AnyRow) -> StoreResult<Customer> {
         labels: serde_json::from_str(&labels)
             .map_err(|e| StoreError::Corrupt(format!("customer labels: {e}")))?,
         associated_on: ts(row, "associated_on")?,
+        tokens_not_before: opt_ts(row, "tokens_not_before")?,
     })
 }
 

@@ -116,7 +116,8 @@ impl Store {
     pub async fn end_session(&self, s: &SessionRecord, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE partner_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL",
+            "UPDATE partner_sessions SET ended_at = $1, end_reason = 'ended'
+             WHERE id = $2 AND ended_at IS NULL",
         )
         .bind(time::format(now))
         .bind(s.id.0.clone())

@@ -237,6 +237,7 @@ impl DomainServer {
             },
             seed: None,
             demo: false,
+            demo_reset: false,
             upstream: None,
             assertion_key: Some(key_text),
             policies: policies.to_owned(),

@@ -130,7 +130,7 @@ async fn the_body_limit_is_413(backend: Backend) {
 }
 
 /// An upstream that records what reaches it and answers with the headers it got.
-async fn recording_upstream() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
+pub(super) async fn recording_upstream() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
     let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new().fallback(move |headers: HeaderMap| {

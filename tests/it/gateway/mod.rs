@@ -2,12 +2,17 @@
 //! database (SQLite and PostgreSQL) and the real domain store behind it.
 
 mod auth;
+mod call_cli;
 mod cluster;
+mod credentials_cli;
+mod dead;
+mod demo_restart;
 mod hygiene;
 mod invariants;
 pub(crate) mod operations;
 mod routes;
 mod sessions;
+mod trace;
 
 use crate::kit::TestDb;
 use partner_gateway::client::{self, Answer, Credentials, HttpsClient, Trust};
@@ -60,6 +65,7 @@ impl TestGateway {
             },
             seed: None,
             demo: true,
+            demo_reset: false,
             upstream: None,
             assertion_key: None,
             policies: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),

@@ -131,6 +131,19 @@ async fn list(gw: &TestGateway) -> client::Answer {
 pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
     decisions: Arc<Mutex<Vec<u8>>>,
+    /// The gateway's error-mapping log lines, as JSON with their spans.
+    errors: Arc<Mutex<Vec<u8>>>,
+}
+
+fn json_lines(bytes: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
+    let bytes = bytes.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
+        .collect()
 }
 
 impl Captured {
@@ -139,15 +152,12 @@ impl Captured {
     }
 
     pub(crate) fn decision_lines(&self) -> Vec<Value> {
-        let bytes = self.decisions.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("decision log line is not JSON ({e}): {l}"))
-            })
-            .collect()
+        json_lines(&self.decisions)
+    }
+
+    /// Lines logged by `gateway::error` (authentication failures, causes).
+    pub(crate) fn error_lines(&self) -> Vec<Value> {
+        json_lines(&self.errors)
     }
 }
 
@@ -194,7 +204,13 @@ pub(crate) fn captured() -> &'static Captured {
         let captured = Captured {
             shadow: Arc::default(),
             decisions: Arc::default(),
+            errors: Arc::default(),
         };
+        let errors = SharedBuffer(captured.errors.clone());
+        let error_log = tracing_subscriber::fmt::layer()
+            .json()
+            .with_span_list(true)
+            .with_writer(move || errors.clone());
         let decisions =
             DecisionLog::to_writer(SharedBuffer(captured.decisions.clone()), 1.0).unwrap();
         let subscriber = tracing_subscriber::registry()
@@ -204,7 +220,12 @@ pub(crate) fn captured() -> &'static Captured {
             .with(
                 ShadowCapture(captured.shadow.clone())
                     .with_filter(filter_fn(|m| m.target() == "shadow")),
-            );
+            )
+            .with(error_log.with_filter(filter_fn(|m| {
+                // The request span too: its id is what the lines must carry.
+                (m.is_span() && m.name() == "request")
+                    || m.target() == "partner_gateway::gateway::error"
+            })));
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other global subscriber in the test binary");
         captured
@@ -1058,7 +1079,7 @@ async fn gated_upstream() -> (String, Arc<AtomicUsize>, tokio::sync::watch::Send
     (format!("http://{addr}"), arrivals, release)
 }
 
-fn assertion_key() -> String {
+pub(super) fn assertion_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([7u8; 32])
 }
@@ -1346,6 +1367,7 @@ async fn the_binary_reloads_on_sighup_and_drains_on_sigterm() {
     let fields = [
         "ts",
         "request_id",
+        "trace_id",
         "method",
         "path",
         "route",
@@ -1353,6 +1375,8 @@ async fn the_binary_reloads_on_sighup_and_drains_on_sigterm() {
         "acting_as",
         "source_operator",
         "auth",
+        "auth_failure",
+        "access_key",
         "action",
         "resources",
         "decision",
