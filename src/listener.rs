@@ -1,6 +1,7 @@
-//! The API listener: TCP accept with a connection limit, TLS (rustls, TLS 1.2
-//! and 1.3, ALPN h2 and http/1.1) or plain HTTP, and hyper's HTTP/1.1 + HTTP/2
-//! server with header size/count limits and timeouts. Each request goes to
+//! The API listener: TCP accept with connection limits (total and per
+//! address) that never stall accepting, TLS (rustls, TLS 1.2 and 1.3, ALPN h2
+//! and http/1.1) or plain HTTP, and hyper's HTTP/1.1 + HTTP/2 server with
+//! header size/count limits, stream limits and deadlines. Each request goes to
 //! [`crate::gateway::Gateway::handle`].
 
 use crate::config::{Limits, TlsMode};
@@ -10,12 +11,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 /// Builds the TLS acceptor for `mode`; `None` for plaintext. The development
@@ -97,8 +100,17 @@ pub trait RequestHandler: Send + Sync + 'static {
 }
 
 /// Accepts connections until `shutdown` resolves; each connection is served
-/// on its own task. At most `limits.max_connections` are open at once: past
-/// that, accepting waits (the kernel backlog holds new clients).
+/// on its own task. The accept loop never waits on held connections:
+///
+/// - a connection must bring a complete request head within
+///   `header_read_timeout` of its accept (TLS handshake included), and the
+///   next one within `idle_timeout` of the last answer, or it is closed;
+/// - at `max_connections`, an idle connection (no request in flight: still
+///   handshaking or sending its first head, else kept alive; the former and
+///   the longest idle first) is closed to make room, as nginx reuses
+///   keep-alive connections; only when every connection has a request in
+///   flight is the new one closed at once;
+/// - past `max_connections_per_ip` from one address, new ones are closed.
 ///
 /// Shutdown is graceful: the listening socket is closed (new clients are
 /// refused), every connection is told to finish (HTTP/1.1: the request in
@@ -113,7 +125,7 @@ pub async fn serve<H: RequestHandler>(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let registry = Arc::new(Registry::new(&limits));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -125,6 +137,11 @@ pub async fn serve<H: RequestHandler>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // Flow-control windows bound what one connection can make us hold
+        // before the gateway reads (and first authenticates) a stream's body.
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .keep_alive_interval(limits.idle_timeout / 2)
         .keep_alive_timeout(limits.idle_timeout / 2);
     let builder = Arc::new(builder);
@@ -133,10 +150,6 @@ pub async fn serve<H: RequestHandler>(
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -147,49 +160,64 @@ pub async fn serve<H: RequestHandler>(
                 }
             },
         };
+        let admitted = match registry.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                tracing::info!(%peer, refusal, "connection refused at accept");
+                crate::metrics::connection_refused(refusal);
+                continue; // dropping the stream closes it
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (handler, builder, tls) = (handler.clone(), builder.clone(), tls.clone());
         let mut closing = closing_rx.clone();
         connections.spawn(async move {
-            let _permit = permit;
+            let activity = admitted.activity.clone();
             let service = service_fn(move |req| {
                 let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler.handle(req, peer).await) }
-            });
-            let result = match tls {
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-                    let tls_stream = tokio::select! {
-                        done = handshake => match done {
-                            Ok(Ok(tls_stream)) => tls_stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        },
-                        _ = closing.wait_for(|c| *c) => return,
-                    };
-                    until_closed(
-                        builder.serve_connection(TokioIo::new(tls_stream), service),
-                        &mut closing,
-                    )
-                    .await
+                let in_flight = activity.request_started();
+                async move {
+                    let response = handler.handle(req, peer).await;
+                    drop(in_flight);
+                    Ok::<_, std::convert::Infallible>(response)
                 }
-                None => {
-                    until_closed(
-                        builder.serve_connection(TokioIo::new(stream), service),
-                        &mut closing,
-                    )
-                    .await
+            });
+            let serving = async {
+                match tls {
+                    Some(acceptor) => {
+                        let tls_stream = tokio::select! {
+                            done = acceptor.accept(stream) => match done {
+                                Ok(tls_stream) => tls_stream,
+                                Err(e) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return Ok(());
+                                }
+                            },
+                            _ = closing.wait_for(|c| *c) => return Ok(()),
+                        };
+                        until_closed(
+                            builder.serve_connection(TokioIo::new(tls_stream), service),
+                            &mut closing,
+                        )
+                        .await
+                    }
+                    None => {
+                        until_closed(
+                            builder.serve_connection(TokioIo::new(stream), service),
+                            &mut closing,
+                        )
+                        .await
+                    }
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            // Dropping `serving` closes the connection.
+            tokio::select! {
+                result = serving => if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                why = admitted.idle_deadline(limits.header_read_timeout, limits.idle_timeout) => {
+                    tracing::debug!(%peer, why, "connection closed");
+                }
             }
         });
     }
@@ -212,6 +240,182 @@ pub async fn serve<H: RequestHandler>(
             "shutdown grace period over; dropping connections with requests in flight"
         );
         connections.shutdown().await;
+    }
+}
+
+/// HTTP/2 flow-control windows (hyper's default is 1 MiB for both).
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+
+/// The open connections: how many from each address, and which are idle, so
+/// that the accept loop can make room instead of waiting.
+struct Registry {
+    max_total: usize,
+    max_per_ip: usize,
+    open: std::sync::Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    by_id: HashMap<u64, (IpAddr, Arc<Activity>)>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Open {
+    fn remove(&mut self, id: u64) -> Option<Arc<Activity>> {
+        let (ip, activity) = self.by_id.remove(&id)?;
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        Some(activity)
+    }
+}
+
+impl Registry {
+    fn new(limits: &Limits) -> Self {
+        Registry {
+            max_total: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            open: Default::default(),
+        }
+    }
+
+    /// Admits a new connection from `ip`, closing the longest-idle one when
+    /// full; `Err` names why the new one is refused instead.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, &'static str> {
+        let mut open = self.open.lock().expect("registry lock");
+        if open.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+            return Err("max_connections_per_ip");
+        }
+        if open.by_id.len() >= self.max_total {
+            let idlest = open
+                .by_id
+                .iter()
+                .filter_map(|(id, (_, a))| a.idle_key().map(|key| (key, *id)))
+                .min();
+            let Some((_, id)) = idlest else {
+                return Err("max_connections, every connection busy");
+            };
+            if let Some(evicted) = open.remove(id) {
+                evicted.evict.notify_one();
+            }
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        let activity = Arc::new(Activity::new());
+        open.by_id.insert(id, (ip, activity.clone()));
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        Ok(Admitted {
+            id,
+            activity,
+            registry: self.clone(),
+        })
+    }
+}
+
+/// A connection's place in the registry, given back when it ends.
+struct Admitted {
+    id: u64,
+    activity: Arc<Activity>,
+    registry: Arc<Registry>,
+}
+
+impl Admitted {
+    /// Resolves (with the reason) when the connection must close: no
+    /// request head within `head` of the accept, no new request within `idle`
+    /// of the last answer, or evicted to make room.
+    async fn idle_deadline(&self, head: Duration, idle: Duration) -> &'static str {
+        let mut state = self.activity.state.subscribe();
+        loop {
+            let now = *state.borrow_and_update();
+            let wait = match now.idle_since {
+                None => None,
+                Some(since) if now.served => Some((since + idle, "idle")),
+                Some(since) => Some((since + head, "no request head in time")),
+            };
+            tokio::select! {
+                _ = self.activity.evict.notified() => return "evicted to make room",
+                _ = async {
+                    match wait {
+                        Some((deadline, _)) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                } => return wait.map_or("", |(_, why)| why),
+                _ = state.changed() => {}
+            }
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.registry
+            .open
+            .lock()
+            .expect("registry lock")
+            .remove(self.id);
+    }
+}
+
+/// Whether a connection has requests in flight, and since when it is idle.
+struct Activity {
+    state: tokio::sync::watch::Sender<ActivityState>,
+    evict: tokio::sync::Notify,
+}
+
+#[derive(Clone, Copy)]
+struct ActivityState {
+    in_flight: usize,
+    /// `None` while a request is in flight.
+    idle_since: Option<Instant>,
+    /// Whether a request was ever answered (then the idle timeout applies).
+    served: bool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            state: tokio::sync::watch::Sender::new(ActivityState {
+                in_flight: 0,
+                idle_since: Some(Instant::now()),
+                served: false,
+            }),
+            evict: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Connections that never sent a request come first, then the longest idle;
+    /// `None` while a request is in flight.
+    fn idle_key(&self) -> Option<(bool, Instant)> {
+        let state = self.state.borrow();
+        state.idle_since.map(|since| (state.served, since))
+    }
+
+    /// Marks a request in flight until the returned guard drops.
+    fn request_started(self: &Arc<Self>) -> InFlight {
+        self.state.send_modify(|s| {
+            s.in_flight += 1;
+            s.idle_since = None;
+        });
+        InFlight(self.clone())
+    }
+}
+
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state.send_modify(|s| {
+            s.in_flight -= 1;
+            s.served = true;
+            if s.in_flight == 0 {
+                s.idle_since = Some(Instant::now());
+            }
+        });
     }
 }
 

@@ -8,6 +8,7 @@ mod invariants;
 mod operations;
 mod routes;
 mod sessions;
+mod slow_clients;
 
 use crate::kit::TestDb;
 use partner_gateway::client::{self, Answer, Credentials, HttpsClient, Trust};
