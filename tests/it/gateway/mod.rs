@@ -2,10 +2,12 @@
 //! database (SQLite and PostgreSQL) and the real domain store behind it.
 
 mod auth;
+mod canonical;
 mod cluster;
 mod hygiene;
 mod invariants;
 mod operations;
+mod raw;
 mod routes;
 mod sessions;
 mod slow_clients;
