@@ -4,8 +4,13 @@
 //! header size/count limits, stream limits and deadlines. Each request goes to
 //! [`crate::gateway::Gateway::handle`].
 
+mod content_length;
+
+pub use content_length::REPEATED_CONTENT_LENGTH;
+
 use crate::config::{Limits, TlsMode};
 use anyhow::Context;
+use content_length::OneContentLength;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -145,6 +150,7 @@ pub async fn serve<H: RequestHandler>(
         .keep_alive_interval(limits.idle_timeout / 2)
         .keep_alive_timeout(limits.idle_timeout / 2);
     let builder = Arc::new(builder);
+    let max_head = limits.max_header_bytes;
     let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -196,14 +202,20 @@ pub async fn serve<H: RequestHandler>(
                             _ = closing.wait_for(|c| *c) => return Ok(()),
                         };
                         until_closed(
-                            builder.serve_connection(TokioIo::new(tls_stream), service),
+                            builder.serve_connection(
+                                TokioIo::new(OneContentLength::new(tls_stream, max_head)),
+                                service,
+                            ),
                             &mut closing,
                         )
                         .await
                     }
                     None => {
                         until_closed(
-                            builder.serve_connection(TokioIo::new(stream), service),
+                            builder.serve_connection(
+                                TokioIo::new(OneContentLength::new(stream, max_head)),
+                                service,
+                            ),
                             &mut closing,
                         )
                         .await
