@@ -7,6 +7,7 @@ mod cluster;
 mod hygiene;
 mod invariants;
 mod operations;
+mod oracle;
 mod raw;
 mod routes;
 mod sessions;
