@@ -4,6 +4,7 @@
 mod auth;
 mod canonical;
 mod cluster;
+mod faults;
 mod hygiene;
 mod invariants;
 mod operations;
