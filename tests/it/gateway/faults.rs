@@ -172,3 +172,113 @@ async fn shutdown_finishes_requests_in_flight_and_takes_no_new_ones() {
         .expect("shutdown completes")
         .unwrap();
 }
+
+/// Makes every insert into `table` fail (the store dies between a write and
+/// its record), or lifts that again.
+async fn fail_inserts(gw: &TestGateway, table: &str, fail: bool) {
+    let pool = gw.db.store.pool();
+    let statements: Vec<String> = match (gw.db.store.backend(), fail) {
+        (Backend::Sqlite, true) => vec![format!(
+            "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'injected'); END"
+        )],
+        (Backend::Sqlite, false) => vec![format!("DROP TRIGGER fail_{table}")],
+        (Backend::Postgres, true) => vec![
+            "CREATE OR REPLACE FUNCTION pgw_injected() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql".into(),
+            format!("CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION pgw_injected()"),
+        ],
+        (Backend::Postgres, false) => vec![format!("DROP TRIGGER fail_{table} ON {table}")],
+    };
+    for sql in statements {
+        sqlx::query(&sql).execute(pool).await.unwrap();
+    }
+}
+
+async fn scalar(gw: &TestGateway, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(gw.db.store.pool())
+        .await
+        .unwrap()
+}
+
+/// A write and its record (budget history, freeze history) commit together
+/// or not at all: with the record's insert failing, the write is undone and
+/// the client gets a server error, never a 200.
+async fn a_write_and_its_record_commit_together(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let budget =
+        "SELECT COALESCE(MAX(amount_cents), -1) FROM budgets WHERE customer_id = 'cust-acme'";
+    let budget_records = "SELECT COUNT(*) FROM budget_records WHERE customer_id = 'cust-acme'";
+    let frozen = "SELECT CAST(frozen AS INTEGER) FROM customers WHERE id = 'cust-ember'";
+    let freeze_records = "SELECT COUNT(*) FROM freeze_records WHERE customer_id = 'cust-ember'";
+    let before = [
+        scalar(&gw, budget).await,
+        scalar(&gw, budget_records).await,
+        scalar(&gw, frozen).await,
+        scalar(&gw, freeze_records).await,
+    ];
+    let set_budget = serde_json::json!({"customer_id": "cust-acme", "budget_amount": 600.00, "budget_type": "MONTHLY"});
+    let freeze = serde_json::json!({"customer_ids": ["cust-ember"], "reason": "arrears", "freeze_type": "ACCOUNT"});
+
+    fail_inserts(&gw, "budget_records", true).await;
+    fail_inserts(&gw, "freeze_records", true).await;
+    let answer = gw
+        .call(
+            "op-east-finance",
+            "POST",
+            "/v2/partners/sub-customers/budget",
+            Some(set_budget.clone()),
+        )
+        .await;
+    assert!(answer.status.is_server_error(), "{:?}", answer.status);
+    let answer = gw
+        .call(
+            "op-dist-finance",
+            "POST",
+            "/v2/partners/sub-customers/freeze",
+            Some(freeze.clone()),
+        )
+        .await;
+    let all_refused = answer.status.is_server_error()
+        || answer.json()["error_details"]
+            .as_array()
+            .is_some_and(|d| d.len() == 1);
+    assert!(all_refused, "{:?} {}", answer.status, answer.json());
+    let after = [
+        scalar(&gw, budget).await,
+        scalar(&gw, budget_records).await,
+        scalar(&gw, frozen).await,
+        scalar(&gw, freeze_records).await,
+    ];
+    assert_eq!(before, after, "nothing of either write remains");
+
+    // With the records writable again, both writes and their records land.
+    fail_inserts(&gw, "budget_records", false).await;
+    fail_inserts(&gw, "freeze_records", false).await;
+    let answer = gw
+        .call(
+            "op-east-finance",
+            "POST",
+            "/v2/partners/sub-customers/budget",
+            Some(set_budget),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200);
+    let answer = gw
+        .call(
+            "op-dist-finance",
+            "POST",
+            "/v2/partners/sub-customers/freeze",
+            Some(freeze),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200);
+    assert_eq!(scalar(&gw, budget).await, 60_000);
+    assert_eq!(scalar(&gw, budget_records).await, before[1] + 1);
+    assert_eq!(scalar(&gw, frozen).await, 1);
+    assert_eq!(scalar(&gw, freeze_records).await, before[3] + 1);
+    gw.running.stop().await;
+}
+
+crate::test_on_backends! {
+    atomic_writes => a_write_and_its_record_commit_together;
+}
