@@ -282,3 +282,76 @@ async fn a_write_and_its_record_commit_together(backend: Backend) {
 crate::test_on_backends! {
     atomic_writes => a_write_and_its_record_commit_together;
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The policy files rewritten every 100 ms (half a file, then all of it, as
+/// an editor or a deploy that is not atomic writes) while requests flow: no
+/// request fails and no decision changes, since the content never does:
+/// a half-written set is refused and the last complete one keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_files_rewritten_under_load() {
+    const REWRITES: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&crate::kit::policies_dir(), dir.path());
+    let policies = dir.path().to_owned();
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| cfg.policies = policies).await;
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cedar"))
+        .collect();
+    files.sort();
+    let writer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for i in 0..REWRITES {
+            let file = &files[i % files.len()];
+            let text = std::fs::read(file).unwrap();
+            // Half a file for one tick, the whole of it for the next.
+            tick.tick().await;
+            std::fs::write(file, &text[..text.len() / 2]).unwrap();
+            tick.tick().await;
+            std::fs::write(file, &text).unwrap();
+        }
+    });
+    let cases = [
+        ("op-east-finance", 200u16),
+        ("op-west-admin", 403),
+        ("op-dist-admin", 200),
+    ];
+    let mut answered = 0;
+    while !writer.is_finished() {
+        for (who, expected) in cases {
+            let answer = gw.call(who, "GET", BUDGET, None).await;
+            assert_eq!(
+                answer.status.as_u16(),
+                expected,
+                "{who} (after {answered} answers)"
+            );
+            answered += 1;
+        }
+    }
+    writer.await.unwrap();
+    let status = gw.running.reloader.live.status();
+    assert!(
+        !status["last_reload"].is_null(),
+        "the rewrites were reloaded: {status}"
+    );
+    eprintln!(
+        "{answered} answers; during the rewrites {} half-written sets refused, {} applied",
+        status["reloads_failed"], status["reloads_applied"]
+    );
+    gw.running.stop().await;
+}
