@@ -159,6 +159,15 @@ impl EntityLoader {
         }
     }
 
+    /// Whether changes are heard at once: PostgreSQL's change feed is
+    /// connected (SQLite: always, by its file probe or by reading each time).
+    pub fn change_feed_connected(&self) -> bool {
+        match &self.freshness {
+            principals::Freshness::ChangeFeed(flag) => flag.load(Ordering::Acquire),
+            _ => true,
+        }
+    }
+
     /// The row of an operator or customer principal, for authentication:
     /// cached only while a change to it would be heard at once (see
     /// `principals.rs`). `None` for other entity types and for unknown ids.

@@ -9,6 +9,7 @@ mod hygiene;
 mod invariants;
 mod operations;
 mod oracle;
+mod pg_outage;
 mod raw;
 mod routes;
 mod sessions;
