@@ -355,3 +355,71 @@ async fn policy_files_rewritten_under_load() {
     );
     gw.running.stop().await;
 }
+
+/// Makes the SQLite database (its directory and files) immutable, or
+/// writable again (`chattr`: as root, permissions would not stop writes).
+fn immutable(db_url: &str, on: bool) {
+    let file = db_url
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+        .expect("a SQLite URL");
+    let file = std::path::Path::new(file);
+    let mut paths = vec![file.parent().unwrap().to_owned()];
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        if p.exists() {
+            paths.push(p);
+        }
+    }
+    let status = std::process::Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .args(&paths)
+        .status()
+        .expect("chattr (e2fsprogs) is installed");
+    assert!(
+        status.success(),
+        "chattr on {paths:?} (needs root and ext4)"
+    );
+}
+
+/// The SQLite file made read-only under a running gateway: writes are 503
+/// in the API's format (not 500s, never a 200) and change nothing; once
+/// writable again, writes succeed without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_sqlite_file_is_503() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let url = gw.db.url.clone();
+    let budget =
+        "SELECT COALESCE(MAX(amount_cents), -1) FROM budgets WHERE customer_id = 'cust-acme'";
+    let before = scalar(&gw, budget).await;
+    let set_budget = serde_json::json!({"customer_id": "cust-acme", "budget_amount": 600.00, "budget_type": "MONTHLY"});
+    immutable(&url, true);
+    let answer = gw
+        .call(
+            "op-east-finance",
+            "POST",
+            "/v2/partners/sub-customers/budget",
+            Some(set_budget.clone()),
+        )
+        .await;
+    let read = gw.call("op-east-finance", "GET", BUDGET, None).await;
+    immutable(&url, false);
+    assert_eq!(answer.status.as_u16(), 503, "{}", answer.json());
+    assert_eq!(answer.error_code(), "APIGW.0503");
+    assert!(
+        [200, 503].contains(&read.status.as_u16()),
+        "a read: {:?}",
+        read.status
+    );
+    assert_eq!(scalar(&gw, budget).await, before);
+    let answer = gw
+        .call(
+            "op-east-finance",
+            "POST",
+            "/v2/partners/sub-customers/budget",
+            Some(set_budget),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200);
+    gw.running.stop().await;
+}
