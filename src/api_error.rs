@@ -24,6 +24,8 @@ pub mod codes {
     pub const NOT_FOUND: &str = "APIGW.0101";
     /// The request body is too large.
     pub const BODY_TOO_LARGE: &str = "APIGW.0201";
+    /// The request body did not arrive within the body deadline.
+    pub const BODY_TIMEOUT: &str = "APIGW.0208";
     /// A business rule refuses the change (state conflict).
     pub const CONFLICT: &str = "CBC.30000067";
     /// The upstream did not answer properly.

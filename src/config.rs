@@ -175,6 +175,10 @@ struct ServeFile {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_connections_per_ip: Option<usize>,
+    max_unauthenticated_body_bytes: Option<usize>,
+    http2_max_concurrent_streams: Option<u32>,
     upstream_timeout_secs: Option<u64>,
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
@@ -214,6 +218,31 @@ pub struct ServeConfig {
     pub tls: TlsMode,
     pub limits: Limits,
     pub operations: Operations,
+}
+
+impl ServeConfig {
+    /// A gateway on ephemeral loopback ports over plain HTTP, with the store
+    /// in-process and every other option at its default: what a program
+    /// embedding the gateway (the examples, the tests) starts from, adjusting
+    /// fields with struct update syntax.
+    pub fn local(database: DatabaseArgs, policies: PathBuf, schema: PathBuf) -> ServeConfig {
+        let loopback = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        ServeConfig {
+            listen: loopback,
+            admin_listen: loopback,
+            database,
+            seed: None,
+            demo: false,
+            demo_reset: false,
+            upstream: None,
+            assertion_key: None,
+            policies,
+            schema,
+            tls: TlsMode::Plaintext,
+            limits: Limits::default(),
+            operations: Operations::default(),
+        }
+    }
 }
 
 /// Living with the policies in production: reload, shadow, decision log, shutdown.
@@ -279,8 +308,19 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// From accept (TLS handshake included) to the first complete request
+    /// head; also hyper's limit on reading any later head once it started.
     pub header_read_timeout: std::time::Duration,
+    /// How long a connection may sit with no request in flight between requests.
     pub idle_timeout: std::time::Duration,
+    /// From a request head to its complete body (slow bodies are cut: 408).
+    pub body_timeout: std::time::Duration,
+    /// Open connections from one client address; more are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Body bytes held, all connections together, for requests whose
+    /// signature is not yet verified (the body hash is part of it); past it: 503.
+    pub max_unauthenticated_body_bytes: usize,
+    pub http2_max_concurrent_streams: u32,
     pub upstream_timeout: std::time::Duration,
 }
 
@@ -293,6 +333,10 @@ impl Default for Limits {
             max_headers: 64,
             header_read_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),
+            body_timeout: std::time::Duration::from_secs(30),
+            max_connections_per_ip: 256,
+            max_unauthenticated_body_bytes: 64 * 1024 * 1024,
+            http2_max_concurrent_streams: 16,
             upstream_timeout: std::time::Duration::from_secs(30),
         }
     }
@@ -328,6 +372,16 @@ impl ServeArgs {
             max_headers: file.max_headers.unwrap_or(defaults.max_headers),
             header_read_timeout: secs(file.header_read_timeout_secs, defaults.header_read_timeout),
             idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
+            body_timeout: secs(file.body_timeout_secs, defaults.body_timeout),
+            max_connections_per_ip: file
+                .max_connections_per_ip
+                .unwrap_or(defaults.max_connections_per_ip),
+            max_unauthenticated_body_bytes: file
+                .max_unauthenticated_body_bytes
+                .unwrap_or(defaults.max_unauthenticated_body_bytes),
+            http2_max_concurrent_streams: file
+                .http2_max_concurrent_streams
+                .unwrap_or(defaults.http2_max_concurrent_streams),
             upstream_timeout: secs(file.upstream_timeout_secs, defaults.upstream_timeout),
         };
         anyhow::ensure!(
@@ -338,6 +392,21 @@ impl ServeArgs {
             limits.max_body_bytes > 0,
             "max_body_bytes must be at least 1"
         );
+        anyhow::ensure!(
+            limits.max_connections_per_ip > 0 && limits.http2_max_concurrent_streams > 0,
+            "max_connections_per_ip and http2_max_concurrent_streams must be at least 1"
+        );
+        anyhow::ensure!(
+            limits.max_unauthenticated_body_bytes >= limits.max_body_bytes,
+            "max_unauthenticated_body_bytes must be at least max_body_bytes"
+        );
+        for (name, d) in [
+            ("header_read_timeout_secs", limits.header_read_timeout),
+            ("idle_timeout_secs", limits.idle_timeout),
+            ("body_timeout_secs", limits.body_timeout),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "{name} must be at least 1");
+        }
 
         let plaintext = self.plaintext || file.plaintext.unwrap_or(false);
         let cert = self.tls_cert.or(file.tls_cert);

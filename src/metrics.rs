@@ -58,6 +58,8 @@ pub const LIVE_SESSIONS: &str = "pgw_live_sessions";
 pub const LIST_FALLBACKS: &str = "pgw_list_fallbacks_total";
 /// Counter: decisions denied because a policy failed to evaluate, by `action`.
 pub const EVALUATION_ERRORS: &str = "pgw_policy_evaluation_errors_total";
+/// Counter: connections closed at accept, by `reason` (a connection limit).
+pub const CONNECTIONS_REFUSED: &str = "pgw_connections_refused_total";
 
 /// Upper bounds (seconds) of the latency histograms: 0.5 ms to 30 s.
 const LATENCY_BUCKETS: [f64; 15] = [
@@ -88,6 +90,10 @@ fn describe() {
     describe_counter!(
         LIST_FALLBACKS,
         "Lists whose items were decided one by one (residual policies without a filter form), by action."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at accept because a connection limit was reached, by reason."
     );
     describe_counter!(
         EVALUATION_ERRORS,
@@ -269,6 +275,10 @@ pub fn list_fallback(action: &'static str) {
 
 pub fn evaluation_error(action: &str) {
     ::metrics::counter!(EVALUATION_ERRORS, "action" => action.to_owned()).increment(1);
+}
+
+pub fn connection_refused(reason: &'static str) {
+    ::metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn set_live_sessions(n: u64) {

@@ -224,6 +224,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         ),
         upstream,
         max_body_bytes: cfg.limits.max_body_bytes,
+        body_timeout: cfg.limits.body_timeout,
+        unauthenticated_bytes: Arc::new(tokio::sync::Semaphore::new(
+            cfg.limits.max_unauthenticated_body_bytes,
+        )),
         tls: cfg.tls != TlsMode::Plaintext,
     });
 

@@ -42,14 +42,13 @@ pub fn canonical_uri(raw_path: &str) -> String {
 }
 
 /// The canonical query: pairs decoded, sorted by (key, value), re-encoded.
+/// Decoded as the API reads a query (`application/x-www-form-urlencoded`:
+/// `+` is a space), so that `a+b` and `a%2Bb`, which the API reads as two
+/// different values, never share a signature. The SDK signs the values it
+/// sends and puts exactly this string on the wire (`%20`, `%2B`).
 pub fn canonical_query(raw_query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     pairs.sort();
     pairs
@@ -204,6 +203,14 @@ mod tests {
     const HOST: &str = "127.0.0.1:8443";
 
     /// docs/wire-format.md E1: the SDK's own output.
+    #[test]
+    fn a_plus_in_the_query_is_a_space_as_the_api_reads_it() {
+        assert_eq!(canonical_query("q=a+b"), "q=a%20b");
+        assert_eq!(canonical_query("q=a%20b"), "q=a%20b");
+        assert_eq!(canonical_query("q=a%2Bb"), "q=a%2Bb");
+        assert_eq!(canonical_query("b=2&&a"), "a=&b=2");
+    }
+
     #[test]
     fn e1_post_without_query() {
         let body = br#"{"offset":0,"limit":10}"#;

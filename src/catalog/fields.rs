@@ -40,8 +40,8 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
@@ -50,6 +50,9 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ApiError::parameter(format!("invalid parameter {path}: {inner}"))
         }
     })?;
+    // One JSON document: anything after it would be read by no one.
+    de.end()
+        .map_err(|e| ApiError::parameter(format!("invalid request body: {e}")))?;
     Ok(value)
 }
 

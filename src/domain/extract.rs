@@ -112,18 +112,59 @@ async fn served(
     super::dispatch(state, &Served::from_claims(claims), request).await
 }
 
-/// A store failure is ours: the cause is logged, the caller gets a plain 500.
+/// A store failure is ours: the cause is logged, the caller gets a plain
+/// 500, or 503 when the database cannot be reached or written right now.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "domain store: storage failure");
+        match e {
+            crate::store::StoreError::Database(e) => e.into(),
+            e => {
+                tracing::error!(error = %e, "domain store: storage failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// As for [`crate::store::StoreError`]: logged, answered without detail.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            tracing::error!(error = %e, "domain store: database unavailable");
+            return ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                crate::api_error::codes::UNAVAILABLE,
+                "The service is temporarily unavailable. Try again later.",
+            );
+        }
+        tracing::error!(error = %e, "domain store: database failure");
         ApiError::internal()
     }
 }
 
-/// As for [`crate::store::StoreError`]: logged, answered 500 without detail.
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "domain store: database failure");
-        ApiError::internal()
+/// Whether `e` says the database cannot be reached or written now (the
+/// request may succeed later), rather than that the request met a bug.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL (SQLSTATE, 5 characters): connection exceptions,
+            // out of resources, operator intervention (shutdown).
+            let postgres = code.len() == 5
+                && (code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"));
+            // SQLite (a number, the primary code in its low byte): BUSY,
+            // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+            let sqlite = code.len() < 5
+                && code
+                    .parse::<i32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
+            postgres || sqlite
+        }
+        _ => false,
     }
 }

@@ -14,7 +14,7 @@ pub use principals::PrincipalRow;
 
 use crate::ids::*;
 use crate::model::{self, AuthorizationScope, PartnerKind};
-use crate::policy::{EntityRef, PolicyEngine};
+use crate::policy::{EntityRef, EntityType, PolicyEngine};
 use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
@@ -93,7 +93,19 @@ pub struct EntityLoader {
     /// happened may predate the write behind it, so it is used for that
     /// request but not cached.
     epoch: Mutex<u64>,
+    /// A known resource of each type, decided in place of an unknown one so
+    /// that an unknown id costs what a known one does (no timing oracle).
+    stand_ins: Mutex<HashMap<EntityType, EntityRef>>,
+    /// Ids found missing, briefly ([`ABSENT_TTL`]): a repeated unknown id is
+    /// answered from memory as a repeated known one is, not by a database
+    /// read that would make it the slower one.
+    absent: moka::sync::Cache<EntityRef, ()>,
 }
+
+/// How long an id found missing is believed missing without an
+/// invalidation: short, since an entity created elsewhere (another gateway,
+/// the store's own new ids) is not always heard of.
+const ABSENT_TTL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for EntityLoader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,6 +146,11 @@ impl EntityLoader {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             epoch: Mutex::new(0),
+            stand_ins: Mutex::new(HashMap::new()),
+            absent: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl.min(ABSENT_TTL))
+                .build(),
         }
     }
 
@@ -147,6 +164,15 @@ impl EntityLoader {
     pub fn set_change_feed(&self, connected: bool) {
         if let principals::Freshness::ChangeFeed(flag) = &self.freshness {
             flag.store(connected, Ordering::Release);
+        }
+    }
+
+    /// Whether changes are heard at once: PostgreSQL's change feed is
+    /// connected (SQLite: always, by its file probe or by reading each time).
+    pub fn change_feed_connected(&self) -> bool {
+        match &self.freshness {
+            principals::Freshness::ChangeFeed(flag) => flag.load(Ordering::Acquire),
+            _ => true,
         }
     }
 
@@ -227,6 +253,7 @@ impl EntityLoader {
         *epoch += 1;
         self.principals.invalidate_all();
         self.credentials.invalidate_all();
+        self.absent.invalidate_all();
         if self
             .cache
             .invalidate_entries_if(|k, _| matches!(k, EntityRef::Operator(_)))
@@ -262,8 +289,42 @@ impl EntityLoader {
         resource: &EntityRef,
         sessions: &[SessionFacts],
     ) -> Result<Option<Entities>, EntityError> {
-        self.slice_of(engine, &[resource, principal], sessions)
-            .await
+        let slice = self
+            .slice_of(engine, &[resource, principal], sessions)
+            .await?;
+        if slice.is_some() {
+            self.stand_ins_lock()
+                .entry(resource.kind())
+                .or_insert_with(|| resource.clone());
+        }
+        Ok(slice)
+    }
+
+    /// For a `resource` that does not exist: a known resource of its type
+    /// and the slice deciding it would need (`None` before one is known).
+    /// Deciding it is wasted work on purpose, done so that an unknown id
+    /// takes as long as a known one; its answer must never be used.
+    pub async fn stand_in(
+        &self,
+        engine: &PolicyEngine,
+        principal: &EntityRef,
+        resource: &EntityRef,
+        sessions: &[SessionFacts],
+    ) -> Result<Option<(EntityRef, Entities)>, EntityError> {
+        let Some(stand_in) = self.stand_ins_lock().get(&resource.kind()).cloned() else {
+            return Ok(None);
+        };
+        let slice = self
+            .slice_of(engine, &[&stand_in, principal], sessions)
+            .await?;
+        if slice.is_none() {
+            self.stand_ins_lock().remove(&resource.kind()); // it went away
+        }
+        Ok(slice.map(|entities| (stand_in, entities)))
+    }
+
+    fn stand_ins_lock(&self) -> std::sync::MutexGuard<'_, HashMap<EntityType, EntityRef>> {
+        self.stand_ins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The entities of the principal alone (and what it links to): what a
@@ -361,6 +422,7 @@ impl EntityLoader {
         }
         self.cache.invalidate(entity);
         self.principals.invalidate(entity);
+        self.absent.invalidate(entity);
     }
 
     /// Drops every cached record (after a bulk import, for instance).
@@ -370,6 +432,7 @@ impl EntityLoader {
         self.cache.invalidate_all();
         self.principals.invalidate_all();
         self.credentials.invalidate_all();
+        self.absent.invalidate_all();
     }
 
     /// One stored entity's record, from the cache or the store. An
@@ -387,9 +450,16 @@ impl EntityLoader {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(record));
         }
+        if cacheable && self.absent.contains_key(r) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let started = *self.epoch();
         let Some((record, extra)) = self.fetch(r).await? else {
+            if cacheable && *self.epoch() == started {
+                self.absent.insert(r.clone(), ());
+            }
             return Ok(None);
         };
         let record = Arc::new(checked(record, engine)?);

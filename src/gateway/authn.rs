@@ -13,6 +13,7 @@ use super::GatewayError;
 use crate::assertion::{CallerKind, Identity};
 use crate::catalog::CallerRefs;
 use crate::entities::{EntityLoader, PrincipalRow, SessionFacts};
+use crate::ids::SessionId;
 use crate::model::PrincipalKind;
 use crate::policy::EntityRef;
 use crate::sessions::SessionKeys;
@@ -61,6 +62,29 @@ impl Caller {
     }
 }
 
+/// What [`Authenticator::begin`] learned from the request head.
+pub enum HeadChecked {
+    /// A token: the caller is known, the body plays no part.
+    Caller(Caller),
+    /// A signature whose key is known; it covers the body, not yet read.
+    Signature(PendingSignature),
+}
+
+pub struct PendingSignature {
+    auth: AuthorizationHeader,
+    /// Without its last line, the body hash.
+    canonical_request: String,
+    date: String,
+    domain_id: Option<String>,
+    key: SigningKey,
+}
+
+enum SigningKey {
+    Credential(Arc<CredentialRecord>),
+    /// A session's temporary access key, its security token verified.
+    Session(SessionId),
+}
+
 pub struct Authenticator {
     /// The store, and principals' rows cached while a change would be heard at once.
     entities: Arc<EntityLoader>,
@@ -89,21 +113,28 @@ impl Authenticator {
         &self.sessions
     }
 
-    pub async fn authenticate(
+    /// Authenticates as far as the request head allows, before any body byte
+    /// is read: a token is checked in full; a signature's header, date and
+    /// key (an unknown access key or a bad security token is refused here),
+    /// leaving only the body hash to [`Authenticator::finish`].
+    pub async fn begin(
         &self,
         parts: &Parts,
         target: &CanonicalTarget,
-        body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Caller, GatewayError> {
+    ) -> Result<HeadChecked, GatewayError> {
         let authorization = single_header(parts, "authorization")?;
         let token = single_header(parts, TOKEN_HEADER)?;
         match (authorization, token) {
-            (Some(auth), None) => self.by_signature(parts, target, auth, body, now).await,
+            (Some(auth), None) => self
+                .begin_signature(parts, target, auth, now)
+                .await
+                .map(HeadChecked::Signature),
             (None, Some(token)) => {
                 let (kind, id, issued_at) = self.tokens.verify(token, now)?;
                 self.principal(kind, &id, AuthMethod::Token(issued_at), None)
                     .await
+                    .map(HeadChecked::Caller)
             }
             (Some(_), Some(_)) => Err(unauthenticated(
                 AuthReason::AmbiguousCredentials,
@@ -113,32 +144,79 @@ impl Authenticator {
         }
     }
 
-    async fn by_signature(
+    /// Completes [`Authenticator::begin`] once the body is read.
+    pub async fn finish(&self, checked: HeadChecked, body: &[u8]) -> Result<Caller, GatewayError> {
+        let pending = match checked {
+            HeadChecked::Caller(caller) => return Ok(caller),
+            HeadChecked::Signature(pending) => pending,
+        };
+        // A failure names the key it was signed with, for support.
+        let access = pending.auth.access.clone();
+        self.verify_signature(pending, body)
+            .await
+            .map_err(|e| e.with_access_key(&access))
+    }
+
+    async fn verify_signature(
+        &self,
+        pending: PendingSignature,
+        body: &[u8],
+    ) -> Result<Caller, GatewayError> {
+        let creq = pending.canonical_request + &signing::sha256_hex(body);
+        let string_to_sign = signing::string_to_sign(&pending.date, &creq);
+        let secret = match &pending.key {
+            SigningKey::Credential(credential) => credential.secret.clone(),
+            SigningKey::Session(_) => self.sessions.secret_for(&pending.auth.access),
+        };
+        let expected = signing::signature(&secret, &string_to_sign);
+        if !signing::signature_matches(&expected, &pending.auth.signature) {
+            return Err(unauthenticated(
+                AuthReason::BadSignature,
+                "signature mismatch",
+            ));
+        }
+        match pending.key {
+            SigningKey::Credential(credential) => {
+                self.principal(
+                    credential.principal_kind,
+                    &credential.principal_id,
+                    AuthMethod::Signature,
+                    pending.domain_id.as_deref(),
+                )
+                .await
+            }
+            SigningKey::Session(session_id) => {
+                self.session_caller(&pending.auth, &session_id, pending.domain_id.as_deref())
+                    .await
+            }
+        }
+    }
+
+    async fn begin_signature(
         &self,
         parts: &Parts,
         target: &CanonicalTarget,
         authorization: &str,
-        body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Caller, GatewayError> {
+    ) -> Result<PendingSignature, GatewayError> {
         let auth = AuthorizationHeader::parse(authorization).ok_or(unauthenticated(
             AuthReason::MalformedCredentials,
             "malformed Authorization header",
         ))?;
         // A failure names the key it was signed with, for support.
-        self.signed(parts, target, &auth, body, now)
+        let access = auth.access.clone();
+        self.pending_signature(parts, target, auth, now)
             .await
-            .map_err(|e| e.with_access_key(&auth.access))
+            .map_err(|e| e.with_access_key(&access))
     }
 
-    async fn signed(
+    async fn pending_signature(
         &self,
         parts: &Parts,
         target: &CanonicalTarget,
-        auth: &AuthorizationHeader,
-        body: &[u8],
+        auth: AuthorizationHeader,
         now: DateTime<Utc>,
-    ) -> Result<Caller, GatewayError> {
+    ) -> Result<PendingSignature, GatewayError> {
         let signed = &auth.signed_headers;
         let is_signed = |name: &str| signed.iter().any(|h| h == name);
         if !is_signed("host") || !is_signed("x-sdk-date") {
@@ -199,70 +277,53 @@ impl Authenticator {
             .map(String::as_str)
             .zip(values.iter().map(String::as_str))
             .collect();
-        let creq = signing::canonical_request(
+        // All but the body hash, the canonical request's last line: `finish` appends it.
+        let canonical_request = signing::canonical_request(
             parts.method.as_str(),
             &target.path,
             &target.query,
             &headers,
-            &signing::sha256_hex(body),
+            "",
         );
-        let string_to_sign = signing::string_to_sign(date, &creq);
-        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?;
+        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?.map(str::to_owned);
 
-        if let Some(token) = single_header(parts, SECURITY_TOKEN_HEADER)? {
-            return self
-                .by_session(auth, token, &string_to_sign, domain_id, now)
-                .await;
-        }
-        let credential = self.credential(&auth.access).await?;
-        let expected = signing::signature(&credential.secret, &string_to_sign);
-        if !signing::signature_matches(&expected, &auth.signature) {
-            return Err(unauthenticated(
-                AuthReason::BadSignature,
-                "signature mismatch",
-            ));
-        }
-        self.principal(
-            credential.principal_kind,
-            &credential.principal_id,
-            AuthMethod::Signature,
+        let key = match single_header(parts, SECURITY_TOKEN_HEADER)? {
+            Some(token) => SigningKey::Session(
+                self.sessions
+                    .verify_token(token, &auth.access, now.timestamp())
+                    .ok_or(unauthenticated(
+                        AuthReason::BadSecurityToken,
+                        "invalid or expired security token",
+                    ))?,
+            ),
+            None => SigningKey::Credential(self.credential(&auth.access).await?),
+        };
+        Ok(PendingSignature {
+            canonical_request,
+            date: date.to_owned(),
             domain_id,
-        )
-        .await
+            key,
+            auth,
+        })
     }
 
-    /// Temporary credentials of an assume-role session: the token must be
-    /// genuine, unexpired and bound to the signing access key, and the
-    /// signature made with the session's secret. Whether the session may
-    /// still act (ended, expired, its operator or authorization gone) is R12.
-    async fn by_session(
+    /// Temporary credentials of an assume-role session: the token (checked
+    /// by `begin`) must be genuine, unexpired and bound to the signing access
+    /// key, and the signature made with the session's secret. Whether the
+    /// session may still act (ended, expired, its operator or authorization
+    /// gone) is R12.
+    async fn session_caller(
         &self,
         auth: &AuthorizationHeader,
-        token: &str,
-        string_to_sign: &str,
+        session_id: &SessionId,
         domain_id: Option<&str>,
-        now: DateTime<Utc>,
     ) -> Result<Caller, GatewayError> {
-        let session_id = self
-            .sessions
-            .verify_token(token, &auth.access, now.timestamp())
-            .ok_or(unauthenticated(
-                AuthReason::BadSecurityToken,
-                "invalid or expired security token",
-            ))?;
-        let expected = signing::signature(&self.sessions.secret_for(&auth.access), string_to_sign);
-        if !signing::signature_matches(&expected, &auth.signature) {
-            return Err(unauthenticated(
-                AuthReason::BadSignature,
-                "signature mismatch",
-            ));
-        }
         let lookup =
             |e: crate::store::StoreError| GatewayError::Unavailable(format!("session lookup: {e}"));
         let session = self
             .entities
             .store()
-            .session(&session_id)
+            .session(session_id)
             .await
             .map_err(lookup)?
             .ok_or(unauthenticated(

@@ -134,12 +134,27 @@ impl Gateway {
             .slice(engine, &caller.principal, resource, &sessions)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
+        let denied = Decision {
+            allow: false,
+            determining: vec![],
+            errors: vec![],
+        };
         let Some(entities) = slice else {
-            return Ok(Decision {
-                allow: false,
-                determining: vec![],
-                errors: vec![],
-            });
+            // Unknown: denied. The same question about a known resource of
+            // the type is decided and thrown away, so that this answer takes
+            // as long as a real one (no timing oracle).
+            let stand_in = self
+                .entities
+                .stand_in(engine, &caller.principal, resource, &sessions)
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
+            if let Some((stand_in, entities)) = stand_in {
+                let request =
+                    AccessRequest::new(caller.principal.clone(), action, stand_in, context)
+                        .with_live_context(peer.ip());
+                std::hint::black_box(engine.decide(&request, &entities));
+            }
+            return Ok(denied);
         };
         let request =
             AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)

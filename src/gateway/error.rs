@@ -14,6 +14,10 @@ pub enum GatewayError {
     /// A parameter is well-formed but out of range.
     InvalidParameter(String),
     BodyTooLarge,
+    /// The body did not arrive within the body deadline (slow client).
+    BodyTimeout,
+    /// Too many body bytes held for requests not yet authenticated.
+    Overloaded,
     /// Authentication failed; the reason is logged and recorded, never sent.
     Unauthenticated(AuthFailure),
     UnknownRoute,
@@ -162,6 +166,19 @@ impl GatewayError {
                 codes::BODY_TOO_LARGE,
                 "The request body is too large.",
             ),
+            GatewayError::BodyTimeout => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                codes::BODY_TIMEOUT,
+                "The request body did not arrive in time.",
+            ),
+            GatewayError::Overloaded => {
+                tracing::warn!("refused: unauthenticated body bytes at their cap");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "The service is temporarily unavailable. Try again later.",
+                )
+            }
             GatewayError::Unauthenticated(failure) => {
                 tracing::info!(
                     reason = failure.reason.code(),
@@ -224,6 +241,8 @@ mod tests {
             (GatewayError::BadParameter("x".into()), 400),
             (GatewayError::InvalidParameter("x".into()), 400),
             (GatewayError::BodyTooLarge, 413),
+            (GatewayError::BodyTimeout, 408),
+            (GatewayError::Overloaded, 503),
             (
                 GatewayError::unauthenticated(AuthReason::BadSignature, "x"),
                 401,

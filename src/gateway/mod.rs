@@ -27,7 +27,7 @@ use crate::policy::PolicyEngine;
 use arc_swap::ArcSwap;
 use authn::{Authenticator, Caller};
 use authorize::Decided;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use forward::{Upstream, UpstreamResponse};
 use http::request::Parts;
 use http::{HeaderValue, Request as HttpRequest, Response, StatusCode};
@@ -38,6 +38,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 /// Response bodies are always complete buffers.
@@ -53,6 +54,11 @@ pub struct Gateway {
     pub authn: Authenticator,
     pub upstream: Upstream,
     pub max_body_bytes: usize,
+    /// From a request head to its complete body.
+    pub body_timeout: std::time::Duration,
+    /// Body bytes (one permit each) that requests whose signature is not
+    /// yet verified may hold, all together.
+    pub unauthenticated_bytes: Arc<tokio::sync::Semaphore>,
     /// Whether clients reach the gateway over TLS (for `Forwarded: proto=`).
     pub tls: bool,
 }
@@ -132,7 +138,6 @@ impl Gateway {
 
         // 1. Normalize: one canonical request, or 400.
         let target = normalize::check(&parts)?;
-        let body = read_body(incoming, self.max_body_bytes).await?;
 
         // The route is known before authentication so that a 401 is counted
         // under it; an unknown one is answered only to a known caller.
@@ -141,12 +146,22 @@ impl Gateway {
 
         // 2. Authenticate: who is calling (a valid key and signature, token
         //    or session credential), or 401. Whether it may act is Cedar's.
+        //    The head first: an unknown key or a bad head is refused before
+        //    any body byte is read; the signature covers the body hash.
         let now = chrono::Utc::now();
-        let caller = self
+        let checked = self
             .authn
-            .authenticate(&parts, &target, &body, now)
+            .begin(&parts, &target, now)
             .instrument(tracing::info_span!("authenticate"))
             .await?;
+        let unverified = matches!(checked, authn::HeadChecked::Signature(_));
+        let (body, held) = self.read_body(incoming, unverified).await?;
+        let caller = self
+            .authn
+            .finish(checked, &body)
+            .instrument(tracing::info_span!("verify_signature"))
+            .await?;
+        drop(held); // verified: its bytes no longer count against the cap
         record.caller(&caller);
 
         // 3. Operation: the catalog's, read once into its typed request
@@ -250,6 +265,53 @@ impl Gateway {
         self.send(call, &claims).await
     }
 
+    /// Reads the body within the size limit and the body deadline. While
+    /// `unverified` (its signature still to check), each byte holds a permit
+    /// of the global cap until the returned guard drops; past the cap: 503.
+    async fn read_body(
+        &self,
+        incoming: Incoming,
+        unverified: bool,
+    ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), GatewayError> {
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let mut body = Limited::new(incoming, self.max_body_bytes);
+        let mut read = BytesMut::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => return Err(GatewayError::BodyTimeout),
+                Ok(None) => break,
+                Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(GatewayError::BodyTooLarge)
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(GatewayError::BadParameter(format!(
+                        "the request body could not be read: {e}"
+                    )))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers: not part of the signed body
+            };
+            if unverified && !data.is_empty() {
+                // Limited keeps a chunk within max_body_bytes, far below u32::MAX.
+                let n = u32::try_from(data.len()).map_err(|_| GatewayError::BodyTooLarge)?;
+                let permit = self
+                    .unauthenticated_bytes
+                    .clone()
+                    .try_acquire_many_owned(n)
+                    .map_err(|_| GatewayError::Overloaded)?;
+                match &mut held {
+                    Some(h) => h.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok((read.freeze(), held))
+    }
+
     async fn send(
         &self,
         call: &Call<'_>,
@@ -268,21 +330,6 @@ impl Gateway {
                 },
             )
             .await
-    }
-}
-
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(GatewayError::BodyTooLarge)
-        }
-        Err(e) => Err(GatewayError::BadParameter(format!(
-            "the request body could not be read: {e}"
-        ))),
     }
 }
 

@@ -56,7 +56,8 @@ fn check_framing(headers: &HeaderMap) -> Result<(), GatewayError> {
         ));
     }
     let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
-    if lengths.len() > 1 {
+    // Identical repeats, which hyper folds, are renamed by the listener.
+    if lengths.len() > 1 || headers.contains_key(crate::listener::REPEATED_CONTENT_LENGTH) {
         return Err(bad("several Content-Length headers"));
     }
     if let Some(len) = lengths.first() {

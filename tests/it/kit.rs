@@ -6,7 +6,7 @@
 
 use partner_gateway::assertion::{AssertionKey, CallerKind, Identity};
 use partner_gateway::client::{self, Credentials, HttpsClient, Trust};
-use partner_gateway::config::{DatabaseArgs, Limits, ServeConfig, TlsMode};
+use partner_gateway::config::{DatabaseArgs, ServeConfig};
 use partner_gateway::crypto::SecretCipher;
 use partner_gateway::model::AuthorizationScope;
 use partner_gateway::serve::{self, RunningGateway};
@@ -166,6 +166,15 @@ pub fn policies_dir() -> PathBuf {
     concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()
 }
 
+/// The database arguments of `db`, with the tests' master key.
+pub fn test_database(db: &TestDb) -> DatabaseArgs {
+    DatabaseArgs {
+        database_url: db.url.clone(),
+        master_key: Some(test_master_key()),
+        master_key_file: None,
+    }
+}
+
 /// Gives the experimental policy set in `dir` an invariant that holds of
 /// every set, so the gateway serves it: the tests that run permit-all,
 /// forbid-all or a shipped set with guardrails cut are about decisions, and
@@ -228,23 +237,8 @@ impl DomainServer {
             base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
         };
         let mut config = ServeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            database: DatabaseArgs {
-                database_url: db.url.clone(),
-                master_key: Some(test_master_key()),
-                master_key_file: None,
-            },
-            seed: None,
-            demo: false,
-            demo_reset: false,
-            upstream: None,
             assertion_key: Some(key_text),
-            policies: policies.to_owned(),
-            schema: schema_dir(),
-            tls: TlsMode::Plaintext,
-            limits: Limits::default(),
-            operations: Default::default(),
+            ..ServeConfig::local(test_database(&db), policies.to_owned(), schema_dir())
         };
         tune(&mut config);
         let running = serve::start(config).await.expect("gateway starts");

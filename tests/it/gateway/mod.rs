@@ -3,20 +3,26 @@
 
 mod auth;
 mod call_cli;
+mod canonical;
 mod cluster;
 mod credentials_cli;
 mod dead;
 mod demo_restart;
+mod faults;
 mod hygiene;
 mod invariants;
 pub(crate) mod operations;
+mod oracle;
+mod pg_outage;
+mod raw;
 mod routes;
 mod sessions;
+mod slow_clients;
 mod trace;
 
 use crate::kit::TestDb;
 use partner_gateway::client::{self, Answer, Credentials, HttpsClient, Trust};
-use partner_gateway::config::{DatabaseArgs, Limits, ServeConfig, TlsMode};
+use partner_gateway::config::{ServeConfig, TlsMode};
 use partner_gateway::serve::{self, RunningGateway};
 use partner_gateway::store::Backend;
 use std::collections::HashMap;
@@ -56,26 +62,16 @@ impl TestGateway {
         let certs = tempfile::tempdir().unwrap();
         let (cert, key) = partner_gateway::listener::development_certificate(certs.path()).unwrap();
         let mut config = ServeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            database: DatabaseArgs {
-                database_url: db.url.clone(),
-                master_key: Some(test_master_key()),
-                master_key_file: None,
-            },
-            seed: None,
             demo: true,
-            demo_reset: false,
-            upstream: None,
-            assertion_key: None,
-            policies: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-            schema: concat!(env!("CARGO_MANIFEST_DIR"), "/schema").into(),
             tls: TlsMode::Files {
                 cert: cert.clone(),
                 key,
             },
-            limits: Limits::default(),
-            operations: Default::default(),
+            ..ServeConfig::local(
+                crate::kit::test_database(&db),
+                crate::kit::policies_dir(),
+                crate::kit::schema_dir(),
+            )
         };
         tweak(&mut config);
         let running = serve::start(config).await.expect("gateway starts");

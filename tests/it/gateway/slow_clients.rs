@@ -1,0 +1,213 @@
+//! Slow and greedy clients: connections that send nothing (plain or after
+//! the TLS handshake), a head and then a trickle of body, or bodies no one
+//! has authenticated. None of them may lock other clients out or make the
+//! gateway hold memory without bound. The listener does not depend on the
+//! database backend, so these run on SQLite only.
+
+use super::raw::{answer, tcp, tls, Stream, BOUND};
+use super::{poll, TestGateway};
+use partner_gateway::config::Limits;
+use partner_gateway::store::Backend;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// A head signed with a known access key (the signature itself is wrong:
+/// only the body, never sent in full, could have told).
+fn signed_head(gw: &TestGateway, access_key: &str, content_length: usize) -> String {
+    let _ = gw;
+    let date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    format!(
+        "POST /v2/partners/sub-customers/query HTTP/1.1\r\nhost: localhost\r\n\
+         x-sdk-date: {date}\r\ncontent-type: application/json\r\n\
+         authorization: SDK-HMAC-SHA256 Access={access_key}, SignedHeaders=host;x-sdk-date, Signature={}\r\n\
+         content-length: {content_length}\r\n\r\n",
+        "0".repeat(64)
+    )
+}
+
+async fn a_seventh_client_is_served(gw: &TestGateway) -> u16 {
+    let call = gw.call(
+        "op-dist-admin",
+        "POST",
+        "/v2/partners/sub-customers/query",
+        Some(serde_json::json!({"limit": 1})),
+    );
+    tokio::time::timeout(BOUND, call)
+        .await
+        .expect("the seventh client is served")
+        .status
+        .as_u16()
+}
+
+/// Six held connections (plain and TLS with nothing sent, a half-sent
+/// head, a signed head with one byte of a 1 MiB body) at a limit of six:
+/// a seventh client is still served, and the slow body is cut (408).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_connections_do_not_lock_out_others() {
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.limits = Limits {
+            max_connections: 6,
+            body_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        }
+    })
+    .await;
+    let ak = gw.credentials("op-dist-admin").access_key;
+    let mut slow_body = tls(&gw).await;
+    slow_body
+        .write_all(signed_head(&gw, &ak, 1024 * 1024).as_bytes())
+        .await
+        .unwrap();
+    slow_body.write_all(b"{").await.unwrap();
+    let mut held: Vec<Box<dyn Stream>> = vec![
+        Box::new(tcp(&gw).await),
+        Box::new(tcp(&gw).await),
+        tls(&gw).await,
+        tls(&gw).await,
+    ];
+    let mut half_head = tls(&gw).await;
+    half_head
+        .write_all(b"POST /v2/partners/sub-customers/query HTTP/1.1\r\nhost: loc")
+        .await
+        .unwrap();
+    held.push(half_head);
+
+    assert_eq!(a_seventh_client_is_served(&gw).await, 200);
+    assert_eq!(a_seventh_client_is_served(&gw).await, 200);
+    // The slow body did not hold its connection beyond the body deadline.
+    assert_eq!(answer(&mut slow_body).await, Some(408));
+    drop(held);
+    gw.running.stop().await;
+}
+
+/// A connection must bring a complete request head within the header
+/// timeout of its accept, TLS handshake included; it is closed otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed() {
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.limits = Limits {
+            header_read_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        }
+    })
+    .await;
+    let mut plain = tcp(&gw).await;
+    let mut handshaken = tls(&gw).await;
+    let mut half_head = tls(&gw).await;
+    half_head
+        .write_all(b"GET /v2/orders/customer-orders HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut plain).await, None);
+    assert_eq!(answer(&mut handshaken).await, None);
+    // hyper answers a head cut short by its timer with 408, or just closes.
+    assert_ne!(answer(&mut half_head).await, Some(200));
+    gw.running.stop().await;
+}
+
+/// Past `max_connections_per_ip`, a new connection from the same address is
+/// closed at once; one closing makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_limited() {
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.limits = Limits {
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        }
+    })
+    .await;
+    let first = tcp(&gw).await;
+    let _second = tcp(&gw).await;
+    let mut third = tcp(&gw).await;
+    assert_eq!(answer(&mut third).await, None, "closed without an answer");
+    drop(first);
+    let served = poll("room after a connection closed", BOUND, || async {
+        let call = gw.call(
+            "op-dist-admin",
+            "POST",
+            "/v2/partners/sub-customers/query",
+            Some(serde_json::json!({"limit": 1})),
+        );
+        let status = tokio::time::timeout(BOUND, call).await.ok()?.status;
+        (status.as_u16() == 200).then_some(())
+    });
+    served.await;
+    gw.running.stop().await;
+}
+
+/// An unknown access key (or no credentials) is refused from the head
+/// alone: the 401 comes although the declared body never arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_comes_before_the_body() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let mut unknown_key = tls(&gw).await;
+    unknown_key
+        .write_all(signed_head(&gw, "AKUNKNOWNUNKNOWN", 1024 * 1024).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut unknown_key).await, Some(401));
+    let mut anonymous = tls(&gw).await;
+    anonymous
+        .write_all(
+            b"POST /v2/partners/sub-customers/query HTTP/1.1\r\nhost: localhost\r\n\
+              content-length: 1048576\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut anonymous).await, Some(401));
+    gw.running.stop().await;
+}
+
+/// Bodies of requests whose signature is not verified yet hold at most
+/// `max_unauthenticated_body_bytes` together: past it, 503; once they are
+/// answered, their bytes count no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_bytes_are_capped() {
+    const BODY: usize = 30_000;
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.limits = Limits {
+            max_body_bytes: 32 * 1024,
+            max_unauthenticated_body_bytes: 64 * 1024,
+            ..Limits::default()
+        }
+    })
+    .await;
+    let ak = gw.credentials("op-dist-admin").access_key;
+    // Two requests hold 2 × 25 000 bytes of their 30 000, waiting for the rest.
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let mut s = tls(&gw).await;
+        s.write_all(signed_head(&gw, &ak, BODY).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&vec![b' '; 25_000]).await.unwrap();
+        s.flush().await.unwrap();
+        holding.push(s);
+    }
+    // A third full body does not fit beside them (once the gateway holds them).
+    poll("a 503 once the cap is reached", BOUND, || async {
+        let mut s = tls(&gw).await;
+        s.write_all(signed_head(&gw, &ak, BODY).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&vec![b' '; BODY]).await.unwrap();
+        match answer(&mut s).await {
+            Some(503) => Some(()),
+            Some(401) => None,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    })
+    .await;
+    for mut s in holding {
+        s.write_all(&vec![b' '; BODY - 25_000]).await.unwrap();
+        assert_eq!(answer(&mut s).await, Some(401), "the signature is wrong");
+    }
+    // Answered, they hold nothing: a full body fits again.
+    let mut s = tls(&gw).await;
+    s.write_all(signed_head(&gw, &ak, BODY).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&vec![b' '; BODY]).await.unwrap();
+    assert_eq!(answer(&mut s).await, Some(401));
+    gw.running.stop().await;
+}
