@@ -8,7 +8,7 @@
 ALTER TABLE operators ADD COLUMN tokens_not_before TEXT;
 ALTER TABLE customers ADD COLUMN tokens_not_before TEXT;
 -- Why a session ended: `ended` (switched back), `operator_disabled`,
--- `on_behalf_withdrawn`.
+-- `on_behalf_withdrawn`, `authorization_revoked`.
 ALTER TABLE partner_sessions ADD COLUMN end_reason TEXT;
 
 CREATE FUNCTION pgw_utc_now() RETURNS TEXT AS $$
@@ -54,6 +54,24 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER on_behalf_withdrawn AFTER UPDATE OF grant_on_behalf ON partners
     FOR EACH ROW WHEN (OLD.grant_on_behalf AND NOT NEW.grant_on_behalf)
     EXECUTE FUNCTION pgw_on_behalf_withdrawn();
+
+-- A customer revoking (or rejecting) its authorization ends the sessions
+-- bound to it: they are dead (R12), and the partner's session list shows
+-- live sessions only.
+CREATE FUNCTION pgw_authorization_withdrawn() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO activities (customer_id, session_id, operator_id, partner_id, action, target, detail, created_at)
+        SELECT customer_id, id, operator_id, partner_id, 'end_session', id,
+               '{"reason":"authorization_revoked"}', pgw_utc_now()
+        FROM partner_sessions WHERE authorization_id = NEW.id AND ended_at IS NULL;
+    UPDATE partner_sessions SET ended_at = pgw_utc_now(), end_reason = 'authorization_revoked'
+        WHERE authorization_id = NEW.id AND ended_at IS NULL;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER authorization_withdrawn AFTER UPDATE OF status ON customer_authorizations
+    FOR EACH ROW WHEN (NEW.status IN ('revoked', 'rejected') AND OLD.status NOT IN ('revoked', 'rejected'))
+    EXECUTE FUNCTION pgw_authorization_withdrawn();
 
 -- Credentials are announced like entities (`credentials:<access key>`), so a
 -- rotated or revoked secret is heard by every gateway at once.

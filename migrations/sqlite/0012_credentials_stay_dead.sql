@@ -8,7 +8,7 @@
 ALTER TABLE operators ADD COLUMN tokens_not_before TEXT;
 ALTER TABLE customers ADD COLUMN tokens_not_before TEXT;
 -- Why a session ended: `ended` (switched back), `operator_disabled`,
--- `on_behalf_withdrawn`.
+-- `on_behalf_withdrawn`, `authorization_revoked`.
 ALTER TABLE partner_sessions ADD COLUMN end_reason TEXT;
 
 -- Disabling an operator revokes its tokens and ends its live sessions, each
@@ -41,4 +41,19 @@ BEGIN
     UPDATE partner_sessions SET ended_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
            end_reason = 'on_behalf_withdrawn'
         WHERE partner_id = NEW.id AND ended_at IS NULL;
+END;
+
+-- A customer revoking (or rejecting) its authorization ends the sessions
+-- bound to it: they are dead (R12), and the partner's session list shows
+-- live sessions only.
+CREATE TRIGGER authorization_withdrawn AFTER UPDATE OF status ON customer_authorizations
+WHEN NEW.status IN ('revoked', 'rejected') AND OLD.status NOT IN ('revoked', 'rejected')
+BEGIN
+    INSERT INTO activities (customer_id, session_id, operator_id, partner_id, action, target, detail, created_at)
+        SELECT customer_id, id, operator_id, partner_id, 'end_session', id,
+               '{"reason":"authorization_revoked"}', strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        FROM partner_sessions WHERE authorization_id = NEW.id AND ended_at IS NULL;
+    UPDATE partner_sessions SET ended_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+           end_reason = 'authorization_revoked'
+        WHERE authorization_id = NEW.id AND ended_at IS NULL;
 END;

@@ -179,6 +179,43 @@ async fn a_regranted_on_behalf_revives_no_session(backend: Backend) {
     gw.running.stop().await;
 }
 
+async fn a_revoked_authorization_ends_its_sessions(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    let session = credentials(&created);
+    let id = created.json()["session_id"].as_str().unwrap().to_owned();
+    let listed = || async {
+        let list = gw
+            .call("op-east-ops", "GET", "/v3/partner-sessions", None)
+            .await;
+        assert_eq!(list.status, 200);
+        list.json()["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["session_id"] == id.as_str())
+    };
+    assert!(listed().await);
+    let revoked = gw
+        .call(
+            "cust-acme",
+            "POST",
+            "/v2/customers/partner-authorizations/auth-acme/revoke",
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200);
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT end_reason FROM partner_sessions WHERE access_key = $1")
+            .bind(session.access_key.clone())
+            .fetch_one(gw.db.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("authorization_revoked"));
+    assert!(!listed().await, "the list shows live sessions only");
+    gw.running.stop().await;
+}
+
 async fn a_customer_revokes_its_tokens(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     let customer_token = token(&gw, "cust-acme").await;
@@ -229,5 +266,6 @@ test_on_backends! {
     revived_operator => a_revived_operator_revives_nothing;
     regranted_on_behalf => a_regranted_on_behalf_revives_no_session;
     customer_tokens => a_customer_revokes_its_tokens;
+    revoked_authorization => a_revoked_authorization_ends_its_sessions;
     rotation => a_rotated_secret_is_heard_at_once;
 }
