@@ -338,7 +338,8 @@ async fn policy_files_rewritten_under_load() {
             assert_eq!(
                 answer.status.as_u16(),
                 expected,
-                "{who} (after {answered} answers)"
+                "{who} (after {answered} answers): {}",
+                String::from_utf8_lossy(&answer.body)
             );
             answered += 1;
         }
