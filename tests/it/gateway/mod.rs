@@ -103,6 +103,20 @@ impl TestGateway {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Answer {
+        self.try_call(principal, method, path, body)
+            .await
+            .expect("call")
+    }
+
+    /// [`TestGateway::call`], with a connection the gateway refused or
+    /// closed as an error rather than a panic (for polls that wait for room).
+    pub async fn try_call(
+        &self,
+        principal: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<Answer> {
         let creds = self.credentials(principal);
         let body = body
             .map(|b| serde_json::to_vec(&b).unwrap())
@@ -117,7 +131,6 @@ impl TestGateway {
             &[],
         )
         .await
-        .expect("call")
     }
 
     /// A call with explicit credentials (or none), body bytes and extra signed headers.
