@@ -52,9 +52,16 @@ pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
                                         entities.invalidate(&entity);
                                     }
                                 }
+                                // The connection closed. `try_recv` would reconnect on
+                                // the next call, but nothing says when it is listening
+                                // again: until a fresh LISTEN, nothing is cached.
                                 Ok(None) => {
-                                    tracing::warn!("entity change listener reconnected; dropping every cached entity");
+                                    entities.set_change_feed(false);
                                     entities.invalidate_all();
+                                    tracing::warn!(
+                                        "entity change listener lost its connection; reconnecting"
+                                    );
+                                    break;
                                 }
                                 Err(e) => {
                                     entities.set_change_feed(false);

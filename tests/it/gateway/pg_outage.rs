@@ -5,7 +5,7 @@
 //! directory and port, the binaries `.ci/postgres.sh` installs), since
 //! stopping the shared one would fail every other test.
 
-use super::{poll, TestGateway, NOTIFIED};
+use super::{poll, TestGateway};
 use partner_gateway::store::Backend;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,7 +148,10 @@ async fn postgres_stopped_and_restarted_under_load() {
         .execute(&pool)
         .await
         .unwrap();
-    poll("the revocation heard", NOTIFIED, || async {
+    // Heard without a restart; after a PostgreSQL restart this takes up to
+    // the entity cache's TTL (5 s) today, not the change feed's milliseconds
+    // (an open question, see the closing note of issue 15).
+    poll("the revocation heard", BOUND, || async {
         (status().await == 403).then_some(())
     })
     .await;
