@@ -308,12 +308,44 @@ impl WatchedSet {
         Ok(Some((engine, verification)))
     }
 
+    /// The names and contents of every file of the set's directories, to
+    /// tell whether they changed while the set was loaded.
+    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for dir in [&self.policies_dir, &self.schema_dir, &self.invariants_dir] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     async fn reload(&self, cause: &str) -> Outcome {
         let set = self.name.as_str();
         let now = time::now();
+        let before = self.files();
         let (outcome, verification) = match self.check().await {
             Err(refusal) => (Outcome::Failed(refusal), None),
             Ok(None) => (Outcome::Unchanged, None),
+            // A file written in place is empty or partial for a moment, and
+            // may still parse (an empty file is a valid, empty policy file):
+            // only a set whose files did not change while it was loaded and
+            // proved may serve. The writes that changed them are events the
+            // watcher reloads on next.
+            Ok(Some(_)) if self.files() != before => {
+                tracing::info!(
+                    set,
+                    cause,
+                    "policy files changed while loading; waiting for them to settle"
+                );
+                (Outcome::Unchanged, None)
+            }
             // The live set serves only what is proved; a shadow set decides
             // nothing and serves either way, its verification on show.
             Ok(Some((_, verification))) if self.name == SetName::Live && !verification.proved() => {
