@@ -522,17 +522,14 @@ impl EntityLoader {
                 .map(|rec| (rec, vec![])),
             EntityRef::Order(id) => {
                 // Only the owner matters to the policies; skip the line items.
-                let row = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
-                    .bind(id.clone())
-                    .fetch_optional(s.pool())
-                    .await
-                    .map_err(StoreError::from)?;
-                match row {
-                    Some(row) => {
-                        let customer: String =
-                            sqlx::Row::try_get(&row, "customer_id").map_err(StoreError::from)?;
-                        Some((child_record(r, &customer, vec![])?, vec![]))
-                    }
+                let customer: Option<(String,)> =
+                    sqlx::query_as("SELECT customer_id FROM orders WHERE id = $1")
+                        .bind(id.clone())
+                        .fetch_optional(s.pool())
+                        .await
+                        .map_err(StoreError::from)?;
+                match customer {
+                    Some((customer,)) => Some((child_record(r, &customer, vec![])?, vec![])),
                     None => None,
                 }
             }
@@ -552,19 +549,15 @@ impl EntityLoader {
                 .transpose()?
                 .map(|rec| (rec, vec![])),
             EntityRef::Export(id) => {
-                let row = sqlx::query(
+                let owner: Option<(String, String)> = sqlx::query_as(
                     "SELECT principal_kind, principal_id FROM export_tasks WHERE id = $1",
                 )
                 .bind(id.clone())
                 .fetch_optional(s.pool())
                 .await
                 .map_err(StoreError::from)?;
-                match row {
-                    Some(row) => {
-                        let kind: String =
-                            sqlx::Row::try_get(&row, "principal_kind").map_err(StoreError::from)?;
-                        let owner: String =
-                            sqlx::Row::try_get(&row, "principal_id").map_err(StoreError::from)?;
+                match owner {
+                    Some((kind, owner)) => {
                         let owner = match kind.as_str() {
                             "operator" => EntityRef::Operator(owner),
                             "customer" => EntityRef::Customer(owner),

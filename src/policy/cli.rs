@@ -515,11 +515,6 @@ fn usage(message: String) -> ExitCode {
 fn check_question(engine: &PolicyEngine, req: &ExplainRequest) -> Result<(), String> {
     let schema = engine.schema();
     let action = PolicyEngine::action_uid(&req.action);
-    let names = |types: Box<dyn Iterator<Item = &cedar_policy::EntityTypeName> + '_>| {
-        let mut names: Vec<String> = types.map(|t| t.basename().to_owned()).collect();
-        names.sort();
-        names.join(", ")
-    };
     // Groups of actions (`PartnerLevel`) are in the schema too, but apply to nothing.
     let requestable = |a: &&cedar_policy::EntityUid| {
         schema
@@ -540,34 +535,22 @@ fn check_question(engine: &PolicyEngine, req: &ExplainRequest) -> Result<(), Str
         ));
     }
     let principal = req.principal.uid().type_name().clone();
-    let principals = schema
-        .principals_for_action(&action)
-        .map(|p| p.cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    if !principals.contains(&principal) {
-        return Err(format!(
-            "{} cannot be the principal of {}; its principal types are: {}",
-            principal.basename(),
-            req.action,
-            names(Box::new(principals.iter()))
-        ));
-    }
+    allowed_type(
+        "principal",
+        &principal,
+        &req.action,
+        schema.principals_for_action(&action),
+    )?;
     let resource = match &req.resource {
         Target::One(r) => r.uid().type_name().clone(),
         Target::Every(t) => t.entity("").uid().type_name().clone(),
     };
-    let resources = schema
-        .resources_for_action(&action)
-        .map(|r| r.cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    if !resources.contains(&resource) {
-        return Err(format!(
-            "{} cannot be the resource of {}; its resource types are: {}",
-            resource.basename(),
-            req.action,
-            names(Box::new(resources.iter()))
-        ));
-    }
+    allowed_type(
+        "resource",
+        &resource,
+        &req.action,
+        schema.resources_for_action(&action),
+    )?;
     let mut context = req.context.clone();
     for (name, value) in [
         (
@@ -614,4 +597,25 @@ fn resource_uid(t: &cedar_policy::EntityTypeName) -> cedar_policy::EntityUid {
 
 fn fresh_loader(store: &Store) -> EntityLoader {
     EntityLoader::new(store.clone(), 1_000, Duration::from_secs(60))
+}
+
+/// A usage error unless `ty` is one of the `role` (principal or resource)
+/// types the schema gives `action`, naming the valid ones.
+fn allowed_type<'a>(
+    role: &str,
+    ty: &cedar_policy::EntityTypeName,
+    action: &str,
+    allowed: Option<impl Iterator<Item = &'a cedar_policy::EntityTypeName>>,
+) -> Result<(), String> {
+    let allowed: Vec<_> = allowed.into_iter().flatten().collect();
+    if allowed.contains(&ty) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = allowed.iter().map(|t| t.basename()).collect();
+    names.sort();
+    Err(format!(
+        "{} cannot be the {role} of {action}; its {role} types are: {}",
+        ty.basename(),
+        names.join(", ")
+    ))
 }
