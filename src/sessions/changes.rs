@@ -35,6 +35,11 @@ pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
         loop {
             match sqlx::postgres::PgListener::connect(&database_url).await {
                 Ok(mut listener) => {
+                    // Report a lost connection at once: by default `try_recv`
+                    // first reconnects (retrying for up to the pool's acquire
+                    // timeout while the database is down), and all that time
+                    // the cache would be trusted with notifications lost.
+                    listener.eager_reconnect(false);
                     if let Err(e) = listener.listen(CHANNEL).await {
                         tracing::error!(error = %e, "cannot LISTEN for entity changes");
                     } else {

@@ -5,7 +5,7 @@
 //! directory and port, the binaries `.ci/postgres.sh` installs), since
 //! stopping the shared one would fail every other test.
 
-use super::{poll, TestGateway};
+use super::{poll, TestGateway, NOTIFIED};
 use partner_gateway::store::Backend;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,6 +125,12 @@ async fn postgres_stopped_and_restarted_under_load() {
         seen.push(status().await);
     }
     assert!(seen.iter().all(|s| *s == 503), "{seen:?}");
+    // The lost feed is noticed at once: no cached row is trusted while
+    // notifications cannot arrive.
+    poll("the change feed reported lost", NOTIFIED, || async {
+        (!gw.running.gateway.entities.change_feed_connected()).then_some(())
+    })
+    .await;
 
     cluster.start();
     poll("recovery without a restart", BOUND, || async {
@@ -148,10 +154,10 @@ async fn postgres_stopped_and_restarted_under_load() {
         .execute(&pool)
         .await
         .unwrap();
-    // Heard without a restart; after a PostgreSQL restart this takes up to
-    // the entity cache's TTL (5 s) today, not the change feed's milliseconds
-    // (an open question, see the closing note of issue 15).
-    poll("the revocation heard", BOUND, || async {
+    // Heard through the change feed, as before the restart: milliseconds,
+    // not the entity cache's 5 s TTL (the feed once stayed "connected"
+    // while sqlx reconnected it, and notifications sent meanwhile were lost).
+    poll("the revocation heard", NOTIFIED, || async {
         (status().await == 403).then_some(())
     })
     .await;
