@@ -154,9 +154,14 @@ fn database_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             // PostgreSQL (SQLSTATE, 5 characters): connection exceptions,
-            // out of resources, operator intervention (shutdown).
+            // out of resources, operator intervention (shutdown), and a
+            // read-only transaction (a standby after failover, or
+            // `default_transaction_read_only`).
             let postgres = code.len() == 5
-                && (code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"));
+                && (code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "25006");
             // SQLite (a number, the primary code in its low byte): BUSY,
             // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
             let sqlite = code.len() < 5

@@ -97,7 +97,12 @@ pub(super) async fn start_on(
     .await
 }
 
-async fn admin(gw: &TestGateway, method: &str, path: &str, body: Option<Value>) -> TestResponse {
+pub(super) async fn admin(
+    gw: &TestGateway,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> TestResponse {
     let body = body
         .map(|b| serde_json::to_vec(&b).unwrap())
         .unwrap_or_default();

@@ -5,6 +5,7 @@
 //! directory and port, the binaries `.ci/postgres.sh` installs), since
 //! stopping the shared one would fail every other test.
 
+use super::operations::admin;
 use super::{poll, TestGateway, NOTIFIED};
 use partner_gateway::store::Backend;
 use std::path::{Path, PathBuf};
@@ -161,5 +162,82 @@ async fn postgres_stopped_and_restarted_under_load() {
         (status().await == 403).then_some(())
     })
     .await;
+    gw.running.stop().await;
+}
+
+/// PostgreSQL turned read-only under a running gateway (what a failover to a
+/// standby or `default_transaction_read_only` does): `/readyz` says not ready
+/// and why, writes are 503 in the API's format and change nothing, reads go
+/// on; once writable again, both recover without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_is_not_ready() {
+    let cluster = Cluster::new();
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.database.database_url = cluster.url();
+    })
+    .await;
+    let pool = sqlx::AnyPool::connect(&cluster.url()).await.unwrap();
+    let read_only = |on: bool| {
+        let pool = pool.clone();
+        async move {
+            let setting = if on { "on" } else { "off" };
+            sqlx::query(&format!(
+                "ALTER SYSTEM SET default_transaction_read_only = {setting}"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query("SELECT pg_reload_conf()")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    let budget_cents = || async {
+        let (cents,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(amount_cents), -1) FROM budgets WHERE customer_id = 'cust-acme'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        cents
+    };
+    let set_budget = || {
+        gw.call(
+            "op-east-finance",
+            "POST",
+            "/v2/partners/sub-customers/budget",
+            Some(serde_json::json!({"customer_id": "cust-acme", "budget_amount": 600, "budget_type": "MONTHLY"})),
+        )
+    };
+    assert_eq!(admin(&gw, "GET", "/readyz", None).await.status, 200);
+    let before = budget_cents().await;
+
+    read_only(true).await;
+    let ready = poll("not ready while read-only", BOUND, || async {
+        let answer = admin(&gw, "GET", "/readyz", None).await;
+        (answer.status == 503).then(|| answer.json())
+    })
+    .await;
+    let error = ready["database"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("read-only"), "{ready}");
+    let answer = set_budget().await;
+    assert_eq!(answer.status.as_u16(), 503, "{}", answer.json());
+    assert_eq!(answer.error_code(), "APIGW.0503");
+    assert_eq!(
+        budget_cents().await,
+        before,
+        "a refused write changed nothing"
+    );
+    let read = gw.call("op-east-finance", "GET", BUDGET, None).await;
+    assert_eq!(read.status.as_u16(), 200, "reads go on");
+
+    read_only(false).await;
+    poll("ready again", BOUND, || async {
+        (admin(&gw, "GET", "/readyz", None).await.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(set_budget().await.status.as_u16(), 200);
+    assert_eq!(budget_cents().await, 60000);
     gw.running.stop().await;
 }
