@@ -17,8 +17,14 @@ pub async fn tcp(gw: &TestGateway) -> TcpStream {
     TcpStream::connect(gw.running.addr).await.unwrap()
 }
 
-/// A connection with the TLS handshake done and nothing sent.
+/// A connection with the TLS handshake done and nothing sent, HTTP/1.1
+/// (these tests write raw request heads).
 pub async fn tls(gw: &TestGateway) -> Box<dyn Stream> {
+    tls_speaking(gw, b"http/1.1").await
+}
+
+/// As [`tls`], offering only the ALPN protocol `alpn` (e.g. `h2`).
+pub async fn tls_speaking(gw: &TestGateway, alpn: &[u8]) -> Box<dyn Stream> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in
@@ -34,9 +40,8 @@ pub async fn tls(gw: &TestGateway) -> Box<dyn Stream> {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    // HTTP/1.1 only: these tests write raw request heads.
     let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let stream = connector
         .connect(

@@ -4,7 +4,7 @@
 //! gateway hold memory without bound. The listener does not depend on the
 //! database backend, so these run on SQLite only.
 
-use super::raw::{answer, tcp, tls, Stream, BOUND};
+use super::raw::{answer, tcp, tls, tls_speaking, Stream, BOUND};
 use super::{poll, TestGateway};
 use partner_gateway::config::Limits;
 use partner_gateway::store::Backend;
@@ -211,5 +211,144 @@ async fn unauthenticated_bytes_are_capped() {
         .unwrap();
     s.write_all(&vec![b' '; BODY]).await.unwrap();
     assert_eq!(answer(&mut s).await, Some(401));
+    gw.running.stop().await;
+}
+
+/// An HTTP/2 frame: length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend([kind, flags]);
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+/// An HPACK string (no Huffman coding): a 7-bit prefix integer, then the bytes.
+fn hpack_string(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len();
+    if n < 127 {
+        out.push(n as u8);
+    } else {
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    out.extend(s.as_bytes());
+}
+
+/// A request head as one HPACK block: `POST https://localhost{path}` and
+/// `headers`, every field a literal never added to the table.
+fn hpack_head(path: &str, headers: &[(&str, String)]) -> Vec<u8> {
+    let mut block = vec![0x83, 0x87]; // :method POST, :scheme https (static table)
+    block.push(0x04); // :path, a literal value
+    hpack_string(&mut block, path);
+    block.push(0x01); // :authority, a literal value
+    hpack_string(&mut block, "localhost");
+    for (name, value) in headers {
+        block.push(0x00);
+        hpack_string(&mut block, name);
+        hpack_string(&mut block, value);
+    }
+    block
+}
+
+/// One HTTP/2 connection holds at most `http2_max_concurrent_streams`
+/// requests: the gateway announces the limit, and the streams a client opens
+/// past it (each a signed head waiting for its body) are refused
+/// (`REFUSED_STREAM`), so they hold nothing. Frames are written by hand, since
+/// a well-behaved client library never exceeds the announced limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_per_connection_are_limited() {
+    use tokio::io::AsyncReadExt;
+    const LIMIT: u32 = 4;
+    const OPENED: u32 = 12;
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.limits = Limits {
+            http2_max_concurrent_streams: LIMIT,
+            ..Limits::default()
+        }
+    })
+    .await;
+    let ak = gw.credentials("op-dist-admin").access_key;
+    let date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let head = hpack_head(
+        "/v2/partners/sub-customers/query",
+        &[
+            ("x-sdk-date", date),
+            ("content-type", "application/json".into()),
+            (
+                "authorization",
+                format!(
+                    "SDK-HMAC-SHA256 Access={ak}, SignedHeaders=host;x-sdk-date, Signature={}",
+                    "0".repeat(64)
+                ),
+            ),
+            ("content-length", "30000".into()),
+        ],
+    );
+    let mut conn = tls_speaking(&gw, b"h2").await;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS, none changed
+    for i in 0..OPENED {
+        out.extend(h2_frame(0x1, 0x4, 2 * i + 1, &head)); // HEADERS, END_HEADERS
+    }
+    conn.write_all(&out).await.unwrap();
+
+    let (mut announced, mut refused) = (None, Vec::new());
+    let mut buf = Vec::new();
+    tokio::time::timeout(BOUND, async {
+        while refused.len() < (OPENED - LIMIT) as usize {
+            let mut chunk = [0u8; 4096];
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the gateway closed the connection");
+            buf.extend(&chunk[..n]);
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, flags) = (buf[3], buf[4]);
+                let stream = u32::from_be_bytes(buf[5..9].try_into().unwrap()) & 0x7fff_ffff;
+                let payload = buf[9..9 + len].to_vec();
+                buf.drain(..9 + len);
+                match kind {
+                    0x4 if flags & 0x1 == 0 => {
+                        for setting in payload.chunks(6) {
+                            if setting[..2] == [0, 3] {
+                                announced =
+                                    Some(u32::from_be_bytes(setting[2..6].try_into().unwrap()));
+                            }
+                        }
+                        conn.write_all(&h2_frame(0x4, 0x1, 0, &[])).await.unwrap();
+                        // ACK
+                    }
+                    // RST_STREAM: REFUSED_STREAM (7) for a stream past the limit.
+                    0x3 => {
+                        let code = u32::from_be_bytes(payload[..4].try_into().unwrap());
+                        assert_eq!(code, 7, "stream {stream} reset with {code}");
+                        refused.push(stream);
+                    }
+                    0x7 => panic!("GOAWAY: the connection was ended, not the streams"),
+                    0x1 => panic!("stream {stream} answered: it should still be waiting"),
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await
+    .expect("the streams past the limit are refused");
+    assert_eq!(announced, Some(LIMIT));
+    refused.sort();
+    let expected: Vec<u32> = (LIMIT..OPENED).map(|i| 2 * i + 1).collect();
+    assert_eq!(
+        refused, expected,
+        "the first {LIMIT} streams are held, the rest refused"
+    );
+    // Closed, the held streams end at once (rather than at the body timeout).
+    drop(conn);
     gw.running.stop().await;
 }
