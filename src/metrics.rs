@@ -31,6 +31,8 @@ pub const UPSTREAM_SECONDS: &str = "pgw_upstream_duration_seconds";
 pub const ENTITY_CACHE_HITS: &str = "pgw_entity_cache_hits_total";
 pub const ENTITY_CACHE_MISSES: &str = "pgw_entity_cache_misses_total";
 /// Gauge: entity records cached (approximate).
+pub const DECISIONS_REUSED: &str = "pgw_decisions_reused_total";
+pub const DECISIONS_TAKEN: &str = "pgw_decisions_taken_total";
 pub const ENTITY_CACHE_ENTRIES: &str = "pgw_entity_cache_entries";
 /// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
 /// (`applied`, `unchanged`, `failed`).
@@ -124,6 +126,14 @@ fn describe() {
         "Entity cache misses (records read from the database)."
     );
     describe_gauge!(ENTITY_CACHE_ENTRIES, "Entity records cached.");
+    describe_counter!(
+        DECISIONS_REUSED,
+        "Decisions served from the decision cache (same question, same facts, no instant passed)."
+    );
+    describe_counter!(
+        DECISIONS_TAKEN,
+        "Reusable decisions evaluated by Cedar (decision cache misses)."
+    );
     describe_counter!(
         POLICY_RELOADS,
         "Policy reload attempts, by set and result (applied, unchanged, failed)."
@@ -271,6 +281,15 @@ pub fn shadow_decision(action: &str, live: bool, shadow: bool) {
 /// count whenever sessions are created, ended or expire (or periodically).
 pub fn list_fallback(action: &'static str) {
     ::metrics::counter!(LIST_FALLBACKS, "action" => action).increment(1);
+}
+
+pub fn decision_reused(reused: bool) {
+    ::metrics::counter!(if reused {
+        DECISIONS_REUSED
+    } else {
+        DECISIONS_TAKEN
+    })
+    .increment(1);
 }
 
 pub fn evaluation_error(action: &str) {

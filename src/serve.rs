@@ -38,6 +38,8 @@ pub const ENTITY_TTL: Duration = Duration::from_secs(5);
 /// whole gateway: the hot set of partners, operators and recently used
 /// customers fits, the rest is read on demand.
 pub const ENTITY_CAPACITY: u64 = 10_000;
+/// Decisions kept for reuse (`gateway::decisions`), about 0.5 KB each.
+pub const DECISION_CAPACITY: u64 = 10_000;
 
 /// A gateway that is up: where it listens, and how to stop it.
 pub struct RunningGateway {
@@ -217,6 +219,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         policies: live.clone(),
         shadow: shadow.map(|(engine, _, _)| engine),
         entities: entities.clone(),
+        decisions: crate::gateway::decisions::DecisionCache::new(DECISION_CAPACITY),
         authn: Authenticator::new(
             entities.clone(),
             TokenSigner::new(cipher.derive_key("x-auth-token v1")),

@@ -27,7 +27,7 @@ use std::time::Duration;
 /// An assume-role session as the policies see it. Sessions are not stored
 /// yet: the caller (the gateway's session layer, or the policy test runner)
 /// supplies them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SessionFacts {
     pub id: SessionId,
     /// The source identity that switched in.
@@ -74,6 +74,54 @@ struct Record {
     /// The version of the policy engine whose schema `entity` was checked
     /// against when it was read; another version checks it again.
     checked_for: String,
+    /// What this record is, for a reused decision: a number no other record
+    /// gets (a record read again is a new record), or a session's facts,
+    /// since sessions are read for each request.
+    stamp: Stamp,
+    /// The instants among its attributes: a decision comparing `now` with
+    /// one of them may change when `now` passes it.
+    instants: Vec<Timestamp>,
+}
+
+/// Identifies one record exactly (see [`Record::stamp`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Stamp {
+    Read(u64),
+    Session(Box<SessionFacts>),
+}
+
+/// Numbers the records as they are built.
+static RECORDS_BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// The records of one slice, not yet made into Cedar entities. Two slices
+/// with the same [`Slice::stamps`] hold the same facts, so a decision taken
+/// on one holds for the other until `now` passes one of its instants.
+#[derive(Debug)]
+pub struct Slice {
+    records: Vec<Arc<Record>>,
+}
+
+impl Slice {
+    /// Every record's stamp, in a fixed order.
+    pub fn stamps(&self) -> Vec<Stamp> {
+        self.records.iter().map(|r| r.stamp.clone()).collect()
+    }
+
+    /// The first instant of the slice's attributes after `now`, if any.
+    pub fn next_instant_after(&self, now: Timestamp) -> Option<Timestamp> {
+        self.records
+            .iter()
+            .flat_map(|r| r.instants.iter().copied())
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// The Cedar entities. Each was checked on its own; the slice adds no
+    /// new facts.
+    pub fn entities(&self) -> Result<Entities, EntityError> {
+        Entities::from_entities(self.records.iter().map(|r| r.entity.clone()), None)
+            .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
+    }
 }
 
 /// Builds entity slices from the store through a moka cache of per-entity records.
@@ -289,6 +337,24 @@ impl EntityLoader {
         resource: &EntityRef,
         sessions: &[SessionFacts],
     ) -> Result<Option<Entities>, EntityError> {
+        match self
+            .slice_records(engine, principal, resource, sessions)
+            .await?
+        {
+            Some(slice) => slice.entities().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`EntityLoader::slice`] before its records are made into Cedar
+    /// entities: what the gateway decides on (and reuses decisions by).
+    pub async fn slice_records(
+        &self,
+        engine: &PolicyEngine,
+        principal: &EntityRef,
+        resource: &EntityRef,
+        sessions: &[SessionFacts],
+    ) -> Result<Option<Slice>, EntityError> {
         let slice = self
             .slice_of(engine, &[resource, principal], sessions)
             .await?;
@@ -310,7 +376,7 @@ impl EntityLoader {
         principal: &EntityRef,
         resource: &EntityRef,
         sessions: &[SessionFacts],
-    ) -> Result<Option<(EntityRef, Entities)>, EntityError> {
+    ) -> Result<Option<(EntityRef, Slice)>, EntityError> {
         let Some(stand_in) = self.stand_ins_lock().get(&resource.kind()).cloned() else {
             return Ok(None);
         };
@@ -335,7 +401,10 @@ impl EntityLoader {
         principal: &EntityRef,
         sessions: &[SessionFacts],
     ) -> Result<Option<Entities>, EntityError> {
-        self.slice_of(engine, &[principal], sessions).await
+        match self.slice_of(engine, &[principal], sessions).await? {
+            Some(slice) => slice.entities().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The entities `roots` need; `Ok(None)` when a root does not exist.
@@ -344,8 +413,8 @@ impl EntityLoader {
         engine: &PolicyEngine,
         roots: &[&EntityRef],
         sessions: &[SessionFacts],
-    ) -> Result<Option<Entities>, EntityError> {
-        let mut built: HashMap<EntityRef, Entity> = HashMap::new();
+    ) -> Result<Option<Slice>, EntityError> {
+        let mut built: HashMap<EntityRef, Arc<Record>> = HashMap::new();
         let mut queue: Vec<(EntityRef, Option<EntityRef>)> =
             roots.iter().map(|r| ((*r).clone(), None)).collect();
         while let Some((r, from)) = queue.pop() {
@@ -388,12 +457,14 @@ impl EntityLoader {
                     queue.push((link.clone(), Some(r.clone())));
                 }
             }
-            built.insert(r, record.entity.clone());
+            built.insert(r, record);
         }
-        // Each entity was checked on its own; the slice adds no new facts.
-        Entities::from_entities(built.into_values(), None)
-            .map(Some)
-            .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
+        // In a fixed order, so that equal slices have equal stamps.
+        let mut records: Vec<(EntityRef, Arc<Record>)> = built.into_iter().collect();
+        records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(Slice {
+            records: records.into_iter().map(|(_, r)| r).collect(),
+        }))
     }
 
     /// Drops exactly `entity`'s cached record, and the records derived from
@@ -603,6 +674,7 @@ fn build(
     parents: Vec<EntityRef>,
     links: Vec<EntityRef>,
 ) -> Result<Record, EntityError> {
+    let names: Vec<String> = attrs.iter().map(|(k, _)| (*k).to_owned()).collect();
     let entity = Entity::new(
         r.uid(),
         attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
@@ -615,6 +687,7 @@ fn build(
         entity: r.to_string(),
         message: crate::policy::describe(&e),
     })?;
+    let instants = instants_of(&entity, &names)?;
     let mut all_links = parents;
     all_links.extend(links);
     Ok(Record {
@@ -622,7 +695,35 @@ fn build(
         links: all_links,
         live_candidates: Vec::new(),
         checked_for: String::new(),
+        stamp: Stamp::Read(RECORDS_BUILT.fetch_add(1, Ordering::Relaxed)),
+        instants,
     })
+}
+
+/// The instants among `entity`'s attributes, read back from Cedar so that
+/// no `datetime` attribute can be left out. One inside a record or set is
+/// refused: a reused decision would not know of it.
+fn instants_of(entity: &Entity, names: &[String]) -> Result<Vec<Timestamp>, EntityError> {
+    let mut instants = Vec::new();
+    for name in names {
+        let Some(Ok(value)) = entity.attr(name) else {
+            continue;
+        };
+        let text = value.to_string();
+        if !text.contains("datetime(") {
+            continue;
+        }
+        let instant = text
+            .strip_prefix("datetime(\"")
+            .and_then(|t| t.strip_suffix("\")"))
+            .and_then(|t| time::parse(t).ok())
+            .ok_or_else(|| EntityError::Build {
+                entity: entity.uid().to_string(),
+                message: format!("`{name}`: an instant only as a top-level attribute, not {text}"),
+            })?;
+        instants.push(instant);
+    }
+    Ok(instants)
 }
 
 fn string(s: &str) -> RestrictedExpression {
@@ -783,5 +884,66 @@ fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
         attrs.push(("authorization", entity(&authorization)));
         links.push(authorization);
     }
-    build(&EntityRef::Session(s.id.0.clone()), attrs, vec![], links)
+    let mut record = build(&EntityRef::Session(s.id.0.clone()), attrs, vec![], links)?;
+    record.stamp = Stamp::Session(Box::new(s.clone()));
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(expires_at: &str, ended: bool) -> SessionFacts {
+        SessionFacts {
+            id: SessionId::from("s-1"),
+            operator: OperatorId::from("op-1"),
+            customer: CustomerId::from("cust-1"),
+            scopes: vec![AuthorizationScope::Om],
+            expires_at: time::parse(expires_at).unwrap(),
+            ended,
+            authorization_id: None,
+        }
+    }
+
+    #[test]
+    fn a_record_knows_its_instants() {
+        let record = session_record(&session("2027-01-02T03:04:05Z", false)).unwrap();
+        assert_eq!(
+            record.instants,
+            [time::parse("2027-01-02T03:04:05Z").unwrap()]
+        );
+        let slice = Slice {
+            records: vec![Arc::new(record)],
+        };
+        let before = time::parse("2027-01-01T00:00:00Z").unwrap();
+        let after = time::parse("2027-02-01T00:00:00Z").unwrap();
+        assert_eq!(
+            slice.next_instant_after(before),
+            Some(time::parse("2027-01-02T03:04:05Z").unwrap())
+        );
+        assert_eq!(slice.next_instant_after(after), None);
+    }
+
+    #[test]
+    fn records_are_stamped_apart_and_sessions_by_their_facts() {
+        let a = session_record(&session("2027-01-02T03:04:05Z", false)).unwrap();
+        let b = session_record(&session("2027-01-02T03:04:05Z", false)).unwrap();
+        let ended = session_record(&session("2027-01-02T03:04:05Z", true)).unwrap();
+        assert_eq!(a.stamp, b.stamp);
+        assert_ne!(a.stamp, ended.stamp);
+        let partner = |_: ()| {
+            build(
+                &EntityRef::Partner("p".into()),
+                vec![("kind", string("distributor"))],
+                vec![],
+                vec![],
+            )
+            .unwrap()
+        };
+        assert_ne!(
+            partner(()).stamp,
+            partner(()).stamp,
+            "read twice, two records"
+        );
+    }
 }

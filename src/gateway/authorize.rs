@@ -9,7 +9,7 @@ use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
 use crate::catalog::ListOf;
-use crate::entities::SessionFacts;
+use crate::entities::{SessionFacts, Slice};
 use crate::filter::Residuals;
 use crate::filter::{self, sql, Filter, ListScope};
 use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine};
@@ -131,7 +131,7 @@ impl Gateway {
         let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
         let slice = self
             .entities
-            .slice(engine, &caller.principal, resource, &sessions)
+            .slice_records(engine, &caller.principal, resource, &sessions)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
         let denied = Decision {
@@ -139,35 +139,59 @@ impl Gateway {
             determining: vec![],
             errors: vec![],
         };
-        let Some(entities) = slice else {
+        let Some(slice) = slice else {
             // Unknown: denied. The same question about a known resource of
-            // the type is decided and thrown away, so that this answer takes
-            // as long as a real one (no timing oracle).
+            // the type is decided (or reused) and thrown away, so that this
+            // answer takes as long as a real one (no timing oracle).
             let stand_in = self
                 .entities
                 .stand_in(engine, &caller.principal, resource, &sessions)
                 .await
                 .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
-            if let Some((stand_in, entities)) = stand_in {
+            if let Some((stand_in, slice)) = stand_in {
                 let request =
                     AccessRequest::new(caller.principal.clone(), action, stand_in, context)
                         .with_live_context(peer.ip());
-                std::hint::black_box(engine.decide(&request, &entities));
+                std::hint::black_box(self.decide_on(engine, &request, &slice));
             }
             return Ok(denied);
         };
         let request =
             AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
                 .with_live_context(peer.ip());
-        let decision = engine.decide(&request, &entities);
-        if let Some(shadow) = &self.shadow {
-            crate::policy::shadow::compare(&shadow.load(), engine, &request, &entities, &decision);
-        }
+        let decision = self.decide_on(engine, &request, &slice);
         if !decision.errors.is_empty() {
             crate::metrics::evaluation_error(action);
             tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
         }
         Ok(decision)
+    }
+
+    /// Decides `request` on `slice` (reused when it may be), compared with
+    /// the shadow set when there is one. An entity slice that Cedar refuses
+    /// is a deny with the reason.
+    fn decide_on(&self, engine: &PolicyEngine, request: &AccessRequest, slice: &Slice) -> Decision {
+        let evaluate = || match slice.entities() {
+            Ok(entities) => {
+                let decision = engine.decide(request, &entities);
+                if let Some(shadow) = &self.shadow {
+                    crate::policy::shadow::compare(
+                        &shadow.load(),
+                        engine,
+                        request,
+                        &entities,
+                        &decision,
+                    );
+                }
+                decision
+            }
+            Err(e) => Decision::failed(e.to_string()),
+        };
+        // The shadow set is compared on every decision: nothing is reused then.
+        if self.shadow.is_some() {
+            return evaluate();
+        }
+        self.decisions.decide(engine, request, slice, evaluate)
     }
 
     /// What the policies say about `action` on every item of type `item`

@@ -7,6 +7,7 @@
 
 pub mod authn;
 mod authorize;
+pub mod decisions;
 mod error;
 pub mod forward;
 pub mod normalize;
@@ -51,6 +52,8 @@ pub struct Gateway {
     /// decision and compared with it, never deciding (`policy::shadow`).
     pub shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
     pub entities: Arc<EntityLoader>,
+    /// Decisions reused while their question and facts are unchanged.
+    pub decisions: decisions::DecisionCache,
     pub authn: Authenticator,
     pub upstream: Upstream,
     pub max_body_bytes: usize,

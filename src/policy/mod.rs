@@ -12,6 +12,7 @@ pub mod near_miss;
 pub mod partial;
 mod plan;
 pub mod reload;
+mod reuse;
 pub mod shadow;
 pub mod testing;
 pub mod verify;
@@ -127,6 +128,8 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     /// Per action: the policies that can apply, its entities, its context types.
     plans: HashMap<String, plan::ActionPlan>,
+    /// How the policies use time, for reused decisions.
+    time_use: reuse::TimeUse,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -147,6 +150,7 @@ impl PolicyEngine {
     pub fn load(policies_dir: &Path, schema_dir: &Path) -> Result<PolicyEngine, PolicyLoadError> {
         let loaded = load::load(policies_dir, schema_dir)?;
         let plans = plan::plan_actions(&loaded.schema, &loaded.schema_json, &loaded.policies);
+        let time_use = reuse::time_use(&loaded.policies);
         let index = loaded
             .infos
             .iter()
@@ -164,6 +168,7 @@ impl PolicyEngine {
             schema_dir: schema_dir.to_owned(),
             authorizer: Authorizer::new(),
             plans,
+            time_use,
         })
     }
 
@@ -214,6 +219,16 @@ impl PolicyEngine {
     /// Pure and fail closed: an unknown action, a context that does not match
     /// the action's context type, or any evaluation error denies. Cedar itself
     /// skips a policy that errors, so an erroring forbid would not deny.
+    /// Whether a decision of `action` may be reused while its question and
+    /// facts are unchanged (see `reuse`): then the instants of the policies'
+    /// own `datetime` literals, at which it may change besides its entities'.
+    /// `None` when the policies compute with time or the action's context
+    /// holds an instant other than `now`.
+    pub fn reusable(&self, action: &str) -> Option<&[Timestamp]> {
+        let plan = self.plans.get(action)?;
+        (!self.time_use.computes && plan.instant_is_only_now()).then_some(&self.time_use.literals)
+    }
+
     pub fn decide(&self, request: &AccessRequest, entities: &Entities) -> Decision {
         self.decide_with(request, entities, self.plans.get(&request.action))
     }

@@ -59,6 +59,16 @@ impl ActionPlan {
         self.policies.get(&(principal, resource))
     }
 
+    /// Whether `now` is the only instant or duration in the action's
+    /// context (false when its shape is not known).
+    pub fn instant_is_only_now(&self) -> bool {
+        self.context.as_ref().is_some_and(|shape| {
+            shape.iter().all(|(name, kind)| {
+                name == "now" || !matches!(kind, FieldKind::Datetime | FieldKind::Duration)
+            })
+        })
+    }
+
     /// The entities of the action and its groups.
     pub fn entities(&self) -> impl Iterator<Item = Entity> + '_ {
         self.entities.iter().cloned()

@@ -1,0 +1,114 @@
+//! Reused decisions. A decision is a function of the policy set, the
+//! question (principal, action, resource, context) and the facts of its
+//! entity slice; the only input that changes on its own is `now`. So an
+//! entry is keyed by the policy version, the question without `now`, and the
+//! slice's stamps (a record read again after any change is a new record with
+//! a new stamp: the entity cache's invalidation, the change feed and the
+//! SQLite probe all end reuse exactly where they end the cached record), and
+//! it serves only until `now` reaches the first instant of its slice or of
+//! the policies' literals after the moment it was decided, where a
+//! comparison with `now` could flip. Policies that compute with time are
+//! never reused (`PolicyEngine::reusable`).
+
+use crate::entities::{Slice, Stamp};
+use crate::policy::{AccessRequest, Decision, EntityRef, PolicyEngine};
+use crate::time::{self, Timestamp};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    version: String,
+    principal: EntityRef,
+    action: String,
+    resource: EntityRef,
+    /// The context without `now`, as JSON text (its keys are sorted).
+    context: String,
+    slice: Vec<Stamp>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    decision: Decision,
+    /// Served while `now` is before this instant.
+    until: Option<Timestamp>,
+}
+
+/// A bounded cache of decisions; `None` inside when turned off.
+pub struct DecisionCache(Option<moka::sync::Cache<Key, Arc<Entry>>>);
+
+impl std::fmt::Debug for DecisionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = self.0.as_ref().map(|c| c.entry_count());
+        f.debug_tuple("DecisionCache").field(&entries).finish()
+    }
+}
+
+impl DecisionCache {
+    /// Holds at most `capacity` decisions; 0 turns reuse off.
+    pub fn new(capacity: u64) -> DecisionCache {
+        DecisionCache((capacity > 0).then(|| moka::sync::Cache::new(capacity)))
+    }
+
+    /// Decides `request` on `slice` with `decide`, or reuses an earlier
+    /// decision of the same question on the same facts that still holds at
+    /// the context's `now`. Decisions with errors are never kept.
+    pub fn decide(
+        &self,
+        engine: &PolicyEngine,
+        request: &AccessRequest,
+        slice: &Slice,
+        decide: impl FnOnce() -> Decision,
+    ) -> Decision {
+        let (Some(cache), Some(literals), Some(now)) = (
+            &self.0,
+            engine.reusable(&request.action),
+            request
+                .context
+                .get("now")
+                .and_then(|v| v.as_str())
+                .and_then(|t| time::parse(t).ok()),
+        ) else {
+            return decide();
+        };
+        let key = Key {
+            version: engine.version().to_owned(),
+            principal: request.principal.clone(),
+            action: request.action.clone(),
+            resource: request.resource.clone(),
+            context: context_without_now(request),
+            slice: slice.stamps(),
+        };
+        if let Some(entry) = cache.get(&key) {
+            if entry.until.is_none_or(|until| now < until) {
+                crate::metrics::decision_reused(true);
+                return entry.decision.clone();
+            }
+            cache.invalidate(&key);
+        }
+        crate::metrics::decision_reused(false);
+        let decision = decide();
+        if decision.errors.is_empty() {
+            let literal = literals.iter().copied().filter(|t| *t > now).min();
+            let until = [slice.next_instant_after(now), literal]
+                .into_iter()
+                .flatten()
+                .min();
+            let entry = Entry {
+                decision: decision.clone(),
+                until,
+            };
+            cache.insert(key, Arc::new(entry));
+        }
+        decision
+    }
+}
+
+fn context_without_now(request: &AccessRequest) -> String {
+    let fields: serde_json::Map<String, serde_json::Value> = request
+        .context
+        .iter()
+        .filter(|(k, _)| k.as_str() != "now")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    serde_json::Value::Object(fields).to_string()
+}
