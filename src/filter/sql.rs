@@ -407,11 +407,17 @@ impl Compiler<'_> {
                 Ok(if *b { pred } else { format!("NOT {pred}") })
             }
             (Attr::TextSet(col), Test::Contains(value)) => {
-                if value.is_empty() || value.contains([',', '%', '_', '\\']) {
+                // A comma would span two members; the LIKE wildcards (roles
+                // such as `account_manager` hold `_`) are taken literally.
+                if value.is_empty() || value.contains(',') {
                     return Err(unsupported());
                 }
-                let p = self.w.arg(Bind::Text(format!("%,{value},%")));
-                Ok(format!("(',' || {a}.{col} || ',') LIKE {p}"))
+                let literal = value
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let p = self.w.arg(Bind::Text(format!("%,{literal},%")));
+                Ok(format!("(',' || {a}.{col} || ',') LIKE {p} ESCAPE '\\'"))
             }
             (Attr::Datetime(col), Test::Cmp(op, Scalar::Datetime(text))) => {
                 let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;

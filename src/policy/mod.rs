@@ -11,10 +11,12 @@ mod load;
 pub mod near_miss;
 pub mod partial;
 mod plan;
+pub mod question;
 pub mod reload;
 pub mod shadow;
 pub mod testing;
 pub mod verify;
+pub mod who_can;
 
 pub use crate::refs::{EntityRef, EntityRefError, EntityType, NAMESPACE};
 pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};
