@@ -148,22 +148,25 @@ fn boolean(e: &Expr, on: &On, mode: Mode, unknown: &mut Vec<String>) -> Result<F
             op: UnaryOp::Not,
             expr,
         } => Ok(Filter::not(boolean(expr, on, mode.negated(), unknown)?)),
+        // Cedar evaluates `&&` and `||` left to right and stops once the
+        // left side decides: a right side it never reaches (the residual of
+        // a missing attribute is `false && error()`) changes nothing.
         Expr::BinaryOp {
             op: BinaryOp::And,
             left,
             right,
-        } => Ok(Filter::and(vec![
-            boolean(left, on, mode, unknown)?,
-            boolean(right, on, mode, unknown)?,
-        ])),
+        } => match boolean(left, on, mode, unknown)? {
+            Filter::False => Ok(Filter::False),
+            l => Ok(Filter::and(vec![l, boolean(right, on, mode, unknown)?])),
+        },
         Expr::BinaryOp {
             op: BinaryOp::Or,
             left,
             right,
-        } => Ok(Filter::or(vec![
-            boolean(left, on, mode, unknown)?,
-            boolean(right, on, mode, unknown)?,
-        ])),
+        } => match boolean(left, on, mode, unknown)? {
+            Filter::True => Ok(Filter::True),
+            l => Ok(Filter::or(vec![l, boolean(right, on, mode, unknown)?])),
+        },
         Expr::IfThenElse {
             cond,
             then_expr,
