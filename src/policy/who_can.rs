@@ -18,11 +18,9 @@ use super::explain::{policy_info, DeterminingPolicy, PartialAnswer};
 use super::{AccessRequest, EntityRef, EntityType, PolicyEngine};
 use crate::entities::{EntityError, EntityLoader};
 use crate::filter::{self, sql, Filter, ListScope, Residuals};
-use crate::store::query::Where;
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::Row;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -279,19 +277,8 @@ async fn ids(
     filter: &Filter,
     ty: EntityType,
 ) -> Result<Vec<String>, WhoCanError> {
-    let mut w = Where::new();
-    let condition = sql::condition(filter, ty, "t", &mut w)?;
-    w.raw(condition);
-    let select = format!("SELECT t.id AS id FROM {} t", sql::table(ty));
-    let rows = w
-        .fetch(pool, &select, "ORDER BY t.id", None)
-        .await
-        .map_err(StoreError::from)?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("id"))
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::from)?)
+    let rows = sql::matching(filter, ty)?;
+    Ok(sql::ids(pool, rows, None).await.map_err(StoreError::from)?)
 }
 
 impl std::fmt::Display for WhoCan {
