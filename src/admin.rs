@@ -11,6 +11,7 @@
 //!   the same for the shadow set.
 //! - `GET /metrics`: Prometheus text format (`crate::metrics`).
 //! - `POST /v1/explain`: one decision explained with live data.
+//! - `POST /v1/who-can`: the principals allowed an action on one resource.
 //! - AuthZEN 1.0 ([`authzen`]) and the console at `/console` ([`console`]).
 
 mod authzen;
@@ -21,7 +22,9 @@ use crate::api_error::{codes, ApiError};
 use crate::config::AdminAccess;
 use crate::gateway::Gateway;
 use crate::policy::explain::explain_with_shadow;
+use crate::policy::question::{self, Refusal};
 use crate::policy::reload::PolicyReloader;
+use crate::policy::who_can::WhoCanError;
 use crate::policy::{AccessRequest, EntityRef};
 use crate::store::Store;
 use axum::extract::State;
@@ -58,6 +61,7 @@ pub fn router(
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics))
         .route("/v1/explain", post(explain))
+        .route("/v1/who-can", post(who_can))
         .merge(authzen::routes())
         .merge(console::routes())
         .with_state(Admin {
@@ -185,16 +189,30 @@ async fn explain(
         EntityRef::parse(text).map_err(|e| format!("invalid parameter {field}: {}", e.reason))
     };
     let principal = parse("principal", &body.principal).map_err(ApiError::parameter)?;
-    if body.action.trim().is_empty() {
-        return Err(ApiError::parameter(
-            "invalid parameter action: an action name such as SetBudget",
-        ));
-    }
     // A type alone (`Customer`) asks the list question.
-    if let Some(item) = crate::refs::EntityType::parse(&body.resource) {
-        return explain_list(&admin, principal, body.action, item, body.context).await;
-    }
-    let resource = parse("resource", &body.resource).map_err(ApiError::parameter)?;
+    let target = match crate::refs::EntityType::parse(&body.resource) {
+        Some(item) => Err(item),
+        None => Ok(parse("resource", &body.resource).map_err(ApiError::parameter)?),
+    };
+    // The checks of `policy explain`: a question naming nothing real is
+    // refused (400), never answered with a deny.
+    let live = admin.gateway.policies.load_full();
+    let resource_type = match &target {
+        Ok(r) => r.kind(),
+        Err(item) => *item,
+    };
+    question::check(
+        &live,
+        Some(principal.kind()),
+        &body.action,
+        resource_type,
+        &body.context,
+    )
+    .map_err(refused)?;
+    let resource = match target {
+        Ok(resource) => resource,
+        Err(item) => return explain_list(&admin, principal, body.action, item, body.context).await,
+    };
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: {what}");
         ApiError::new(
@@ -216,7 +234,6 @@ async fn explain(
     }
     let mut request = AccessRequest::new(principal, body.action, resource, body.context);
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let live = admin.gateway.policies.load_full();
     let shadow = admin.gateway.shadow.as_ref().map(|s| s.load_full());
     let (explanation, shadowed) = explain_with_shadow(
         &live,
@@ -234,4 +251,57 @@ async fn explain(
             serde_json::to_value(&shadowed).map_err(|e| unavailable("cannot encode", &e))?;
     }
     Ok(Json(answer))
+}
+
+/// A refused question: 400 naming the field and what is valid.
+fn refused(r: Refusal) -> ApiError {
+    ApiError::parameter(format!("invalid parameter {}: {}", r.field, r.message))
+}
+
+/// `POST /v1/who-can`: `{"action", "resource", "context"}` (`context` as
+/// for `/v1/explain`); the principals allowed, as `policy who-can --json`
+/// prints them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhoCanBody {
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: Map<String, Value>,
+}
+
+async fn who_can(
+    State(admin): State<Admin>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: WhoCanBody = crate::catalog::fields::json(&body)?;
+    let resource = EntityRef::parse(&body.resource)
+        .map_err(|e| ApiError::parameter(format!("invalid parameter resource: {}", e.reason)))?;
+    let live = admin.gateway.policies.load_full();
+    question::check(&live, None, &body.action, resource.kind(), &body.context).map_err(refused)?;
+    let answer = crate::policy::who_can::who_can(
+        &live,
+        &admin.gateway.entities,
+        &body.action,
+        &resource,
+        body.context,
+    )
+    .await;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "who-can: cannot read the principals");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!("cannot read the principals: {e}"),
+        )
+    };
+    match answer {
+        Ok(answer) => Ok(Json(
+            serde_json::to_value(&answer).map_err(|e| unavailable(&e))?,
+        )),
+        Err(e @ WhoCanError::NoSuchResource { .. }) => Err(ApiError::parameter(format!(
+            "invalid parameter resource: {e}"
+        ))),
+        Err(e) => Err(unavailable(&e)),
+    }
 }

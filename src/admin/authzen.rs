@@ -16,18 +16,16 @@ use super::Admin;
 use crate::api_error::{codes, ApiError};
 use crate::audit::DecisionRecord;
 use crate::entities::SessionFacts;
-use crate::filter::{self, sql, Filter};
+use crate::filter::{self, sql, Filter, ListScope};
 use crate::gateway::authn::{AuthMethod, Caller};
 use crate::gateway::{Gateway, GatewayError};
 use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine, NAMESPACE};
-use crate::store::query::Where;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sqlx::Row;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -414,26 +412,12 @@ async fn ids_where(
     item: EntityType,
     page: Option<(i64, i64)>,
 ) -> Result<(Vec<String>, i64), ApiError> {
-    let mut w = Where::new();
-    let cond = sql::condition(filter, item, "t", &mut w).map_err(|e| unavailable(&e))?;
-    w.raw(cond);
-    let from = format!("FROM {} t", sql::table(item));
+    let (w, from) = sql::matching(filter, item).map_err(|e| unavailable(&e))?;
     let pool = admin.store.pool();
     let total = w.count(pool, &from).await.map_err(|e| unavailable(&e))?;
     let paging = page.map(|(offset, limit)| crate::catalog::fields::Paging { offset, limit });
-    let rows = w
-        .fetch(
-            pool,
-            &format!("SELECT t.id AS id {from}"),
-            "ORDER BY t.id",
-            paging,
-        )
+    let ids = sql::ids(pool, (w, from), paging)
         .await
-        .map_err(|e| unavailable(&e))?;
-    let ids = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("id"))
-        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unavailable(&e))?;
     Ok((ids, total))
 }
@@ -507,16 +491,16 @@ async fn search_resource(
         },
         engine.version(),
     );
-    let compiled = filter::compile(&residuals, item);
-    let answer = match compiled.exact {
-        Some(f) if sql::check(&f, item).is_ok() => {
+    let answer = match filter::scope(&residuals, item).0 {
+        ListScope::Filter(f) => {
             let (ids, total) = ids_where(&admin, &f, item, Some((offset, limit))).await?;
             page_answer(item, ids, offset, total)
         }
-        _ => {
-            let superset = match sql::check(&compiled.superset, item) {
-                Ok(()) => compiled.superset,
-                Err(_) => Filter::True,
+        // `scope` gives a filter or candidates; nothing decided yet.
+        scope => {
+            let superset = match scope {
+                ListScope::Candidates(f) => f,
+                _ => Filter::True,
             };
             let (candidates, _) = ids_where(&admin, &superset, item, None).await?;
             let allowed = decide_each(

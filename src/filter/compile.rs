@@ -5,10 +5,10 @@
 //! a superset filter (each unknown part replaced by what keeps every allowed
 //! item in) narrows the candidates the gateway then decides one by one.
 
-use super::Residuals;
-use super::{CmpOp, Filter, Path, Scalar};
-use crate::refs::EntityType;
+use super::{CmpOp, Filter, Path, Residuals, Scalar, Unknown};
+use crate::refs::{EntityRef, EntityType};
 use cedar_policy::pst::{BinaryOp, Expr, Literal, UnaryOp, Var};
+use std::collections::HashMap;
 
 /// A compiled list question.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,11 +76,19 @@ pub fn compile(residuals: &Residuals, item: EntityType) -> Compiled {
         }
         None => {}
     }
+    let on = On {
+        var: match residuals.over {
+            Unknown::Resource => Var::Resource,
+            Unknown::Principal => Var::Principal,
+        },
+        item,
+        ancestors: &residuals.ancestors,
+    };
     let mut unknown = Vec::new();
-    let exact = allowed(residuals, item, Mode::Exact, &mut unknown).ok();
+    let exact = allowed(residuals, &on, Mode::Exact, &mut unknown).ok();
     let superset = match &exact {
         Some(f) => f.clone(),
-        None => allowed(residuals, item, Mode::Over, &mut Vec::new()).unwrap_or(Filter::True),
+        None => allowed(residuals, &on, Mode::Over, &mut Vec::new()).unwrap_or(Filter::True),
     };
     unknown.dedup();
     Compiled {
@@ -90,24 +98,27 @@ pub fn compile(residuals: &Residuals, item: EntityType) -> Compiled {
     }
 }
 
-fn allowed(
-    r: &Residuals,
+/// What a compilation is over: the unknown entity's variable and type, and
+/// what the known entities are `in`.
+struct On<'r> {
+    var: Var,
     item: EntityType,
-    mode: Mode,
-    unknown: &mut Vec<String>,
-) -> Result<Filter, ()> {
-    let permitted = if r.permitted {
+    ancestors: &'r HashMap<EntityRef, Vec<EntityRef>>,
+}
+
+fn allowed(r: &Residuals, on: &On, mode: Mode, unknown: &mut Vec<String>) -> Result<Filter, ()> {
+    let permitted = if !r.satisfied.is_empty() {
         Filter::True
     } else {
         let mut any = Vec::new();
         for p in &r.permits {
-            any.push(boolean(&p.condition, item, mode, unknown)?);
+            any.push(boolean(&p.condition, on, mode, unknown)?);
         }
         Filter::or(any)
     };
     let mut forbidden = Vec::new();
     for f in &r.forbids {
-        forbidden.push(boolean(&f.condition, item, mode.negated(), unknown)?);
+        forbidden.push(boolean(&f.condition, on, mode.negated(), unknown)?);
     }
     Ok(Filter::and(vec![
         permitted,
@@ -116,13 +127,8 @@ fn allowed(
 }
 
 /// An expression in a boolean position.
-fn boolean(
-    e: &Expr,
-    item: EntityType,
-    mode: Mode,
-    unknown: &mut Vec<String>,
-) -> Result<Filter, ()> {
-    match term(e, item) {
+fn boolean(e: &Expr, on: &On, mode: Mode, unknown: &mut Vec<String>) -> Result<Filter, ()> {
+    match term(e, on) {
         Some(Term::Cond(f)) => return Ok(f),
         // A bare attribute in a boolean position is a Bool attribute.
         Some(Term::Path(p)) => {
@@ -141,23 +147,26 @@ fn boolean(
         Expr::UnaryOp {
             op: UnaryOp::Not,
             expr,
-        } => Ok(Filter::not(boolean(expr, item, mode.negated(), unknown)?)),
+        } => Ok(Filter::not(boolean(expr, on, mode.negated(), unknown)?)),
+        // Cedar evaluates `&&` and `||` left to right and stops once the
+        // left side decides: a right side it never reaches (the residual of
+        // a missing attribute is `false && error()`) changes nothing.
         Expr::BinaryOp {
             op: BinaryOp::And,
             left,
             right,
-        } => Ok(Filter::and(vec![
-            boolean(left, item, mode, unknown)?,
-            boolean(right, item, mode, unknown)?,
-        ])),
+        } => match boolean(left, on, mode, unknown)? {
+            Filter::False => Ok(Filter::False),
+            l => Ok(Filter::and(vec![l, boolean(right, on, mode, unknown)?])),
+        },
         Expr::BinaryOp {
             op: BinaryOp::Or,
             left,
             right,
-        } => Ok(Filter::or(vec![
-            boolean(left, item, mode, unknown)?,
-            boolean(right, item, mode, unknown)?,
-        ])),
+        } => match boolean(left, on, mode, unknown)? {
+            Filter::True => Ok(Filter::True),
+            l => Ok(Filter::or(vec![l, boolean(right, on, mode, unknown)?])),
+        },
         Expr::IfThenElse {
             cond,
             then_expr,
@@ -165,14 +174,11 @@ fn boolean(
         } => {
             // (c ∧ t) ∨ (¬c ∧ e): c appears under both polarities, so it
             // must be exact even when approximating.
-            let c = boolean(cond, item, Mode::Exact, unknown);
+            let c = boolean(cond, on, Mode::Exact, unknown);
             match c {
                 Ok(c) => Ok(Filter::or(vec![
-                    Filter::and(vec![c.clone(), boolean(then_expr, item, mode, unknown)?]),
-                    Filter::and(vec![
-                        Filter::not(c),
-                        boolean(else_expr, item, mode, unknown)?,
-                    ]),
+                    Filter::and(vec![c.clone(), boolean(then_expr, on, mode, unknown)?]),
+                    Filter::and(vec![Filter::not(c), boolean(else_expr, on, mode, unknown)?]),
                 ])),
                 Err(()) => mode.unknown(format!("if {cond}"), unknown),
             }
@@ -191,18 +197,18 @@ enum Term {
 
 /// The exact translation of `e`, when it has one; connectives (which may
 /// hold unknown parts) are [`boolean`]'s.
-fn term(e: &Expr, item: EntityType) -> Option<Term> {
+fn term(e: &Expr, on: &On) -> Option<Term> {
     Some(match e {
         Expr::Literal(l) => Term::Value(literal(l)?),
-        Expr::Var(Var::Resource) => Term::Path(Vec::new()),
-        Expr::GetAttr { expr, attr } => match term(expr, item)? {
+        Expr::Var(v) if *v == on.var => Term::Path(Vec::new()),
+        Expr::GetAttr { expr, attr } => match term(expr, on)? {
             Term::Path(mut p) => {
                 p.push(attr.to_string());
                 Term::Path(p)
             }
             _ => return None,
         },
-        Expr::HasAttr { expr, attrs } => match term(expr, item)? {
+        Expr::HasAttr { expr, attrs } => match term(expr, on)? {
             Term::Path(p) => {
                 // `has a.b` is `has a && a has b`.
                 let mut all = Vec::new();
@@ -215,7 +221,7 @@ fn term(e: &Expr, item: EntityType) -> Option<Term> {
             }
             _ => return None,
         },
-        Expr::UnaryOp { op, expr } => match (op, term(expr, item)?) {
+        Expr::UnaryOp { op, expr } => match (op, term(expr, on)?) {
             (UnaryOp::Not, Term::Cond(f)) => Term::Cond(Filter::not(f)),
             (UnaryOp::Not, Term::Path(p)) => Term::Cond(Filter::not(Filter::Eq {
                 path: p,
@@ -224,24 +230,24 @@ fn term(e: &Expr, item: EntityType) -> Option<Term> {
             (UnaryOp::Datetime, Term::Value(Scalar::String(s))) => Term::Value(Scalar::Datetime(s)),
             _ => return None,
         },
-        Expr::BinaryOp { op, left, right } => binary(*op, term(left, item)?, term(right, item)?)?,
+        Expr::BinaryOp { op, left, right } => binary(*op, term(left, on)?, term(right, on)?, on)?,
         Expr::Is {
             expr,
             entity_type,
             in_expr,
         } => {
-            let Term::Path(p) = term(expr, item)? else {
+            let Term::Path(p) = term(expr, on)? else {
                 return None;
             };
             // Only the item's own type is known without a schema walk.
             if !p.is_empty() {
                 return None;
             }
-            let same = entity_type.to_string().rsplit("::").next() == Some(item.name());
+            let same = entity_type.to_string().rsplit("::").next() == Some(on.item.name());
             let type_test = if same { Filter::True } else { Filter::False };
             match in_expr {
                 None => Term::Cond(type_test),
-                Some(parent) => match binary(BinaryOp::In, Term::Path(p), term(parent, item)?)? {
+                Some(parent) => match binary(BinaryOp::In, Term::Path(p), term(parent, on)?, on)? {
                     Term::Cond(f) => Term::Cond(Filter::and(vec![type_test, f])),
                     _ => return None,
                 },
@@ -250,7 +256,7 @@ fn term(e: &Expr, item: EntityType) -> Option<Term> {
         Expr::Set(items) => {
             let mut values = Vec::new();
             for i in items {
-                match term(i, item)? {
+                match term(i, on)? {
                     Term::Value(v) => values.push(v),
                     _ => return None,
                 }
@@ -278,7 +284,7 @@ fn literal(l: &Literal) -> Option<Scalar> {
     })
 }
 
-fn binary(op: BinaryOp, left: Term, right: Term) -> Option<Term> {
+fn binary(op: BinaryOp, left: Term, right: Term, on: &On) -> Option<Term> {
     use Term::*;
     let cmp = |op: CmpOp| match (&left, &right) {
         (Path(p), Value(v)) => Some(Filter::Cmp {
@@ -317,6 +323,21 @@ fn binary(op: BinaryOp, left: Term, right: Term) -> Option<Term> {
         BinaryOp::GreaterEq => cmp(CmpOp::Ge)?,
         BinaryOp::In => match (left, right) {
             (Path(p), Value(Scalar::Entity(e))) => Filter::In { path: p, entity: e },
+            // A known entity in the item's attribute: the attribute is the
+            // entity or one of its ancestors (known only for the entities
+            // of the slice; any other is left to the fallback).
+            (Value(Scalar::Entity(e)), Path(p)) => {
+                let above = on.ancestors.get(&e)?;
+                Filter::or(
+                    std::iter::once(e.clone())
+                        .chain(above.iter().cloned())
+                        .map(|a| Filter::Eq {
+                            path: p.clone(),
+                            value: Scalar::Entity(a),
+                        })
+                        .collect(),
+                )
+            }
             (Path(p), Values(vs)) => Filter::or(
                 vs.into_iter()
                     .map(|v| match v {

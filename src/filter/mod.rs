@@ -18,12 +18,14 @@ pub mod sql;
 
 pub use compile::{compile, Compiled};
 
-use crate::refs::EntityRef;
+use crate::refs::{EntityRef, EntityType};
 use cedar_policy::pst;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One residual policy: its id and the condition left over `resource`.
+/// One residual policy: its id and the condition left over the unknown
+/// side of the request.
 #[derive(Clone, Debug)]
 pub struct Residual {
     pub id: String,
@@ -32,22 +34,39 @@ pub struct Residual {
     pub text: String,
 }
 
+/// Which side of a request a partial evaluation left unknown: the items of
+/// a list are resources; the answer to `who-can` are principals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unknown {
+    #[default]
+    Resource,
+    Principal,
+}
+
 /// What the policies say about "may the principal do the action on an item
-/// of this type" ([`crate::policy::PolicyEngine::residuals`]).
+/// of this type" ([`crate::policy::PolicyEngine::residuals`]), or "which
+/// principals of this type may do it on the resource"
+/// ([`crate::policy::PolicyEngine::principal_residuals`]). The unknown
+/// entity is the "item" below.
 #[derive(Clone, Debug, Default)]
 pub struct Residuals {
+    pub over: Unknown,
     /// `Some(true)`: every item is allowed; `Some(false)`: none is (with the
     /// forbids that say so in `determining`, in file order); `None`: it
     /// depends on the item.
     pub decision: Option<bool>,
     pub determining: Vec<String>,
-    /// A permit already holds for every item (only residual forbids remain).
-    pub permitted: bool,
+    /// The permits that hold for every item, in file order (when any does,
+    /// only residual forbids remain to decide).
+    pub satisfied: Vec<String>,
     pub permits: Vec<Residual>,
     pub forbids: Vec<Residual>,
     /// Policies whose evaluation fails whatever the item; any denies every
     /// decision (fail closed), so they are not compiled but reported.
     pub errors: Vec<String>,
+    /// Each known entity and what it is `in`: a residual `known in
+    /// item.attr` holds when the attribute is one of these (or the entity).
+    pub ancestors: HashMap<EntityRef, Vec<EntityRef>>,
 }
 
 /// An attribute path from the item: `[]` is the item itself,
@@ -227,6 +246,30 @@ impl Filter {
                 Some(path)
             }
             _ => None,
+        }
+    }
+}
+
+/// How the entities `residuals` allow are found: exactly, by a filter with
+/// an SQL form ([`ListScope::Filter`]); or, for a form the compiler or the
+/// SQL mapping does not know, among the candidates of a superset filter,
+/// each then decided ([`ListScope::Candidates`]), with why.
+pub fn scope(residuals: &Residuals, item: EntityType) -> (ListScope, Vec<String>) {
+    let compiled = compile(residuals, item);
+    match compiled.exact {
+        Some(f) if sql::check(&f, item).is_ok() => (ListScope::Filter(f), Vec::new()),
+        exact => {
+            let mut why: Vec<String> = exact
+                .and_then(|f| sql::check(&f, item).err())
+                .map(|e| e.to_string())
+                .into_iter()
+                .collect();
+            why.extend(compiled.unknown);
+            let superset = match sql::check(&compiled.superset, item) {
+                Ok(()) => compiled.superset,
+                Err(_) => Filter::True,
+            };
+            (ListScope::Candidates(superset), why)
         }
     }
 }

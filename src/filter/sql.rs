@@ -60,6 +60,30 @@ pub fn readable(filter: &Filter, item: EntityType) -> Result<String, SqlError> {
     Ok(sql)
 }
 
+/// The rows `t` of `item`'s table that `filter` matches: the conditions,
+/// and the `FROM` clause.
+pub fn matching(filter: &Filter, item: EntityType) -> Result<(Where, String), SqlError> {
+    let mut w = Where::new();
+    let cond = condition(filter, item, "t", &mut w)?;
+    w.raw(cond);
+    Ok((w, format!("FROM {} t", table(item))))
+}
+
+/// The ids of the rows [`matching`] gives, in id order: one page, or all.
+pub async fn ids(
+    pool: &sqlx::AnyPool,
+    (w, from): (Where, String),
+    paging: Option<crate::catalog::fields::Paging>,
+) -> Result<Vec<String>, sqlx::Error> {
+    use sqlx::Row;
+    let select = format!("SELECT t.id AS id {from}");
+    w.fetch(pool, &select, "ORDER BY t.id", paging)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect()
+}
+
 /// The table that holds entities of type `t`.
 pub fn table(t: EntityType) -> &'static str {
     match t {
@@ -407,11 +431,17 @@ impl Compiler<'_> {
                 Ok(if *b { pred } else { format!("NOT {pred}") })
             }
             (Attr::TextSet(col), Test::Contains(value)) => {
-                if value.is_empty() || value.contains([',', '%', '_', '\\']) {
+                // A comma would span two members; the LIKE wildcards (roles
+                // such as `account_manager` hold `_`) are taken literally.
+                if value.is_empty() || value.contains(',') {
                     return Err(unsupported());
                 }
-                let p = self.w.arg(Bind::Text(format!("%,{value},%")));
-                Ok(format!("(',' || {a}.{col} || ',') LIKE {p}"))
+                let literal = value
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let p = self.w.arg(Bind::Text(format!("%,{literal},%")));
+                Ok(format!("(',' || {a}.{col} || ',') LIKE {p} ESCAPE '\\'"))
             }
             (Attr::Datetime(col), Test::Cmp(op, Scalar::Datetime(text))) => {
                 let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;

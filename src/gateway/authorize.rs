@@ -278,26 +278,11 @@ impl Gateway {
                 details: None,
             });
         }
-        let compiled = filter::compile(&residuals, of.item);
-        match compiled.exact {
-            Some(f) if sql::check(&f, of.item).is_ok() => Ok(ListScope::Filter(f)),
-            exact => {
-                let why = match exact {
-                    Some(f) => sql::check(&f, of.item).err().map(|e| e.to_string()),
-                    None => None,
-                }
-                .into_iter()
-                .chain(compiled.unknown)
-                .collect::<Vec<_>>()
-                .join("; ");
-                fallback_noted(engine.version(), of, &why);
-                let superset = match sql::check(&compiled.superset, of.item) {
-                    Ok(()) => compiled.superset,
-                    Err(_) => Filter::True,
-                };
-                Ok(ListScope::Candidates(superset))
-            }
+        let (scope, why) = filter::scope(&residuals, of.item);
+        if matches!(scope, ListScope::Candidates(_)) {
+            fallback_noted(engine.version(), of, &why.join("; "));
         }
+        Ok(scope)
     }
 
     /// The customers whose masked `fields` the caller may reveal (R2): a

@@ -4,7 +4,7 @@
 
 use super::testing::{self, FixtureDb, TestSession};
 use super::verify::{self, Counterexample, Invariants, VerifyOptions};
-use super::{AccessRequest, EntityRef, EntityType, PolicyEngine};
+use super::{question, AccessRequest, EntityRef, EntityType, PolicyEngine};
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
 use crate::store::Store;
@@ -150,6 +150,35 @@ pub enum PolicyCommand {
         #[command(flatten)]
         dirs: PolicyDirs,
     },
+    /// List the principals (operators, customers, live sessions) allowed to
+    /// do ACTION on RESOURCE, each with the policies that allow it: worked
+    /// out from the policies by partial evaluation over an unknown principal
+    /// (as lists are), not by deciding for every principal.
+    WhoCan {
+        /// The action name, e.g. FreezeCustomer.
+        action: String,
+        /// e.g. 'Customer::"cust-acme"' (namespace optional).
+        resource: String,
+        /// The action's context as a JSON object, as for explain; `now`
+        /// defaults to the current time, `source_ip` to 127.0.0.1.
+        #[arg(long)]
+        context: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Load the entities from this fixture (DOMAIN.md section 5 format).
+        #[arg(
+            long,
+            conflicts_with = "database_url",
+            required_unless_present = "database_url"
+        )]
+        fixture: Option<PathBuf>,
+        /// Load the entities from this database (sqlite://PATH or postgres://...).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
     /// Prove the invariants of <policies>/invariants/ and that no policy
     /// errors, for every request and every entity store (SMT solver cvc5);
     /// print each as proved, or refuted with a counterexample written as a
@@ -223,6 +252,31 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                     .context("--session: expected a session object as in a test file")?,
             };
             explain(request, fixture.as_deref(), database_url.as_deref(), &dirs).await
+        }
+        PolicyCommand::WhoCan {
+            action,
+            resource,
+            context,
+            json,
+            fixture,
+            database_url,
+            dirs,
+        } => {
+            let resource = match EntityRef::parse(&resource) {
+                Ok(r) => r,
+                Err(e) => return Ok(usage(format!("RESOURCE: {e}"))),
+            };
+            let context = match parse_context(context.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return Ok(usage(format!("{e:#}"))),
+            };
+            let answer = WhoCanQuestion {
+                action,
+                resource,
+                context,
+                json,
+            };
+            who_can(answer, fixture.as_deref(), database_url.as_deref(), &dirs).await
         }
         PolicyCommand::Verify {
             dirs,
@@ -441,26 +495,21 @@ async fn explain(
         return Ok(ExitCode::FAILURE);
     };
     // Keep the fixture's temporary database alive until the end.
-    let (_fixture_db, store, loader) = match (fixture, database_url) {
-        (Some(path), _) => {
-            let db = FixtureDb::load(path)
-                .await
-                .with_context(|| format!("fixture {}", path.display()))?;
-            let (store, loader) = (db.store.clone(), fresh_loader(&db.store));
-            (Some(db), store, loader)
-        }
-        (None, Some(url)) => {
-            // Only relationship rows are read; no secret is ever unsealed.
-            let cipher = SecretCipher::from_bytes(&rand::random::<[u8; 32]>())?;
-            let store = Store::connect_with(url, cipher, 2).await?;
-            let loader = fresh_loader(&store);
-            (None, store, loader)
-        }
-        (None, None) => anyhow::bail!("give --fixture FILE or --database-url URL"),
+    let (_fixture_db, store, loader) = open_entities(fixture, database_url).await?;
+    let resource_type = match &req.resource {
+        Target::One(r) => r.kind(),
+        Target::Every(t) => *t,
     };
-    if let Err(e) = check_question(&engine, &req) {
+    let asked = question::check(
+        &engine,
+        Some(req.principal.kind()),
+        &req.action,
+        resource_type,
+        &req.context,
+    );
+    if let Err(refusal) = asked {
         store.close().await;
-        return Ok(usage(e));
+        return Ok(refused(&refusal));
     }
     let sessions = testing::session_facts(&store, &req.sessions).await?;
     let filled = |context| {
@@ -503,119 +552,92 @@ async fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store and an entity loader over `--fixture` (a temporary database,
+/// returned to be kept alive while used) or `--database-url`.
+async fn open_entities(
+    fixture: Option<&Path>,
+    database_url: Option<&str>,
+) -> anyhow::Result<(Option<FixtureDb>, Store, EntityLoader)> {
+    Ok(match (fixture, database_url) {
+        (Some(path), _) => {
+            let db = FixtureDb::load(path)
+                .await
+                .with_context(|| format!("fixture {}", path.display()))?;
+            let (store, loader) = (db.store.clone(), fresh_loader(&db.store));
+            (Some(db), store, loader)
+        }
+        (None, Some(url)) => {
+            // Only relationship rows are read; no secret is ever unsealed.
+            let cipher = SecretCipher::from_bytes(&rand::random::<[u8; 32]>())?;
+            let store = Store::connect_with(url, cipher, 2).await?;
+            let loader = fresh_loader(&store);
+            (None, store, loader)
+        }
+        (None, None) => anyhow::bail!("give --fixture FILE or --database-url URL"),
+    })
+}
+
+/// Prints a refused question as a usage error naming the option; exit 2.
+fn refused(refusal: &question::Refusal) -> ExitCode {
+    usage(format!("--{}: {}", refusal.field, refusal.message))
+}
+
+struct WhoCanQuestion {
+    action: String,
+    resource: EntityRef,
+    context: Map<String, Value>,
+    json: bool,
+}
+
+async fn who_can(
+    q: WhoCanQuestion,
+    fixture: Option<&Path>,
+    database_url: Option<&str>,
+    dirs: &PolicyDirs,
+) -> anyhow::Result<ExitCode> {
+    let Some(engine) = load_or_report(dirs) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let (_fixture_db, store, loader) = open_entities(fixture, database_url).await?;
+    let asked = question::check(&engine, None, &q.action, q.resource.kind(), &q.context);
+    let answer = match asked {
+        Ok(()) => {
+            Ok(super::who_can::who_can(&engine, &loader, &q.action, &q.resource, q.context).await)
+        }
+        Err(refusal) => Err(refusal),
+    };
+    store.close().await;
+    match answer {
+        // ACTION and RESOURCE are arguments here, not options.
+        Err(refusal) => Ok(match refusal.field {
+            "action" | "resource" => usage(format!(
+                "{}: {}",
+                refusal.field.to_uppercase(),
+                refusal.message
+            )),
+            _ => refused(&refusal),
+        }),
+        Ok(Err(e @ super::who_can::WhoCanError::NoSuchResource { .. })) => {
+            Ok(usage(format!("RESOURCE: {e}")))
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(answer)) => {
+            if q.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{answer}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Prints a usage error; exit status 2.
 fn usage(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
 }
 
-/// The action exists, applies to the principal's and the resource's types,
-/// and the context has the action's fields with their types (Cedar's message
-/// names the field); each refusal names what is valid.
-fn check_question(engine: &PolicyEngine, req: &ExplainRequest) -> Result<(), String> {
-    let schema = engine.schema();
-    let action = PolicyEngine::action_uid(&req.action);
-    // Groups of actions (`PartnerLevel`) are in the schema too, but apply to nothing.
-    let requestable = |a: &&cedar_policy::EntityUid| {
-        schema
-            .principals_for_action(a)
-            .is_some_and(|mut p| p.next().is_some())
-    };
-    if !schema.actions().filter(requestable).any(|a| *a == action) {
-        let mut valid: Vec<String> = schema
-            .actions()
-            .filter(requestable)
-            .map(|a| a.id().unescaped().to_owned())
-            .collect();
-        valid.sort();
-        return Err(format!(
-            "unknown action {:?}; the actions are: {}",
-            req.action,
-            valid.join(", ")
-        ));
-    }
-    let principal = req.principal.uid().type_name().clone();
-    allowed_type(
-        "principal",
-        &principal,
-        &req.action,
-        schema.principals_for_action(&action),
-    )?;
-    let resource = match &req.resource {
-        Target::One(r) => r.uid().type_name().clone(),
-        Target::Every(t) => t.entity("").uid().type_name().clone(),
-    };
-    allowed_type(
-        "resource",
-        &resource,
-        &req.action,
-        schema.resources_for_action(&action),
-    )?;
-    let mut context = req.context.clone();
-    for (name, value) in [
-        (
-            "now",
-            Value::String(crate::time::format(crate::time::now())),
-        ),
-        ("source_ip", Value::String("127.0.0.1".into())),
-    ] {
-        context.entry(name).or_insert(value);
-    }
-    if let Some(misfit) = engine.context_misfit(&req.action, &context) {
-        return Err(format!("--context field {misfit} ({})", req.action));
-    }
-    // Cedar's own check (it names a missing field).
-    let context =
-        cedar_policy::Context::from_json_value(Value::Object(context), Some((schema, &action)))
-            .map_err(|e| {
-                format!(
-                    "--context does not fit {}: {}",
-                    req.action,
-                    super::describe(&e)
-                )
-            })?;
-    cedar_policy::Request::new(
-        req.principal.uid(),
-        action,
-        resource_uid(&resource),
-        context,
-        Some(schema),
-    )
-    .map_err(|e| {
-        format!(
-            "--context does not fit {}: {}",
-            req.action,
-            super::describe(&e)
-        )
-    })?;
-    Ok(())
-}
-
-fn resource_uid(t: &cedar_policy::EntityTypeName) -> cedar_policy::EntityUid {
-    cedar_policy::EntityUid::from_type_name_and_id(t.clone(), cedar_policy::EntityId::new("any"))
-}
-
 fn fresh_loader(store: &Store) -> EntityLoader {
     EntityLoader::new(store.clone(), 1_000, Duration::from_secs(60))
-}
-
-/// A usage error unless `ty` is one of the `role` (principal or resource)
-/// types the schema gives `action`, naming the valid ones.
-fn allowed_type<'a>(
-    role: &str,
-    ty: &cedar_policy::EntityTypeName,
-    action: &str,
-    allowed: Option<impl Iterator<Item = &'a cedar_policy::EntityTypeName>>,
-) -> Result<(), String> {
-    let allowed: Vec<_> = allowed.into_iter().flatten().collect();
-    if allowed.contains(&ty) {
-        return Ok(());
-    }
-    let mut names: Vec<&str> = allowed.iter().map(|t| t.basename()).collect();
-    names.sort();
-    Err(format!(
-        "{} cannot be the {role} of {action}; its {role} types are: {}",
-        ty.basename(),
-        names.join(", ")
-    ))
 }

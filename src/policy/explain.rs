@@ -5,6 +5,7 @@
 use super::near_miss::{near_misses, NearMiss};
 use super::{AccessRequest, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG};
 use crate::entities::{EntityError, EntityLoader, SessionFacts};
+use crate::filter::{ListScope, Residuals};
 use cedar_policy::Effect;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -255,22 +256,70 @@ pub struct ListExplanation {
     pub policy_version: String,
     /// False when the principal does not exist (the list is denied).
     pub found: bool,
-    /// `all` (every item), `none` (the list is denied as a whole) or
-    /// `filter` (the items the filter matches).
+    #[serde(flatten)]
+    pub answer: PartialAnswer,
+    pub denial: Option<Denial>,
+}
+
+/// What the policies leave over the unknown entities of one type (a list's
+/// items, or the principals of one type `who-can` asks about), and how
+/// those allowed are found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PartialAnswer {
+    /// `all` (every entity of the type), `none` (not one) or `filter` (the
+    /// entities the filter matches, or those decided one by one).
     pub decision: &'static str,
     /// What decided `all` or `none`.
     pub determining: Vec<DeterminingPolicy>,
-    /// The policies left over the unknown item, each with its residual
+    /// The policies left over the unknown entity, each with its residual
     /// condition (Cedar text).
     pub residuals: Vec<ResidualPolicy>,
     /// The filter the store runs, when the residuals have one.
     pub filter: Option<crate::filter::Filter>,
-    /// That filter as the SQL condition over the item's table `t`.
+    /// That filter as the SQL condition over the entity's table `t`.
     pub sql: Option<String>,
-    /// Why the items are decided one by one instead (forms without a filter).
+    /// Why the entities are decided one by one instead (forms without a filter).
     pub item_by_item: Vec<String>,
     pub errors: Vec<String>,
-    pub denial: Option<Denial>,
+}
+
+impl PartialAnswer {
+    /// Explains `residuals` over entities of type `item`; with the scope
+    /// that finds the allowed ones.
+    pub fn of(
+        engine: &PolicyEngine,
+        residuals: &Residuals,
+        item: super::EntityType,
+    ) -> (PartialAnswer, ListScope) {
+        let policy = |id: &str| policy_info(engine, id);
+        let (scope, item_by_item) = crate::filter::scope(residuals, item);
+        let (filter, sql) = match &scope {
+            ListScope::Filter(f) => (Some(f.clone()), crate::filter::sql::readable(f, item).ok()),
+            _ => (None, None),
+        };
+        let answer = PartialAnswer {
+            decision: match residuals.decision {
+                Some(true) => "all",
+                Some(false) => "none",
+                None => "filter",
+            },
+            determining: residuals.determining.iter().map(|id| policy(id)).collect(),
+            residuals: residuals
+                .permits
+                .iter()
+                .chain(&residuals.forbids)
+                .map(|r| ResidualPolicy {
+                    policy: policy(&r.id),
+                    residual: r.condition.to_string(),
+                })
+                .collect(),
+            filter,
+            sql,
+            item_by_item,
+            errors: residuals.errors.clone(),
+        };
+        (answer, scope)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -298,13 +347,10 @@ pub async fn explain_list(
         context,
         policy_version: engine.version().to_owned(),
         found: false,
-        decision: "none",
-        determining: vec![],
-        residuals: vec![],
-        filter: None,
-        sql: None,
-        item_by_item: vec![],
-        errors: vec![],
+        answer: PartialAnswer {
+            decision: "none",
+            ..PartialAnswer::default()
+        },
         denial: None,
     };
     let Some(entities) = loader.principal_slice(engine, principal, sessions).await? else {
@@ -318,27 +364,11 @@ pub async fn explain_list(
     let residuals = match engine.residuals(principal, action, item, &out.context, &entities) {
         Ok(r) => r,
         Err(e) => {
-            out.errors.push(e);
+            out.answer.errors.push(e);
             return Ok(out);
         }
     };
-    let policy = |id: &str| policy_info(engine, id);
-    out.determining = residuals.determining.iter().map(|id| policy(id)).collect();
-    out.errors = residuals.errors.clone();
-    out.residuals = residuals
-        .permits
-        .iter()
-        .chain(&residuals.forbids)
-        .map(|r| ResidualPolicy {
-            policy: policy(&r.id),
-            residual: r.condition.to_string(),
-        })
-        .collect();
-    out.decision = match residuals.decision {
-        Some(true) => "all",
-        Some(false) => "none",
-        None => "filter",
-    };
+    out.answer = PartialAnswer::of(engine, &residuals, item).0;
     if residuals.decision == Some(false) {
         let d = Decision {
             allow: false,
@@ -350,17 +380,6 @@ pub async fn explain_list(
             error_code,
             error_msg,
         });
-    }
-    let compiled = crate::filter::compile(&residuals, item);
-    out.item_by_item = compiled.unknown;
-    if let Some(filter) = compiled.exact {
-        match crate::filter::sql::readable(&filter, item) {
-            Ok(sql) => {
-                out.sql = Some(sql);
-                out.filter = Some(filter);
-            }
-            Err(e) => out.item_by_item.push(e.to_string()),
-        }
     }
     Ok(out)
 }
@@ -400,17 +419,32 @@ impl std::fmt::Display for ListExplanation {
         if !self.found {
             return writeln!(f, "decision:  NONE (the principal does not exist)");
         }
-        let decision = match self.decision {
+        let decision = match self.answer.decision {
             "all" => "ALL: every item is allowed",
             "none" => "NONE: no item can be allowed; the list is denied",
             _ => "FILTER: the items the filter below matches",
         };
         writeln!(f, "decision:  {decision}")?;
+        write!(f, "{}", self.answer)?;
+        if let Some(d) = &self.denial {
+            writeln!(
+                f,
+                "denial:    403 {{\"error_code\": {:?}, \"error_msg\": {:?}}}",
+                d.error_code, d.error_msg
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for PartialAnswer {
+    /// What decided, the residual policies, and the filter or why there is none.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for p in &self.determining {
             writeln!(f, "  {} {}  ({}:{})", p.effect, p.id, p.file, p.line)?;
         }
         if !self.residuals.is_empty() {
-            writeln!(f, "residual policies (over the unknown {}):", self.item)?;
+            writeln!(f, "residual policies (over the unknown entity):")?;
         }
         for r in &self.residuals {
             let p = &r.policy;
@@ -433,13 +467,6 @@ impl std::fmt::Display for ListExplanation {
         }
         for e in &self.errors {
             writeln!(f, "error:     {e}")?;
-        }
-        if let Some(d) = &self.denial {
-            writeln!(
-                f,
-                "denial:    403 {{\"error_code\": {:?}, \"error_msg\": {:?}}}",
-                d.error_code, d.error_msg
-            )?;
         }
         Ok(())
     }

@@ -11,11 +11,13 @@ mod load;
 pub mod near_miss;
 pub mod partial;
 mod plan;
+pub mod question;
 pub mod reload;
 mod reuse;
 pub mod shadow;
 pub mod testing;
 pub mod verify;
+pub mod who_can;
 
 pub use crate::refs::{EntityRef, EntityRefError, EntityType, NAMESPACE};
 pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};

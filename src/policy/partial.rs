@@ -1,16 +1,19 @@
-//! The policies asked about every item of a type at once: type-aware partial
-//! evaluation (Cedar's TPE) with the principal, action and context known and
-//! the resource unknown. What is left are residual policies over `resource`,
-//! which `crate::filter` turns into a filter the store runs; a decision that
-//! holds for every item comes out as such.
+//! The policies asked about every entity of a type at once: type-aware
+//! partial evaluation (Cedar's TPE) with one side of the request unknown.
+//! A list asks with the principal, action and context known and the
+//! resource unknown; `who-can` asks with the resource known and the
+//! principal unknown. What is left are residual policies over the unknown
+//! side, which `crate::filter` turns into a filter the store runs; a
+//! decision that holds for every entity of the type comes out as such.
 
 use super::{describe, plan, EntityRef, EntityType, PolicyEngine};
-use crate::filter::{Residual, Residuals};
+use crate::filter::{Residual, Residuals, Unknown};
 use cedar_policy::{
     pst, Context, Decision as CedarDecision, Entities, PartialEntities, PartialEntityUid,
     PartialRequest, PolicyId,
 };
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 impl PolicyEngine {
@@ -22,6 +25,56 @@ impl PolicyEngine {
         principal: &EntityRef,
         action: &str,
         item: EntityType,
+        context: &Map<String, Value>,
+        entities: &Entities,
+    ) -> Result<Residuals, String> {
+        self.partial(
+            (
+                PartialEntityUid::from_concrete(principal.uid()),
+                principal.kind(),
+            ),
+            action,
+            (PartialEntityUid::new(item.cedar().clone(), None), item),
+            Unknown::Resource,
+            context,
+            entities,
+        )
+    }
+
+    /// Partially evaluates `action` on `resource` for every principal of
+    /// type `principal` (`who-can`). `entities` is the resource's slice.
+    pub fn principal_residuals(
+        &self,
+        principal: EntityType,
+        action: &str,
+        resource: &EntityRef,
+        context: &Map<String, Value>,
+        entities: &Entities,
+    ) -> Result<Residuals, String> {
+        self.partial(
+            (
+                PartialEntityUid::new(principal.cedar().clone(), None),
+                principal,
+            ),
+            action,
+            (
+                PartialEntityUid::from_concrete(resource.uid()),
+                resource.kind(),
+            ),
+            Unknown::Principal,
+            context,
+            entities,
+        )
+    }
+
+    /// The partial evaluation both questions share; `over` says which side
+    /// of the request is unknown.
+    fn partial(
+        &self,
+        (principal, principal_type): (PartialEntityUid, EntityType),
+        action: &str,
+        (resource, resource_type): (PartialEntityUid, EntityType),
+        over: Unknown,
         context: &Map<String, Value>,
         entities: &Entities,
     ) -> Result<Residuals, String> {
@@ -40,19 +93,26 @@ impl PolicyEngine {
                 )
             })?,
         };
-        let request = PartialRequest::new(
-            PartialEntityUid::from_concrete(principal.uid()),
-            action_uid,
-            PartialEntityUid::new(item.cedar().clone(), None),
-            Some(context),
-            &self.schema,
-        )
-        .map_err(|e| {
-            format!(
-                "the list request does not match the schema: {}",
-                describe(&e)
-            )
-        })?;
+        let request =
+            PartialRequest::new(principal, action_uid, resource, Some(context), &self.schema)
+                .map_err(|e| {
+                    format!(
+                        "the partial request does not match the schema: {}",
+                        describe(&e)
+                    )
+                })?;
+        // What a known entity is `in`, for a residual `known in unknown.attr`.
+        let ancestors: HashMap<EntityRef, Vec<EntityRef>> = entities
+            .iter()
+            .filter_map(|e| {
+                let known = EntityRef::from_uid(&e.uid())?;
+                let above = entities
+                    .ancestors(&e.uid())?
+                    .filter_map(EntityRef::from_uid)
+                    .collect();
+                Some((known, above))
+            })
+            .collect();
         let entities = match plan {
             Some(p) => plan::with_missing(entities, p.entities())?,
             None => plan::with_missing(
@@ -67,7 +127,7 @@ impl PolicyEngine {
         let partial = PartialEntities::from_concrete(entities.into_owned(), &self.schema)
             .map_err(|e| format!("the principal's entities: {}", describe(&e)))?;
         let policies = plan
-            .and_then(|p| p.policies_for(principal.kind(), item))
+            .and_then(|p| p.policies_for(principal_type, resource_type))
             .unwrap_or(&self.policies);
         let response = policies
             .tpe(&request, &partial, &self.schema)
@@ -123,14 +183,16 @@ impl PolicyEngine {
             .into_iter()
             .map(residual)
             .collect::<Result<_, _>>()?;
-        let permitted = response.true_permits().next().is_some();
+        let satisfied = self.in_file_order(response.true_permits());
         Ok(Residuals {
+            over,
             decision,
             determining,
-            permitted,
+            satisfied,
             permits,
             forbids,
             errors,
+            ancestors,
         })
     }
 

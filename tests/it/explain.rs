@@ -2,6 +2,10 @@
 //! whose scope matched with the first failed condition and its values; a
 //! question naming nothing real is a usage error (exit 2) naming what is.
 
+use crate::domain::support::DEMO;
+use crate::kit::{http_client, send, DomainServer};
+use partner_gateway::store::Backend;
+use serde_json::json;
 use std::process::Output;
 
 /// Runs `policy explain` on the demo data with the repository's policies.
@@ -98,19 +102,28 @@ fn a_default_deny_names_the_permits_that_nearly_applied() {
     assert!(!text.contains("permits whose scope matched"), "{text}");
 }
 
-/// Principal, action, resource, context, and what the error must say.
-type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [&'a str]);
+/// Principal, action, resource, context, the field at fault, and what the
+/// error must say.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a [&'a str],
+);
 
-#[test]
-fn a_question_naming_nothing_real_is_a_usage_error() {
+/// Questions naming nothing real: the same for the CLI and the admin listener.
+fn unreal_questions() -> [Case<'static>; 7] {
     let op = "Operator::\"op-dist-finance\"";
     let nova = "Customer::\"cust-nova\"";
-    let cases: [Case; 7] = [
+    [
         (
             op,
             "Freeze",
             nova,
             None,
+            "action",
             &["unknown action \"Freeze\"", "FreezeCustomer", "SetBudget"],
         ),
         (
@@ -118,6 +131,7 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "SetBudget",
             nova,
             Some(BUDGET),
+            "principal",
             &["unknown entity type \"Widget\"", "Operator"],
         ),
         (
@@ -125,6 +139,7 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "SetBudget",
             nova,
             Some(BUDGET),
+            "principal",
             &[
                 "Order cannot be the principal of SetBudget",
                 "Customer, Operator, Session",
@@ -135,6 +150,7 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "SetBudget",
             "Order::\"ord-1\"",
             Some(BUDGET),
+            "resource",
             &["Order cannot be the resource of SetBudget", "Customer"],
         ),
         (
@@ -142,6 +158,7 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "SetBudget",
             nova,
             Some(r#"{"amount": "100.00", "budget_type": "MONTHLY"}"#),
+            "context",
             &["cancel_partner_frozen"],
         ),
         (
@@ -149,6 +166,7 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "SetBudget",
             nova,
             Some(r#"{"amount": 100, "budget_type": "MONTHLY", "cancel_partner_frozen": false}"#),
+            "context",
             &["field `amount` must be a decimal as a string"],
         ),
         (
@@ -158,10 +176,15 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             Some(
                 r#"{"amount": "1.00", "budget_type": "MONTHLY", "cancel_partner_frozen": false, "amuont": "1"}"#,
             ),
+            "context",
             &["`amuont` is not a field", "amount, budget_type"],
         ),
-    ];
-    for (principal, action, resource, context, expect) in cases {
+    ]
+}
+
+#[test]
+fn a_question_naming_nothing_real_is_a_usage_error() {
+    for (principal, action, resource, context, field, expect) in unreal_questions() {
         let out = explain(principal, action, resource, context);
         let (text, err) = texts(&out);
         assert_eq!(
@@ -170,8 +193,58 @@ fn a_question_naming_nothing_real_is_a_usage_error() {
             "{action} {resource}: {text}{err}"
         );
         assert!(!text.contains("decision:"), "no answer is printed: {text}");
+        assert!(
+            err.contains(&format!("--{field}")),
+            "{field} not named: {err}"
+        );
         for e in expect {
             assert!(err.contains(e), "{e:?} not in: {err}");
         }
     }
+}
+
+/// `POST /v1/explain` refuses the same questions with the same checks: 400
+/// in the API's error format, naming the field and what is valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_refuses_them_with_400() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    for (principal, action, resource, context, field, expect) in unreal_questions() {
+        let mut body = json!({"principal": principal, "action": action, "resource": resource});
+        if let Some(c) = context {
+            body["context"] = serde_json::from_str(c).unwrap();
+        }
+        let r = send(
+            &http_client(),
+            "POST",
+            &format!("http://{}/v1/explain", s.running.admin_addr),
+            &[("content-type", "application/json".into())],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        let v = r.json();
+        assert_eq!(r.status, 400, "{body}: {v}");
+        assert_eq!(v["error_code"], "CBC.0100", "{v}");
+        let msg = v["error_msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!("invalid parameter {field}: ")),
+            "{field} not named: {msg}"
+        );
+        for e in expect {
+            assert!(msg.contains(e), "{e:?} not in: {msg}");
+        }
+        assert!(v.get("decision").is_none(), "no answer is given: {v}");
+    }
+    // The same question, made real, is answered.
+    let body = json!({"principal": "Operator::\"op-dist-finance\"", "action": "SetBudget",
+        "resource": "Customer::\"cust-nova\"", "context": serde_json::from_str::<serde_json::Value>(BUDGET).unwrap()});
+    let r = send(
+        &http_client(),
+        "POST",
+        &format!("http://{}/v1/explain", s.running.admin_addr),
+        &[("content-type", "application/json".into())],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["decision"], "allow");
 }

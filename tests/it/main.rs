@@ -14,3 +14,4 @@ mod policy;
 mod store;
 mod truth;
 mod verify;
+mod who_can;

@@ -1,0 +1,135 @@
+//! Whether a question put to the policies (`policy explain`, `policy
+//! who-can`, `POST /v1/explain`, `POST /v1/who-can`) names something real.
+//! A question about an unknown action or a type the action does not take,
+//! or with a context that does not fit, is refused naming the field and
+//! what is valid, never answered with a deny that would read as an answer.
+//! The CLI says so with exit 2, the admin listener with 400.
+
+use super::{EntityType, PolicyEngine};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use serde_json::{Map, Value};
+
+/// Why a question is refused: the field at fault (`action`, `principal`,
+/// `resource` or `context`) and what is wrong, naming the valid values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The action exists, applies to `principal`'s type (unless `None`: every
+/// principal is asked about) and to `resource`'s, and `context` has the
+/// action's fields with their types (`now` and `source_ip` are filled in).
+pub fn check(
+    engine: &PolicyEngine,
+    principal: Option<EntityType>,
+    action: &str,
+    resource: EntityType,
+    context: &Map<String, Value>,
+) -> Result<(), Refusal> {
+    let refuse = |field, message| Refusal { field, message };
+    let schema = engine.schema();
+    let uid = PolicyEngine::action_uid(action);
+    // Groups of actions (`PartnerLevel`) are in the schema too, but apply to nothing.
+    let requestable = |a: &&EntityUid| {
+        schema
+            .principals_for_action(a)
+            .is_some_and(|mut p| p.next().is_some())
+    };
+    if !schema.actions().filter(requestable).any(|a| *a == uid) {
+        let mut valid: Vec<String> = schema
+            .actions()
+            .filter(requestable)
+            .map(|a| a.id().unescaped().to_owned())
+            .collect();
+        valid.sort();
+        return Err(refuse(
+            "action",
+            format!(
+                "unknown action {action:?}; the actions are: {}",
+                valid.join(", ")
+            ),
+        ));
+    }
+    let principal = match principal {
+        Some(p) => {
+            allowed_type("principal", p, action, schema.principals_for_action(&uid))?;
+            p.cedar().clone()
+        }
+        // Any principal type of the action will do for the context checks.
+        None => match schema
+            .principals_for_action(&uid)
+            .and_then(|mut p| p.next())
+        {
+            Some(p) => p.clone(),
+            None => return Ok(()),
+        },
+    };
+    allowed_type(
+        "resource",
+        resource,
+        action,
+        schema.resources_for_action(&uid),
+    )?;
+    let mut context = context.clone();
+    for (name, value) in [
+        (
+            "now",
+            Value::String(crate::time::format(crate::time::now())),
+        ),
+        ("source_ip", Value::String("127.0.0.1".into())),
+    ] {
+        context.entry(name).or_insert(value);
+    }
+    if let Some(misfit) = engine.context_misfit(action, &context) {
+        return Err(refuse("context", format!("field {misfit} ({action})")));
+    }
+    // Cedar's own check (it names a missing field).
+    let misfit = |e: &dyn miette::Diagnostic| {
+        refuse(
+            "context",
+            format!("does not fit {action}: {}", super::describe(e)),
+        )
+    };
+    let context =
+        cedar_policy::Context::from_json_value(Value::Object(context), Some((schema, &uid)))
+            .map_err(|e| misfit(&e))?;
+    cedar_policy::Request::new(
+        any_of(&principal),
+        uid,
+        any_of(resource.cedar()),
+        context,
+        Some(schema),
+    )
+    .map_err(|e| misfit(&e))?;
+    Ok(())
+}
+
+/// An entity of type `t`: the checks above are about types, not ids.
+fn any_of(t: &EntityTypeName) -> EntityUid {
+    EntityUid::from_type_name_and_id(t.clone(), EntityId::new("any"))
+}
+
+/// Refused unless `ty` is one of the `role` (principal or resource) types
+/// the schema gives `action`, naming the valid ones.
+fn allowed_type<'a>(
+    role: &'static str,
+    ty: EntityType,
+    action: &str,
+    allowed: Option<impl Iterator<Item = &'a EntityTypeName>>,
+) -> Result<(), Refusal> {
+    let allowed: Vec<_> = allowed.into_iter().flatten().collect();
+    if allowed.contains(&ty.cedar()) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = allowed.iter().map(|t| t.basename()).collect();
+    names.sort();
+    Err(Refusal {
+        field: role,
+        message: format!(
+            "{ty} cannot be the {role} of {action}; its {role} types are: {}",
+            names.join(", ")
+        ),
+    })
+}
