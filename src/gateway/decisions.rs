@@ -13,6 +13,7 @@
 use crate::entities::{Slice, Stamp};
 use crate::policy::{AccessRequest, Decision, EntityRef, PolicyEngine};
 use crate::time::{self, Timestamp};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,20 +34,45 @@ struct Entry {
     until: Option<Timestamp>,
 }
 
-/// A bounded cache of decisions; `None` inside when turned off.
-pub struct DecisionCache(Option<moka::sync::Cache<Key, Arc<Entry>>>);
+/// A bounded cache of decisions.
+pub struct DecisionCache {
+    /// `None` when turned off.
+    cache: Option<moka::sync::Cache<Key, Arc<Entry>>>,
+    reused: AtomicU64,
+    taken: AtomicU64,
+}
+
+/// Reusable decisions served from the cache, and evaluated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReuseStats {
+    pub reused: u64,
+    pub taken: u64,
+}
 
 impl std::fmt::Debug for DecisionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let entries = self.0.as_ref().map(|c| c.entry_count());
-        f.debug_tuple("DecisionCache").field(&entries).finish()
+        f.debug_struct("DecisionCache")
+            .field("entries", &self.cache.as_ref().map(|c| c.entry_count()))
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
 impl DecisionCache {
     /// Holds at most `capacity` decisions; 0 turns reuse off.
     pub fn new(capacity: u64) -> DecisionCache {
-        DecisionCache((capacity > 0).then(|| moka::sync::Cache::new(capacity)))
+        DecisionCache {
+            cache: (capacity > 0).then(|| moka::sync::Cache::new(capacity)),
+            reused: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> ReuseStats {
+        ReuseStats {
+            reused: self.reused.load(Ordering::Relaxed),
+            taken: self.taken.load(Ordering::Relaxed),
+        }
     }
 
     /// Decides `request` on `slice` with `decide`, or reuses an earlier
@@ -60,7 +86,7 @@ impl DecisionCache {
         decide: impl FnOnce() -> Decision,
     ) -> Decision {
         let (Some(cache), Some(literals), Some(now)) = (
-            &self.0,
+            &self.cache,
             engine.reusable(&request.action),
             request
                 .context
@@ -80,11 +106,13 @@ impl DecisionCache {
         };
         if let Some(entry) = cache.get(&key) {
             if entry.until.is_none_or(|until| now < until) {
+                self.reused.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::decision_reused(true);
                 return entry.decision.clone();
             }
             cache.invalidate(&key);
         }
+        self.taken.fetch_add(1, Ordering::Relaxed);
         crate::metrics::decision_reused(false);
         let decision = decide();
         if decision.errors.is_empty() {

@@ -1,0 +1,163 @@
+//! Reused decisions (`gateway::decisions`) end exactly where their facts
+//! do: a decision served again is never one whose facts changed (an operator
+//! disabled, an authorization revoked, a grant withdrawn) nor one past an
+//! instant its policies compare `now` with (an expiry). Each case first
+//! shows the question's decision being reused, so that the change is made
+//! under a warm cache.
+
+use super::dead::until;
+use super::sessions::{as_session, assume, credentials};
+use super::TestGateway;
+use crate::test_on_backends;
+use partner_gateway::policy::EntityRef;
+use partner_gateway::store::Backend;
+use serde_json::json;
+
+const BUDGET: &str = "/v2/partners/sub-customers/budget";
+const OWN_RESOURCES: &str = "/v2/customer/resources";
+
+/// Repeats `call` (whose status must be `want`) until its decision is
+/// served from the cache: by the third time (on SQLite, a commit by anyone
+/// has operators read again, so the first repeat may still miss).
+async fn warm(gw: &TestGateway, want: u16, call: impl AsyncFn() -> u16) {
+    let reused = || gw.running.gateway.decisions.stats().reused;
+    let before = reused();
+    for _ in 0..3 {
+        assert_eq!(call().await, want);
+        if reused() > before {
+            return;
+        }
+    }
+    panic!("the decision was never reused");
+}
+
+async fn reuse_ends_with_its_facts(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+
+    // An operator disabled (directly in the database, as the credentials CLI does).
+    let read = || async {
+        let path = format!("{BUDGET}?customer_id=cust-acme");
+        gw.call("op-east-finance", "GET", &path, None)
+            .await
+            .status
+            .as_u16()
+    };
+    warm(&gw, 200, read).await;
+    let disabled = "UPDATE operators SET status = 'disabled' WHERE id = 'op-east-finance'";
+    sqlx::query(disabled)
+        .execute(gw.db.store.pool())
+        .await
+        .unwrap();
+    until(backend, "the disabled operator refused", 403, read).await;
+
+    // A grant withdrawn: once its reseller holds the budget grant, the
+    // distributor no longer sets the customer's budget (a deny, reused);
+    // withdrawn, it does again.
+    let set = || async {
+        let body =
+            json!({"customer_id": "cust-birch", "budget_amount": 700, "budget_type": "MONTHLY"});
+        gw.call("op-dist-admin", "POST", BUDGET, Some(body))
+            .await
+            .status
+            .as_u16()
+    };
+    warm(&gw, 403, set).await;
+    // The reseller's sessions are refused too once `on_behalf` goes.
+    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    assert_eq!(created.status, 201);
+    let session = credentials(&created);
+    let views = || async {
+        as_session(&gw, &session, "GET", OWN_RESOURCES, None)
+            .await
+            .status
+            .as_u16()
+    };
+    warm(&gw, 200, views).await;
+    let grants = json!({"budget": false, "freeze": false, "on_behalf": false,
+                        "monthly_quota": "5000.00", "one_time_quota": "20000.00"});
+    let path = "/v2/partners/indirect-partners/res-east/grants";
+    let withdrawn = gw.call("op-dist-admin", "PUT", path, Some(grants)).await;
+    assert_eq!(withdrawn.status, 200, "{}", withdrawn.json());
+    assert_eq!(set().await, 200, "the next request after the withdrawal");
+    assert_eq!(views().await, 403, "the next request after the withdrawal");
+    let grants = json!({"budget": true, "freeze": false, "on_behalf": true,
+                        "monthly_quota": "5000.00", "one_time_quota": "20000.00"});
+    let granted = gw.call("op-dist-admin", "PUT", path, Some(grants)).await;
+    assert_eq!(granted.status, 200);
+
+    // An authorization revoked by its customer.
+    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    assert_eq!(created.status, 201);
+    let session = credentials(&created);
+    let views = || async {
+        as_session(&gw, &session, "GET", OWN_RESOURCES, None)
+            .await
+            .status
+            .as_u16()
+    };
+    warm(&gw, 200, views).await;
+    let revoke = "/v2/customers/partner-authorizations/auth-acme/revoke";
+    assert_eq!(gw.call("cust-acme", "POST", revoke, None).await.status, 200);
+    assert_eq!(views().await, 403, "the next request after the revocation");
+    gw.running.stop().await;
+}
+
+/// An authorization about to expire: its session's decisions are reused
+/// until the expiry and never after it. The question is one the policies
+/// allow and the store then refuses (stopping a stopped server), so that no
+/// write changes the facts in between, and not a list, whose filter is
+/// decided apart.
+async fn reuse_ends_at_an_expiry(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    assert_eq!(created.status, 201);
+    let session = credentials(&created);
+    let stop = || async {
+        let path = "/v2/customer/resources/vm-acme-web-2/operations";
+        let body = json!({"operation": "stop"});
+        as_session(&gw, &session, "POST", path, Some(body))
+            .await
+            .status
+            .as_u16()
+    };
+    // Expires at the second after next (instants are whole seconds).
+    let expires = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 2, 0).unwrap();
+    sqlx::query("UPDATE customer_authorizations SET expires_at = $1 WHERE id = 'auth-acme'")
+        .bind(partner_gateway::time::format(expires))
+        .execute(gw.db.store.pool())
+        .await
+        .unwrap();
+    // As the change feed does on PostgreSQL (SQLite hears it at the entity TTL).
+    let entities = &gw.running.gateway.entities;
+    entities.invalidate(&EntityRef::Authorization("auth-acme".into()));
+    let allowed = stop().await;
+    assert!(
+        allowed != 403 && allowed >= 400,
+        "allowed, refused by the store: {allowed}"
+    );
+    warm(&gw, allowed, stop).await;
+    // Asked again and again across the expiry: allowed before, never after.
+    let mut answers = Vec::new();
+    loop {
+        let sent = chrono::Utc::now();
+        let status = stop().await;
+        answers.push((sent, status));
+        if sent >= expires + chrono::Duration::milliseconds(300) {
+            break;
+        }
+    }
+    let after: Vec<_> = answers
+        .iter()
+        .filter(|(sent, s)| *sent >= expires && *s != 403)
+        .collect();
+    assert!(after.is_empty(), "allowed after the expiry: {after:?}");
+    assert!(answers
+        .iter()
+        .any(|(sent, s)| *sent < expires && *s == allowed));
+    gw.running.stop().await;
+}
+
+test_on_backends! {
+    facts => reuse_ends_with_its_facts;
+    expiry => reuse_ends_at_an_expiry;
+}
