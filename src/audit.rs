@@ -38,7 +38,6 @@ use crate::gateway::AuthFailure;
 use crate::policy::Decision;
 use serde_json::{Map, Value};
 use std::io::Write;
-use std::sync::Mutex;
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -95,13 +94,16 @@ pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
         None => tracing_subscriber::registry()
             .with(human.with_filter(env()))
             .init(),
-        Some(log) => tracing_subscriber::registry()
-            .with(human.with_filter(FilterExt::and(
-                env(),
-                filter_fn(|m| m.target() != DECISION_TARGET),
-            )))
-            .with(log.with_filter(filter_fn(|m| m.target() == DECISION_TARGET)))
-            .init(),
+        Some(log) => {
+            let _ = FLUSHER.set(log.flusher());
+            tracing_subscriber::registry()
+                .with(human.with_filter(FilterExt::and(
+                    env(),
+                    filter_fn(|m| m.target() != DECISION_TARGET),
+                )))
+                .with(log.with_filter(filter_fn(|m| m.target() == DECISION_TARGET)))
+                .init()
+        }
     }
 }
 
@@ -256,28 +258,55 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings serialize")
 }
 
-/// Where decision records go, as JSON lines.
-enum Sink {
-    Stdout,
-    Writer(Mutex<Box<dyn Write + Send>>),
+/// Lines waiting for the writer thread at most. A request whose line finds
+/// the queue full waits for room: a record is never dropped.
+const QUEUED_LINES: usize = 16_384;
+
+/// What the writer thread is sent.
+enum ToWriter {
+    Line(Vec<u8>),
+    /// Write and flush everything sent before, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The `tracing` layer writing decision records as JSON lines; events of
-/// other targets are ignored. Each line is written whole with one call, so
-/// concurrent requests never interleave within a line.
+/// other targets are ignored. A request builds its line and queues it; a
+/// thread of its own writes the lines, whole and in order, batching what
+/// has queued up into one write (off the request path).
 pub struct DecisionLog {
-    sink: Sink,
+    queue: std::sync::mpsc::SyncSender<ToWriter>,
     sample_allowed: f64,
+}
+
+/// Waits until the decision log has written every line queued before.
+#[derive(Clone)]
+pub struct LogFlusher(std::sync::mpsc::SyncSender<ToWriter>);
+
+impl LogFlusher {
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.0.send(ToWriter::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+}
+
+/// The installed decision log's flusher, for [`flush`] at shutdown.
+static FLUSHER: std::sync::OnceLock<LogFlusher> = std::sync::OnceLock::new();
+
+/// Writes out every decision record queued so far (before the process
+/// ends, for instance); nothing when no decision log is installed.
+pub fn flush() {
+    if let Some(flusher) = FLUSHER.get() {
+        flusher.flush();
+    }
 }
 
 impl DecisionLog {
     /// `-` is stdout; anything else a file, created if missing and appended to.
     pub fn open(target: &str, sample_allowed: f64) -> std::io::Result<DecisionLog> {
         if target == "-" {
-            return Ok(DecisionLog {
-                sink: Sink::Stdout,
-                sample_allowed: check_rate(sample_allowed)?,
-            });
+            return Self::to_writer(std::io::stdout(), sample_allowed);
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -291,10 +320,19 @@ impl DecisionLog {
         writer: impl Write + Send + 'static,
         sample_allowed: f64,
     ) -> std::io::Result<DecisionLog> {
+        let sample_allowed = check_rate(sample_allowed)?;
+        let (queue, lines) = std::sync::mpsc::sync_channel(QUEUED_LINES);
+        std::thread::Builder::new()
+            .name("decision-log".into())
+            .spawn(move || write_lines(writer, lines))?;
         Ok(DecisionLog {
-            sink: Sink::Writer(Mutex::new(Box::new(writer))),
-            sample_allowed: check_rate(sample_allowed)?,
+            queue,
+            sample_allowed,
         })
+    }
+
+    pub fn flusher(&self) -> LogFlusher {
+        LogFlusher(self.queue.clone())
     }
 
     /// The JSON object of one decision event, or `None` when sampled out.
@@ -342,29 +380,48 @@ fn sampled_in(rate: f64) -> bool {
     rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
 }
 
+/// The writer thread: takes what has queued up, writes it, flushes.
+fn write_lines(writer: impl Write, lines: std::sync::mpsc::Receiver<ToWriter>) {
+    let mut out = std::io::BufWriter::new(writer);
+    let complain = |e: std::io::Error| {
+        // Not through tracing: the log would see its own complaint.
+        eprintln!("decision log: cannot write: {e}");
+    };
+    while let Ok(first) = lines.recv() {
+        let mut answer = Vec::new();
+        for message in std::iter::once(first).chain(lines.try_iter()) {
+            match message {
+                ToWriter::Line(line) => {
+                    if let Err(e) = out.write_all(&line) {
+                        complain(e);
+                    }
+                }
+                ToWriter::Flush(done) => answer.push(done),
+            }
+        }
+        if let Err(e) = out.flush() {
+            complain(e);
+        }
+        for done in answer {
+            let _ = done.send(());
+        }
+    }
+}
+
 impl<S: Subscriber> tracing_subscriber::Layer<S> for DecisionLog {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         if event.metadata().target() != DECISION_TARGET {
             return;
         }
-        let Some(line) = self.line(event) else {
-            return;
-        };
-        let written = match &self.sink {
-            Sink::Stdout => std::io::stdout().lock().write_all(&line),
-            Sink::Writer(w) => {
-                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-                w.write_all(&line).and_then(|()| w.flush())
+        if let Some(line) = self.line(event) {
+            // Waits while the queue is full; fails only if the writer thread is gone.
+            if self.queue.send(ToWriter::Line(line)).is_err() {
+                eprintln!("decision log: the writer has stopped; a record is lost");
             }
-        };
-        if let Err(e) = written {
-            // Not through tracing: this layer would see its own complaint.
-            eprintln!("decision log: cannot write: {e}");
         }
     }
 }
 
-/// Collects an event's fields as JSON values.
 struct JsonVisitor(Map<String, Value>);
 
 impl Visit for JsonVisitor {
@@ -393,7 +450,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -430,8 +487,10 @@ mod tests {
     fn capture(rate: f64, emit: impl FnOnce()) -> Vec<Value> {
         let buffer = Buffer::default();
         let layer = DecisionLog::to_writer(buffer.clone(), rate).unwrap();
+        let flusher = layer.flusher();
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, emit);
+        flusher.flush();
         buffer.lines()
     }
 

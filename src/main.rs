@@ -183,6 +183,8 @@ async fn run(
                 say(partner_gateway::serve::demo_banner(&running));
             }
             running.wait_for_signal().await;
+            // The records of the last requests, still queued for the writer.
+            partner_gateway::audit::flush();
             Ok(ExitCode::SUCCESS)
         }
         Command::Store {

@@ -136,6 +136,8 @@ async fn list(gw: &TestGateway) -> client::Answer {
 pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
     decisions: Arc<Mutex<Vec<u8>>>,
+    /// The decision log's lines are written by a thread of its own.
+    flusher: OnceLock<partner_gateway::audit::LogFlusher>,
     /// The gateway's error-mapping log lines, as JSON with their spans.
     errors: Arc<Mutex<Vec<u8>>>,
 }
@@ -157,6 +159,9 @@ impl Captured {
     }
 
     pub(crate) fn decision_lines(&self) -> Vec<Value> {
+        if let Some(flusher) = self.flusher.get() {
+            flusher.flush();
+        }
         json_lines(&self.decisions)
     }
 
@@ -209,6 +214,7 @@ pub(crate) fn captured() -> &'static Captured {
         let captured = Captured {
             shadow: Arc::default(),
             decisions: Arc::default(),
+            flusher: OnceLock::new(),
             errors: Arc::default(),
         };
         let errors = SharedBuffer(captured.errors.clone());
@@ -218,6 +224,7 @@ pub(crate) fn captured() -> &'static Captured {
             .with_writer(move || errors.clone());
         let decisions =
             DecisionLog::to_writer(SharedBuffer(captured.decisions.clone()), 1.0).unwrap();
+        let _ = captured.flusher.set(decisions.flusher());
         let subscriber = tracing_subscriber::registry()
             .with(decisions.with_filter(filter_fn(|m| {
                 m.target() == partner_gateway::audit::DECISION_TARGET
