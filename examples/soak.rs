@@ -568,11 +568,28 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss = sampler.await?;
     let elapsed = begun.elapsed();
+    let metrics = client::call(&soak.http, &ready, None, "GET", "/metrics", b"", &[]).await?;
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
     drop(gateway);
-    report(&options, &soak, &rss, elapsed)
+    report(&options, &soak, &rss, elapsed, &metrics)
 }
 
-fn report(options: &Options, soak: &Soak, rss: &[u64], elapsed: Duration) -> anyhow::Result<()> {
+/// A counter's value in Prometheus text (0 when absent).
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn report(
+    options: &Options,
+    soak: &Soak,
+    rss: &[u64],
+    elapsed: Duration,
+    metrics: &str,
+) -> anyhow::Result<()> {
     let tally = soak.tally.lock().unwrap();
     let total: u64 = tally.calls.values().map(|(ok, bad)| ok + bad).sum();
     let unexpected: u64 = tally.calls.values().map(|(_, bad)| bad).sum();
@@ -596,6 +613,13 @@ fn report(options: &Options, soak: &Soak, rss: &[u64], elapsed: Duration) -> any
         tally.revocations,
         tally.slowest_heard,
         tally.allows_after_revocation
+    );
+    let reused = counter(metrics, "pgw_decisions_reused_total");
+    let taken = counter(metrics, "pgw_decisions_taken_total");
+    println!(
+        "Decisions reused: {reused} of {} reusable ({:.1} %)",
+        reused + taken,
+        100.0 * reused / (reused + taken).max(1.0)
     );
     let third = rss.len() / 3;
     let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len().max(1) as f64 / 1024.0;
