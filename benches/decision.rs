@@ -4,6 +4,9 @@
 //! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
 //!   from the store (a fresh cache per request) + decision;
 //! - `decide_only`: the Cedar decision alone, on prepared slices;
+//! - a reused decision (p50/p99 from a timing loop): the slice's records
+//!   from a warm cache and the gateway's decision cache answering (what a
+//!   repeated question costs the gateway);
 //! - ListSubCustomers (limit 100, first page and its count) for a
 //!   distributor's admin: the filter derived from the policies (partial
 //!   evaluation, compiled to SQL, run) against the hand-written scope SQL
@@ -34,6 +37,7 @@ use bigstore::{customer_partner, DISTRIBUTORS, NOW};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use partner_gateway::catalog::fields::Paging;
 use partner_gateway::entities::EntityLoader;
+use partner_gateway::gateway::decisions::DecisionCache;
 use partner_gateway::policy::{AccessRequest, EntityRef, EntityType, PolicyEngine};
 use partner_gateway::store::query::{Bind, Where};
 use partner_gateway::store::Store;
@@ -358,6 +362,23 @@ async fn decide(engine: &PolicyEngine, loader: &EntityLoader, r: &AccessRequest)
 }
 
 /// A cold decision: a fresh cache, so every record is read from `store`.
+/// What the gateway does for a question it has decided before on the same
+/// facts: the slice's records from the warm cache, then the decision cache.
+async fn reuse(
+    engine: &PolicyEngine,
+    loader: &EntityLoader,
+    cache: &DecisionCache,
+    r: &AccessRequest,
+) -> bool {
+    let slice = loader
+        .slice_records(engine, &r.principal, &r.resource, &[])
+        .await
+        .expect("slice")
+        .expect("generated entities exist");
+    let evaluate = || engine.decide(r, &slice.entities().expect("entities"));
+    cache.decide(engine, r, &slice, evaluate).allow
+}
+
 async fn cold_decide(engine: &PolicyEngine, store: &Store, r: &AccessRequest) -> Duration {
     let fresh = EntityLoader::new(store.clone(), 100, Duration::from_secs(60));
     let t = Instant::now();
@@ -491,6 +512,30 @@ fn bench(c: &mut Criterion) {
             out
         });
         summary.add("slice from warm cache + decide", &n, warm);
+        let cache = DecisionCache::new(100_000);
+        let reused: Vec<Duration> = rt.block_on(async {
+            for r in &sized.reqs {
+                reuse(&engine, &sized.warm, &cache, r).await; // fills the cache
+            }
+            let mut out = Vec::with_capacity(s.iterations);
+            for i in 0..s.iterations {
+                let r = &sized.reqs[i % sized.reqs.len()];
+                let t = Instant::now();
+                std::hint::black_box(reuse(&engine, &sized.warm, &cache, r).await);
+                out.push(t.elapsed());
+            }
+            out
+        });
+        assert!(
+            cache.stats().reused >= s.iterations as u64,
+            "{:?}",
+            cache.stats()
+        );
+        summary.add(
+            "slice records from warm cache + reused decision",
+            &n,
+            reused,
+        );
         let backends = [
             ("SQLite", Some(&sized.sqlite)),
             ("PostgreSQL", sized.postgres.as_ref()),

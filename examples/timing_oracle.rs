@@ -25,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
                 database_url: format!("sqlite://{}/timing.db", dir.path().display()),
                 master_key: Some({
                     use base64::Engine;
-                    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+                    base64::engine::general_purpose::STANDARD
+                        .encode([7u8; 32])
+                        .into()
                 }),
                 master_key_file: None,
             },

@@ -5,6 +5,41 @@ use crate::crypto::{CryptoError, SecretCipher};
 use crate::store::{data_dir_for, DEFAULT_DATABASE_URL};
 use std::path::PathBuf;
 
+/// A secret given as text (a key in base64, a token): `Debug` shows
+/// `[redacted]`, so that printing a configuration never shows it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
 /// Database and master-key options (flag > environment > default).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
@@ -16,7 +51,7 @@ pub struct DatabaseArgs {
     /// this nor --master-key-file is given, a key is generated once into
     /// `<data dir>/master.key` (mode 0600).
     #[arg(long, env = "PGW_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
 
     /// File holding the master key (base64).
     #[arg(long, env = "PGW_MASTER_KEY_FILE")]
@@ -39,7 +74,7 @@ impl DatabaseArgs {
 
     pub fn secret_cipher(&self) -> Result<SecretCipher, CryptoError> {
         match (&self.master_key, &self.master_key_file) {
-            (Some(key), _) => SecretCipher::from_base64(key),
+            (Some(key), _) => SecretCipher::from_base64(key.expose()),
             (None, Some(path)) => SecretCipher::load_or_create(path),
             (None, None) => SecretCipher::load_or_create(&self.data_dir().join("master.key")),
         }
@@ -80,7 +115,7 @@ pub struct ServeArgs {
     pub database_url: Option<String>,
     /// Base64 master key sealing AK/SK secrets (see `seed --help`).
     #[arg(long, env = "PGW_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     /// File holding the master key.
     #[arg(long, env = "PGW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -102,7 +137,7 @@ pub struct ServeArgs {
     /// Base64 (≥ 32 bytes) key for identity assertions; required with --upstream
     /// and must equal the store's --assertion-key. Generated per process otherwise.
     #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
-    pub assertion_key: Option<String>,
+    pub assertion_key: Option<Secret>,
     /// Directory of *.cedar policies [default: ./policies].
     #[arg(long, env = "PGW_POLICIES")]
     pub policies: Option<PathBuf>,
@@ -157,15 +192,15 @@ pub struct ServeArgs {
 struct ServeFile {
     listen: Option<std::net::SocketAddr>,
     admin_listen: Option<std::net::SocketAddr>,
-    admin_token: Option<String>,
+    admin_token: Option<Secret>,
     admin_hosts: Option<Vec<String>>,
     database_url: Option<String>,
-    master_key: Option<String>,
+    master_key: Option<Secret>,
     master_key_file: Option<PathBuf>,
     seed: Option<PathBuf>,
     demo: Option<bool>,
     upstream: Option<String>,
-    assertion_key: Option<String>,
+    assertion_key: Option<Secret>,
     policies: Option<PathBuf>,
     schema: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
@@ -212,7 +247,7 @@ pub struct ServeConfig {
     /// Import the demo data even when the database already holds it.
     pub demo_reset: bool,
     pub upstream: Option<String>,
-    pub assertion_key: Option<String>,
+    pub assertion_key: Option<Secret>,
     pub policies: PathBuf,
     pub schema: PathBuf,
     pub tls: TlsMode,
@@ -440,7 +475,9 @@ impl ServeArgs {
                 op_defaults.shutdown_grace,
             ),
             admin: AdminAccess {
-                token: self.admin_token.or(file.admin_token),
+                token: self
+                    .admin_token
+                    .or(file.admin_token.map(Secret::into_inner)),
                 hosts: if self.admin_hosts.is_empty() {
                     file.admin_hosts.unwrap_or_default()
                 } else {
@@ -652,5 +689,26 @@ mod tests {
         assert_eq!(cfg.operations.admin.hosts, ["admin.internal"]);
         // The token never shows in a debug print of the configuration.
         assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn keys_never_show_in_a_debug_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "assertion_key = \"ASSERTION-KEY-TEXT-0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            master_key: Some("MASTER-KEY-TEXT".to_owned().into()),
+            ..ServeArgs::default()
+        };
+        let cfg = args.resolve().unwrap();
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("MASTER-KEY-TEXT"), "{printed}");
+        assert!(!printed.contains("ASSERTION-KEY-TEXT"), "{printed}");
+        assert!(printed.contains("[redacted]"));
     }
 }

@@ -162,7 +162,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     };
 
     let key = match &cfg.assertion_key {
-        Some(text) => AssertionKey::from_base64(text)
+        Some(text) => AssertionKey::from_base64(text.expose())
             .map_err(|_| anyhow::anyhow!("--assertion-key must be base64 of at least 32 bytes"))?,
         None => AssertionKey::random(),
     };

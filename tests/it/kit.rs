@@ -170,7 +170,7 @@ pub fn policies_dir() -> PathBuf {
 pub fn test_database(db: &TestDb) -> DatabaseArgs {
     DatabaseArgs {
         database_url: db.url.clone(),
-        master_key: Some(test_master_key()),
+        master_key: Some(test_master_key().into()),
         master_key_file: None,
     }
 }
@@ -237,7 +237,7 @@ impl DomainServer {
             base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
         };
         let mut config = ServeConfig {
-            assertion_key: Some(key_text),
+            assertion_key: Some(key_text.into()),
             ..ServeConfig::local(test_database(&db), policies.to_owned(), schema_dir())
         };
         tune(&mut config);

@@ -88,10 +88,9 @@ async fn gateway_before(fake: &Fake, upstream_timeout: Duration) -> TestGateway 
     let url = fake.url.clone();
     TestGateway::start_with(Backend::Sqlite, move |cfg| {
         cfg.upstream = Some(url);
-        cfg.assertion_key = Some(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            [1u8; 32],
-        ));
+        cfg.assertion_key = Some(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]).into(),
+        );
         cfg.limits.upstream_timeout = upstream_timeout;
     })
     .await

@@ -162,7 +162,7 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
     let key_text = base64::engine::general_purpose::STANDARD.encode(key_bytes);
     let gw = TestGateway::start_with(backend, |cfg| {
         cfg.upstream = Some(upstream.clone());
-        cfg.assertion_key = Some(key_text.clone());
+        cfg.assertion_key = Some(key_text.clone().into());
     })
     .await;
     let target = "/v2/partners/sub-customers/budget?customer_id=cust-acme";
@@ -288,10 +288,9 @@ async fn a_dead_upstream_is_502(backend: Backend) {
         .port();
     let gw = TestGateway::start_with(backend, |cfg| {
         cfg.upstream = Some(format!("http://127.0.0.1:{port}"));
-        cfg.assertion_key = Some(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            [1u8; 32],
-        ));
+        cfg.assertion_key = Some(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]).into(),
+        );
     })
     .await;
     let answer = gw

@@ -1108,7 +1108,7 @@ async fn stop_finishes_requests_in_flight() {
     let (upstream, arrivals, release) = gated_upstream().await;
     let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
         cfg.upstream = Some(upstream.clone());
-        cfg.assertion_key = Some(assertion_key());
+        cfg.assertion_key = Some(assertion_key().into());
     })
     .await;
     let creds = gw.credentials("op-east-finance");
@@ -1165,7 +1165,7 @@ async fn stop_gives_up_on_requests_after_the_grace_period() {
     let (upstream, arrivals, _never) = gated_upstream().await;
     let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
         cfg.upstream = Some(upstream.clone());
-        cfg.assertion_key = Some(assertion_key());
+        cfg.assertion_key = Some(assertion_key().into());
         cfg.operations.shutdown_grace = Duration::from_millis(300);
     })
     .await;

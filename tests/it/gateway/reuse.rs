@@ -9,6 +9,7 @@ use super::dead::until;
 use super::sessions::{as_session, assume, credentials};
 use super::TestGateway;
 use crate::test_on_backends;
+use partner_gateway::client::Credentials;
 use partner_gateway::policy::EntityRef;
 use partner_gateway::store::Backend;
 use serde_json::json;
@@ -29,6 +30,20 @@ async fn warm(gw: &TestGateway, want: u16, call: impl AsyncFn() -> u16) {
         }
     }
     panic!("the decision was never reused");
+}
+
+/// op-east-ops switched into cust-acme: the session's credentials.
+async fn switch_in(gw: &TestGateway) -> Credentials {
+    let created = assume(gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    assert_eq!(created.status, 201);
+    credentials(&created)
+}
+
+async fn views_own_resources(gw: &TestGateway, session: &Credentials) -> u16 {
+    as_session(gw, session, "GET", OWN_RESOURCES, None)
+        .await
+        .status
+        .as_u16()
 }
 
 async fn reuse_ends_with_its_facts(backend: Backend) {
@@ -63,15 +78,8 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
     };
     warm(&gw, 403, set).await;
     // The reseller's sessions are refused too once `on_behalf` goes.
-    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
-    assert_eq!(created.status, 201);
-    let session = credentials(&created);
-    let views = || async {
-        as_session(&gw, &session, "GET", OWN_RESOURCES, None)
-            .await
-            .status
-            .as_u16()
-    };
+    let session = switch_in(&gw).await;
+    let views = || views_own_resources(&gw, &session);
     warm(&gw, 200, views).await;
     let grants = json!({"budget": false, "freeze": false, "on_behalf": false,
                         "monthly_quota": "5000.00", "one_time_quota": "20000.00"});
@@ -86,15 +94,8 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
     assert_eq!(granted.status, 200);
 
     // An authorization revoked by its customer.
-    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
-    assert_eq!(created.status, 201);
-    let session = credentials(&created);
-    let views = || async {
-        as_session(&gw, &session, "GET", OWN_RESOURCES, None)
-            .await
-            .status
-            .as_u16()
-    };
+    let session = switch_in(&gw).await;
+    let views = || views_own_resources(&gw, &session);
     warm(&gw, 200, views).await;
     let revoke = "/v2/customers/partner-authorizations/auth-acme/revoke";
     assert_eq!(gw.call("cust-acme", "POST", revoke, None).await.status, 200);
@@ -109,9 +110,7 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
 /// decided apart.
 async fn reuse_ends_at_an_expiry(backend: Backend) {
     let gw = TestGateway::start(backend).await;
-    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
-    assert_eq!(created.status, 201);
-    let session = credentials(&created);
+    let session = switch_in(&gw).await;
     let stop = || async {
         let path = "/v2/customer/resources/vm-acme-web-2/operations";
         let body = json!({"operation": "stop"});

@@ -46,7 +46,7 @@ async fn traceparent_reaches_the_store() {
     let (upstream, seen) = recording_upstream().await;
     let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
         cfg.upstream = Some(upstream.clone());
-        cfg.assertion_key = Some(super::operations::assertion_key());
+        cfg.assertion_key = Some(super::operations::assertion_key().into());
     })
     .await;
     // Joined: the client's trace and flags, the gateway's span as parent.
