@@ -26,6 +26,21 @@ pub struct PolicyDirs {
     pub schema: PathBuf,
 }
 
+/// Where the entities of a question come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EntitySource {
+    /// Load the entities from this fixture (DOMAIN.md section 5 format).
+    #[arg(
+        long,
+        conflicts_with = "database_url",
+        required_unless_present = "database_url"
+    )]
+    pub fixture: Option<PathBuf>,
+    /// Load the entities from this database (sqlite://PATH or postgres://...).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
 impl PolicyDirs {
     fn load(&self) -> Result<PolicyEngine, super::PolicyLoadError> {
         PolicyEngine::load(&self.policies, &self.schema)
@@ -137,16 +152,8 @@ pub enum PolicyCommand {
         /// (JSON object; repeatable).
         #[arg(long = "session")]
         sessions: Vec<String>,
-        /// Load the entities from this fixture (DOMAIN.md section 5 format).
-        #[arg(
-            long,
-            conflicts_with = "database_url",
-            required_unless_present = "database_url"
-        )]
-        fixture: Option<PathBuf>,
-        /// Load the entities from this database (sqlite://PATH or postgres://...).
-        #[arg(long)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        entities: EntitySource,
         #[command(flatten)]
         dirs: PolicyDirs,
     },
@@ -166,16 +173,8 @@ pub enum PolicyCommand {
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
-        /// Load the entities from this fixture (DOMAIN.md section 5 format).
-        #[arg(
-            long,
-            conflicts_with = "database_url",
-            required_unless_present = "database_url"
-        )]
-        fixture: Option<PathBuf>,
-        /// Load the entities from this database (sqlite://PATH or postgres://...).
-        #[arg(long)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        entities: EntitySource,
         #[command(flatten)]
         dirs: PolicyDirs,
     },
@@ -219,8 +218,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             resource,
             context,
             sessions,
-            fixture,
-            database_url,
+            entities,
             dirs,
         } => {
             // A question that names nothing real is a usage error (exit 2),
@@ -251,15 +249,14 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                     .collect::<Result<_, _>>()
                     .context("--session: expected a session object as in a test file")?,
             };
-            explain(request, fixture.as_deref(), database_url.as_deref(), &dirs).await
+            explain(request, &entities, &dirs).await
         }
         PolicyCommand::WhoCan {
             action,
             resource,
             context,
             json,
-            fixture,
-            database_url,
+            entities,
             dirs,
         } => {
             let resource = match EntityRef::parse(&resource) {
@@ -276,7 +273,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 context,
                 json,
             };
-            who_can(answer, fixture.as_deref(), database_url.as_deref(), &dirs).await
+            who_can(answer, &entities, &dirs).await
         }
         PolicyCommand::Verify {
             dirs,
@@ -487,15 +484,14 @@ enum Target {
 
 async fn explain(
     req: ExplainRequest,
-    fixture: Option<&Path>,
-    database_url: Option<&str>,
+    entities: &EntitySource,
     dirs: &PolicyDirs,
 ) -> anyhow::Result<ExitCode> {
     let Some(engine) = load_or_report(dirs) else {
         return Ok(ExitCode::FAILURE);
     };
     // Keep the fixture's temporary database alive until the end.
-    let (_fixture_db, store, loader) = open_entities(fixture, database_url).await?;
+    let (_fixture_db, store, loader) = open_entities(entities).await?;
     let resource_type = match &req.resource {
         Target::One(r) => r.kind(),
         Target::Every(t) => *t,
@@ -555,10 +551,9 @@ async fn explain(
 /// The store and an entity loader over `--fixture` (a temporary database,
 /// returned to be kept alive while used) or `--database-url`.
 async fn open_entities(
-    fixture: Option<&Path>,
-    database_url: Option<&str>,
+    source: &EntitySource,
 ) -> anyhow::Result<(Option<FixtureDb>, Store, EntityLoader)> {
-    Ok(match (fixture, database_url) {
+    Ok(match (source.fixture.as_deref(), source.database_url.as_deref()) {
         (Some(path), _) => {
             let db = FixtureDb::load(path)
                 .await
@@ -591,14 +586,13 @@ struct WhoCanQuestion {
 
 async fn who_can(
     q: WhoCanQuestion,
-    fixture: Option<&Path>,
-    database_url: Option<&str>,
+    entities: &EntitySource,
     dirs: &PolicyDirs,
 ) -> anyhow::Result<ExitCode> {
     let Some(engine) = load_or_report(dirs) else {
         return Ok(ExitCode::FAILURE);
     };
-    let (_fixture_db, store, loader) = open_entities(fixture, database_url).await?;
+    let (_fixture_db, store, loader) = open_entities(entities).await?;
     let asked = question::check(&engine, None, &q.action, q.resource.kind(), &q.context);
     let answer = match asked {
         Ok(()) => {

@@ -323,9 +323,14 @@ async fn policy_files_rewritten_under_load() {
         for i in 0..REWRITES {
             let file = &files[i % files.len()];
             let text = std::fs::read(file).unwrap();
-            // Half a file for one tick, the whole of it for the next.
+            // Half a file for one tick, the whole of it for the next. The half
+            // ends in an unfinished policy: cut inside a comment, the first
+            // half alone could be a valid (smaller) set, which the gateway
+            // cannot tell from an intended one (README: write atomically).
             tick.tick().await;
-            std::fs::write(file, &text[..text.len() / 2]).unwrap();
+            let mut half = text[..text.len() / 2].to_vec();
+            half.extend_from_slice(b"\npermit (");
+            std::fs::write(file, &half).unwrap();
             tick.tick().await;
             std::fs::write(file, &text).unwrap();
         }
