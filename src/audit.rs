@@ -48,8 +48,10 @@ pub const DECISION_TARGET: &str = "decision";
 
 /// Fields emitted as JSON text (lists) and written to the log as arrays.
 const LIST_FIELDS: [&str; 3] = ["resources", "determining", "errors"];
-/// What the human log on stderr shows when `RUST_LOG` is not set.
-pub const DEFAULT_LOG_FILTER: &str = "partner_gateway=info,decision=info,reveal=info,shadow=info";
+/// What the human log on stderr shows when `RUST_LOG` is not set; with
+/// `opentelemetry*` warnings so that a failing OTLP export is seen.
+pub const DEFAULT_LOG_FILTER: &str =
+    "partner_gateway=info,decision=info,reveal=info,shadow=info,opentelemetry=warn";
 
 /// The format of the log on stderr (`--log-format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -67,8 +69,13 @@ pub enum LogFormat {
 /// Installs the process's log subscriber: the log on stderr in `format`
 /// (filtered by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given,
 /// the JSON decision log, which then takes the decision records out of the
-/// stderr log.
-pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
+/// stderr log, and the OTLP span exporter (its own filter: `RUST_LOG` does
+/// not change what is exported).
+pub fn init_logging(
+    decision_log: Option<DecisionLog>,
+    format: LogFormat,
+    otlp: Option<&crate::otlp::Otlp>,
+) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::prelude::*;
@@ -92,11 +99,13 @@ pub fn init_logging(decision_log: Option<DecisionLog>, format: LogFormat) {
     };
     match decision_log {
         None => tracing_subscriber::registry()
+            .with(otlp.map(|o| o.layer()))
             .with(human.with_filter(env()))
             .init(),
         Some(log) => {
             let _ = FLUSHER.set(log.flusher());
             tracing_subscriber::registry()
+                .with(otlp.map(|o| o.layer()))
                 .with(human.with_filter(FilterExt::and(
                     env(),
                     filter_fn(|m| m.target() != DECISION_TARGET),

@@ -184,6 +184,11 @@ pub struct ServeArgs {
     /// before the process exits anyway [default: 10].
     #[arg(long, env = "PGW_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Export the gateway's trace spans to this OpenTelemetry collector over
+    /// OTLP/HTTP (protobuf), e.g. http://collector:4318/v1/traces (the path
+    /// defaults to /v1/traces). Off when unset.
+    #[arg(long, env = "PGW_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The TOML file: the same options, all optional.
@@ -223,6 +228,7 @@ struct ServeFile {
     decision_log: Option<String>,
     decision_log_sample_allowed: Option<f64>,
     shutdown_grace_secs: Option<u64>,
+    otlp_endpoint: Option<String>,
 }
 
 /// How the API listener speaks.
@@ -297,6 +303,9 @@ pub struct Operations {
     pub decision_log_sample_allowed: f64,
     /// How long requests in flight may take to finish at shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// The OTLP/HTTP URL trace spans are exported to (`crate::otlp::traces_url`);
+    /// read by `main` when it installs the log subscriber. None: no export.
+    pub otlp_endpoint: Option<String>,
     /// Who may use the admin listener.
     pub admin: AdminAccess,
 }
@@ -331,6 +340,7 @@ impl Default for Operations {
             decision_log: None,
             decision_log_sample_allowed: 1.0,
             shutdown_grace: std::time::Duration::from_secs(10),
+            otlp_endpoint: None,
             admin: AdminAccess::default(),
         }
     }
@@ -474,6 +484,11 @@ impl ServeArgs {
                 self.shutdown_grace_secs.or(file.shutdown_grace_secs),
                 op_defaults.shutdown_grace,
             ),
+            otlp_endpoint: self
+                .otlp_endpoint
+                .or(file.otlp_endpoint)
+                .map(|e| crate::otlp::traces_url(&e))
+                .transpose()?,
             admin: AdminAccess {
                 token: self
                     .admin_token
@@ -637,6 +652,48 @@ mod tests {
             ..Default::default()
         };
         assert!(empty.resolve().is_err());
+    }
+
+    #[test]
+    fn otlp_export_is_off_unless_an_http_endpoint_is_given() {
+        assert_eq!(
+            ServeArgs::default()
+                .resolve()
+                .unwrap()
+                .operations
+                .otlp_endpoint,
+            None
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "otlp_endpoint = \"http://collector:4318\"\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_file
+                .resolve()
+                .unwrap()
+                .operations
+                .otlp_endpoint
+                .as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        let flag = ServeArgs {
+            config: Some(path),
+            otlp_endpoint: Some("http://127.0.0.1:4318/v1/traces".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            flag.resolve().unwrap().operations.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        let tls = ServeArgs {
+            otlp_endpoint: Some("https://collector:4318".into()),
+            ..Default::default()
+        };
+        assert!(tls.resolve().is_err());
     }
 
     #[test]

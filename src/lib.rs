@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod otlp;
 pub mod policy;
 pub mod recent;
 pub mod refs;

@@ -138,14 +138,34 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    partner_gateway::audit::init_logging(decision_log, cli.log_format);
-    match run(cli, serve).await {
+    let otlp = match serve
+        .as_ref()
+        .and_then(|c| c.operations.otlp_endpoint.as_deref())
+    {
+        Some(endpoint) => match partner_gateway::otlp::Otlp::start(endpoint) {
+            Ok(otlp) => Some(otlp),
+            Err(e) => {
+                eprintln!("error: cannot set up the OTLP export to {endpoint}: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    partner_gateway::audit::init_logging(decision_log, cli.log_format, otlp.as_ref());
+    let code = match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(otlp) = otlp {
+        // The server has stopped: the spans of its last requests, still
+        // queued for the batch, go now. It waits on the collector: not on
+        // a runtime thread.
+        tokio::task::block_in_place(|| otlp.shutdown());
     }
+    code
 }
 
 async fn run(
@@ -165,6 +185,7 @@ async fn run(
                     println!("{text}")
                 }
             };
+            let otlp = config.operations.otlp_endpoint.clone();
             let running = partner_gateway::serve::start(config).await?;
             let scheme = if running.certificate.is_some() {
                 "https"
@@ -179,6 +200,9 @@ async fn run(
                 say(format!("TLS certificate: {}", cert.display()));
             }
             say(format!("domain store: {}", running.upstream));
+            if let Some(url) = otlp {
+                say(format!("OTLP trace export: {url}"));
+            }
             if demo {
                 say(partner_gateway::serve::demo_banner(&running));
             }

@@ -96,14 +96,21 @@ impl Gateway {
     pub async fn handle(&self, req: HttpRequest<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let trace = trace::TraceContext::from_headers(req.headers());
-        let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
-        record.trace_id = Some(trace.trace_id.clone());
+        let mut trace = trace::TraceContext::from_headers(req.headers());
         // Every log line of the request carries its id and trace id (shadow
         // disagreements, authentication failures, errors): the error is
         // mapped, and its cause logged, inside the span.
-        let span =
-            tracing::info_span!("request", request_id = %request_id, trace_id = %trace.trace_id);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            trace_id = tracing::field::Empty
+        );
+        // With OTLP export the span joins the client's trace and lends its
+        // ids to everything below; before any of them is recorded.
+        crate::otlp::adopt(&span, &mut trace);
+        span.record("trace_id", tracing::field::display(&trace.trace_id));
+        let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
+        record.trace_id = Some(trace.trace_id.clone());
         let mut response = async {
             match self
                 .process(req, peer, &request_id, &trace, &mut record)

@@ -3,7 +3,9 @@
 //! gateway is one span of it, and the domain store gets a `traceparent`
 //! whose parent is the gateway's span. The trace id is on the request's log
 //! span and in its decision record, so a trace found in Envoy, OPA or the
-//! store's logs leads to the gateway's decision.
+//! store's logs leads to the gateway's decision. With OTLP export on
+//! (`crate::otlp`), the exported spans are of the same trace, and the
+//! gateway's span id here is the exported `request` span's.
 
 use http::HeaderMap;
 use rand::RngCore;
@@ -27,6 +29,9 @@ pub struct TraceContext {
     pub state: Option<String>,
     /// Whether the client's `traceparent` was joined (else a new trace).
     pub joined: bool,
+    /// The client's span (its `traceparent`'s parent id), when joined: the
+    /// parent of the gateway's exported span (`crate::otlp`).
+    pub client_span_id: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -50,7 +55,7 @@ fn id_field(text: &str, len: usize) -> bool {
 }
 
 /// The (trace id, parent id, flags) of a `traceparent` value, if valid.
-fn parse(value: &str) -> Option<(String, u8)> {
+fn parse(value: &str) -> Option<(String, String, u8)> {
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -68,7 +73,7 @@ fn parse(value: &str) -> Option<(String, u8)> {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace.to_owned(), flags))
+    Some((trace.to_owned(), parent.to_owned(), flags))
 }
 
 impl TraceContext {
@@ -81,7 +86,7 @@ impl TraceContext {
             _ => None,
         };
         match client {
-            Some((trace_id, flags)) => {
+            Some((trace_id, client_span_id, flags)) => {
                 let state = headers
                     .get_all(TRACESTATE)
                     .iter()
@@ -96,6 +101,7 @@ impl TraceContext {
                     flags,
                     state,
                     joined: true,
+                    client_span_id: Some(client_span_id),
                 }
             }
             None => TraceContext {
@@ -104,6 +110,7 @@ impl TraceContext {
                 flags: 0,
                 state: None,
                 joined: false,
+                client_span_id: None,
             },
         }
     }
@@ -133,6 +140,7 @@ mod tests {
         let t = with(&[(TRACEPARENT, CLIENT), (TRACESTATE, "congo=t61rcWkgMzE")]);
         assert!(t.joined);
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.client_span_id.as_deref(), Some("00f067aa0ba902b7"));
         let sent = t.traceparent();
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(sent.ends_with("-01"));

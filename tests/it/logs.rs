@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-struct Server {
-    child: Child,
-    endpoint: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) endpoint: String,
+    /// The lines of stdout after the first (the banner's rest).
+    pub(crate) banner: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -24,6 +26,12 @@ impl Drop for Server {
 }
 
 fn serve(dir: &Path, format: &str) -> Server {
+    serve_with(dir, format, &[], &[])
+}
+
+/// `serve --demo` in plain HTTP on ephemeral ports, with `args` and `env`
+/// added; its log on stderr goes to `dir/FORMAT.log`.
+pub(crate) fn serve_with(dir: &Path, format: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
         .args([
             "serve",
@@ -46,6 +54,8 @@ fn serve(dir: &Path, format: &str) -> Server {
         .arg(Path::new(REPO).join("policies"))
         .arg("--schema")
         .arg(Path::new(REPO).join("schema"))
+        .args(args)
+        .envs(env.iter().copied())
         .env("PGW_MASTER_KEY", crate::kit::test_master_key())
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
@@ -58,8 +68,18 @@ fn serve(dir: &Path, format: &str) -> Server {
     let first = lines.next().expect("a banner").unwrap();
     // "partner-gateway listening on http://ADDR (admin: ...)"
     let endpoint = first.split_whitespace().nth(3).unwrap().to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
-    Server { child, endpoint }
+    let banner = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+    let rest = banner.clone();
+    std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .for_each(|l| rest.lock().unwrap().push(l))
+    });
+    Server {
+        child,
+        endpoint,
+        banner,
+    }
 }
 
 /// Sends an unsigned request (a 401) and returns its request id.

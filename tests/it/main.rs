@@ -9,7 +9,7 @@ mod explain;
 mod gateway;
 pub mod kit;
 mod lists;
-mod logs;
+pub(crate) mod logs;
 mod policy;
 mod store;
 mod truth;

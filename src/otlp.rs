@@ -1,0 +1,237 @@
+//! Optional OTLP trace export (`--otlp-endpoint`): the gateway's spans
+//! (`request` and one per stage) sent to an OpenTelemetry collector as
+//! OTLP/HTTP protobuf, in batches by a thread of the SDK, off the request
+//! path. Off by default: without the option nothing here is built and the
+//! request path does no OpenTelemetry work.
+//!
+//! The exported `request` span is a child of the client's `traceparent`
+//! (same trace id, the client's span as parent); for a new trace its ids
+//! are the SDK's, so logs, decision records, the store's `traceparent` and
+//! the exported spans all name the same trace and span.
+
+use crate::gateway::trace::TraceContext;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// The `service.name` of the exported spans.
+pub const SERVICE_NAME: &str = "partner-gateway";
+/// The OTLP/HTTP path of traces, added to an endpoint given without a path.
+const TRACES_PATH: &str = "/v1/traces";
+
+/// Set once an export layer exists: the request path skips the OpenTelemetry
+/// bookkeeping otherwise.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// The exporter: an SDK tracer provider with a batch span processor (a
+/// thread of its own, bounded queue: spans are dropped, never waited for,
+/// when the collector falls behind).
+pub struct Otlp {
+    provider: SdkTracerProvider,
+}
+
+/// The URL spans are posted to: `endpoint` as given, or with `/v1/traces`
+/// when it has no path (`http://collector:4318`). Plain `http` only: the
+/// client carries no TLS stack (a collector or agent next to the gateway
+/// takes it further).
+pub fn traces_url(endpoint: &str) -> anyhow::Result<String> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| anyhow::anyhow!("otlp_endpoint {endpoint:?} is not a URL: {e}"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http") && uri.host().is_some(),
+        "otlp_endpoint must be an http:// URL (OTLP/HTTP, e.g. http://collector:4318/v1/traces), not {endpoint:?}"
+    );
+    Ok(match uri.path() {
+        "" | "/" => format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/')),
+        _ => endpoint.to_owned(),
+    })
+}
+
+impl Otlp {
+    /// Builds the exporter for `endpoint` (see [`traces_url`]). Nothing is
+    /// sent until spans end; an unreachable collector is not an error here.
+    pub fn start(endpoint: &str) -> anyhow::Result<Otlp> {
+        let url = traces_url(endpoint)?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .build()?;
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name(SERVICE_NAME)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
+        Ok(Otlp { provider })
+    }
+
+    /// The `tracing` layer feeding the exporter: the gateway's own spans
+    /// (target `partner_gateway`, INFO and up) and its events inside them.
+    /// Other crates' spans (sqlx, hyper, the exporter's own client) stay out.
+    pub fn layer<S>(&self) -> impl Layer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        EXPORTING.store(true, Ordering::Relaxed);
+        let tracer = self.provider.tracer(SERVICE_NAME);
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_threads(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("partner_gateway", tracing::Level::INFO),
+            )
+    }
+
+    /// Exports every span ended so far and stops the exporter: at shutdown,
+    /// after the server has stopped. Waits for the collector at most the
+    /// SDK's export timeout; a failure is reported, never fatal.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("otlp: the last spans were not exported: {e}");
+        }
+    }
+}
+
+/// Makes `span` (a request's root span) the gateway's span of `trace`:
+/// the child of the client's span when its `traceparent` was joined, and
+/// `trace` takes the exported span's ids so that everything else (logs,
+/// the decision record, the store's `traceparent`) names them. Nothing
+/// happens unless spans are exported.
+pub fn adopt(span: &tracing::Span, trace: &mut TraceContext) {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(parent) = remote_parent(trace) {
+        // Fails only if the span is not recorded by the layer (filtered out).
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+    }
+    let cx = span.context();
+    let ours = cx.span().span_context().clone();
+    if !ours.is_valid() {
+        return;
+    }
+    trace.trace_id = ours.trace_id().to_string();
+    trace.span_id = ours.span_id().to_string();
+    if !trace.joined {
+        // A new trace is sampled as the SDK decided (a joined one keeps the
+        // client's flags: the SDK follows the client's sampled bit).
+        trace.flags = ours.trace_flags().to_u8();
+    }
+}
+
+/// The client's span, from its `traceparent` and `tracestate`.
+fn remote_parent(trace: &TraceContext) -> Option<SpanContext> {
+    let parent = trace.client_span_id.as_deref()?;
+    let state = trace
+        .state
+        .as_deref()
+        .and_then(|s| s.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    Some(SpanContext::new(
+        TraceId::from_hex(&trace.trace_id).ok()?,
+        SpanId::from_hex(parent).ok()?,
+        TraceFlags::new(trace.flags),
+        true,
+        state,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_http_urls_with_the_traces_path_by_default() {
+        assert_eq!(
+            traces_url("http://collector:4318").unwrap(),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://collector:4318/").unwrap(),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://10.0.0.1:4318/otlp/v1/traces").unwrap(),
+            "http://10.0.0.1:4318/otlp/v1/traces"
+        );
+        for bad in [
+            "https://collector:4318",
+            "collector:4318",
+            "grpc://c:4317",
+            "",
+        ] {
+            assert!(traces_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_remote_parent_is_the_clients_span() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+        let trace = TraceContext::from_headers(&headers);
+        let parent = remote_parent(&trace).expect("joined");
+        assert_eq!(
+            parent.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(parent.is_sampled() && parent.is_remote());
+        assert_eq!(parent.trace_state().get("congo"), Some("t61rcWkgMzE"));
+        let fresh = TraceContext::from_headers(&http::HeaderMap::new());
+        assert!(remote_parent(&fresh).is_none());
+    }
+
+    #[test]
+    fn the_exported_span_lends_its_ids_to_the_trace() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // Nothing listens there: exporting fails, which never matters here.
+        let otlp = Otlp::start("http://127.0.0.1:9").unwrap();
+        let subscriber = tracing_subscriber::registry().with(otlp.layer());
+        let ids = |span: &tracing::Span| span.context().span().span_context().clone();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                    .parse()
+                    .unwrap(),
+            );
+            let mut joined = TraceContext::from_headers(&headers);
+            let span = tracing::info_span!("request");
+            adopt(&span, &mut joined);
+            let exported = ids(&span);
+            assert_eq!(joined.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(exported.trace_id().to_string(), joined.trace_id);
+            // The store's parent is the exported span, not the client's.
+            assert_eq!(exported.span_id().to_string(), joined.span_id);
+            assert_ne!(joined.span_id, "00f067aa0ba902b7");
+            assert_eq!(joined.flags, 1);
+
+            let mut fresh = TraceContext::from_headers(&http::HeaderMap::new());
+            let span = tracing::info_span!("request");
+            adopt(&span, &mut fresh);
+            let exported = ids(&span);
+            assert_eq!(exported.trace_id().to_string(), fresh.trace_id);
+            assert_eq!(exported.span_id().to_string(), fresh.span_id);
+            assert_eq!(fresh.flags, 1, "a new trace is sampled");
+            assert!(fresh.traceparent().ends_with("-01"));
+        });
+    }
+}
