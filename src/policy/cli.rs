@@ -553,7 +553,8 @@ async fn explain(
 async fn open_entities(
     source: &EntitySource,
 ) -> anyhow::Result<(Option<FixtureDb>, Store, EntityLoader)> {
-    Ok(match (source.fixture.as_deref(), source.database_url.as_deref()) {
+    let given = (source.fixture.as_deref(), source.database_url.as_deref());
+    Ok(match given {
         (Some(path), _) => {
             let db = FixtureDb::load(path)
                 .await
