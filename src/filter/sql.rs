@@ -431,17 +431,16 @@ impl Compiler<'_> {
                 Ok(if *b { pred } else { format!("NOT {pred}") })
             }
             (Attr::TextSet(col), Test::Contains(value)) => {
-                // A comma would span two members; the LIKE wildcards (roles
-                // such as `account_manager` hold `_`) are taken literally.
+                // A comma would span two members. `replace` finds the member
+                // exactly, in both databases: SQLite's LIKE ignores case
+                // (`Admin` would match `admin`, which Cedar does not) and
+                // treats `_` (as in `account_manager`) as a wildcard.
                 if value.is_empty() || value.contains(',') {
                     return Err(unsupported());
                 }
-                let literal = value
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                let p = self.w.arg(Bind::Text(format!("%,{literal},%")));
-                Ok(format!("(',' || {a}.{col} || ',') LIKE {p} ESCAPE '\\'"))
+                let p = self.w.arg(Bind::Text(format!(",{value},")));
+                let members = format!("(',' || {a}.{col} || ',')");
+                Ok(format!("replace({members}, {p}, '') <> {members}"))
             }
             (Attr::Datetime(col), Test::Cmp(op, Scalar::Datetime(text))) => {
                 let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;

@@ -161,18 +161,67 @@ async fn resources(s: &DomainServer) -> BTreeMap<EntityType, Vec<EntityRef>> {
 /// Principal → determining policy ids.
 type Answer = BTreeMap<String, Vec<String>>;
 
-async fn agrees_with_brute_force(backend: Backend) {
-    let s = demo_with_sessions(backend).await;
-    let engine = PolicyEngine::load(&policies_dir(), &schema_dir()).unwrap();
-    let loader = EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60));
+/// Every principal of the demo with its sessions.
+async fn every_principal(s: &DomainServer) -> Vec<EntityRef> {
     let mut principals: Vec<EntityRef> = Vec::new();
     for (ty, table) in [
         (EntityType::Operator, "operators"),
         (EntityType::Customer, "customers"),
         (EntityType::Session, "partner_sessions"),
     ] {
-        principals.extend(all(&s, table, "").await.into_iter().map(|id| ty.entity(id)));
+        principals.extend(all(s, table, "").await.into_iter().map(|id| ty.entity(id)));
     }
+    principals
+}
+
+/// What who-can answered, as principal → determining policies.
+fn listed(answer: &partner_gateway::policy::who_can::WhoCan) -> Answer {
+    answer
+        .principals
+        .iter()
+        .map(|p| {
+            let ids = p.determining.iter().map(|d| d.id.clone()).collect();
+            (p.principal.clone(), ids)
+        })
+        .collect()
+}
+
+/// The same question decided for every principal, one by one.
+async fn brute_force(
+    engine: &PolicyEngine,
+    loader: &EntityLoader,
+    principals: &[EntityRef],
+    action: &str,
+    resource: &EntityRef,
+    context: &Map<String, Value>,
+) -> Answer {
+    let mut expected = Answer::new();
+    for principal in principals {
+        let entities = loader
+            .slice(engine, principal, resource, &[])
+            .await
+            .unwrap()
+            .expect("every principal and resource exists");
+        let request =
+            AccessRequest::new(principal.clone(), action, resource.clone(), context.clone());
+        let decision = engine.decide(&request, &entities);
+        assert!(
+            decision.errors.is_empty(),
+            "{action} {principal} {resource}: {:?}",
+            decision.errors
+        );
+        if decision.allow {
+            expected.insert(principal.to_string(), decision.determining);
+        }
+    }
+    expected
+}
+
+async fn agrees_with_brute_force(backend: Backend) {
+    let s = demo_with_sessions(backend).await;
+    let engine = PolicyEngine::load(&policies_dir(), &schema_dir()).unwrap();
+    let loader = EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60));
+    let principals = every_principal(&s).await;
     assert_eq!(principals.len(), 14 + 18 + 8, "every principal of the demo");
     let resources = resources(&s).await;
     let schema = engine.schema();
@@ -188,37 +237,9 @@ async fn agrees_with_brute_force(backend: Backend) {
                 let answer = who_can(&engine, &loader, &name, resource, context.clone())
                     .await
                     .unwrap_or_else(|e| panic!("{name} on {resource}: {e}"));
-                let got: Answer = answer
-                    .principals
-                    .iter()
-                    .map(|p| {
-                        let ids = p.determining.iter().map(|d| d.id.clone()).collect();
-                        (p.principal.clone(), ids)
-                    })
-                    .collect();
-                let mut expected = Answer::new();
-                for principal in &principals {
-                    let entities = loader
-                        .slice(&engine, principal, resource, &[])
-                        .await
-                        .unwrap()
-                        .expect("every principal and resource exists");
-                    let request = AccessRequest::new(
-                        principal.clone(),
-                        name.clone(),
-                        resource.clone(),
-                        context.clone(),
-                    );
-                    let decision = engine.decide(&request, &entities);
-                    assert!(
-                        decision.errors.is_empty(),
-                        "{name} {principal} {resource}: {:?}",
-                        decision.errors
-                    );
-                    if decision.allow {
-                        expected.insert(principal.to_string(), decision.determining);
-                    }
-                }
+                let got = listed(&answer);
+                let expected =
+                    brute_force(&engine, &loader, &principals, &name, resource, &context).await;
                 assert_eq!(got, expected, "who may {name} on {resource}:\n{answer}");
                 asked += 1;
                 allowed += got.len();
@@ -262,8 +283,56 @@ async fn agrees_with_brute_force(backend: Backend) {
     );
 }
 
+/// A policy naming a set member in another case (`"Admin"`, where roles are
+/// stored as `admin`) matches nobody in Cedar, and so in who-can's SQL:
+/// SQLite's `LIKE` would have matched it.
+async fn members_match_in_their_case(backend: Backend) {
+    let s = demo_with_sessions(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    for file in std::fs::read_dir(policies_dir()).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let added = r#"@id("R99-Admin-freezes")
+permit (
+  principal is PartnerCenter::Operator,
+  action == PartnerCenter::Action::"FreezeCustomer",
+  resource is PartnerCenter::Customer
+)
+when { principal.roles.contains("Admin") };
+"#;
+    std::fs::write(dir.path().join("99-case.cedar"), added).unwrap();
+    let engine = PolicyEngine::load(dir.path(), &schema_dir()).unwrap();
+    let loader = EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60));
+    let principals = every_principal(&s).await;
+    let resource = EntityRef::Customer("cust-nova".into());
+    let context = context("FreezeCustomer");
+    let answer = who_can(
+        &engine,
+        &loader,
+        "FreezeCustomer",
+        &resource,
+        context.clone(),
+    )
+    .await
+    .unwrap();
+    let expected = brute_force(
+        &engine,
+        &loader,
+        &principals,
+        "FreezeCustomer",
+        &resource,
+        &context,
+    )
+    .await;
+    assert_eq!(listed(&answer), expected, "{answer}");
+}
+
 test_on_backends! {
     who_can_equals_brute_force => agrees_with_brute_force;
+    who_can_matches_members_in_their_case => members_match_in_their_case;
 }
 
 async fn admin(s: &DomainServer, body: &Value) -> crate::kit::TestResponse {
