@@ -267,21 +267,22 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings serialize")
 }
 
-/// Lines waiting for the writer thread at most. A request whose line finds
-/// the queue full waits for room: a record is never dropped.
-const QUEUED_LINES: usize = 16_384;
+/// Records waiting for the writer thread at most. A request whose record
+/// finds the queue full waits for room: a record is never dropped.
+const QUEUED_RECORDS: usize = 16_384;
 
 /// What the writer thread is sent.
 enum ToWriter {
-    Line(Vec<u8>),
+    /// An event's fields and when it happened: made into its line there.
+    Record(Map<String, Value>, chrono::DateTime<chrono::Utc>),
     /// Write and flush everything sent before, then answer.
     Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The `tracing` layer writing decision records as JSON lines; events of
-/// other targets are ignored. A request builds its line and queues it; a
-/// thread of its own writes the lines, whole and in order, batching what
-/// has queued up into one write (off the request path).
+/// other targets are ignored. A request only collects its event's fields
+/// and queues them; a thread of its own turns them into lines and writes
+/// them, whole and in order, batching what has queued up into one write.
 pub struct DecisionLog {
     queue: std::sync::mpsc::SyncSender<ToWriter>,
     sample_allowed: f64,
@@ -330,7 +331,7 @@ impl DecisionLog {
         sample_allowed: f64,
     ) -> std::io::Result<DecisionLog> {
         let sample_allowed = check_rate(sample_allowed)?;
-        let (queue, lines) = std::sync::mpsc::sync_channel(QUEUED_LINES);
+        let (queue, lines) = std::sync::mpsc::sync_channel(QUEUED_RECORDS);
         std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || write_lines(writer, lines))?;
@@ -344,34 +345,36 @@ impl DecisionLog {
         LogFlusher(self.queue.clone())
     }
 
-    /// The JSON object of one decision event, or `None` when sampled out.
-    fn line(&self, event: &Event<'_>) -> Option<Vec<u8>> {
+    /// The fields of one decision event, or `None` when sampled out. Only
+    /// this runs on the request's thread; [`line`] on the writer's.
+    fn fields(&self, event: &Event<'_>) -> Option<Map<String, Value>> {
         let mut visitor = JsonVisitor(Map::new());
         event.record(&mut visitor);
-        let mut fields = visitor.0;
+        let fields = visitor.0;
         let allowed = fields.get("decision").and_then(Value::as_str) == Some("allow");
-        if allowed && !sampled_in(self.sample_allowed) {
-            return None;
-        }
-        for name in LIST_FIELDS {
-            let list = match fields.remove(name) {
-                Some(Value::String(text)) => {
-                    serde_json::from_str(&text).unwrap_or(Value::String(text))
-                }
-                Some(other) => other,
-                None => Value::Array(vec![]),
-            };
-            fields.insert(name.to_owned(), list);
-        }
-        for name in OPTIONAL_FIELDS {
-            fields.entry(name).or_insert(Value::Null);
-        }
-        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        fields.insert("ts".into(), Value::String(ts));
-        let mut line = serde_json::to_vec(&Value::Object(fields)).expect("JSON value serializes");
-        line.push(b'\n');
-        Some(line)
+        (!allowed || sampled_in(self.sample_allowed)).then_some(fields)
     }
+}
+
+/// One JSON line of the documented schema from an event's fields, stamped
+/// `at` (when the event happened).
+fn line(mut fields: Map<String, Value>, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    for name in LIST_FIELDS {
+        let list = match fields.remove(name) {
+            Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            Some(other) => other,
+            None => Value::Array(vec![]),
+        };
+        fields.insert(name.to_owned(), list);
+    }
+    for name in OPTIONAL_FIELDS {
+        fields.entry(name).or_insert(Value::Null);
+    }
+    let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    fields.insert("ts".into(), Value::String(ts));
+    let mut line = serde_json::to_vec(&Value::Object(fields)).expect("JSON value serializes");
+    line.push(b'\n');
+    line
 }
 
 fn check_rate(rate: f64) -> std::io::Result<f64> {
@@ -400,8 +403,8 @@ fn write_lines(writer: impl Write, lines: std::sync::mpsc::Receiver<ToWriter>) {
         let mut answer = Vec::new();
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
-                ToWriter::Line(line) => {
-                    if let Err(e) = out.write_all(&line) {
+                ToWriter::Record(fields, at) => {
+                    if let Err(e) = out.write_all(&line(fields, at)) {
                         complain(e);
                     }
                 }
@@ -422,9 +425,10 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for DecisionLog {
         if event.metadata().target() != DECISION_TARGET {
             return;
         }
-        if let Some(line) = self.line(event) {
+        if let Some(fields) = self.fields(event) {
+            let at = chrono::Utc::now();
             // Waits while the queue is full; fails only if the writer thread is gone.
-            if self.queue.send(ToWriter::Line(line)).is_err() {
+            if self.queue.send(ToWriter::Record(fields, at)).is_err() {
                 eprintln!("decision log: the writer has stopped; a record is lost");
             }
         }

@@ -104,7 +104,7 @@ pub struct ServeArgs {
     /// Bearer token required on every admin request (at least 16
     /// characters); required when --admin-listen is not a loopback address.
     #[arg(long, env = "PGW_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Host names the admin listener answers to besides its own address
     /// (e.g. the name a proxy in front of it uses); comma-separated in the
     /// environment.
@@ -492,7 +492,8 @@ impl ServeArgs {
             admin: AdminAccess {
                 token: self
                     .admin_token
-                    .or(file.admin_token.map(Secret::into_inner)),
+                    .or(file.admin_token)
+                    .map(Secret::into_inner),
                 hosts: if self.admin_hosts.is_empty() {
                     file.admin_hosts.unwrap_or_default()
                 } else {
@@ -760,12 +761,15 @@ mod tests {
         let args = ServeArgs {
             config: Some(path),
             master_key: Some("MASTER-KEY-TEXT".to_owned().into()),
+            admin_token: Some("ADMIN-TOKEN-TEXT-0123456789".to_owned().into()),
             ..ServeArgs::default()
         };
+        let given = format!("{args:?}");
         let cfg = args.resolve().unwrap();
-        let printed = format!("{cfg:?}");
+        let printed = format!("{given}{cfg:?}");
         assert!(!printed.contains("MASTER-KEY-TEXT"), "{printed}");
         assert!(!printed.contains("ASSERTION-KEY-TEXT"), "{printed}");
+        assert!(!printed.contains("ADMIN-TOKEN-TEXT"), "{printed}");
         assert!(printed.contains("[redacted]"));
     }
 }

@@ -931,19 +931,10 @@ mod tests {
         let ended = session_record(&session("2027-01-02T03:04:05Z", true)).unwrap();
         assert_eq!(a.stamp, b.stamp);
         assert_ne!(a.stamp, ended.stamp);
-        let partner = |_: ()| {
-            build(
-                &EntityRef::Partner("p".into()),
-                vec![("kind", string("distributor"))],
-                vec![],
-                vec![],
-            )
-            .unwrap()
+        let partner = || {
+            let kind = vec![("kind", string("distributor"))];
+            build(&EntityRef::Partner("p".into()), kind, vec![], vec![]).unwrap()
         };
-        assert_ne!(
-            partner(()).stamp,
-            partner(()).stamp,
-            "read twice, two records"
-        );
+        assert_ne!(partner().stamp, partner().stamp, "read twice, two records");
     }
 }

@@ -30,6 +30,14 @@ fn not_found(what: String) -> StoreError {
     StoreError::NotFound(what)
 }
 
+/// A change that touched no row named nothing that exists.
+fn touched(done: sqlx::any::AnyQueryResult, what: impl FnOnce() -> String) -> StoreResult<()> {
+    if done.rows_affected() == 0 {
+        return Err(not_found(what()));
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn add_operator(&self, op: &NewOperator) -> StoreResult<()> {
         sqlx::query(
@@ -66,10 +74,7 @@ impl Store {
             .bind(id.to_owned())
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(format!("operator {id}")));
-        }
-        Ok(())
+        touched(done, || format!("operator {id}"))
     }
 
     async fn principal_exists(&self, kind: PrincipalKind, id: &str) -> StoreResult<bool> {
@@ -114,10 +119,7 @@ impl Store {
             .bind(access_key.to_owned())
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(format!("access key {access_key}")));
-        }
-        Ok(())
+        touched(done, || format!("access key {access_key}"))
     }
 
     /// Deletes a key (`keys revoke`).
@@ -126,10 +128,7 @@ impl Store {
             .bind(access_key.to_owned())
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(format!("access key {access_key}")));
-        }
-        Ok(())
+        touched(done, || format!("access key {access_key}"))
     }
 
     /// Revokes every `X-Auth-Token` the principal holds (`tokens revoke`):
@@ -144,9 +143,6 @@ impl Store {
             .bind(id.to_owned())
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(format!("{} {id}", kind.as_str())));
-        }
-        Ok(())
+        touched(done, || format!("{} {id}", kind.as_str()))
     }
 }

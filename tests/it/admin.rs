@@ -162,7 +162,7 @@ async fn a_configured_token_is_required_everywhere() {
 fn off_loopback_the_admin_listener_needs_a_token() {
     let args = |listen: &str, token: Option<&str>| ServeArgs {
         admin_listen: Some(listen.parse().unwrap()),
-        admin_token: token.map(str::to_owned),
+        admin_token: token.map(|t| t.to_owned().into()),
         ..ServeArgs::default()
     };
     let refused = args("0.0.0.0:9090", None).resolve().unwrap_err();

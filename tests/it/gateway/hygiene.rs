@@ -13,33 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Writes raw bytes over TLS and returns the status line's code.
 async fn raw_status(gw: &TestGateway, request: &str) -> u16 {
-    let certs =
-        rustls::pki_types::CertificateDer::pem_file_iter(gw.running.certificate.as_ref().unwrap())
-            .unwrap()
-            .map(Result::unwrap);
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs {
-        roots.add(c).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(gw.running.addr)
-        .await
-        .unwrap();
-    let mut tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = super::raw::tls(gw).await;
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tls.read(&mut buf).await.unwrap();
