@@ -103,7 +103,11 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         Ok(n) => crate::metrics::set_live_sessions(n.max(0) as u64),
         Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
     }
-    match crate::metrics::render(admin.gateway.entities.stats(), &admin.cache_reported) {
+    match crate::metrics::render(
+        admin.gateway.entities.stats(),
+        admin.gateway.decisions.stats(),
+        &admin.cache_reported,
+    ) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -162,30 +162,43 @@ fn describe() {
     set_live_sessions(0);
 }
 
-/// What one gateway's entity cache had counted at its last scrape.
+/// What one gateway's caches had counted at its last scrape: entity hits and
+/// misses, decisions reused and taken.
 #[derive(Debug, Default)]
-pub struct CacheReported(std::sync::Mutex<(u64, u64)>);
+pub struct CacheReported(std::sync::Mutex<[u64; 4]>);
 
-/// The Prometheus text of every metric, with the entity cache counters read
-/// now. Each scrape adds what this gateway's cache counted since its last
+/// The Prometheus text of every metric, with the cache counters read
+/// now. Each scrape adds what this gateway's caches counted since its last
 /// one (`reported`), so that several gateways in one process (the tests)
 /// add up rather than mask each other, as setting the counters outright did.
 pub fn render(
     cache: crate::entities::CacheStats,
+    reuse: crate::gateway::decisions::ReuseStats,
     reported: &CacheReported,
 ) -> Result<String, String> {
     let handle = install()?;
-    let (hits, misses) = {
+    let now = [cache.hits, cache.misses, reuse.reused, reuse.taken];
+    let added = {
         let mut last = reported.0.lock().unwrap_or_else(|p| p.into_inner());
-        let new = (
-            cache.hits.saturating_sub(last.0),
-            cache.misses.saturating_sub(last.1),
-        );
-        *last = (cache.hits, cache.misses);
-        new
+        let added: Vec<u64> = now
+            .iter()
+            .zip(last.iter())
+            .map(|(n, l)| n.saturating_sub(*l))
+            .collect();
+        *last = now;
+        added
     };
-    ::metrics::counter!(ENTITY_CACHE_HITS).increment(hits);
-    ::metrics::counter!(ENTITY_CACHE_MISSES).increment(misses);
+    for (name, n) in [
+        ENTITY_CACHE_HITS,
+        ENTITY_CACHE_MISSES,
+        DECISIONS_REUSED,
+        DECISIONS_TAKEN,
+    ]
+    .into_iter()
+    .zip(added)
+    {
+        ::metrics::counter!(name).increment(n);
+    }
     ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(cache.entries as f64);
     handle.run_upkeep();
     Ok(handle.render())
@@ -281,15 +294,6 @@ pub fn shadow_decision(action: &str, live: bool, shadow: bool) {
 /// count whenever sessions are created, ended or expire (or periodically).
 pub fn list_fallback(action: &'static str) {
     ::metrics::counter!(LIST_FALLBACKS, "action" => action).increment(1);
-}
-
-pub fn decision_reused(reused: bool) {
-    ::metrics::counter!(if reused {
-        DECISIONS_REUSED
-    } else {
-        DECISIONS_TAKEN
-    })
-    .increment(1);
 }
 
 pub fn evaluation_error(action: &str) {

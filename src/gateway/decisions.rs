@@ -107,13 +107,11 @@ impl DecisionCache {
         if let Some(entry) = cache.get(&key) {
             if entry.until.is_none_or(|until| now < until) {
                 self.reused.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::decision_reused(true);
                 return entry.decision.clone();
             }
             cache.invalidate(&key);
         }
         self.taken.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::decision_reused(false);
         let decision = decide();
         if decision.errors.is_empty() {
             let literal = literals.iter().copied().filter(|t| *t > now).min();

@@ -6,6 +6,7 @@
 //! under a warm cache.
 
 use super::dead::until;
+use super::operations::{scrape, total};
 use super::sessions::{as_session, assume, credentials};
 use super::TestGateway;
 use crate::test_on_backends;
@@ -58,6 +59,9 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
             .as_u16()
     };
     warm(&gw, 200, read).await;
+    // Reuse is counted on /metrics (the registry is process-wide: at least ours).
+    let (_, samples) = scrape(&gw).await;
+    assert!(total(&samples, "pgw_decisions_reused_total", &[]) >= 1.0);
     let disabled = "UPDATE operators SET status = 'disabled' WHERE id = 'op-east-finance'";
     sqlx::query(disabled)
         .execute(gw.db.store.pool())
