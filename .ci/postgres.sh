@@ -6,10 +6,9 @@
 PGW_PGPORT="${PGW_PGPORT:-55432}"
 PGW_PGDATA="${PGW_PGDATA:-/tmp/pgw-postgres}"
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-  echo "== installing PostgreSQL (Debian package)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql
 fi
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 

@@ -19,6 +19,9 @@ pub const DISTRIBUTORS: usize = 10;
 pub const RESELLERS_PER_DISTRIBUTOR: usize = 10;
 /// The instant every generated row is created at (the demo's "now").
 pub const NOW: &str = "2026-11-21T12:00:00Z";
+/// When the generated authorizations expire: a century ahead, so that a load
+/// run against the real clock finds them live whatever the date.
+const AUTHORIZATIONS_EXPIRE: &str = "2126-01-01T00:00:00Z";
 
 /// The cipher sealing generated secrets (only bench credentials use it).
 pub fn cipher() -> SecretCipher {
@@ -240,7 +243,7 @@ async fn generate(store: &Store, customers: usize, label: &str) {
             let status = ["approved", "approved", "pending", "revoked"][i % 4];
             auth.push(format!(
                 "('a-{i:06}', 'c-{i:06}', '{partner}', 'om,order', '{status}', NULL, NULL, \
-                 '{now}', '{now}', '2027-12-31T00:00:00Z')"
+                 '{now}', '{now}', '{AUTHORIZATIONS_EXPIRE}')"
             ));
         }
         sqlx::query(&format!(

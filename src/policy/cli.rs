@@ -556,7 +556,7 @@ async fn open_entities(
     let given = (source.fixture.as_deref(), source.database_url.as_deref());
     Ok(match given {
         (Some(path), _) => {
-            let db = FixtureDb::load(path)
+            let db = FixtureDb::load(path, crate::time::now())
                 .await
                 .with_context(|| format!("fixture {}", path.display()))?;
             let (store, loader) = (db.store.clone(), fresh_loader(&db.store));

@@ -186,9 +186,10 @@ pub struct FixtureDb {
 }
 
 impl FixtureDb {
-    /// Imports `path` (DOMAIN.md section 5 format) with the real importer.
-    pub async fn load(path: &Path) -> anyhow::Result<FixtureDb> {
-        let fixture = Fixture::load(path)?;
+    /// Imports `path` (DOMAIN.md section 5 format) with the real importer,
+    /// its relative instants counted from `anchor`.
+    pub async fn load(path: &Path, anchor: time::Timestamp) -> anyhow::Result<FixtureDb> {
+        let fixture = Fixture::load_at(path, anchor)?;
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}/fixture.db", dir.path().display());
         // Secrets are sealed on import and never read here: any key will do.
@@ -249,7 +250,7 @@ pub async fn session_facts(
 /// Runs every case of `files` against `engine`.
 pub async fn run_files(engine: &PolicyEngine, files: &[PathBuf]) -> TestReport {
     let mut report = TestReport::default();
-    let mut fixtures: HashMap<PathBuf, FixtureDb> = HashMap::new();
+    let mut fixtures: HashMap<(PathBuf, time::Timestamp), FixtureDb> = HashMap::new();
     for file in files {
         if let Err(e) = run_file(engine, file, &mut fixtures, &mut report).await {
             report.failures.push(CaseFailure {
@@ -265,7 +266,7 @@ pub async fn run_files(engine: &PolicyEngine, files: &[PathBuf]) -> TestReport {
 async fn run_file(
     engine: &PolicyEngine,
     file: &Path,
-    fixtures: &mut HashMap<PathBuf, FixtureDb>,
+    fixtures: &mut HashMap<(PathBuf, time::Timestamp), FixtureDb>,
     report: &mut TestReport,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
@@ -288,11 +289,20 @@ async fn run_file(
         return Ok(());
     };
     let fixture_path = file.parent().unwrap_or(Path::new(".")).join(fixture);
-    let key = fixture_path
+    // A fixture's relative instants count from the file's `now` (required
+    // with a fixture, checked when the file was parsed).
+    let now = tf
+        .now
+        .as_deref()
+        .map(time::parse)
+        .transpose()?
+        .unwrap_or_else(time::now);
+    let path = fixture_path
         .canonicalize()
         .map_err(|e| anyhow::anyhow!("fixture {}: {e}", fixture_path.display()))?;
+    let key = (path, now);
     if !fixtures.contains_key(&key) {
-        let db = FixtureDb::load(&fixture_path)
+        let db = FixtureDb::load(&fixture_path, now)
             .await
             .map_err(|e| anyhow::anyhow!("fixture {}: {e:#}", fixture_path.display()))?;
         fixtures.insert(key.clone(), db);

@@ -59,19 +59,101 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
-/// A UTC instant written in RFC 3339 (`"2026-10-01T08:00:00Z"`), or a date (`"2026-10-01"`).
+/// An instant in a fixture: absolute, in RFC 3339 (`"2026-10-01T08:00:00Z"`)
+/// or as a date (`"2026-10-01"`), or relative to the moment the fixture is
+/// loaded: `"now"`, `"now+9d"`, `"now-51d4h"`, `"now-51d+5m"` (terms of
+/// whole days, hours, minutes and seconds, each signed or continuing the
+/// sign before it). Relative instants are what keep data whose meaning
+/// depends on "now" (an authorization still live, a resource expiring
+/// within 7 days) true at any date; [`Fixture::at`] resolves them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Instant(pub Timestamp);
+pub enum Instant {
+    At(Timestamp),
+    FromLoad(chrono::Duration),
+}
+
+impl Instant {
+    /// Parses one fixture instant (the forms above).
+    pub fn parse(s: &str) -> Result<Instant, String> {
+        if let Some(offset) = s.strip_prefix("now") {
+            return parse_offset(offset).map(Instant::FromLoad).map_err(|why| {
+                format!("invalid relative time {s:?}: {why}; write e.g. now, now+9d, now-30d12h")
+            });
+        }
+        time::parse(s)
+            .or_else(|_| time::parse(&format!("{s}T00:00:00Z")))
+            .map(Instant::At)
+            .map_err(|_| {
+                format!(
+                    "invalid time {s:?}: use RFC 3339 (2026-10-01T08:00:00Z), a date (2026-10-01) \
+                     or a time relative to the load (now-30d, now+2h30m)"
+                )
+            })
+    }
+
+    /// The instant, with a relative one counted from `anchor`.
+    pub fn resolve(self, anchor: Timestamp) -> Timestamp {
+        match self {
+            Instant::At(t) => t,
+            Instant::FromLoad(d) => anchor + d,
+        }
+    }
+}
+
+/// The largest offset a fixture may write: a century either way, far inside
+/// what a timestamp can hold.
+const MAX_OFFSET_DAYS: i64 = 36_525;
+
+/// `""`, `"+9d"`, `"-51d4h"`, `"-51d+5m"`: signed runs of `<whole number><d|h|m|s>`.
+fn parse_offset(text: &str) -> Result<chrono::Duration, &'static str> {
+    let mut total = chrono::Duration::zero();
+    let mut rest = text;
+    let mut sign = 0i64;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('+') {
+            (sign, rest) = (1, r);
+        } else if let Some(r) = rest.strip_prefix('-') {
+            (sign, rest) = (-1, r);
+        } else if sign == 0 {
+            return Err("after now comes + or -");
+        }
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err("expected a whole number");
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| "the number is too large")?;
+        let unit = rest[digits..]
+            .chars()
+            .next()
+            .ok_or("the number has no unit (d, h, m or s)")?;
+        let seconds_per = match unit {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err("units are d, h, m and s"),
+        };
+        let seconds = n
+            .checked_mul(seconds_per)
+            .filter(|s| *s <= MAX_OFFSET_DAYS * 86_400)
+            .ok_or("the offset is more than a century")?;
+        total += chrono::Duration::seconds(sign * seconds);
+        if total.num_days().abs() > MAX_OFFSET_DAYS {
+            return Err("the offset is more than a century");
+        }
+        rest = &rest[digits + 1..];
+    }
+    Ok(total)
+}
 
 impl<'de> Deserialize<'de> for Instant {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let parsed = time::parse(&s).or_else(|_| time::parse(&format!("{s}T00:00:00Z")));
-        parsed.map(Instant).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "invalid time {s:?}: use RFC 3339, e.g. 2026-10-01T08:00:00Z"
-            ))
-        })
+        Instant::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -263,6 +345,9 @@ pub struct FixtureExpenditure {
 /// A parsed and checked fixture, ready to import.
 #[derive(Debug, Default)]
 pub struct Fixture {
+    /// The moment the fixture was loaded: relative instants count from it,
+    /// and an omitted `created_at` is it.
+    pub anchor: Timestamp,
     pub partners: Vec<FixturePartner>,
     pub operators: Vec<FixtureOperator>,
     pub customers: Vec<FixtureCustomer>,
@@ -356,8 +441,13 @@ fn parse_section<T: DeserializeOwned>(root: &Value, section: &str) -> Result<Vec
 }
 
 impl Fixture {
-    /// Parses a fixture document; refuses unknown sections and fields.
+    /// Parses a fixture document loaded now; refuses unknown sections and fields.
     pub fn parse(text: &str) -> Result<Fixture, SeedError> {
+        Self::parse_at(text, time::now())
+    }
+
+    /// Parses a fixture document whose relative instants count from `anchor`.
+    pub fn parse_at(text: &str, anchor: Timestamp) -> Result<Fixture, SeedError> {
         let root: Value = serde_json::from_str(text).map_err(|e| SeedError::Json(e.to_string()))?;
         let Some(obj) = root.as_object() else {
             return Err(SeedError::Json("the top level must be an object".into()));
@@ -370,6 +460,7 @@ impl Fixture {
             ));
         }
         Ok(Fixture {
+            anchor,
             partners: parse_section(&root, "partners")?,
             operators: parse_section(&root, "operators")?,
             customers: parse_section(&root, "customers")?,
@@ -382,12 +473,23 @@ impl Fixture {
         })
     }
 
+    /// Reads and parses a fixture file loaded now.
     pub fn load(path: &std::path::Path) -> Result<Fixture, SeedError> {
+        Self::load_at(path, time::now())
+    }
+
+    /// Reads and parses a fixture file whose relative instants count from `anchor`.
+    pub fn load_at(path: &std::path::Path, anchor: Timestamp) -> Result<Fixture, SeedError> {
         let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse_at(&text, anchor)
+    }
+
+    /// A fixture instant as an absolute one.
+    pub fn at(&self, instant: Instant) -> String {
+        time::format(instant.resolve(self.anchor))
     }
 
     fn summary(&self) -> ImportSummary {
@@ -470,7 +572,7 @@ impl Store {
     pub async fn import_fixture(&self, fx: &Fixture) -> Result<ImportSummary, SeedError> {
         self.check_fixture(fx).await?;
         let mut tx = self.pool().begin().await?;
-        let now = time::format(time::now());
+        let now = time::format(fx.anchor);
 
         // Distributors before the resellers that reference them.
         let mut partners: Vec<&FixturePartner> = fx.partners.iter().collect();
@@ -527,7 +629,7 @@ impl Store {
             let labels = serde_json::to_string(&c.labels).expect("labels serialize");
             let associated_on = c
                 .associated_on
-                .map(|t| time::format(t.0))
+                .map(|t| fx.at(t))
                 .unwrap_or_else(|| now.clone());
             let freeze_type = c
                 .frozen
@@ -605,7 +707,7 @@ impl Store {
         for a in &fx.authorizations {
             let created = a
                 .created_at
-                .map(|t| time::format(t.0))
+                .map(|t| fx.at(t))
                 .unwrap_or_else(|| now.clone());
             sqlx::query(
                 "INSERT INTO customer_authorizations (id, customer_id, partner_id, scopes, status,
@@ -623,7 +725,7 @@ impl Store {
             .bind(a.status.as_str())
             .bind(a.requested_by.clone())
             .bind(created)
-            .bind(time::format(a.expires_at.0))
+            .bind(fx.at(a.expires_at))
             .execute(&mut *tx)
             .await?;
         }
@@ -666,8 +768,8 @@ impl Store {
             .bind(cents_of(o.amount))
             .bind(cents_of(o.official_amount.unwrap_or(o.amount)))
             .bind(o.currency.clone().unwrap_or_else(|| "USD".into()))
-            .bind(time::format(o.created_at.0))
-            .bind(o.payment_time.map(|t| time::format(t.0)))
+            .bind(fx.at(o.created_at))
+            .bind(o.payment_time.map(|t| fx.at(t)))
             .execute(&mut *tx)
             .await?;
             for li in &o.line_items {
@@ -699,7 +801,7 @@ impl Store {
         for r in &fx.resources {
             let created = r
                 .created_at
-                .map(|t| time::format(t.0))
+                .map(|t| fx.at(t))
                 .unwrap_or_else(|| now.clone());
             sqlx::query(
                 "INSERT INTO resources (id, customer_id, charging, service_type_code, resource_type_code,
@@ -719,7 +821,7 @@ impl Store {
             .bind(r.name.clone())
             .bind(r.region_code.clone())
             .bind(r.status.as_str())
-            .bind(r.expire_at.map(|t| time::format(t.0)))
+            .bind(r.expire_at.map(|t| fx.at(t)))
             .bind(r.order.clone())
             .bind(created)
             .execute(&mut *tx)
@@ -739,7 +841,7 @@ impl Store {
             .bind(cents_of(c.face_value))
             .bind(cents_of(c.balance.unwrap_or(c.face_value)))
             .bind(c.status.unwrap_or(CouponStatus::Available).as_str())
-            .bind(time::format(c.expire_at.0))
+            .bind(fx.at(c.expire_at))
             .execute(&mut *tx)
             .await?;
         }
@@ -756,7 +858,7 @@ impl Store {
             .bind(e.customer.clone())
             .bind(e.service_type_code.clone())
             .bind(cents_of(e.amount))
-            .bind(time::format(e.spent_on.0))
+            .bind(fx.at(e.spent_on))
             .execute(&mut *tx)
             .await?;
         }
@@ -1126,5 +1228,39 @@ fn check_key_pair<'a>(
             "access_key",
             "a secret key needs its access key",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Instant;
+    use crate::time;
+
+    #[test]
+    fn instants_absolute_and_relative_to_the_load() {
+        let anchor = time::parse("2026-11-21T12:00:00Z").unwrap();
+        let at = |s: &str| time::format(Instant::parse(s).unwrap().resolve(anchor));
+        assert_eq!(at("2026-10-01T08:00:00+08:00"), "2026-10-01T00:00:00Z");
+        assert_eq!(at("2026-10-01"), "2026-10-01T00:00:00Z");
+        assert_eq!(at("now"), "2026-11-21T12:00:00Z");
+        assert_eq!(at("now+9d"), "2026-11-30T12:00:00Z");
+        assert_eq!(at("now-51d4h"), "2026-10-01T08:00:00Z");
+        assert_eq!(at("now-51d4h+5m"), "2026-10-01T08:05:00Z");
+        assert_eq!(at("now+1h30m15s"), "2026-11-21T13:30:15Z");
+        for bad in [
+            "now9d",
+            "now+",
+            "now+d",
+            "now+9",
+            "now+9w",
+            "now-9d+",
+            "now 9d",
+            "now+36526d",
+            "now+99999999999999999999d",
+            "yesterday",
+            "",
+        ] {
+            assert!(Instant::parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -66,7 +66,7 @@ async fn the_specification_examples_with_our_types() {
             "subject": {"type": "Operator", "id": "op-dist-admin", "properties": {"department": "Sales"}},
             "resource": {"type": "Customer", "id": "cust-acme"},
             "action": {"name": "ViewCustomer", "properties": {"method": "GET"}},
-            "context": {"now": "2026-11-24T08:00:00Z"}
+            "context": {"now": s.at("now+3d")}
         }),
     )
     .await;

@@ -12,6 +12,7 @@ use partner_gateway::model::AuthorizationScope;
 use partner_gateway::serve::{self, RunningGateway};
 use partner_gateway::sessions::SessionKeys;
 use partner_gateway::store::{Backend, Store};
+use partner_gateway::time::Timestamp;
 use sqlx::Connection;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,8 @@ pub struct DomainServer {
     pub store_url: String,
     /// The key the store checks identity assertions with.
     pub key: AssertionKey,
+    /// The moment the fixture was loaded: its relative instants count from it.
+    pub loaded_at: Timestamp,
     client: HttpsClient,
     credentials: Mutex<HashMap<(String, String), Credentials>>,
 }
@@ -230,7 +233,9 @@ impl DomainServer {
         tune: impl FnOnce(&mut ServeConfig),
     ) -> DomainServer {
         let db = TestDb::new(backend).await;
-        let fx = partner_gateway::store::seed::Fixture::parse(fixture).expect("fixture parses");
+        let loaded_at = partner_gateway::time::now();
+        let fx = partner_gateway::store::seed::Fixture::parse_at(fixture, loaded_at)
+            .expect("fixture parses");
         db.store.import_fixture(&fx).await.expect("fixture imports");
         let key_text = {
             use base64::Engine;
@@ -246,11 +251,18 @@ impl DomainServer {
             endpoint: format!("http://127.0.0.1:{}", running.addr.port()),
             store_url: running.upstream.clone(),
             key: AssertionKey::new(ASSERTION_KEY.to_vec()).expect("key"),
+            loaded_at,
             running,
             db,
             client: http_client(),
             credentials: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A fixture instant (`"now-51d4h"`, or absolute) as the store answers
+    /// it: counted from when this server's fixture was loaded.
+    pub fn at(&self, instant: &str) -> String {
+        at(self.loaded_at, instant)
     }
 
     /// An operator of the fixture, as the gateway will identify it.
@@ -530,4 +542,10 @@ fn replaces_the_database_name() {
         "postgres://u:p@h:5432/x?sslmode=disable"
     );
     assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// A fixture instant resolved against `loaded_at`, in the stored form.
+pub fn at(loaded_at: Timestamp, instant: &str) -> String {
+    let instant = partner_gateway::store::seed::Instant::parse(instant).expect("a fixture instant");
+    partner_gateway::time::format(instant.resolve(loaded_at))
 }

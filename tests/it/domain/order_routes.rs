@@ -14,6 +14,12 @@ const ORDERS: &str = "/v2/orders/customer-orders";
 const ON_DEMAND: &str = "/v2/partners/sub-customers/on-demand-resources/query";
 const SUBSCRIPTIONS: &str = "/v2/orders/suscriptions/resources/query";
 
+/// One calendar month after an instant in the stored form.
+fn a_month_after(t: &str) -> String {
+    let t = partner_gateway::time::parse(t).unwrap();
+    partner_gateway::time::format(t.checked_add_months(chrono::Months::new(1)).unwrap())
+}
+
 async fn lists_and_shows_orders(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let admin = s.operator("op-dist-admin").await;
@@ -37,7 +43,7 @@ async fn lists_and_shows_orders(backend: Backend) {
         ("status", json!(6)),
         ("order_type", json!(1)),
         ("measure_id", json!(1)),
-        ("create_time", json!("2026-11-16T15:00:00Z")),
+        ("create_time", json!(s.at("now-4d21h"))),
         ("payment_time", Value::Null),
         ("currency", json!("USD")),
         ("enterprise_projects", json!([])),
@@ -71,7 +77,7 @@ async fn lists_and_shows_orders(backend: Backend) {
         aaa1["amount_info"]["discounts"],
         json!([{"discount_type": "500", "discount_amount": 30.0}])
     );
-    assert_eq!(aaa1["payment_time"], "2026-10-01T08:05:00Z");
+    assert_eq!(aaa1["payment_time"], s.at("now-51d3h55m").as_str());
 
     // Paging and total_count.
     let p = get(&s, &admin, &format!("{ORDERS}?limit=5&offset=10"))
@@ -97,7 +103,12 @@ async fn lists_and_shows_orders(backend: Backend) {
         ("service_type_code=hws.service.type.obs", 2),
         ("order_id=CS2610010800AAA1", 1),
         (
-            "create_time_begin=2026-11-01T00%3A00%3A00Z&create_time_end=2026-11-30T00%3A00%3A00Z",
+            format!(
+                "create_time_begin={}&create_time_end={}",
+                s.at("now-20d12h"),
+                s.at("now+8d12h")
+            )
+            .as_str(),
             5,
         ),
         // Empty values (the SDK's `key=`) mean "no filter".
@@ -111,7 +122,12 @@ async fn lists_and_shows_orders(backend: Backend) {
         ("status=4", &["CS2611121300NNN2"][..]),
         ("status=1", &["CS2611101100BBB2"]),
         (
-            "payment_time_begin=2026-10-01T00:00:00Z&payment_time_end=2026-10-31T23:59:59Z",
+            format!(
+                "payment_time_begin={}&payment_time_end={}",
+                s.at("now-51d12h"),
+                s.at("now-20d12h1s")
+            )
+            .as_str(),
             &["CS2610251400PPP1", "CS2610102300OOO1", "CS2610010800AAA1"],
         ),
         // A distributor narrows to one reseller...
@@ -212,6 +228,8 @@ async fn lists_and_shows_orders(backend: Backend) {
     assert_eq!(d["order_info"]["official_amount"], 150.0);
     assert_eq!(d["order_info"]["amount_after_discount"], 120.0);
     let item = &d["order_line_items"][0];
+    // Paid (so effective) then, for a period of one month.
+    let paid = s.at("now-51d3h55m");
     for (field, want) in [
         ("order_line_item_id", json!("CS2610010800AAA1-1")),
         ("order_id", json!("CS2610010800AAA1")),
@@ -220,8 +238,8 @@ async fn lists_and_shows_orders(backend: Backend) {
         ("period_type", json!(2)),
         ("period_num", json!(1)),
         ("subscription_num", json!(1)),
-        ("effective_time", json!("2026-10-01T08:05:00Z")),
-        ("expire_time", json!("2026-11-01T08:05:00Z")),
+        ("effective_time", json!(paid)),
+        ("expire_time", json!(a_month_after(&paid))),
         ("amount_after_discount", json!(100.0)),
         ("currency", json!("USD")),
         ("commercial_resource", json!("hws.resource.type.vm")),
@@ -541,7 +559,7 @@ async fn exports_orders(backend: Backend) {
     assert_eq!(&rows[0][6], "5", "completed");
     assert_eq!(&rows[0][8], "150.00");
     assert_eq!(&rows[0][9], "120.00");
-    assert_eq!(&rows[0][12], "2026-10-01T08:05:00Z");
+    assert_eq!(&rows[0][12], s.at("now-51d3h55m"));
     assert_eq!(&rows[1][0], "CS2611121300NNN2");
     assert_eq!(&rows[1][6], "4", "cancelled");
     assert_eq!(&rows[1][12], "");
@@ -704,7 +722,7 @@ async fn queries_resources(backend: Backend) {
         ("service_type_code", json!("hws.service.type.obs")),
         ("service_type_name", json!("Object Storage Service")),
         ("resource_type_code", json!("hws.resource.type.obs")),
-        ("effective_time", json!("2026-01-01T00:00:00Z")),
+        ("effective_time", json!(s.at("now-324d12h"))),
         ("expire_time", Value::Null),
         ("status", json!(1)),
     ] {
@@ -729,7 +747,7 @@ async fn queries_resources(backend: Backend) {
         &s,
         &admin,
         ON_DEMAND,
-        json!({"customer_id": "cust-acme", "effective_time_begin": "2026-02-01T00:00:00Z"}),
+        json!({"customer_id": "cust-acme", "effective_time_begin": s.at("now-293d12h")}),
     )
     .await;
     assert_eq!(r.json()["total_count"], 0);
@@ -778,7 +796,7 @@ async fn queries_resources(backend: Backend) {
         "the order's line item of the same resource type"
     );
     assert_eq!(web1["is_main_resource"], 1);
-    assert_eq!(web1["expire_time"], "2026-11-25T00:00:00Z");
+    assert_eq!(web1["expire_time"], s.at("now+3d12h").as_str());
     assert_eq!(web1["resource_type_code"], "hws.resource.type.vm");
     let birch = post(
         &s,
@@ -841,7 +859,7 @@ async fn queries_resources(backend: Backend) {
         let v = post(&s, &admin, SUBSCRIPTIONS, body).await.json();
         assert_eq!(v["total_count"], want, "{filter}");
     }
-    let dec = post(&s, &admin, SUBSCRIPTIONS, json!({"customer_id": "cust-acme", "expire_time_begin": "2026-12-01T00:00:00Z", "expire_time_end": "2026-12-31T00:00:00Z"})).await.json();
+    let dec = post(&s, &admin, SUBSCRIPTIONS, json!({"customer_id": "cust-acme", "expire_time_begin": s.at("now+9d12h"), "expire_time_end": s.at("now+39d12h")})).await.json();
     let mut got = ids(&dec, "data", "resource_id");
     got.sort();
     assert_eq!(got, ["vm-acme-web-2", "vol-acme-data"]);

@@ -1569,12 +1569,14 @@ async fn authorization_lifecycle_and_activity(backend: Backend) {
     );
 
     // Expired by time: an expired pending request cannot be approved and does not block a new one.
+    // (Newer than the demo's revoked one, so listed first.)
     sqlx::query(
         "INSERT INTO customer_authorizations (id, customer_id, partner_id, scopes, status, duration_days,
             requested_by, created_at, updated_at, expires_at)
-         VALUES ('auth-old', 'cust-delta', 'res-east', 'om', 'pending', 10, 'op-east-admin',
-            '2026-01-05T00:00:00Z', '2026-01-05T00:00:00Z', '2026-01-15T00:00:00Z')",
+         VALUES ('auth-old', 'cust-delta', 'res-east', 'om', 'pending', 10, 'op-east-admin', $1, $1, $2)",
     )
+    .bind(s.at("now-20d"))
+    .bind(s.at("now-10d"))
     .execute(s.db.store.pool())
     .await
     .unwrap();
