@@ -143,12 +143,13 @@ async fn explain_list(
     item: crate::refs::EntityType,
     context: Map<String, Value>,
 ) -> Result<Json<Value>, ApiError> {
+    // The cause goes to the log only: it names rows and their references.
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: cannot load the entities");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
-            format!("cannot load the entities: {e}"),
+            "cannot load the entities",
         )
     };
     let mut sessions = Vec::new();
@@ -217,13 +218,10 @@ async fn explain(
         Ok(resource) => resource,
         Err(item) => return explain_list(&admin, principal, body.action, item, body.context).await,
     };
+    // The cause goes to the log only: it names rows and their references.
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: {what}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            format!("{what}: {e}"),
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, what)
     };
     let mut sessions = Vec::new();
     for r in [&principal, &resource] {

@@ -70,6 +70,16 @@ impl ApiError {
         self
     }
 
+    /// A caller's value quoted in an error message, cut to 64 characters:
+    /// enough to recognise it, never a way to make an answer large.
+    pub fn echo(value: &str) -> String {
+        const SHOWN: usize = 64;
+        match value.char_indices().nth(SHOWN) {
+            None => format!("{value:?}"),
+            Some((end, _)) => format!("{:?}... ({} bytes)", &value[..end], value.len()),
+        }
+    }
+
     /// 400 CBC.0100: a parameter is missing or malformed.
     pub fn parameter(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, codes::PARAMETER_ERROR, msg)

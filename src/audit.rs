@@ -29,13 +29,15 @@
 //! | `determining` | array of strings | the determining policy ids |
 //! | `errors` | array of strings | evaluation errors (any one denies) |
 //! | `policy_version` | string or null | the policy set version that decided |
+//! | `now` | string or null | the `context.now` the decisions were taken at (null: no decision) |
+//! | `now_supplied` | bool | the caller named `now` (AuthZEN): decided apart from live traffic's reused decisions |
 //! | `status` | number | the HTTP status answered |
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
 
 use crate::gateway::authn::{AuthMethod, Caller};
 use crate::gateway::AuthFailure;
-use crate::policy::Decision;
+use crate::policy::{Asked, Decision};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -155,6 +157,10 @@ pub struct DecisionRecord {
     pub determining: Vec<String>,
     pub errors: Vec<String>,
     pub policy_version: Option<String>,
+    /// The `context.now` the decisions were taken at.
+    pub now: Option<crate::time::Timestamp>,
+    /// Whether the caller named that `now` rather than the gateway's clock.
+    pub now_supplied: bool,
     /// How long the authorization stage took (entity slices and Cedar).
     pub decision_latency: Option<Duration>,
     /// How long the exchange with the domain store took.
@@ -181,6 +187,12 @@ impl DecisionRecord {
             AuthMethod::Signature => "signature",
             AuthMethod::Token(_) => "token",
         });
+    }
+
+    /// When the request's decisions are taken.
+    pub fn asked(&mut self, asked: &Asked) {
+        self.now = Some(asked.now);
+        self.now_supplied = asked.now_supplied;
     }
 
     /// A 401: why, and with which access key.
@@ -219,6 +231,7 @@ impl DecisionRecord {
     }
 
     pub fn emit(&self, status: u16, latency: Duration) {
+        let now = self.now.map(crate::time::format);
         crate::recent::DECISIONS.push(serde_json::json!({
             "ts": crate::time::format(crate::time::now()),
             "request_id": self.request_id,
@@ -233,6 +246,8 @@ impl DecisionRecord {
             "determining": self.determining,
             "errors": self.errors,
             "policy_version": self.policy_version,
+            "now": now,
+            "now_supplied": self.now_supplied,
             "status": status,
         }));
         tracing::info!(
@@ -254,6 +269,8 @@ impl DecisionRecord {
             determining = %json_list(&self.determining),
             errors = %json_list(&self.errors),
             policy_version = self.policy_version.as_deref(),
+            now = now.as_deref(),
+            now_supplied = self.now_supplied,
             status,
             latency_us = latency.as_micros() as u64,
             decision_us = self.decision_latency.map(|d| d.as_micros() as u64),

@@ -230,7 +230,7 @@ async fn run(
             );
             partner_gateway::domain::serve(
                 listener,
-                partner_gateway::domain::DomainState { store, key },
+                partner_gateway::domain::DomainState::new(store, key),
             )
             .await?;
             Ok(ExitCode::SUCCESS)

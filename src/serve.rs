@@ -172,10 +172,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             // The domain store in this process, reached over HTTP like a remote one.
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            let state = DomainState {
-                store: store.clone(),
-                key: key.clone(),
-            };
+            let state = DomainState::new(store.clone(), key.clone());
             tokio::spawn(async move {
                 if let Err(e) = domain::serve(listener, state).await {
                     tracing::error!(error = %e, "the in-process domain store stopped");

@@ -19,7 +19,10 @@ use crate::entities::SessionFacts;
 use crate::filter::{self, sql, Filter, ListScope};
 use crate::gateway::authn::{AuthMethod, Caller};
 use crate::gateway::{Gateway, GatewayError};
-use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine, NAMESPACE};
+use crate::policy::question;
+use crate::policy::{
+    AccessRequest, Asked, Decision, EntityRef, EntityType, PolicyEngine, NAMESPACE,
+};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -35,6 +38,40 @@ pub const EVALUATION: &str = "/access/v1/evaluation";
 pub const EVALUATIONS: &str = "/access/v1/evaluations";
 pub const SEARCH_RESOURCE: &str = "/access/v1/search/resource";
 pub const SEARCH_SUBJECT: &str = "/access/v1/search/subject";
+
+/// A batch holds at most this many evaluations: each is decided and
+/// recorded, so a larger one is refused (400) before any is.
+pub const MAX_EVALUATIONS: usize = 1_000;
+
+/// `evaluations`, refused while it is read as soon as it holds more than
+/// [`MAX_EVALUATIONS`]: the items past the cap are never built.
+fn at_most_max_evaluations<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Question>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<Question>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_EVALUATIONS} evaluations")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_EVALUATIONS {
+                    return Err(serde::de::Error::custom(format!(
+                        "at most {MAX_EVALUATIONS} evaluations in one request"
+                    )));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
 
 /// A search page holds at most this many results (default 100).
 const MAX_PAGE: i64 = 1000;
@@ -80,7 +117,7 @@ struct Question {
 struct Batch {
     #[serde(flatten)]
     defaults: Question,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most_max_evaluations")]
     evaluations: Vec<Question>,
     #[serde(default)]
     options: Options,
@@ -125,6 +162,17 @@ struct Checked {
     action: &'static str,
     resource: EntityRef,
     context: Map<String, Value>,
+    asked: Asked,
+}
+
+/// When a question with `context` is asked: at the `now` it names (within
+/// the bound [`question::supplied_now`] sets, else 400 naming the field),
+/// or now.
+fn asked(at: &str, context: &Map<String, Value>) -> Result<Asked, ApiError> {
+    let supplied = question::supplied_now(context).map_err(|r| {
+        ApiError::parameter(format!("invalid parameter {at}{}: {}", r.field, r.message))
+    })?;
+    Ok(Asked::at(supplied, SOURCE.ip()))
 }
 
 fn required<T: Clone>(field: &str, own: &Option<T>, default: &Option<T>) -> Result<T, ApiError> {
@@ -149,7 +197,8 @@ fn entity_ref(field: &str, e: &Entity, principal: bool) -> Result<EntityRef, Api
 fn entity_type(field: &str, name: &str, principal: bool) -> Result<EntityType, ApiError> {
     let kind = EntityType::parse(name).ok_or_else(|| {
         ApiError::parameter(format!(
-            "invalid parameter {field}.type: {name:?} is not an entity type of the model ({})",
+            "invalid parameter {field}.type: {} is not an entity type of the model ({})",
+            ApiError::echo(name),
             EntityType::ALL.map(|t| t.name()).join(", ")
         ))
     })?;
@@ -176,7 +225,8 @@ fn action(engine: &PolicyEngine, field: &str, name: &str) -> Result<&'static str
         .any(|a| a.type_name().namespace() == NAMESPACE && a.id().unescaped() == name);
     if !known {
         return Err(ApiError::parameter(format!(
-            "invalid parameter {field}.name: {name:?} is not an action of the schema"
+            "invalid parameter {field}.name: {} is not an action of the schema",
+            ApiError::echo(name)
         )));
     }
     let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,15 +250,17 @@ fn check(
     let subject = required(&format!("{at}subject"), &q.subject, &defaults.subject)?;
     let act = required(&format!("{at}action"), &q.action, &defaults.action)?;
     let resource = required(&format!("{at}resource"), &q.resource, &defaults.resource)?;
+    let context = &q
+        .context
+        .clone()
+        .or_else(|| defaults.context.clone())
+        .unwrap_or_default();
     Ok(Checked {
         subject: entity_ref(&format!("{at}subject"), &subject, true)?,
         action: action(engine, &format!("{at}action"), &act.name)?,
         resource: entity_ref(&format!("{at}resource"), &resource, false)?,
-        context: q
-            .context
-            .clone()
-            .or_else(|| defaults.context.clone())
-            .unwrap_or_default(),
+        asked: asked(at, context)?,
+        context: context.clone(),
     })
 }
 
@@ -271,6 +323,7 @@ async fn decide(
     let mut record = DecisionRecord::new(request_id, "POST", route);
     record.route = Some(route);
     record.principal = Some(q.subject.to_string());
+    record.asked(&q.asked);
     let caller = caller(admin, &q.subject).await?;
     let decided = Gateway::decide(
         &admin.gateway,
@@ -279,7 +332,7 @@ async fn decide(
         q.action,
         &q.resource,
         q.context.clone(),
-        SOURCE,
+        &q.asked,
     )
     .await;
     record.decision_latency = Some(started.elapsed());
@@ -435,16 +488,18 @@ async fn search_resource(
     let act = action(&engine, "action", &s.action.name)?;
     let item = entity_type("resource", &s.resource.kind, false)?;
     let (offset, limit) = paging(&s.page)?;
+    let asked = asked("", &s.context)?;
     let id = new_id();
     let started = Instant::now();
     let mut record = DecisionRecord::new(&id, "POST", SEARCH_RESOURCE);
     record.route = Some(SEARCH_RESOURCE);
     record.principal = Some(subject.to_string());
+    record.asked(&asked);
 
     let caller = caller(&admin, &subject).await?;
     let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
-    let mut request = AccessRequest::new(subject.clone(), act, subject.clone(), s.context);
-    request.fill_context(crate::time::now(), SOURCE.ip());
+    let request =
+        AccessRequest::new(subject.clone(), act, subject.clone(), s.context).asked(&asked);
     let entities = admin
         .gateway
         .entities
@@ -507,10 +562,10 @@ async fn search_resource(
                 &admin,
                 &engine,
                 &caller,
-                act,
+                &request,
                 candidates,
                 |id| item.entity(id),
-                &request.context,
+                &asked,
             )
             .await?;
             page_of(item, allowed, offset, limit)
@@ -530,16 +585,17 @@ fn page_of(kind: EntityType, all: Vec<String>, offset: i64, limit: i64) -> Value
     page_answer(kind, ids, offset, total)
 }
 
-/// The candidates whose single decision allows (bounded, as the gateway's
-/// item-by-item lists are).
+/// The candidates whose single decision of `question` (its action and
+/// context, each candidate the resource) allows, bounded as the gateway's
+/// item-by-item lists are.
 async fn decide_each(
     admin: &Admin,
     engine: &PolicyEngine,
     caller: &Caller,
-    action: &'static str,
+    question: &AccessRequest,
     candidates: Vec<String>,
     resource_of: impl Fn(String) -> EntityRef,
-    context: &Map<String, Value>,
+    asked: &Asked,
 ) -> Result<Vec<String>, ApiError> {
     if candidates.len() > MAX_DECIDED {
         return Err(ApiError::new(
@@ -556,7 +612,14 @@ async fn decide_each(
         let resource = resource_of(id.clone());
         let decision = admin
             .gateway
-            .decide(engine, caller, action, &resource, context.clone(), SOURCE)
+            .decide(
+                engine,
+                caller,
+                &question.action,
+                &resource,
+                question.context.clone(),
+                asked,
+            )
             .await
             .map_err(gateway_error)?;
         if decision.allow {
@@ -579,6 +642,7 @@ async fn search_subject(
     let act = action(&engine, "action", &s.action.name)?;
     let resource = entity_ref("resource", &s.resource, false)?;
     let (offset, limit) = paging(&s.page)?;
+    let asked = asked("", &s.context)?;
     let id = new_id();
     let started = Instant::now();
     let (candidates, _) = ids_where(&admin, &Filter::True, kind, None).await?;
@@ -599,6 +663,7 @@ async fn search_subject(
             action: act,
             resource: resource.clone(),
             context: s.context.clone(),
+            asked,
         };
         if decide(&admin, &engine, &q, &format!("{id}.{i}"), SEARCH_SUBJECT)
             .await?

@@ -82,9 +82,10 @@ async fn served(
         tracing::warn!(error = %why, path = parts.uri.path(), "domain store refused a request without a valid identity assertion");
         ApiError::unauthenticated()
     };
+    let now = chrono::Utc::now().timestamp();
     let claims = state
         .key
-        .verify(header, bound, chrono::Utc::now().timestamp())
+        .verify(header, bound, now)
         .map_err(|e| refuse(&e))?;
     if claims.operation != op.name() {
         return Err(refuse(&"the assertion is for another operation"));
@@ -108,6 +109,11 @@ async fn served(
     // else is not this request's assertion.
     if request.describe().targets(&caller).ok().as_deref() != Some(claims.resources.as_slice()) {
         return Err(refuse(&"the assertion names other resources"));
+    }
+    // Last: only a request that is served uses its assertion up.
+    let digest = crate::signing::sha256_hex(header.unwrap_or_default().as_bytes());
+    if !state.seen.first_use(digest, claims.exp, now).await? {
+        return Err(refuse(&"the assertion was accepted before (a replay)"));
     }
     super::dispatch(state, &Served::from_claims(claims), request).await
 }

@@ -25,6 +25,7 @@ mod resources;
 use crate::api_error::ApiError;
 use crate::assertion::AssertionKey;
 use crate::catalog::{Request, ServedBy, OPERATIONS};
+use crate::store::replays::SeenAssertions;
 use crate::store::Store;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +39,19 @@ use std::collections::BTreeSet;
 pub struct DomainState {
     pub store: Store,
     pub key: AssertionKey,
+    /// The assertions accepted so far: each is accepted once.
+    pub seen: SeenAssertions,
+}
+
+impl DomainState {
+    pub fn new(store: Store, key: AssertionKey) -> DomainState {
+        let lifetime = std::time::Duration::from_secs(crate::assertion::ASSERTION_TTL_SECS as u64);
+        DomainState {
+            seen: SeenAssertions::over(&store, lifetime),
+            store,
+            key,
+        }
+    }
 }
 
 /// The whole partner API: one route per path of the catalog operations the

@@ -116,6 +116,15 @@ impl Slice {
             .min()
     }
 
+    /// The last instant of the slice's attributes at or before `now`, if any.
+    pub fn last_instant_at_or_before(&self, now: Timestamp) -> Option<Timestamp> {
+        self.records
+            .iter()
+            .flat_map(|r| r.instants.iter().copied())
+            .filter(|t| *t <= now)
+            .max()
+    }
+
     /// The Cedar entities. Each was checked on its own; the slice adds no
     /// new facts.
     pub fn entities(&self) -> Result<Entities, EntityError> {
@@ -640,7 +649,7 @@ impl EntityLoader {
                                 .into())
                             }
                         };
-                        Some((build(r, vec![], vec![owner], vec![])?, vec![]))
+                        Some((build(r, vec![], vec![owner])?, vec![]))
                     }
                     None => None,
                 }
@@ -668,11 +677,14 @@ fn checked(mut record: Record, engine: &PolicyEngine) -> Result<Record, EntityEr
     Ok(record)
 }
 
+/// One entity and what its slice must also hold: its parents and every
+/// entity any attribute refers to, read back from the built entity, so that
+/// no reference an attribute makes can be left out of a slice (a policy may
+/// read through any of them; see `policies/README.md`, *Entity model*).
 fn build(
     r: &EntityRef,
     attrs: Vec<(&str, RestrictedExpression)>,
     parents: Vec<EntityRef>,
-    links: Vec<EntityRef>,
 ) -> Result<Record, EntityError> {
     let names: Vec<String> = attrs.iter().map(|(k, _)| (*k).to_owned()).collect();
     let entity = Entity::new(
@@ -688,16 +700,35 @@ fn build(
         message: crate::policy::describe(&e),
     })?;
     let instants = instants_of(&entity, &names)?;
-    let mut all_links = parents;
-    all_links.extend(links);
+    let mut links = parents;
+    for (_, value) in entity.attrs() {
+        let value = value.map_err(|e| EntityError::Build {
+            entity: r.to_string(),
+            message: e.to_string(),
+        })?;
+        referenced(&value, &mut links);
+    }
+    links.sort_unstable();
+    links.dedup();
     Ok(Record {
         entity,
-        links: all_links,
+        links,
         live_candidates: Vec::new(),
         checked_for: String::new(),
         stamp: Stamp::Read(RECORDS_BUILT.fetch_add(1, Ordering::Relaxed)),
         instants,
     })
+}
+
+/// Adds the entities `value` refers to, inside sets and records too.
+fn referenced(value: &cedar_policy::EvalResult, into: &mut Vec<EntityRef>) {
+    use cedar_policy::EvalResult;
+    match value {
+        EvalResult::EntityUid(uid) => into.extend(EntityRef::from_uid(uid)),
+        EvalResult::Set(set) => set.iter().for_each(|v| referenced(v, into)),
+        EvalResult::Record(record) => record.iter().for_each(|(_, v)| referenced(v, into)),
+        _ => {}
+    }
 }
 
 /// The instants among `entity`'s attributes, read back from Cedar so that
@@ -790,7 +821,7 @@ fn partner_record(p: &model::Partner) -> Result<Record, EntityError> {
         attrs.push(("distributor", entity(&dist)));
         parents.push(dist);
     }
-    build(&r, attrs, parents, vec![])
+    build(&r, attrs, parents)
 }
 
 fn operator_record(o: &model::Operator) -> Result<Record, EntityError> {
@@ -803,7 +834,6 @@ fn operator_record(o: &model::Operator) -> Result<Record, EntityError> {
             ("status", string(o.status.as_str())),
         ],
         vec![partner],
-        vec![],
     )
 }
 
@@ -826,18 +856,11 @@ fn customer_record(
     if let (true, Some(ft)) = (c.frozen, c.freeze_type) {
         attrs.push(("freeze_type", string(ft.as_str())));
     }
-    let mut links = Vec::new();
     if let Some(a) = live {
         let a = EntityRef::Authorization(a.0.clone());
         attrs.push(("authorization", entity(&a)));
-        links.push(a);
     }
-    build(
-        &EntityRef::Customer(c.id.0.clone()),
-        attrs,
-        vec![partner],
-        links,
-    )
+    build(&EntityRef::Customer(c.id.0.clone()), attrs, vec![partner])
 }
 
 fn authorization_record(a: &model::Authorization) -> Result<Record, EntityError> {
@@ -853,7 +876,6 @@ fn authorization_record(a: &model::Authorization) -> Result<Record, EntityError>
             ("expires_at", datetime(a.expires_at)),
         ],
         vec![customer],
-        vec![partner],
     )
 }
 
@@ -865,7 +887,7 @@ fn child_record(
 ) -> Result<Record, EntityError> {
     let customer = EntityRef::Customer(customer.to_owned());
     attrs.push(("customer", entity(&customer)));
-    build(r, attrs, vec![customer], vec![])
+    build(r, attrs, vec![customer])
 }
 
 fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
@@ -878,13 +900,11 @@ fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
         ("expires_at", datetime(s.expires_at)),
         ("ended", RestrictedExpression::new_bool(s.ended)),
     ];
-    let mut links = vec![operator, customer];
     if let Some(a) = &s.authorization_id {
         let authorization = EntityRef::Authorization(a.0.clone());
         attrs.push(("authorization", entity(&authorization)));
-        links.push(authorization);
     }
-    let mut record = build(&EntityRef::Session(s.id.0.clone()), attrs, vec![], links)?;
+    let mut record = build(&EntityRef::Session(s.id.0.clone()), attrs, vec![])?;
     record.stamp = Stamp::Session(Box::new(s.clone()));
     Ok(record)
 }
@@ -933,7 +953,7 @@ mod tests {
         assert_ne!(a.stamp, ended.stamp);
         let partner = || {
             let kind = vec![("kind", string("distributor"))];
-            build(&EntityRef::Partner("p".into()), kind, vec![], vec![]).unwrap()
+            build(&EntityRef::Partner("p".into()), kind, vec![]).unwrap()
         };
         assert_ne!(partner().stamp, partner().stamp, "read twice, two records");
     }

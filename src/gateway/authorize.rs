@@ -12,10 +12,9 @@ use crate::catalog::ListOf;
 use crate::entities::{SessionFacts, Slice};
 use crate::filter::Residuals;
 use crate::filter::{self, sql, Filter, ListScope};
-use crate::policy::{AccessRequest, Decision, EntityRef, EntityType, PolicyEngine};
+use crate::policy::{AccessRequest, Asked, Decision, EntityRef, EntityType, PolicyEngine};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 
 /// What the policies allowed for one request.
@@ -82,7 +81,7 @@ impl Gateway {
                     action,
                     target,
                     context.clone(),
-                    call.peer,
+                    &call.asked,
                 )
                 .await?;
             record.decision(action, target.to_string(), &decision, engine.version());
@@ -124,7 +123,7 @@ impl Gateway {
         action: &str,
         resource: &EntityRef,
         context: Map<String, Value>,
-        peer: SocketAddr,
+        asked: &Asked,
     ) -> Result<Decision, GatewayError> {
         // The caller's session comes from authentication; any other session
         // the request names is read by the loader.
@@ -151,15 +150,15 @@ impl Gateway {
             if let Some((stand_in, slice)) = stand_in {
                 let request =
                     AccessRequest::new(caller.principal.clone(), action, stand_in, context)
-                        .with_live_context(peer.ip());
-                std::hint::black_box(self.decide_on(engine, &request, &slice));
+                        .asked(asked);
+                std::hint::black_box(self.decide_on(engine, &request, &slice, asked));
             }
             return Ok(denied);
         };
         let request =
             AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
-                .with_live_context(peer.ip());
-        let decision = self.decide_on(engine, &request, &slice);
+                .asked(asked);
+        let decision = self.decide_on(engine, &request, &slice, asked);
         if !decision.errors.is_empty() {
             crate::metrics::evaluation_error(action);
             tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
@@ -170,7 +169,13 @@ impl Gateway {
     /// Decides `request` on `slice` (reused when it may be), compared with
     /// the shadow set when there is one. An entity slice that Cedar refuses
     /// is a deny with the reason.
-    fn decide_on(&self, engine: &PolicyEngine, request: &AccessRequest, slice: &Slice) -> Decision {
+    fn decide_on(
+        &self,
+        engine: &PolicyEngine,
+        request: &AccessRequest,
+        slice: &Slice,
+        asked: &Asked,
+    ) -> Decision {
         let evaluate = || match slice.entities() {
             Ok(entities) => {
                 let decision = engine.decide(request, &entities);
@@ -187,8 +192,10 @@ impl Gateway {
             }
             Err(e) => Decision::failed(e.to_string()),
         };
-        // The shadow set is compared on every decision: nothing is reused then.
-        if self.shadow.is_some() {
+        // The shadow set is compared on every decision: nothing is reused
+        // then. A `now` the caller named is no moment of live traffic: its
+        // decision neither comes from nor goes into the shared cache.
+        if self.shadow.is_some() || asked.now_supplied {
             return evaluate();
         }
         self.decisions.decide(engine, request, slice, evaluate)
@@ -218,7 +225,7 @@ impl Gateway {
             caller.principal.clone(),
             context,
         )
-        .with_live_context(call.peer.ip())
+        .asked(&call.asked)
         .context;
         let residuals = call
             .engine
@@ -326,7 +333,7 @@ impl Gateway {
                     of.action,
                     &of.item.entity(id.clone()),
                     Map::new(),
-                    call.peer,
+                    &call.asked,
                 )
                 .await?;
             if decision.allow {

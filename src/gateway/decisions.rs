@@ -27,11 +27,20 @@ struct Key {
     slice: Vec<Stamp>,
 }
 
+/// A decision and the interval of `now` it holds for: from the last instant
+/// of its slice or policies at or before the `now` that decided it, to the
+/// next one after. No comparison of `now` with those instants flips inside.
 #[derive(Debug)]
 struct Entry {
     decision: Decision,
-    /// Served while `now` is before this instant.
+    from: Option<Timestamp>,
     until: Option<Timestamp>,
+}
+
+impl Entry {
+    fn holds_at(&self, now: Timestamp) -> bool {
+        self.from.is_none_or(|from| from <= now) && self.until.is_none_or(|until| now < until)
+    }
 }
 
 /// A bounded cache of decisions.
@@ -76,8 +85,9 @@ impl DecisionCache {
     }
 
     /// Decides `request` on `slice` with `decide`, or reuses an earlier
-    /// decision of the same question on the same facts that still holds at
-    /// the context's `now`. Decisions with errors are never kept.
+    /// decision of the same question on the same facts that holds at the
+    /// context's `now`. Decisions with errors are never kept. Only questions
+    /// asked at the gateway's own clock come here (`Gateway::decide_on`).
     pub fn decide(
         &self,
         engine: &PolicyEngine,
@@ -105,7 +115,7 @@ impl DecisionCache {
             slice: slice.stamps(),
         };
         if let Some(entry) = cache.get(&key) {
-            if entry.until.is_none_or(|until| now < until) {
+            if entry.holds_at(now) {
                 self.reused.fetch_add(1, Ordering::Relaxed);
                 return entry.decision.clone();
             }
@@ -114,13 +124,19 @@ impl DecisionCache {
         self.taken.fetch_add(1, Ordering::Relaxed);
         let decision = decide();
         if decision.errors.is_empty() {
-            let literal = literals.iter().copied().filter(|t| *t > now).min();
-            let until = [slice.next_instant_after(now), literal]
+            let next = literals.iter().copied().filter(|t| *t > now).min();
+            let until = [slice.next_instant_after(now), next]
                 .into_iter()
                 .flatten()
                 .min();
+            let last = literals.iter().copied().filter(|t| *t <= now).max();
+            let from = [slice.last_instant_at_or_before(now), last]
+                .into_iter()
+                .flatten()
+                .max();
             let entry = Entry {
                 decision: decision.clone(),
+                from,
                 until,
             };
             cache.insert(key, Arc::new(entry));

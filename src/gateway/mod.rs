@@ -24,7 +24,7 @@ use crate::audit::DecisionRecord;
 use crate::catalog::{self, After, Input, Operation, Request, ServedBy};
 use crate::entities::EntityLoader;
 use crate::filter::{Candidates, ListScope};
-use crate::policy::PolicyEngine;
+use crate::policy::{Asked, PolicyEngine};
 use arc_swap::ArcSwap;
 use authn::{Authenticator, Caller};
 use authorize::Decided;
@@ -82,6 +82,8 @@ struct Call<'a> {
     target: CanonicalTarget,
     body: Bytes,
     peer: SocketAddr,
+    /// The moment every decision of the request is taken at.
+    asked: Asked,
     request_id: &'a str,
     trace: &'a trace::TraceContext,
     caller: Caller,
@@ -188,11 +190,14 @@ impl Gateway {
 
         // 4. Authorize: every target and a list's items, by the policies, or 403.
         let engine = self.policies.load_full();
+        let asked = Asked::live(peer.ip());
+        record.asked(&asked);
         let mut call = Call {
             parts,
             target,
             body,
             peer,
+            asked,
             request_id,
             trace,
             caller,

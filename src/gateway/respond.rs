@@ -106,7 +106,7 @@ impl Gateway {
                     "RevealContact",
                     &EntityRef::Customer(id.clone()),
                     context.clone(),
-                    call.peer,
+                    &call.asked,
                 )
                 .await?;
             let shown: &[String] = if decision.allow { fields } else { &[] };

@@ -148,7 +148,7 @@ impl Gateway {
                         "ListSessions",
                         &EntityRef::Session(s.id.0.clone()),
                         Map::new(),
-                        call.peer,
+                        &call.asked,
                     )
                     .await?;
                 if decision.allow {

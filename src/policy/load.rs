@@ -315,7 +315,15 @@ fn load_policies(files: &[Source], issues: &mut Vec<LoadIssue>) -> (PolicySet, V
     (set, infos)
 }
 
-/// Strict validation; warnings are refused too (the CI's `--deny-warnings`).
+/// How many entity dereferences deep a policy may read (RFC 76's level):
+/// `principal.partner.distributor.kind` is 3. The entity loader follows
+/// every reference an attribute makes, so a slice holds all that a policy
+/// within the level can read; a deeper chain is refused here, at load,
+/// reload and validate alike, naming the policy.
+pub const MAX_DEREF_LEVEL: u32 = 4;
+
+/// Strict validation with the level bound; warnings are refused too (the
+/// CI's `--deny-warnings`).
 fn validate(
     schema: &Schema,
     policies: &PolicySet,
@@ -323,7 +331,11 @@ fn validate(
     files: &[Source],
     issues: &mut Vec<LoadIssue>,
 ) {
-    let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
+    let result = Validator::new(schema.clone()).validate_with_level(
+        policies,
+        ValidationMode::Strict,
+        MAX_DEREF_LEVEL,
+    );
     let by_id: HashMap<&str, &PolicyInfo> = infos.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut report = |policy: &PolicyId, d: &dyn Diagnostic, kind: &str| {
         let info = by_id.get(policy.as_ref() as &str);
@@ -352,6 +364,8 @@ fn validate(
     for w in result.validation_warnings() {
         report(w.policy_id(), w, "validation warning");
     }
+    // One policy too deep in two places is one problem, said once.
+    issues.dedup_by(|a, b| a.to_string() == b.to_string());
 }
 
 /// The file and line a diagnostic points at, when its first labelled span

@@ -90,6 +90,48 @@ impl AccessRequest {
         self.fill_context(time::now(), source_ip);
         self
     }
+
+    /// [`AccessRequest::fill_context`] as `asked` says.
+    pub fn asked(mut self, asked: &Asked) -> AccessRequest {
+        self.fill_context(asked.now, asked.source_ip);
+        self
+    }
+}
+
+/// When and from where a question is asked: the instant the policies read
+/// as `context.now`, and whether it is the gateway's own clock or one the
+/// caller named (AuthZEN, explain). Only the clock's decisions are shared
+/// with live traffic through the decision cache: a caller's `now` is a
+/// question about another moment, decided on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asked {
+    pub now: Timestamp,
+    pub now_supplied: bool,
+    pub source_ip: IpAddr,
+}
+
+impl Asked {
+    /// Asked now, by the gateway's clock.
+    pub fn live(source_ip: IpAddr) -> Asked {
+        Asked {
+            now: time::now(),
+            now_supplied: false,
+            source_ip,
+        }
+    }
+
+    /// Asked at the `context.now` the caller gave (checked with
+    /// [`question::supplied_now`]), else now.
+    pub fn at(supplied: Option<Timestamp>, source_ip: IpAddr) -> Asked {
+        match supplied {
+            Some(now) => Asked {
+                now,
+                now_supplied: true,
+                source_ip,
+            },
+            None => Asked::live(source_ip),
+        }
+    }
 }
 
 /// The outcome of one decision. `allow` is true only when Cedar allowed and

@@ -18,6 +18,38 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// How far from the gateway's clock a caller's `context.now` may lie.
+pub const SUPPLIED_NOW_YEARS: i64 = 10;
+
+/// The `now` a question's context names, if any: an RFC 3339 instant within
+/// [`SUPPLIED_NOW_YEARS`] of the clock. Anything else is refused naming
+/// `context.now`: a question about 1969 or the year 9999 is a mistake or a
+/// probe, and no data of the store is dated there.
+pub fn supplied_now(
+    context: &Map<String, Value>,
+) -> Result<Option<crate::time::Timestamp>, Refusal> {
+    let Some(value) = context.get("now") else {
+        return Ok(None);
+    };
+    let refuse = |message: String| Refusal {
+        field: "context.now",
+        message,
+    };
+    let text = value
+        .as_str()
+        .ok_or_else(|| refuse("must be a string, an RFC 3339 instant".into()))?;
+    let now = crate::time::parse(text)
+        .map_err(|_| refuse("must be an RFC 3339 instant such as 2026-11-21T12:00:00Z".into()))?;
+    let clock = crate::time::now();
+    let bound = chrono::Duration::days(SUPPLIED_NOW_YEARS * 36525 / 100);
+    if now < clock - bound || now > clock + bound {
+        return Err(refuse(format!(
+            "must lie within {SUPPLIED_NOW_YEARS} years of the gateway's clock"
+        )));
+    }
+    Ok(Some(now))
+}
+
 /// The action exists, applies to `principal`'s type (unless `None`: every
 /// principal is asked about) and to `resource`'s, and `context` has the
 /// action's fields with their types (`now` and `source_ip` are filled in).
@@ -47,7 +79,8 @@ pub fn check(
         return Err(refuse(
             "action",
             format!(
-                "unknown action {action:?}; the actions are: {}",
+                "unknown action {}; the actions are: {}",
+                crate::api_error::ApiError::echo(action),
                 valid.join(", ")
             ),
         ));
@@ -72,6 +105,7 @@ pub fn check(
         action,
         schema.resources_for_action(&uid),
     )?;
+    supplied_now(context)?;
     let mut context = context.clone();
     for (name, value) in [
         (

@@ -1,7 +1,8 @@
 //! Cross-gateway invalidation on PostgreSQL: triggers (migration 0010)
 //! `NOTIFY pgw_entities, '<table>:<id>'` on every change to partners,
 //! operators, customers, authorizations and sessions (and, migration 0012,
-//! `credentials:<access key>`); each gateway LISTENs
+//! `credentials:<access key>`; migration 0013, an order's or resource's
+//! owner); each gateway LISTENs
 //! and drops the cached entity at once, so a revocation made through one
 //! gateway (or directly in the database) holds on every other within
 //! milliseconds. SQLite has no such channel: there, the WAL probe of
@@ -24,6 +25,8 @@ pub fn entity_of(payload: &str) -> Option<EntityRef> {
         "customers" => EntityRef::Customer(id),
         "customer_authorizations" => EntityRef::Authorization(id),
         "partner_sessions" => EntityRef::Session(id),
+        "orders" => EntityRef::Order(id),
+        "resources" => EntityRef::Resource(id),
         _ => return None,
     })
 }

@@ -6,6 +6,7 @@
 mod credentials;
 pub mod query;
 mod read;
+pub mod replays;
 pub mod seed;
 pub mod sessions;
 

@@ -215,3 +215,56 @@ async fn not_ready_when_the_sqlite_file_is_read_only_or_gone() {
     std::fs::rename(&aside, &file).unwrap();
     assert_eq!(readiness(&s).await.0, 200);
 }
+
+/// What the admin listener says of a refusal stays small and its own: every
+/// answer is `nosniff`; a caller's 200 kB type name is not echoed back; a
+/// slice that cannot be built is 503 without the rows it names (the cause
+/// is logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_little_and_are_never_sniffed() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let nosniff = |r: &TestResponse| {
+        r.headers
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok())
+            == Some("nosniff")
+    };
+    let page = admin(&s, "GET", "/console", &[], "").await;
+    assert!(nosniff(&page), "{:?}", page.headers);
+    let refused = admin(&s, "POST", "/v1/explain", &[], &explain_body()).await;
+    assert_eq!(refused.status, 415);
+    assert!(nosniff(&refused));
+
+    let long = "X".repeat(200_000);
+    let body = json!({"subject": {"type": long, "id": "a"}, "action": {"name": "ViewCustomer"},
+                      "resource": {"type": "Customer", "id": "cust-acme"}});
+    let r = admin(
+        &s,
+        "POST",
+        "/access/v1/evaluation",
+        &[json_type()],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1024, "{} bytes echoed", r.body.len());
+    assert!(String::from_utf8_lossy(&r.body).contains("subject.type"));
+
+    // A customer whose partner row is gone (written with the foreign keys
+    // off, as only a hand edit could).
+    let mut conn = s.db.store.pool().acquire().await.unwrap();
+    for sql in [
+        "PRAGMA foreign_keys = OFF",
+        "INSERT INTO customers (id, account_name, name, partner_id, association, frozen, labels, associated_on, created_at)
+         VALUES ('cust-orphan', 'orphan', 'Orphan', 'gone-partner', 'reseller', FALSE, '[]', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+    let body = json!({"principal": "Operator::\"op-dist-admin\"", "action": "ViewCustomer", "resource": "Customer::\"cust-orphan\""});
+    let r = admin(&s, "POST", "/v1/explain", &[json_type()], &body.to_string()).await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(!text.contains("gone-partner"), "{text}");
+}

@@ -77,6 +77,34 @@ when { resource has account_manager && resource.account_manager != principal };
         permit_all: false,
     },
     Edit {
+        // Through the account manager, with `in`: a single decision sees
+        // the account manager only when the loader follows the reference.
+        name: "nobody touches what an account manager of res-east manages",
+        add: r#"@id("R99-managed-from-east")
+forbid (principal is PartnerCenter::Operator, action, resource is PartnerCenter::Customer)
+when { resource has account_manager && resource.account_manager in PartnerCenter::Partner::"res-east" };
+@id("R99-orders-managed-from-east")
+forbid (principal is PartnerCenter::Operator, action, resource is PartnerCenter::Order)
+when { resource.customer has account_manager && resource.customer.account_manager in PartnerCenter::Partner::"res-east" };
+"#,
+        remove: &[],
+        permit_all: false,
+    },
+    Edit {
+        // An attribute of the account manager: evaluates only when the
+        // account manager is in the slice (else every decision errs).
+        name: "nobody touches what an account manager in finance manages",
+        add: r#"@id("R99-managed-by-finance")
+forbid (principal is PartnerCenter::Operator, action, resource is PartnerCenter::Customer)
+when { resource has account_manager && resource.account_manager.roles.contains("finance") };
+@id("R99-orders-managed-by-finance")
+forbid (principal is PartnerCenter::Operator, action, resource is PartnerCenter::Order)
+when { resource.customer has account_manager && resource.customer.account_manager.roles.contains("finance") };
+"#,
+        remove: &[],
+        permit_all: false,
+    },
+    Edit {
         // `like` has no filter form: the lists are decided item by item.
         name: "a forbid the filter compiler does not know",
         add: r#"@id("R99-no-names-ending-in-a")
@@ -497,7 +525,12 @@ fn edits_remove_whole_policies() {
         without_policy(text, "a").trim(),
         "@id(\"b\")\npermit (principal, action, resource);"
     );
-    let dir = policies(&FAMILY[6]);
+    let dir = policies(
+        FAMILY
+            .iter()
+            .find(|e| e.name == "account managers reach the whole hierarchy")
+            .unwrap(),
+    );
     let guardrails =
         std::fs::read_to_string(Path::new(dir.path()).join("00-guardrails.cedar")).unwrap();
     assert!(!guardrails.contains("R1-account-manager-alone-reaches-managed-customers"));

@@ -249,6 +249,38 @@ fn validation_errors_are_reported_with_file_and_line() {
     assert!(issues[0].contains("rolez"), "{issues:?}");
 }
 
+/// The entity loader follows every reference; a policy may read through at
+/// most four of them (`partner_gateway::policy::MAX_DEREF_LEVEL`): level 4
+/// loads, level 5 is refused naming the policy.
+#[test]
+fn a_policy_reading_deeper_than_four_references_is_refused() {
+    let through = |chain: &str| {
+        format!(
+            "@id(\"deep\")\nforbid (principal is PartnerCenter::Session, action, resource)\n\
+             when {{ principal has authorization && principal.authorization.customer has account_manager && \
+             {chain} == PartnerCenter::Partner::\"dist-a\" }};\n"
+        )
+    };
+    let four = policy_dir_with(&through(
+        "principal.authorization.customer.account_manager.partner",
+    ));
+    PolicyEngine::load(&four.path().join("policies"), &four.path().join("schema"))
+        .expect("level 4 loads");
+    let five = policy_dir_with(
+        &through("principal.authorization.customer.account_manager.partner.distributor").replace(
+            "account_manager && ",
+            "account_manager && principal.authorization.customer.account_manager.partner has distributor && ",
+        ),
+    );
+    let issues = load_error(&five);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].contains("90-extra.cedar:3: validation error in policy deep")
+            && issues[0].contains("level 5"),
+        "{issues:?}"
+    );
+}
+
 #[test]
 fn a_policy_without_id_and_a_bad_schema_are_refused() {
     let dir = policy_dir_with("\n\npermit (principal, action, resource);\n");
@@ -483,6 +515,8 @@ async fn loader_over(db: &TestDb) -> (PolicyEngine, EntityLoader) {
 async fn slice_contents(db: &TestDb) {
     let (engine, loader) = loader_over(db).await;
     let s = slice(&loader, &engine, &op("op-a1-finance"), &cust("cust-a1-1")).await;
+    // Every entity an attribute refers to, the customer's account manager
+    // among them, so that a policy reading through it sees it.
     assert_eq!(
         uids(&s),
         set(&[
@@ -491,8 +525,10 @@ async fn slice_contents(db: &TestDb) {
             r#"Partner::"dist-a""#,
             r#"Customer::"cust-a1-1""#,
             r#"Authorization::"auth-a1-1""#,
+            r#"Operator::"op-a1-am""#,
         ])
     );
+    assert!(attr(&s, &op("op-a1-am"), "roles").is_some());
     // No action entities: `decide` adds those of the action it decides,
     // which R1's `action in ViewCustomerData` needs to allow.
     assert!(s.get(&PolicyEngine::action_uid("ViewBudget")).is_none());

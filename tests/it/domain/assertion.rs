@@ -110,6 +110,52 @@ async fn refuses_missing_forged_expired_and_misdirected(backend: Backend) {
     assert_eq!(unknown.status, 404);
 }
 
+/// Each assertion is accepted once, within its lifetime too: a captured
+/// budget write sent again is refused and writes no second record.
+async fn refuses_a_replayed_assertion(backend: Backend) {
+    let s = DomainServer::start(backend, DEMO).await;
+    let finance = s.operator("op-east-finance").await;
+    let set = "/v2/partners/sub-customers/budget";
+    let body =
+        br#"{"customer_id": "cust-acme", "budget_amount": 700.00, "budget_type": "MONTHLY"}"#;
+    let claims = Claims {
+        identity: finance,
+        operation: "UpdateSubCustomerBudget".into(),
+        method: "POST".into(),
+        target: set.into(),
+        body_sha256: partner_gateway::signing::sha256_hex(body),
+        resources: vec![EntityRef::Customer("cust-acme".into())],
+        list: None,
+        searchable: None,
+        reveal: false,
+        request_id: "r-once".into(),
+        exp: chrono::Utc::now().timestamp() + 30,
+    };
+    let headers = vec![(HEADER, s.key.sign(&claims))];
+    let records = || async {
+        let n: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM budget_records WHERE customer_id = 'cust-acme'")
+                .fetch_one(s.db.store.pool())
+                .await
+                .unwrap();
+        n.0
+    };
+    let before = records().await;
+    let first = s.store_raw("POST", set, &headers, body.to_vec()).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(records().await, before + 1);
+    let again = s.store_raw("POST", set, &headers, body.to_vec()).await;
+    assert_eq!(again.status, 401);
+    assert_eq!(again.error_code(), "APIGW.0301");
+    assert_eq!(records().await, before + 1, "the replay wrote nothing");
+}
+
 test_on_backends! {
     assertion_refusals => refuses_missing_forged_expired_and_misdirected;
+    assertion_replays => refuses_a_replayed_assertion;
 }

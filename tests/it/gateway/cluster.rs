@@ -237,3 +237,41 @@ async fn narrowing_an_authorization_in_the_database_ends_wider_sessions() {
     );
     gw.running.stop().await;
 }
+
+/// An order moved to another customer in the database (by hand: no API
+/// moves orders) is heard through the change feed: the next decisions about
+/// it follow its new owner, well inside the entity cache's 5 s TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_moved_in_the_database_is_decided_by_its_new_owner() {
+    let gw = super::TestGateway::start(partner_gateway::store::Backend::Postgres).await;
+    let path = "/v2/orders/customer-orders/details/CS2610010800AAA1";
+    let status = || async {
+        gw.call("op-east-admin", "GET", path, None)
+            .await
+            .status
+            .as_u16()
+    };
+    // Twice: the second is served from the caches.
+    assert_eq!(status().await, 200);
+    assert_eq!(status().await, 200);
+    // To a customer of the other reseller.
+    sqlx::query("UPDATE orders SET customer_id = 'cust-harbor' WHERE id = 'CS2610010800AAA1'")
+        .execute(gw.db.store.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut last = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        last = status().await;
+        if last == 403 {
+            break;
+        }
+    }
+    assert_eq!(
+        last,
+        403,
+        "the order's old owner still decided after {:?}",
+        started.elapsed()
+    );
+    gw.running.stop().await;
+}

@@ -160,7 +160,161 @@ async fn reuse_ends_at_an_expiry(backend: Backend) {
     gw.running.stop().await;
 }
 
+/// An AuthZEN question to the admin listener.
+async fn authzen(
+    gw: &TestGateway,
+    path: &str,
+    body: serde_json::Value,
+) -> crate::kit::TestResponse {
+    crate::kit::send(
+        &crate::kit::http_client(),
+        "POST",
+        &format!("http://{}{path}", gw.running.admin_addr),
+        &[("content-type", "application/json".into())],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+}
+
+/// A `now` a caller names (AuthZEN) is a question about another moment:
+/// its decision is never served to live traffic, nor live traffic's to it.
+/// Both ways the shared cache was once crossed: a past-the-gate `now`
+/// opened a time-gated forbid for live requests, a future one locked a live
+/// session out. A `now` beyond ten years of the clock is refused, naming
+/// the field.
+async fn a_callers_now_never_reaches_live_traffic(backend: Backend) {
+    // A forbid on reading budgets until a year from now (so this test holds
+    // at any date), beside the shipped policies.
+    let gate = partner_gateway::time::now() + chrono::Duration::days(365);
+    let dir = tempfile::tempdir().unwrap();
+    crate::kit::promise_nothing(dir.path());
+    for entry in std::fs::read_dir(crate::kit::policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("95-gate.cedar"),
+        format!(
+            "@id(\"TEST-no-budget-reads-yet\")\nforbid (principal, action == PartnerCenter::Action::\"ViewBudget\", resource)\nwhen {{ context.now < datetime(\"{}\") }};\n",
+            partner_gateway::time::format(gate)
+        ),
+    )
+    .unwrap();
+    let policies = dir.path().to_owned();
+    let gw = TestGateway::start_with(backend, |c| c.policies = policies).await;
+    let at = |t: chrono::DateTime<chrono::Utc>| partner_gateway::time::format(t);
+
+    let read = || async {
+        let path = format!("{BUDGET}?customer_id=cust-acme");
+        gw.call("op-east-finance", "GET", &path, None)
+            .await
+            .status
+            .as_u16()
+    };
+    warm(&gw, 403, read).await;
+    let past_the_gate = json!({
+        "subject": {"type": "Operator", "id": "op-east-finance"},
+        "action": {"name": "ViewBudget"},
+        "resource": {"type": "Customer", "id": "cust-acme"},
+        "context": {"now": at(gate + chrono::Duration::days(1))},
+    });
+    for _ in 0..3 {
+        let answer = authzen(&gw, "/access/v1/evaluation", past_the_gate.clone()).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.json()["decision"], true, "allowed past the gate");
+        assert_eq!(read().await, 403, "live traffic is still before the gate");
+    }
+
+    // Even at a moment live traffic shares, a caller's `now` neither reads
+    // nor writes the shared cache.
+    let stats = || gw.running.gateway.decisions.stats();
+    let before = stats();
+    let mut a_minute_ago = past_the_gate.clone();
+    a_minute_ago["context"]["now"] = json!(at(
+        partner_gateway::time::now() - chrono::Duration::minutes(1)
+    ));
+    let answer = authzen(&gw, "/access/v1/evaluation", a_minute_ago).await;
+    assert_eq!(answer.json()["decision"], false, "before the gate");
+    assert_eq!(stats(), before, "the cache was used for a caller's now");
+
+    // A live session, and the question of whether it is live in five years.
+    let session = switch_in(&gw).await;
+    let created = assume(&gw, "op-east-ops", "cust-acme", &["om"], None).await;
+    let session_id = created.json()["session_id"].as_str().unwrap().to_owned();
+    let second = credentials(&created);
+    let views = || views_own_resources(&gw, &second);
+    warm(&gw, 200, views).await;
+    let later = json!({
+        "subject": {"type": "Session", "id": session_id},
+        "action": {"name": "ViewOwnResources"},
+        "resource": {"type": "Customer", "id": "cust-acme"},
+        "context": {"now": at(partner_gateway::time::now() + chrono::Duration::days(5 * 365))},
+    });
+    let answer = authzen(&gw, "/access/v1/evaluation", later.clone()).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["decision"], false, "expired by then");
+    for _ in 0..3 {
+        assert_eq!(views().await, 200, "the live session is not locked out");
+        assert_eq!(views_own_resources(&gw, &session).await, 200);
+    }
+
+    // Beyond ten years of the clock, or not an instant: 400 naming the field.
+    for (now, path, body) in [
+        (
+            at(partner_gateway::time::now() + chrono::Duration::days(11 * 365)),
+            "/access/v1/evaluation",
+            None,
+        ),
+        (
+            "1969-12-31T23:59:59Z".to_owned(),
+            "/access/v1/evaluation",
+            None,
+        ),
+        ("yesterday".to_owned(), "/access/v1/search/resource", None),
+        (
+            "9999-01-01T00:00:00Z".to_owned(),
+            "/access/v1/evaluations",
+            Some("evaluations[0].context.now"),
+        ),
+    ] {
+        let mut question = past_the_gate.clone();
+        question["context"]["now"] = json!(now);
+        let (question, field) = match (path, body) {
+            ("/access/v1/search/resource", _) => (
+                json!({"subject": question["subject"], "action": question["action"],
+                       "resource": {"type": "Customer"}, "context": question["context"]}),
+                "context.now",
+            ),
+            (_, Some(field)) => (json!({"evaluations": [question]}), field),
+            _ => (question, "context.now"),
+        };
+        let answer = authzen(&gw, path, question).await;
+        assert_eq!(
+            answer.status,
+            400,
+            "{now}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let msg = answer.json()["error_msg"].as_str().unwrap().to_owned();
+        assert!(msg.contains(field), "{now}: {msg}");
+    }
+    gw.running.stop().await;
+}
+
 test_on_backends! {
     facts => reuse_ends_with_its_facts;
     expiry => reuse_ends_at_an_expiry;
+    callers_now => a_callers_now_never_reaches_live_traffic;
 }
