@@ -63,7 +63,7 @@ def client(ak, sk, domain_id=None, endpoint="https://127.0.0.1:8443", config=Non
 
 
 class PartnerExtensions:
-    """The extension routes of DOMAIN.md section 3, over a BssintlClient
+    """The extension routes of docs/domain.md section 3, over a BssintlClient
     made by `client` with the same endpoint and config."""
 
     def __init__(self, sdk_client, endpoint, config=None):

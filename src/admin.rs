@@ -76,7 +76,12 @@ pub fn router(
         ))
 }
 
-async fn readiness(State(admin): State<Admin>) -> (StatusCode, Json<Value>) {
+/// `GET /readyz`: 200 or 503; without the token (an orchestrator's probe)
+/// the status alone, with it the details.
+async fn readiness(
+    State(admin): State<Admin>,
+    axum::Extension(presented): axum::Extension<guard::TokenPresented>,
+) -> (StatusCode, Json<Value>) {
     let database = admin.store.check_read_write().await;
     let upstream = admin.gateway.upstream.reachable().await;
     let ready = database.is_ok() && upstream;
@@ -94,6 +99,9 @@ async fn readiness(State(admin): State<Admin>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    if !presented.0 {
+        body = json!({"status": body["status"]});
+    }
     (status, Json(body))
 }
 

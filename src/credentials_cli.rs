@@ -19,7 +19,7 @@ const ACCESS_KEY_LEN: usize = 20;
 const SECRET_LEN: usize = 40;
 /// Secrets read from stdin must be at least this long.
 const MIN_SECRET_LEN: usize = 16;
-/// DOMAIN.md §1: an operator holds at most three roles.
+/// docs/domain.md §1: an operator holds at most three roles.
 const MAX_ROLES: usize = 3;
 
 #[derive(Subcommand, Debug)]

@@ -99,7 +99,7 @@ enum Command {
         #[command(subcommand)]
         command: partner_gateway::credentials_cli::TokensCommand,
     },
-    /// Import a fixture file (DOMAIN.md section 5) into the database, idempotently.
+    /// Import a fixture file (docs/domain.md section 5) into the database, idempotently.
     Seed {
         /// The fixture JSON file, e.g. examples/demo.json.
         file: PathBuf,

@@ -1,4 +1,4 @@
-//! The domain's vocabulary (DOMAIN.md section 1): enums with one textual form
+//! The domain's vocabulary (docs/domain.md section 1): enums with one textual form
 //! shared by the fixture format, the database and the Cedar entities, and the
 //! records the store reads and writes.
 

@@ -5,7 +5,10 @@
 //!    binds all addresses, or a configured name. A DNS-rebinding page sends
 //!    its own domain name, so it is refused (421);
 //! 2. the token, when configured: `Authorization: Bearer TOKEN`, or Basic
-//!    with the token as password so a browser can open the console (401);
+//!    with the token as password so a browser can open the console (401).
+//!    What a platform probes before it holds any credential is open:
+//!    liveness, readiness (its status only; the details need the token) and
+//!    AuthZEN's discovery document ([`OPEN_PATHS`]);
 //! 3. a request that can change or ask anything with a body (every method but
 //!    GET and HEAD) must be `application/json` (415), and, when the browser
 //!    says where it comes from (`Origin`), from this same host (403): the
@@ -29,6 +32,14 @@ use subtle::ConstantTimeEq;
 /// The largest admin request body: a batch of 1 000 AuthZEN evaluations
 /// with contexts fits well inside.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// GET paths that answer without the token.
+pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/.well-known/authzen-configuration"];
+
+/// Set on a request that presented the configured token (or when none is
+/// configured): an open path shows its details only then.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenPresented(pub bool);
 
 /// What the gate checks against.
 #[derive(Clone)]
@@ -156,7 +167,9 @@ async fn gated(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
             "invalid parameter Host: the admin listener answers only to its own address or a configured --admin-host name",
         );
     }
-    if !gate.token_presented(req.headers()) {
+    let presented = gate.token_presented(req.headers());
+    let open = req.method() == Method::GET && OPEN_PATHS.contains(&req.uri().path());
+    if !presented && !open {
         let mut response = ApiError::unauthenticated().into_response();
         let h = response.headers_mut();
         h.append(
@@ -199,7 +212,8 @@ async fn gated(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
             }
         }
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(TokenPresented(presented));
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,

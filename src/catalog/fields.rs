@@ -3,7 +3,7 @@
 //! every route: money, ids, enums, paging, times. Errors name the field.
 //!
 //! The codes: `CBC.0100` when a field is missing or malformed (and for money,
-//! anything that is not an exact amount in range, as DOMAIN.md section 1
+//! anything that is not an exact amount in range, as docs/domain.md section 1
 //! asks), `CBC.0101` when a well-formed value is not acceptable (an unknown
 //! enum value, a number out of its range, a time range the other way round).
 
@@ -121,7 +121,7 @@ pub fn id_list(
 /// official SDK sends for `budget_amount=100`) or a decimal string (`"100"`,
 /// `"100.00"`), read from its digits and never through `f64`. At most two
 /// places, not negative, plain notation (`1e3` is refused). Any refusal is
-/// 400 CBC.0100 naming the field (DOMAIN.md section 1); ranges are checked
+/// 400 CBC.0100 naming the field (docs/domain.md section 1); ranges are checked
 /// with [`Money::within`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Money(pub Decimal);

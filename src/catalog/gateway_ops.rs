@@ -1,5 +1,5 @@
 //! Typed requests of the gateway's own routes: assume-role sessions (R8)
-//! and tokens (DOMAIN.md section 4).
+//! and tokens (docs/domain.md section 4).
 
 use super::fields::{self, choices, required_id};
 use super::partner::scopes_value;
@@ -10,7 +10,7 @@ use crate::policy::EntityRef;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-/// Session length in seconds (DOMAIN.md section 3), and its default.
+/// Session length in seconds (docs/domain.md section 3), and its default.
 pub const SESSION_SECS: std::ops::RangeInclusive<i64> = 900..=43_200;
 pub const DEFAULT_SESSION_SECS: i64 = 3_600;
 

@@ -1,4 +1,4 @@
-//! Every operation of the API, once (DOMAIN.md section 3): method and path,
+//! Every operation of the API, once (docs/domain.md section 3): method and path,
 //! who answers it, the Cedar decisions it needs and where their resources
 //! come from, the typed request (every field's validation, default, bound and
 //! refusal code) and the context fields the policies see.
@@ -272,7 +272,7 @@ impl Operation {
     }
 }
 
-/// Every operation of DOMAIN.md section 3, the gateway's own included. Read
+/// Every operation of docs/domain.md section 3, the gateway's own included. Read
 /// it next to `policies/`: the action each target and each listed item is
 /// decided with.
 pub static OPERATIONS: &[Operation] = &[

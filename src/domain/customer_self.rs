@@ -4,7 +4,7 @@
 //! customer a session acts as) or, for an operation, the resource; who may
 //! (a session's scopes, a frozen customer, R9 and R10) is the policies'.
 //!
-//! Decisions where DOMAIN.md is silent:
+//! Decisions where docs/domain.md is silent:
 //! - **Placing an order** (`POST /v2/customer/orders` → 201). Body fields,
 //!   unknown ones refused: `charging`, `service_type_code`
 //!   (`hws.service.type.<name>`), `product_id` (letters, digits, `.`, `_`,

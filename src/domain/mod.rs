@@ -1,4 +1,4 @@
-//! The domain store: the partner API behind the gateway (DOMAIN.md section 3).
+//! The domain store: the partner API behind the gateway (docs/domain.md section 3).
 //!
 //! It owns the business data and the rules about the data itself (amount
 //! ranges, freeze types and other state machines, export files only once

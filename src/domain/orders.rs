@@ -5,7 +5,7 @@
 //! store serves the orders the gateway decided on, and lists under the
 //! assertion's filter.
 //!
-//! Decisions where the public API and DOMAIN.md are silent:
+//! Decisions where the public API and docs/domain.md are silent:
 //! - **Status codes** are the public API's (docs/wire-format.md §4.8), so an
 //!   SDK user's `status` filter means what the SDK documents: 1 pending
 //!   approval, 3 processing, 4 cancelled, 5 completed (paid: it has a payment

@@ -29,7 +29,7 @@ pub struct PolicyDirs {
 /// Where the entities of a question come from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EntitySource {
-    /// Load the entities from this fixture (DOMAIN.md section 5 format).
+    /// Load the entities from this fixture (docs/domain.md section 5 format).
     #[arg(
         long,
         conflicts_with = "database_url",

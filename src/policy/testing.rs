@@ -186,7 +186,7 @@ pub struct FixtureDb {
 }
 
 impl FixtureDb {
-    /// Imports `path` (DOMAIN.md section 5 format) with the real importer,
+    /// Imports `path` (docs/domain.md section 5 format) with the real importer,
     /// its relative instants counted from `anchor`.
     pub async fn load(path: &Path, anchor: time::Timestamp) -> anyhow::Result<FixtureDb> {
         let fixture = Fixture::load_at(path, anchor)?;

@@ -1,5 +1,5 @@
 //! Assume-role sessions: an operator switches into a customer account for
-//! some scopes and a bounded time (DOMAIN.md section 3, R8–R12), with the
+//! some scopes and a bounded time (docs/domain.md section 3, R8–R12), with the
 //! guarantees of temporary-credential systems:
 //!
 //! - **Credentials** follow the cloud IAM convention: `access`, `secret`,

@@ -1,4 +1,4 @@
-//! Fixture import (DOMAIN.md section 5): `partner-gateway seed FILE`.
+//! Fixture import (docs/domain.md section 5): `partner-gateway seed FILE`.
 //!
 //! A fixture is parsed entry by entry (so an error names the entry and the
 //! field), checked for dangling references and domain constraints, and then
@@ -6,7 +6,7 @@
 //! twice leaves the database as loading it once. Nothing is written unless the
 //! whole file is valid.
 //!
-//! Beyond the sections DOMAIN.md shows, a fixture may carry `coupons` and
+//! Beyond the sections docs/domain.md shows, a fixture may carry `coupons` and
 //! `expenditures` (for the customer overview) and `line_items` on orders.
 
 use super::{Store, StoreError};

@@ -124,9 +124,8 @@ async fn a_configured_token_is_required_everywhere() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("console:{TOKEN}"));
     let wrong_basic = base64::engine::general_purpose::STANDARD.encode("console:nope");
     for (method, path, body) in [
-        ("GET", "/healthz", String::new()),
-        ("GET", "/readyz", String::new()),
         ("GET", "/metrics", String::new()),
+        ("POST", "/access/v1/evaluation", "{}".to_owned()),
         ("POST", "/v1/explain", explain_body()),
         ("GET", "/console", String::new()),
         ("GET", "/console/api/sessions", String::new()),
@@ -148,14 +147,45 @@ async fn a_configured_token_is_required_everywhere() {
         for good in [format!("Bearer {TOKEN}"), format!("Basic {basic}")] {
             let headers = [json_type(), ("authorization", good)];
             let r = admin(&s, method, path, &headers, &body).await;
-            assert_eq!(
+            assert_ne!(
                 r.status,
-                200,
+                401,
                 "{path}: {}",
                 String::from_utf8_lossy(&r.body)
             );
         }
     }
+
+    // What a platform probes before it holds any credential: liveness,
+    // readiness (the status alone) and AuthZEN discovery.
+    for path in ["/healthz", "/readyz", "/.well-known/authzen-configuration"] {
+        let r = admin(&s, "GET", path, &[], "").await;
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let bare = admin(&s, "GET", "/readyz", &[], "").await.json();
+    assert_eq!(
+        bare,
+        json!({"status": "ready"}),
+        "no details without the token"
+    );
+    let full = admin(
+        &s,
+        "GET",
+        "/readyz",
+        &[("authorization", format!("Bearer {TOKEN}"))],
+        "",
+    )
+    .await
+    .json();
+    assert!(full["policies"]["version"].is_string(), "{full}");
+    // Open to GET only, and only those paths.
+    let r = admin(&s, "POST", "/readyz", &[json_type()], "{}").await;
+    assert_eq!(r.status, 401);
 }
 
 #[test]

@@ -214,7 +214,7 @@ pub struct DomainServer {
 }
 
 impl DomainServer {
-    /// Starts with `fixture` (DOMAIN.md section 5 JSON) loaded and the
+    /// Starts with `fixture` (docs/domain.md section 5 JSON) loaded and the
     /// shipped policies.
     pub async fn start(backend: Backend, fixture: &str) -> DomainServer {
         Self::start_with(backend, fixture, &policies_dir()).await

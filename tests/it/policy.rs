@@ -143,7 +143,7 @@ fn the_policies_validate_strictly_and_read_like_a_specification() {
         .validate(engine.policy_set(), cedar_policy::ValidationMode::Strict);
     assert!(result.validation_passed_without_warnings());
     for p in policies {
-        // R1..R12 of DOMAIN.md section 2, S4 for section 4's tokens.
+        // R1..R12 of docs/domain.md section 2, S4 for section 4's tokens.
         assert!(
             p.id.starts_with('R') || p.id.starts_with("S4-"),
             "{} names its rule",

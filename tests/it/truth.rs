@@ -602,7 +602,7 @@ test_on_backends! {
 
 /// Every money field reads an amount exactly from a JSON number or a decimal
 /// string, and refuses anything else with 400 CBC.0100 naming the field,
-/// changing nothing (DOMAIN.md section 1).
+/// changing nothing (docs/domain.md section 1).
 async fn money_fields(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let finance = s.operator("op-east-finance").await;

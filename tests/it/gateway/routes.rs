@@ -1,4 +1,4 @@
-//! Every route of DOMAIN.md section 3 through the gateway, for an allowed and
+//! Every route of docs/domain.md section 3 through the gateway, for an allowed and
 //! a denied principal, and every rule R1–R7 and R12 at least once over HTTP
 //! (R8–R11 need assume-role sessions: see the sessions tests).
 
