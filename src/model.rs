@@ -160,6 +160,9 @@ pub struct Operator {
     pub status: OperatorStatus,
     /// Tokens issued at or before this instant are refused (set on disable).
     pub tokens_not_before: Option<Timestamp>,
+    /// New for every row created: a token names the generation it was
+    /// issued to, so none outlives a deleted principal of the same id.
+    pub generation: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,6 +181,8 @@ pub struct Customer {
     pub associated_on: Timestamp,
     /// Tokens issued at or before this instant are refused.
     pub tokens_not_before: Option<Timestamp>,
+    /// As [`Operator::generation`].
+    pub generation: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -131,10 +131,16 @@ impl Authenticator {
                 .await
                 .map(HeadChecked::Signature),
             (None, Some(token)) => {
-                let (kind, id, issued_at) = self.tokens.verify(token, now)?;
-                self.principal(kind, &id, AuthMethod::Token(issued_at), None)
-                    .await
-                    .map(HeadChecked::Caller)
+                let token = self.tokens.verify(token, now)?;
+                self.principal(
+                    token.kind,
+                    &token.id,
+                    AuthMethod::Token(token.issued_at),
+                    None,
+                    Some(&token.generation),
+                )
+                .await
+                .map(HeadChecked::Caller)
             }
             (Some(_), Some(_)) => Err(unauthenticated(
                 AuthReason::AmbiguousCredentials,
@@ -182,6 +188,7 @@ impl Authenticator {
                     &credential.principal_id,
                     AuthMethod::Signature,
                     pending.domain_id.as_deref(),
+                    None,
                 )
                 .await
             }
@@ -372,13 +379,15 @@ impl Authenticator {
     /// Resolves the principal behind a credential; a vanished principal does
     /// not authenticate (a disabled operator does: R12 denies it). `domain_id`,
     /// when the client sent one, must name the caller's own account (partner
-    /// or customer).
+    /// or customer). A token names the `generation` of the row it was
+    /// issued to: a row created since under the same id is another principal.
     pub async fn principal(
         &self,
         kind: PrincipalKind,
         id: &str,
         method: AuthMethod,
         domain_id: Option<&str>,
+        generation: Option<&str>,
     ) -> Result<Caller, GatewayError> {
         let lookup = |e: crate::store::StoreError| {
             GatewayError::Unavailable(format!("principal lookup: {e}"))
@@ -398,10 +407,16 @@ impl Authenticator {
             ))?;
         // A token issued at or before its principal's tokens were revoked
         // (the same second too: fail closed) stays dead.
-        let revoked = match &*row {
-            PrincipalRow::Operator(op) => op.tokens_not_before,
-            PrincipalRow::Customer(customer) => customer.tokens_not_before,
+        let (revoked, current) = match &*row {
+            PrincipalRow::Operator(op) => (op.tokens_not_before, &op.generation),
+            PrincipalRow::Customer(customer) => (customer.tokens_not_before, &customer.generation),
         };
+        if generation.is_some_and(|g| g != current.as_str()) {
+            return Err(unauthenticated(
+                AuthReason::RevokedToken,
+                "token of a deleted principal of the same id",
+            ));
+        }
         if let (AuthMethod::Token(issued_at), Some(revoked)) = (method, revoked) {
             if issued_at <= revoked.timestamp() {
                 return Err(unauthenticated(

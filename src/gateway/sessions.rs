@@ -8,6 +8,7 @@ use super::{json_response, Body, Call, Gateway, GatewayError};
 use crate::assertion::CallerKind;
 use crate::audit::DecisionRecord;
 use crate::catalog::{CreateSession, IssueToken, Request};
+use crate::entities::PrincipalRow;
 use crate::filter::{sql, ListScope};
 use crate::ids::{OperatorId, PartnerId};
 use crate::model::PrincipalKind;
@@ -43,7 +44,7 @@ impl Gateway {
             Request::CreateSession(r) => self.create_session(&call.caller, r, now).await,
             Request::ListSessions(_) => self.list_sessions(call, decided, now).await,
             Request::EndSession(r) => self.end_session(&r.session_id, now).await,
-            Request::IssueToken(r) => self.issue_token(&call.caller, r, now),
+            Request::IssueToken(r) => self.issue_token(&call.caller, r, now).await,
             _ => Err(GatewayError::UnknownRoute),
         }
     }
@@ -195,7 +196,7 @@ impl Gateway {
     /// `POST /v3/auth/tokens`, after `IssueToken` was allowed: a token for the
     /// caller, in `X-Subject-Token`. A token names an operator or a customer;
     /// a session's own credentials are already temporary.
-    fn issue_token(
+    async fn issue_token(
         &self,
         caller: &Caller,
         req: &IssueToken,
@@ -210,10 +211,24 @@ impl Gateway {
                 )))
             }
         };
-        let (token, expires_at) =
-            self.authn
-                .tokens()
-                .issue(kind, &caller.identity.id, now, req.duration_seconds);
+        // The generation of the row the caller was authenticated as.
+        let row = self
+            .entities
+            .principal(&caller.principal)
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("principal lookup: {e}")))?
+            .ok_or_else(GatewayError::denied)?;
+        let generation = match &*row {
+            PrincipalRow::Operator(op) => &op.generation,
+            PrincipalRow::Customer(customer) => &customer.generation,
+        };
+        let (token, expires_at) = self.authn.tokens().issue(
+            kind,
+            &caller.identity.id,
+            generation,
+            now,
+            req.duration_seconds,
+        );
         let body = json!({"token": {
             "issued_at": time::format(now),
             "expires_at": time::format(expires_at),

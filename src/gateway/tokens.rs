@@ -8,7 +8,11 @@
 //! is denied everything by R12 (its policy), like the operator's own key.
 //! Disabling an operator also revokes every token issued until then (its
 //! `tokens_not_before`, migration 0012), so enabling it again revives none;
-//! `partner-gateway tokens revoke` does the same for any principal.
+//! `partner-gateway tokens revoke` does the same for any principal. A token
+//! also names the generation of its principal's row (migration 0015): a
+//! principal deleted and created again under the same id is another one,
+//! and the old tokens are refused. (Tokens issued before that migration
+//! name none and are refused: their holders ask for new ones.)
 
 use super::error::AuthReason;
 use super::GatewayError;
@@ -27,6 +31,9 @@ use crate::catalog::TOKEN_SECS;
 struct TokenClaims {
     kind: PrincipalKind,
     sub: String,
+    /// The generation of the principal's row it was issued to.
+    #[serde(rename = "gen")]
+    generation: String,
     iat: i64,
     exp: i64,
     jti: String,
@@ -60,6 +67,7 @@ impl TokenSigner {
         &self,
         kind: PrincipalKind,
         id: &str,
+        generation: &str,
         now: DateTime<Utc>,
         lifetime_secs: i64,
     ) -> (String, DateTime<Utc>) {
@@ -70,6 +78,7 @@ impl TokenSigner {
         let claims = TokenClaims {
             kind,
             sub: id.to_owned(),
+            generation: generation.to_owned(),
             iat: now.timestamp(),
             exp: exp.timestamp(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -80,14 +89,10 @@ impl TokenSigner {
         (format!("{signed}.{sig}"), exp)
     }
 
-    /// The principal a token names and when it was issued, if it is genuine
-    /// and unexpired. Whether its principal revoked it since is the caller's
-    /// check (`tokens_not_before` of the principal's row).
-    pub fn verify(
-        &self,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(PrincipalKind, String, i64), GatewayError> {
+    /// The principal a token names, if it is genuine and unexpired. Whether
+    /// it is still the principal's is the caller's check (the row's
+    /// generation and `tokens_not_before`).
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Token, GatewayError> {
         let bad = |why| GatewayError::unauthenticated(AuthReason::BadToken, why);
         let (signed, sig) = token
             .trim()
@@ -107,8 +112,22 @@ impl TokenSigner {
                 "token expired",
             ));
         }
-        Ok((claims.kind, claims.sub, claims.iat))
+        Ok(Token {
+            kind: claims.kind,
+            id: claims.sub,
+            generation: claims.generation,
+            issued_at: claims.iat,
+        })
     }
+}
+
+/// What a genuine, unexpired token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: PrincipalKind,
+    pub id: String,
+    pub generation: String,
+    pub issued_at: i64,
 }
 
 #[cfg(test)]
@@ -119,7 +138,7 @@ mod tests {
     fn tokens_verify_until_they_expire_and_resist_tampering() {
         let signer = TokenSigner::new([3; 32]);
         let now = Utc::now();
-        let (token, exp) = signer.issue(PrincipalKind::Operator, "op-1", now, 999_999);
+        let (token, exp) = signer.issue(PrincipalKind::Operator, "op-1", "g1", now, 999_999);
         assert_eq!(
             exp,
             now + chrono::Duration::seconds(*TOKEN_SECS.end()),
@@ -127,7 +146,12 @@ mod tests {
         );
         assert_eq!(
             signer.verify(&token, now).unwrap(),
-            (PrincipalKind::Operator, "op-1".to_string(), now.timestamp())
+            Token {
+                kind: PrincipalKind::Operator,
+                id: "op-1".into(),
+                generation: "g1".into(),
+                issued_at: now.timestamp()
+            }
         );
         assert!(signer.verify(&token, exp).is_err());
         let other = TokenSigner::new([4; 32]);

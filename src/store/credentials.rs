@@ -39,7 +39,22 @@ fn touched(done: sqlx::any::AnyQueryResult, what: impl FnOnce() -> String) -> St
 }
 
 impl Store {
+    /// Refused for an id that still owns AK/SK credentials (left behind by a
+    /// deletion that bypassed the database's triggers): they would become
+    /// the new operator's.
     pub async fn add_operator(&self, op: &NewOperator) -> StoreResult<()> {
+        let owned: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM credentials WHERE principal_kind = 'operator' AND principal_id = $1",
+        )
+        .bind(op.id.clone())
+        .fetch_one(self.pool())
+        .await?;
+        if owned > 0 {
+            return Err(StoreError::Refused(format!(
+                "{owned} access key(s) still belong to the id {:?}; revoke them first (keys revoke ACCESS_KEY)",
+                op.id
+            )));
+        }
         sqlx::query(
             "INSERT INTO operators (id, partner_id, name, roles, status, created_at)
              VALUES ($1, $2, $3, $4, 'active', $5)",

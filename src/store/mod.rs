@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A lifecycle command named something that does not exist.
     #[error("no such {0}")]
     NotFound(String),
+    /// A lifecycle command that would break a rule of the data.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<crate::model::UnknownValue> for StoreError {

@@ -101,6 +101,7 @@ pub(crate) fn operator_from_row(row: &AnyRow) -> StoreResult<Operator> {
         roles: split_set(&get::<String>(row, "roles")?)?,
         status: parse_enum(row, "status")?,
         tokens_not_before: opt_ts(row, "tokens_not_before")?,
+        generation: get(row, "generation")?,
     })
 }
 
@@ -121,6 +122,7 @@ pub(crate) fn customer_from_row(row: &AnyRow) -> StoreResult<Customer> {
             .map_err(|e| StoreError::Corrupt(format!("customer labels: {e}")))?,
         associated_on: ts(row, "associated_on")?,
         tokens_not_before: opt_ts(row, "tokens_not_before")?,
+        generation: get(row, "generation")?,
     })
 }
 

@@ -10,8 +10,9 @@ use crate::test_on_backends;
 use bytes::Bytes;
 use http_body_util::Full;
 use partner_gateway::client::Credentials;
-use partner_gateway::model::{OperatorStatus, PrincipalKind};
+use partner_gateway::model::{OperatorStatus, PrincipalKind, Role};
 use partner_gateway::store::Backend;
+use partner_gateway::store::NewOperator;
 use serde_json::json;
 
 const LIST: &str = "/v2/partners/sub-customers/query";
@@ -262,7 +263,152 @@ async fn a_rotated_secret_is_heard_at_once(backend: Backend) {
     gw.running.stop().await;
 }
 
+/// An operator deleted in the database and created again under its id is
+/// another principal: the old access key went with the row, the old token
+/// names another generation, the old session ended; and `operators add`
+/// refuses an id that still owns keys (left by a deletion around the
+/// triggers).
+async fn a_recreated_operator_inherits_nothing(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let store = &gw.db.store;
+    let id = "op-east-temp";
+    let new = NewOperator {
+        id: id.into(),
+        partner: "res-east".into(),
+        name: "Temporary".into(),
+        roles: vec![Role::Operations],
+    };
+    store.add_operator(&new).await.unwrap();
+    let key = Credentials {
+        access_key: "TEMPOPERATORKEY00000".into(),
+        secret_key: "temp-operator-secret-0123456789".into(),
+        security_token: None,
+    };
+    store
+        .create_key(
+            PrincipalKind::Operator,
+            id,
+            &key.access_key,
+            &key.secret_key,
+        )
+        .await
+        .unwrap();
+    let signed =
+        |creds: &Credentials, method: &'static str, path: &'static str, body: &'static str| {
+            let creds = creds.clone();
+            let gw = &gw;
+            async move {
+                gw.call_raw(Some(&creds), method, path, body.as_bytes(), &[])
+                    .await
+            }
+        };
+    let issued = signed(
+        &key,
+        "POST",
+        "/v3/auth/tokens",
+        r#"{"duration_seconds": 3600}"#,
+    )
+    .await;
+    assert_eq!(issued.status, 201);
+    let old_token = issued.headers["x-subject-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let created = signed(
+        &key,
+        "POST",
+        "/v3/partner-sessions",
+        r#"{"customer_id": "cust-acme", "scopes": ["om"]}"#,
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let session = credentials(&created);
+    let token_lists = || with_token(&gw, &old_token, "POST", LIST, r#"{"limit": 1}"#);
+    let key_lists = || async {
+        signed(&key, "POST", LIST, r#"{"limit": 1}"#)
+            .await
+            .status
+            .as_u16()
+    };
+    let session_views = || async {
+        as_session(&gw, &session, "GET", OWN_RESOURCES, None)
+            .await
+            .status
+            .as_u16()
+    };
+    assert_eq!(
+        (
+            token_lists().await,
+            key_lists().await,
+            session_views().await
+        ),
+        (200, 200, 200)
+    );
+
+    // Deleted by hand: on SQLite with the foreign keys off (as the sqlite3
+    // shell has them), on PostgreSQL after the rows that refer to it.
+    let mut conn = store.pool().acquire().await.unwrap();
+    let statements: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "PRAGMA foreign_keys = OFF",
+            "DELETE FROM operators WHERE id = 'op-east-temp'",
+            "PRAGMA foreign_keys = ON",
+        ],
+        Backend::Postgres => &[
+            "DELETE FROM activities WHERE operator_id = 'op-east-temp'",
+            "DELETE FROM partner_sessions WHERE operator_id = 'op-east-temp'",
+            "DELETE FROM operators WHERE id = 'op-east-temp'",
+        ],
+    };
+    for sql in statements {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+    if backend == Backend::Sqlite {
+        let ended: Option<String> =
+            sqlx::query_scalar("SELECT end_reason FROM partner_sessions WHERE access_key = $1")
+                .bind(session.access_key.clone())
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(ended.as_deref(), Some("operator_deleted"));
+    }
+    // Created again under the same id: nothing of the old one works.
+    store
+        .add_operator(&new)
+        .await
+        .expect("the deletion took its keys along");
+    until(backend, "the old token", 401, token_lists).await;
+    assert_eq!(key_lists().await, 401, "the old key went with the old row");
+    assert_ne!(session_views().await, 200, "the old session ended");
+
+    // Keys left behind by a deletion that bypassed the triggers: refused.
+    sqlx::query(
+        "INSERT INTO credentials (access_key, principal_kind, principal_id, secret_sealed, created_at)
+         VALUES ('GHOSTKEY000000000000', 'operator', 'op-ghost', 'sealed', '2026-01-01T00:00:00Z')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let ghost = NewOperator {
+        id: "op-ghost".into(),
+        ..new.clone()
+    };
+    let refused = store.add_operator(&ghost).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("GHOST") || refused.to_string().contains("access key"),
+        "{refused}"
+    );
+    gw.running.stop().await;
+}
+
 test_on_backends! {
+    recreated_operator => a_recreated_operator_inherits_nothing;
     revived_operator => a_revived_operator_revives_nothing;
     regranted_on_behalf => a_regranted_on_behalf_revives_no_session;
     customer_tokens => a_customer_revokes_its_tokens;
