@@ -316,6 +316,9 @@ pub struct Operations {
 pub struct AdminAccess {
     pub token: Option<String>,
     pub hosts: Vec<String>,
+    /// No token was given and this is no `--demo`: the token is read from
+    /// `<data dir>/admin-token`, generated there on the first start.
+    pub token_from_data_dir: bool,
 }
 
 /// The shortest admin token accepted: long enough not to be guessed.
@@ -327,6 +330,7 @@ impl std::fmt::Debug for AdminAccess {
         f.debug_struct("AdminAccess")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("hosts", &self.hosts)
+            .field("token_from_data_dir", &self.token_from_data_dir)
             .finish()
     }
 }
@@ -499,8 +503,13 @@ impl ServeArgs {
                 } else {
                     self.admin_hosts
                 },
+                token_from_data_dir: false,
             },
         };
+        // Only the demo runs an admin listener without a token.
+        let demo = self.demo || file.demo.unwrap_or(false);
+        let mut operations = operations;
+        operations.admin.token_from_data_dir = operations.admin.token.is_none() && !demo;
         anyhow::ensure!(
             !operations.policy_verify_timeout.is_zero(),
             "policy_verify_timeout_secs must be at least 1"
@@ -522,7 +531,8 @@ impl ServeArgs {
                 t.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
                 "admin_token must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
             ),
-            // Off loopback, explain, sessions and AuthZEN would face the network.
+            // Off loopback, explain, sessions and AuthZEN would face the
+            // network: a token chosen for that, not one in a file.
             None => anyhow::ensure!(
                 admin_listen.ip().is_loopback(),
                 "the admin listener binds {admin_listen}, which is not a loopback address: set --admin-token (PGW_ADMIN_TOKEN)"
@@ -554,7 +564,7 @@ impl ServeArgs {
                 master_key_file: self.master_key_file.or(file.master_key_file),
             },
             seed: self.seed.or(file.seed),
-            demo: self.demo || file.demo.unwrap_or(false),
+            demo,
             demo_reset: self.demo_reset,
             upstream,
             assertion_key,
@@ -602,7 +612,23 @@ mod tests {
     #[test]
     fn operations_options_resolve_and_are_checked() {
         let defaults = ServeArgs::default().resolve().unwrap().operations;
-        assert_eq!(defaults, Operations::default());
+        // Outside the demo, an admin token from the data directory.
+        let from_data_dir = AdminAccess {
+            token_from_data_dir: true,
+            ..AdminAccess::default()
+        };
+        assert_eq!(
+            defaults,
+            Operations {
+                admin: from_data_dir,
+                ..Operations::default()
+            }
+        );
+        let demo = ServeArgs {
+            demo: true,
+            ..Default::default()
+        };
+        assert_eq!(demo.resolve().unwrap().operations, Operations::default());
         assert!(defaults.policy_watch);
         assert_eq!(defaults.shutdown_grace, std::time::Duration::from_secs(10));
 

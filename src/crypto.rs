@@ -60,19 +60,13 @@ impl SecretCipher {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                write_private_file(path, &B64.encode(key)).map_err(io)?;
-                Self::from_bytes(&key)
-            }
-            Err(e) => Err(io(e)),
-        }
+        let text = read_or_create_secret(path, || {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            B64.encode(key)
+        })
+        .map_err(io)?;
+        Self::from_base64(&text)
     }
 
     /// Seals `secret` for the credential `access_key`: base64(nonce ‖ ciphertext).
@@ -111,6 +105,32 @@ impl SecretCipher {
             )
             .map_err(|_| CryptoError::Unseal)?;
         String::from_utf8(plain).map_err(|_| CryptoError::Unseal)
+    }
+}
+
+/// The secret in `path`, or a new one from `make` written there first (mode
+/// 0600, never over an existing file: two processes starting at once agree
+/// on the first one written).
+pub fn read_or_create_secret(
+    path: &Path,
+    make: impl FnOnce() -> String,
+) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let secret = make();
+            match write_private_file(path, &secret) {
+                Ok(()) => Ok(secret),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -199,6 +199,12 @@ async fn run(
             if let Some(cert) = &running.certificate {
                 say(format!("TLS certificate: {}", cert.display()));
             }
+            if let Some(file) = &running.admin_token_file {
+                say(format!(
+                    "admin token: in {} (send it as Authorization: Bearer)",
+                    file.display()
+                ));
+            }
             say(format!("domain store: {}", running.upstream));
             if let Some(url) = otlp {
                 say(format!("OTLP trace export: {url}"));

@@ -31,6 +31,8 @@ pub const DEMO_FIXTURE: &str = include_str!("../examples/demo.json");
 /// How long cached entities live before they are read again (writes that go
 /// through this gateway drop what they change at once).
 pub const ENTITY_TTL: Duration = Duration::from_secs(5);
+/// The admin token's file in the data directory, when none is given.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// Cached entities at most. A cached entity costs about 4.8 KB of resident
 /// memory (35 000 customer and authorization records read into a cache grew
 /// the process by 168 MB; BENCHMARKS.md, *Memory*), so this bounds the cache
@@ -45,6 +47,9 @@ pub const DECISION_CAPACITY: u64 = 10_000;
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Where the admin token is, when the gateway took it from its data
+    /// directory (it never prints the token itself).
+    pub admin_token_file: Option<PathBuf>,
     /// The certificate clients should trust (TLS modes only).
     pub certificate: Option<PathBuf>,
     pub upstream: String,
@@ -81,11 +86,25 @@ impl RunningGateway {
 }
 
 /// Starts everything `cfg` describes and returns once the listeners are bound.
-pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
+pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     if let Err(e) = crate::metrics::install() {
         tracing::warn!(error = %e, "GET /metrics will be unavailable");
     }
     let data_dir = cfg.database.data_dir();
+    let admin_token_file = data_dir.join(ADMIN_TOKEN_FILE);
+    if cfg.operations.admin.token_from_data_dir {
+        let token = crate::crypto::read_or_create_secret(&admin_token_file, || {
+            hex::encode(rand::random::<[u8; 24]>())
+        })
+        .with_context(|| format!("cannot read or create {}", admin_token_file.display()))?;
+        anyhow::ensure!(
+            token.chars().count() >= crate::config::MIN_ADMIN_TOKEN_CHARS,
+            "{} holds no admin token of at least {} characters",
+            admin_token_file.display(),
+            crate::config::MIN_ADMIN_TOKEN_CHARS
+        );
+        cfg.operations.admin.token = Some(token);
+    }
     let cipher = cfg.database.secret_cipher()?;
     let store = Store::connect(&cfg.database.database_url, cipher.clone())
         .await
@@ -244,6 +263,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let token_from_data_dir = cfg.operations.admin.token_from_data_dir;
     let admin = crate::admin::router(
         gateway.clone(),
         store.clone(),
@@ -284,6 +304,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     Ok(RunningGateway {
         addr,
         admin_addr,
+        admin_token_file: token_from_data_dir.then_some(admin_token_file),
         certificate,
         upstream: upstream_url,
         store,

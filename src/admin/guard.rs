@@ -247,6 +247,7 @@ mod tests {
             access: AdminAccess {
                 token: None,
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                token_from_data_dir: false,
             },
             local: local.parse().unwrap(),
         }

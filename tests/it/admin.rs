@@ -298,3 +298,74 @@ async fn refusals_say_little_and_are_never_sniffed() {
     let text = String::from_utf8_lossy(&r.body);
     assert!(!text.contains("gone-partner"), "{text}");
 }
+
+/// `serve` without `--demo` and without a token never runs an open admin
+/// listener: it generates a token into the data directory (mode 0600) on
+/// the first start, prints the file's path (never the token) and requires
+/// it; the probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_serve_generates_one_into_the_data_directory() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
+        .args(["serve", "--plaintext", "--no-policy-watch"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}/gw.db", dir.path().display()))
+        .args(["--master-key", &base64_key()])
+        .args(["--policies", &format!("{root}/policies")])
+        .args(["--schema", &format!("{root}/schema")])
+        .env_remove("PGW_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let mut admin_url = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(i) = line.find("(admin: ") {
+            admin_url = line[i + 8..].trim_end_matches(')').to_owned();
+        }
+        let done = line.starts_with("admin token:");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let file = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let text = printed.join("\n");
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(!text.contains(&token), "the token was printed");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let get = |path: &str, token: Option<&str>| {
+        let url = format!("{admin_url}{path}");
+        let headers: Vec<(&str, String)> = token
+            .map(|t| ("authorization", format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        async move {
+            send(&http_client(), "GET", &url, &headers, vec![])
+                .await
+                .status
+        }
+    };
+    assert_eq!(get("/metrics", None).await, 401);
+    assert_eq!(get("/metrics", Some(&token)).await, 200);
+    assert_eq!(get("/healthz", None).await, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
