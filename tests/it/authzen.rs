@@ -10,14 +10,7 @@ use std::collections::BTreeSet;
 const DEMO: &str = include_str!("../../examples/demo.json");
 
 async fn post(s: &DomainServer, path: &str, body: &Value) -> TestResponse {
-    send(
-        &http_client(),
-        "POST",
-        &format!("http://{}{path}", s.running.admin_addr),
-        &[("content-type", "application/json".to_owned())],
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await
+    crate::kit::post_admin(s.running.admin_addr, path, body).await
 }
 
 async fn ok(s: &DomainServer, path: &str, body: &Value) -> Value {

@@ -549,3 +549,19 @@ pub fn at(loaded_at: Timestamp, instant: &str) -> String {
     let instant = partner_gateway::store::seed::Instant::parse(instant).expect("a fixture instant");
     partner_gateway::time::format(instant.resolve(loaded_at))
 }
+
+/// A JSON POST to an admin listener.
+pub async fn post_admin(
+    admin: std::net::SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> TestResponse {
+    send(
+        &http_client(),
+        "POST",
+        &format!("http://{admin}{path}"),
+        &[("content-type", "application/json".into())],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}

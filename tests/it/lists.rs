@@ -188,14 +188,7 @@ fn without_policy(text: &str, id: &str) -> String {
 
 async fn explain(s: &DomainServer, who: &Identity, action: &str, resource: &str) -> bool {
     let body = json!({"principal": format!("Operator::\"{}\"", who.id), "action": action, "resource": resource});
-    let r = crate::kit::send(
-        &crate::kit::http_client(),
-        "POST",
-        &format!("http://{}/v1/explain", s.running.admin_addr),
-        &[("content-type", "application/json".into())],
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await;
+    let r = crate::kit::post_admin(s.running.admin_addr, "/v1/explain", &body).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()["decision"] == "allow"
 }
@@ -546,15 +539,9 @@ async fn lists_are_explained(backend: Backend) {
             json!({"principal": principal, "action": "ViewCustomer", "resource": "Customer"});
         let s = &s;
         async move {
-            crate::kit::send(
-                &crate::kit::http_client(),
-                "POST",
-                &format!("http://{}/v1/explain", s.running.admin_addr),
-                &[("content-type", "application/json".into())],
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await
-            .json()
+            crate::kit::post_admin(s.running.admin_addr, "/v1/explain", &body)
+                .await
+                .json()
         }
     };
     let am = ask("Operator::\"op-east-am\"").await;

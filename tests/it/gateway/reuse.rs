@@ -40,6 +40,15 @@ async fn switch_in(gw: &TestGateway) -> Credentials {
     credentials(&created)
 }
 
+/// op-east-finance reads cust-acme's budget: the status.
+async fn reads_acmes_budget(gw: &TestGateway) -> u16 {
+    let path = format!("{BUDGET}?customer_id=cust-acme");
+    gw.call("op-east-finance", "GET", &path, None)
+        .await
+        .status
+        .as_u16()
+}
+
 async fn views_own_resources(gw: &TestGateway, session: &Credentials) -> u16 {
     as_session(gw, session, "GET", OWN_RESOURCES, None)
         .await
@@ -51,13 +60,7 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
     let gw = TestGateway::start(backend).await;
 
     // An operator disabled (directly in the database, as the credentials CLI does).
-    let read = || async {
-        let path = format!("{BUDGET}?customer_id=cust-acme");
-        gw.call("op-east-finance", "GET", &path, None)
-            .await
-            .status
-            .as_u16()
-    };
+    let read = || reads_acmes_budget(&gw);
     warm(&gw, 200, read).await;
     // Reuse is counted on /metrics (the registry is process-wide: at least ours).
     let (_, samples) = scrape(&gw).await;
@@ -166,14 +169,7 @@ async fn authzen(
     path: &str,
     body: serde_json::Value,
 ) -> crate::kit::TestResponse {
-    crate::kit::send(
-        &crate::kit::http_client(),
-        "POST",
-        &format!("http://{}{path}", gw.running.admin_addr),
-        &[("content-type", "application/json".into())],
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await
+    crate::kit::post_admin(gw.running.admin_addr, path, &body).await
 }
 
 /// A `now` a caller names (AuthZEN) is a question about another moment:
@@ -206,13 +202,7 @@ async fn a_callers_now_never_reaches_live_traffic(backend: Backend) {
     let gw = TestGateway::start_with(backend, |c| c.policies = policies).await;
     let at = |t: chrono::DateTime<chrono::Utc>| partner_gateway::time::format(t);
 
-    let read = || async {
-        let path = format!("{BUDGET}?customer_id=cust-acme");
-        gw.call("op-east-finance", "GET", &path, None)
-            .await
-            .status
-            .as_u16()
-    };
+    let read = || reads_acmes_budget(&gw);
     warm(&gw, 403, read).await;
     let past_the_gate = json!({
         "subject": {"type": "Operator", "id": "op-east-finance"},
