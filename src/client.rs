@@ -33,10 +33,21 @@ pub enum Trust {
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub fn https_client(trust: &Trust) -> anyhow::Result<HttpsClient> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(trust)?)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// A TLS client configuration that trusts as `trust` says.
+pub fn tls_config(trust: &Trust) -> anyhow::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let config = match trust {
+    Ok(match trust {
         Trust::System => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
@@ -65,14 +76,7 @@ pub fn https_client(trust: &Trust) -> anyhow::Result<HttpsClient> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth(),
-    };
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    })
 }
 
 /// The certificates of a PEM file, as roots and as pinned certificates.

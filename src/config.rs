@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// Without it the store runs in this process on a loopback port.
     #[arg(long, env = "PGW_UPSTREAM")]
     pub upstream: Option<String>,
+    /// With an `https://` --upstream: the PEM file of the certificates the
+    /// store's certificate is verified against (else the system's roots).
+    #[arg(long, env = "PGW_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
     /// Base64 (≥ 32 bytes) key for identity assertions; required with --upstream
     /// and must equal the store's --assertion-key. Generated per process otherwise.
     #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
@@ -205,6 +209,7 @@ struct ServeFile {
     seed: Option<PathBuf>,
     demo: Option<bool>,
     upstream: Option<String>,
+    upstream_ca: Option<PathBuf>,
     assertion_key: Option<Secret>,
     policies: Option<PathBuf>,
     schema: Option<PathBuf>,
@@ -253,6 +258,8 @@ pub struct ServeConfig {
     /// Import the demo data even when the database already holds it.
     pub demo_reset: bool,
     pub upstream: Option<String>,
+    /// Trust for an `https://` upstream: these roots, else the system's.
+    pub upstream_ca: Option<PathBuf>,
     pub assertion_key: Option<Secret>,
     pub policies: PathBuf,
     pub schema: PathBuf,
@@ -276,6 +283,7 @@ impl ServeConfig {
             demo: false,
             demo_reset: false,
             upstream: None,
+            upstream_ca: None,
             assertion_key: None,
             policies,
             schema,
@@ -567,6 +575,7 @@ impl ServeArgs {
             demo,
             demo_reset: self.demo_reset,
             upstream,
+            upstream_ca: self.upstream_ca.or(file.upstream_ca),
             assertion_key,
             policies: self
                 .policies

@@ -44,6 +44,13 @@ enum Command {
         /// Base64 (at least 32 bytes) key shared with the gateway's --assertion-key.
         #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
         assertion_key: String,
+        /// Serve TLS with this certificate chain (PEM); the gateway then
+        /// reaches it at https://... with --upstream-ca.
+        #[arg(long, env = "PGW_STORE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "PGW_STORE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -220,6 +227,8 @@ async fn run(
         Command::Store {
             listen,
             assertion_key,
+            tls_cert,
+            tls_key,
             db,
         } => {
             let key = partner_gateway::assertion::AssertionKey::from_base64(&assertion_key)
@@ -230,15 +239,22 @@ async fn run(
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            println!(
-                "domain store listening on http://{}",
-                listener.local_addr()?
-            );
-            partner_gateway::domain::serve(
-                listener,
-                partner_gateway::domain::DomainState::new(store, key),
-            )
-            .await?;
+            let state = partner_gateway::domain::DomainState::new(store, key);
+            let local = listener.local_addr()?;
+            match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    let mode = partner_gateway::config::TlsMode::Files { cert, key };
+                    let (acceptor, _) =
+                        partner_gateway::listener::tls_acceptor(&mode, &db.data_dir())?
+                            .expect("a certificate was given");
+                    println!("domain store listening on https://{local}");
+                    partner_gateway::domain::serve_tls(listener, state, acceptor).await?;
+                }
+                _ => {
+                    println!("domain store listening on http://{local}");
+                    partner_gateway::domain::serve(listener, state).await?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Call {

@@ -200,7 +200,11 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             format!("http://{addr}")
         }
     };
-    let upstream = Upstream::new(&upstream_url, cfg.limits.upstream_timeout, key)?;
+    let trust = match &cfg.upstream_ca {
+        Some(file) => crate::client::Trust::CaFile(file.clone()),
+        None => crate::client::Trust::System,
+    };
+    let upstream = Upstream::new(&upstream_url, cfg.limits.upstream_timeout, key, &trust)?;
 
     let entities = Arc::new(EntityLoader::new(
         store.clone(),

@@ -52,7 +52,7 @@ const DROPPED: &[&str] = &[
 /// Where the gateway sends allowed requests.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// `http://host:port`, without a trailing slash.
     base: String,
     timeout: Duration,
@@ -67,17 +67,31 @@ pub struct UpstreamResponse {
 }
 
 impl Upstream {
-    pub fn new(base: &str, timeout: Duration, key: AssertionKey) -> anyhow::Result<Upstream> {
+    /// The store at `base`: `http://` on a private network, or `https://`
+    /// with its certificate verified as `trust` says (`--upstream-ca`).
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        key: AssertionKey,
+        trust: &crate::client::Trust,
+    ) -> anyhow::Result<Upstream> {
         let uri: http::Uri = base
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid upstream URL {base:?}: {e}"))?;
         anyhow::ensure!(
-            uri.scheme_str() == Some("http") && uri.authority().is_some(),
-            "the upstream URL must be http://host:port (the domain store speaks plain HTTP on a private network)"
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some(),
+            "the upstream URL must be http://host:port or https://host:port"
         );
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        connector.set_nodelay(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(3)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        // HTTP/1.1 only (and so offered by ALPN): the store speaks nothing else.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::client::tls_config(trust)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

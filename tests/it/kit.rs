@@ -162,6 +162,13 @@ pub fn test_master_key() -> String {
 /// The assertion key the harness's gateway and store share.
 const ASSERTION_KEY: [u8; 32] = [7u8; 32];
 
+/// The assertion key every [`DomainServer`]'s store checks, in base64 (as
+/// `--assertion-key` takes it).
+pub fn assertion_key_base64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
+}
+
 /// The shipped policies and schema.
 pub fn policies_dir() -> PathBuf {
     concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()
@@ -237,10 +244,7 @@ impl DomainServer {
         let fx = partner_gateway::store::seed::Fixture::parse_at(fixture, loaded_at)
             .expect("fixture parses");
         db.store.import_fixture(&fx).await.expect("fixture imports");
-        let key_text = {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(ASSERTION_KEY)
-        };
+        let key_text = assertion_key_base64();
         let mut config = ServeConfig {
             assertion_key: Some(key_text.into()),
             ..ServeConfig::local(test_database(&db), policies.to_owned(), schema_dir())

@@ -159,3 +159,64 @@ test_on_backends! {
     assertion_refusals => refuses_missing_forged_expired_and_misdirected;
     assertion_replays => refuses_a_replayed_assertion;
 }
+
+/// The link to the store over TLS: a gateway with `--upstream https://...`
+/// and `--upstream-ca` reaches a store serving `--tls-cert/--tls-key` and
+/// checks its certificate: the same store under a certificate the gateway
+/// does not trust is unreachable (502), nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_over_tls_is_verified() {
+    use partner_gateway::config::{ServeConfig, TlsMode};
+    use partner_gateway::domain::{serve_tls, DomainState};
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let certs = tempfile::tempdir().unwrap();
+    let (ours, ours_key) =
+        partner_gateway::listener::development_certificate(&certs.path().join("store")).unwrap();
+    let (other, _) =
+        partner_gateway::listener::development_certificate(&certs.path().join("other")).unwrap();
+    let mode = TlsMode::Files {
+        cert: ours.clone(),
+        key: ours_key,
+    };
+    let (acceptor, _) = partner_gateway::listener::tls_acceptor(&mode, certs.path())
+        .unwrap()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = DomainState::new(s.db.store.clone(), s.key.clone());
+    tokio::spawn(serve_tls(listener, state, acceptor));
+
+    let admin = s.operator("op-east-finance").await;
+    let creds = s.credentials(&admin).await;
+    for (trusted, want) in [(&ours, 200), (&other, 502)] {
+        let config = ServeConfig {
+            upstream: Some(format!("https://localhost:{port}")),
+            upstream_ca: Some(trusted.clone()),
+            assertion_key: Some(crate::kit::assertion_key_base64().into()),
+            ..ServeConfig::local(
+                crate::kit::test_database(&s.db),
+                crate::kit::policies_dir(),
+                crate::kit::schema_dir(),
+            )
+        };
+        let gw = partner_gateway::serve::start(config).await.unwrap();
+        let answer = partner_gateway::client::call(
+            &crate::kit::http_client(),
+            &format!("http://{}", gw.addr),
+            Some(&creds),
+            "GET",
+            BUDGET,
+            b"",
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answer.status.as_u16(),
+            want,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        gw.stop().await;
+    }
+}
