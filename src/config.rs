@@ -158,6 +158,13 @@ pub struct ServeArgs {
     /// Serve plain HTTP (behind another TLS terminator, or for benchmarks).
     #[arg(long, env = "PGW_PLAINTEXT")]
     pub plaintext: bool,
+    /// PEM certificate chain for the admin listener (with
+    /// --admin-tls-key); required, with a token, off loopback.
+    #[arg(long, env = "PGW_ADMIN_TLS_CERT")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key of --admin-tls-cert.
+    #[arg(long, env = "PGW_ADMIN_TLS_KEY")]
+    pub admin_tls_key: Option<PathBuf>,
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "PGW_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -215,6 +222,8 @@ struct ServeFile {
     schema: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    admin_tls_cert: Option<PathBuf>,
+    admin_tls_key: Option<PathBuf>,
     plaintext: Option<bool>,
     max_body_bytes: Option<usize>,
     max_connections: Option<usize>,
@@ -264,6 +273,8 @@ pub struct ServeConfig {
     pub policies: PathBuf,
     pub schema: PathBuf,
     pub tls: TlsMode,
+    /// The admin listener's TLS: `Files` or `Plaintext`.
+    pub admin_tls: TlsMode,
     pub limits: Limits,
     pub operations: Operations,
 }
@@ -288,6 +299,7 @@ impl ServeConfig {
             policies,
             schema,
             tls: TlsMode::Plaintext,
+            admin_tls: TlsMode::Plaintext,
             limits: Limits::default(),
             operations: Operations::default(),
         }
@@ -477,6 +489,14 @@ impl ServeArgs {
             (false, None, None) => TlsMode::Development,
             (false, _, _) => anyhow::bail!("--tls-cert and --tls-key go together"),
         };
+        let admin_tls = match (
+            self.admin_tls_cert.or(file.admin_tls_cert),
+            self.admin_tls_key.or(file.admin_tls_key),
+        ) {
+            (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            (None, None) => TlsMode::Plaintext,
+            _ => anyhow::bail!("--admin-tls-cert and --admin-tls-key go together"),
+        };
         let op_defaults = Operations::default();
         let operations = Operations {
             shadow_policies: self.shadow_policies.or(file.shadow_policies),
@@ -546,6 +566,11 @@ impl ServeArgs {
                 "the admin listener binds {admin_listen}, which is not a loopback address: set --admin-token (PGW_ADMIN_TOKEN)"
             ),
         }
+        // ...and never sent in clear across it.
+        anyhow::ensure!(
+            admin_listen.ip().is_loopback() || admin_tls != TlsMode::Plaintext,
+            "the admin listener binds {admin_listen}, which is not a loopback address: its token must not cross the network in clear; set --admin-tls-cert and --admin-tls-key"
+        );
         anyhow::ensure!(
             operations.admin.hosts.iter().all(|h| !h.trim().is_empty()),
             "admin_hosts must not hold an empty name"
@@ -586,6 +611,7 @@ impl ServeArgs {
                 .or(file.schema)
                 .unwrap_or_else(|| PathBuf::from("schema")),
             tls,
+            admin_tls,
             limits,
             operations,
         })

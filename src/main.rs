@@ -200,8 +200,8 @@ async fn run(
                 "http"
             };
             say(format!(
-                "partner-gateway listening on {scheme}://{} (admin: http://{})",
-                running.addr, running.admin_addr
+                "partner-gateway listening on {scheme}://{} (admin: {}://{})",
+                running.addr, running.admin_scheme, running.admin_addr
             ));
             if let Some(cert) = &running.certificate {
                 say(format!("TLS certificate: {}", cert.display()));

@@ -47,6 +47,8 @@ pub const DECISION_CAPACITY: u64 = 10_000;
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `https` with `--admin-tls-cert`, else `http`.
+    pub admin_scheme: &'static str,
     /// Where the admin token is, when the gateway took it from its data
     /// directory (it never prints the token itself).
     pub admin_token_file: Option<PathBuf>,
@@ -276,11 +278,24 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         admin_addr,
     );
     let admin_stop = stopped(stop.clone());
-    let admin_task = tokio::spawn(async move {
-        let _ = axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(admin_stop)
-            .await;
-    });
+    let admin_tls = crate::listener::tls_acceptor(&cfg.admin_tls, &data_dir)
+        .context("the admin listener's TLS")?;
+    let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
+    let admin_task = match admin_tls {
+        Some((acceptor, _)) => {
+            let listener = crate::listener::TlsListener::new(admin_listener, acceptor)?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, admin)
+                    .with_graceful_shutdown(admin_stop)
+                    .await;
+            })
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(admin_stop)
+                .await;
+        }),
+    };
     let reload_task = reloader
         .clone()
         .start(cfg.operations.policy_watch, stopped(stop.clone()));
@@ -308,6 +323,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     Ok(RunningGateway {
         addr,
         admin_addr,
+        admin_scheme,
         admin_token_file: token_from_data_dir.then_some(admin_token_file),
         certificate,
         upstream: upstream_url,

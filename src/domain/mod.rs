@@ -97,69 +97,11 @@ pub async fn serve_tls(
     state: DomainState,
     acceptor: tokio_rustls::TlsAcceptor,
 ) -> std::io::Result<()> {
-    axum::serve(TlsListener::new(listener, acceptor)?, router(state)).await
-}
-
-/// Accepts TCP connections and hands on those whose TLS handshake
-/// completed; each handshake runs on its own, bounded in time, so a slow
-/// client holds up no other.
-struct TlsListener {
-    handshaken: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        std::net::SocketAddr,
-    )>,
-    local: std::net::SocketAddr,
-}
-
-impl TlsListener {
-    fn new(
-        listener: tokio::net::TcpListener,
-        acceptor: tokio_rustls::TlsAcceptor,
-    ) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let (ready, handshaken) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            while !ready.is_closed() {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    // Out of descriptors, say: try again shortly.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (acceptor, ready) = (acceptor.clone(), ready.clone());
-                tokio::spawn(async move {
-                    let handshake = acceptor.accept(tcp);
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await
-                    {
-                        Ok(Ok(tls)) => {
-                            let _ = ready.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "store: TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "store: TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { handshaken, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.handshaken.recv().await {
-            Some(connection) => connection,
-            // The accepting task ended: nothing more will come.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+    axum::serve(
+        crate::listener::TlsListener::new(listener, acceptor)?,
+        router(state),
+    )
+    .await
 }
 
 /// Runs one verified, parsed request: every operation the store serves, to

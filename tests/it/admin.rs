@@ -189,16 +189,25 @@ async fn a_configured_token_is_required_everywhere() {
 }
 
 #[test]
-fn off_loopback_the_admin_listener_needs_a_token() {
+fn off_loopback_the_admin_listener_needs_a_token_and_tls() {
     let args = |listen: &str, token: Option<&str>| ServeArgs {
         admin_listen: Some(listen.parse().unwrap()),
         admin_token: token.map(|t| t.to_owned().into()),
         ..ServeArgs::default()
     };
+    let with_tls = |listen: &str, token: Option<&str>| ServeArgs {
+        admin_tls_cert: Some("cert.pem".into()),
+        admin_tls_key: Some("key.pem".into()),
+        ..args(listen, token)
+    };
     let refused = args("0.0.0.0:9090", None).resolve().unwrap_err();
     assert!(refused.to_string().contains("--admin-token"), "{refused}");
     assert!(args("10.0.0.5:9090", None).resolve().is_err());
-    assert!(args("0.0.0.0:9090", Some(TOKEN)).resolve().is_ok());
+    // A token off loopback, but in clear: refused.
+    let clear = args("0.0.0.0:9090", Some(TOKEN)).resolve().unwrap_err();
+    assert!(clear.to_string().contains("--admin-tls-cert"), "{clear}");
+    assert!(with_tls("0.0.0.0:9090", Some(TOKEN)).resolve().is_ok());
+    assert!(with_tls("0.0.0.0:9090", None).resolve().is_err());
     assert!(args("127.0.0.1:9090", None).resolve().is_ok());
     assert!(args("[::1]:9090", None).resolve().is_ok());
     let short = args("127.0.0.1:9090", Some("short")).resolve().unwrap_err();
@@ -368,4 +377,43 @@ async fn without_a_token_serve_generates_one_into_the_data_directory() {
 fn base64_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
+
+/// The admin listener over TLS (`--admin-tls-cert/--admin-tls-key`): the
+/// token then crosses the network encrypted; plain HTTP is not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_serves_tls() {
+    use partner_gateway::client::{self, Trust};
+    use partner_gateway::config::TlsMode;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = partner_gateway::listener::development_certificate(certs.path()).unwrap();
+    let s = DomainServer::start_tuned(Backend::Sqlite, DEMO, &policies_dir(), |cfg| {
+        cfg.operations.admin.token = Some(TOKEN.into());
+        cfg.admin_tls = TlsMode::Files {
+            cert: cert.clone(),
+            key,
+        };
+    })
+    .await;
+    assert_eq!(s.running.admin_scheme, "https");
+    let https = client::https_client(&Trust::CaFile(cert)).unwrap();
+    let url = format!("https://localhost:{}", s.running.admin_addr.port());
+    let bearer = format!("Bearer {TOKEN}");
+    let metrics = send(
+        &https,
+        "GET",
+        &format!("{url}/metrics"),
+        &[("authorization", bearer)],
+        vec![],
+    )
+    .await;
+    assert_eq!(metrics.status, 200);
+    let plain = http_client()
+        .request(
+            http::Request::get(format!("http://{}/healthz", s.running.admin_addr))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
 }
