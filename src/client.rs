@@ -34,7 +34,7 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub fn https_client(trust: &Trust) -> anyhow::Result<HttpsClient> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config(trust)?)
+        .with_tls_config(tls_config(trust, None)?)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -42,18 +42,35 @@ pub fn https_client(trust: &Trust) -> anyhow::Result<HttpsClient> {
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-/// A TLS client configuration that trusts as `trust` says.
-pub fn tls_config(trust: &Trust) -> anyhow::Result<rustls::ClientConfig> {
+/// How the gateway reaches an `https://` store.
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamTls {
+    /// What the store's certificate is verified against.
+    pub trust: Trust,
+    /// Our certificate chain and key, for a store that asks for one
+    /// (`--upstream-cert/--upstream-key`).
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// A client certificate chain and its key, both PEM files.
+pub type ClientIdentity<'a> = (&'a Path, &'a Path);
+
+/// A TLS client configuration that trusts as `trust` says, presenting
+/// `identity` when given (a store that asks for client certificates).
+pub fn tls_config(
+    trust: &Trust,
+    identity: Option<ClientIdentity>,
+) -> anyhow::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    Ok(match trust {
+    let builder = match trust {
         Trust::System => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         }
         Trust::CaFile(path) => {
             let (roots, pinned) = roots_from(path)?;
@@ -68,15 +85,26 @@ pub fn tls_config(trust: &Trust) -> anyhow::Result<rustls::ClientConfig> {
                 .with_custom_certificate_verifier(Arc::new(RootsOrPinned {
                     verifier,
                     pinned,
-                    provider,
+                    provider: provider.clone(),
                 }))
-                .with_no_client_auth()
         }
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth(),
-    })
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider.clone()))),
+    };
+    let Some((cert, key)) = identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    use rustls::pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("cannot read {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid PEM in {}", cert.display()))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read the private key {}", key.display()))?;
+    builder
+        .with_client_auth_cert(chain, key)
+        .context("the client certificate and key do not match")
 }
 
 /// The certificates of a PEM file, as roots and as pinned certificates.

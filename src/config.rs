@@ -138,6 +138,13 @@ pub struct ServeArgs {
     /// store's certificate is verified against (else the system's roots).
     #[arg(long, env = "PGW_UPSTREAM_CA")]
     pub upstream_ca: Option<PathBuf>,
+    /// A client certificate chain (PEM) to present to an `https://`
+    /// --upstream that asks for one (`store --client-ca`); with --upstream-key.
+    #[arg(long, env = "PGW_UPSTREAM_CERT")]
+    pub upstream_cert: Option<PathBuf>,
+    /// The private key of --upstream-cert (PEM).
+    #[arg(long, env = "PGW_UPSTREAM_KEY")]
+    pub upstream_key: Option<PathBuf>,
     /// Base64 (≥ 32 bytes) key for identity assertions; required with --upstream
     /// and must equal the store's --assertion-key. Generated per process otherwise.
     #[arg(long, env = "PGW_ASSERTION_KEY", hide_env_values = true)]
@@ -217,6 +224,8 @@ struct ServeFile {
     demo: Option<bool>,
     upstream: Option<String>,
     upstream_ca: Option<PathBuf>,
+    upstream_cert: Option<PathBuf>,
+    upstream_key: Option<PathBuf>,
     assertion_key: Option<Secret>,
     policies: Option<PathBuf>,
     schema: Option<PathBuf>,
@@ -267,8 +276,8 @@ pub struct ServeConfig {
     /// Import the demo data even when the database already holds it.
     pub demo_reset: bool,
     pub upstream: Option<String>,
-    /// Trust for an `https://` upstream: these roots, else the system's.
-    pub upstream_ca: Option<PathBuf>,
+    /// How to reach an `https://` upstream.
+    pub upstream_tls: crate::client::UpstreamTls,
     pub assertion_key: Option<Secret>,
     pub policies: PathBuf,
     pub schema: PathBuf,
@@ -294,7 +303,7 @@ impl ServeConfig {
             demo: false,
             demo_reset: false,
             upstream: None,
-            upstream_ca: None,
+            upstream_tls: Default::default(),
             assertion_key: None,
             policies,
             schema,
@@ -576,6 +585,20 @@ impl ServeArgs {
             "admin_hosts must not hold an empty name"
         );
         let upstream = self.upstream.or(file.upstream);
+        let upstream_tls = crate::client::UpstreamTls {
+            trust: match self.upstream_ca.or(file.upstream_ca) {
+                Some(file) => crate::client::Trust::CaFile(file),
+                None => crate::client::Trust::System,
+            },
+            client_cert: match (
+                self.upstream_cert.or(file.upstream_cert),
+                self.upstream_key.or(file.upstream_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => anyhow::bail!("--upstream-cert and --upstream-key go together"),
+            },
+        };
         let assertion_key = self.assertion_key.or(file.assertion_key);
         if upstream.is_some() && assertion_key.is_none() {
             anyhow::bail!(
@@ -600,7 +623,7 @@ impl ServeArgs {
             demo,
             demo_reset: self.demo_reset,
             upstream,
-            upstream_ca: self.upstream_ca.or(file.upstream_ca),
+            upstream_tls,
             assertion_key,
             policies: self
                 .policies

@@ -51,6 +51,11 @@ enum Command {
         /// The private key of --tls-cert (PEM).
         #[arg(long, env = "PGW_STORE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// With --tls-cert: accept only clients presenting a certificate
+        /// that chains to one in this PEM file (the gateway's
+        /// --upstream-cert).
+        #[arg(long, env = "PGW_STORE_CLIENT_CA", requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -229,6 +234,7 @@ async fn run(
             assertion_key,
             tls_cert,
             tls_key,
+            client_ca,
             db,
         } => {
             let key = partner_gateway::assertion::AssertionKey::from_base64(&assertion_key)
@@ -244,9 +250,12 @@ async fn run(
             match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
                     let mode = partner_gateway::config::TlsMode::Files { cert, key };
-                    let (acceptor, _) =
-                        partner_gateway::listener::tls_acceptor(&mode, &db.data_dir())?
-                            .expect("a certificate was given");
+                    let (acceptor, _) = partner_gateway::listener::tls_acceptor(
+                        &mode,
+                        &db.data_dir(),
+                        client_ca.as_deref(),
+                    )?
+                    .expect("a certificate was given");
                     println!("domain store listening on https://{local}");
                     partner_gateway::domain::serve_tls(listener, state, acceptor).await?;
                 }

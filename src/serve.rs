@@ -202,11 +202,12 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             format!("http://{addr}")
         }
     };
-    let trust = match &cfg.upstream_ca {
-        Some(file) => crate::client::Trust::CaFile(file.clone()),
-        None => crate::client::Trust::System,
-    };
-    let upstream = Upstream::new(&upstream_url, cfg.limits.upstream_timeout, key, &trust)?;
+    let upstream = Upstream::new(
+        &upstream_url,
+        cfg.limits.upstream_timeout,
+        key,
+        &cfg.upstream_tls,
+    )?;
 
     let entities = Arc::new(EntityLoader::new(
         store.clone(),
@@ -220,7 +221,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         );
     }
 
-    let tls = crate::listener::tls_acceptor(&cfg.tls, &data_dir)?;
+    let tls = crate::listener::tls_acceptor(&cfg.tls, &data_dir, None)?;
     let certificate = tls.as_ref().map(|(_, path)| path.clone());
     let reloader = Arc::new(PolicyReloader::new(
         Serving {
@@ -278,7 +279,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         admin_addr,
     );
     let admin_stop = stopped(stop.clone());
-    let admin_tls = crate::listener::tls_acceptor(&cfg.admin_tls, &data_dir)
+    let admin_tls = crate::listener::tls_acceptor(&cfg.admin_tls, &data_dir, None)
         .context("the admin listener's TLS")?;
     let admin_scheme = if admin_tls.is_some() { "https" } else { "http" };
     let admin_task = match admin_tls {

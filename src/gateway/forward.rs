@@ -68,12 +68,13 @@ pub struct UpstreamResponse {
 
 impl Upstream {
     /// The store at `base`: `http://` on a private network, or `https://`
-    /// with its certificate verified as `trust` says (`--upstream-ca`).
+    /// with its certificate verified as `tls` says (`--upstream-ca`), and a
+    /// client certificate of ours when one is configured.
     pub fn new(
         base: &str,
         timeout: Duration,
         key: AssertionKey,
-        trust: &crate::client::Trust,
+        tls: &crate::client::UpstreamTls,
     ) -> anyhow::Result<Upstream> {
         let uri: http::Uri = base
             .parse()
@@ -88,7 +89,12 @@ impl Upstream {
         http.enforce_http(false);
         // HTTP/1.1 only (and so offered by ALPN): the store speaks nothing else.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::client::tls_config(trust)?)
+            .with_tls_config(crate::client::tls_config(
+                &tls.trust,
+                tls.client_cert
+                    .as_ref()
+                    .map(|(c, k)| (c.as_path(), k.as_path())),
+            )?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -91,9 +91,12 @@ impl axum::serve::Listener for TlsListener {
 
 /// Builds the TLS acceptor for `mode`; `None` for plaintext. The development
 /// certificate is generated once into `data_dir` and reused afterwards.
+/// With `client_ca`, a client must present a certificate that chains to one
+/// of that PEM file's certificates (the store's `--client-ca`).
 pub fn tls_acceptor(
     mode: &TlsMode,
     data_dir: &Path,
+    client_ca: Option<&Path>,
 ) -> anyhow::Result<Option<(TlsAcceptor, PathBuf)>> {
     let (cert_path, key_path) = match mode {
         TlsMode::Plaintext => return Ok(None),
@@ -114,9 +117,27 @@ pub fn tls_acceptor(
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("cannot read private key {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("cannot read {}", ca.display()))?
+            {
+                roots.add(cert.with_context(|| format!("invalid PEM in {}", ca.display()))?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .with_context(|| format!("no usable CA certificate in {}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .context("certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -163,7 +163,9 @@ test_on_backends! {
 /// The link to the store over TLS: a gateway with `--upstream https://...`
 /// and `--upstream-ca` reaches a store serving `--tls-cert/--tls-key` and
 /// checks its certificate: the same store under a certificate the gateway
-/// does not trust is unreachable (502), nothing sent.
+/// does not trust is unreachable (502), nothing sent. A store with
+/// `--client-ca` serves only a gateway presenting a certificate from that CA
+/// (`--upstream-cert/--upstream-key`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_over_tls_is_verified() {
     use partner_gateway::config::{ServeConfig, TlsMode};
@@ -178,20 +180,35 @@ async fn the_store_over_tls_is_verified() {
         cert: ours.clone(),
         key: ours_key,
     };
-    let (acceptor, _) = partner_gateway::listener::tls_acceptor(&mode, certs.path())
-        .unwrap()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let state = DomainState::new(s.db.store.clone(), s.key.clone());
-    tokio::spawn(serve_tls(listener, state, acceptor));
+    let client = client_certificate(certs.path());
+    let mut ports = Vec::new();
+    for client_ca in [None, Some(client.0.clone())] {
+        let (acceptor, _) =
+            partner_gateway::listener::tls_acceptor(&mode, certs.path(), client_ca.as_deref())
+                .unwrap()
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(listener.local_addr().unwrap().port());
+        let state = DomainState::new(s.db.store.clone(), s.key.clone());
+        tokio::spawn(serve_tls(listener, state, acceptor));
+    }
+    let (open, mutual) = (ports[0], ports[1]);
 
     let admin = s.operator("op-east-finance").await;
     let creds = s.credentials(&admin).await;
-    for (trusted, want) in [(&ours, 200), (&other, 502)] {
+    let ours_with_cert = Some((client.1.clone(), client.2.clone()));
+    for (port, trusted, client_cert, want) in [
+        (open, &ours, None, 200),
+        (open, &other, None, 502),
+        (mutual, &ours, None, 502),
+        (mutual, &ours, ours_with_cert, 200),
+    ] {
         let config = ServeConfig {
             upstream: Some(format!("https://localhost:{port}")),
-            upstream_ca: Some(trusted.clone()),
+            upstream_tls: partner_gateway::client::UpstreamTls {
+                trust: partner_gateway::client::Trust::CaFile(trusted.clone()),
+                client_cert,
+            },
             assertion_key: Some(crate::kit::assertion_key_base64().into()),
             ..ServeConfig::local(
                 crate::kit::test_database(&s.db),
@@ -219,4 +236,29 @@ async fn the_store_over_tls_is_verified() {
         );
         gw.stop().await;
     }
+}
+
+/// A CA and a client certificate it signed, as PEM files in `dir`: (the
+/// CA's certificate, the client's certificate, the client's key).
+fn client_certificate(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["partner-gateway".to_owned()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join("client-ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client-key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
 }
