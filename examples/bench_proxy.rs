@@ -48,10 +48,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let upstream: Arc<str> = upstream.unwrap_or_else(|| usage()).into();
     let tls = match (cert, key) {
-        (Some(cert), Some(key)) => {
-            partner_gateway::listener::tls_acceptor(&TlsMode::Files { cert, key }, &PathBuf::new())?
-                .map(|(acceptor, _)| acceptor)
-        }
+        (Some(cert), Some(key)) => partner_gateway::listener::tls_acceptor(
+            &TlsMode::Files { cert, key },
+            &PathBuf::new(),
+            None,
+        )?
+        .map(|(acceptor, _)| acceptor),
         (None, None) => None,
         _ => usage(),
     };
