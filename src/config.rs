@@ -816,7 +816,7 @@ mod tests {
         let path = dir.path().join("gw.toml");
         std::fs::write(
             &path,
-            "admin_listen = \"0.0.0.0:7001\"\nadmin_token = \"0123456789abcdef\"\nadmin_hosts = [\"admin.internal\"]\n",
+            "admin_listen = \"0.0.0.0:7001\"\nadmin_token = \"0123456789abcdef\"\nadmin_hosts = [\"admin.internal\"]\nadmin_tls_cert = \"admin.pem\"\nadmin_tls_key = \"admin-key.pem\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -829,6 +829,13 @@ mod tests {
             Some("0123456789abcdef")
         );
         assert_eq!(cfg.operations.admin.hosts, ["admin.internal"]);
+        assert_eq!(
+            cfg.admin_tls,
+            TlsMode::Files {
+                cert: "admin.pem".into(),
+                key: "admin-key.pem".into()
+            }
+        );
         // The token never shows in a debug print of the configuration.
         assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
     }
