@@ -268,9 +268,11 @@ fn refused(r: Refusal) -> ApiError {
     ApiError::parameter(format!("invalid parameter {}: {}", r.field, r.message))
 }
 
-/// `POST /v1/who-can`: `{"action", "resource", "context"}` (`context` as
-/// for `/v1/explain`); the principals allowed, as `policy who-can --json`
-/// prints them.
+/// `POST /v1/who-can`: `{"action", "resource", "context", "page"}`
+/// (`context` as for `/v1/explain`, `page` as AuthZEN's searches: `limit`
+/// 1..=1000, default 100, and the `token` of the last answer); the
+/// principals allowed, as `policy who-can --json` prints them, one page of
+/// them at a time.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WhoCanBody {
@@ -278,6 +280,8 @@ struct WhoCanBody {
     resource: String,
     #[serde(default)]
     context: Map<String, Value>,
+    #[serde(default)]
+    page: authzen::Page,
 }
 
 async fn who_can(
@@ -285,6 +289,7 @@ async fn who_can(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: WhoCanBody = crate::catalog::fields::json(&body)?;
+    let (offset, limit) = authzen::paging(&body.page)?;
     let resource = EntityRef::parse(&body.resource)
         .map_err(|e| ApiError::parameter(format!("invalid parameter resource: {}", e.reason)))?;
     let live = admin.gateway.policies.load_full();
@@ -297,18 +302,29 @@ async fn who_can(
         body.context,
     )
     .await;
+    // The cause goes to the log only.
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "who-can: cannot read the principals");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
-            format!("cannot read the principals: {e}"),
+            "cannot read the principals",
         )
     };
     match answer {
-        Ok(answer) => Ok(Json(
-            serde_json::to_value(&answer).map_err(|e| unavailable(&e))?,
-        )),
+        Ok(mut answer) => {
+            let total = i64::try_from(answer.principals.len()).unwrap_or(i64::MAX);
+            answer.principals = answer
+                .principals
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .collect();
+            let count = i64::try_from(answer.principals.len()).unwrap_or(i64::MAX);
+            let mut value = serde_json::to_value(&answer).map_err(|e| unavailable(&e))?;
+            value["page"] = authzen::page_of_total(offset, count, total);
+            Ok(Json(value))
+        }
         Err(e @ WhoCanError::NoSuchResource { .. }) => Err(ApiError::parameter(format!(
             "invalid parameter resource: {e}"
         ))),

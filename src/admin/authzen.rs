@@ -150,7 +150,7 @@ struct Search {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct Page {
+pub(super) struct Page {
     /// The `next_token` of the previous page (the offset, opaque to clients).
     token: Option<String>,
     limit: Option<i64>,
@@ -423,8 +423,8 @@ async fn evaluations(
     Ok(Json(json!({ "evaluations": answers })))
 }
 
-/// `offset` and `limit` of a search page.
-fn paging(page: &Page) -> Result<(i64, i64), ApiError> {
+/// `offset` and `limit` of a search page (who-can's too).
+pub(super) fn paging(page: &Page) -> Result<(i64, i64), ApiError> {
     let offset = match &page.token {
         None => 0,
         Some(t) if t.is_empty() => 0,
@@ -443,18 +443,24 @@ fn paging(page: &Page) -> Result<(i64, i64), ApiError> {
 
 fn page_answer(kind: EntityType, ids: Vec<String>, offset: i64, total: i64) -> Value {
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    let next = offset + count;
     let results: Vec<Value> = ids
         .into_iter()
         .map(|id| json!({"type": kind.name(), "id": id}))
         .collect();
     json!({
         "results": results,
-        "page": {
-            "next_token": if next < total { next.to_string() } else { String::new() },
-            "count": count,
-            "total": total,
-        },
+        "page": page_of_total(offset, count, total),
+    })
+}
+
+/// A page's `page` member, as AuthZEN defines it: the token of the next
+/// page (`""` on the last), how many this page holds, and of how many.
+pub(super) fn page_of_total(offset: i64, count: i64, total: i64) -> Value {
+    let next = offset + count;
+    json!({
+        "next_token": if next < total { next.to_string() } else { String::new() },
+        "count": count,
+        "total": total,
     })
 }
 

@@ -458,3 +458,49 @@ fn the_cli_lists_principals_with_their_policies() {
         assert!(out.stdout.is_empty(), "no answer is printed");
     }
 }
+
+/// `POST /v1/who-can` answers a page at a time, as AuthZEN's searches do:
+/// the pages at a small limit hold, in order, exactly the principals of one
+/// large page, and a limit out of 1..=1000 is a 400 naming `page.limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_can_answers_in_pages() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let ask = |page: Value| json!({"action": "ViewCustomer", "resource": "Customer::\"cust-acme\"", "page": page});
+    let names = |v: &Value| -> Vec<String> {
+        v["principals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["principal"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let whole = admin(&s, &ask(json!({"limit": 1000}))).await.json();
+    let all = names(&whole);
+    assert!(all.len() > 2, "{whole}");
+    assert_eq!(whole["page"]["total"], all.len());
+    assert_eq!(whole["page"]["next_token"], "");
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let v = admin(&s, &ask(json!({"limit": 2, "token": token})))
+            .await
+            .json();
+        let got = names(&v);
+        assert!(got.len() <= 2 && v["page"]["count"] == got.len(), "{v}");
+        assert_eq!(v["page"]["total"], all.len());
+        paged.extend(got);
+        token = v["page"]["next_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(paged, all);
+    for limit in [0, 1001] {
+        let r = admin(&s, &ask(json!({"limit": limit}))).await;
+        assert_eq!(r.status, 400);
+        assert!(r.json()["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("page.limit"));
+    }
+}
