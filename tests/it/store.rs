@@ -70,13 +70,16 @@ async fn migrations_apply_and_reapply(db: &TestDb) {
 }
 
 async fn demo_seed_is_idempotent(db: &TestDb) {
-    let fixture = Fixture::parse(DEMO).unwrap();
+    // Loaded twice at one moment: relative instants count from the load, so
+    // a load a second later would move them by a second, as it should.
+    let loaded_at = partner_gateway::time::now();
+    let fixture = Fixture::parse_at(DEMO, loaded_at).unwrap();
     let summary = db.store.import_fixture(&fixture).await.unwrap();
     assert!(summary.to_string().contains("18 customers"), "{summary}");
     let once = dump(&db.store).await;
     assert!(once.len() > 100, "demo data is loaded");
     db.store
-        .import_fixture(&Fixture::parse(DEMO).unwrap())
+        .import_fixture(&Fixture::parse_at(DEMO, loaded_at).unwrap())
         .await
         .unwrap();
     let twice = dump(&db.store).await;
