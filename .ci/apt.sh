@@ -17,3 +17,11 @@ apt_install() {
   fi
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# `python_venv DIR`: a virtual environment at DIR (Debian's python3 is
+# externally managed: nothing is installed into it), with python3-venv
+# installed first where the interpreter lacks ensurepip.
+python_venv() {
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  [ -x "$1/bin/python" ] || python3 -m venv "$1"
+}

@@ -506,6 +506,11 @@ impl ServeArgs {
             (None, None) => TlsMode::Plaintext,
             _ => anyhow::bail!("--admin-tls-cert and --admin-tls-key go together"),
         };
+        let demo = self.demo || file.demo.unwrap_or(false);
+        let admin_token = self
+            .admin_token
+            .or(file.admin_token)
+            .map(Secret::into_inner);
         let op_defaults = Operations::default();
         let operations = Operations {
             shadow_policies: self.shadow_policies.or(file.shadow_policies),
@@ -531,22 +536,16 @@ impl ServeArgs {
                 .map(|e| crate::otlp::traces_url(&e))
                 .transpose()?,
             admin: AdminAccess {
-                token: self
-                    .admin_token
-                    .or(file.admin_token)
-                    .map(Secret::into_inner),
                 hosts: if self.admin_hosts.is_empty() {
                     file.admin_hosts.unwrap_or_default()
                 } else {
                     self.admin_hosts
                 },
-                token_from_data_dir: false,
+                // Only the demo runs an admin listener without a token.
+                token_from_data_dir: admin_token.is_none() && !demo,
+                token: admin_token,
             },
         };
-        // Only the demo runs an admin listener without a token.
-        let demo = self.demo || file.demo.unwrap_or(false);
-        let mut operations = operations;
-        operations.admin.token_from_data_dir = operations.admin.token.is_none() && !demo;
         anyhow::ensure!(
             !operations.policy_verify_timeout.is_zero(),
             "policy_verify_timeout_secs must be at least 1"

@@ -250,7 +250,7 @@ fn check(
     let subject = required(&format!("{at}subject"), &q.subject, &defaults.subject)?;
     let act = required(&format!("{at}action"), &q.action, &defaults.action)?;
     let resource = required(&format!("{at}resource"), &q.resource, &defaults.resource)?;
-    let context = &q
+    let context = q
         .context
         .clone()
         .or_else(|| defaults.context.clone())
@@ -259,8 +259,8 @@ fn check(
         subject: entity_ref(&format!("{at}subject"), &subject, true)?,
         action: action(engine, &format!("{at}action"), &act.name)?,
         resource: entity_ref(&format!("{at}resource"), &resource, false)?,
-        asked: asked(at, context)?,
-        context: context.clone(),
+        asked: asked(at, &context)?,
+        context,
     })
 }
 

@@ -111,7 +111,8 @@ async fn served(
         return Err(refuse(&"the assertion names other resources"));
     }
     // Last: only a request that is served uses its assertion up.
-    let digest = crate::signing::sha256_hex(header.unwrap_or_default().as_bytes());
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(header.unwrap_or_default().as_bytes()).into();
     if !state.seen.first_use(digest, claims.exp, now).await? {
         return Err(refuse(&"the assertion was accepted before (a replay)"));
     }

@@ -10,9 +10,11 @@ use std::time::Duration;
 /// What a store process has accepted.
 #[derive(Clone, Debug)]
 pub struct SeenAssertions {
-    /// Each for the lifetime of an assertion. No capacity bound: an entry
-    /// evicted before its assertion expires could be replayed.
-    local: moka::sync::Cache<String, ()>,
+    /// Each for the lifetime of an assertion, by the SHA-256 of its header
+    /// (32 bytes: at full load this holds every assertion of the last 35 s).
+    /// No capacity bound: an entry evicted before its assertion expires
+    /// could be replayed.
+    local: moka::sync::Cache<[u8; 32], ()>,
     /// PostgreSQL: shared by every store process.
     shared: Option<Box<Store>>,
 }
@@ -31,8 +33,13 @@ impl SeenAssertions {
 
     /// Records the assertion `digest`, valid until `expires_at` (Unix
     /// seconds): true the first time, false ever after.
-    pub async fn first_use(&self, digest: String, expires_at: i64, now: i64) -> StoreResult<bool> {
-        if !self.local.entry(digest.clone()).or_insert(()).is_fresh() {
+    pub async fn first_use(
+        &self,
+        digest: [u8; 32],
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        if !self.local.entry(digest).or_insert(()).is_fresh() {
             return Ok(false);
         }
         let Some(store) = &self.shared else {
@@ -50,7 +57,7 @@ impl SeenAssertions {
             "INSERT INTO seen_assertions (digest, expires_at) VALUES ($1, $2)
              ON CONFLICT (digest) DO NOTHING",
         )
-        .bind(digest)
+        .bind(hex::encode(digest))
         .bind(expires_at)
         .execute(store.pool())
         .await;

@@ -21,7 +21,8 @@ has_version() {
 }
 if ! has_version; then
   echo "== installing cvc5 $version (PyPI wheel) into $home" >&2
-  python3 -m venv "$home/venv"
+  source "$here/../../.ci/apt.sh"
+  python_venv "$home/venv" >&2
   "$python" -m pip install --quiet --disable-pip-version-check "cvc5==$version" >&2
   has_version || { echo "cvc5 $version did not install into $home/venv" >&2; exit 1; }
 fi
