@@ -141,6 +141,22 @@ pub(super) fn load_dir(dir: &Path, schema: &Schema) -> Result<LoadedDir, PolicyL
     }
 }
 
+/// The version of the policy and schema files on disk now, and the digest of
+/// the invariant files, computed as [`load`] and [`load_dir`] compute them:
+/// whether a set just loaded is the one on disk (a file rewritten and back
+/// while it was read would otherwise go unnoticed).
+pub(super) fn digests_on_disk(
+    policies_dir: &Path,
+    schema_dir: &Path,
+    invariants_dir: &Path,
+) -> (String, String) {
+    let mut ignored = Vec::new();
+    let schema = read_dir(schema_dir, "cedarschema", &mut ignored);
+    let policies = read_dir(policies_dir, "cedar", &mut ignored);
+    let invariants = read_dir(invariants_dir, "cedar", &mut ignored);
+    (version(&schema, &policies), version(&[], &invariants))
+}
+
 /// The files of `dir` ending in `.ext`, by file name; none is an issue.
 fn read_dir(dir: &Path, ext: &str, issues: &mut Vec<LoadIssue>) -> Vec<Source> {
     let entries = match std::fs::read_dir(dir) {

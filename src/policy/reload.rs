@@ -20,6 +20,7 @@
 //! the change would do); `/readyz` and `pgw_policy_invariant_failed` say
 //! it would be refused as the live set.
 
+use super::load;
 use super::verify::{self, Invariants, VerifyOptions};
 use super::{PolicyEngine, PolicyLoadError};
 use crate::time::{self, Timestamp};
@@ -308,22 +309,33 @@ impl WatchedSet {
         Ok(Some((engine, verification)))
     }
 
-    /// The names and contents of every file of the set's directories, to
-    /// tell whether they changed while the set was loaded.
-    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    /// The names, contents and modification times of every file of the
+    /// set's directories, to tell whether they changed while the set was
+    /// loaded (the time tells a file emptied twice, once before and once
+    /// after, from one left empty).
+    fn files(&self) -> Vec<(PathBuf, Vec<u8>, Option<std::time::SystemTime>)> {
         let mut out = Vec::new();
         for dir in [&self.policies_dir, &self.schema_dir, &self.invariants_dir] {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
             for path in entries.flatten().map(|e| e.path()) {
+                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
                 if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes));
+                    out.push((path, bytes, modified));
                 }
             }
         }
         out.sort();
         out
+    }
+
+    /// Whether `engine` and the invariants it was proved with are the files
+    /// on disk now.
+    fn is_on_disk(&self, engine: &PolicyEngine, verification: &Verification) -> bool {
+        let (version, invariants) =
+            load::digests_on_disk(&self.policies_dir, &self.schema_dir, &self.invariants_dir);
+        version == engine.version() && invariants == verification.invariants_digest
     }
 
     async fn reload(&self, cause: &str) -> Outcome {
@@ -336,9 +348,13 @@ impl WatchedSet {
             // A file written in place is empty or partial for a moment, and
             // may still parse (an empty file is a valid, empty policy file):
             // only a set whose files did not change while it was loaded and
-            // proved may serve. The writes that changed them are events the
-            // watcher reloads on next.
-            Ok(Some(_)) if self.files() != before => {
+            // proved, and which is the set on disk (a file read while empty
+            // and whole again by the end would pass the first test alone),
+            // may serve. The writes that changed them are events the watcher
+            // reloads on next.
+            Ok(Some((engine, verification)))
+                if self.files() != before || !self.is_on_disk(&engine, &verification) =>
+            {
                 tracing::info!(
                     set,
                     cause,

@@ -373,11 +373,79 @@ async fn policy_files_rewritten_under_load() {
         !status["last_reload"].is_null(),
         "the rewrites were reloaded: {status}"
     );
+    assert_eq!(
+        status["reloads_applied"], 0,
+        "only the set the rewrites keep writing ever served: {status}"
+    );
     eprintln!(
         "{answered} answers; during the rewrites {} half-written sets refused, {} applied",
         status["reloads_failed"], status["reloads_applied"]
     );
     gw.running.stop().await;
+}
+
+/// A policy file emptied and written back while a reload reads the set
+/// (`open(O_TRUNC)` then `write`, as any in-place write does; here the write
+/// takes 2 ms): a reload that read the empty file, with the file whole again
+/// before and after, must not serve that smaller set. The file is rewritten
+/// every 12 ms while the set is reloaded again and again; no reload applies
+/// anything.
+#[test]
+fn a_set_read_while_a_file_was_emptied_never_serves() {
+    use partner_gateway::policy::reload::{self, Outcome, PolicyReloader, Serving};
+    use partner_gateway::policy::PolicyEngine;
+    use std::sync::atomic::AtomicBool;
+    const RELOADS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&crate::kit::policies_dir(), dir.path());
+    let engine = PolicyEngine::load(dir.path(), &crate::kit::schema_dir()).unwrap();
+    let serving_version = engine.version().to_owned();
+    let invariants_dir = reload::invariants_dir(dir.path(), None);
+    let (_, invariants) =
+        reload::load_set(dir.path(), &crate::kit::schema_dir(), &invariants_dir).unwrap();
+    let verification = reload::prove(&engine, &invariants, Duration::from_secs(60));
+    assert!(verification.proved(), "{:?}", verification.refusal);
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
+    let reloader = PolicyReloader::new(
+        Serving {
+            engine: live.clone(),
+            invariants_dir,
+            verification,
+        },
+        None,
+        Duration::from_secs(60),
+    );
+    let file = dir.path().join("10-view.cedar");
+    let text = std::fs::read(&file).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let toggler = std::thread::spawn({
+        let (stop, file, text) = (stop.clone(), file.clone(), text.clone());
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::File::create(&file).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+                std::fs::write(&file, &text).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut applied = Vec::new();
+    for _ in 0..RELOADS {
+        for (_, outcome) in runtime.block_on(reloader.reload("test")) {
+            if let Outcome::Applied { to, .. } = outcome {
+                applied.push(to);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    toggler.join().unwrap();
+    assert_eq!(
+        applied,
+        Vec::<String>::new(),
+        "sets applied from a half-read directory"
+    );
+    assert_eq!(live.load().version(), serving_version);
 }
 
 /// Makes the SQLite database (its directory and files) immutable, or
