@@ -111,8 +111,9 @@ async fn partner_routes_allow_and_deny(backend: Backend) {
         case("op-west-admin", "POST", "/v2/orders/suscriptions/resources/query", Some(json!({"customer_id": "cust-acme"})), 403, DENIED),
         // R5: resellers and grants.
         case("op-dist-admin", "POST", "/v2/partners/indirect-partners/query", Some(json!({"offset": 0, "limit": 10})), 200, None),
-        // A reseller has no resellers: its list is empty.
-        case("op-east-admin", "POST", "/v2/partners/indirect-partners/query", None, 200, None),
+        // A reseller's admin may list no reseller at all: refused, not an
+        // empty list (policies/README.md, Lists).
+        case("op-east-admin", "POST", "/v2/partners/indirect-partners/query", None, 403, DENIED),
         case("op-dist-admin", "GET", "/v2/partners/indirect-partners/res-east/grants", None, 200, None),
         case("op-dist-finance", "GET", "/v2/partners/indirect-partners/res-east/grants", None, 403, DENIED),
         case("op-east-admin", "PUT", "/v2/partners/indirect-partners/res-west/grants", Some(json!({"budget": true, "freeze": false, "on_behalf": false, "monthly_quota": "100.00", "one_time_quota": null})), 403, DENIED),
