@@ -174,8 +174,20 @@ async fn cutting_a_guardrail_is_refuted_and_policy_test_reproduces_the_counterex
         assert_eq!(failing, [invariant], "cutting {guardrail}");
         let found = counterexamples(&report, invariant);
         assert!(!found.is_empty());
+        let (cut, _) = load(&copy.policies());
         for c in &found {
             assert!(matches!(c.replay, Replay::Confirmed), "{guardrail}: {c:?}");
+            // It names the permits that allow it, as Cedar decides it.
+            let decided = partner_gateway::policy::testing::decide_inline(&cut, &c.test).unwrap();
+            let mut allowing = decided[0].determining.clone();
+            allowing.sort();
+            assert!(!allowing.is_empty());
+            assert!(
+                c.what
+                    .starts_with(&format!("allowed by {};", allowing.join(", "))),
+                "{guardrail}: {}",
+                c.what
+            );
         }
 
         // The first counterexample, as written, is a decision test that
@@ -183,7 +195,6 @@ async fn cutting_a_guardrail_is_refuted_and_policy_test_reproduces_the_counterex
         // shipped one.
         let file = copy.dir.path().join("counterexample.json");
         std::fs::write(&file, serde_json::to_string_pretty(&found[0].test).unwrap()).unwrap();
-        let (cut, _) = load(&copy.policies());
         let on_cut = run_files(&cut, std::slice::from_ref(&file)).await;
         assert_eq!((on_cut.passed, on_cut.failed()), (0, 1), "{guardrail}");
         let failure = on_cut.failures[0].to_string();

@@ -591,6 +591,9 @@ fn check_kind(
 /// Cedar's concrete answer for `env` with `policies`.
 struct Concrete {
     allow: bool,
+    /// The policies that decided it (the permits that allow it, or the
+    /// forbids that deny it), by `@id`.
+    determining: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -605,13 +608,21 @@ impl Concrete {
             Err(e) => {
                 return Concrete {
                     allow: false,
+                    determining: Vec::new(),
                     errors: vec![e],
                 }
             }
         };
         let answer = Authorizer::new().is_authorized(&env.request, policies, &entities);
+        let mut determining: Vec<String> = answer
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
+        determining.sort();
         Concrete {
             allow: answer.decision() == cedar_policy::Decision::Allow,
+            determining,
             errors: answer
                 .diagnostics()
                 .errors()
@@ -648,10 +659,13 @@ fn replay_raw<'r>(
                 return (id, lost(kind, raw));
             };
             let matched = Concrete::of(&single(&inv.violation), env, schema);
+            // The permits that allow it: the policies to look at (an edit
+            // to one of them, or a forbid missing beside them).
+            let allowed_by = format!("allowed by {}", full.determining.join(", "));
             let what = match inv.check {
-                Check::Never => "the policies allow it; the invariant says never".to_owned(),
+                Check::Never => format!("{allowed_by}; the invariant says never"),
                 Check::OnlyWhen => {
-                    "the policies allow it, but the invariant's conditions do not hold".to_owned()
+                    format!("{allowed_by}, but the invariant's conditions do not hold")
                 }
             } + &errors_note(&full);
             let claim = if !full.allow {
@@ -843,7 +857,7 @@ impl DiffReport {
             ("NEWLY DENIED ", &self.newly_denied),
         ] {
             for (shown, c) in list.iter().enumerate() {
-                let _ = writeln!(out, "{label} {}", c.request);
+                let _ = writeln!(out, "{label} {}: {}", c.request, c.what);
                 if let Replay::Disagrees(why) = &c.replay {
                     let _ = writeln!(out, "  SOLVER DISAGREES WITH THE CONCRETE EVALUATOR: {why}");
                 }
@@ -1000,10 +1014,19 @@ fn replay_flip(
         &case,
         &[(old, decided(&before)), (new, decided(&after))],
     );
+    let by = |c: &Concrete| {
+        if c.determining.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.determining.join(", "))
+        }
+    };
     let what = format!(
-        "{} before, {} after{}",
+        "{}{} before, {}{} after{}",
         word(before.allow),
+        by(&before),
         word(after.allow),
+        by(&after),
         errors_note(&after)
     );
     let (test, replay) = match (claim, written) {
