@@ -352,6 +352,7 @@ async fn verify_command(
         return Ok(ExitCode::FAILURE);
     };
     let options = args.options();
+    let assuming = invariants.assuming();
     let (solver, report) = tokio::task::spawn_blocking(move || {
         (
             verify::solver_version(),
@@ -360,6 +361,7 @@ async fn verify_command(
     })
     .await?;
     println!("solver: {}", solver.unwrap_or_else(|e| e));
+    println!("{assuming}");
     let report = match report {
         Ok(report) => report,
         Err(e) => {

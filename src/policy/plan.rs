@@ -102,6 +102,20 @@ impl ActionPlan {
                 ) => true,
                 _ => false,
             };
+            // The invariant proofs assume what the API enforces of amounts
+            // and quotas (policies/invariants/assumptions.cedar): so must a
+            // question put to explain, who-can or AuthZEN.
+            if let (FieldKind::Decimal, Value::String(text)) = (kind, value) {
+                let within = text.trim().parse::<rust_decimal::Decimal>().is_ok_and(|d| {
+                    d >= rust_decimal::Decimal::ZERO && d <= crate::money::MAX_BUDGET
+                });
+                if !within {
+                    return Some(format!(
+                        "`{name}` must be a decimal in [0, {}], as the API's amounts, not {value}",
+                        crate::money::MAX_BUDGET
+                    ));
+                }
+            }
             if !fits {
                 let want = match kind {
                     FieldKind::String => "a string",

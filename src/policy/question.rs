@@ -40,14 +40,23 @@ pub fn supplied_now(
         .ok_or_else(|| refuse("must be a string, an RFC 3339 instant".into()))?;
     let now = crate::time::parse(text)
         .map_err(|_| refuse("must be an RFC 3339 instant such as 2026-11-21T12:00:00Z".into()))?;
-    let clock = crate::time::now();
-    let bound = chrono::Duration::days(SUPPLIED_NOW_YEARS * 36525 / 100);
-    if now < clock - bound || now > clock + bound {
+    let (earliest, latest) = now_bounds(crate::time::now());
+    if now < earliest || now > latest {
         return Err(refuse(format!(
             "must lie within {SUPPLIED_NOW_YEARS} years of the gateway's clock"
         )));
     }
     Ok(Some(now))
+}
+
+/// The earliest and latest `now` a decision can be asked at, `clock` being
+/// the gateway's clock: the request time itself, or a caller's `now` within
+/// [`SUPPLIED_NOW_YEARS`] of it (the invariant proofs assume as much).
+pub fn now_bounds(
+    clock: crate::time::Timestamp,
+) -> (crate::time::Timestamp, crate::time::Timestamp) {
+    let bound = chrono::Duration::days(SUPPLIED_NOW_YEARS * 36525 / 100);
+    (clock - bound, clock + bound)
 }
 
 /// The action exists, applies to `principal`'s type (unless `None`: every

@@ -959,6 +959,22 @@ impl Store {
             if p.grants.is_some() && p.kind != PartnerKind::Reseller {
                 return Err(invalid(entry, "grants", "only a reseller receives grants"));
             }
+            // Amounts are never negative (`Amount`); a quota is bounded as
+            // the API bounds one.
+            if let Some(g) = &p.grants {
+                for (field, quota) in [
+                    ("grants.monthly_quota", g.monthly_quota),
+                    ("grants.one_time_quota", g.one_time_quota),
+                ] {
+                    if quota.is_some_and(|q| q.0 > MAX_BUDGET) {
+                        return Err(invalid(
+                            entry,
+                            field,
+                            format!("must be at most {MAX_BUDGET}"),
+                        ));
+                    }
+                }
+            }
         }
 
         let mut access_keys = HashSet::new();

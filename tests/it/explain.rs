@@ -114,7 +114,7 @@ type Case<'a> = (
 );
 
 /// Questions naming nothing real: the same for the CLI and the admin listener.
-fn unreal_questions() -> [Case<'static>; 7] {
+fn unreal_questions() -> [Case<'static>; 8] {
     let op = "Operator::\"op-dist-finance\"";
     let nova = "Customer::\"cust-nova\"";
     [
@@ -168,6 +168,17 @@ fn unreal_questions() -> [Case<'static>; 7] {
             Some(r#"{"amount": 100, "budget_type": "MONTHLY", "cancel_partner_frozen": false}"#),
             "context",
             &["field `amount` must be a decimal as a string"],
+        ),
+        // The proofs assume the API's bounds on amounts: so does a question.
+        (
+            op,
+            "SetBudget",
+            nova,
+            Some(
+                r#"{"amount": "-1.00", "budget_type": "MONTHLY", "cancel_partner_frozen": false}"#,
+            ),
+            "context",
+            &["field `amount` must be a decimal in [0, 2147483647]"],
         ),
         (
             op,

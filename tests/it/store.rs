@@ -112,6 +112,15 @@ async fn bad_fixtures_are_refused_whole(db: &TestDb) {
         "{msg}"
     );
 
+    // A quota beyond the API's bound (the proofs assume it is within).
+    let msg = refused(db, r#"{"partners": [{"id": "dist-a", "name": "D", "kind": "distributor"},
+        {"id": "res-a1", "name": "R", "kind": "reseller", "distributor": "dist-a",
+         "grants": {"budget": true, "freeze": false, "on_behalf": false, "monthly_quota": "2147483648.00"}}]}"#).await;
+    assert!(
+        msg.contains("grants.monthly_quota") && msg.contains("at most 2147483647"),
+        "{msg}"
+    );
+
     // Dangling reference: the valid partners before it are not written either.
     let msg = refused(db, &format!(r#"{{"partners": [{PARTNERS}],
         "customers": [{{"id": "c-1", "account_name": "c1", "name": "C", "partner": "res-nope", "association": "reseller"}}]}}"#)).await;
@@ -341,7 +350,52 @@ async fn access_keys_cannot_change_hands(db: &TestDb) {
     assert_eq!(dump(&db.store).await, before);
 }
 
+/// What the invariant proofs assume of partners
+/// (policies/invariants/assumptions.cedar) holds whoever writes the table:
+/// raw SQL is refused as the fixture import is.
+async fn the_proofs_assumptions_hold_whoever_writes(db: &TestDb) {
+    let fx = Fixture::parse(&format!(r#"{{"partners": [{PARTNERS}]}}"#)).unwrap();
+    db.store.import_fixture(&fx).await.unwrap();
+    let run = |sql: &'static str| async move { sqlx::query(sql).execute(db.store.pool()).await };
+    for (sql, why) in [
+        (
+            "INSERT INTO partners (id, name, kind, distributor_id, created_at)
+             VALUES ('res-b', 'B', 'reseller', 'res-a1', '2026-01-01T00:00:00Z')",
+            "a reseller whose distributor is a reseller",
+        ),
+        (
+            "UPDATE partners SET distributor_id = 'res-a1' WHERE id = 'res-a1'",
+            "a reseller made its own distributor",
+        ),
+        (
+            "UPDATE partners SET kind = 'solution_provider' WHERE id = 'dist-a'",
+            "a distributor with resellers no longer one",
+        ),
+        (
+            "UPDATE partners SET monthly_quota_cents = -1 WHERE id = 'res-a1'",
+            "a negative quota",
+        ),
+        (
+            "UPDATE partners SET one_time_quota_cents = 214748364701 WHERE id = 'res-a1'",
+            "a quota beyond the API's bound",
+        ),
+    ] {
+        assert!(run(sql).await.is_err(), "{why} is refused");
+    }
+    // What the assumptions allow is written.
+    run("UPDATE partners SET monthly_quota_cents = 0, one_time_quota_cents = 214748364700 WHERE id = 'res-a1'")
+        .await
+        .unwrap();
+    run(
+        "INSERT INTO partners (id, name, kind, distributor_id, created_at)
+         VALUES ('res-b', 'B', 'reseller', 'dist-a', '2026-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+}
+
 test_both_backends! {
+    assumptions => the_proofs_assumptions_hold_whoever_writes;
     migrations => migrations_apply_and_reapply;
     seed_idempotent => demo_seed_is_idempotent;
     seed_refusals => bad_fixtures_are_refused_whole;

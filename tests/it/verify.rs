@@ -150,6 +150,82 @@ fn every_invariant_of_the_shipped_set_is_proved_within_the_budget() {
 
 // ---- a guardrail cut from a copy -----------------------------------------
 
+/// A counterexample meets what the proofs assume
+/// (policies/invariants/assumptions.cedar), as real data does: the partners
+/// the request names (the caller's, a session's operator's and customer's,
+/// the resource or its customer's) of a known kind, a reseller's
+/// distributor a distributor; amounts and quotas within the API's bounds;
+/// `now` within 10 years of the clock.
+fn like_real_data(test: &serde_json::Value) {
+    use serde_json::{json, Value};
+    let entities = test["entities"].as_array().unwrap();
+    let entity = |uid: &Value| {
+        entities
+            .iter()
+            .find(|e| e["uid"]["type"] == uid["type"] && e["uid"]["id"] == uid["id"])
+    };
+    let parse_ref = |r: &Value| {
+        let (ty, id) = r.as_str().unwrap().split_once("::").unwrap();
+        json!({"type": format!("PartnerCenter::{ty}"), "id": id.trim_matches('"')})
+    };
+    // The entity at `path` (attribute names) from `uid`, when all of it is there.
+    let follow = |uid: Value, path: &[&str]| {
+        let mut at = entity(&uid)?;
+        for attr in path {
+            at = entity(&at["attrs"].get(*attr)?["__entity"])?;
+        }
+        Some(at)
+    };
+    let bounded = |what: &str, v: &Value| {
+        let d: f64 = v.as_str().unwrap().parse().unwrap();
+        assert!((0.0..=2147483647.0).contains(&d), "{what} {v}: {test}");
+    };
+    for case in test["cases"].as_array().unwrap() {
+        let (principal, resource) = (parse_ref(&case["principal"]), parse_ref(&case["resource"]));
+        let named = [
+            follow(principal.clone(), &["partner"]),
+            follow(principal.clone(), &["operator", "partner"]),
+            follow(principal, &["customer", "partner"]),
+            follow(resource.clone(), &[]).filter(|e| e["uid"]["type"] == "PartnerCenter::Partner"),
+            follow(resource.clone(), &["partner"]),
+            follow(resource, &["customer", "partner"]),
+        ];
+        for partner in named.into_iter().flatten() {
+            let attrs = &partner["attrs"];
+            let kind = attrs["kind"].as_str().unwrap();
+            assert!(
+                ["distributor", "reseller", "solution_provider"].contains(&kind),
+                "partner kind {kind:?}: {test}"
+            );
+            assert_eq!(
+                kind == "reseller",
+                attrs.get("distributor").is_some(),
+                "{test}"
+            );
+            if let Some(d) = attrs
+                .get("distributor")
+                .and_then(|d| entity(&d["__entity"]))
+            {
+                assert_eq!(d["attrs"]["kind"], "distributor", "{test}");
+            }
+            for quota in ["monthly_quota", "one_time_quota"] {
+                if let Some(q) = attrs["grants"].get(quota) {
+                    bounded(quota, q);
+                }
+            }
+        }
+        let context = &case["context"];
+        for field in ["amount", "monthly_quota", "one_time_quota"] {
+            if let Some(v) = context.get(field) {
+                bounded(field, v);
+            }
+        }
+        let now = partner_gateway::time::parse(context["now"].as_str().unwrap()).unwrap();
+        let years = (now - partner_gateway::time::now()).num_days().abs() as f64 / 365.25;
+        assert!(years <= 10.01, "context.now {now}: {test}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_a_guardrail_is_refuted_and_policy_test_reproduces_the_counterexample() {
     let shipped = load(&repo("policies")).0;
@@ -177,6 +253,7 @@ async fn cutting_a_guardrail_is_refuted_and_policy_test_reproduces_the_counterex
         let (cut, _) = load(&copy.policies());
         for c in &found {
             assert!(matches!(c.replay, Replay::Confirmed), "{guardrail}: {c:?}");
+            like_real_data(&c.test);
             // It names the permits that allow it, as Cedar decides it.
             let decided = partner_gateway::policy::testing::decide_inline(&cut, &c.test).unwrap();
             let mut allowing = decided[0].determining.clone();
@@ -360,6 +437,60 @@ when { context.now.offset(duration("1ms")) == context.now };
         "{}",
         policy_error.what
     );
+}
+
+/// An assumption is proved never to error, as an invariant is: one that can
+/// leaves the invariants it is part of unproved where they need it.
+#[test]
+fn an_assumption_that_can_error_leaves_the_invariant_unproved() {
+    let copy = Copy::new();
+    copy.cut("R12-disabled-operator-denied");
+    std::fs::write(
+        copy.policies().join("invariants/90-trial.cedar"),
+        r#"@id("A-trial-can-error")
+@check("assume")
+permit (principal, action, resource)
+when
+{
+  if context has duration_seconds
+  then context.duration_seconds * 1000000000 > 0
+  else true
+};
+"#,
+    )
+    .unwrap();
+    let (engine, invariants) = load_set(
+        &copy.policies(),
+        &repo("schema"),
+        &Invariants::dir_of(&copy.policies()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = verify::verify(&engine, &invariants, &VerifyOptions::default()).unwrap();
+    let property = report
+        .properties
+        .iter()
+        .find(|p| p.id == "INV-R12-disabled-operator-allowed-nothing")
+        .unwrap();
+    let unproved: Vec<String> = property
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Unproved { kind, reason } if reason.contains("the assumptions") => {
+                Some(kind.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        unproved.iter().any(|k| k.contains("AssumeRole")),
+        "{}",
+        report.render(0)
+    );
+    // Where the trial assumption reads nothing, counterexamples as before.
+    assert!(property
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::Counterexample(_))));
 }
 
 // ---- policy diff -----------------------------------------------------------

@@ -12,8 +12,15 @@
 //!
 //! Both come down to one question for the solver: is there a request that
 //! the set allows and that [`Invariant::violation`] (a permit) matches?
+//!
+//! `@check("assume")` on a permit with an unconstrained scope is an
+//! [`Assumption`]: a fact of every real request (the store or the gateway
+//! enforces it), which every violation is conjoined with, so that a
+//! counterexample looks like real data. So is a built-in one: `context.now`
+//! lies within [`question::SUPPLIED_NOW_YEARS`] of the clock.
 
 use super::super::load::{self, issue};
+use super::super::question;
 use super::super::{LoadIssue, PolicyInfo, PolicyLoadError};
 use cedar_policy::{Effect, Policy, PolicyId, Schema};
 use serde_json::{json, Value};
@@ -53,8 +60,21 @@ pub struct Invariant {
     pub written: Policy,
     /// A permit that matches exactly the requests the set must not allow:
     /// the forbid turned into a permit (`never`), or the permit's scope with
-    /// its conditions negated (`only_when`).
+    /// its conditions negated (`only_when`); and that meet the assumptions.
     pub violation: Policy,
+    /// The same without the assumptions: what is asked first (see
+    /// `check_kind`), since a proof without them is a proof with them.
+    pub unassumed: Policy,
+}
+
+/// A fact of every request the gateway decides, which the proofs take as
+/// given: the conditions of a `@check("assume")` permit whose scope is
+/// `(principal, action, resource)`. Only what the store or the gateway
+/// enforces belongs here (policies/README.md, "Assumptions").
+#[derive(Clone, Debug)]
+pub struct Assumption {
+    pub info: PolicyInfo,
+    pub written: Policy,
 }
 
 /// Every invariant of a policy directory.
@@ -62,6 +82,14 @@ pub struct Invariant {
 pub struct Invariants {
     pub dir: PathBuf,
     pub items: Vec<Invariant>,
+    /// The assumptions of the files, in file order.
+    pub assumptions: Vec<Assumption>,
+    /// The built-in assumption: the earliest and latest `context.now`, whole
+    /// days around the clock at load.
+    pub now_within: (String, String),
+    /// Every assumption in one permit, its conditions in the order each
+    /// violation reads them (the one the verifier proves never errors).
+    pub assumed: Policy,
     /// Hash of the invariant files, names and contents.
     pub digest: String,
 }
@@ -78,12 +106,39 @@ impl Invariants {
     pub fn load(dir: &Path, schema: &Schema) -> Result<Invariants, PolicyLoadError> {
         let loaded = load::load_dir(dir, schema)?;
         let mut issues: Vec<LoadIssue> = Vec::new();
-        let mut items = Vec::new();
-        for info in loaded.infos {
+        let now_within = now_within(crate::time::now());
+        let mut assumptions = Vec::new();
+        let mut assumed = vec![now_condition(&now_within)];
+        for info in &loaded.infos {
             let Some(written) = loaded.policies.policy(&PolicyId::new(&info.id)) else {
                 continue;
             };
-            match invariant(&info, written) {
+            if info.annotations.get(CHECK).map(String::as_str) == Some("assume") {
+                match assumption_conditions(written) {
+                    Ok(conditions) => {
+                        assumed.extend(conditions);
+                        assumptions.push(Assumption {
+                            info: info.clone(),
+                            written: written.clone(),
+                        });
+                    }
+                    Err(message) => issues.push(issue(
+                        &info.file,
+                        Some(info.line),
+                        format!("assumption {}: {message}", info.id),
+                    )),
+                }
+            }
+        }
+        let mut items = Vec::new();
+        for info in &loaded.infos {
+            let Some(written) = loaded.policies.policy(&PolicyId::new(&info.id)) else {
+                continue;
+            };
+            if info.annotations.get(CHECK).map(String::as_str) == Some("assume") {
+                continue;
+            }
+            match invariant(info, written, &assumed) {
                 Ok(item) => items.push(item),
                 Err(message) => issues.push(issue(&info.file, Some(info.line), message)),
             }
@@ -94,15 +149,81 @@ impl Invariants {
         if !issues.is_empty() {
             return Err(PolicyLoadError { issues });
         }
+        let assumed = Policy::from_json(
+            Some(PolicyId::new("assumptions")),
+            json!({
+                "effect": "permit",
+                "principal": {"op": "All"},
+                "action": {"op": "All"},
+                "resource": {"op": "All"},
+                "conditions": assumed,
+            }),
+        )
+        .map_err(|e| PolicyLoadError {
+            issues: vec![issue(dir, None, format!("the assumptions: {e}"))],
+        })?;
         Ok(Invariants {
             dir: dir.to_owned(),
             items,
+            assumptions,
+            now_within,
+            assumed,
             digest: loaded.digest,
         })
     }
 }
 
-fn invariant(info: &PolicyInfo, written: &Policy) -> Result<Invariant, String> {
+impl Invariants {
+    /// What the proofs assume, as `policy verify` prints it.
+    pub fn assuming(&self) -> String {
+        let mut parts: Vec<String> = self.assumptions.iter().map(|a| a.info.id.clone()).collect();
+        let (earliest, latest) = &self.now_within;
+        parts.push(format!("context.now within [{earliest}, {latest}]"));
+        format!("assuming: {}", parts.join(", "))
+    }
+}
+
+/// The whole days around [`question::now_bounds`] of `clock` (a day wider,
+/// so that proofs made the same day agree, and still every `now` the gateway
+/// accepts lies within).
+fn now_within(clock: crate::time::Timestamp) -> (String, String) {
+    let (earliest, latest) = question::now_bounds(clock);
+    let day = |t: crate::time::Timestamp| t.format("%Y-%m-%d").to_string();
+    (day(earliest), day(latest + chrono::Duration::days(1)))
+}
+
+/// The built-in assumption as a `when` condition in Cedar's JSON form.
+fn now_condition((earliest, latest): &(String, String)) -> Value {
+    let text = format!(
+        "permit (principal, action, resource) when {{ datetime(\"{earliest}\") <= context.now && context.now <= datetime(\"{latest}\") }};"
+    );
+    let policy: Policy = text.parse().expect("a well-formed built-in assumption");
+    policy.to_json().expect("a policy in JSON form")["conditions"][0].clone()
+}
+
+/// The conditions of an assumption, which must be a permit with an
+/// unconstrained scope and at least one condition.
+fn assumption_conditions(written: &Policy) -> Result<Vec<Value>, String> {
+    if written.effect() != Effect::Permit {
+        return Err("@check(\"assume\") is written on a permit".into());
+    }
+    let est = written.to_json().map_err(|e| e.to_string())?;
+    if ["principal", "action", "resource"]
+        .iter()
+        .any(|part| est[part]["op"] != "All")
+    {
+        return Err(
+            "its scope must be (principal, action, resource): say in its conditions what it is about (`principal is ...`)".into(),
+        );
+    }
+    let conditions = est["conditions"].as_array().cloned().unwrap_or_default();
+    if conditions.is_empty() {
+        return Err("it needs a when or unless condition".into());
+    }
+    Ok(conditions)
+}
+
+fn invariant(info: &PolicyInfo, written: &Policy, assumed: &[Value]) -> Result<Invariant, String> {
     let id = &info.id;
     if id == super::NEVER_ERRORS {
         return Err(format!(
@@ -124,7 +245,7 @@ fn invariant(info: &PolicyInfo, written: &Policy) -> Result<Invariant, String> {
         }
         (Some(other), _) => {
             return Err(format!(
-                "invariant {id}: unknown @check({other:?}); one of \"never\", \"only_when\""
+                "invariant {id}: unknown @check({other:?}); one of \"never\", \"only_when\", \"assume\""
             ))
         }
         (None, _) => {
@@ -133,19 +254,22 @@ fn invariant(info: &PolicyInfo, written: &Policy) -> Result<Invariant, String> {
             ))
         }
     };
-    let violation = violation(written, check)
-        .map_err(|e| format!("invariant {id}: cannot build its check: {e}"))?;
+    let build = |assumed: &[Value]| {
+        violation(written, check, assumed)
+            .map_err(|e| format!("invariant {id}: cannot build its check: {e}"))
+    };
     Ok(Invariant {
         info: info.clone(),
         check,
         written: written.clone(),
-        violation,
+        unassumed: build(&[])?,
+        violation: build(assumed)?,
     })
 }
 
 /// The permit matching the requests that break `written` (see
 /// [`Invariant::violation`]), built on Cedar's JSON form of the policy.
-fn violation(written: &Policy, check: Check) -> Result<Policy, String> {
+fn violation(written: &Policy, check: Check, assumed: &[Value]) -> Result<Policy, String> {
     let mut est = written.to_json().map_err(|e| e.to_string())?;
     let conditions = est
         .get("conditions")
@@ -172,6 +296,13 @@ fn violation(written: &Policy, check: Check) -> Result<Policy, String> {
         }
         let all = all.ok_or("an only_when invariant needs a when or unless condition")?;
         est["conditions"] = json!([{"kind": "unless", "body": all}]);
+    }
+    // After the invariant's own conditions: an assumption is read only of
+    // requests the invariant is about.
+    if let Some(list) = est["conditions"].as_array_mut() {
+        list.extend(assumed.iter().cloned());
+    } else {
+        est["conditions"] = Value::Array(assumed.to_vec());
     }
     Policy::from_json(Some(written.id().clone()), est).map_err(|e| e.to_string())
 }
@@ -223,8 +354,14 @@ mod tests {
         assert_eq!(v.effect(), Effect::Permit);
         let est = v.to_json().unwrap();
         let conditions = est["conditions"].as_array().unwrap();
-        assert_eq!(conditions.len(), 1);
+        // The negated conditions, then the built-in assumption on `now`.
+        assert_eq!(conditions.len(), 2);
         assert_eq!(conditions[0]["kind"], "unless");
+        assert!(
+            conditions[1].to_string().contains("context"),
+            "{}",
+            conditions[1]
+        );
         let body = conditions[0]["body"].to_string();
         assert!(
             body.contains("\"&&\"") && body.contains("\"!\"") && body.contains("isEmpty"),
@@ -245,6 +382,10 @@ mod tests {
             (format!("@id(\"i\") @check(\"never\") forbid {SESSION_SCOPE} when {{ principal.nope }};"), "nope"),
             (String::new(), "no invariant"),
             (format!("@id(\"never-errors\") @check(\"never\") forbid {SESSION_SCOPE};"), "built-in"),
+            // Assumptions: a permit on every request, with a condition.
+            ("@id(\"a\") @check(\"assume\") forbid (principal, action, resource) when { true };".into(), "assumption a: @check(\"assume\") is written on a permit"),
+            (format!("@id(\"a\") @check(\"assume\") permit {SESSION_SCOPE} when {{ true }};"), "its scope must be (principal, action, resource)"),
+            ("@id(\"a\") @check(\"assume\") permit (principal, action, resource);".into(), "assumption a: it needs a when or unless"),
         ];
         for (text, reason) in cases {
             let issues = load(&text)

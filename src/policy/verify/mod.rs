@@ -499,6 +499,8 @@ fn kind_jobs(engine: &PolicyEngine, invariants: &Invariants) -> Result<Vec<KindJ
                 key.update([1]);
                 key.update(inv.check.as_str());
                 key.update(inv.written.to_string());
+                // With the assumptions and the day it was proved on.
+                key.update(inv.violation.to_string());
                 applicable.push(i);
             }
         }
@@ -531,6 +533,11 @@ fn check_kind(
             .map(Some)
             .map_err(|e| refused(&e)),
     };
+    // Asked at most once per kind, and only when a violation exists without
+    // them: an assumption that errors would make the violations it is part
+    // of skip the requests it errors on, so all of them, in the order
+    // violations read them, must be proved never to.
+    let mut assumptions_hold: Option<Result<(), String>> = None;
     for &i in &job.invariants {
         let inv = &invariants.items[i];
         let id = &inv.info.id;
@@ -554,14 +561,24 @@ fn check_kind(
                 continue;
             }
         };
-        let violation = match CompiledPolicy::compile(&inv.violation, env, schema) {
-            Ok(p) => p.into_compiled_policyset(),
-            Err(e) => {
-                out.unproved.push((id.clone(), refused(&e)));
-                continue;
-            }
+        // Without the assumptions first: proved so, it is proved (the
+        // common case, and the cheaper question); otherwise asked again with
+        // them, for a counterexample like real data or a proof under them.
+        let ask = |w: &mut Worker, violation: &Policy| {
+            CompiledPolicy::compile(violation, env, schema)
+                .map_err(|e| refused(&e))
+                .and_then(|p| w.ask(Query::Disjoint(set, &p.into_compiled_policyset())))
         };
-        match w.ask(Query::Disjoint(set, &violation)) {
+        let answer = match ask(w, &inv.unassumed) {
+            Ok(Some(_)) => match assumptions_hold
+                .get_or_insert_with(|| assumptions_never_error(w, invariants, env, schema))
+            {
+                Ok(()) => ask(w, &inv.violation),
+                Err(why) => Err(why.clone()),
+            },
+            other => other,
+        };
+        match answer {
             Ok(None) => {}
             Ok(Some(env)) => out.raw.push(Raw::Violation {
                 invariant: id.clone(),
@@ -586,6 +603,27 @@ fn check_kind(
         }
     }
     out
+}
+
+/// Whether the assumptions, all of them in the order violations read them,
+/// never error on `env`'s request kind.
+fn assumptions_never_error(
+    w: &mut Worker,
+    invariants: &Invariants,
+    env: &RequestEnv,
+    schema: &Schema,
+) -> Result<(), String> {
+    let answer = CompiledPolicy::compile(&invariants.assumed, env, schema)
+        .map_err(|e| format!("the symbolic compiler refused them: {}", describe(&e)))
+        .and_then(|c| w.ask(Query::NeverErrors(&c)));
+    match answer {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(format!(
+            "the assumptions ({}) can error on this request kind: guard what they read with `has` and `is`",
+            invariants.assuming()
+        )),
+        Err(why) => Err(format!("the assumptions: {why}")),
+    }
 }
 
 /// Cedar's concrete answer for `env` with `policies`.
