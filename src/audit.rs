@@ -294,6 +294,9 @@ enum ToWriter {
     Record(Map<String, Value>, chrono::DateTime<chrono::Utc>),
     /// Write and flush everything sent before, then answer.
     Flush(std::sync::mpsc::Sender<()>),
+    /// Write and flush everything sent before, then reopen the file by its
+    /// name (after logrotate moved it away): SIGUSR1.
+    Reopen,
 }
 
 /// The `tracing` layer writing decision records as JSON lines; events of
@@ -316,6 +319,11 @@ impl LogFlusher {
             let _ = wait.recv();
         }
     }
+
+    /// Has the file reopened by its name once what came before is written.
+    pub fn reopen(&self) {
+        let _ = self.0.send(ToWriter::Reopen);
+    }
 }
 
 /// The installed decision log's flusher, for [`flush`] at shutdown.
@@ -329,17 +337,91 @@ pub fn flush() {
     }
 }
 
+/// Reopens the decision log file by its name (SIGUSR1, after logrotate
+/// renamed it); nothing when no decision log file is installed.
+pub fn reopen() {
+    if let Some(flusher) = FLUSHER.get() {
+        flusher.reopen();
+    }
+}
+
+/// Where the writer thread writes.
+enum Sink {
+    /// stdout, or a test's buffer.
+    Writer(std::io::BufWriter<Box<dyn Write + Send>>),
+    File(LogFile),
+}
+
+/// The decision log file, and which file its name named when it was opened.
+struct LogFile {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    identity: Option<(u64, u64)>,
+}
+
+impl LogFile {
+    fn open(path: std::path::PathBuf) -> std::io::Result<LogFile> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(LogFile {
+            identity: identity(&path),
+            path,
+            out: std::io::BufWriter::new(file),
+        })
+    }
+
+    /// Opens the name afresh, after flushing the file it had. On failure
+    /// the old file keeps being written: a line is never dropped.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        *self = LogFile::open(self.path.clone())?;
+        Ok(())
+    }
+
+    /// Reopens when the name no longer names the open file (renamed or
+    /// removed): one `stat` per batch, on the writer's thread.
+    fn follow_renames(&mut self) -> std::io::Result<()> {
+        if identity(&self.path) != self.identity {
+            self.reopen()?;
+        }
+        Ok(())
+    }
+}
+
+/// A file's device and inode, `None` when there is none by that name.
+#[cfg(unix)]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
+    None
+}
+
+impl Sink {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Writer(w) => w,
+            Sink::File(f) => &mut f.out,
+        }
+    }
+}
+
 impl DecisionLog {
-    /// `-` is stdout; anything else a file, created if missing and appended to.
+    /// `-` is stdout; anything else a file, created if missing and appended
+    /// to, and reopened by its name on SIGUSR1 ([`reopen`]) or once it is
+    /// renamed or removed (looked at before each batch of lines), so that
+    /// logrotate loses no line.
     pub fn open(target: &str, sample_allowed: f64) -> std::io::Result<DecisionLog> {
         if target == "-" {
             return Self::to_writer(std::io::stdout(), sample_allowed);
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(target)?;
-        Self::to_writer(file, sample_allowed)
+        let file = LogFile::open(std::path::PathBuf::from(target))?;
+        Self::start(Sink::File(file), sample_allowed)
     }
 
     /// Writes to any writer (tests, embedding programs).
@@ -347,11 +429,18 @@ impl DecisionLog {
         writer: impl Write + Send + 'static,
         sample_allowed: f64,
     ) -> std::io::Result<DecisionLog> {
+        Self::start(
+            Sink::Writer(std::io::BufWriter::new(Box::new(writer))),
+            sample_allowed,
+        )
+    }
+
+    fn start(sink: Sink, sample_allowed: f64) -> std::io::Result<DecisionLog> {
         let sample_allowed = check_rate(sample_allowed)?;
         let (queue, lines) = std::sync::mpsc::sync_channel(QUEUED_RECORDS);
         std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || write_lines(writer, lines))?;
+            .spawn(move || write_lines(sink, lines))?;
         Ok(DecisionLog {
             queue,
             sample_allowed,
@@ -410,25 +499,36 @@ fn sampled_in(rate: f64) -> bool {
 }
 
 /// The writer thread: takes what has queued up, writes it, flushes.
-fn write_lines(writer: impl Write, lines: std::sync::mpsc::Receiver<ToWriter>) {
-    let mut out = std::io::BufWriter::new(writer);
+fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>) {
     let complain = |e: std::io::Error| {
         // Not through tracing: the log would see its own complaint.
         eprintln!("decision log: cannot write: {e}");
     };
     while let Ok(first) = lines.recv() {
         let mut answer = Vec::new();
+        if let Sink::File(file) = &mut sink {
+            if let Err(e) = file.follow_renames() {
+                complain(e);
+            }
+        }
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
                 ToWriter::Record(fields, at) => {
-                    if let Err(e) = out.write_all(&line(fields, at)) {
+                    if let Err(e) = sink.out().write_all(&line(fields, at)) {
                         complain(e);
                     }
                 }
                 ToWriter::Flush(done) => answer.push(done),
+                ToWriter::Reopen => {
+                    if let Sink::File(file) = &mut sink {
+                        if let Err(e) = file.reopen() {
+                            complain(e);
+                        }
+                    }
+                }
             }
         }
-        if let Err(e) = out.flush() {
+        if let Err(e) = sink.out().flush() {
             complain(e);
         }
         for done in answer {
@@ -522,6 +622,37 @@ mod tests {
         tracing::subscriber::with_default(subscriber, emit);
         flusher.flush();
         buffer.lines()
+    }
+
+    /// logrotate's two ways: the file renamed and the log told (SIGUSR1,
+    /// `reopen`), or renamed and nothing said (`follow_renames`, at the next
+    /// line). No line is lost: each lands in the old file or the new.
+    #[test]
+    fn a_rotated_decision_log_is_reopened_by_its_name_and_loses_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let layer = DecisionLog::open(path.to_str().unwrap(), 1.0).unwrap();
+        let flusher = layer.flusher();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let count =
+            |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+        tracing::subscriber::with_default(subscriber, || {
+            record(false).emit(403, Duration::from_micros(10));
+            flusher.flush();
+            // Rotated and told.
+            std::fs::rename(&path, dir.path().join("decisions.jsonl.1")).unwrap();
+            flusher.reopen();
+            record(false).emit(403, Duration::from_micros(10));
+            flusher.flush();
+            assert_eq!(count(&dir.path().join("decisions.jsonl.1")), 1);
+            assert_eq!(count(&path), 1, "the new file, by the old name");
+            // Rotated and not told: followed at the next line.
+            std::fs::rename(&path, dir.path().join("decisions.jsonl.2")).unwrap();
+            record(false).emit(403, Duration::from_micros(10));
+            flusher.flush();
+            assert_eq!(count(&dir.path().join("decisions.jsonl.2")), 1);
+            assert_eq!(count(&path), 1, "the next line, in a new file");
+        });
     }
 
     #[test]

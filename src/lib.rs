@@ -27,6 +27,7 @@ pub mod recent;
 pub mod refs;
 pub mod serve;
 pub mod sessions;
+pub mod signals;
 pub mod signing;
 pub mod store;
 pub mod time;

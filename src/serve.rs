@@ -301,6 +301,8 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         .clone()
         .start(cfg.operations.policy_watch, stopped(stop.clone()));
     let upkeep_stop = stopped(stop.clone());
+    // logrotate's `postrotate` (README "Decision log").
+    let mut log_rotated = crate::signals::user1();
     let upkeep_task = tokio::spawn(async move {
         tokio::pin!(upkeep_stop);
         let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -308,6 +310,10 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             tokio::select! {
                 _ = &mut upkeep_stop => break,
                 _ = every.tick() => crate::metrics::upkeep(),
+                _ = log_rotated.next() => {
+                    tracing::info!("SIGUSR1: reopening the decision log");
+                    crate::audit::reopen();
+                }
             }
         }
     });

@@ -539,13 +539,13 @@ impl PolicyReloader {
         if let Some(w) = watcher.as_mut() {
             arm(w, &dirs, false);
         }
-        let mut hangup = hangup_signal();
+        let mut hangup = crate::signals::hangup();
         tokio::spawn(async move {
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => break,
-                    Some(()) = next_hangup(&mut hangup) => {
+                    _ = hangup.next() => {
                         tracing::info!("SIGHUP: reloading the policies");
                         self.reload("SIGHUP").await;
                     }
@@ -601,39 +601,4 @@ async fn debounce(events: &mut mpsc::UnboundedReceiver<notify::Result<notify::Ev
             Ok(None) | Err(_) => return,
         }
     }
-}
-
-#[cfg(unix)]
-type Hangup = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangup = Option<()>;
-
-#[cfg(unix)]
-fn hangup_signal() -> Hangup {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP");
-            None
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn hangup_signal() -> Hangup {
-    None
-}
-
-/// The next SIGHUP; pending forever without a handler.
-#[cfg(unix)]
-async fn next_hangup(hangup: &mut Hangup) -> Option<()> {
-    match hangup {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn next_hangup(_: &mut Hangup) -> Option<()> {
-    std::future::pending().await
 }
