@@ -439,6 +439,27 @@ when { context.now.offset(duration("1ms")) == context.now };
     );
 }
 
+/// The figures policies/README.md shows of `policy verify` (its example
+/// output, the shipped set with `R12-disabled-operator-denied` cut, and the
+/// number of request kinds) are those of the current schema and policies.
+#[test]
+fn the_verify_figures_in_the_policy_docs_are_current() {
+    let docs = std::fs::read_to_string(repo("policies/README.md")).unwrap();
+    let copy = Copy::new();
+    copy.cut("R12-disabled-operator-denied");
+    let report = run_verify(&copy.policies());
+    let rendered = report.render(0);
+    let summary = rendered.lines().last().unwrap();
+    // All but the time it took.
+    let figures = &summary[..summary.rfind(", ").unwrap()];
+    assert!(
+        docs.contains(figures),
+        "policies/README.md should show `{summary}`"
+    );
+    let kinds = format!("for each request kind of the schema ({} today)", report.request_kinds);
+    assert!(docs.contains(&kinds), "policies/README.md should say `{kinds}`");
+}
+
 /// An assumption is proved never to error, as an invariant is: one that can
 /// leaves the invariants it is part of unproved where they need it.
 #[test]
