@@ -59,8 +59,8 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Send one signed request, exactly as the official SDK signs it, and
-    /// print the status and body.
+    /// Send one signed request, exactly as the official SDK signs it; print
+    /// the status and headers on stderr and the body on stdout.
     Call {
         /// The gateway's base URL.
         #[arg(long, env = "PGW_ENDPOINT", default_value = "https://127.0.0.1:8443")]
@@ -312,17 +312,19 @@ async fn run(
                 &extra,
             )
             .await?;
-            use std::fmt::Write as _;
-            let mut out = format!("{}\n", answer.status);
+            // The status and headers on stderr, the body alone on stdout:
+            // `call ... | jq` reads the answer as it is.
+            eprintln!("{}", answer.status);
             for name in ["x-subject-token", "x-request-id"] {
                 if let Some(v) = answer.headers.get(name).and_then(|v| v.to_str().ok()) {
-                    writeln!(out, "{name}: {v}")?;
+                    eprintln!("{name}: {v}");
                 }
             }
-            match serde_json::from_slice::<serde_json::Value>(&answer.body) {
-                Ok(json) => writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?,
-                Err(_) => writeln!(out, "{}", String::from_utf8_lossy(&answer.body))?,
-            }
+            let out = match serde_json::from_slice::<serde_json::Value>(&answer.body) {
+                Ok(json) => format!("{}\n", serde_json::to_string_pretty(&json)?),
+                Err(_) if answer.body.is_empty() => String::new(),
+                Err(_) => format!("{}\n", String::from_utf8_lossy(&answer.body)),
+            };
             // `call ... | head` closes the pipe early: that is not an error.
             match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

@@ -31,10 +31,10 @@ def call(ak, sk, method, path, body=None, token=None):
     if token:
         args += ["--security-token", token]
     args += [method, path] + ([json.dumps(body)] if body is not None else [])
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout
-    status = int(out.split()[0])
-    start = out.find("{")
-    return status, (json.loads(out[start:]) if start >= 0 else None)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    # The status on stderr's first line, the JSON body alone on stdout.
+    status = int(done.stderr.split()[0])
+    return status, (json.loads(done.stdout) if done.stdout.strip() else None)
 
 
 def new_session():
