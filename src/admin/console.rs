@@ -223,7 +223,11 @@ async fn end_session(
         })?;
     let ended = admin
         .store
-        .end_session(&session, crate::time::now())
+        .end_session(
+            &session,
+            crate::store::sessions::EndReason::EndedByAdmin,
+            crate::time::now(),
+        )
         .await
         .map_err(|e| unavailable(&e))?;
     admin

@@ -63,15 +63,33 @@ impl ApiRequest for CreateSession {
     }
 }
 
-/// `GET /v3/partner-sessions`: the sessions the caller may list (ListSessions
-/// per session) that are still live.
+/// `GET /v3/partner-sessions[?include=ended]`: the sessions the caller may
+/// list (ListSessions per session) that are still live, and with
+/// `include=ended` also those that ended in the last [`ENDED_SHOWN_HOURS`]
+/// hours, with when and why.
 #[derive(Debug)]
-pub struct ListSessions;
+pub struct ListSessions {
+    pub include_ended: bool,
+}
+
+/// How far back `include=ended` looks.
+pub const ENDED_SHOWN_HOURS: i64 = 24;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListSessionsQuery {
+    include: Option<String>,
+}
 
 impl ParseRequest for ListSessions {
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        fields::no_query(input.query)?;
-        Ok(ListSessions)
+        let q: ListSessionsQuery = fields::query(input.query)?;
+        let include_ended = match fields::non_empty(q.include).as_deref() {
+            None => false,
+            Some("ended") => true,
+            Some(_) => return Err(fields::invalid("include", "must be \"ended\" or absent")),
+        };
+        Ok(ListSessions { include_ended })
     }
 }
 

@@ -310,7 +310,8 @@ struct ActivityView {
     partner_id: Option<String>,
     action: String,
     target: Option<String>,
-    detail: Option<String>,
+    /// What was done, as a JSON object (stored as text).
+    detail: Option<serde_json::Value>,
     #[serde(serialize_with = "wire::time")]
     created_at: Timestamp,
 }
@@ -349,7 +350,9 @@ pub(super) async fn activity(
                 partner_id: query::opt_text(r, "partner_id")?,
                 action: query::text(r, "action")?,
                 target: query::opt_text(r, "target")?,
-                detail: query::opt_text(r, "detail")?,
+                detail: query::opt_text(r, "detail")?.map(|text| {
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                }),
                 created_at: query::ts(r, "created_at")?,
             })
         })

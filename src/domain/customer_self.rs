@@ -173,13 +173,14 @@ pub(super) async fn place_order(
         order_id = Some(id);
     }
     sqlx::query(
-        "INSERT INTO resources (id, customer_id, charging, service_type_code, name, status, expire_at, order_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO resources (id, customer_id, charging, service_type_code, product_id, name, status, expire_at, order_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(resource_id.clone())
     .bind(customer.clone())
     .bind(purchase.charging.as_str().to_owned())
     .bind(purchase.service_type_code.clone())
+    .bind(purchase.product_id.clone())
     .bind(resource_name)
     .bind(ResourceStatus::InUse.as_str().to_owned())
     .bind(expire_at.map(time::format))

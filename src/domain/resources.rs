@@ -94,7 +94,7 @@ pub(super) fn resource_source(w: &mut Where) -> String {
             CASE WHEN rs.charging = 'yearly_monthly' AND rs.status IN ('in_use', 'stopped')
                       AND rs.expire_at IS NOT NULL AND rs.expire_at <= {now}
                  THEN 'expired' ELSE rs.status END AS effective_status,
-            li.product_id AS li_product_id, li.period_type AS li_period_type, li.period_num AS li_period_num
+            COALESCE(li.product_id, rs.product_id) AS li_product_id, li.period_type AS li_period_type, li.period_num AS li_period_num
           FROM resources rs
           LEFT JOIN order_line_items li ON li.id = COALESCE(
             (SELECT MIN(l.id) FROM order_line_items l

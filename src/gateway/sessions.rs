@@ -7,7 +7,7 @@ use super::authorize::Decided;
 use super::{json_response, Body, Call, Gateway, GatewayError};
 use crate::assertion::CallerKind;
 use crate::audit::DecisionRecord;
-use crate::catalog::{CreateSession, IssueToken, Request};
+use crate::catalog::{CreateSession, IssueToken, Request, ENDED_SHOWN_HOURS};
 use crate::entities::PrincipalRow;
 use crate::filter::{sql, ListScope};
 use crate::ids::{OperatorId, PartnerId};
@@ -15,7 +15,7 @@ use crate::model::PrincipalKind;
 use crate::policy::{EntityRef, EntityType};
 use crate::sessions::SessionKeys;
 use crate::store::query::{Bind, Where};
-use crate::store::sessions::SessionRecord;
+use crate::store::sessions::{EndReason, SessionRecord};
 use crate::time::{self, Timestamp};
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -42,8 +42,11 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         match &call.request {
             Request::CreateSession(r) => self.create_session(&call.caller, r, now).await,
-            Request::ListSessions(_) => self.list_sessions(call, decided, now).await,
-            Request::EndSession(r) => self.end_session(&r.session_id, now).await,
+            Request::ListSessions(r) => {
+                self.list_sessions(call, decided, r.include_ended, now)
+                    .await
+            }
+            Request::EndSession(r) => self.end_session(&call.caller, &r.session_id, now).await,
             Request::IssueToken(r) => self.issue_token(&call.caller, r, now).await,
             _ => Err(GatewayError::UnknownRoute),
         }
@@ -96,6 +99,7 @@ impl Gateway {
             created_at: now,
             expires_at,
             ended_at: None,
+            end_reason: None,
         };
         store.insert_session(&record).await.map_err(unavailable)?;
         let keys = self.authn.sessions();
@@ -110,11 +114,13 @@ impl Gateway {
         Ok(json_response(StatusCode::CREATED, &body))
     }
 
-    /// `GET /v3/partner-sessions`: the live sessions the caller may list.
+    /// `GET /v3/partner-sessions`: the live sessions the caller may list,
+    /// and with `include_ended` those that ended in the last day.
     async fn list_sessions(
         &self,
         call: &Call<'_>,
         decided: &Decided,
+        include_ended: bool,
         now: Timestamp,
     ) -> Result<Response<Body>, GatewayError> {
         let (filter, one_by_one) = match &decided.list {
@@ -126,10 +132,20 @@ impl Gateway {
                 ))
             }
         };
-        // Live: not ended, not expired (a dead session is nobody's to manage).
+        // Live: not ended, not expired (a dead session is nobody's to
+        // manage); or, asked for, ended (or expired) within the last day.
         let mut w = Where::new();
-        w.raw("s.ended_at IS NULL");
-        w.cmp("s.expires_at", ">", Bind::Text(time::format(now)));
+        if include_ended {
+            let since = now - chrono::Duration::hours(ENDED_SHOWN_HOURS);
+            w.cmp(
+                "COALESCE(s.ended_at, s.expires_at)",
+                ">",
+                Bind::Text(time::format(since)),
+            );
+        } else {
+            w.raw("s.ended_at IS NULL");
+            w.cmp("s.expires_at", ">", Bind::Text(time::format(now)));
+        }
         let cond = sql::condition(filter, EntityType::Session, "s", &mut w)
             .map_err(|e| GatewayError::Internal(format!("session list filter: {e}")))?;
         w.raw(cond);
@@ -158,7 +174,24 @@ impl Gateway {
             }
             sessions = allowed;
         }
-        let shown: Vec<Value> = sessions.iter().map(session_view).collect();
+        let shown: Vec<Value> = sessions
+            .iter()
+            .map(|s| {
+                let mut view = session_view(s);
+                if include_ended {
+                    let (ended_at, reason) = match (s.ended_at, &s.end_reason) {
+                        (Some(at), reason) => (Some(at), reason.clone()),
+                        (None, _) if s.expires_at <= now => {
+                            (Some(s.expires_at), Some("expired".to_owned()))
+                        }
+                        (None, _) => (None, None),
+                    };
+                    view["ended_at"] = json!(ended_at.map(time::format));
+                    view["end_reason"] = json!(reason);
+                }
+                view
+            })
+            .collect();
         Ok(json_response(
             StatusCode::OK,
             &json!({"count": shown.len(), "sessions": shown}),
@@ -169,6 +202,7 @@ impl Gateway {
     /// switch back. Ending an ended session is a no-op (204 again).
     async fn end_session(
         &self,
+        caller: &Caller,
         session_id: &str,
         now: Timestamp,
     ) -> Result<Response<Body>, GatewayError> {
@@ -181,16 +215,54 @@ impl Gateway {
             .await
             .map_err(unavailable)?
             .ok_or_else(GatewayError::denied)?;
+        let reason = if caller.principal == EntityRef::Session(session.id.0.clone()) {
+            EndReason::EndedFromInside
+        } else {
+            EndReason::SwitchedBack
+        };
         if store
-            .end_session(&session, now)
+            .end_session(&session, reason, now)
             .await
             .map_err(unavailable)?
         {
-            tracing::info!(target: "session", session = %session.id, "session ended");
+            tracing::info!(target: "session", session = %session.id, reason = reason.as_str(), "session ended");
         }
         let mut response = Response::new(Body::default());
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
+    }
+
+    /// A denial of a session that has ended (or expired) says so, and why:
+    /// its holder learns nothing of anyone else's, and knows to switch in
+    /// again. The decision stays the policies' (R12); only its message grows.
+    pub(super) async fn say_if_session_ended(
+        &self,
+        caller: &Caller,
+        denied: GatewayError,
+        now: Timestamp,
+    ) -> GatewayError {
+        let (Some(facts), GatewayError::Denied { code, details, .. }) = (&caller.session, &denied)
+        else {
+            return denied;
+        };
+        let reason = if facts.ended {
+            match self.entities.store().session(&facts.id).await {
+                Ok(Some(s)) => s.end_reason.unwrap_or_else(|| "ended".into()),
+                // The plain denial, if the reason cannot be read.
+                _ => return denied,
+            }
+        } else if facts.expires_at <= now {
+            "expired".into()
+        } else {
+            return denied;
+        };
+        GatewayError::Denied {
+            code: code.clone(),
+            msg: format!(
+                "Access denied: this session has ended ({reason}); switch in again with POST /v3/partner-sessions."
+            ),
+            details: details.clone(),
+        }
     }
 
     /// `POST /v3/auth/tokens`, after `IssueToken` was allowed: a token for the

@@ -23,6 +23,33 @@ pub struct SessionRecord {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub ended_at: Option<Timestamp>,
+    /// Why it ended: `switched_back`, `ended_from_inside`, `ended_by_admin`,
+    /// or what ended it in the store (`authorization_revoked`,
+    /// `operator_disabled`, `on_behalf_withdrawn`, `operator_deleted`,
+    /// `customer_deleted`).
+    pub end_reason: Option<String>,
+}
+
+/// Why a session was ended through the gateway (the store's own triggers
+/// end sessions for their reasons too: [`SessionRecord::end_reason`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// `DELETE /v3/partner-sessions/{id}` by the operator who switched in.
+    SwitchedBack,
+    /// The same, signed with the session's own credentials.
+    EndedFromInside,
+    /// The admin console's "end".
+    EndedByAdmin,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SwitchedBack => "switched_back",
+            EndReason::EndedFromInside => "ended_from_inside",
+            EndReason::EndedByAdmin => "ended_by_admin",
+        }
+    }
 }
 
 impl SessionRecord {
@@ -60,6 +87,7 @@ fn from_row(row: &AnyRow) -> StoreResult<SessionRecord> {
         created_at: time::parse(&row.try_get::<String, _>("created_at")?)?,
         expires_at: time::parse(&row.try_get::<String, _>("expires_at")?)?,
         ended_at: ended.as_deref().map(time::parse).transpose()?,
+        end_reason: row.try_get("end_reason")?,
     })
 }
 
@@ -111,21 +139,28 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Ends a session (switch back) and records it in the customer's
-    /// activity; true when it had not ended before.
-    pub async fn end_session(&self, s: &SessionRecord, now: Timestamp) -> StoreResult<bool> {
+    /// Ends a session (switch back) for `reason` and records it in the
+    /// customer's activity; true when it had not ended before.
+    pub async fn end_session(
+        &self,
+        s: &SessionRecord,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE partner_sessions SET ended_at = $1, end_reason = 'ended'
-             WHERE id = $2 AND ended_at IS NULL",
+            "UPDATE partner_sessions SET ended_at = $1, end_reason = $2
+             WHERE id = $3 AND ended_at IS NULL",
         )
         .bind(time::format(now))
+        .bind(reason.as_str())
         .bind(s.id.0.clone())
         .execute(&mut *tx)
         .await?;
         let ended = done.rows_affected() == 1;
         if ended {
-            activity(&mut tx, s, "end_session", &serde_json::json!({}), now).await?;
+            let detail = serde_json::json!({"reason": reason.as_str()});
+            activity(&mut tx, s, "end_session", &detail, now).await?;
         }
         tx.commit().await?;
         Ok(ended)

@@ -339,6 +339,7 @@ impl DomainServer {
             created_at: now,
             expires_at: now + chrono::Duration::hours(1),
             ended_at: None,
+            end_reason: None,
         };
         // Stored as fixture data: no switch-in activity, unlike a session
         // made through the gateway. Made again, it starts afresh.

@@ -456,8 +456,14 @@ fn the_verify_figures_in_the_policy_docs_are_current() {
         docs.contains(figures),
         "policies/README.md should show `{summary}`"
     );
-    let kinds = format!("for each request kind of the schema ({} today)", report.request_kinds);
-    assert!(docs.contains(&kinds), "policies/README.md should say `{kinds}`");
+    let kinds = format!(
+        "for each request kind of the schema ({} today)",
+        report.request_kinds
+    );
+    assert!(
+        docs.contains(&kinds),
+        "policies/README.md should say `{kinds}`"
+    );
 }
 
 /// An assumption is proved never to error, as an invariant is: one that can

@@ -119,6 +119,8 @@ async fn places_and_lists(backend: Backend) {
     assert_eq!(v["resource"]["charging"], "pay_per_use");
     assert_eq!(v["resource"]["expire_time"], Value::Null);
     assert_eq!(v["resource"]["order_id"], Value::Null);
+    // With no order line item, the resource keeps the product it was bought as.
+    assert_eq!(v["resource"]["product_id"], "obs-standard", "{v}");
     // The customer acting itself leaves no partner-activity record.
     assert_eq!(count(&s, "activities", "cust-acme").await, 0);
 

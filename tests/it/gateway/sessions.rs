@@ -251,12 +251,67 @@ async fn consent_switch_in_act_and_switch_back(backend: Backend) {
         )
         .await;
     assert_eq!(ended.status, 204, "{}", text(&ended));
-    // Its credentials still say who it is; R12 denies an ended session.
+    // Its credentials still say who it is; R12 denies an ended session,
+    // and the denial says why.
     let after = as_session(&gw, &creds, "GET", "/v2/customer/orders", None).await;
     assert_eq!(
         (after.status.as_u16(), after.error_code()),
         (403, "CBC.0151".into())
     );
+    assert!(
+        text(&after).contains("this session has ended (switched_back)"),
+        "{}",
+        text(&after)
+    );
+    // The operator's list shows it among the ended ones, with the reason;
+    // the customer's activity records it.
+    let listed = gw
+        .call(
+            "op-east-ops",
+            "GET",
+            "/v3/partner-sessions?include=ended",
+            None,
+        )
+        .await;
+    let listed = listed.json();
+    let shown = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["session_id"] == session_id.as_str())
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(shown["end_reason"], "switched_back", "{shown}");
+    assert!(shown["ended_at"].is_string(), "{shown}");
+    let live = gw
+        .call("op-east-ops", "GET", "/v3/partner-sessions", None)
+        .await;
+    assert!(!live.json().to_string().contains(&session_id));
+    let bad = gw
+        .call(
+            "op-east-ops",
+            "GET",
+            "/v3/partner-sessions?include=all",
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", text(&bad));
+    assert!(text(&bad).contains("include"), "{}", text(&bad));
+    let activity = gw
+        .call(
+            "cust-birch",
+            "GET",
+            "/v2/customers/partner-activity?limit=100",
+            None,
+        )
+        .await
+        .json();
+    let ended = activity["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "end_session" && a["session_id"] == session_id.as_str())
+        .unwrap_or_else(|| panic!("{activity}"));
+    assert_eq!(ended["detail"], json!({"reason": "switched_back"}));
     // A session may also end itself.
     let again = assume(&gw, "op-east-ops", "cust-birch", &["om"], None).await;
     let creds2 = credentials(&again);
@@ -273,11 +328,12 @@ async fn consent_switch_in_act_and_switch_back(backend: Backend) {
         .status,
         204
     );
-    assert_eq!(
-        as_session(&gw, &creds2, "GET", "/v2/customer/resources", None)
-            .await
-            .status,
-        403
+    let after = as_session(&gw, &creds2, "GET", "/v2/customer/resources", None).await;
+    assert_eq!(after.status, 403);
+    assert!(
+        text(&after).contains("(ended_from_inside)"),
+        "{}",
+        text(&after)
     );
     gw.running.stop().await;
 }
@@ -301,11 +357,12 @@ async fn revocation_is_immediate(backend: Backend) {
         )
         .await;
     assert_eq!(revoked.status, 200, "{}", text(&revoked));
-    assert_eq!(
-        as_session(&gw, &s, "GET", "/v2/customer/resources", None)
-            .await
-            .status,
-        403
+    let after = as_session(&gw, &s, "GET", "/v2/customer/resources", None).await;
+    assert_eq!(after.status, 403);
+    assert!(
+        text(&after).contains("this session has ended (authorization_revoked)"),
+        "{}",
+        text(&after)
     );
 
     // The customer is frozen: ordering stops at once, O&M views go on.
