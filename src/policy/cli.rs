@@ -173,6 +173,10 @@ pub enum PolicyCommand {
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
+        /// Also print, per principal type, the residual policies, the filter
+        /// and its SQL that the answer was worked out from.
+        #[arg(long)]
+        residuals: bool,
         #[command(flatten)]
         entities: EntitySource,
         #[command(flatten)]
@@ -256,6 +260,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             resource,
             context,
             json,
+            residuals,
             entities,
             dirs,
         } => {
@@ -272,6 +277,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 resource,
                 context,
                 json,
+                residuals,
             };
             who_can(answer, &entities, &dirs).await
         }
@@ -585,6 +591,7 @@ struct WhoCanQuestion {
     resource: EntityRef,
     context: Map<String, Value>,
     json: bool,
+    residuals: bool,
 }
 
 async fn who_can(
@@ -621,6 +628,8 @@ async fn who_can(
         Ok(Ok(answer)) => {
             if q.json {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else if q.residuals {
+                print!("{answer:#}");
             } else {
                 print!("{answer}");
             }

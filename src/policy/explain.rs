@@ -310,7 +310,7 @@ impl PartialAnswer {
                 .chain(&residuals.forbids)
                 .map(|r| ResidualPolicy {
                     policy: policy(&r.id),
-                    residual: r.condition.to_string(),
+                    residual: readable_instants(&r.condition.to_string()),
                 })
                 .collect(),
             filter,
@@ -406,6 +406,45 @@ pub(super) fn policy_info(engine: &PolicyEngine, id: &str) -> DeterminingPolicy 
     }
 }
 
+/// Cedar prints an instant it computed as an offset from the epoch
+/// (`datetime("1970-01-01").offset(duration("1796547462000ms"))`); a residual
+/// is for people, so it names the instant (`datetime("2026-12-06T08:57:42Z")`).
+fn readable_instants(text: &str) -> String {
+    const START: &str = "datetime(\"1970-01-01\").offset(duration(\"";
+    const END: &str = "ms\"))";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        let after = &rest[at + START.len()..];
+        let instant = after.find(END).and_then(|end| {
+            let ms: i64 = after[..end].parse().ok()?;
+            let t = chrono::DateTime::from_timestamp_millis(ms)?;
+            Some((t, end))
+        });
+        match instant {
+            Some((t, end)) => {
+                out.push_str(&rest[..at]);
+                let precision = if t.timestamp_subsec_millis() == 0 {
+                    chrono::SecondsFormat::Secs
+                } else {
+                    chrono::SecondsFormat::Millis
+                };
+                out.push_str(&format!(
+                    "datetime(\"{}\")",
+                    t.to_rfc3339_opts(precision, true)
+                ));
+                rest = &after[end + END.len()..];
+            }
+            None => {
+                out.push_str(&rest[..at + START.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl std::fmt::Display for ListExplanation {
     /// The text `policy explain` prints for a resource type without an id.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -469,5 +508,20 @@ impl std::fmt::Display for PartialAnswer {
             writeln!(f, "error:     {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn residual_instants_are_written_as_instants() {
+        assert_eq!(
+            super::readable_instants(
+                r#"principal.expires_at <= datetime("1970-01-01").offset(duration("1796547462000ms")) && x"#
+            ),
+            r#"principal.expires_at <= datetime("2026-12-06T08:57:42Z") && x"#
+        );
+        let untouched = r#"datetime("1970-01-01").offset(duration("1h"))"#;
+        assert_eq!(super::readable_instants(untouched), untouched);
     }
 }

@@ -283,7 +283,9 @@ async fn ids(
 
 impl std::fmt::Display for WhoCan {
     /// The text `policy who-can` prints: one allowed principal a line with
-    /// the policies that allow it, then how each principal type was answered.
+    /// the policies that allow it, then how each principal type was answered;
+    /// alternate (`{:#}`, `--residuals`) with each type's residual policies,
+    /// filter and SQL.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "who can:   {} on {}", self.action, self.resource)?;
         writeln!(f, "context:   {}", Value::Object(self.context.clone()))?;
@@ -308,12 +310,20 @@ impl std::fmt::Display for WhoCan {
                 "all" => "ALL: every one is allowed",
                 "none" => "NONE: not one can be allowed",
                 _ if t.answer.filter.is_some() && t.answer.item_by_item.is_empty() => {
-                    "FILTER: those the filter below matches"
+                    "FILTER: the ones listed above, those a filter over their attributes matches"
                 }
                 _ => "DECIDED one by one among the candidates",
             };
             writeln!(f, "{}s: {how}", t.principal_type)?;
-            write!(f, "{}", t.answer)?;
+            if f.alternate() {
+                write!(f, "{}", t.answer)?;
+            }
+        }
+        if !f.alternate() {
+            writeln!(
+                f,
+                "(--residuals: how each type was worked out, with its filter and SQL)"
+            )?;
         }
         Ok(())
     }

@@ -431,6 +431,22 @@ fn the_cli_lists_principals_with_their_policies() {
             "{op} in {text}"
         );
     }
+    // The answer, not how it was worked out, unless asked for; instants
+    // in residuals as instants.
+    assert!(
+        !text.contains("sql:") && !text.contains("residual policies"),
+        "{text}"
+    );
+    let how = cli(&["ViewBudget", "Customer::\"cust-acme\"", "--residuals"]);
+    let how = String::from_utf8_lossy(&how.stdout);
+    assert!(
+        how.contains("residual policies") && how.contains("sql:"),
+        "{how}"
+    );
+    assert!(
+        how.contains("principal.expires_at <= datetime(\"20") && !how.contains("1970-01-01"),
+        "{how}"
+    );
     let json = cli(&["ViewCustomer", "Customer::\"cust-acme\"", "--json"]);
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["principals"].as_array().unwrap().len(), 8, "{v}");
