@@ -31,6 +31,7 @@
 //! | `policy_version` | string or null | the policy set version that decided |
 //! | `now` | string or null | the `context.now` the decisions were taken at (null: no decision) |
 //! | `now_supplied` | bool | the caller named `now` (AuthZEN): decided apart from live traffic's reused decisions |
+//! | `context` | object or null | the fields of the action's context the request gave (an amount, a budget or freeze type, the scopes asked for, ...), without `now` and `source_ip`; null when the action has none |
 //! | `status` | number | the HTTP status answered |
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
@@ -119,7 +120,8 @@ pub fn init_logging(
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 12] = [
+const OPTIONAL_FIELDS: [&str; 13] = [
+    "context",
     "trace_id",
     "route",
     "auth_failure",
@@ -161,6 +163,10 @@ pub struct DecisionRecord {
     pub now: Option<crate::time::Timestamp>,
     /// Whether the caller named that `now` rather than the gateway's clock.
     pub now_supplied: bool,
+    /// The action's own context fields the decisions saw (an amount, ...),
+    /// so that a decision that turned on them can be explained from its
+    /// record; `None` when there are none.
+    pub context: Option<Map<String, Value>>,
     /// How long the authorization stage took (entity slices and Cedar).
     pub decision_latency: Option<Duration>,
     /// How long the exchange with the domain store took.
@@ -232,6 +238,10 @@ impl DecisionRecord {
 
     pub fn emit(&self, status: u16, latency: Duration) {
         let now = self.now.map(crate::time::format);
+        let context = self
+            .context
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("a JSON map serializes"));
         crate::recent::DECISIONS.push(serde_json::json!({
             "ts": crate::time::format(crate::time::now()),
             "request_id": self.request_id,
@@ -248,6 +258,7 @@ impl DecisionRecord {
             "policy_version": self.policy_version,
             "now": now,
             "now_supplied": self.now_supplied,
+            "context": self.context,
             "status": status,
         }));
         tracing::info!(
@@ -271,6 +282,7 @@ impl DecisionRecord {
             policy_version = self.policy_version.as_deref(),
             now = now.as_deref(),
             now_supplied = self.now_supplied,
+            context = context.as_deref(),
             status,
             latency_us = latency.as_micros() as u64,
             decision_us = self.decision_latency.map(|d| d.as_micros() as u64),
@@ -473,6 +485,12 @@ fn line(mut fields: Map<String, Value>, at: chrono::DateTime<chrono::Utc>) -> Ve
         };
         fields.insert(name.to_owned(), list);
     }
+    // An object emitted as JSON text, written as the object.
+    if let Some(Value::String(text)) = fields.get("context") {
+        if let Ok(object) = serde_json::from_str::<Value>(text) {
+            fields.insert("context".into(), object);
+        }
+    }
     for name in OPTIONAL_FIELDS {
         fields.entry(name).or_insert(Value::Null);
     }
@@ -611,6 +629,9 @@ mod tests {
         };
         r.decision("SetBudget", "Customer::\"c,1\"".into(), &decision, "abc123");
         r.decision_latency = Some(Duration::from_micros(42));
+        r.context = serde_json::json!({"amount": "100.00", "budget_type": "MONTHLY"})
+            .as_object()
+            .cloned();
         r
     }
 
@@ -677,6 +698,11 @@ mod tests {
         assert_eq!(line["latency_us"], 1500);
         assert_eq!(line["decision_us"], 42);
         assert_eq!(line["upstream_us"], Value::Null);
+        // The context that decided, as an object.
+        assert_eq!(
+            line["context"],
+            serde_json::json!({"amount": "100.00", "budget_type": "MONTHLY"})
+        );
         assert!(chrono::DateTime::parse_from_rfc3339(line["ts"].as_str().unwrap()).is_ok());
     }
 

@@ -89,6 +89,8 @@ fn policy_detail(engine: &PolicyEngine, id: &str) -> Value {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionFilter {
+    /// The `X-Request-Id` support was given (exact).
+    request_id: Option<String>,
     principal: Option<String>,
     action: Option<String>,
     resource: Option<String>,
@@ -132,7 +134,13 @@ async fn decisions(
         .newest_first()
         .into_iter()
         .filter(|e| {
-            matches(e, "principal", &filter.principal)
+            filter
+                .request_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .is_none_or(|id| e["request_id"] == id)
+                && matches(e, "principal", &filter.principal)
                 && matches(e, "action", &filter.action)
                 && matches(e, "resources", &filter.resource)
                 && filter
@@ -274,6 +282,7 @@ async fn graph(
                 q.partner
             ))
         })?;
+    let now = crate::time::now();
     let live = live_sessions(&admin).await?;
     let mut partners = vec![partner.clone()];
     partners.extend(store.resellers_of(&id).await.map_err(|e| unavailable(&e))?);
@@ -290,7 +299,15 @@ async fn graph(
                 .await
                 .map_err(|e| unavailable(&e))?
                 .iter()
-                .map(|a| json!({"id": a.id.as_str(), "partner": a.partner.as_str(), "status": a.status.as_str(), "scopes": a.scopes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "expires_at": crate::time::format(a.expires_at)}))
+                .map(|a| {
+                    // An approved authorization past its expiry grants
+                    // nothing (R12): shown as what it is.
+                    let status = match a.status.as_str() {
+                        "approved" if a.expires_at <= now => "expired",
+                        status => status,
+                    };
+                    json!({"id": a.id.as_str(), "partner": a.partner.as_str(), "status": status, "scopes": a.scopes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "expires_at": crate::time::format(a.expires_at)})
+                })
                 .collect();
             let sessions: Vec<Value> = live
                 .iter()

@@ -45,6 +45,9 @@ impl Gateway {
         let targets = request.targets(&refs).map_err(|_| GatewayError::denied())?;
         if let Some(action) = call.operation.check {
             let context = request.context(&refs);
+            if !context.is_empty() {
+                record.context = Some(context.clone());
+            }
             self.decide_all(call, action, &targets, &context, record)
                 .await?;
         }

@@ -57,6 +57,15 @@ function fill(tbody, rows, empty) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 9, class: "muted" }, empty))]));
 }
 
+// A refused reload as people read it: when, and each problem on a line.
+function reloadError(e) {
+  if (!e) return el("div", {}, "last reload error: none");
+  return el("div", { class: "deny" }, `last reload error (${e.at}):`,
+    el("ul", {}, (e.issues || []).map((l) => el("li", {}, l))),
+    (e.counterexamples || []).map((c) => el("details", {},
+      el("summary", {}, "counterexample (a decision test)"), el("pre", {}, JSON.stringify(c, null, 2)))));
+}
+
 const views = {
   async decisions() {
     const params = new URLSearchParams(new FormData($("#decision-filter")));
@@ -68,7 +77,9 @@ const views = {
       el("td", {}, (d.resources || []).join(", ")),
       decisionCell(d.decision),
       el("td", {}, d.status),
-      el("td", {}, policyList(d.determining)))), "No decision yet.");
+      el("td", {}, policyList(d.determining)),
+      el("td", { class: "request" }, el("div", { class: "request-id" }, d.request_id || ""),
+        d.context ? el("code", { class: "context" }, JSON.stringify(d.context)) : ""))), "No decision yet.");
   },
 
   async shadow() {
@@ -106,8 +117,8 @@ const views = {
         el("h3", {}, title),
         el("div", {}, `version ${s.version} · ${s.count} policies · loaded ${s.loaded_at}`),
         el("div", { class: "muted" }, `${s.policies_dir} · reloads applied ${s.reloads_applied}, failed ${s.reloads_failed}`),
-        el("div", {}, "last reload: ", s.last_reload ? JSON.stringify(s.last_reload) : "none"),
-        el("div", { class: s.last_reload_error ? "deny" : "" }, "last reload error: ", s.last_reload_error ? JSON.stringify(s.last_reload_error) : "none"),
+        el("div", {}, "last reload: ", s.last_reload ? `${s.last_reload.at}: ${s.last_reload.result}` : "none since start"),
+        reloadError(s.last_reload_error),
         el("div", { class: inv.proved ? "allow" : "deny" },
           `invariants: ${inv.count ?? 0} ${inv.proved ? "proved" : "NOT proved"}`),
         (inv.problems || []).map((p) => el("pre", { class: "deny" }, typeof p === "string" ? p : JSON.stringify(p, null, 2))),

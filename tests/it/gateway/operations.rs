@@ -1397,6 +1397,7 @@ async fn the_binary_reloads_on_sighup_and_drains_on_sigterm() {
         "policy_version",
         "now",
         "now_supplied",
+        "context",
         "status",
         "latency_us",
         "decision_us",
