@@ -4,6 +4,7 @@
 //! text times); only the migrations come in two dialect files.
 
 mod credentials;
+mod migrations;
 pub mod query;
 mod read;
 pub mod replays;
@@ -18,9 +19,6 @@ use std::time::Duration;
 
 pub use credentials::NewOperator;
 pub use read::{flag, CredentialRecord};
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The default database: a SQLite file under `data/`, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/partner-gateway.db";
@@ -132,10 +130,11 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        let files = match backend {
+            Backend::Sqlite => migrations::SQLITE,
+            Backend::Postgres => migrations::POSTGRES,
+        };
+        migrations::migrator(files).await?.run(&pool).await?;
         let sqlite_file = match backend {
             Backend::Sqlite => sqlite_file_of(&url),
             Backend::Postgres => None,
