@@ -88,6 +88,14 @@ fn run_verify(policies: &Path) -> Report {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// [`run_verify`] with the copy's own invariants (and assumptions).
+fn verify_with_own_invariants(policies: &Path) -> Report {
+    let (engine, invariants) = load_set(policies, &repo("schema"), &Invariants::dir_of(policies))
+        .unwrap_or_else(|e| panic!("{e}"));
+    verify::verify(&engine, &invariants, &VerifyOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn counterexamples<'r>(report: &'r Report, id: &str) -> Vec<&'r Counterexample> {
     let property = report
         .properties
@@ -411,13 +419,7 @@ when { context.now.offset(duration("1ms")) == context.now };
 "#,
     )
     .unwrap();
-    let (engine, invariants) = load_set(
-        &copy.policies(),
-        &repo("schema"),
-        &Invariants::dir_of(&copy.policies()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let report = verify::verify(&engine, &invariants, &VerifyOptions::default()).unwrap();
+    let report = verify_with_own_invariants(&copy.policies());
     let failing: Vec<&str> = report.failing().map(|p| p.id.as_str()).collect();
     assert_eq!(
         failing,
@@ -493,13 +495,7 @@ when
 "#,
     )
     .unwrap();
-    let (engine, invariants) = load_set(
-        &copy.policies(),
-        &repo("schema"),
-        &Invariants::dir_of(&copy.policies()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let report = verify::verify(&engine, &invariants, &VerifyOptions::default()).unwrap();
+    let report = verify_with_own_invariants(&copy.policies());
     let property = report
         .properties
         .iter()
