@@ -49,8 +49,15 @@ use tracing_subscriber::layer::Context;
 /// The `tracing` target of decision records.
 pub const DECISION_TARGET: &str = "decision";
 
-/// Fields emitted as JSON text (lists) and written to the log as arrays.
-const LIST_FIELDS: [&str; 3] = ["resources", "determining", "errors"];
+/// Fields emitted as JSON text and written to the log as the JSON they
+/// hold, with what an absent one is written as: lists as `[]`, the
+/// context as `null`.
+const JSON_FIELDS: [(&str, Value); 4] = [
+    ("resources", Value::Array(Vec::new())),
+    ("determining", Value::Array(Vec::new())),
+    ("errors", Value::Array(Vec::new())),
+    ("context", Value::Null),
+];
 /// What the human log on stderr shows when `RUST_LOG` is not set; with
 /// `opentelemetry*` warnings so that a failing OTLP export is seen.
 pub const DEFAULT_LOG_FILTER: &str =
@@ -120,8 +127,7 @@ pub fn init_logging(
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 13] = [
-    "context",
+const OPTIONAL_FIELDS: [&str; 12] = [
     "trace_id",
     "route",
     "auth_failure",
@@ -477,19 +483,13 @@ impl DecisionLog {
 /// One JSON line of the documented schema from an event's fields, stamped
 /// `at` (when the event happened).
 fn line(mut fields: Map<String, Value>, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
-    for name in LIST_FIELDS {
-        let list = match fields.remove(name) {
+    for (name, absent) in JSON_FIELDS {
+        let value = match fields.remove(name) {
             Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
             Some(other) => other,
-            None => Value::Array(vec![]),
+            None => absent,
         };
-        fields.insert(name.to_owned(), list);
-    }
-    // An object emitted as JSON text, written as the object.
-    if let Some(Value::String(text)) = fields.get("context") {
-        if let Ok(object) = serde_json::from_str::<Value>(text) {
-            fields.insert("context".into(), object);
-        }
+        fields.insert(name.to_owned(), value);
     }
     for name in OPTIONAL_FIELDS {
         fields.entry(name).or_insert(Value::Null);

@@ -107,8 +107,9 @@ pub fn tls_config(
         .context("the client certificate and key do not match")
 }
 
-/// The certificates of a PEM file, as roots and as pinned certificates.
-fn roots_from(
+/// The certificates of a PEM file, as roots and as the certificates
+/// themselves (the `--cacert` pins; the store's `--client-ca` roots).
+pub(crate) fn roots_from(
     path: &Path,
 ) -> anyhow::Result<(rustls::RootCertStore, Vec<CertificateDer<'static>>)> {
     use rustls::pki_types::pem::PemObject;

@@ -299,15 +299,9 @@ async fn graph(
                 .await
                 .map_err(|e| unavailable(&e))?
                 .iter()
-                .map(|a| {
-                    // An approved authorization past its expiry grants
-                    // nothing (R12): shown as what it is.
-                    let status = match a.status.as_str() {
-                        "approved" if a.expires_at <= now => "expired",
-                        status => status,
-                    };
-                    json!({"id": a.id.as_str(), "partner": a.partner.as_str(), "status": status, "scopes": a.scopes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "expires_at": crate::time::format(a.expires_at)})
-                })
+                // `expired` as the API's authorization views say it: the
+                // stored status stays, past its expiry it grants nothing.
+                .map(|a| json!({"id": a.id.as_str(), "partner": a.partner.as_str(), "status": a.status.as_str(), "expired": a.expires_at <= now, "scopes": a.scopes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "expires_at": crate::time::format(a.expires_at)}))
                 .collect();
             let sessions: Vec<Value> = live
                 .iter()

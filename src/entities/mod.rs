@@ -36,8 +36,25 @@ pub struct SessionFacts {
     pub scopes: Vec<AuthorizationScope>,
     pub expires_at: Timestamp,
     pub ended: bool,
+    /// Why it ended, when it has (no policy reads it: its holder's 403 says it).
+    pub end_reason: Option<String>,
     /// The customer's live authorization when the session was created, if any.
     pub authorization_id: Option<AuthorizationId>,
+}
+
+impl SessionFacts {
+    /// Why the session no longer acts at `now`: the reason it was ended
+    /// with (`switched_back`, `authorization_revoked`, ...), or `expired`;
+    /// `None` while it is live.
+    pub fn ended_why(&self, now: Timestamp) -> Option<&str> {
+        if self.ended {
+            Some(self.end_reason.as_deref().unwrap_or("ended"))
+        } else if self.expires_at <= now {
+            Some("expired")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -921,6 +938,7 @@ mod tests {
             scopes: vec![AuthorizationScope::Om],
             expires_at: time::parse(expires_at).unwrap(),
             ended,
+            end_reason: None,
             authorization_id: None,
         }
     }

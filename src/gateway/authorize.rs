@@ -45,11 +45,12 @@ impl Gateway {
         let targets = request.targets(&refs).map_err(|_| GatewayError::denied())?;
         if let Some(action) = call.operation.check {
             let context = request.context(&refs);
-            if !context.is_empty() {
-                record.context = Some(context.clone());
-            }
-            self.decide_all(call, action, &targets, &context, record)
-                .await?;
+            let decided = self
+                .decide_all(call, action, &targets, &context, record)
+                .await;
+            // What decided, in the record whichever way it went.
+            record.context = (!context.is_empty()).then_some(context);
+            decided?;
         }
         let mut decided = Decided {
             targets,

@@ -211,12 +211,8 @@ impl Gateway {
             .instrument(tracing::info_span!("authorize"))
             .await;
         record.decision_latency = Some(authorizing.elapsed());
-        let decided = match decided {
-            Err(denied @ GatewayError::Denied { .. }) => {
-                return Err(self.say_if_session_ended(&call.caller, denied, now).await)
-            }
-            decided => decided?,
-        };
+        let decided =
+            decided.map_err(|denied| Gateway::say_if_session_ended(&call.caller, denied, now))?;
 
         // 5. Answer: the gateway's own operations here, the rest by the store.
         let response = match operation.served_by {

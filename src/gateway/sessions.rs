@@ -179,15 +179,9 @@ impl Gateway {
             .map(|s| {
                 let mut view = session_view(s);
                 if include_ended {
-                    let (ended_at, reason) = match (s.ended_at, &s.end_reason) {
-                        (Some(at), reason) => (Some(at), reason.clone()),
-                        (None, _) if s.expires_at <= now => {
-                            (Some(s.expires_at), Some("expired".to_owned()))
-                        }
-                        (None, _) => (None, None),
-                    };
-                    view["ended_at"] = json!(ended_at.map(time::format));
-                    view["end_reason"] = json!(reason);
+                    let end = s.end(now);
+                    view["ended_at"] = json!(end.as_ref().map(|(at, _)| time::format(*at)));
+                    view["end_reason"] = json!(end.map(|(_, why)| why));
                 }
                 view
             })
@@ -232,36 +226,25 @@ impl Gateway {
         Ok(response)
     }
 
-    /// A denial of a session that has ended (or expired) says so, and why:
-    /// its holder learns nothing of anyone else's, and knows to switch in
-    /// again. The decision stays the policies' (R12); only its message grows.
-    pub(super) async fn say_if_session_ended(
-        &self,
+    /// A denial of a session that has ended (or expired) says so, and why
+    /// (as authentication read it): its holder learns nothing of anyone
+    /// else's, and knows to switch in again. The decision stays the
+    /// policies' (R12); only its message grows.
+    pub(super) fn say_if_session_ended(
         caller: &Caller,
         denied: GatewayError,
         now: Timestamp,
     ) -> GatewayError {
-        let (Some(facts), GatewayError::Denied { code, details, .. }) = (&caller.session, &denied)
-        else {
-            return denied;
-        };
-        let reason = if facts.ended {
-            match self.entities.store().session(&facts.id).await {
-                Ok(Some(s)) => s.end_reason.unwrap_or_else(|| "ended".into()),
-                // The plain denial, if the reason cannot be read.
-                _ => return denied,
-            }
-        } else if facts.expires_at <= now {
-            "expired".into()
-        } else {
-            return denied;
-        };
-        GatewayError::Denied {
-            code: code.clone(),
-            msg: format!(
-                "Access denied: this session has ended ({reason}); switch in again with POST /v3/partner-sessions."
-            ),
-            details: details.clone(),
+        let why = caller.session.as_ref().and_then(|s| s.ended_why(now));
+        match (why, denied) {
+            (Some(why), GatewayError::Denied { code, details, .. }) => GatewayError::Denied {
+                code,
+                msg: format!(
+                    "Access denied: this session has ended ({why}); switch in again with POST /v3/partner-sessions."
+                ),
+                details,
+            },
+            (_, denied) => denied,
         }
     }
 

@@ -122,12 +122,7 @@ pub fn tls_acceptor(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("cannot read {}", ca.display()))?
-            {
-                roots.add(cert.with_context(|| format!("invalid PEM in {}", ca.display()))?)?;
-            }
+            let (roots, _) = crate::client::roots_from(ca)?;
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,

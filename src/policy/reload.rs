@@ -223,6 +223,14 @@ struct SetState {
     failed: u64,
 }
 
+/// A policy set's directories as [`WatchedSet::on_disk`] reads them.
+#[derive(PartialEq)]
+struct OnDisk {
+    version: String,
+    invariants: String,
+    modified: Vec<(PathBuf, Option<std::time::SystemTime>)>,
+}
+
 /// One watched policy set and the engine that serves it.
 pub struct WatchedSet {
     pub name: SetName,
@@ -309,39 +317,37 @@ impl WatchedSet {
         Ok(Some((engine, verification)))
     }
 
-    /// The names, contents and modification times of every file of the
-    /// set's directories, to tell whether they changed while the set was
-    /// loaded (the time tells a file emptied twice, once before and once
-    /// after, from one left empty).
-    fn files(&self) -> Vec<(PathBuf, Vec<u8>, Option<std::time::SystemTime>)> {
-        let mut out = Vec::new();
+    /// What the set's directories hold now: the version and invariants
+    /// digest their files load as, and every file's modification time (which
+    /// tells a file emptied once before a load and again after it from one
+    /// left empty).
+    fn on_disk(&self) -> OnDisk {
+        let (version, invariants) =
+            load::digests_on_disk(&self.policies_dir, &self.schema_dir, &self.invariants_dir);
+        let mut modified = Vec::new();
         for dir in [&self.policies_dir, &self.schema_dir, &self.invariants_dir] {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
-            for path in entries.flatten().map(|e| e.path()) {
-                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.push((path, bytes, modified));
-                }
+            for entry in entries.flatten() {
+                modified.push((
+                    entry.path(),
+                    entry.metadata().and_then(|m| m.modified()).ok(),
+                ));
             }
         }
-        out.sort();
-        out
-    }
-
-    /// Whether `engine` and the invariants it was proved with are the files
-    /// on disk now.
-    fn is_on_disk(&self, engine: &PolicyEngine, verification: &Verification) -> bool {
-        let (version, invariants) =
-            load::digests_on_disk(&self.policies_dir, &self.schema_dir, &self.invariants_dir);
-        version == engine.version() && invariants == verification.invariants_digest
+        modified.sort();
+        OnDisk {
+            version,
+            invariants,
+            modified,
+        }
     }
 
     async fn reload(&self, cause: &str) -> Outcome {
         let set = self.name.as_str();
         let now = time::now();
-        let before = self.files();
+        let before = self.on_disk();
         let (outcome, verification) = match self.check().await {
             Err(refusal) => (Outcome::Failed(refusal), None),
             Ok(None) => (Outcome::Unchanged, None),
@@ -353,7 +359,9 @@ impl WatchedSet {
             // may serve. The writes that changed them are events the watcher
             // reloads on next.
             Ok(Some((engine, verification)))
-                if self.files() != before || !self.is_on_disk(&engine, &verification) =>
+                if self.on_disk() != before
+                    || before.version != engine.version()
+                    || before.invariants != verification.invariants_digest =>
             {
                 tracing::info!(
                     set,

@@ -241,6 +241,7 @@ pub async fn session_facts(
             expires_at: time::parse(&s.expires_at)
                 .map_err(|e| anyhow::anyhow!("{what}: expires_at {:?}: {e}", s.expires_at))?,
             ended: s.ended,
+            end_reason: None,
             authorization_id: Some(authorization_id),
         });
     }

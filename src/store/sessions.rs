@@ -62,8 +62,17 @@ impl SessionRecord {
             scopes: self.scopes.clone(),
             expires_at: self.expires_at,
             ended: self.ended_at.is_some(),
+            end_reason: self.end_reason.clone(),
             authorization_id: self.authorization.clone(),
         }
+    }
+
+    /// When and why it stopped acting ([`SessionFacts::ended_why`]); `None`
+    /// while it is live.
+    pub fn end(&self, now: Timestamp) -> Option<(Timestamp, String)> {
+        let facts = self.facts();
+        let why = facts.ended_why(now)?;
+        Some((self.ended_at.unwrap_or(self.expires_at), why.to_owned()))
     }
 
     /// Not ended and not expired at `now`.

@@ -690,6 +690,7 @@ fn session(id: &str, operator: &str, customer: &str, authorization: &str) -> Ses
         scopes: vec![AuthorizationScope::Om],
         expires_at: partner_gateway::time::parse("2026-11-21T13:00:00Z").unwrap(),
         ended: false,
+        end_reason: None,
         authorization_id: Some(AuthorizationId::from(authorization)),
     }
 }

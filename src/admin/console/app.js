@@ -185,7 +185,7 @@ async function drawGraph(partner) {
   };
   const link = (a, b) => edges.push(svgEl("path", { class: "edge", d: `M${a.x + W},${a.y + H / 2} C${a.x + W + 25},${a.y + H / 2} ${b.x - 25},${b.y + H / 2} ${b.x},${b.y + H / 2}` }));
   const customerNode = (c, owner) => {
-    const auth = c.authorizations.map((a) => `${a.status}[${a.scopes.join("+")}]`).join(" ") || "no authorization";
+    const auth = c.authorizations.map((a) => `${a.status}${a.expired ? " (expired)" : ""}[${a.scopes.join("+")}]`).join(" ") || "no authorization";
     const live = c.sessions.length ? ` · ${c.sessions.length} live session(s)` : "";
     const at = place(2, 10 + row++ * ROW, `customer ${c.frozen ? "frozen" : ""}`, `${c.id} (${c.association})`, `${auth}${live}`);
     link(owner, at);

@@ -67,23 +67,17 @@ pub struct Invariant {
     pub unassumed: Policy,
 }
 
-/// A fact of every request the gateway decides, which the proofs take as
-/// given: the conditions of a `@check("assume")` permit whose scope is
-/// `(principal, action, resource)`. Only what the store or the gateway
-/// enforces belongs here (policies/README.md, "Assumptions").
-#[derive(Clone, Debug)]
-pub struct Assumption {
-    pub info: PolicyInfo,
-    pub written: Policy,
-}
-
 /// Every invariant of a policy directory.
 #[derive(Clone, Debug)]
 pub struct Invariants {
     pub dir: PathBuf,
     pub items: Vec<Invariant>,
-    /// The assumptions of the files, in file order.
-    pub assumptions: Vec<Assumption>,
+    /// The `@id`s of the assumptions: `@check("assume")` permits whose
+    /// scope is `(principal, action, resource)`, facts of every request the
+    /// gateway decides, which the proofs take as given. Only what the store
+    /// or the gateway enforces belongs there (policies/README.md,
+    /// "Assumptions").
+    pub assumptions: Vec<String>,
     /// The built-in assumption: the earliest and latest `context.now`, whole
     /// days around the clock at load.
     pub now_within: (String, String),
@@ -107,37 +101,31 @@ impl Invariants {
         let loaded = load::load_dir(dir, schema)?;
         let mut issues: Vec<LoadIssue> = Vec::new();
         let now_within = now_within(crate::time::now());
-        let mut assumptions = Vec::new();
+        let written = |info: &PolicyInfo| loaded.policies.policy(&PolicyId::new(&info.id));
+        // The assumptions first: every invariant's violation reads them all.
+        let (assumption_infos, invariant_infos): (Vec<&PolicyInfo>, Vec<&PolicyInfo>) = loaded
+            .infos
+            .iter()
+            .partition(|info| info.annotations.get(CHECK).map(String::as_str) == Some("assume"));
         let mut assumed = vec![now_condition(&now_within)];
-        for info in &loaded.infos {
-            let Some(written) = loaded.policies.policy(&PolicyId::new(&info.id)) else {
+        for info in &assumption_infos {
+            let Some(policy) = written(info) else {
                 continue;
             };
-            if info.annotations.get(CHECK).map(String::as_str) == Some("assume") {
-                match assumption_conditions(written) {
-                    Ok(conditions) => {
-                        assumed.extend(conditions);
-                        assumptions.push(Assumption {
-                            info: info.clone(),
-                            written: written.clone(),
-                        });
-                    }
-                    Err(message) => issues.push(issue(
-                        &info.file,
-                        Some(info.line),
-                        format!("assumption {}: {message}", info.id),
-                    )),
-                }
+            match assumption_conditions(policy) {
+                Ok(conditions) => assumed.extend(conditions),
+                Err(message) => issues.push(issue(
+                    &info.file,
+                    Some(info.line),
+                    format!("assumption {}: {message}", info.id),
+                )),
             }
         }
         let mut items = Vec::new();
-        for info in &loaded.infos {
-            let Some(written) = loaded.policies.policy(&PolicyId::new(&info.id)) else {
+        for info in invariant_infos {
+            let Some(written) = written(info) else {
                 continue;
             };
-            if info.annotations.get(CHECK).map(String::as_str) == Some("assume") {
-                continue;
-            }
             match invariant(info, written, &assumed) {
                 Ok(item) => items.push(item),
                 Err(message) => issues.push(issue(&info.file, Some(info.line), message)),
@@ -165,18 +153,16 @@ impl Invariants {
         Ok(Invariants {
             dir: dir.to_owned(),
             items,
-            assumptions,
+            assumptions: assumption_infos.iter().map(|i| i.id.clone()).collect(),
             now_within,
             assumed,
             digest: loaded.digest,
         })
     }
-}
 
-impl Invariants {
     /// What the proofs assume, as `policy verify` prints it.
     pub fn assuming(&self) -> String {
-        let mut parts: Vec<String> = self.assumptions.iter().map(|a| a.info.id.clone()).collect();
+        let mut parts = self.assumptions.clone();
         let (earliest, latest) = &self.now_within;
         parts.push(format!("context.now within [{earliest}, {latest}]"));
         format!("assuming: {}", parts.join(", "))

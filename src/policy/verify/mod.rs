@@ -498,8 +498,8 @@ fn kind_jobs(engine: &PolicyEngine, invariants: &Invariants) -> Result<Vec<KindJ
             if scope.applies(&inv.written) {
                 key.update([1]);
                 key.update(inv.check.as_str());
-                key.update(inv.written.to_string());
-                // With the assumptions and the day it was proved on.
+                // The invariant as asked, with the assumptions and the day
+                // it was proved on.
                 key.update(inv.violation.to_string());
                 applicable.push(i);
             }
