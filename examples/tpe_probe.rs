@@ -1,5 +1,6 @@
 use cedar_policy::*;
-use partner_gateway::policy::{EntityRef, PolicyEngine};
+use partner_gateway::policy::PolicyEngine;
+use partner_gateway::refs::EntityRef;
 use std::path::Path;
 
 fn main() {

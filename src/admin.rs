@@ -21,12 +21,13 @@ mod guard;
 use crate::api_error::{codes, ApiError};
 use crate::config::AdminAccess;
 use crate::gateway::Gateway;
-use crate::policy::explain::explain_with_shadow;
-use crate::policy::question::{self, Refusal};
-use crate::policy::reload::PolicyReloader;
-use crate::policy::who_can::WhoCanError;
-use crate::policy::{AccessRequest, EntityRef};
+use crate::policy::AccessRequest;
+use crate::policy_tools::explain::explain_with_shadow;
+use crate::policy_tools::reload::PolicyReloader;
+use crate::policy_tools::who_can::WhoCanError;
+use crate::refs::EntityRef;
 use crate::store::Store;
+use crate::verify::question::{self, Refusal};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -111,11 +112,18 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         Ok(n) => crate::metrics::set_live_sessions(n.max(0) as u64),
         Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
     }
-    match crate::metrics::render(
+    let (entities, decisions) = (
         admin.gateway.entities.stats(),
         admin.gateway.decisions.stats(),
-        &admin.cache_reported,
-    ) {
+    );
+    let counts = crate::metrics::CacheCounts {
+        entity_hits: entities.hits,
+        entity_misses: entities.misses,
+        entity_entries: entities.entries,
+        decisions_reused: decisions.reused,
+        decisions_taken: decisions.taken,
+    };
+    match crate::metrics::render(counts, &admin.cache_reported) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -177,7 +185,7 @@ async fn explain_list(
     );
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let live = admin.gateway.policies.load_full();
-    let explained = crate::policy::explain::explain_list(
+    let explained = crate::policy_tools::explain::explain_list(
         &live,
         &admin.gateway.entities,
         &principal,
@@ -294,7 +302,7 @@ async fn who_can(
         .map_err(|e| ApiError::parameter(format!("invalid parameter resource: {}", e.reason)))?;
     let live = admin.gateway.policies.load_full();
     question::check(&live, None, &body.action, resource.kind(), &body.context).map_err(refused)?;
-    let answer = crate::policy::who_can::who_can(
+    let answer = crate::policy_tools::who_can::who_can(
         &live,
         &admin.gateway.entities,
         &body.action,

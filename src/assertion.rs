@@ -13,7 +13,7 @@
 
 use crate::crypto::constant_time_eq;
 use crate::filter::{Filter, ListScope};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};

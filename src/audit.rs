@@ -21,7 +21,7 @@
 //! | `acting_as` | string or null | a session's customer |
 //! | `source_operator` | string or null | the operator behind a session |
 //! | `auth` | string or null | `signature` or `token` |
-//! | `auth_failure` | string or null | a 401's reason code (`unknown_key`, `bad_signature`, `clock_skew`, ...: `gateway::AuthReason`) |
+//! | `auth_failure` | string or null | a 401's reason code (`unknown_key`, `bad_signature`, `clock_skew`, ...: `caller::AuthReason`) |
 //! | `access_key` | string or null | a 401's access key id, when the request was signed (never the secret or signature) |
 //! | `action` | string or null | the Cedar action |
 //! | `resources` | array of strings | every resource checked (`Type::"id"`) |
@@ -36,8 +36,8 @@
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
 
-use crate::gateway::authn::{AuthMethod, Caller};
-use crate::gateway::AuthFailure;
+use crate::caller::AuthFailure;
+use crate::caller::{AuthMethod, Caller};
 use crate::policy::{Asked, Decision};
 use serde_json::{Map, Value};
 use std::io::Write;

@@ -369,7 +369,7 @@ impl Default for Operations {
         Operations {
             shadow_policies: None,
             policy_watch: true,
-            policy_verify_timeout: crate::policy::verify::DEFAULT_TIMEOUT,
+            policy_verify_timeout: crate::verify::DEFAULT_TIMEOUT,
             decision_log: None,
             decision_log_sample_allowed: 1.0,
             shutdown_grace: std::time::Duration::from_secs(10),

@@ -93,7 +93,7 @@ enum Command {
     /// Validate, test and explain the Cedar policies (for security teams).
     Policy {
         #[command(subcommand)]
-        command: partner_gateway::policy::cli::PolicyCommand,
+        command: partner_gateway::policy_tools::cli::PolicyCommand,
     },
     /// Operators: add, disable, enable, set roles (heard by running gateways at once).
     Operators {
@@ -336,7 +336,7 @@ async fn run(
                 ExitCode::from(2)
             })
         }
-        Command::Policy { command } => partner_gateway::policy::cli::run(command).await,
+        Command::Policy { command } => partner_gateway::policy_tools::cli::run(command).await,
         Command::Operators { command } => {
             partner_gateway::credentials_cli::operators(command).await?;
             Ok(ExitCode::SUCCESS)

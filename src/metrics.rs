@@ -10,7 +10,6 @@
 //!
 //! Every name is listed in README.md ("Metrics").
 
-use crate::audit::DecisionRecord;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -162,6 +161,32 @@ fn describe() {
     set_live_sessions(0);
 }
 
+/// What one gateway's caches count, read at a scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheCounts {
+    pub entity_hits: u64,
+    pub entity_misses: u64,
+    /// Entities cached now (approximate).
+    pub entity_entries: u64,
+    pub decisions_reused: u64,
+    pub decisions_taken: u64,
+}
+
+/// One answered request, as the request metrics label and time it.
+pub struct Answered {
+    /// The route template; `None` when none matched.
+    pub route: Option<&'static str>,
+    pub action: Option<&'static str>,
+    /// `allow`, `deny` or `none`.
+    pub decision: &'static str,
+    pub status: u16,
+    /// A 401's reason code.
+    pub auth_failure: Option<&'static str>,
+    pub latency: Duration,
+    pub decision_latency: Option<Duration>,
+    pub upstream_latency: Option<Duration>,
+}
+
 /// What one gateway's caches had counted at its last scrape: entity hits and
 /// misses, decisions reused and taken.
 #[derive(Debug, Default)]
@@ -171,13 +196,14 @@ pub struct CacheReported(std::sync::Mutex<[u64; 4]>);
 /// now. Each scrape adds what this gateway's caches counted since its last
 /// one (`reported`), so that several gateways in one process (the tests)
 /// add up rather than mask each other, as setting the counters outright did.
-pub fn render(
-    cache: crate::entities::CacheStats,
-    reuse: crate::gateway::decisions::ReuseStats,
-    reported: &CacheReported,
-) -> Result<String, String> {
+pub fn render(counts: CacheCounts, reported: &CacheReported) -> Result<String, String> {
     let handle = install()?;
-    let now = [cache.hits, cache.misses, reuse.reused, reuse.taken];
+    let now = [
+        counts.entity_hits,
+        counts.entity_misses,
+        counts.decisions_reused,
+        counts.decisions_taken,
+    ];
     let added = {
         let mut last = reported.0.lock().unwrap_or_else(|p| p.into_inner());
         let added: Vec<u64> = now
@@ -199,7 +225,7 @@ pub fn render(
     {
         ::metrics::counter!(name).increment(n);
     }
-    ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(cache.entries as f64);
+    ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(counts.entity_entries as f64);
     handle.run_upkeep();
     Ok(handle.render())
 }
@@ -213,23 +239,23 @@ pub fn upkeep() {
 }
 
 /// One answered request: the counter and the latency histograms.
-pub fn observe_request(record: &DecisionRecord, status: u16, latency: Duration) {
-    let route = record.route.unwrap_or("unmatched");
-    let action = record.action.unwrap_or("none");
+pub fn observe_request(answered: Answered) {
+    let route = answered.route.unwrap_or("unmatched");
+    let action = answered.action.unwrap_or("none");
     ::metrics::counter!(
         REQUESTS,
         "route" => route,
         "action" => action,
-        "decision" => record.decision_text(),
-        "status" => status.to_string(),
-        "reason" => record.auth_failure.unwrap_or("none"),
+        "decision" => answered.decision,
+        "status" => answered.status.to_string(),
+        "reason" => answered.auth_failure.unwrap_or("none"),
     )
     .increment(1);
-    ::metrics::histogram!(REQUEST_SECONDS, "route" => route).record(latency.as_secs_f64());
-    if let Some(d) = record.decision_latency {
+    ::metrics::histogram!(REQUEST_SECONDS, "route" => route).record(answered.latency.as_secs_f64());
+    if let Some(d) = answered.decision_latency {
         ::metrics::histogram!(DECISION_SECONDS, "action" => action).record(d.as_secs_f64());
     }
-    if let Some(d) = record.upstream_latency {
+    if let Some(d) = answered.upstream_latency {
         ::metrics::histogram!(UPSTREAM_SECONDS, "route" => route).record(d.as_secs_f64());
     }
 }

@@ -271,3 +271,35 @@ pub struct Expenditure {
     /// The day the amount was spent (UTC midnight).
     pub spent_on: Timestamp,
 }
+
+/// An assume-role session as the policies see it. The store reads them
+/// (`crate::store`); the policy test runner makes them from a fixture.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionFacts {
+    pub id: SessionId,
+    /// The source identity that switched in.
+    pub operator: OperatorId,
+    pub customer: CustomerId,
+    pub scopes: Vec<AuthorizationScope>,
+    pub expires_at: Timestamp,
+    pub ended: bool,
+    /// Why it ended, when it has (no policy reads it: its holder's 403 says it).
+    pub end_reason: Option<String>,
+    /// The customer's live authorization when the session was created, if any.
+    pub authorization_id: Option<AuthorizationId>,
+}
+
+impl SessionFacts {
+    /// Why the session no longer acts at `now`: the reason it was ended
+    /// with (`switched_back`, `authorization_revoked`, ...), or `expired`;
+    /// `None` while it is live.
+    pub fn ended_why(&self, now: Timestamp) -> Option<&str> {
+        if self.ended {
+            Some(self.end_reason.as_deref().unwrap_or("ended"))
+        } else if self.expires_at <= now {
+            Some("expired")
+        } else {
+            None
+        }
+    }
+}

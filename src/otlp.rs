@@ -9,7 +9,7 @@
 //! are the SDK's, so logs, decision records, the store's `traceparent` and
 //! the exported spans all name the same trace and span.
 
-use crate::gateway::trace::TraceContext;
+use crate::trace::TraceContext;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };

@@ -1,5 +1,5 @@
 //! The Unix signals the gateway acts on besides shutdown: SIGHUP reloads the
-//! policies (`policy::reload`), SIGUSR1 reopens the decision log (`audit`).
+//! policies (`policy_tools::reload`), SIGUSR1 reopens the decision log (`audit`).
 //! Elsewhere, or when a handler cannot be installed, the signal never comes.
 
 /// One signal being listened for.

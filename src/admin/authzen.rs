@@ -15,14 +15,13 @@
 use super::Admin;
 use crate::api_error::{codes, ApiError};
 use crate::audit::DecisionRecord;
-use crate::entities::SessionFacts;
+use crate::caller::{AuthMethod, Caller};
 use crate::filter::{self, sql, Filter, ListScope};
-use crate::gateway::authn::{AuthMethod, Caller};
 use crate::gateway::{Gateway, GatewayError};
-use crate::policy::question;
-use crate::policy::{
-    AccessRequest, Asked, Decision, EntityRef, EntityType, PolicyEngine, NAMESPACE,
-};
+use crate::model::SessionFacts;
+use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
+use crate::refs::{EntityRef, EntityType, NAMESPACE};
+use crate::verify::question;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};

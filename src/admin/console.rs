@@ -8,7 +8,8 @@
 use super::Admin;
 use crate::api_error::{codes, ApiError};
 use crate::ids::PartnerId;
-use crate::policy::{EntityRef, PolicyEngine};
+use crate::policy::PolicyEngine;
+use crate::refs::EntityRef;
 use crate::store::query::{Bind, Where};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};

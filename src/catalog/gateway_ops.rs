@@ -6,7 +6,7 @@ use super::partner::scopes_value;
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::AuthorizationScope;
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

@@ -12,6 +12,7 @@
 //! Who may do what is not here: an operation names the action asked of each
 //! target and of each listed item; the policies answer.
 
+pub mod contact;
 pub mod fields;
 mod gateway_ops;
 mod orders;
@@ -24,7 +25,7 @@ pub use own_account::*;
 pub use partner::*;
 
 use crate::api_error::ApiError;
-use crate::policy::{EntityRef, EntityType};
+use crate::refs::{EntityRef, EntityType};
 use http::Method;
 use serde_json::{Map, Value};
 

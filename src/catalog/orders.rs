@@ -10,7 +10,7 @@ use super::partner::reason;
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::{ORDER_STATUSES, ORDER_TYPES};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -10,7 +10,7 @@ use super::orders::{order_status, order_type, OrderBy};
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::{Charging, ResourceOperation, ResourceStatus};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
 use serde::Deserialize;

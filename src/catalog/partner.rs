@@ -8,7 +8,7 @@ use super::fields::{
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::{Association, AuthorizationScope, BudgetType, FreezeType};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

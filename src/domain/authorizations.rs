@@ -44,7 +44,7 @@ use crate::api_error::{codes, ApiError};
 use crate::catalog::fields::Paging;
 use crate::catalog::{AuthorizationDecision, ListPartnerActivity, RequestAuthorization};
 use crate::model::{join_set, split_set, AuthorizationScope, AuthorizationStatus};
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::time::{self, Timestamp};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

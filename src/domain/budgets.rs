@@ -38,7 +38,7 @@ use crate::catalog::{
 };
 use crate::model::BudgetType;
 use crate::money::to_cents;
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::time::{self, Timestamp};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

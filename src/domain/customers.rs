@@ -48,10 +48,11 @@ use super::query::{self, Bind, Where};
 use super::wire;
 use super::DomainState;
 use crate::api_error::ApiError;
+use crate::catalog::contact::{mask_email, mask_name, mask_phone};
 use crate::catalog::{ListSubCustomers, ShowCustomerOverview};
 use crate::model::{Association, BudgetType};
 use crate::money::from_cents;
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::time::{self, Timestamp};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -92,39 +93,6 @@ struct CustomerInformation {
 struct ListSubCustomersResponse {
     customer_infos: Vec<CustomerInformation>,
     count: i64,
-}
-
-/// `Nova Retail Ltd` → `N***`.
-pub fn mask_name(name: &str) -> String {
-    match name.trim().chars().next() {
-        Some(first) => format!("{first}***"),
-        None => String::new(),
-    }
-}
-
-/// `it@nova-retail.example` → `i***@nova-retail.example`.
-pub fn mask_email(email: &str) -> String {
-    match email.rsplit_once('@') {
-        Some((local, domain)) => format!("{}@{domain}", mask_name(local)),
-        None => mask_name(email),
-    }
-}
-
-/// `+1-555-0101` → `+1-555-****`: the last four digits hidden (all digits
-/// when there are fewer).
-pub fn mask_phone(phone: &str) -> String {
-    let mut hidden = 0;
-    let mut out: Vec<char> = phone.chars().collect();
-    for c in out.iter_mut().rev() {
-        if hidden == 4 {
-            break;
-        }
-        if c.is_ascii_digit() {
-            *c = '*';
-            hidden += 1;
-        }
-    }
-    out.into_iter().collect()
 }
 
 fn customer_info(row: &AnyRow, reveal: bool) -> Result<CustomerInformation, ApiError> {
@@ -424,19 +392,6 @@ pub(super) async fn overview(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_keep_a_recognisable_minimum() {
-        assert_eq!(mask_name("Nova Retail Ltd"), "N***");
-        assert_eq!(mask_name(""), "");
-        assert_eq!(
-            mask_email("it@nova-retail.example"),
-            "i***@nova-retail.example"
-        );
-        assert_eq!(mask_email("no-at-sign"), "n***");
-        assert_eq!(mask_phone("+1-555-0101"), "+1-555-****");
-        assert_eq!(mask_phone("12"), "**");
-    }
 
     #[test]
     fn percentages_are_exact_to_two_places() {

@@ -7,7 +7,7 @@ use crate::api_error::ApiError;
 use crate::assertion::{Bound, Claims, Identity, HEADER};
 use crate::catalog::{self, CallerRefs, Input, Op, Request};
 use crate::filter::{Filter, ListScope};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use axum::response::{IntoResponse, Response};
 
 /// What the gateway decided for the request being served.

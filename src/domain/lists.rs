@@ -7,7 +7,7 @@ use super::extract::Served;
 use crate::api_error::ApiError;
 use crate::catalog::fields::Paging;
 use crate::filter::{sql, Candidates, Filter, ListScope};
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::store::query::{Bind, Where};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -61,7 +61,7 @@ use crate::catalog::{
 };
 use crate::model::ExportStatus;
 use crate::money::to_cents;
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::store::Store;
 use crate::time::{self, Timestamp};
 use axum::http::{header, StatusCode};

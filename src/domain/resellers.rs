@@ -35,7 +35,7 @@ use crate::api_error::{codes, ApiError};
 use crate::catalog::{ListIndirectPartners, SetResellerGrants, ShowResellerGrants};
 use crate::model::PartnerKind;
 use crate::money::to_cents;
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::time::{self, Timestamp};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

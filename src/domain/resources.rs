@@ -37,7 +37,7 @@ use crate::api_error::{codes, ApiError};
 use crate::catalog::fields::Paging;
 use crate::catalog::{ListCustomerOnDemandResources, ListPayPerUseCustomerResources, Period};
 use crate::model::{Charging, ResourceOperation, ResourceStatus};
-use crate::policy::EntityType;
+use crate::refs::EntityType;
 use crate::time::{self, Timestamp};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -13,8 +13,9 @@ mod principals;
 pub use principals::PrincipalRow;
 
 use crate::ids::*;
-use crate::model::{self, AuthorizationScope, PartnerKind};
-use crate::policy::{EntityRef, EntityType, PolicyEngine};
+use crate::model::{self, PartnerKind, SessionFacts};
+use crate::policy::PolicyEngine;
+use crate::refs::{EntityRef, EntityType};
 use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
@@ -23,39 +24,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// An assume-role session as the policies see it. Sessions are not stored
-/// yet: the caller (the gateway's session layer, or the policy test runner)
-/// supplies them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionFacts {
-    pub id: SessionId,
-    /// The source identity that switched in.
-    pub operator: OperatorId,
-    pub customer: CustomerId,
-    pub scopes: Vec<AuthorizationScope>,
-    pub expires_at: Timestamp,
-    pub ended: bool,
-    /// Why it ended, when it has (no policy reads it: its holder's 403 says it).
-    pub end_reason: Option<String>,
-    /// The customer's live authorization when the session was created, if any.
-    pub authorization_id: Option<AuthorizationId>,
-}
-
-impl SessionFacts {
-    /// Why the session no longer acts at `now`: the reason it was ended
-    /// with (`switched_back`, `authorization_revoked`, ...), or `expired`;
-    /// `None` while it is live.
-    pub fn ended_why(&self, now: Timestamp) -> Option<&str> {
-        if self.ended {
-            Some(self.end_reason.as_deref().unwrap_or("ended"))
-        } else if self.expires_at <= now {
-            Some("expired")
-        } else {
-            None
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntityError {
@@ -929,6 +897,7 @@ fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AuthorizationScope;
 
     fn session(expires_at: &str, ended: bool) -> SessionFacts {
         SessionFacts {

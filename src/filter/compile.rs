@@ -390,7 +390,7 @@ fn binary(op: BinaryOp, left: Term, right: Term, on: &On) -> Option<Term> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::Residual;
+    use crate::policy::partial::Residual;
     use crate::refs::EntityRef;
     use std::sync::Arc;
 

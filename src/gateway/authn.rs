@@ -6,16 +6,15 @@
 //! decision record as the determining policy). Every failure is the same 401
 //! to the client; the reason goes to the log.
 
-use super::error::AuthReason;
 use super::normalize::CanonicalTarget;
 use super::tokens::TokenSigner;
 use super::GatewayError;
 use crate::assertion::{CallerKind, Identity};
-use crate::catalog::CallerRefs;
-use crate::entities::{EntityLoader, PrincipalRow, SessionFacts};
+use crate::caller::{AuthMethod, AuthReason, Caller};
+use crate::entities::{EntityLoader, PrincipalRow};
 use crate::ids::SessionId;
 use crate::model::PrincipalKind;
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use crate::sessions::SessionKeys;
 use crate::signing::{self, AuthorizationHeader};
 use crate::store::CredentialRecord;
@@ -29,38 +28,6 @@ pub const CLOCK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 pub const TOKEN_HEADER: &str = "x-auth-token";
 pub const SECURITY_TOKEN_HEADER: &str = "x-security-token";
 pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
-
-/// How the caller proved who it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
-    Signature,
-    /// An `X-Auth-Token`, issued at this Unix time.
-    Token(i64),
-}
-
-/// An authenticated caller: the Cedar principal and the identity asserted upstream.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: EntityRef,
-    pub identity: Identity,
-    pub method: AuthMethod,
-    /// For an assume-role session: what the policies see of it.
-    pub session: Option<SessionFacts>,
-}
-
-impl Caller {
-    /// What the catalog needs to know of the caller to name targets.
-    pub fn refs(&self) -> CallerRefs<'_> {
-        CallerRefs {
-            principal: &self.principal,
-            own_customer: self.identity.customer.as_deref(),
-            auth_method: match self.method {
-                AuthMethod::Signature => "signature",
-                AuthMethod::Token(_) => "token",
-            },
-        }
-    }
-}
 
 /// What [`Authenticator::begin`] learned from the request head.
 pub enum HeadChecked {

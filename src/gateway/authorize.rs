@@ -4,15 +4,17 @@
 //! An unknown resource is denied exactly like a forbidden one, and any error
 //! while deciding denies (fail closed).
 
-use super::authn::Caller;
 use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
+use crate::caller::Caller;
 use crate::catalog::ListOf;
-use crate::entities::{SessionFacts, Slice};
-use crate::filter::Residuals;
+use crate::entities::Slice;
 use crate::filter::{self, sql, Filter, ListScope};
-use crate::policy::{AccessRequest, Asked, Decision, EntityRef, EntityType, PolicyEngine};
+use crate::model::SessionFacts;
+use crate::policy::partial::Residuals;
+use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
+use crate::refs::{EntityRef, EntityType};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Mutex;

@@ -11,7 +11,8 @@
 //! never reused (`PolicyEngine::reusable`).
 
 use crate::entities::{Slice, Stamp};
-use crate::policy::{AccessRequest, Decision, EntityRef, PolicyEngine};
+use crate::policy::{AccessRequest, Decision, PolicyEngine};
+use crate::refs::EntityRef;
 use crate::time::{self, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

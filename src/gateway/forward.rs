@@ -6,9 +6,9 @@
 //! headers from what it saw itself and the W3C trace context (`trace.rs`).
 
 use super::normalize::CanonicalTarget;
-use super::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use super::GatewayError;
 use crate::assertion::{AssertionKey, Claims, HEADER as IDENTITY_HEADER, RESERVED_PREFIX};
+use crate::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;

@@ -14,19 +14,21 @@ pub mod normalize;
 mod respond;
 mod sessions;
 pub mod tokens;
-pub mod trace;
 
-pub use error::{AuthFailure, AuthReason, GatewayError};
+pub use error::GatewayError;
 
 use crate::api_error::ApiError;
 use crate::assertion::{Claims, ASSERTION_TTL_SECS};
 use crate::audit::DecisionRecord;
+use crate::caller::Caller;
 use crate::catalog::{self, After, Input, Operation, Request, ServedBy};
 use crate::entities::EntityLoader;
 use crate::filter::{Candidates, ListScope};
+use crate::listener::Body;
 use crate::policy::{Asked, PolicyEngine};
+use crate::trace;
 use arc_swap::ArcSwap;
-use authn::{Authenticator, Caller};
+use authn::Authenticator;
 use authorize::Decided;
 use bytes::{Bytes, BytesMut};
 use forward::{Upstream, UpstreamResponse};
@@ -41,9 +43,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
-
-/// Response bodies are always complete buffers.
-pub type Body = Full<Bytes>;
 
 /// Everything the request path needs; shared by all connections.
 pub struct Gateway {
@@ -133,8 +132,18 @@ impl Gateway {
             response.headers_mut().insert("x-request-id", v);
         }
         let latency = started.elapsed();
-        record.emit(response.status().as_u16(), latency);
-        crate::metrics::observe_request(&record, response.status().as_u16(), latency);
+        let status = response.status().as_u16();
+        crate::metrics::observe_request(crate::metrics::Answered {
+            route: record.route,
+            action: record.action,
+            decision: record.decision_text(),
+            status,
+            auth_failure: record.auth_failure,
+            latency,
+            decision_latency: record.decision_latency,
+            upstream_latency: record.upstream_latency,
+        });
+        record.emit(status, latency);
         response
     }
 

@@ -5,9 +5,9 @@
 
 use super::forward::{self, UpstreamResponse};
 use super::{Body, Call, Gateway, GatewayError};
+use crate::catalog::contact::CONTACT_FIELDS;
 use crate::catalog::Operation;
-use crate::domain::customers::{mask_email, mask_name, mask_phone};
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
@@ -124,16 +124,12 @@ impl Gateway {
 /// Masks the contact fields of one listed customer except those in `shown`.
 fn mask_contact(item: &mut Value, shown: &[String]) {
     let is_shown = |f: &str| shown.iter().any(|s| s == f);
-    for (field, wire, mask) in [
-        ("name", "customer", mask_name as fn(&str) -> String),
-        ("email", "email", mask_email),
-        ("phone", "telephone", mask_phone),
-    ] {
-        if is_shown(field) {
+    for contact in CONTACT_FIELDS {
+        if is_shown(contact.field) {
             continue;
         }
-        if let Some(Value::String(s)) = item.get_mut(wire) {
-            *s = mask(s);
+        if let Some(Value::String(s)) = item.get_mut(contact.wire) {
+            *s = (contact.mask)(s);
         }
     }
 }

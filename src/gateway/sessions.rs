@@ -2,17 +2,17 @@
 //! sessions (switch into a customer account, list the live sessions, switch
 //! back; R8) and tokens. See src/sessions for the session credentials.
 
-use super::authn::{AuthMethod, Caller};
 use super::authorize::Decided;
 use super::{json_response, Body, Call, Gateway, GatewayError};
 use crate::assertion::CallerKind;
 use crate::audit::DecisionRecord;
+use crate::caller::{AuthMethod, Caller};
 use crate::catalog::{CreateSession, IssueToken, Request, ENDED_SHOWN_HOURS};
 use crate::entities::PrincipalRow;
 use crate::filter::{sql, ListScope};
 use crate::ids::{OperatorId, PartnerId};
 use crate::model::PrincipalKind;
-use crate::policy::{EntityRef, EntityType};
+use crate::refs::{EntityRef, EntityType};
 use crate::sessions::SessionKeys;
 use crate::store::query::{Bind, Where};
 use crate::store::sessions::{EndReason, SessionRecord};

@@ -14,8 +14,8 @@
 //! and the old tokens are refused. (Tokens issued before that migration
 //! name none and are refused: their holders ask for new ones.)
 
-use super::error::AuthReason;
 use super::GatewayError;
+use crate::caller::AuthReason;
 use crate::crypto::constant_time_eq;
 use crate::model::PrincipalKind;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

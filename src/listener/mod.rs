@@ -1,8 +1,8 @@
 //! The API listener: TCP accept with connection limits (total and per
 //! address) that never stall accepting, TLS (rustls, TLS 1.2 and 1.3, ALPN h2
 //! and http/1.1) or plain HTTP, and hyper's HTTP/1.1 + HTTP/2 server with
-//! header size/count limits, stream limits and deadlines. Each request goes to
-//! [`crate::gateway::Gateway::handle`].
+//! header size/count limits, stream limits and deadlines. Each request goes to the
+//! handler it is given: the gateway's, in `serve`.
 
 mod content_length;
 
@@ -10,7 +10,9 @@ pub use content_length::REPEATED_CONTENT_LENGTH;
 
 use crate::config::{Limits, TlsMode};
 use anyhow::Context;
+use bytes::Bytes;
 use content_length::OneContentLength;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,6 +27,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+
+/// Response bodies are always complete buffers.
+pub type Body = Full<Bytes>;
 
 /// An axum listener over TLS (the domain store, the admin listener):
 /// accepts TCP connections and hands on those whose TLS handshake
@@ -180,7 +185,7 @@ pub trait RequestHandler: Send + Sync + 'static {
         self: Arc<Self>,
         req: http::Request<Incoming>,
         peer: SocketAddr,
-    ) -> impl Future<Output = http::Response<crate::gateway::Body>> + Send;
+    ) -> impl Future<Output = http::Response<Body>> + Send;
 }
 
 /// Accepts connections until `shutdown` resolves; each connection is served

@@ -116,14 +116,14 @@ pub(super) fn load(policies_dir: &Path, schema_dir: &Path) -> Result<Loaded, Pol
 /// A directory of Cedar policies read like the policy set but not part of
 /// it (the invariants `policy verify` proves): parsed, `@id` required, and
 /// strictly validated against `schema`, every problem with file and line.
-pub(super) struct LoadedDir {
+pub(crate) struct LoadedDir {
     pub policies: PolicySet,
     pub infos: Vec<PolicyInfo>,
     /// Hash of the files' names and contents, as [`Loaded::version`].
     pub digest: String,
 }
 
-pub(super) fn load_dir(dir: &Path, schema: &Schema) -> Result<LoadedDir, PolicyLoadError> {
+pub(crate) fn load_dir(dir: &Path, schema: &Schema) -> Result<LoadedDir, PolicyLoadError> {
     let mut issues = Vec::new();
     let files = read_dir(dir, "cedar", &mut issues);
     let (policies, infos) = load_policies(&files, &mut issues);
@@ -145,7 +145,7 @@ pub(super) fn load_dir(dir: &Path, schema: &Schema) -> Result<LoadedDir, PolicyL
 /// the invariant files, computed as [`load`] and [`load_dir`] compute them:
 /// whether a set just loaded is the one on disk (a file rewritten and back
 /// while it was read would otherwise go unnoticed).
-pub(super) fn digests_on_disk(
+pub(crate) fn digests_on_disk(
     policies_dir: &Path,
     schema_dir: &Path,
     invariants_dir: &Path,
@@ -186,7 +186,7 @@ fn read_dir(dir: &Path, ext: &str, issues: &mut Vec<LoadIssue>) -> Vec<Source> {
         .collect()
 }
 
-pub(super) fn issue(file: &Path, line: Option<usize>, message: String) -> LoadIssue {
+pub(crate) fn issue(file: &Path, line: Option<usize>, message: String) -> LoadIssue {
     LoadIssue {
         file: file.to_owned(),
         line,

@@ -5,21 +5,13 @@
 //! module maps a request to Cedar, fails closed on anything Cedar could not
 //! evaluate, and picks the denial body by the rule of `policies/README.md`.
 
-pub mod cli;
-pub mod explain;
-mod load;
-pub mod near_miss;
+pub(crate) mod load;
 pub mod partial;
-mod plan;
-pub mod question;
-pub mod reload;
+pub(crate) mod plan;
 mod reuse;
 pub mod shadow;
-pub mod testing;
-pub mod verify;
-pub mod who_can;
 
-pub use crate::refs::{EntityRef, EntityRefError, EntityType, NAMESPACE};
+use crate::refs::{EntityRef, EntityType, NAMESPACE};
 pub use load::{LoadIssue, PolicyInfo, PolicyLoadError};
 
 use crate::time::{self, Timestamp};

@@ -7,7 +7,6 @@
 //! decision that holds for every entity of the type comes out as such.
 
 use super::{describe, plan, EntityRef, EntityType, PolicyEngine};
-use crate::filter::{Residual, Residuals, Unknown};
 use cedar_policy::{
     pst, Context, Decision as CedarDecision, Entities, PartialEntities, PartialEntityUid,
     PartialRequest, PolicyId,
@@ -15,6 +14,51 @@ use cedar_policy::{
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// One residual policy: its id and the condition left over the unknown
+/// side of the request.
+#[derive(Clone, Debug)]
+pub struct Residual {
+    pub id: String,
+    pub condition: Arc<pst::Expr>,
+    /// The residual policy as Cedar text, for explaining a list.
+    pub text: String,
+}
+
+/// Which side of a request a partial evaluation left unknown: the items of
+/// a list are resources; the answer to `who-can` are principals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unknown {
+    #[default]
+    Resource,
+    Principal,
+}
+
+/// What the policies say about "may the principal do the action on an item
+/// of this type" ([`crate::policy::PolicyEngine::residuals`]), or "which
+/// principals of this type may do it on the resource"
+/// ([`crate::policy::PolicyEngine::principal_residuals`]). The unknown
+/// entity is the "item" below.
+#[derive(Clone, Debug, Default)]
+pub struct Residuals {
+    pub over: Unknown,
+    /// `Some(true)`: every item is allowed; `Some(false)`: none is (with the
+    /// forbids that say so in `determining`, in file order); `None`: it
+    /// depends on the item.
+    pub decision: Option<bool>,
+    pub determining: Vec<String>,
+    /// The permits that hold for every item, in file order (when any does,
+    /// only residual forbids remain to decide).
+    pub satisfied: Vec<String>,
+    pub permits: Vec<Residual>,
+    pub forbids: Vec<Residual>,
+    /// Policies whose evaluation fails whatever the item; any denies every
+    /// decision (fail closed), so they are not compiled but reported.
+    pub errors: Vec<String>,
+    /// Each known entity and what it is `in`: a residual `known in
+    /// item.attr` holds when the attribute is one of these (or the entity).
+    pub ancestors: HashMap<EntityRef, Vec<EntityRef>>,
+}
 
 impl PolicyEngine {
     /// Partially evaluates `action` for `principal` over every item of type

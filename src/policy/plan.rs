@@ -227,7 +227,7 @@ fn model_types<'a>(types: Option<impl Iterator<Item = &'a EntityTypeName>>) -> V
 
 /// The action groups `action` is in, transitively (`all`: the schema's
 /// action entities).
-pub(super) fn groups_of(all: &Entities, action: &EntityUid) -> Vec<EntityUid> {
+pub(crate) fn groups_of(all: &Entities, action: &EntityUid) -> Vec<EntityUid> {
     all.ancestors(action)
         .into_iter()
         .flatten()
@@ -239,7 +239,7 @@ pub(super) fn groups_of(all: &Entities, action: &EntityUid) -> Vec<EntityUid> {
 /// with a principal of type `principal` and a resource of type `resource`.
 /// Only constraints that name a type or an action rule a policy out; `in` an
 /// entity is kept (it may be equality or ancestry).
-pub(super) fn can_apply(
+pub(crate) fn can_apply(
     policy: &cedar_policy::Policy,
     action: &EntityUid,
     groups: &[EntityUid],
@@ -348,7 +348,7 @@ fn extension(name: &str) -> Option<FieldKind> {
 
 /// `entities` plus those of `more` it does not hold yet (the action
 /// entities a decision needs); borrowed when nothing is missing.
-pub(super) fn with_missing(
+pub(crate) fn with_missing(
     entities: &Entities,
     more: impl IntoIterator<Item = Entity>,
 ) -> Result<Cow<'_, Entities>, String> {

@@ -78,7 +78,7 @@ fn disagreement(
 
 /// What a list question decides for the whole list: allowed (some items
 /// may be listed, by the filter) or denied (none can be).
-fn list_decision(residuals: Result<crate::filter::Residuals, String>) -> Decision {
+fn list_decision(residuals: Result<super::partial::Residuals, String>) -> Decision {
     match residuals {
         Ok(r) => Decision {
             allow: r.decision != Some(false),

@@ -9,7 +9,7 @@
 //! `entities::principals` drops principals and credentials on any commit.
 
 use crate::entities::EntityLoader;
-use crate::policy::EntityRef;
+use crate::refs::EntityRef;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 
 use super::query::{bind_all, Where};
 use super::{Store, StoreResult};
-use crate::entities::SessionFacts;
 use crate::ids::*;
+use crate::model::SessionFacts;
 use crate::model::{join_set, split_set, AuthorizationScope};
 use crate::time::{self, Timestamp};
 use sqlx::any::AnyRow;

@@ -8,6 +8,7 @@ mod domain;
 mod explain;
 mod gateway;
 pub mod kit;
+mod layers;
 mod lists;
 pub(crate) mod logs;
 mod policy;

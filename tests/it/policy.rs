@@ -6,12 +6,14 @@
 use crate::kit::TestDb;
 use crate::test_both_backends;
 use cedar_policy::{Entities, EvalResult};
-use partner_gateway::entities::{EntityLoader, SessionFacts};
+use partner_gateway::entities::EntityLoader;
 use partner_gateway::ids::*;
 use partner_gateway::model::AuthorizationScope;
-use partner_gateway::policy::testing::{default_test_files, run_files};
-use partner_gateway::policy::{AccessRequest, EntityRef, PolicyEngine};
+use partner_gateway::model::SessionFacts;
+use partner_gateway::policy::{AccessRequest, PolicyEngine};
+use partner_gateway::refs::EntityRef;
 use partner_gateway::store::seed::Fixture;
+use partner_gateway::verify::testing::{default_test_files, run_files};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

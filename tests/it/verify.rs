@@ -8,12 +8,12 @@
 //! These need the cvc5 solver (`bash tools/cvc5/install.sh`, then `CVC5` or
 //! `cvc5` on the PATH); without it they fail saying so.
 
-use partner_gateway::policy::reload::{load_set, prove};
-use partner_gateway::policy::testing::run_files;
-use partner_gateway::policy::verify::{
+use partner_gateway::policy::PolicyEngine;
+use partner_gateway::policy_tools::reload::{load_set, prove};
+use partner_gateway::verify::testing::run_files;
+use partner_gateway::verify::{
     self, Counterexample, Finding, Invariants, Replay, Report, VerifyOptions,
 };
-use partner_gateway::policy::PolicyEngine;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -263,7 +263,7 @@ async fn cutting_a_guardrail_is_refuted_and_policy_test_reproduces_the_counterex
             assert!(matches!(c.replay, Replay::Confirmed), "{guardrail}: {c:?}");
             like_real_data(&c.test);
             // It names the permits that allow it, as Cedar decides it.
-            let decided = partner_gateway::policy::testing::decide_inline(&cut, &c.test).unwrap();
+            let decided = partner_gateway::verify::testing::decide_inline(&cut, &c.test).unwrap();
             let mut allowing = decided[0].determining.clone();
             allowing.sort();
             assert!(!allowing.is_empty());

@@ -12,8 +12,9 @@ use crate::kit::{http_client, policies_dir, schema_dir, send, DomainServer};
 use crate::test_on_backends;
 use partner_gateway::entities::EntityLoader;
 use partner_gateway::model::AuthorizationScope::{Om, Order};
-use partner_gateway::policy::who_can::who_can;
-use partner_gateway::policy::{AccessRequest, EntityRef, EntityType, PolicyEngine};
+use partner_gateway::policy::{AccessRequest, PolicyEngine};
+use partner_gateway::policy_tools::who_can::who_can;
+use partner_gateway::refs::{EntityRef, EntityType};
 use partner_gateway::store::Backend;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -175,7 +176,7 @@ async fn every_principal(s: &DomainServer) -> Vec<EntityRef> {
 }
 
 /// What who-can answered, as principal → determining policies.
-fn listed(answer: &partner_gateway::policy::who_can::WhoCan) -> Answer {
+fn listed(answer: &partner_gateway::policy_tools::who_can::WhoCan) -> Answer {
     answer
         .principals
         .iter()

@@ -6,7 +6,7 @@ use crate::kit::DomainServer;
 use crate::test_on_backends;
 use partner_gateway::assertion::{AssertionKey, Claims, HEADER};
 use partner_gateway::filter::{Filter, ListScope};
-use partner_gateway::policy::EntityRef;
+use partner_gateway::refs::EntityRef;
 use partner_gateway::store::Backend;
 
 use super::support::DEMO;

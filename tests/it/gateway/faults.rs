@@ -392,8 +392,8 @@ async fn policy_files_rewritten_under_load() {
 /// anything.
 #[test]
 fn a_set_read_while_a_file_was_emptied_never_serves() {
-    use partner_gateway::policy::reload::{self, Outcome, PolicyReloader, Serving};
     use partner_gateway::policy::PolicyEngine;
+    use partner_gateway::policy_tools::reload::{self, Outcome, PolicyReloader, Serving};
     use std::sync::atomic::AtomicBool;
     const RELOADS: usize = 60;
     let dir = tempfile::tempdir().unwrap();

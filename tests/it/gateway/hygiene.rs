@@ -203,7 +203,7 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
     assert_eq!(claims.operation, "ShowSubCustomerBudget");
     assert_eq!(
         claims.resources,
-        vec![partner_gateway::policy::EntityRef::Customer(
+        vec![partner_gateway::refs::EntityRef::Customer(
             "cust-acme".into()
         )]
     );

@@ -11,7 +11,7 @@ use super::sessions::{as_session, assume, credentials};
 use super::TestGateway;
 use crate::test_on_backends;
 use partner_gateway::client::Credentials;
-use partner_gateway::policy::EntityRef;
+use partner_gateway::refs::EntityRef;
 use partner_gateway::store::Backend;
 use serde_json::json;
 

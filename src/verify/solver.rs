@@ -9,7 +9,7 @@
 //! bounded by the caller's deadline: past it the process is killed and the
 //! answer is "not proved", never a pass.
 
-use super::super::describe;
+use crate::policy::describe;
 use cedar_policy_symcc::solver::{LocalSolver, Solver as _};
 use cedar_policy_symcc::{CedarSymCompiler, CompiledPolicy, CompiledPolicySet, Env};
 use std::ffi::OsString;

@@ -20,10 +20,10 @@
 //! the change would do); `/readyz` and `pgw_policy_invariant_failed` say
 //! it would be refused as the live set.
 
-use super::load;
-use super::verify::{self, Invariants, VerifyOptions};
-use super::{PolicyEngine, PolicyLoadError};
+use crate::policy::load;
+use crate::policy::{PolicyEngine, PolicyLoadError};
 use crate::time::{self, Timestamp};
+use crate::verify::{self, Invariants, VerifyOptions};
 use arc_swap::ArcSwap;
 use notify::Watcher as _;
 use serde_json::{json, Value};

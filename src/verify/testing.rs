@@ -12,11 +12,13 @@
 //! counterexamples in, since a solver's entities need not be rows the store
 //! could hold. They are checked against the schema, then decided the same way.
 
-use super::{AccessRequest, Decision, EntityRef, PolicyEngine};
 use crate::crypto::SecretCipher;
-use crate::entities::{EntityLoader, SessionFacts};
+use crate::entities::EntityLoader;
 use crate::ids::*;
 use crate::model::AuthorizationScope;
+use crate::model::SessionFacts;
+use crate::policy::{AccessRequest, Decision, PolicyEngine};
+use crate::refs::EntityRef;
 use crate::store::seed::Fixture;
 use crate::store::Store;
 use crate::time;
@@ -350,7 +352,7 @@ pub fn decide_inline(engine: &PolicyEngine, file: &Value) -> Result<Vec<Decision
 fn inline_entities(engine: &PolicyEngine, tf: &TestFile) -> anyhow::Result<Entities> {
     let json = tf.entities.clone().unwrap_or(Value::Array(Vec::new()));
     Entities::from_json_value(json, Some(engine.schema()))
-        .map_err(|e| anyhow::anyhow!("entities: {}", super::describe(&e)))
+        .map_err(|e| anyhow::anyhow!("entities: {}", crate::policy::describe(&e)))
 }
 
 fn decide_inline_case(

@@ -19,9 +19,9 @@
 //! counterexample looks like real data. So is a built-in one: `context.now`
 //! lies within [`question::SUPPLIED_NOW_YEARS`] of the clock.
 
-use super::super::load::{self, issue};
-use super::super::question;
-use super::super::{LoadIssue, PolicyInfo, PolicyLoadError};
+use super::question;
+use crate::policy::load::{self, issue};
+use crate::policy::{LoadIssue, PolicyInfo, PolicyLoadError};
 use cedar_policy::{Effect, Policy, PolicyId, Schema};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -298,7 +298,7 @@ mod tests {
     use super::*;
 
     fn schema() -> Schema {
-        let text = include_str!("../../../schema/partner.cedarschema");
+        let text = include_str!("../../schema/partner.cedarschema");
         Schema::from_cedarschema_str(text)
             .expect("the shipped schema")
             .0

@@ -17,13 +17,15 @@
 
 mod counterexample;
 pub mod invariants;
+pub mod question;
 mod solver;
+pub mod testing;
 
 pub use invariants::{Check, Invariant, Invariants};
 pub use solver::{solver_program, solver_version};
 
-use super::plan::{can_apply, groups_of, with_missing};
-use super::{describe, Decision, PolicyEngine};
+use crate::policy::plan::{can_apply, groups_of, with_missing};
+use crate::policy::{describe, Decision, PolicyEngine};
 use cedar_policy::{Authorizer, Entities, EntityUid, Policy, PolicySet, RequestEnv, Schema};
 use cedar_policy_symcc::{CompiledPolicy, CompiledPolicySet, Env};
 use counterexample::Case;
@@ -846,18 +848,17 @@ fn write_case(
             Ok(t) => t,
             Err(e) => return Err((Value::Null, format!("cannot write the test case: {e}"))),
         };
-        let mismatch =
-            expected.iter().find_map(|(engine, want)| {
-                match super::testing::decide_inline(engine, &test) {
-                    Ok(got) if got.len() == 1 && Decided::of(&got[0]) == *want => None,
-                    Ok(got) => Some(format!(
-                        "the written test case decides {:?} with {}, the evaluator {want:?}",
-                        got.first(),
-                        engine.version()
-                    )),
-                    Err(e) => Some(format!("the written test case does not run: {e}")),
-                }
-            });
+        let mismatch = expected.iter().find_map(|(engine, want)| {
+            match testing::decide_inline(engine, &test) {
+                Ok(got) if got.len() == 1 && Decided::of(&got[0]) == *want => None,
+                Ok(got) => Some(format!(
+                    "the written test case decides {:?} with {}, the evaluator {want:?}",
+                    got.first(),
+                    engine.version()
+                )),
+                Err(e) => Some(format!("the written test case does not run: {e}")),
+            }
+        });
         match mismatch {
             None => return Ok(test),
             Some(why) => last = (test, why),

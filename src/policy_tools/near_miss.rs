@@ -5,8 +5,8 @@
 //! with Cedar's own evaluator over the same request and entities, so the
 //! answer is what Cedar saw, not a re-implementation of it.
 
-use super::explain::DeterminingPolicy;
-use super::{AccessRequest, PolicyEngine};
+use super::DeterminingPolicy;
+use crate::policy::{AccessRequest, PolicyEngine};
 use cedar_policy::{
     eval_expression, Authorizer, Context, Effect, Entities, Expression, Policy, PolicyId,
     PolicySet, Request,
@@ -78,7 +78,7 @@ pub fn near_misses(
         }
         if let Some(miss) = first_failure(&conditions, &cedar_request, &entities) {
             out.push(NearMiss {
-                policy: super::explain::policy_info(engine, &info.id),
+                policy: DeterminingPolicy::of(engine, &info.id),
                 ..miss
             });
         }
@@ -107,7 +107,7 @@ fn cedar_parts(
     )
     .ok()?;
     let actions = engine.schema().action_entities().ok()?;
-    let all = super::plan::with_missing(entities, actions.iter().cloned()).ok()?;
+    let all = crate::policy::plan::with_missing(entities, actions.iter().cloned()).ok()?;
     Some((cedar_request, all.into_owned()))
 }
 

@@ -14,10 +14,13 @@
 //! every principal of its type, and each residual permit whose own filter
 //! matches it.
 
-use super::explain::{policy_info, DeterminingPolicy, PartialAnswer};
-use super::{AccessRequest, EntityRef, EntityType, PolicyEngine};
+use super::explain::PartialAnswer;
+use super::DeterminingPolicy;
 use crate::entities::{EntityError, EntityLoader};
-use crate::filter::{self, sql, Filter, ListScope, Residuals};
+use crate::filter::{self, sql, Filter, ListScope};
+use crate::policy::partial::Residuals;
+use crate::policy::{AccessRequest, PolicyEngine};
+use crate::refs::{EntityRef, EntityType};
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -154,7 +157,7 @@ pub async fn who_can(
                 principal: ty.entity(id).to_string(),
                 determining: in_file_order(engine, why)
                     .iter()
-                    .map(|id| policy_info(engine, id))
+                    .map(|id| DeterminingPolicy::of(engine, id))
                     .collect(),
             }
         }));

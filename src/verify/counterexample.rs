@@ -9,7 +9,7 @@
 //! one exists (`"5000.0000"`, `"2026-11-21T12:00:00Z"`), Cedar's `__extn`
 //! form otherwise.
 
-use super::super::EntityRef;
+use crate::refs::EntityRef;
 use cedar_policy::{EntityUid, Request};
 use cedar_policy_symcc::Env;
 use serde_json::{json, Map, Value};

@@ -2,12 +2,13 @@
 //! policies, run the decision tests, explain one decision, prove the
 //! invariants and compare two policy sets.
 
-use super::testing::{self, FixtureDb, TestSession};
-use super::verify::{self, Counterexample, Invariants, VerifyOptions};
-use super::{question, AccessRequest, EntityRef, EntityType, PolicyEngine};
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
+use crate::policy::{AccessRequest, PolicyEngine};
+use crate::refs::{EntityRef, EntityType};
 use crate::store::Store;
+use crate::verify::testing::{self, FixtureDb, TestSession};
+use crate::verify::{self, question, Counterexample, Invariants, VerifyOptions};
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,7 +43,7 @@ pub struct EntitySource {
 }
 
 impl PolicyDirs {
-    fn load(&self) -> Result<PolicyEngine, super::PolicyLoadError> {
+    fn load(&self) -> Result<PolicyEngine, crate::policy::PolicyLoadError> {
         PolicyEngine::load(&self.policies, &self.schema)
     }
 }

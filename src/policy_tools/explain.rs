@@ -3,10 +3,14 @@
 //! same thing.
 
 use super::near_miss::{near_misses, NearMiss};
-use super::{AccessRequest, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG};
-use crate::entities::{EntityError, EntityLoader, SessionFacts};
-use crate::filter::{ListScope, Residuals};
-use cedar_policy::Effect;
+use super::DeterminingPolicy;
+use crate::entities::{EntityError, EntityLoader};
+use crate::filter::ListScope;
+use crate::model::SessionFacts;
+use crate::policy::partial::Residuals;
+use crate::policy::{
+    AccessRequest, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -33,17 +37,6 @@ pub struct Explanation {
     /// For a default deny (no policy applied, nothing failed): the permits
     /// whose scope matched, each with the first condition that failed.
     pub near_misses: Vec<NearMiss>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DeterminingPolicy {
-    pub id: String,
-    /// `permit` or `forbid`.
-    pub effect: &'static str,
-    pub file: String,
-    pub line: usize,
-    /// The comment right above the policy.
-    pub comment: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -113,25 +106,7 @@ pub fn describe_decision(
     let determining = d
         .determining
         .iter()
-        .map(|id| match engine.policy(id) {
-            Some(p) => DeterminingPolicy {
-                id: id.clone(),
-                effect: match p.effect {
-                    Effect::Permit => "permit",
-                    Effect::Forbid => "forbid",
-                },
-                file: p.file.display().to_string(),
-                line: p.line,
-                comment: p.comment.clone(),
-            },
-            None => DeterminingPolicy {
-                id: id.clone(),
-                effect: "unknown",
-                file: String::new(),
-                line: 0,
-                comment: None,
-            },
-        })
+        .map(|id| DeterminingPolicy::of(engine, id))
         .collect();
     let denial = (!d.allow).then(|| {
         let (error_code, error_msg) = if found {
@@ -289,9 +264,9 @@ impl PartialAnswer {
     pub fn of(
         engine: &PolicyEngine,
         residuals: &Residuals,
-        item: super::EntityType,
+        item: crate::refs::EntityType,
     ) -> (PartialAnswer, ListScope) {
-        let policy = |id: &str| policy_info(engine, id);
+        let policy = |id: &str| DeterminingPolicy::of(engine, id);
         let (scope, item_by_item) = crate::filter::scope(residuals, item);
         let (filter, sql) = match &scope {
             ListScope::Filter(f) => (Some(f.clone()), crate::filter::sql::readable(f, item).ok()),
@@ -334,9 +309,9 @@ pub struct ResidualPolicy {
 pub async fn explain_list(
     engine: &PolicyEngine,
     loader: &EntityLoader,
-    principal: &super::EntityRef,
+    principal: &crate::refs::EntityRef,
     action: &str,
-    item: super::EntityType,
+    item: crate::refs::EntityType,
     context: Map<String, Value>,
     sessions: &[SessionFacts],
 ) -> Result<ListExplanation, EntityError> {
@@ -382,28 +357,6 @@ pub async fn explain_list(
         });
     }
     Ok(out)
-}
-
-pub(super) fn policy_info(engine: &PolicyEngine, id: &str) -> DeterminingPolicy {
-    match engine.policy(id) {
-        Some(p) => DeterminingPolicy {
-            id: id.to_owned(),
-            effect: match p.effect {
-                Effect::Permit => "permit",
-                Effect::Forbid => "forbid",
-            },
-            file: p.file.display().to_string(),
-            line: p.line,
-            comment: p.comment.clone(),
-        },
-        None => DeterminingPolicy {
-            id: id.to_owned(),
-            effect: "unknown",
-            file: String::new(),
-            line: 0,
-            comment: None,
-        },
-    }
 }
 
 /// Cedar prints an instant it computed as an offset from the epoch

@@ -5,7 +5,8 @@
 //! what is valid, never answered with a deny that would read as an answer.
 //! The CLI says so with exit 2, the admin listener with 400.
 
-use super::{EntityType, PolicyEngine};
+use crate::policy::PolicyEngine;
+use crate::refs::EntityType;
 use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 use serde_json::{Map, Value};
 
