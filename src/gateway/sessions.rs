@@ -64,14 +64,15 @@ impl Gateway {
         let unavailable = |e: crate::store::StoreError| {
             GatewayError::Unavailable(format!("creating a session: {e}"))
         };
-        // A session is an operator's: it remembers who switched in.
+        // A session remembers the operator who switched in; the schema
+        // defines AssumeRole only for principals that have one.
         let (Some(operator), Some(partner)) = (
             caller.identity.acting_operator(),
             caller.identity.partner.as_deref(),
         ) else {
-            return Err(GatewayError::Api(crate::api_error::ApiError::invalid(
-                "only an operator switches into a customer account",
-            )));
+            return Err(GatewayError::Internal(
+                "AssumeRole allowed to a caller without an operator".into(),
+            ));
         };
         let store = self.entities.store();
         let customer = store
@@ -249,8 +250,8 @@ impl Gateway {
     }
 
     /// `POST /v3/auth/tokens`, after `IssueToken` was allowed: a token for the
-    /// caller, in `X-Subject-Token`. A token names an operator or a customer;
-    /// a session's own credentials are already temporary.
+    /// caller, in `X-Subject-Token`. A token names an operator or a customer,
+    /// the only principals the schema defines IssueToken for.
     async fn issue_token(
         &self,
         caller: &Caller,
@@ -261,9 +262,9 @@ impl Gateway {
             CallerKind::Operator => PrincipalKind::Operator,
             CallerKind::Customer => PrincipalKind::Customer,
             CallerKind::Session => {
-                return Err(GatewayError::Api(crate::api_error::ApiError::invalid(
-                    "tokens are issued to operators and customers; a session's credentials are already temporary",
-                )))
+                return Err(GatewayError::Internal(
+                    "IssueToken allowed to a session".into(),
+                ))
             }
         };
         // The generation of the row the caller was authenticated as.

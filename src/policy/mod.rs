@@ -289,6 +289,19 @@ impl PolicyEngine {
         entities: &Entities,
         plan: Option<&plan::ActionPlan>,
     ) -> Decision {
+        // An action the schema does not define for this principal type
+        // (`appliesTo`) is never performed by it: a plain deny, as with no
+        // permit, not an evaluation error (the caller chose the action, not
+        // the gateway). Asked of the schema for planned and unplanned alike.
+        if let Some(defined) = self.plans.get(&request.action) {
+            if !defined.admits_principal(request.principal.kind()) {
+                return Decision {
+                    allow: false,
+                    determining: Vec::new(),
+                    errors: Vec::new(),
+                };
+            }
+        }
         let action = Self::action_uid(&request.action);
         let context = match plan.and_then(|p| p.context(&request.context)) {
             Some(c) => c,

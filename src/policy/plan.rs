@@ -54,6 +54,11 @@ impl ActionPlan {
         self.policies_for(principal.kind(), resource.kind())
     }
 
+    /// Whether the schema defines the action for principals of this type.
+    pub fn admits_principal(&self, principal: EntityType) -> bool {
+        self.policies.keys().any(|(p, _)| *p == principal)
+    }
+
     /// The policies to evaluate for requests of these entity types.
     pub fn policies_for(&self, principal: EntityType, resource: EntityType) -> Option<&PolicySet> {
         self.policies.get(&(principal, resource))

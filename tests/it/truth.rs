@@ -302,6 +302,17 @@ fn steps(export_id: &str) -> Vec<Step> {
             200,
         ),
         step(Stranger, "GET", "/v3/partner-sessions", None, 200),
+        step(Customer, "GET", "/v3/partner-sessions", None, 200),
+        step(Session, "GET", "/v3/partner-sessions", None, 200),
+        // A session switching in again (chaining) is data-valid: only
+        // R8-no-role-chaining refuses it.
+        step(
+            Session,
+            "POST",
+            "/v3/partner-sessions",
+            Some(json!({"customer_id": "cust-quartz", "scopes": ["om"]})),
+            201,
+        ),
         step(
             Token,
             "GET",
@@ -397,9 +408,13 @@ async fn whole_truth(backend: Backend, permit: bool) {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
 
-    let mut covered: HashSet<Op> = [Op::CreateOrderExport, Op::CreateSession, Op::IssueToken]
-        .into_iter()
-        .collect();
+    let mut covered: HashSet<(Op, &str)> = [
+        (Op::CreateOrderExport, "Operator"),
+        (Op::CreateSession, "Operator"),
+        (Op::IssueToken, "Operator"),
+    ]
+    .into_iter()
+    .collect();
     let mut maple_request = String::from("auth-none");
     for st in steps(&export_id) {
         let path = st
@@ -409,7 +424,7 @@ async fn whole_truth(backend: Backend, permit: bool) {
         let (operation, _) =
             catalog::resolve(&st.method.parse().unwrap(), path.split('?').next().unwrap())
                 .unwrap_or_else(|| panic!("{} {path} is in the catalog", st.method));
-        covered.insert(operation.op);
+        covered.insert((operation.op, principal_type(st.who)));
         let body = st
             .body
             .map(|b| serde_json::to_vec(&b).unwrap())
@@ -464,14 +479,28 @@ async fn whole_truth(backend: Backend, permit: bool) {
             maple_request = r.json()["authorization_id"].as_str().unwrap().to_owned();
         }
     }
-    let missing: Vec<&str> = OPERATIONS
-        .iter()
-        .filter(|o| !covered.contains(&o.op))
-        .map(|o| o.op.name())
+    let missing: HashSet<(Op, &str)> = admitted()
+        .into_iter()
+        .filter(|pair| !covered.contains(pair))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "operations never exercised: {missing:?}"
+    let named = |pairs: &HashSet<(Op, &str)>| {
+        let mut names: Vec<String> = pairs
+            .iter()
+            .map(|(op, principal)| format!("{} as {principal}", op.name()))
+            .collect();
+        names.sort();
+        names
+    };
+    let not_yet: HashSet<(Op, &str)> = NOT_YET_EXERCISED.iter().copied().collect();
+    assert_eq!(
+        named(&missing.difference(&not_yet).copied().collect()),
+        Vec::<String>::new(),
+        "operations never exercised for a principal type the schema admits"
+    );
+    assert_eq!(
+        named(&not_yet.difference(&missing).copied().collect()),
+        Vec::<String>::new(),
+        "exercised now: take them out of NOT_YET_EXERCISED"
     );
 
     if permit {
@@ -505,6 +534,113 @@ async fn whole_truth(backend: Backend, permit: bool) {
                 .frozen
         );
     }
+}
+
+/// The (operation, principal type) pairs the schema admits that the
+/// sequence does not exercise yet: partner routes asked by a customer or a
+/// session, a customer's own routes asked by an operator (which has no own
+/// account) or a session, and ending a session as a customer or a session.
+/// Each needs its step (and may find a refusal left in Rust); the list only
+/// shrinks.
+const NOT_YET_EXERCISED: &[(Op, &str)] = &[
+    (Op::AdjustOrderPrice, "Customer"),
+    (Op::AdjustOrderPrice, "Session"),
+    (Op::ApproveAuthorization, "Operator"),
+    (Op::ApproveAuthorization, "Session"),
+    (Op::CreateOrderExport, "Customer"),
+    (Op::CreateOrderExport, "Session"),
+    (Op::DownloadOrderExport, "Customer"),
+    (Op::DownloadOrderExport, "Session"),
+    (Op::EndSession, "Customer"),
+    (Op::EndSession, "Session"),
+    (Op::FreezeSubCustomers, "Customer"),
+    (Op::FreezeSubCustomers, "Session"),
+    (Op::ListCustomerAuthorizations, "Customer"),
+    (Op::ListCustomerAuthorizations, "Session"),
+    (Op::ListCustomerOnDemandResources, "Customer"),
+    (Op::ListCustomerOnDemandResources, "Session"),
+    (Op::ListCustomerOrders, "Customer"),
+    (Op::ListCustomerOrders, "Session"),
+    (Op::ListIndirectPartners, "Customer"),
+    (Op::ListIndirectPartners, "Session"),
+    (Op::ListOrderExports, "Customer"),
+    (Op::ListOrderExports, "Session"),
+    (Op::ListOwnAuthorizations, "Operator"),
+    (Op::ListOwnAuthorizations, "Session"),
+    (Op::ListOwnOrders, "Operator"),
+    (Op::ListOwnOrders, "Session"),
+    (Op::ListOwnResources, "Operator"),
+    (Op::ListPartnerActivity, "Operator"),
+    (Op::ListPartnerActivity, "Session"),
+    (Op::ListPayPerUseCustomerResources, "Customer"),
+    (Op::ListPayPerUseCustomerResources, "Session"),
+    (Op::ListPriceAdjustments, "Customer"),
+    (Op::ListPriceAdjustments, "Session"),
+    (Op::ListSubCustomerBudget, "Customer"),
+    (Op::ListSubCustomerBudget, "Session"),
+    (Op::ListSubCustomerBudgetRecords, "Customer"),
+    (Op::ListSubCustomerBudgetRecords, "Session"),
+    (Op::ListSubCustomers, "Customer"),
+    (Op::ListSubCustomers, "Session"),
+    (Op::OperateResource, "Operator"),
+    (Op::PlaceOrder, "Operator"),
+    (Op::RejectAuthorization, "Operator"),
+    (Op::RejectAuthorization, "Session"),
+    (Op::RequestAuthorization, "Customer"),
+    (Op::RequestAuthorization, "Session"),
+    (Op::RevokeAuthorization, "Operator"),
+    (Op::RevokeAuthorization, "Session"),
+    (Op::SetResellerGrants, "Customer"),
+    (Op::SetResellerGrants, "Session"),
+    (Op::ShowCustomerOrderDetails, "Customer"),
+    (Op::ShowCustomerOrderDetails, "Session"),
+    (Op::ShowCustomerOverview, "Customer"),
+    (Op::ShowCustomerOverview, "Session"),
+    (Op::ShowOrderExport, "Customer"),
+    (Op::ShowOrderExport, "Session"),
+    (Op::ShowResellerGrants, "Customer"),
+    (Op::ShowResellerGrants, "Session"),
+    (Op::ShowSubCustomerBudget, "Customer"),
+    (Op::ShowSubCustomerBudget, "Session"),
+    (Op::UnfreezeSubCustomers, "Customer"),
+    (Op::UnfreezeSubCustomers, "Session"),
+    (Op::UpdateSubCustomerBudget, "Customer"),
+    (Op::UpdateSubCustomerBudget, "Session"),
+];
+
+/// The Cedar principal type of `who`.
+fn principal_type(who: Who) -> &'static str {
+    match who {
+        Who::Stranger | Who::Token => "Operator",
+        Who::Customer => "Customer",
+        Who::Session => "Session",
+    }
+}
+
+/// Every operation with every principal type the schema admits for the
+/// action it asks (of its targets, or of a list's items).
+fn admitted() -> Vec<(Op, &'static str)> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/partner.cedarschema"),
+    )
+    .unwrap();
+    let (schema, _) = cedar_policy::Schema::from_cedarschema_str(&text).unwrap();
+    let mut pairs = Vec::new();
+    for o in OPERATIONS.iter() {
+        let action = o.check.or(o.list.as_ref().map(|l| l.action)).unwrap();
+        let uid: cedar_policy::EntityUid = format!("PartnerCenter::Action::\"{action}\"")
+            .parse()
+            .unwrap();
+        for principal in schema.principals_for_action(&uid).unwrap() {
+            let name = principal.basename();
+            let name: &'static str = ["Operator", "Customer", "Session"]
+                .into_iter()
+                .find(|n| *n == name)
+                .unwrap();
+            pairs.push((o.op, name));
+        }
+    }
+    pairs
 }
 
 fn who_name(who: Who) -> &'static str {
