@@ -738,6 +738,7 @@ mod tests {
         assert!(empty.resolve().is_err());
     }
 
+    #[cfg(feature = "otlp")]
     #[test]
     fn otlp_export_is_off_unless_an_http_endpoint_is_given() {
         assert_eq!(

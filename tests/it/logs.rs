@@ -13,7 +13,9 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) endpoint: String,
-    /// The lines of stdout after the first (the banner's rest).
+    /// The lines of stdout after the first (the banner's rest); read by
+    /// the OTLP test, which only a build with the `otlp` feature has.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) banner: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 

@@ -1,14 +1,6 @@
-//! Optional OTLP trace export (`--otlp-endpoint`): the gateway's spans
-//! (`request` and one per stage) sent to an OpenTelemetry collector as
-//! OTLP/HTTP protobuf, in batches by a thread of the SDK, off the request
-//! path. Off by default: without the option nothing here is built and the
-//! request path does no OpenTelemetry work.
-//!
-//! The exported `request` span is a child of the client's `traceparent`
-//! (same trace id, the client's span as parent); for a new trace its ids
-//! are the SDK's, so logs, decision records, the store's `traceparent` and
-//! the exported spans all name the same trace and span.
+//! The exporter itself, built with the `otlp` feature.
 
+use super::traces_url;
 use crate::trace::TraceContext;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
@@ -23,8 +15,6 @@ use tracing_subscriber::Layer;
 
 /// The `service.name` of the exported spans.
 pub const SERVICE_NAME: &str = "partner-gateway";
-/// The OTLP/HTTP path of traces, added to an endpoint given without a path.
-const TRACES_PATH: &str = "/v1/traces";
 
 /// Set once an export layer exists: the request path skips the OpenTelemetry
 /// bookkeeping otherwise.
@@ -35,24 +25,6 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// when the collector falls behind).
 pub struct Otlp {
     provider: SdkTracerProvider,
-}
-
-/// The URL spans are posted to: `endpoint` as given, or with `/v1/traces`
-/// when it has no path (`http://collector:4318`). Plain `http` only: the
-/// client carries no TLS stack (a collector or agent next to the gateway
-/// takes it further).
-pub fn traces_url(endpoint: &str) -> anyhow::Result<String> {
-    let uri: http::Uri = endpoint
-        .parse()
-        .map_err(|e| anyhow::anyhow!("otlp_endpoint {endpoint:?} is not a URL: {e}"))?;
-    anyhow::ensure!(
-        uri.scheme_str() == Some("http") && uri.host().is_some(),
-        "otlp_endpoint must be an http:// URL (OTLP/HTTP, e.g. http://collector:4318/v1/traces), not {endpoint:?}"
-    );
-    Ok(match uri.path() {
-        "" | "/" => format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/')),
-        _ => endpoint.to_owned(),
-    })
 }
 
 impl Otlp {
@@ -150,30 +122,6 @@ fn remote_parent(trace: &TraceContext) -> Option<SpanContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_are_http_urls_with_the_traces_path_by_default() {
-        assert_eq!(
-            traces_url("http://collector:4318").unwrap(),
-            "http://collector:4318/v1/traces"
-        );
-        assert_eq!(
-            traces_url("http://collector:4318/").unwrap(),
-            "http://collector:4318/v1/traces"
-        );
-        assert_eq!(
-            traces_url("http://10.0.0.1:4318/otlp/v1/traces").unwrap(),
-            "http://10.0.0.1:4318/otlp/v1/traces"
-        );
-        for bad in [
-            "https://collector:4318",
-            "collector:4318",
-            "grpc://c:4317",
-            "",
-        ] {
-            assert!(traces_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn the_remote_parent_is_the_clients_span() {
