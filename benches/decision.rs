@@ -35,9 +35,9 @@ mod bigstore;
 
 use bigstore::{customer_partner, DISTRIBUTORS, NOW};
 use criterion::{criterion_group, BenchmarkId, Criterion};
+use partner_gateway::authorizer::reuse::DecisionCache;
 use partner_gateway::catalog::fields::Paging;
 use partner_gateway::entities::EntityLoader;
-use partner_gateway::gateway::decisions::DecisionCache;
 use partner_gateway::policy::{AccessRequest, PolicyEngine};
 use partner_gateway::refs::{EntityRef, EntityType};
 use partner_gateway::store::query::{Bind, Where};

@@ -113,8 +113,8 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         Err(e) => tracing::warn!(error = %e, "cannot count live sessions for /metrics"),
     }
     let (entities, decisions) = (
-        admin.gateway.entities.stats(),
-        admin.gateway.decisions.stats(),
+        admin.gateway.authorizer.entities.stats(),
+        admin.gateway.authorizer.decisions.stats(),
     );
     let counts = crate::metrics::CacheCounts {
         entity_hits: entities.hits,
@@ -184,10 +184,10 @@ async fn explain_list(
         context,
     );
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let live = admin.gateway.policies.load_full();
+    let live = admin.gateway.authorizer.policies.load_full();
     let explained = crate::policy_tools::explain::explain_list(
         &live,
-        &admin.gateway.entities,
+        &admin.gateway.authorizer.entities,
         &principal,
         &action,
         item,
@@ -217,7 +217,7 @@ async fn explain(
     };
     // The checks of `policy explain`: a question naming nothing real is
     // refused (400), never answered with a deny.
-    let live = admin.gateway.policies.load_full();
+    let live = admin.gateway.authorizer.policies.load_full();
     let resource_type = match &target {
         Ok(r) => r.kind(),
         Err(item) => *item,
@@ -252,11 +252,16 @@ async fn explain(
     }
     let mut request = AccessRequest::new(principal, body.action, resource, body.context);
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let shadow = admin.gateway.shadow.as_ref().map(|s| s.load_full());
+    let shadow = admin
+        .gateway
+        .authorizer
+        .shadow
+        .as_ref()
+        .map(|s| s.load_full());
     let (explanation, shadowed) = explain_with_shadow(
         &live,
         shadow.as_deref(),
-        &admin.gateway.entities,
+        &admin.gateway.authorizer.entities,
         &request,
         &sessions,
     )
@@ -300,11 +305,11 @@ async fn who_can(
     let (offset, limit) = authzen::paging(&body.page)?;
     let resource = EntityRef::parse(&body.resource)
         .map_err(|e| ApiError::parameter(format!("invalid parameter resource: {}", e.reason)))?;
-    let live = admin.gateway.policies.load_full();
+    let live = admin.gateway.authorizer.policies.load_full();
     question::check(&live, None, &body.action, resource.kind(), &body.context).map_err(refused)?;
     let answer = crate::policy_tools::who_can::who_can(
         &live,
-        &admin.gateway.entities,
+        &admin.gateway.authorizer.entities,
         &body.action,
         &resource,
         body.context,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_error;
 pub mod assertion;
 pub mod audit;
+pub mod authorizer;
 pub mod caller;
 pub mod catalog;
 pub mod client;

@@ -4,6 +4,8 @@
 //! the policy reload triggers (file watch, SIGHUP) and graceful shutdown.
 
 use crate::assertion::AssertionKey;
+use crate::authorizer::reuse::DecisionCache;
+use crate::authorizer::Authorizer;
 use crate::config::{ServeConfig, TlsMode};
 use crate::domain::{self, DomainState};
 use crate::entities::EntityLoader;
@@ -40,7 +42,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// whole gateway: the hot set of partners, operators and recently used
 /// customers fits, the rest is read on demand.
 pub const ENTITY_CAPACITY: u64 = 10_000;
-/// Decisions kept for reuse (`gateway::decisions`), about 0.5 KB each.
+/// Decisions kept for reuse (`authorizer::reuse`), about 0.5 KB each.
 pub const DECISION_CAPACITY: u64 = 10_000;
 
 /// A gateway that is up: where it listens, and how to stop it.
@@ -239,10 +241,12 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         timeout,
     ));
     let gateway = Arc::new(Gateway {
-        policies: live.clone(),
-        shadow: shadow.map(|(engine, _, _)| engine),
-        entities: entities.clone(),
-        decisions: crate::gateway::decisions::DecisionCache::new(DECISION_CAPACITY),
+        authorizer: Authorizer::new(
+            live.clone(),
+            shadow.map(|(engine, _, _)| engine),
+            entities.clone(),
+            DecisionCache::new(DECISION_CAPACITY),
+        ),
         authn: Authenticator::new(
             entities.clone(),
             TokenSigner::new(cipher.derive_key("x-auth-token v1")),

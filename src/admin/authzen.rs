@@ -15,9 +15,10 @@
 use super::Admin;
 use crate::api_error::{codes, ApiError};
 use crate::audit::DecisionRecord;
+use crate::authorizer::Question as Asking;
 use crate::caller::{AuthMethod, Caller};
 use crate::filter::{self, sql, Filter, ListScope};
-use crate::gateway::{Gateway, GatewayError};
+use crate::gateway::GatewayError;
 use crate::model::SessionFacts;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::refs::{EntityRef, EntityType, NAMESPACE};
@@ -324,16 +325,19 @@ async fn decide(
     record.principal = Some(q.subject.to_string());
     record.asked(&q.asked);
     let caller = caller(admin, &q.subject).await?;
-    let decided = Gateway::decide(
-        &admin.gateway,
+    let question = Asking {
         engine,
-        &caller,
-        q.action,
-        &q.resource,
-        q.context.clone(),
-        &q.asked,
-    )
-    .await;
+        caller: &caller,
+        action: q.action,
+        context: q.context.clone(),
+        asked: &q.asked,
+    };
+    let decided = admin
+        .gateway
+        .authorizer
+        .decide(&question, &q.resource)
+        .await
+        .map_err(GatewayError::from);
     record.decision_latency = Some(started.elapsed());
     let decision = match decided {
         Ok(d) => d,
@@ -376,7 +380,7 @@ async fn evaluation(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let q: Question = crate::catalog::fields::json(&body)?;
-    let engine = admin.gateway.policies.load_full();
+    let engine = admin.gateway.authorizer.policies.load_full();
     let checked = check(&engine, "", &q, &Question::default())?;
     let id = new_id();
     let decision = decide(&admin, &engine, &checked, &id, EVALUATION).await?;
@@ -390,7 +394,7 @@ async fn evaluations(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let batch: Batch = crate::catalog::fields::json(&body)?;
-    let engine = admin.gateway.policies.load_full();
+    let engine = admin.gateway.authorizer.policies.load_full();
     let id = new_id();
     // Without `evaluations`, it is one evaluation and answered as one.
     if batch.evaluations.is_empty() {
@@ -488,7 +492,7 @@ async fn search_resource(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let s: Search = crate::catalog::fields::json(&body)?;
-    let engine = admin.gateway.policies.load_full();
+    let engine = admin.gateway.authorizer.policies.load_full();
     let subject = entity_ref("subject", &s.subject, true)?;
     let act = action(&engine, "action", &s.action.name)?;
     let item = entity_type("resource", &s.resource.kind, false)?;
@@ -507,6 +511,7 @@ async fn search_resource(
         AccessRequest::new(subject.clone(), act, subject.clone(), s.context).asked(&asked);
     let entities = admin
         .gateway
+        .authorizer
         .entities
         .principal_slice(&engine, &subject, &sessions)
         .await
@@ -563,16 +568,14 @@ async fn search_resource(
                 _ => Filter::True,
             };
             let (candidates, _) = ids_where(&admin, &superset, item, None).await?;
-            let allowed = decide_each(
-                &admin,
-                &engine,
-                &caller,
-                &request,
-                candidates,
-                |id| item.entity(id),
-                &asked,
-            )
-            .await?;
+            let question = Asking {
+                engine: &engine,
+                caller: &caller,
+                action: &request.action,
+                context: request.context.clone(),
+                asked: &asked,
+            };
+            let allowed = allowed_of(&admin, &question, item, candidates).await?;
             page_of(item, allowed, offset, limit)
         }
     };
@@ -593,14 +596,11 @@ fn page_of(kind: EntityType, all: Vec<String>, offset: i64, limit: i64) -> Value
 /// The candidates whose single decision of `question` (its action and
 /// context, each candidate the resource) allows, bounded as the gateway's
 /// item-by-item lists are.
-async fn decide_each(
+async fn allowed_of(
     admin: &Admin,
-    engine: &PolicyEngine,
-    caller: &Caller,
-    question: &AccessRequest,
+    question: &Asking<'_>,
+    item: EntityType,
     candidates: Vec<String>,
-    resource_of: impl Fn(String) -> EntityRef,
-    asked: &Asked,
 ) -> Result<Vec<String>, ApiError> {
     if candidates.len() > MAX_DECIDED {
         return Err(ApiError::new(
@@ -612,26 +612,12 @@ async fn decide_each(
             ),
         ));
     }
-    let mut allowed = Vec::new();
-    for id in candidates {
-        let resource = resource_of(id.clone());
-        let decision = admin
-            .gateway
-            .decide(
-                engine,
-                caller,
-                &question.action,
-                &resource,
-                question.context.clone(),
-                asked,
-            )
-            .await
-            .map_err(gateway_error)?;
-        if decision.allow {
-            allowed.push(id);
-        }
-    }
-    Ok(allowed)
+    admin
+        .gateway
+        .authorizer
+        .allowed(question, item, candidates)
+        .await
+        .map_err(|e| gateway_error(e.into()))
 }
 
 /// Which subjects of a type may do the action on one resource: every
@@ -642,7 +628,7 @@ async fn search_subject(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let s: Search = crate::catalog::fields::json(&body)?;
-    let engine = admin.gateway.policies.load_full();
+    let engine = admin.gateway.authorizer.policies.load_full();
     let kind = entity_type("subject", &s.subject.kind, true)?;
     let act = action(&engine, "action", &s.action.name)?;
     let resource = entity_ref("resource", &s.resource, false)?;

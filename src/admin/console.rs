@@ -130,7 +130,7 @@ async fn decisions(
             ));
         }
     }
-    let engine = admin.gateway.policies.load_full();
+    let engine = admin.gateway.authorizer.policies.load_full();
     let shown: Vec<Value> = crate::recent::DECISIONS
         .newest_first()
         .into_iter()
@@ -169,7 +169,7 @@ async fn decisions(
 
 async fn shadow(State(admin): State<Admin>) -> Json<Value> {
     Json(json!({
-        "configured": admin.gateway.shadow.is_some(),
+        "configured": admin.gateway.authorizer.shadow.is_some(),
         "disagreements": crate::recent::DISAGREEMENTS.newest_first(),
     }))
 }
@@ -241,6 +241,7 @@ async fn end_session(
         .map_err(|e| unavailable(&e))?;
     admin
         .gateway
+        .authorizer
         .entities
         .invalidate(&EntityRef::Session(session.id.0.clone()));
     if ended {

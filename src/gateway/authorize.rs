@@ -1,23 +1,18 @@
 //! Stage 4, authorize: every target the request names is decided with the
 //! operation's action (all must be allowed; a batch names the denied ids),
-//! and a list's items become a filter from the policies (`crate::filter`).
-//! An unknown resource is denied exactly like a forbidden one, and any error
-//! while deciding denies (fail closed).
+//! and a list's items become a filter from the policies (`crate::filter`),
+//! all through the [`Authorizer`](crate::authorizer::Authorizer). An unknown
+//! resource is denied exactly like a forbidden one, and any error while
+//! deciding denies (fail closed).
 
 use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
-use crate::caller::Caller;
+use crate::authorizer::{AuthorizeError, Question};
 use crate::catalog::ListOf;
-use crate::entities::Slice;
 use crate::filter::{self, sql, Filter, ListScope};
-use crate::model::SessionFacts;
-use crate::policy::partial::Residuals;
-use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::refs::{EntityRef, EntityType};
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
-use std::sync::Mutex;
 
 /// What the policies allowed for one request.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +28,29 @@ pub(super) struct Decided {
 /// The most items one list may be decided for one by one and named to the
 /// store (the ids travel in the assertion header).
 const MAX_DECIDED_IDS: usize = 5_000;
+
+impl From<AuthorizeError> for GatewayError {
+    fn from(e: AuthorizeError) -> Self {
+        match e {
+            AuthorizeError::Unavailable(_) => GatewayError::Unavailable(e.to_string()),
+            // Logged where it happened; the caller sees a denial.
+            AuthorizeError::Failed(_) => GatewayError::denied(),
+        }
+    }
+}
+
+impl<'a> Call<'a> {
+    /// `action` asked for this call's caller, with `context`.
+    pub(super) fn question(&'a self, action: &'a str, context: Map<String, Value>) -> Question<'a> {
+        Question {
+            engine: &self.engine,
+            caller: &self.caller,
+            action,
+            context,
+            asked: &self.asked,
+        }
+    }
+}
 
 impl Gateway {
     pub(super) async fn authorize(
@@ -78,21 +96,18 @@ impl Gateway {
         record: &mut DecisionRecord,
     ) -> Result<(), GatewayError> {
         let engine = &call.engine;
+        let decided = self
+            .authorizer
+            .decide_each(
+                &call.question(action, context.clone()),
+                targets.iter().cloned(),
+            )
+            .await?;
         let mut denied = Vec::new();
-        for target in targets {
-            let decision = self
-                .decide(
-                    engine,
-                    &call.caller,
-                    action,
-                    target,
-                    context.clone(),
-                    &call.asked,
-                )
-                .await?;
-            record.decision(action, target.to_string(), &decision, engine.version());
+        for (target, decision) in &decided {
+            record.decision(action, target.to_string(), decision, engine.version());
             if !decision.allow {
-                denied.push((target.id().to_owned(), engine.denial(&decision)));
+                denied.push((target.id().to_owned(), engine.denial(decision)));
             }
         }
         match denied.as_slice() {
@@ -120,149 +135,8 @@ impl Gateway {
         }
     }
 
-    /// One Cedar decision. An unknown principal or resource is a plain deny
-    /// (no existence oracle); a failure to load entities is 503 (fail closed).
-    pub(crate) async fn decide(
-        &self,
-        engine: &PolicyEngine,
-        caller: &Caller,
-        action: &str,
-        resource: &EntityRef,
-        context: Map<String, Value>,
-        asked: &Asked,
-    ) -> Result<Decision, GatewayError> {
-        // The caller's session comes from authentication; any other session
-        // the request names is read by the loader.
-        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
-        let slice = self
-            .entities
-            .slice_records(engine, &caller.principal, resource, &sessions)
-            .await
-            .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
-        let denied = Decision {
-            allow: false,
-            determining: vec![],
-            errors: vec![],
-        };
-        let Some(slice) = slice else {
-            // Unknown: denied. The same question about a known resource of
-            // the type is decided (or reused) and thrown away, so that this
-            // answer takes as long as a real one (no timing oracle).
-            let stand_in = self
-                .entities
-                .stand_in(engine, &caller.principal, resource, &sessions)
-                .await
-                .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?;
-            if let Some((stand_in, slice)) = stand_in {
-                let request =
-                    AccessRequest::new(caller.principal.clone(), action, stand_in, context)
-                        .asked(asked);
-                std::hint::black_box(self.decide_on(engine, &request, &slice, asked));
-            }
-            return Ok(denied);
-        };
-        let request =
-            AccessRequest::new(caller.principal.clone(), action, resource.clone(), context)
-                .asked(asked);
-        let decision = self.decide_on(engine, &request, &slice, asked);
-        if !decision.errors.is_empty() {
-            crate::metrics::evaluation_error(action);
-            tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
-        }
-        Ok(decision)
-    }
-
-    /// Decides `request` on `slice` (reused when it may be), compared with
-    /// the shadow set when there is one. An entity slice that Cedar refuses
-    /// is a deny with the reason.
-    fn decide_on(
-        &self,
-        engine: &PolicyEngine,
-        request: &AccessRequest,
-        slice: &Slice,
-        asked: &Asked,
-    ) -> Decision {
-        let evaluate = || match slice.entities() {
-            Ok(entities) => {
-                let decision = engine.decide(request, &entities);
-                if let Some(shadow) = &self.shadow {
-                    crate::policy::shadow::compare(
-                        &shadow.load(),
-                        engine,
-                        request,
-                        &entities,
-                        &decision,
-                    );
-                }
-                decision
-            }
-            Err(e) => Decision::failed(e.to_string()),
-        };
-        // The shadow set is compared on every decision: nothing is reused
-        // then. A `now` the caller named is no moment of live traffic: its
-        // decision neither comes from nor goes into the shared cache.
-        if self.shadow.is_some() || asked.now_supplied {
-            return evaluate();
-        }
-        self.decisions.decide(engine, request, slice, evaluate)
-    }
-
-    /// What the policies say about `action` on every item of type `item`
-    /// (compared with the shadow set's answer, when there is one).
-    async fn residuals(
-        &self,
-        call: &Call<'_>,
-        action: &str,
-        item: EntityType,
-        context: Map<String, Value>,
-    ) -> Result<Residuals, GatewayError> {
-        let caller = &call.caller;
-        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
-        let entities = self
-            .entities
-            .principal_slice(&call.engine, &caller.principal, &sessions)
-            .await
-            .map_err(|e| GatewayError::Unavailable(format!("loading entities: {e}")))?
-            .ok_or_else(GatewayError::denied)?;
-        // `now` and `source_ip`, as every decision gets them.
-        let context = AccessRequest::new(
-            caller.principal.clone(),
-            action,
-            caller.principal.clone(),
-            context,
-        )
-        .asked(&call.asked)
-        .context;
-        let residuals = call
-            .engine
-            .residuals(&caller.principal, action, item, &context, &entities)
-            .map_err(|e| {
-                tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
-                GatewayError::denied()
-            })?;
-        if let Some(shadow) = &self.shadow {
-            let live = Decision {
-                allow: residuals.decision != Some(false),
-                determining: residuals.determining.clone(),
-                errors: residuals.errors.clone(),
-            };
-            crate::policy::shadow::compare_list(
-                &shadow.load(),
-                &call.engine,
-                &caller.principal,
-                action,
-                item,
-                &context,
-                &entities,
-                &live,
-            );
-        }
-        Ok(residuals)
-    }
-
-    /// The items of a list the caller may see: a filter the store runs, or,
-    /// for a residual form the compiler does not know, a superset whose
-    /// candidates the gateway then decides one by one.
+    /// The items of a list the caller may see, in the record whichever way
+    /// it went; denied as a whole when no item can be allowed.
     async fn list_scope(
         &self,
         call: &Call<'_>,
@@ -270,32 +144,24 @@ impl Gateway {
         record: &mut DecisionRecord,
     ) -> Result<ListScope, GatewayError> {
         let engine = &call.engine;
-        let residuals = self.residuals(call, of.action, of.item, Map::new()).await?;
-        let decision = Decision {
-            allow: residuals.decision != Some(false),
-            determining: residuals.determining.clone(),
-            errors: vec![],
-        };
+        let answer = self
+            .authorizer
+            .list_scope(&call.question(of.action, Map::new()), of)
+            .await?;
         record.decision(
             of.action,
             format!("{}::*", of.item),
-            &decision,
+            &answer.decision,
             engine.version(),
         );
-        if !decision.allow {
-            // No item can be allowed: the list is denied as a whole.
-            let (code, msg) = engine.denial(&decision);
-            return Err(GatewayError::Denied {
+        answer.scope.ok_or_else(|| {
+            let (code, msg) = engine.denial(&answer.decision);
+            GatewayError::Denied {
                 code,
                 msg,
                 details: None,
-            });
-        }
-        let (scope, why) = filter::scope(&residuals, of.item);
-        if matches!(scope, ListScope::Candidates(_)) {
-            fallback_noted(engine.version(), of, &why.join("; "));
-        }
-        Ok(scope)
+            }
+        })
     }
 
     /// The customers whose masked `fields` the caller may reveal (R2): a
@@ -309,7 +175,10 @@ impl Gateway {
     ) -> Result<Filter, GatewayError> {
         let mut context = Map::new();
         context.insert("fields".into(), json!(fields));
-        let residuals = self.residuals(call, "RevealContact", item, context).await?;
+        let residuals = self
+            .authorizer
+            .residuals(&call.question("RevealContact", context), item)
+            .await?;
         match filter::compile(&residuals, item).exact {
             Some(f) if sql::check(&f, item).is_ok() => Ok(f),
             _ => Err(GatewayError::Api(ApiError::invalid(format!(
@@ -330,22 +199,10 @@ impl Gateway {
         let of = call.operation.list.ok_or_else(|| {
             GatewayError::Internal("candidates for an operation with no list".into())
         })?;
-        let mut allowed = Vec::new();
-        for id in candidates {
-            let decision = self
-                .decide(
-                    &call.engine,
-                    &call.caller,
-                    of.action,
-                    &of.item.entity(id.clone()),
-                    Map::new(),
-                    &call.asked,
-                )
-                .await?;
-            if decision.allow {
-                allowed.push(id);
-            }
-        }
+        let allowed = self
+            .authorizer
+            .allowed(&call.question(of.action, Map::new()), of.item, candidates)
+            .await?;
         let total = u64::try_from(allowed.len()).unwrap_or(u64::MAX);
         let ids: Vec<String> = match call.request.describe().paging() {
             Some(p) => allowed
@@ -362,26 +219,5 @@ impl Gateway {
             )));
         }
         Ok(ListScope::Decided { ids, total })
-    }
-}
-
-/// Counts a list decided item by item and logs it once per policy version
-/// and list action (the form that caused it does not change until the
-/// policies do).
-fn fallback_noted(version: &str, of: ListOf, why: &str) {
-    static SEEN: Mutex<Option<HashSet<(String, &'static str)>>> = Mutex::new(None);
-    crate::metrics::list_fallback(of.action);
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if seen
-        .get_or_insert_with(HashSet::new)
-        .insert((version.to_owned(), of.action))
-    {
-        tracing::warn!(
-            action = of.action,
-            item = %of.item,
-            policy_version = version,
-            reason = why,
-            "a list's residual policies have no filter form; its items are decided one by one (exact, slower)"
-        );
     }
 }

@@ -7,7 +7,6 @@
 
 pub mod authn;
 mod authorize;
-pub mod decisions;
 mod error;
 pub mod forward;
 pub mod normalize;
@@ -20,14 +19,13 @@ pub use error::GatewayError;
 use crate::api_error::ApiError;
 use crate::assertion::{Claims, ASSERTION_TTL_SECS};
 use crate::audit::DecisionRecord;
+use crate::authorizer::Authorizer;
 use crate::caller::Caller;
 use crate::catalog::{self, After, Input, Operation, Request, ServedBy};
-use crate::entities::EntityLoader;
 use crate::filter::{Candidates, ListScope};
 use crate::listener::Body;
 use crate::policy::{Asked, PolicyEngine};
 use crate::trace;
-use arc_swap::ArcSwap;
 use authn::Authenticator;
 use authorize::Decided;
 use bytes::{Bytes, BytesMut};
@@ -46,13 +44,8 @@ use tracing::Instrument as _;
 
 /// Everything the request path needs; shared by all connections.
 pub struct Gateway {
-    pub policies: Arc<ArcSwap<PolicyEngine>>,
-    /// Shadow policies (`--shadow-policies`): evaluated next to every live
-    /// decision and compared with it, never deciding (`policy::shadow`).
-    pub shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
-    pub entities: Arc<EntityLoader>,
-    /// Decisions reused while their question and facts are unchanged.
-    pub decisions: decisions::DecisionCache,
+    /// The policies, the entities and the decisions reused.
+    pub authorizer: Authorizer,
     pub authn: Authenticator,
     pub upstream: Upstream,
     pub max_body_bytes: usize,
@@ -198,7 +191,7 @@ impl Gateway {
         )?;
 
         // 4. Authorize: every target and a list's items, by the policies, or 403.
-        let engine = self.policies.load_full();
+        let engine = self.authorizer.policies.load_full();
         let asked = Asked::live(peer.ip());
         record.asked(&asked);
         let mut call = Call {
@@ -247,7 +240,7 @@ impl Gateway {
         // 6. Drop from the entity cache what an allowed write changed.
         if operation.after == After::Invalidate && response.status().is_success() {
             for target in &decided.targets {
-                self.entities.invalidate(target);
+                self.authorizer.entities.invalidate(target);
             }
         }
         Ok(response)

@@ -93,25 +93,25 @@ impl Gateway {
         };
         let mut context = Map::new();
         context.insert("fields".into(), json!(fields));
-        for item in items.iter_mut() {
-            let id = item
-                .get("customer_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let decision = self
-                .decide(
-                    &call.engine,
-                    &call.caller,
-                    "RevealContact",
-                    &EntityRef::Customer(id.clone()),
-                    context.clone(),
-                    &call.asked,
+        let customers: Vec<EntityRef> = items
+            .iter()
+            .map(|item| {
+                EntityRef::Customer(
+                    item.get("customer_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                 )
-                .await?;
+            })
+            .collect();
+        let decided = self
+            .authorizer
+            .decide_each(&call.question("RevealContact", context), customers)
+            .await?;
+        for (item, (customer, decision)) in items.iter_mut().zip(&decided) {
             let shown: &[String] = if decision.allow { fields } else { &[] };
             if decision.allow {
-                tracing::info!(target: "reveal", principal = %call.caller.principal, customer = %id, fields = %fields.join(","), "contact fields revealed");
+                tracing::info!(target: "reveal", principal = %call.caller.principal, customer = %customer.id(), fields = %fields.join(","), "contact fields revealed");
             }
             mask_contact(item, shown);
         }

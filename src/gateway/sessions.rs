@@ -74,7 +74,7 @@ impl Gateway {
                 "AssumeRole allowed to a caller without an operator".into(),
             ));
         };
-        let store = self.entities.store();
+        let store = self.authorizer.entities.store();
         let customer = store
             .customer(&req.customer_id.as_str().into())
             .await
@@ -151,29 +151,22 @@ impl Gateway {
             .map_err(|e| GatewayError::Internal(format!("session list filter: {e}")))?;
         w.raw(cond);
         let mut sessions = self
+            .authorizer
             .entities
             .store()
             .sessions_where(&w)
             .await
             .map_err(|e| GatewayError::Unavailable(format!("listing sessions: {e}")))?;
         if one_by_one {
-            let mut allowed = Vec::new();
-            for s in sessions {
-                let decision = self
-                    .decide(
-                        &call.engine,
-                        &call.caller,
-                        "ListSessions",
-                        &EntityRef::Session(s.id.0.clone()),
-                        Map::new(),
-                        &call.asked,
-                    )
-                    .await?;
-                if decision.allow {
-                    allowed.push(s);
-                }
-            }
-            sessions = allowed;
+            let allowed = self
+                .authorizer
+                .allowed(
+                    &call.question("ListSessions", Map::new()),
+                    EntityType::Session,
+                    sessions.iter().map(|s| s.id.0.clone()).collect::<Vec<_>>(),
+                )
+                .await?;
+            sessions.retain(|s| allowed.contains(&s.id.0));
         }
         let shown: Vec<Value> = sessions
             .iter()
@@ -201,7 +194,7 @@ impl Gateway {
         session_id: &str,
         now: Timestamp,
     ) -> Result<Response<Body>, GatewayError> {
-        let store = self.entities.store();
+        let store = self.authorizer.entities.store();
         let unavailable = |e: crate::store::StoreError| {
             GatewayError::Unavailable(format!("ending a session: {e}"))
         };
@@ -269,6 +262,7 @@ impl Gateway {
         };
         // The generation of the row the caller was authenticated as.
         let row = self
+            .authorizer
             .entities
             .principal(&caller.principal)
             .await

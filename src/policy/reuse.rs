@@ -1,4 +1,4 @@
-//! When a decision may be reused (`gateway::decisions`): the same question on
+//! When a decision may be reused (`authorizer::reuse`): the same question on
 //! the same facts gets the same answer, except where it depends on `now`. A
 //! comparison of `now` with an attribute or a literal can change only when
 //! `now` passes that instant; anything that computes with time (`offset`,

@@ -89,21 +89,34 @@ fn list_decision(residuals: Result<super::partial::Residuals, String>) -> Decisi
     }
 }
 
+/// A list question as the live set answered it: may `principal` do
+/// `action` on the items of type `item`.
+pub struct ListQuestion<'a> {
+    pub live: &'a PolicyEngine,
+    pub principal: &'a super::EntityRef,
+    pub action: &'a str,
+    pub item: super::EntityType,
+    pub context: &'a serde_json::Map<String, serde_json::Value>,
+    pub entities: &'a Entities,
+}
+
 /// [`compare`] for a list question (every item of `item` at once): the two
 /// sets disagree when one would deny the whole list and the other not.
 /// Item-level differences show where the list falls back to deciding items
 /// one by one, and in `policy diff`.
-#[allow(clippy::too_many_arguments)]
 pub fn compare_list(
     shadow: &PolicyEngine,
-    live_engine: &PolicyEngine,
-    principal: &super::EntityRef,
-    action: &str,
-    item: super::EntityType,
-    context: &serde_json::Map<String, serde_json::Value>,
-    entities: &Entities,
+    question: ListQuestion<'_>,
     live: &Decision,
 ) -> Decision {
+    let ListQuestion {
+        live: live_engine,
+        principal,
+        action,
+        item,
+        context,
+        entities,
+    } = question;
     let request = AccessRequest::new(
         principal.clone(),
         action,

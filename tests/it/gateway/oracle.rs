@@ -7,7 +7,7 @@ use partner_gateway::store::Backend;
 
 /// Entity lookups one request makes.
 async fn lookups(gw: &TestGateway, customer: &str) -> (u64, serde_json::Value) {
-    let entities = &gw.running.gateway.entities;
+    let entities = &gw.running.gateway.authorizer.entities;
     let before = entities.stats();
     let answer = gw
         .call(

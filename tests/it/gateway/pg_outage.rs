@@ -129,7 +129,12 @@ async fn postgres_stopped_and_restarted_under_load() {
     // The lost feed is noticed at once: no cached row is trusted while
     // notifications cannot arrive.
     poll("the change feed reported lost", NOTIFIED, || async {
-        (!gw.running.gateway.entities.change_feed_connected()).then_some(())
+        (!gw.running
+            .gateway
+            .authorizer
+            .entities
+            .change_feed_connected())
+        .then_some(())
     })
     .await;
 
@@ -144,6 +149,7 @@ async fn postgres_stopped_and_restarted_under_load() {
     poll("the change feed back", BOUND, || async {
         gw.running
             .gateway
+            .authorizer
             .entities
             .change_feed_connected()
             .then_some(())

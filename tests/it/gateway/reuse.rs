@@ -1,4 +1,4 @@
-//! Reused decisions (`gateway::decisions`) end exactly where their facts
+//! Reused decisions (`authorizer::reuse`) end exactly where their facts
 //! do: a decision served again is never one whose facts changed (an operator
 //! disabled, an authorization revoked, a grant withdrawn) nor one past an
 //! instant its policies compare `now` with (an expiry). Each case first
@@ -22,7 +22,7 @@ const OWN_RESOURCES: &str = "/v2/customer/resources";
 /// served from the cache: by the third time (on SQLite, a commit by anyone
 /// has operators read again, so the first repeat may still miss).
 async fn warm(gw: &TestGateway, want: u16, call: impl AsyncFn() -> u16) {
-    let reused = || gw.running.gateway.decisions.stats().reused;
+    let reused = || gw.running.gateway.authorizer.decisions.stats().reused;
     let before = reused();
     for _ in 0..3 {
         assert_eq!(call().await, want);
@@ -134,7 +134,7 @@ async fn reuse_ends_at_an_expiry(backend: Backend) {
         .await
         .unwrap();
     // As the change feed does on PostgreSQL (SQLite hears it at the entity TTL).
-    let entities = &gw.running.gateway.entities;
+    let entities = &gw.running.gateway.authorizer.entities;
     entities.invalidate(&EntityRef::Authorization("auth-acme".into()));
     let allowed = stop().await;
     assert!(
@@ -224,7 +224,7 @@ async fn a_callers_now_never_reaches_live_traffic(backend: Backend) {
 
     // Even at a moment live traffic shares, a caller's `now` neither reads
     // nor writes the shared cache.
-    let stats = || gw.running.gateway.decisions.stats();
+    let stats = || gw.running.gateway.authorizer.decisions.stats();
     let before = stats();
     let mut a_minute_ago = past_the_gate.clone();
     a_minute_ago["context"]["now"] = json!(at(

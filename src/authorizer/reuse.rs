@@ -88,7 +88,7 @@ impl DecisionCache {
     /// Decides `request` on `slice` with `decide`, or reuses an earlier
     /// decision of the same question on the same facts that holds at the
     /// context's `now`. Decisions with errors are never kept. Only questions
-    /// asked at the gateway's own clock come here (`Gateway::decide_on`).
+    /// asked at the gateway's own clock come here (`Authorizer::decide`).
     pub fn decide(
         &self,
         engine: &PolicyEngine,

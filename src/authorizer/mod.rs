@@ -1,0 +1,325 @@
+//! The one place a caller's questions are decided: the live policies, the
+//! shadow set compared beside them, the entities a decision reads and the
+//! decisions reused while their facts are unchanged. The gateway's request
+//! path, its own operations and AuthZEN all ask through it.
+//!
+//! An unknown principal or resource is denied exactly like a forbidden one
+//! (no existence oracle, in answer or in time); entities that cannot be read
+//! are [`AuthorizeError::Unavailable`] (fail closed, 503).
+
+pub mod reuse;
+
+use crate::caller::Caller;
+use crate::catalog::ListOf;
+use crate::entities::{EntityLoader, Slice};
+use crate::filter::{self, ListScope};
+use crate::model::SessionFacts;
+use crate::policy::partial::Residuals;
+use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
+use crate::refs::{EntityRef, EntityType};
+use arc_swap::ArcSwap;
+use reuse::DecisionCache;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// Why a question got no decision.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// The entities could not be read: nothing is decided (503).
+    #[error("loading entities: {0}")]
+    Unavailable(String),
+    /// The policies could not be evaluated over every item at once: denied.
+    #[error("partial evaluation failed: {0}")]
+    Failed(String),
+}
+
+/// One question asked for a caller: an action with its context, answered by
+/// `engine` (the set the request started with), for each resource in turn.
+pub struct Question<'a> {
+    pub engine: &'a PolicyEngine,
+    pub caller: &'a Caller,
+    pub action: &'a str,
+    pub context: Map<String, Value>,
+    pub asked: &'a Asked,
+}
+
+/// A list's answer: what the policies say of every item, and the items'
+/// scope when any may be allowed.
+pub struct ListAnswer {
+    /// Allowed when some item may be; the forbids that deny all of them
+    /// otherwise.
+    pub decision: Decision,
+    /// `None` when the list is denied as a whole.
+    pub scope: Option<ListScope>,
+}
+
+pub struct Authorizer {
+    pub policies: Arc<ArcSwap<PolicyEngine>>,
+    /// Shadow policies (`--shadow-policies`): evaluated next to every live
+    /// decision and compared with it, never deciding (`policy::shadow`).
+    pub shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
+    pub entities: Arc<EntityLoader>,
+    /// Decisions reused while their question and facts are unchanged.
+    pub decisions: DecisionCache,
+    /// (policy version, list action) pairs whose item-by-item fallback was
+    /// logged: once each.
+    fallbacks_logged: Mutex<HashSet<(String, &'static str)>>,
+}
+
+impl Authorizer {
+    pub fn new(
+        policies: Arc<ArcSwap<PolicyEngine>>,
+        shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
+        entities: Arc<EntityLoader>,
+        decisions: DecisionCache,
+    ) -> Authorizer {
+        Authorizer {
+            policies,
+            shadow,
+            entities,
+            decisions,
+            fallbacks_logged: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// One decision of `question` on `resource`.
+    pub async fn decide(
+        &self,
+        question: &Question<'_>,
+        resource: &EntityRef,
+    ) -> Result<Decision, AuthorizeError> {
+        let Question {
+            engine,
+            caller,
+            action,
+            asked,
+            ..
+        } = *question;
+        // The caller's session comes from authentication; any other session
+        // the request names is read by the loader.
+        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let unavailable =
+            |e: crate::entities::EntityError| AuthorizeError::Unavailable(e.to_string());
+        let slice = self
+            .entities
+            .slice_records(engine, &caller.principal, resource, &sessions)
+            .await
+            .map_err(unavailable)?;
+        let Some(slice) = slice else {
+            // Unknown: denied. The same question about a known resource of
+            // the type is decided (or reused) and thrown away, so that this
+            // answer takes as long as a real one (no timing oracle).
+            let stand_in = self
+                .entities
+                .stand_in(engine, &caller.principal, resource, &sessions)
+                .await
+                .map_err(unavailable)?;
+            if let Some((stand_in, slice)) = stand_in {
+                let request = AccessRequest::new(
+                    caller.principal.clone(),
+                    action,
+                    stand_in,
+                    question.context.clone(),
+                )
+                .asked(asked);
+                std::hint::black_box(self.decide_on(engine, &request, &slice, asked));
+            }
+            return Ok(Decision {
+                allow: false,
+                determining: vec![],
+                errors: vec![],
+            });
+        };
+        let request = AccessRequest::new(
+            caller.principal.clone(),
+            action,
+            resource.clone(),
+            question.context.clone(),
+        )
+        .asked(asked);
+        let decision = self.decide_on(engine, &request, &slice, asked);
+        if !decision.errors.is_empty() {
+            crate::metrics::evaluation_error(action);
+            tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
+        }
+        Ok(decision)
+    }
+
+    /// `question` decided on each resource, in order: the one loop every
+    /// batch, item-by-item list and search goes through.
+    pub async fn decide_each(
+        &self,
+        question: &Question<'_>,
+        resources: impl IntoIterator<Item = EntityRef>,
+    ) -> Result<Vec<(EntityRef, Decision)>, AuthorizeError> {
+        let mut decided = Vec::new();
+        for resource in resources {
+            let decision = self.decide(question, &resource).await?;
+            decided.push((resource, decision));
+        }
+        Ok(decided)
+    }
+
+    /// The ids of type `item` among `ids` that `question` allows, in order.
+    pub async fn allowed(
+        &self,
+        question: &Question<'_>,
+        item: EntityType,
+        ids: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<String>, AuthorizeError> {
+        let decided = self
+            .decide_each(question, ids.into_iter().map(|id| item.entity(id)))
+            .await?;
+        Ok(decided
+            .into_iter()
+            .filter(|(_, d)| d.allow)
+            .map(|(resource, _)| resource.id().to_owned())
+            .collect())
+    }
+
+    /// Decides `request` on `slice` (reused when it may be), compared with
+    /// the shadow set when there is one. An entity slice that Cedar refuses
+    /// is a deny with the reason.
+    fn decide_on(
+        &self,
+        engine: &PolicyEngine,
+        request: &AccessRequest,
+        slice: &Slice,
+        asked: &Asked,
+    ) -> Decision {
+        let evaluate = || match slice.entities() {
+            Ok(entities) => {
+                let decision = engine.decide(request, &entities);
+                if let Some(shadow) = &self.shadow {
+                    crate::policy::shadow::compare(
+                        &shadow.load(),
+                        engine,
+                        request,
+                        &entities,
+                        &decision,
+                    );
+                }
+                decision
+            }
+            Err(e) => Decision::failed(e.to_string()),
+        };
+        // The shadow set is compared on every decision: nothing is reused
+        // then. A `now` the caller named is no moment of live traffic: its
+        // decision neither comes from nor goes into the shared cache.
+        if self.shadow.is_some() || asked.now_supplied {
+            return evaluate();
+        }
+        self.decisions.decide(engine, request, slice, evaluate)
+    }
+
+    /// What the policies say about `question` on every item of type `item`
+    /// (compared with the shadow set's answer, when there is one).
+    pub async fn residuals(
+        &self,
+        question: &Question<'_>,
+        item: EntityType,
+    ) -> Result<Residuals, AuthorizeError> {
+        let Question {
+            engine,
+            caller,
+            action,
+            asked,
+            ..
+        } = *question;
+        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let Some(entities) = self
+            .entities
+            .principal_slice(engine, &caller.principal, &sessions)
+            .await
+            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?
+        else {
+            return Err(AuthorizeError::Failed("the principal is unknown".into()));
+        };
+        // `now` and `source_ip`, as every decision gets them.
+        let context = AccessRequest::new(
+            caller.principal.clone(),
+            action,
+            caller.principal.clone(),
+            question.context.clone(),
+        )
+        .asked(asked)
+        .context;
+        let residuals = engine
+            .residuals(&caller.principal, action, item, &context, &entities)
+            .map_err(|e| {
+                tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
+                AuthorizeError::Failed(e)
+            })?;
+        if let Some(shadow) = &self.shadow {
+            let live = Decision {
+                allow: residuals.decision != Some(false),
+                determining: residuals.determining.clone(),
+                errors: residuals.errors.clone(),
+            };
+            crate::policy::shadow::compare_list(
+                &shadow.load(),
+                crate::policy::shadow::ListQuestion {
+                    live: engine,
+                    principal: &caller.principal,
+                    action,
+                    item,
+                    context: &context,
+                    entities: &entities,
+                },
+                &live,
+            );
+        }
+        Ok(residuals)
+    }
+
+    /// The items of list `of` the caller may see: a filter the store runs,
+    /// or, for a residual form the compiler does not know, a superset whose
+    /// candidates are then decided one by one ([`Authorizer::allowed`]).
+    pub async fn list_scope(
+        &self,
+        question: &Question<'_>,
+        of: ListOf,
+    ) -> Result<ListAnswer, AuthorizeError> {
+        let residuals = self.residuals(question, of.item).await?;
+        let decision = Decision {
+            allow: residuals.decision != Some(false),
+            determining: residuals.determining.clone(),
+            errors: vec![],
+        };
+        if !decision.allow {
+            return Ok(ListAnswer {
+                decision,
+                scope: None,
+            });
+        }
+        let (scope, why) = filter::scope(&residuals, of.item);
+        if matches!(scope, ListScope::Candidates(_)) {
+            self.fallback_noted(question.engine.version(), of, &why.join("; "));
+        }
+        Ok(ListAnswer {
+            decision,
+            scope: Some(scope),
+        })
+    }
+
+    /// Counts a list decided item by item and logs it once per policy
+    /// version and list action (the form that caused it does not change
+    /// until the policies do).
+    fn fallback_noted(&self, version: &str, of: ListOf, why: &str) {
+        crate::metrics::list_fallback(of.action);
+        let mut logged = self
+            .fallbacks_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if logged.insert((version.to_owned(), of.action)) {
+            tracing::warn!(
+                action = of.action,
+                item = %of.item,
+                policy_version = version,
+                reason = why,
+                "a list's residual policies have no filter form; its items are decided one by one (exact, slower)"
+            );
+        }
+    }
+}
