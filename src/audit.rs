@@ -39,6 +39,7 @@
 use crate::caller::AuthFailure;
 use crate::caller::{AuthMethod, Caller};
 use crate::policy::{Asked, Decision};
+use crate::recent::Recent;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -242,13 +243,15 @@ impl DecisionRecord {
         }
     }
 
-    pub fn emit(&self, status: u16, latency: Duration) {
+    /// Writes the record (the decision log, or stderr) and keeps it in
+    /// `recent`, the console's buffer.
+    pub fn emit(&self, status: u16, latency: Duration, recent: &Recent) {
         let now = self.now.map(crate::time::format);
         let context = self
             .context
             .as_ref()
             .map(|c| serde_json::to_string(c).expect("a JSON map serializes"));
-        crate::recent::DECISIONS.push(serde_json::json!({
+        recent.push(serde_json::json!({
             "ts": crate::time::format(crate::time::now()),
             "request_id": self.request_id,
             "method": self.method,
@@ -344,7 +347,9 @@ impl LogFlusher {
     }
 }
 
-/// The installed decision log's flusher, for [`flush`] at shutdown.
+/// The installed decision log's flusher, for [`flush`] at shutdown and
+/// [`reopen`] on SIGUSR1. Process-wide because the decision log is a layer
+/// of the process-wide `tracing` subscriber ([`init_logging`], once).
 static FLUSHER: std::sync::OnceLock<LogFlusher> = std::sync::OnceLock::new();
 
 /// Writes out every decision record queued so far (before the process
@@ -658,18 +663,18 @@ mod tests {
         let count =
             |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
         tracing::subscriber::with_default(subscriber, || {
-            record(false).emit(403, Duration::from_micros(10));
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
             flusher.flush();
             // Rotated and told.
             std::fs::rename(&path, dir.path().join("decisions.jsonl.1")).unwrap();
             flusher.reopen();
-            record(false).emit(403, Duration::from_micros(10));
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
             flusher.flush();
             assert_eq!(count(&dir.path().join("decisions.jsonl.1")), 1);
             assert_eq!(count(&path), 1, "the new file, by the old name");
             // Rotated and not told: followed at the next line.
             std::fs::rename(&path, dir.path().join("decisions.jsonl.2")).unwrap();
-            record(false).emit(403, Duration::from_micros(10));
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
             flusher.flush();
             assert_eq!(count(&dir.path().join("decisions.jsonl.2")), 1);
             assert_eq!(count(&path), 1, "the next line, in a new file");
@@ -679,7 +684,7 @@ mod tests {
     #[test]
     fn a_record_is_one_json_line_of_the_documented_schema() {
         let lines = capture(1.0, || {
-            record(false).emit(403, Duration::from_micros(1500));
+            record(false).emit(403, Duration::from_micros(1500), &Recent::new(10));
             tracing::info!(target: "partner_gateway", "not a decision");
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -710,23 +715,27 @@ mod tests {
     fn allowed_decisions_are_sampled_denies_never() {
         let lines = capture(0.0, || {
             for _ in 0..20 {
-                record(true).emit(200, Duration::from_micros(1));
-                record(false).emit(403, Duration::from_micros(1));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
+                record(false).emit(403, Duration::from_micros(1), &Recent::new(10));
             }
-            DecisionRecord::new("req-2", "GET", "/nowhere").emit(404, Duration::from_micros(1));
+            DecisionRecord::new("req-2", "GET", "/nowhere").emit(
+                404,
+                Duration::from_micros(1),
+                &Recent::new(10),
+            );
         });
         assert_eq!(lines.len(), 21);
         assert!(lines.iter().all(|l| l["decision"] != "allow"));
         assert_eq!(lines.last().unwrap()["decision"], "none");
         let all = capture(1.0, || {
             for _ in 0..5 {
-                record(true).emit(200, Duration::from_micros(1));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
             }
         });
         assert_eq!(all.len(), 5);
         let half = capture(0.5, || {
             for _ in 0..400 {
-                record(true).emit(200, Duration::from_micros(1));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
             }
         });
         // 400 draws at p = 0.5: outside 120..=280 has probability < 1e-15.

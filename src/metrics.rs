@@ -67,6 +67,8 @@ const LATENCY_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Process-wide because the `metrics` facade's recorder is: it is installed
+/// once per process, and any module records through the facade.
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// Installs the process-wide recorder (once) and describes every metric.

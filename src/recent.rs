@@ -13,10 +13,10 @@ pub struct Recent {
     capacity: usize,
 }
 
-/// The last decision records (`crate::audit::DecisionRecord::emit`).
-pub static DECISIONS: Recent = Recent::new(1000);
-/// The last disagreements of the shadow policies (`crate::policy::shadow`).
-pub static DISAGREEMENTS: Recent = Recent::new(200);
+/// How many decision records a gateway keeps for its console.
+pub const DECISIONS: usize = 1000;
+/// How many shadow disagreements an authorizer keeps for the console.
+pub const DISAGREEMENTS: usize = 200;
 
 impl Recent {
     pub const fn new(capacity: usize) -> Recent {

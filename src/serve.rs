@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::ids::PartnerId;
 use crate::policy::PolicyEngine;
 use crate::policy_tools::reload::{self, PolicyReloader, Refusal, Serving, Verification};
+use crate::recent::Recent;
 use crate::sessions::SessionKeys;
 use crate::store::seed::Fixture;
 use crate::store::Store;
@@ -247,6 +248,8 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             entities.clone(),
             DecisionCache::new(DECISION_CAPACITY),
         ),
+        recent_decisions: Recent::new(crate::recent::DECISIONS),
+        exports_traces: cfg.operations.otlp_endpoint.is_some(),
         authn: Authenticator::new(
             entities.clone(),
             TokenSigner::new(cipher.derive_key("x-auth-token v1")),

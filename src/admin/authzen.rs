@@ -29,9 +29,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Instant;
 
 pub const EVALUATION: &str = "/access/v1/evaluation";
@@ -215,30 +213,20 @@ fn entity_type(field: &str, name: &str, principal: bool) -> Result<EntityType, A
     Ok(kind)
 }
 
-/// The action named `name` in the schema, as the `'static` name decision
-/// records carry (interned: at most the schema's actions, once each).
+/// The action named `name`: one the gateway asks (the catalog's, with the
+/// `'static` name decision records carry), which the schema declares.
 fn action(engine: &PolicyEngine, field: &str, name: &str) -> Result<&'static str, ApiError> {
-    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let known = engine
+    let declared = engine
         .schema()
         .actions()
         .any(|a| a.type_name().namespace() == NAMESPACE && a.id().unescaped() == name);
-    if !known {
-        return Err(ApiError::parameter(format!(
+    match crate::catalog::action_named(name) {
+        Some(action) if declared => Ok(action),
+        _ => Err(ApiError::parameter(format!(
             "invalid parameter {field}.name: {} is not an action of the schema",
             ApiError::echo(name)
-        )));
+        ))),
     }
-    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-    let names = names.get_or_insert_with(HashSet::new);
-    Ok(match names.get(name) {
-        Some(n) => n,
-        None => {
-            let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
-            names.insert(n);
-            n
-        }
-    })
 }
 
 fn check(
@@ -343,7 +331,11 @@ async fn decide(
         Ok(d) => d,
         Err(e) => {
             let e = gateway_error(e);
-            record.emit(e.status.as_u16(), started.elapsed());
+            record.emit(
+                e.status.as_u16(),
+                started.elapsed(),
+                &admin.gateway.recent_decisions,
+            );
             return Err(e);
         }
     };
@@ -353,7 +345,7 @@ async fn decide(
         &decision,
         engine.version(),
     );
-    record.emit(200, started.elapsed());
+    record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
     Ok(decision)
 }
 
@@ -542,7 +534,7 @@ async fn search_resource(
                 Err(d) => d,
             };
             record.decision(act, format!("{item}::*"), &decision, engine.version());
-            record.emit(200, started.elapsed());
+            record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
             return Ok(Json(page_answer(item, vec![], offset, 0)));
         }
     };
@@ -579,7 +571,7 @@ async fn search_resource(
             page_of(item, allowed, offset, limit)
         }
     };
-    record.emit(200, started.elapsed());
+    record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
     Ok(Json(answer))
 }
 

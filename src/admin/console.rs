@@ -131,7 +131,9 @@ async fn decisions(
         }
     }
     let engine = admin.gateway.authorizer.policies.load_full();
-    let shown: Vec<Value> = crate::recent::DECISIONS
+    let shown: Vec<Value> = admin
+        .gateway
+        .recent_decisions
         .newest_first()
         .into_iter()
         .filter(|e| {
@@ -170,7 +172,7 @@ async fn decisions(
 async fn shadow(State(admin): State<Admin>) -> Json<Value> {
     Json(json!({
         "configured": admin.gateway.authorizer.shadow.is_some(),
-        "disagreements": crate::recent::DISAGREEMENTS.newest_first(),
+        "disagreements": admin.gateway.authorizer.disagreements.newest_first(),
     }))
 }
 

@@ -16,6 +16,7 @@ use crate::filter::{self, ListScope};
 use crate::model::SessionFacts;
 use crate::policy::partial::Residuals;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
+use crate::recent::Recent;
 use crate::refs::{EntityRef, EntityType};
 use arc_swap::ArcSwap;
 use reuse::DecisionCache;
@@ -62,6 +63,8 @@ pub struct Authorizer {
     pub entities: Arc<EntityLoader>,
     /// Decisions reused while their question and facts are unchanged.
     pub decisions: DecisionCache,
+    /// The last disagreements of the shadow set, for the console.
+    pub disagreements: Recent,
     /// (policy version, list action) pairs whose item-by-item fallback was
     /// logged: once each.
     fallbacks_logged: Mutex<HashSet<(String, &'static str)>>,
@@ -79,6 +82,7 @@ impl Authorizer {
             shadow,
             entities,
             decisions,
+            disagreements: Recent::new(crate::recent::DISAGREEMENTS),
             fallbacks_logged: Mutex::new(HashSet::new()),
         }
     }
@@ -198,6 +202,7 @@ impl Authorizer {
                         request,
                         &entities,
                         &decision,
+                        &self.disagreements,
                     );
                 }
                 decision
@@ -268,6 +273,7 @@ impl Authorizer {
                     entities: &entities,
                 },
                 &live,
+                &self.disagreements,
             );
         }
         Ok(residuals)

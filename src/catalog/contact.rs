@@ -3,6 +3,10 @@
 //! them in clear, and the gateway masks again, customer by customer, every
 //! field a `RevealContact` decision does not allow.
 
+/// The action asked before a contact field is shown in clear (R2), per
+/// customer.
+pub const REVEAL_CONTACT: &str = "RevealContact";
+
 /// One contact field.
 pub struct ContactField {
     /// Its name in `RevealContact`'s `fields`.

@@ -577,6 +577,17 @@ pub(crate) fn ctx_string(ctx: &mut Map<String, Value>, name: &str, value: &str) 
     ctx.insert(name.to_owned(), Value::String(value.to_owned()));
 }
 
+/// Every action the gateway asks, by its name in the schema: each
+/// operation's check and list action, and [`contact::REVEAL_CONTACT`].
+/// The names are `'static`, as decision records and metric labels take them.
+pub fn action_named(name: &str) -> Option<&'static str> {
+    OPERATIONS
+        .iter()
+        .flat_map(|o| o.check.into_iter().chain(o.list.map(|l| l.action)))
+        .chain([contact::REVEAL_CONTACT])
+        .find(|a| *a == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

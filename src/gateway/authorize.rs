@@ -9,6 +9,7 @@ use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
 use crate::authorizer::{AuthorizeError, Question};
+use crate::catalog::contact::REVEAL_CONTACT;
 use crate::catalog::ListOf;
 use crate::filter::{self, sql, Filter, ListScope};
 use crate::refs::{EntityRef, EntityType};
@@ -177,7 +178,7 @@ impl Gateway {
         context.insert("fields".into(), json!(fields));
         let residuals = self
             .authorizer
-            .residuals(&call.question("RevealContact", context), item)
+            .residuals(&call.question(REVEAL_CONTACT, context), item)
             .await?;
         match filter::compile(&residuals, item).exact {
             Some(f) if sql::check(&f, item).is_ok() => Ok(f),

@@ -25,6 +25,7 @@ use crate::catalog::{self, After, Input, Operation, Request, ServedBy};
 use crate::filter::{Candidates, ListScope};
 use crate::listener::Body;
 use crate::policy::{Asked, PolicyEngine};
+use crate::recent::Recent;
 use crate::trace;
 use authn::Authenticator;
 use authorize::Decided;
@@ -46,6 +47,11 @@ use tracing::Instrument as _;
 pub struct Gateway {
     /// The policies, the entities and the decisions reused.
     pub authorizer: Authorizer,
+    /// The last decision records, for the console.
+    pub recent_decisions: Recent,
+    /// Whether spans are exported (`--otlp-endpoint`): a request's span
+    /// then joins the exported trace (`otlp::adopt`).
+    pub exports_traces: bool,
     pub authn: Authenticator,
     pub upstream: Upstream,
     pub max_body_bytes: usize,
@@ -101,7 +107,9 @@ impl Gateway {
         );
         // With OTLP export the span joins the client's trace and lends its
         // ids to everything below; before any of them is recorded.
-        crate::otlp::adopt(&span, &mut trace);
+        if self.exports_traces {
+            crate::otlp::adopt(&span, &mut trace);
+        }
         span.record("trace_id", tracing::field::display(&trace.trace_id));
         let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
         record.trace_id = Some(trace.trace_id.clone());
@@ -136,7 +144,7 @@ impl Gateway {
             decision_latency: record.decision_latency,
             upstream_latency: record.upstream_latency,
         });
-        record.emit(status, latency);
+        record.emit(status, latency, &self.recent_decisions);
         response
     }
 

@@ -5,7 +5,7 @@
 
 use super::forward::{self, UpstreamResponse};
 use super::{Body, Call, Gateway, GatewayError};
-use crate::catalog::contact::CONTACT_FIELDS;
+use crate::catalog::contact::{CONTACT_FIELDS, REVEAL_CONTACT};
 use crate::catalog::Operation;
 use crate::refs::EntityRef;
 use bytes::Bytes;
@@ -106,7 +106,7 @@ impl Gateway {
             .collect();
         let decided = self
             .authorizer
-            .decide_each(&call.question("RevealContact", context), customers)
+            .decide_each(&call.question(REVEAL_CONTACT, context), customers)
             .await?;
         for (item, (customer, decision)) in items.iter_mut().zip(&decided) {
             let shown: &[String] = if decision.allow { fields } else { &[] };

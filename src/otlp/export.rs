@@ -7,7 +7,6 @@ use opentelemetry::trace::{
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -15,10 +14,6 @@ use tracing_subscriber::Layer;
 
 /// The `service.name` of the exported spans.
 pub const SERVICE_NAME: &str = "partner-gateway";
-
-/// Set once an export layer exists: the request path skips the OpenTelemetry
-/// bookkeeping otherwise.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// The exporter: an SDK tracer provider with a batch span processor (a
 /// thread of its own, bounded queue: spans are dropped, never waited for,
@@ -54,7 +49,6 @@ impl Otlp {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        EXPORTING.store(true, Ordering::Relaxed);
         let tracer = self.provider.tracer(SERVICE_NAME);
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -81,9 +75,6 @@ impl Otlp {
 /// the decision record, the store's `traceparent`) names them. Nothing
 /// happens unless spans are exported.
 pub fn adopt(span: &tracing::Span, trace: &mut TraceContext) {
-    if !EXPORTING.load(Ordering::Relaxed) {
-        return;
-    }
     if let Some(parent) = remote_parent(trace) {
         // Fails only if the span is not recorded by the layer (filtered out).
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));

@@ -12,6 +12,7 @@
 //! shadow set may report errors (a deny), which shows as disagreements.
 
 use super::{AccessRequest, Decision, PolicyEngine};
+use crate::recent::Recent;
 use cedar_policy::Entities;
 
 /// The `tracing` target of disagreement records.
@@ -25,6 +26,7 @@ pub fn compare(
     request: &AccessRequest,
     entities: &Entities,
     live: &Decision,
+    kept: &Recent,
 ) -> Decision {
     let shadowed = shadow.decide(request, entities);
     crate::metrics::shadow_decision(&request.action, live.allow, shadowed.allow);
@@ -32,23 +34,22 @@ pub fn compare(
         disagreement(
             request,
             &request.resource.to_string(),
-            live_engine,
-            live,
-            shadow,
-            &shadowed,
+            (live_engine, live),
+            (shadow, &shadowed),
+            kept,
         );
     }
     shadowed
 }
 
-/// Logs a disagreement (target `shadow`) and keeps it for the console.
+/// Logs a disagreement (target `shadow`) and keeps it in `kept`, the
+/// console's buffer.
 fn disagreement(
     request: &AccessRequest,
     resource: &str,
-    live_engine: &PolicyEngine,
-    live: &Decision,
-    shadow: &PolicyEngine,
-    shadowed: &Decision,
+    (live_engine, live): (&PolicyEngine, &Decision),
+    (shadow, shadowed): (&PolicyEngine, &Decision),
+    kept: &Recent,
 ) {
     let text = |allow: bool| if allow { "allow" } else { "deny" };
     tracing::info!(
@@ -66,7 +67,7 @@ fn disagreement(
         shadow_version = shadow.version(),
         "shadow policies disagree"
     );
-    crate::recent::DISAGREEMENTS.push(serde_json::json!({
+    kept.push(serde_json::json!({
         "ts": crate::time::format(crate::time::now()),
         "principal": request.principal.to_string(),
         "action": request.action,
@@ -108,6 +109,7 @@ pub fn compare_list(
     shadow: &PolicyEngine,
     question: ListQuestion<'_>,
     live: &Decision,
+    kept: &Recent,
 ) -> Decision {
     let ListQuestion {
         live: live_engine,
@@ -129,10 +131,9 @@ pub fn compare_list(
         disagreement(
             &request,
             &format!("{item}::*"),
-            live_engine,
-            live,
-            shadow,
-            &shadowed,
+            (live_engine, live),
+            (shadow, &shadowed),
+            kept,
         );
     }
     shadowed

@@ -320,6 +320,10 @@ struct KindJob {
 }
 
 /// Kind results proved before, by [`KindJob::key`]. Bounded: cleared when full.
+/// Process-wide on purpose: a memo of a pure function, keyed by a hash of
+/// every input of the proof (schema, policies, invariants, assumptions), so
+/// a result is right for whoever asks; the live and shadow reloaders, the
+/// CLI and the tests all gain from sharing it.
 static PROVED: LazyLock<Mutex<HashMap<[u8; 32], Vec<Raw>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 const PROVED_CAPACITY: usize = 20_000;

@@ -891,3 +891,41 @@ fn operations_table_in_policies_readme_is_the_catalog() {
          `PGW_BLESS=1 cargo test --test it operations_table` to rewrite it. Expected:\n{table}"
     );
 }
+
+/// Every action of the schema that applies to requests is one the gateway
+/// asks (`catalog::action_named`: AuthZEN takes no other), and the other
+/// way round.
+#[test]
+fn the_schema_actions_are_the_ones_the_gateway_asks() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/partner.cedarschema"),
+    )
+    .unwrap();
+    let (schema, _) = cedar_policy::Schema::from_cedarschema_str(&text).unwrap();
+    let mut applying: Vec<String> = schema
+        .actions()
+        .filter(|a| {
+            schema
+                .principals_for_action(a)
+                .is_some_and(|mut p| p.next().is_some())
+        })
+        .map(|a| a.id().unescaped().to_owned())
+        .collect();
+    applying.sort();
+    for name in &applying {
+        assert_eq!(catalog::action_named(name), Some(name.as_str()), "{name}");
+    }
+    let mut asked: Vec<&str> = OPERATIONS
+        .iter()
+        .flat_map(|o| o.check.into_iter().chain(o.list.map(|l| l.action)))
+        .chain([catalog::contact::REVEAL_CONTACT])
+        .collect();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked, applying);
+    assert_eq!(
+        catalog::action_named("PartnerLevel"),
+        None,
+        "a group is asked of no request"
+    );
+}
