@@ -18,7 +18,7 @@ mod authzen;
 mod console;
 mod guard;
 
-use crate::api_error::{codes, ApiError};
+use crate::api_error::ApiError;
 use crate::config::AdminAccess;
 use crate::gateway::Gateway;
 use crate::policy::AccessRequest;
@@ -162,11 +162,7 @@ async fn explain_list(
     // The cause goes to the log only: it names rows and their references.
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: cannot load the entities");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            "cannot load the entities",
-        )
+        ApiError::unavailable("cannot load the entities")
     };
     let mut sessions = Vec::new();
     if let EntityRef::Session(id) = &principal {
@@ -237,7 +233,7 @@ async fn explain(
     // The cause goes to the log only: it names rows and their references.
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "explain: {what}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, what)
+        ApiError::unavailable(what)
     };
     let mut sessions = Vec::new();
     for r in [&principal, &resource] {
@@ -318,11 +314,7 @@ async fn who_can(
     // The cause goes to the log only.
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "who-can: cannot read the principals");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            "cannot read the principals",
-        )
+        ApiError::unavailable("cannot read the principals")
     };
     match answer {
         Ok(mut answer) => {

@@ -122,6 +122,11 @@ impl ApiError {
     }
 
     /// 500 with a generic message; the cause is logged by the caller, never sent.
+    /// 503: a dependency cannot serve right now; nothing was changed.
+    pub fn unavailable(msg: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, msg)
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

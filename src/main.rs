@@ -245,7 +245,11 @@ async fn run(
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            let state = partner_gateway::domain::DomainState::new(store, key);
+            // The worker runs for the store's life: its stop is never sent.
+            let (_keep_running, running) = tokio::sync::watch::channel(false);
+            let (exports, _worker) =
+                partner_gateway::domain::start_export_worker(store.clone(), running);
+            let state = partner_gateway::domain::DomainState::new(store, key, exports);
             let local = listener.local_addr()?;
             match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {

@@ -190,13 +190,19 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             .map_err(|_| anyhow::anyhow!("--assertion-key must be base64 of at least 32 bytes"))?,
         None => AssertionKey::random(),
     };
+    // Stops every task of the gateway (`RunningGateway::stop`).
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let mut export_worker = None;
     let upstream_url = match &cfg.upstream {
         Some(url) => url.clone(),
         None => {
             // The domain store in this process, reached over HTTP like a remote one.
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            let state = DomainState::new(store.clone(), key.clone());
+            let (exports, worker) =
+                domain::start_export_worker(store.clone(), shutdown.subscribe());
+            export_worker = Some(worker);
+            let state = DomainState::new(store.clone(), key.clone(), exports);
             tokio::spawn(async move {
                 if let Err(e) = domain::serve(listener, state).await {
                     tracing::error!(error = %e, "the in-process domain store stopped");
@@ -272,7 +278,6 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("cannot listen on {} (admin)", cfg.admin_listen))?;
     let admin_addr = admin_listener.local_addr()?;
-    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
 
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -346,7 +351,10 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         reloader,
         shutdown,
         serving,
-        background: vec![admin_task, reload_task, upkeep_task],
+        background: [admin_task, reload_task, upkeep_task]
+            .into_iter()
+            .chain(export_worker)
+            .collect(),
         grace: cfg.operations.shutdown_grace,
     })
 }

@@ -13,7 +13,7 @@
 //! has no form), so it holds exactly what the list routes hold.
 
 use super::Admin;
-use crate::api_error::{codes, ApiError};
+use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
 use crate::authorizer::Question as Asking;
 use crate::caller::{AuthMethod, Caller};
@@ -24,7 +24,7 @@ use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::refs::{EntityRef, EntityType, NAMESPACE};
 use crate::verify::question;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -254,11 +254,7 @@ fn check(
 
 fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "authzen: cannot decide");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        codes::UNAVAILABLE,
-        "cannot decide now: the entities could not be loaded",
-    )
+    ApiError::unavailable("cannot decide now: the entities could not be loaded")
 }
 
 fn gateway_error(e: GatewayError) -> ApiError {
@@ -595,14 +591,10 @@ async fn allowed_of(
     candidates: Vec<String>,
 ) -> Result<Vec<String>, ApiError> {
     if candidates.len() > MAX_DECIDED {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            format!(
-                "{} candidates exceed the {MAX_DECIDED} a search decides one by one",
-                candidates.len()
-            ),
-        ));
+        return Err(ApiError::unavailable(format!(
+            "{} candidates exceed the {MAX_DECIDED} a search decides one by one",
+            candidates.len()
+        )));
     }
     admin
         .gateway
@@ -630,14 +622,10 @@ async fn search_subject(
     let started = Instant::now();
     let (candidates, _) = ids_where(&admin, &Filter::True, kind, None).await?;
     if candidates.len() > MAX_DECIDED {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            format!(
-                "{} subjects exceed the {MAX_DECIDED} a subject search decides",
-                candidates.len()
-            ),
-        ));
+        return Err(ApiError::unavailable(format!(
+            "{} subjects exceed the {MAX_DECIDED} a subject search decides",
+            candidates.len()
+        )));
     }
     let mut allowed = Vec::new();
     for (i, subject_id) in candidates.into_iter().enumerate() {

@@ -60,11 +60,7 @@ async fn page(body: &'static str, content_type: &'static str) -> impl IntoRespon
 
 fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "console: cannot read the store");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        codes::UNAVAILABLE,
-        "cannot read the store",
-    )
+    ApiError::unavailable("cannot read the store")
 }
 
 async fn status(State(admin): State<Admin>) -> Json<Value> {

@@ -138,9 +138,7 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if database_unavailable(&e) {
             tracing::error!(error = %e, "domain store: database unavailable");
-            return ApiError::new(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                crate::api_error::codes::UNAVAILABLE,
+            return ApiError::unavailable(
                 "The service is temporarily unavailable. Try again later.",
             );
         }

@@ -15,6 +15,7 @@ mod authorizations;
 mod budgets;
 mod customer_self;
 pub mod customers;
+mod exports;
 mod freeze;
 mod lists;
 mod orders;
@@ -34,6 +35,8 @@ use axum::Router;
 use extract::Served;
 use std::collections::BTreeSet;
 
+pub use exports::start_worker as start_export_worker;
+
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct DomainState {
@@ -41,16 +44,41 @@ pub struct DomainState {
     pub key: AssertionKey,
     /// The assertions accepted so far: each is accepted once.
     pub seen: SeenAssertions,
+    /// Requested exports, for the export worker.
+    pub exports: ExportQueue,
 }
 
 impl DomainState {
-    pub fn new(store: Store, key: AssertionKey) -> DomainState {
+    /// The state of a store whose exports `exports` takes to a worker
+    /// ([`start_export_worker`]).
+    pub fn new(store: Store, key: AssertionKey, exports: ExportQueue) -> DomainState {
         let lifetime = std::time::Duration::from_secs(crate::assertion::ASSERTION_TTL_SECS as u64);
         DomainState {
             seen: SeenAssertions::over(&store, lifetime),
             store,
             key,
+            exports,
         }
+    }
+}
+
+/// One requested export: its id (the row is written) and its orders.
+#[derive(Debug)]
+pub struct ExportJob {
+    pub export_id: String,
+    pub order_ids: Vec<String>,
+}
+
+/// The export worker's queue.
+#[derive(Clone, Debug)]
+pub struct ExportQueue(tokio::sync::mpsc::Sender<ExportJob>);
+
+impl ExportQueue {
+    /// A place in the queue, or 503 when it is full or the worker stopped.
+    pub fn reserve(&self) -> Result<tokio::sync::mpsc::OwnedPermit<ExportJob>, ApiError> {
+        self.0.clone().try_reserve_owned().map_err(|_| {
+            ApiError::unavailable("too many exports are being rendered; try again shortly")
+        })
     }
 }
 

@@ -43,16 +43,17 @@
 //!   may export, under the assertion's filter) and rendered to CSV by a
 //!   background task. Each export is `in` the principal that requested it
 //!   (kind and id of the assertion), which is what the policies' ViewExport
-//!   looks at. A task still pending after [`STALE_EXPORT_MINUTES`] minutes
-//!   was lost with a restart and is reported failed the next time anyone
-//!   looks. The file route answers 409 CBC.30000067 until the export is
-//!   completed.
+//!   looks at. The export worker (`exports.rs`) renders them one at a time;
+//!   a task still pending after [`STALE_EXPORT_MINUTES`] minutes was lost
+//!   with a restart: it is answered as failed at once, and the worker
+//!   records it so. The file route answers 409 CBC.30000067 until the
+//!   export is completed.
 
 use super::extract::Served;
 use super::lists::{page_or_answer, List};
 use super::query::{self, db_error, Bind, Where};
 use super::resources::service_type_name;
-use super::{wire, DomainState};
+use super::{wire, DomainState, ExportJob};
 use crate::api_error::{codes, ApiError};
 use crate::assertion::{CallerKind, Identity};
 use crate::catalog::{
@@ -62,7 +63,6 @@ use crate::catalog::{
 use crate::model::ExportStatus;
 use crate::money::to_cents;
 use crate::refs::EntityType;
-use crate::store::Store;
 use crate::time::{self, Timestamp};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,7 +84,15 @@ pub(super) const ORDER_TYPE_NEW: i64 = 1;
 /// A pending export older than this was interrupted (it takes milliseconds).
 pub const STALE_EXPORT_MINUTES: i64 = 10;
 /// Orders read per query when an export renders its file.
-const EXPORT_CHUNK: usize = 500;
+pub(super) const EXPORT_CHUNK: usize = 500;
+/// The error of an export lost with a restart.
+pub(super) const INTERRUPTED: &str = "the export was interrupted; request a new one";
+
+/// Whether an export created at `created` and still pending at `now` was
+/// lost (it takes milliseconds).
+fn is_stale(created: Timestamp, now: Timestamp) -> bool {
+    created < now - chrono::Duration::minutes(STALE_EXPORT_MINUTES)
+}
 
 /// An order row with what its views need.
 #[derive(Clone, Debug)]
@@ -683,6 +691,9 @@ pub(super) async fn create_export(
         }
     };
 
+    // A place in the worker's queue before the export exists: a full queue
+    // refuses the request and leaves nothing pending.
+    let queued = state.exports.reserve()?;
     let now = time::now();
     let export_id = format!(
         "exp-{}-{}",
@@ -705,7 +716,10 @@ pub(super) async fn create_export(
     .execute(pool)
     .await?;
 
-    tokio::spawn(run_export(state.store.clone(), export_id.clone(), ids));
+    queued.send(ExportJob {
+        export_id: export_id.clone(),
+        order_ids: ids,
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(ExportCreated {
@@ -714,104 +728,6 @@ pub(super) async fn create_export(
         }),
     )
         .into_response())
-}
-
-/// The background half of an export: renders the CSV and records the outcome.
-async fn run_export(store: Store, export_id: String, ids: Vec<String>) {
-    let outcome = render_csv(&store, &ids).await;
-    let now = time::format(time::now());
-    let result =
-        match outcome {
-            Ok(csv) => sqlx::query(
-                "UPDATE export_tasks SET status = $1, csv = $2, row_count = $3, completed_at = $4
-                 WHERE id = $5 AND status = $6",
-            )
-            .bind(ExportStatus::Completed.as_str().to_owned())
-            .bind(csv)
-            .bind(i64::try_from(ids.len()).unwrap_or(i64::MAX))
-            .bind(now)
-            .bind(export_id.clone())
-            .bind(ExportStatus::Pending.as_str().to_owned())
-            .execute(store.pool())
-            .await,
-            Err(e) => {
-                tracing::error!(export_id = %export_id, error = %e, "order export failed");
-                sqlx::query(
-                    "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-                 WHERE id = $4 AND status = $5",
-                )
-                .bind(ExportStatus::Failed.as_str().to_owned())
-                .bind("the export could not be rendered; request a new one".to_owned())
-                .bind(now)
-                .bind(export_id.clone())
-                .bind(ExportStatus::Pending.as_str().to_owned())
-                .execute(store.pool())
-                .await
-            }
-        };
-    if let Err(e) = result {
-        tracing::error!(export_id = %export_id, error = %e, "could not record the outcome of an order export");
-    }
-}
-
-/// The CSV columns of an order export.
-const CSV_HEADER: [&str; 13] = [
-    "order_id",
-    "customer_id",
-    "customer_account_name",
-    "service_type_code",
-    "service_type_name",
-    "order_type",
-    "status",
-    "source_type",
-    "official_amount",
-    "amount_after_discount",
-    "currency",
-    "create_time",
-    "payment_time",
-];
-
-/// The orders `ids`, in that order, as CSV with a header row.
-async fn render_csv(
-    store: &Store,
-    ids: &[String],
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let mut by_id = std::collections::HashMap::new();
-    for chunk in ids.chunks(EXPORT_CHUNK) {
-        let mut w = Where::new();
-        w.is_in("o.id", chunk.iter().cloned().map(Bind::Text));
-        let sql = format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM}{}", w.sql());
-        let rows = query::bind_all(sqlx::query(&sql), w.binds())
-            .fetch_all(store.pool())
-            .await?;
-        for row in &rows {
-            let order = order_from_row(row).map_err(|e| e.to_string())?;
-            by_id.insert(order.id.clone(), order);
-        }
-    }
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(CSV_HEADER)?;
-    for id in ids {
-        let o = by_id
-            .get(id)
-            .ok_or_else(|| format!("order {id} disappeared"))?;
-        out.write_record([
-            o.id.clone(),
-            o.customer.clone(),
-            o.account_name.clone(),
-            o.service_type_code.clone(),
-            service_type_name(&o.service_type_code),
-            o.order_type.to_string(),
-            o.status.to_string(),
-            o.source_type.to_string(),
-            format!("{:.2}", o.official_amount),
-            format!("{:.2}", o.amount),
-            o.currency.clone(),
-            time::format(o.created_at),
-            o.payment_time.map(time::format).unwrap_or_default(),
-        ])?;
-    }
-    Ok(String::from_utf8(out.into_inner()?)?)
 }
 
 /// An export as its owner sees it.
@@ -833,32 +749,21 @@ fn export_from_row(row: &AnyRow) -> Result<ExportView, ApiError> {
     let ids: Vec<String> =
         serde_json::from_str(&query::opt_text(row, "order_ids")?.unwrap_or_else(|| "[]".into()))
             .map_err(db_error)?;
-    Ok(ExportView {
+    let mut view = ExportView {
         export_id: query::text(row, "id")?,
         status: query::parse(row, "status")?,
         order_count: i64::try_from(ids.len()).unwrap_or(i64::MAX),
         create_time: query::ts(row, "created_at")?,
         complete_time: query::opt_ts(row, "completed_at")?,
         error_msg: query::opt_text(row, "error")?,
-    })
-}
-
-/// Reports exports lost with a restart as failed (see the module docs).
-async fn fail_stale_exports(pool: &sqlx::AnyPool) -> Result<(), ApiError> {
-    let now = time::now();
-    let cutoff = now - chrono::Duration::minutes(STALE_EXPORT_MINUTES);
-    sqlx::query(
-        "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-         WHERE status = $4 AND created_at < $5",
-    )
-    .bind(ExportStatus::Failed.as_str().to_owned())
-    .bind("the export was interrupted; request a new one".to_owned())
-    .bind(time::format(now))
-    .bind(ExportStatus::Pending.as_str().to_owned())
-    .bind(time::format(cutoff))
-    .execute(pool)
-    .await?;
-    Ok(())
+    };
+    // Lost with a restart: reported failed at once; the export worker
+    // records it so (`exports::fail_stale`).
+    if view.status == ExportStatus::Pending && is_stale(view.create_time, time::now()) {
+        view.status = ExportStatus::Failed;
+        view.error_msg = Some(INTERRUPTED.to_owned());
+    }
+    Ok(view)
 }
 
 #[derive(Serialize)]
@@ -875,7 +780,6 @@ pub(super) async fn list_exports(
     req: ListOrderExports,
 ) -> Result<Response, ApiError> {
     let pool = state.store.pool();
-    fail_stale_exports(pool).await?;
     let list = List {
         item: EntityType::Export,
         alias: "e",
@@ -895,7 +799,6 @@ pub(super) async fn list_exports(
 /// Export `id` (with its file), or 403 as for an unknown one.
 async fn export(state: &DomainState, id: &str) -> Result<(ExportView, Option<String>), ApiError> {
     let pool = state.store.pool();
-    fail_stale_exports(pool).await?;
     let row = sqlx::query(
         "SELECT id, status, order_ids, created_at, completed_at, error, csv FROM export_tasks
          WHERE id = $1",

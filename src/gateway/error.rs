@@ -96,11 +96,7 @@ impl GatewayError {
             ),
             GatewayError::Overloaded => {
                 tracing::warn!("refused: unauthenticated body bytes at their cap");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    codes::UNAVAILABLE,
-                    "The service is temporarily unavailable. Try again later.",
-                )
+                ApiError::unavailable("The service is temporarily unavailable. Try again later.")
             }
             GatewayError::Unauthenticated(failure) => {
                 tracing::info!(
@@ -124,11 +120,7 @@ impl GatewayError {
                     cause,
                     "denied because a dependency is unavailable (fail closed)"
                 );
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    codes::UNAVAILABLE,
-                    "The service is temporarily unavailable. Try again later.",
-                )
+                ApiError::unavailable("The service is temporarily unavailable. Try again later.")
             }
             GatewayError::Internal(cause) => {
                 tracing::error!(cause, "internal error");

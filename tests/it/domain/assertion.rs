@@ -189,7 +189,11 @@ async fn the_store_over_tls_is_verified() {
                 .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         ports.push(listener.local_addr().unwrap().port());
-        let state = DomainState::new(s.db.store.clone(), s.key.clone());
+        let (exports, _) = partner_gateway::domain::start_export_worker(
+            s.db.store.clone(),
+            tokio::sync::watch::channel(false).1,
+        );
+        let state = DomainState::new(s.db.store.clone(), s.key.clone(), exports);
         tokio::spawn(serve_tls(listener, state, acceptor));
     }
     let (open, mutual) = (ports[0], ports[1]);

@@ -690,6 +690,29 @@ async fn exports_orders(backend: Backend) {
     let lost = get(&s, &west, &format!("{exports}/exp-lost")).await.json();
     assert_eq!(lost["status"], "failed");
     assert!(lost["error_msg"].as_str().unwrap().contains("interrupted"));
+    // Answered so, not written so: reading changes nothing; the export
+    // worker records it, at its start and every minute after.
+    let status = |id: &'static str| async move {
+        sqlx::query("SELECT status FROM export_tasks WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get::<String, _>(0)
+    };
+    assert_eq!(status("exp-lost").await, "pending");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (_queue, worker) =
+        partner_gateway::domain::start_export_worker(s.db.store.clone(), stopped);
+    crate::gateway::poll(
+        "the worker to record the lost export",
+        std::time::Duration::from_secs(20),
+        || async { (status("exp-lost").await == "failed").then_some(()) },
+    )
+    .await;
+    assert_eq!(status("exp-running").await, "pending");
+    stop.send(true).unwrap();
+    worker.await.unwrap();
     assert_eq!(
         get(&s, &west, &format!("{exports}/exp-running"))
             .await
