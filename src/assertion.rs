@@ -11,14 +11,11 @@
 //! call, route or resource. Every header in the `x-pgw-` namespace is
 //! reserved: the gateway strips whatever a client sent there.
 
-use crate::crypto::constant_time_eq;
+use crate::claims::{ClaimsCodec, ClaimsError};
 use crate::filter::{Filter, ListScope};
 use crate::refs::EntityRef;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::fmt;
 
 /// The header carrying the assertion.
@@ -174,18 +171,14 @@ impl AssertionKey {
         Self(bytes)
     }
 
-    fn mac(&self, data: &[u8]) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(data);
-        mac.finalize().into_bytes().to_vec()
+    /// Assertions are signed claims of kind [`VERSION`].
+    fn codec(&self) -> ClaimsCodec {
+        ClaimsCodec::new(self.0.clone(), VERSION)
     }
 
     /// Signs claims into the header value.
     pub fn sign(&self, claims: &Claims) -> String {
-        let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let signed = format!("{VERSION}.{payload}");
-        let sig = B64.encode(self.mac(signed.as_bytes()));
-        format!("{signed}.{sig}")
+        self.codec().sign(claims)
     }
 
     /// Verifies a header value for the request `bound` at time `now` (Unix seconds).
@@ -196,18 +189,10 @@ impl AssertionKey {
         now: i64,
     ) -> Result<Claims, AssertionError> {
         let header = header.ok_or(AssertionError::Missing)?;
-        let (signed, sig) = header.rsplit_once('.').ok_or(AssertionError::Malformed)?;
-        let (version, payload) = signed.split_once('.').ok_or(AssertionError::Malformed)?;
-        if version != VERSION {
-            return Err(AssertionError::Malformed);
-        }
-        let sig = B64.decode(sig).map_err(|_| AssertionError::Malformed)?;
-        if !constant_time_eq(&sig, &self.mac(signed.as_bytes())) {
-            return Err(AssertionError::BadSignature);
-        }
-        let json = B64.decode(payload).map_err(|_| AssertionError::Malformed)?;
-        let claims: Claims =
-            serde_json::from_slice(&json).map_err(|_| AssertionError::Malformed)?;
+        let claims: Claims = self.codec().open(header).map_err(|e| match e {
+            ClaimsError::Malformed => AssertionError::Malformed,
+            ClaimsError::BadSignature => AssertionError::BadSignature,
+        })?;
         if claims.exp < now {
             return Err(AssertionError::Expired);
         }
@@ -224,6 +209,8 @@ impl AssertionKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
 
     const TARGET: &str = "/v2/partners/sub-customers/budget?customer_id=c-1";
     const BODY: &[u8] = b"{}";

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorizer;
 pub mod caller;
 pub mod catalog;
+pub mod claims;
 pub mod client;
 pub mod config;
 pub mod credentials_cli;

@@ -16,14 +16,10 @@
 
 use super::GatewayError;
 use crate::caller::AuthReason;
-use crate::crypto::constant_time_eq;
+use crate::claims::{ClaimsCodec, ClaimsError};
 use crate::model::PrincipalKind;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::catalog::TOKEN_SECS;
 
@@ -39,27 +35,18 @@ struct TokenClaims {
     jti: String,
 }
 
-/// Issues and verifies tokens. `Debug` hides the key.
-#[derive(Clone)]
+/// Issues and verifies tokens (signed claims of kind `t1`). `Debug` hides
+/// the key.
+#[derive(Clone, Debug)]
 pub struct TokenSigner {
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for TokenSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenSigner(..)")
-    }
+    claims: ClaimsCodec,
 }
 
 impl TokenSigner {
     pub fn new(key: [u8; 32]) -> Self {
-        TokenSigner { key }
-    }
-
-    fn mac(&self, data: &[u8]) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(data);
-        mac.finalize().into_bytes().to_vec()
+        TokenSigner {
+            claims: ClaimsCodec::new(key, "t1"),
+        }
     }
 
     /// A token for the principal, valid `lifetime_secs` from `now`.
@@ -83,29 +70,22 @@ impl TokenSigner {
             exp: exp.timestamp(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
-        let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialize"));
-        let signed = format!("t1.{payload}");
-        let sig = B64.encode(self.mac(signed.as_bytes()));
-        (format!("{signed}.{sig}"), exp)
+        (self.claims.sign(&claims), exp)
     }
 
     /// The principal a token names, if it is genuine and unexpired. Whether
     /// it is still the principal's is the caller's check (the row's
     /// generation and `tokens_not_before`).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Token, GatewayError> {
-        let bad = |why| GatewayError::unauthenticated(AuthReason::BadToken, why);
-        let (signed, sig) = token
-            .trim()
-            .rsplit_once('.')
-            .ok_or(bad("malformed token"))?;
-        let payload = signed.strip_prefix("t1.").ok_or(bad("malformed token"))?;
-        let sig = B64.decode(sig).map_err(|_| bad("malformed token"))?;
-        if !constant_time_eq(&sig, &self.mac(signed.as_bytes())) {
-            return Err(bad("token signature mismatch"));
-        }
-        let claims: TokenClaims =
-            serde_json::from_slice(&B64.decode(payload).map_err(|_| bad("malformed token"))?)
-                .map_err(|_| bad("malformed token"))?;
+        let claims: TokenClaims = self.claims.open(token).map_err(|e| {
+            GatewayError::unauthenticated(
+                AuthReason::BadToken,
+                match e {
+                    ClaimsError::Malformed => "malformed token",
+                    ClaimsError::BadSignature => "token signature mismatch",
+                },
+            )
+        })?;
         if claims.exp <= now.timestamp() || claims.exp - claims.iat > *TOKEN_SECS.end() {
             return Err(GatewayError::unauthenticated(
                 AuthReason::ExpiredToken,
@@ -133,6 +113,8 @@ pub struct Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
 
     #[test]
     fn tokens_verify_until_they_expire_and_resist_tampering() {

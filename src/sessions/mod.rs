@@ -21,6 +21,7 @@
 
 pub mod changes;
 
+use crate::claims::ClaimsCodec;
 use crate::crypto::constant_time_eq;
 use crate::ids::SessionId;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -56,6 +57,11 @@ fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
+}
+
+/// Security tokens are signed claims of kind `s1`.
+fn token_claims(key: &[u8; 32]) -> ClaimsCodec {
+    ClaimsCodec::new(*key, "s1")
 }
 
 impl SessionKeys {
@@ -95,24 +101,13 @@ impl SessionKeys {
             ak: access_key.to_owned(),
             exp: expires_at,
         };
-        let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialize"));
-        let signed = format!("s1.{payload}");
-        format!(
-            "{signed}.{}",
-            B64.encode(mac(&self.token, signed.as_bytes()))
-        )
+        token_claims(&self.token).sign(&claims)
     }
 
     /// The session a security token names, if genuine, unexpired at `now`
     /// (Unix seconds) and bound to `access_key`.
     pub fn verify_token(&self, token: &str, access_key: &str, now: i64) -> Option<SessionId> {
-        let (signed, sig) = token.trim().rsplit_once('.')?;
-        let payload = signed.strip_prefix("s1.")?;
-        let sig = B64.decode(sig).ok()?;
-        if !constant_time_eq(&sig, &mac(&self.token, signed.as_bytes())) {
-            return None;
-        }
-        let claims: TokenClaims = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+        let claims: TokenClaims = token_claims(&self.token).open(token).ok()?;
         if claims.exp <= now || !constant_time_eq(claims.ak.as_bytes(), access_key.as_bytes()) {
             return None;
         }

@@ -1,0 +1,110 @@
+//! Signed claims, the one format of the assertion the store trusts, the
+//! `X-Auth-Token` and a session's security token:
+//! `VERSION.base64url(JSON).base64url(HMAC-SHA256(key, "VERSION.payload"))`.
+//! The version names the kind of claims, so one kind never verifies as
+//! another even under one key; each kind has a key of its own besides.
+
+use crate::crypto::constant_time_eq;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::Sha256;
+use std::fmt;
+
+/// Why signed claims were not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    /// Not three parts, another version, not base64 or not the claims' JSON.
+    #[error("malformed")]
+    Malformed,
+    /// Well formed, but not signed with this key.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+/// Signs and opens one kind of claims. `Debug` hides the key.
+#[derive(Clone)]
+pub struct ClaimsCodec {
+    key: Vec<u8>,
+    version: &'static str,
+}
+
+impl fmt::Debug for ClaimsCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClaimsCodec({}, ..)", self.version)
+    }
+}
+
+impl ClaimsCodec {
+    /// Claims of kind `version` (`t1`, `s1`, `v1`: no dot) under `key`.
+    pub fn new(key: impl Into<Vec<u8>>, version: &'static str) -> ClaimsCodec {
+        debug_assert!(!version.contains('.'));
+        ClaimsCodec {
+            key: key.into(),
+            version,
+        }
+    }
+
+    fn mac(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn sign<T: Serialize>(&self, claims: &T) -> String {
+        let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let signed = format!("{}.{payload}", self.version);
+        let sig = B64.encode(self.mac(signed.as_bytes()));
+        format!("{signed}.{sig}")
+    }
+
+    /// The claims `text` carries, when this key signed them as this kind.
+    /// The signature is checked before the payload is read.
+    pub fn open<T: DeserializeOwned>(&self, text: &str) -> Result<T, ClaimsError> {
+        let (signed, sig) = text.trim().rsplit_once('.').ok_or(ClaimsError::Malformed)?;
+        let payload = signed
+            .strip_prefix(self.version)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .ok_or(ClaimsError::Malformed)?;
+        let sig = B64.decode(sig).map_err(|_| ClaimsError::Malformed)?;
+        if !constant_time_eq(&sig, &self.mac(signed.as_bytes())) {
+            return Err(ClaimsError::BadSignature);
+        }
+        let json = B64.decode(payload).map_err(|_| ClaimsError::Malformed)?;
+        serde_json::from_slice(&json).map_err(|_| ClaimsError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_open_only_under_their_key_and_kind() {
+        let codec = ClaimsCodec::new([7u8; 32], "t1");
+        let text = codec.sign(&serde_json::json!({"sub": "op-1"}));
+        let opened: serde_json::Value = codec.open(&text).unwrap();
+        assert_eq!(opened["sub"], "op-1");
+        assert_eq!(
+            ClaimsCodec::new([8u8; 32], "t1").open::<serde_json::Value>(&text),
+            Err(ClaimsError::BadSignature)
+        );
+        assert_eq!(
+            ClaimsCodec::new([7u8; 32], "s1").open::<serde_json::Value>(&text),
+            Err(ClaimsError::Malformed)
+        );
+        // A changed payload under the old signature.
+        let (head, sig) = text.rsplit_once('.').unwrap();
+        let forged = format!("t1.{}.{sig}", B64.encode(br#"{"sub":"op-2"}"#));
+        assert_ne!(forged, format!("{head}.{sig}"));
+        assert_eq!(
+            codec.open::<serde_json::Value>(&forged),
+            Err(ClaimsError::BadSignature)
+        );
+        for bad in ["", "t1", "t1.x", "t1.!.!", "t1t1.e30.x"] {
+            assert!(codec.open::<serde_json::Value>(bad).is_err(), "{bad}");
+        }
+    }
+}
