@@ -68,6 +68,130 @@ fn steps(export_id: &str) -> Vec<Step> {
     use Who::*;
     let p = "/v2/partners";
     let o = "/v2/orders/customer-orders";
+    let mut all = shared_steps(export_id);
+    // The partner routes that only read, asked by a customer principal and
+    // by a session: the schema admits both; only the policies refuse them.
+    let reads = |who: Who| {
+        [
+            (
+                "POST",
+                format!("{p}/sub-customers/query"),
+                Some(json!({"limit": 100})),
+            ),
+            ("GET", format!("{p}/sub-customers/cust-nova/overview"), None),
+            (
+                "GET",
+                format!("{p}/sub-customers/budget?customer_id=cust-pixel"),
+                None,
+            ),
+            (
+                "POST",
+                format!("{p}/sub-customers/budget/query"),
+                Some(json!({"customer_ids": ["cust-nova", "cust-acme"]})),
+            ),
+            (
+                "GET",
+                format!("{p}/sub-customers/budget/records?customer_id=cust-nova"),
+                None,
+            ),
+            ("POST", format!("{p}/indirect-partners/query"), None),
+            (
+                "GET",
+                format!("{p}/indirect-partners/res-east/grants"),
+                None,
+            ),
+            (
+                "GET",
+                format!("{p}/sub-customers/cust-lumen/authorizations"),
+                None,
+            ),
+            ("GET", format!("{o}?customer_id=cust-kite"), None),
+            ("GET", format!("{o}/details/CS2610010800AAA1"), None),
+            (
+                "GET",
+                format!("{o}/CS2610010800AAA1/price-adjustments"),
+                None,
+            ),
+            ("GET", format!("{o}/exports"), None),
+            ("GET", format!("{o}/exports/{export_id}"), None),
+            ("GET", format!("{o}/exports/{export_id}/file"), None),
+            (
+                "POST",
+                format!("{p}/sub-customers/on-demand-resources/query"),
+                Some(json!({"customer_id": "cust-acme"})),
+            ),
+            (
+                "POST",
+                "/v2/orders/suscriptions/resources/query".to_owned(),
+                Some(json!({"customer_id": "cust-acme"})),
+            ),
+        ]
+        .into_iter()
+        .map(move |(method, path, body)| step(who, method, &path, body, 200))
+    };
+    // The partner routes that write, asked by a customer and by a session.
+    let writes = |who: Who| {
+        [
+            (
+                "POST",
+                format!("{p}/sub-customers/budget"),
+                Some(json!({"customer_id": "cust-pixel", "budget_amount": 100})),
+                200,
+            ),
+            (
+                "POST",
+                format!("{p}/sub-customers/freeze"),
+                Some(json!({"customer_ids": ["cust-radius"], "reason": "trial"})),
+                200,
+            ),
+            (
+                "POST",
+                format!("{p}/sub-customers/unfreeze"),
+                Some(json!({"customer_ids": ["cust-radius"], "reason": "trial"})),
+                200,
+            ),
+            (
+                "PUT",
+                format!("{p}/indirect-partners/res-east/grants"),
+                Some(json!({"budget": true, "freeze": true, "on_behalf": true, "monthly_quota": 10, "one_time_quota": null})),
+                200,
+            ),
+            (
+                "POST",
+                format!("{o}/CS2611050900AAA2/price-adjustments"),
+                Some(json!({"amount_after_adjustment": 1, "reason": "trial"})),
+                201,
+            ),
+            ("POST", format!("{o}/exports"), None, 202),
+        ]
+        .into_iter()
+        .map(move |(method, path, body, status)| step(who, method, &path, body, status))
+    };
+    // Before the last step, which ends the session.
+    let last = all.pop().expect("a last step");
+    all.extend(reads(Customer).chain(reads(Session)));
+    all.extend(writes(Customer).chain(writes(Session)));
+    all.extend([
+        step(
+            Session,
+            "GET",
+            "/v2/customers/partner-authorizations",
+            None,
+            200,
+        ),
+        step(Session, "GET", "/v2/customers/partner-activity", None, 200),
+        step(Session, "GET", "/v2/customer/orders", None, 200),
+        last,
+    ]);
+    all
+}
+
+/// The steps every principal type shares with the first version of this
+/// test: each operation at least once.
+fn shared_steps(export_id: &str) -> Vec<Step> {
+    use Who::*;
+    let p = "/v2/partners";
+    let o = "/v2/orders/customer-orders";
     vec![
         step(
             Stranger,
@@ -537,75 +661,19 @@ async fn whole_truth(backend: Backend, permit: bool) {
 }
 
 /// The (operation, principal type) pairs the schema admits that the
-/// sequence does not exercise yet: partner routes asked by a customer or a
-/// session, a customer's own routes asked by an operator (which has no own
-/// account) or a session, and ending a session as a customer or a session.
+/// sequence does not exercise yet: a customer's consents decided inside a
+/// session, a customer or a session requesting an authorization, and ending
+/// a session as a customer or a session.
 /// Each needs its step (and may find a refusal left in Rust); the list only
 /// shrinks.
 const NOT_YET_EXERCISED: &[(Op, &str)] = &[
-    (Op::AdjustOrderPrice, "Customer"),
-    (Op::AdjustOrderPrice, "Session"),
-    (Op::ApproveAuthorization, "Operator"),
     (Op::ApproveAuthorization, "Session"),
-    (Op::CreateOrderExport, "Customer"),
-    (Op::CreateOrderExport, "Session"),
-    (Op::DownloadOrderExport, "Customer"),
-    (Op::DownloadOrderExport, "Session"),
     (Op::EndSession, "Customer"),
     (Op::EndSession, "Session"),
-    (Op::FreezeSubCustomers, "Customer"),
-    (Op::FreezeSubCustomers, "Session"),
-    (Op::ListCustomerAuthorizations, "Customer"),
-    (Op::ListCustomerAuthorizations, "Session"),
-    (Op::ListCustomerOnDemandResources, "Customer"),
-    (Op::ListCustomerOnDemandResources, "Session"),
-    (Op::ListCustomerOrders, "Customer"),
-    (Op::ListCustomerOrders, "Session"),
-    (Op::ListIndirectPartners, "Customer"),
-    (Op::ListIndirectPartners, "Session"),
-    (Op::ListOrderExports, "Customer"),
-    (Op::ListOrderExports, "Session"),
-    (Op::ListOwnAuthorizations, "Operator"),
-    (Op::ListOwnAuthorizations, "Session"),
-    (Op::ListOwnOrders, "Operator"),
-    (Op::ListOwnOrders, "Session"),
-    (Op::ListOwnResources, "Operator"),
-    (Op::ListPartnerActivity, "Operator"),
-    (Op::ListPartnerActivity, "Session"),
-    (Op::ListPayPerUseCustomerResources, "Customer"),
-    (Op::ListPayPerUseCustomerResources, "Session"),
-    (Op::ListPriceAdjustments, "Customer"),
-    (Op::ListPriceAdjustments, "Session"),
-    (Op::ListSubCustomerBudget, "Customer"),
-    (Op::ListSubCustomerBudget, "Session"),
-    (Op::ListSubCustomerBudgetRecords, "Customer"),
-    (Op::ListSubCustomerBudgetRecords, "Session"),
-    (Op::ListSubCustomers, "Customer"),
-    (Op::ListSubCustomers, "Session"),
-    (Op::OperateResource, "Operator"),
-    (Op::PlaceOrder, "Operator"),
-    (Op::RejectAuthorization, "Operator"),
     (Op::RejectAuthorization, "Session"),
     (Op::RequestAuthorization, "Customer"),
     (Op::RequestAuthorization, "Session"),
-    (Op::RevokeAuthorization, "Operator"),
     (Op::RevokeAuthorization, "Session"),
-    (Op::SetResellerGrants, "Customer"),
-    (Op::SetResellerGrants, "Session"),
-    (Op::ShowCustomerOrderDetails, "Customer"),
-    (Op::ShowCustomerOrderDetails, "Session"),
-    (Op::ShowCustomerOverview, "Customer"),
-    (Op::ShowCustomerOverview, "Session"),
-    (Op::ShowOrderExport, "Customer"),
-    (Op::ShowOrderExport, "Session"),
-    (Op::ShowResellerGrants, "Customer"),
-    (Op::ShowResellerGrants, "Session"),
-    (Op::ShowSubCustomerBudget, "Customer"),
-    (Op::ShowSubCustomerBudget, "Session"),
-    (Op::UnfreezeSubCustomers, "Customer"),
-    (Op::UnfreezeSubCustomers, "Session"),
-    (Op::UpdateSubCustomerBudget, "Customer"),
-    (Op::UpdateSubCustomerBudget, "Session"),
 ];
 
 /// The Cedar principal type of `who`.
