@@ -36,8 +36,7 @@
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
 
-use crate::caller::AuthFailure;
-use crate::caller::{AuthMethod, Caller};
+use crate::caller::{AuthFailure, Caller};
 use crate::policy::{Asked, Decision};
 use crate::recent::Recent;
 use serde_json::{Map, Value};
@@ -196,10 +195,7 @@ impl DecisionRecord {
             self.acting_as = caller.identity.customer.clone();
             self.source_operator = caller.identity.source_operator.clone();
         }
-        self.auth = Some(match caller.method {
-            AuthMethod::Signature => "signature",
-            AuthMethod::Token(_) => "token",
-        });
+        self.auth = Some(caller.method.name());
     }
 
     /// When the request's decisions are taken.
@@ -232,6 +228,20 @@ impl DecisionRecord {
         }
         self.errors.extend(decision.errors.iter().cloned());
         self.policy_version = Some(version.to_owned());
+    }
+
+    /// The request as the request metrics count and time it.
+    pub fn answered(&self, status: u16, latency: Duration) -> crate::metrics::Answered {
+        crate::metrics::Answered {
+            route: self.route,
+            action: self.action,
+            decision: self.decision_text(),
+            status,
+            auth_failure: self.auth_failure,
+            latency,
+            decision_latency: self.decision_latency,
+            upstream_latency: self.upstream_latency,
+        }
     }
 
     /// `allow`, `deny`, or `none` when the request reached no decision.

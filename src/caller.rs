@@ -16,6 +16,17 @@ pub enum AuthMethod {
     Token(i64),
 }
 
+impl AuthMethod {
+    /// `signature` or `token`: the policies' `context.auth_method` and the
+    /// decision record's `auth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Signature => "signature",
+            AuthMethod::Token(_) => "token",
+        }
+    }
+}
+
 /// An authenticated caller: the Cedar principal and the identity asserted upstream.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -32,10 +43,7 @@ impl Caller {
         CallerRefs {
             principal: &self.principal,
             own_customer: self.identity.customer.as_deref(),
-            auth_method: match self.method {
-                AuthMethod::Signature => "signature",
-                AuthMethod::Token(_) => "token",
-            },
+            auth_method: self.method.name(),
         }
     }
 }

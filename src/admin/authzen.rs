@@ -15,12 +15,12 @@
 use super::Admin;
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
-use crate::authorizer::Question as Asking;
+use crate::authorizer::{AuthorizeError, ListAnswer, Question as Asking};
 use crate::caller::{AuthMethod, Caller};
-use crate::filter::{self, sql, Filter, ListScope};
-use crate::gateway::GatewayError;
+use crate::catalog::ListOf;
+use crate::filter::{sql, Filter, ListScope};
 use crate::model::SessionFacts;
-use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
+use crate::policy::{Asked, Decision, PolicyEngine};
 use crate::refs::{EntityRef, EntityType, NAMESPACE};
 use crate::verify::question;
 use axum::extract::State;
@@ -257,10 +257,11 @@ fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     ApiError::unavailable("cannot decide now: the entities could not be loaded")
 }
 
-fn gateway_error(e: GatewayError) -> ApiError {
+/// No decision: 503 when the entities could not be read, else denied.
+fn refused(e: AuthorizeError) -> ApiError {
     match e {
-        GatewayError::Unavailable(why) => unavailable(&why),
-        other => other.to_api_error(),
+        AuthorizeError::Unavailable(_) => unavailable(&e),
+        AuthorizeError::Failed(_) => ApiError::denied(),
     }
 }
 
@@ -320,13 +321,12 @@ async fn decide(
         .gateway
         .authorizer
         .decide(&question, &q.resource)
-        .await
-        .map_err(GatewayError::from);
+        .await;
     record.decision_latency = Some(started.elapsed());
     let decision = match decided {
         Ok(d) => d,
         Err(e) => {
-            let e = gateway_error(e);
+            let e = refused(e);
             record.emit(
                 e.status.as_u16(),
                 started.elapsed(),
@@ -494,75 +494,43 @@ async fn search_resource(
     record.asked(&asked);
 
     let caller = caller(&admin, &subject).await?;
-    let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
-    let request =
-        AccessRequest::new(subject.clone(), act, subject.clone(), s.context).asked(&asked);
-    let entities = admin
-        .gateway
-        .authorizer
-        .entities
-        .principal_slice(&engine, &subject, &sessions)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let residuals = match &entities {
-        // An unknown subject may do nothing.
-        None => Err(Decision {
-            allow: false,
-            determining: vec![],
-            errors: vec![],
-        }),
-        Some(entities) => engine
-            .residuals(&subject, act, item, &request.context, entities)
-            .map_err(|e| {
-                tracing::error!(error = %e, "authzen search: partial evaluation failed; nothing allowed");
-                Decision::failed(e)
-            }),
+    let question = Asking {
+        engine: &engine,
+        caller: &caller,
+        action: act,
+        context: s.context,
+        asked: &asked,
     };
-    let residuals = match residuals {
-        Ok(r) if r.decision != Some(false) => r,
-        denied => {
-            let decision = match denied {
-                Ok(r) => Decision {
-                    allow: false,
-                    determining: r.determining,
-                    errors: r.errors,
-                },
-                Err(d) => d,
-            };
-            record.decision(act, format!("{item}::*"), &decision, engine.version());
-            record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
-            return Ok(Json(page_answer(item, vec![], offset, 0)));
-        }
+    let of = ListOf { action: act, item };
+    // The gateway's list answer; an unknown subject, or policies that
+    // cannot be evaluated over every item, may do nothing.
+    let listed = match admin.gateway.authorizer.list_scope(&question, of).await {
+        Ok(listed) => listed,
+        Err(AuthorizeError::Failed(why)) => ListAnswer {
+            decision: Decision::failed(why),
+            scope: None,
+        },
+        Err(e) => return Err(refused(e)),
     };
     record.decision(
         act,
         format!("{item}::*"),
-        &Decision {
-            allow: true,
-            determining: residuals.determining.clone(),
-            errors: vec![],
-        },
+        &listed.decision,
         engine.version(),
     );
-    let answer = match filter::scope(&residuals, item).0 {
-        ListScope::Filter(f) => {
+    let answer = match listed.scope {
+        None => page_answer(item, vec![], offset, 0),
+        Some(ListScope::Filter(f)) => {
             let (ids, total) = ids_where(&admin, &f, item, Some((offset, limit))).await?;
             page_answer(item, ids, offset, total)
         }
-        // `scope` gives a filter or candidates; nothing decided yet.
-        scope => {
+        // `list_scope` gives a filter or candidates; nothing decided yet.
+        Some(scope) => {
             let superset = match scope {
                 ListScope::Candidates(f) => f,
                 _ => Filter::True,
             };
             let (candidates, _) = ids_where(&admin, &superset, item, None).await?;
-            let question = Asking {
-                engine: &engine,
-                caller: &caller,
-                action: &request.action,
-                context: request.context.clone(),
-                asked: &asked,
-            };
             let allowed = allowed_of(&admin, &question, item, candidates).await?;
             page_of(item, allowed, offset, limit)
         }
@@ -601,7 +569,7 @@ async fn allowed_of(
         .authorizer
         .allowed(question, item, candidates)
         .await
-        .map_err(|e| gateway_error(e.into()))
+        .map_err(refused)
 }
 
 /// Which subjects of a type may do the action on one resource: every

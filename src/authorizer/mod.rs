@@ -13,7 +13,6 @@ use crate::caller::Caller;
 use crate::catalog::ListOf;
 use crate::entities::{EntityLoader, Slice};
 use crate::filter::{self, ListScope};
-use crate::model::SessionFacts;
 use crate::policy::partial::Residuals;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::recent::Recent;
@@ -102,12 +101,12 @@ impl Authorizer {
         } = *question;
         // The caller's session comes from authentication; any other session
         // the request names is read by the loader.
-        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let sessions = caller.session.as_slice();
         let unavailable =
             |e: crate::entities::EntityError| AuthorizeError::Unavailable(e.to_string());
         let slice = self
             .entities
-            .slice_records(engine, &caller.principal, resource, &sessions)
+            .slice_records(engine, &caller.principal, resource, sessions)
             .await
             .map_err(unavailable)?;
         let Some(slice) = slice else {
@@ -116,7 +115,7 @@ impl Authorizer {
             // answer takes as long as a real one (no timing oracle).
             let stand_in = self
                 .entities
-                .stand_in(engine, &caller.principal, resource, &sessions)
+                .stand_in(engine, &caller.principal, resource, sessions)
                 .await
                 .map_err(unavailable)?;
             if let Some((stand_in, slice)) = stand_in {
@@ -232,10 +231,10 @@ impl Authorizer {
             asked,
             ..
         } = *question;
-        let sessions: Vec<SessionFacts> = caller.session.iter().cloned().collect();
+        let sessions = caller.session.as_slice();
         let Some(entities) = self
             .entities
-            .principal_slice(engine, &caller.principal, &sessions)
+            .principal_slice(engine, &caller.principal, sessions)
             .await
             .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?
         else {
@@ -257,11 +256,6 @@ impl Authorizer {
                 AuthorizeError::Failed(e)
             })?;
         if let Some(shadow) = &self.shadow {
-            let live = Decision {
-                allow: residuals.decision != Some(false),
-                determining: residuals.determining.clone(),
-                errors: residuals.errors.clone(),
-            };
             crate::policy::shadow::compare_list(
                 &shadow.load(),
                 crate::policy::shadow::ListQuestion {
@@ -272,7 +266,7 @@ impl Authorizer {
                     context: &context,
                     entities: &entities,
                 },
-                &live,
+                &residuals.list_decision(),
                 &self.disagreements,
             );
         }
@@ -288,11 +282,7 @@ impl Authorizer {
         of: ListOf,
     ) -> Result<ListAnswer, AuthorizeError> {
         let residuals = self.residuals(question, of.item).await?;
-        let decision = Decision {
-            allow: residuals.decision != Some(false),
-            determining: residuals.determining.clone(),
-            errors: vec![],
-        };
+        let decision = residuals.list_decision();
         if !decision.allow {
             return Ok(ListAnswer {
                 decision,

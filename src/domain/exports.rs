@@ -4,7 +4,7 @@
 //! the exports already queued); the standalone store runs it for its life.
 
 use super::orders::{
-    order_from_row, EXPORT_CHUNK, INTERRUPTED, ORDERS_FROM, ORDER_COLUMNS, STALE_EXPORT_MINUTES,
+    order_from_row, stale_before, EXPORT_CHUNK, INTERRUPTED, ORDERS_FROM, ORDER_COLUMNS,
 };
 use super::query::{self, Bind, Where};
 use super::resources::service_type_name;
@@ -159,11 +159,11 @@ async fn render_csv(
     Ok(String::from_utf8(out.into_inner()?)?)
 }
 
-/// Records as failed the exports lost with a restart (still pending after
-/// [`STALE_EXPORT_MINUTES`]).
+/// Records as failed the exports lost with a restart (still pending
+/// since before [`stale_before`]).
 async fn fail_stale(pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
     let now = time::now();
-    let cutoff = now - chrono::Duration::minutes(STALE_EXPORT_MINUTES);
+    let cutoff = stale_before(now);
     sqlx::query(
         "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
          WHERE status = $4 AND created_at < $5",

@@ -88,10 +88,10 @@ pub(super) const EXPORT_CHUNK: usize = 500;
 /// The error of an export lost with a restart.
 pub(super) const INTERRUPTED: &str = "the export was interrupted; request a new one";
 
-/// Whether an export created at `created` and still pending at `now` was
-/// lost (it takes milliseconds).
-fn is_stale(created: Timestamp, now: Timestamp) -> bool {
-    created < now - chrono::Duration::minutes(STALE_EXPORT_MINUTES)
+/// An export created before this and still pending at `now` was lost (it
+/// takes milliseconds).
+pub(super) fn stale_before(now: Timestamp) -> Timestamp {
+    now - chrono::Duration::minutes(STALE_EXPORT_MINUTES)
 }
 
 /// An order row with what its views need.
@@ -759,7 +759,7 @@ fn export_from_row(row: &AnyRow) -> Result<ExportView, ApiError> {
     };
     // Lost with a restart: reported failed at once; the export worker
     // records it so (`exports::fail_stale`).
-    if view.status == ExportStatus::Pending && is_stale(view.create_time, time::now()) {
+    if view.status == ExportStatus::Pending && view.create_time < stale_before(time::now()) {
         view.status = ExportStatus::Failed;
         view.error_msg = Some(INTERRUPTED.to_owned());
     }

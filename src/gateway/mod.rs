@@ -134,16 +134,7 @@ impl Gateway {
         }
         let latency = started.elapsed();
         let status = response.status().as_u16();
-        crate::metrics::observe_request(crate::metrics::Answered {
-            route: record.route,
-            action: record.action,
-            decision: record.decision_text(),
-            status,
-            auth_failure: record.auth_failure,
-            latency,
-            decision_latency: record.decision_latency,
-            upstream_latency: record.upstream_latency,
-        });
+        crate::metrics::observe_request(record.answered(status, latency));
         record.emit(status, latency, &self.recent_decisions);
         response
     }

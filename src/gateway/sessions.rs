@@ -158,15 +158,17 @@ impl Gateway {
             .await
             .map_err(|e| GatewayError::Unavailable(format!("listing sessions: {e}")))?;
         if one_by_one {
-            let allowed = self
+            let ids: Vec<EntityRef> = sessions
+                .iter()
+                .map(|s| EntityRef::Session(s.id.0.clone()))
+                .collect();
+            let decided = self
                 .authorizer
-                .allowed(
-                    &call.question("ListSessions", Map::new()),
-                    EntityType::Session,
-                    sessions.iter().map(|s| s.id.0.clone()).collect::<Vec<_>>(),
-                )
+                .decide_each(&call.question("ListSessions", Map::new()), ids)
                 .await?;
-            sessions.retain(|s| allowed.contains(&s.id.0));
+            // In the order listed: each session kept as its decision says.
+            let mut allowed = decided.into_iter().map(|(_, d)| d.allow);
+            sessions.retain(|_| allowed.next().unwrap_or(false));
         }
         let shown: Vec<Value> = sessions
             .iter()

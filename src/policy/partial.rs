@@ -60,6 +60,18 @@ pub struct Residuals {
     pub ancestors: HashMap<EntityRef, Vec<EntityRef>>,
 }
 
+impl Residuals {
+    /// What these residuals decide for a list as a whole: allowed when some
+    /// item may be, denied (by `determining`) when none can.
+    pub fn list_decision(&self) -> super::Decision {
+        super::Decision {
+            allow: self.decision != Some(false),
+            determining: self.determining.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
 impl PolicyEngine {
     /// Partially evaluates `action` for `principal` over every item of type
     /// `item`. `entities` is the principal's slice (the action's entities are

@@ -77,19 +77,6 @@ fn disagreement(
     }));
 }
 
-/// What a list question decides for the whole list: allowed (some items
-/// may be listed, by the filter) or denied (none can be).
-fn list_decision(residuals: Result<super::partial::Residuals, String>) -> Decision {
-    match residuals {
-        Ok(r) => Decision {
-            allow: r.decision != Some(false),
-            determining: r.determining,
-            errors: r.errors,
-        },
-        Err(e) => Decision::failed(e),
-    }
-}
-
 /// A list question as the live set answered it: may `principal` do
 /// `action` on the items of type `item`.
 pub struct ListQuestion<'a> {
@@ -125,7 +112,9 @@ pub fn compare_list(
         principal.clone(),
         context.clone(),
     );
-    let shadowed = list_decision(shadow.residuals(principal, action, item, context, entities));
+    let shadowed = shadow
+        .residuals(principal, action, item, context, entities)
+        .map_or_else(Decision::failed, |r| r.list_decision());
     crate::metrics::shadow_decision(action, live.allow, shadowed.allow);
     if shadowed.allow != live.allow {
         disagreement(

@@ -114,6 +114,14 @@ async fn the_specification_examples_with_our_types() {
         ])
     );
     assert_eq!(v["page"]["next_token"], "");
+    // An unknown subject may do nothing: an empty page, as for a denied one.
+    let v = ok(
+        &s,
+        "/access/v1/search/resource",
+        &json!({"subject": {"type": "Operator", "id": "op-nobody"}, "action": {"name": "ViewCustomer"}, "resource": {"type": "Customer"}}),
+    )
+    .await;
+    assert_eq!(v["results"], json!([]));
     // Subject search: who at res-west may view cust-harbor.
     let v = ok(
         &s,
