@@ -294,12 +294,14 @@ async fn list_derived(
             &entities,
         )
         .expect("residuals");
-    let filter = partner_gateway::filter::compile(&residuals, EntityType::Customer)
-        .exact
-        .expect("an exact filter");
+    let filter =
+        partner_gateway::policy::residual_filter::compile(&residuals, EntityType::Customer)
+            .exact
+            .expect("an exact filter");
     let mut w = Where::new();
-    let cond = partner_gateway::filter::sql::condition(&filter, EntityType::Customer, "c", &mut w)
-        .expect("an SQL form");
+    let cond =
+        partner_gateway::store::filter_sql::condition(&filter, EntityType::Customer, "c", &mut w)
+            .expect("an SQL form");
     w.raw(cond);
     list_page(store, w).await
 }

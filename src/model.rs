@@ -129,6 +129,16 @@ pub fn split_set<T: FromStr<Err = UnknownValue>>(text: &str) -> Result<Vec<T>, U
 /// it neither stores those codes nor accepts them as a filter, and every
 /// stored order can be found with the public filter.
 pub const ORDER_STATUSES: &[i64] = &[1, 3, 4, 5, 6, 9];
+/// Order status (public code): pending approval.
+pub const ORDER_STATUS_PENDING_APPROVAL: i64 = 1;
+/// Order status (public code): pending payment.
+pub const ORDER_STATUS_PENDING_PAYMENT: i64 = 6;
+/// The statuses of an order not paid yet (when it has no payment time
+/// either, [`Order::unpaid`]).
+pub const UNPAID_ORDER_STATUSES: [i64; 2] =
+    [ORDER_STATUS_PENDING_APPROVAL, ORDER_STATUS_PENDING_PAYMENT];
+/// Order type (public code): new purchase.
+pub const ORDER_TYPE_NEW: i64 = 1;
 /// Order type codes of the public API.
 pub const ORDER_TYPES: &[i64] = &[1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15];
 
@@ -193,8 +203,12 @@ pub struct Authorization {
     pub scopes: Vec<AuthorizationScope>,
     pub status: AuthorizationStatus,
     pub requested_by: Option<OperatorId>,
+    /// How long an approval lasts; the clock starts at approval (seeded
+    /// authorizations may have none and keep their `expires_at`).
+    pub duration_days: Option<i64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub approved_at: Option<Timestamp>,
     pub expires_at: Timestamp,
 }
 
@@ -221,7 +235,15 @@ pub struct Order {
     pub currency: String,
     pub created_at: Timestamp,
     pub payment_time: Option<Timestamp>,
-    pub line_items: Vec<OrderLineItem>,
+}
+
+impl Order {
+    /// Not paid yet: pending approval or payment, with no payment time. Price
+    /// adjustment and the customer overview's unpaid count use this one
+    /// definition.
+    pub fn unpaid(&self) -> bool {
+        UNPAID_ORDER_STATUSES.contains(&self.status) && self.payment_time.is_none()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

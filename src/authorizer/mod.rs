@@ -12,8 +12,9 @@ pub mod reuse;
 use crate::caller::Caller;
 use crate::catalog::ListOf;
 use crate::entities::{EntityLoader, Slice};
-use crate::filter::{self, ListScope};
+use crate::filter::ListScope;
 use crate::policy::partial::Residuals;
+use crate::policy::residual_filter;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::recent::Recent;
 use crate::refs::{EntityRef, EntityType};
@@ -289,7 +290,7 @@ impl Authorizer {
                 scope: None,
             });
         }
-        let (scope, why) = filter::scope(&residuals, of.item);
+        let (scope, why) = residual_filter::scope(&residuals, of.item);
         if matches!(scope, ListScope::Candidates(_)) {
             self.fallback_noted(question.engine.version(), of, &why.join("; "));
         }

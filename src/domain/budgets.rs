@@ -26,9 +26,7 @@
 //! The update answers 200 `{}` (the SDK reads no field of it).
 
 use super::extract::Served;
-use super::freeze::{self, Change};
-use super::lists::{page_or_answer, List};
-use super::query::{self, Bind, Where};
+use super::lists::page_or_answer;
 use super::wire;
 use super::DomainState;
 use crate::api_error::ApiError;
@@ -36,10 +34,11 @@ use crate::catalog::{
     ListSubCustomerBudget, ListSubCustomerBudgetRecords, ShowSubCustomerBudget,
     UpdateSubCustomerBudget,
 };
+use crate::ids::CustomerId;
 use crate::model::BudgetType;
 use crate::money::to_cents;
-use crate::refs::EntityType;
-use crate::time::{self, Timestamp};
+use crate::store::domain::{BudgetRecordQuery, BudgetUpdate};
+use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
@@ -47,8 +46,8 @@ use serde::Serialize;
 
 /// 403 CBC.0151 unless customer `id` exists (it may have vanished since the
 /// gateway decided).
-async fn existing(state: &DomainState, id: &str) -> Result<(), ApiError> {
-    match state.store.customer(&id.into()).await? {
+async fn existing(state: &DomainState, id: &CustomerId) -> Result<(), ApiError> {
+    match state.store.customer(id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::denied()),
     }
@@ -73,26 +72,28 @@ pub(super) async fn show(
     state: &DomainState,
     req: ShowSubCustomerBudget,
 ) -> Result<Response, ApiError> {
-    existing(state, &req.customer_id).await?;
-    let row = sqlx::query("SELECT * FROM budgets WHERE customer_id = $1")
-        .bind(req.customer_id)
-        .fetch_optional(state.store.pool())
-        .await?;
-    let mut resp = ShowBudgetResponse {
-        budget_amount: None,
-        used_amount: None,
-        measure_id: wire::MEASURE_ID,
-        currency: wire::CURRENCY,
-        budget_type: None,
-        frozen_operate_type: None,
-    };
-    if let Some(row) = row {
-        resp.budget_amount = Some(query::money(&row, "amount_cents")?);
-        resp.used_amount = Some(query::money(&row, "used_cents")?);
-        resp.budget_type = Some(query::parse(&row, "budget_type")?);
-        resp.frozen_operate_type = query::opt_int(&row, "frozen_operate_type")?;
-    }
-    Ok(Json(resp).into_response())
+    let id = CustomerId::from(req.customer_id.as_str());
+    existing(state, &id).await?;
+    let budget = state.store.budget_with_operate_type(&id).await?;
+    Ok(Json(match budget {
+        Some((b, frozen_operate_type)) => ShowBudgetResponse {
+            budget_amount: Some(b.amount),
+            used_amount: Some(b.used),
+            measure_id: wire::MEASURE_ID,
+            currency: wire::CURRENCY,
+            budget_type: Some(b.budget_type),
+            frozen_operate_type,
+        },
+        None => ShowBudgetResponse {
+            budget_amount: None,
+            used_amount: None,
+            measure_id: wire::MEASURE_ID,
+            currency: wire::CURRENCY,
+            budget_type: None,
+            frozen_operate_type: None,
+        },
+    })
+    .into_response())
 }
 
 // ---- ListSubCustomerBudget ---------------------------------------------------
@@ -119,34 +120,24 @@ pub(super) async fn list(
     served: &Served,
     req: ListSubCustomerBudget,
 ) -> Result<Response, ApiError> {
-    let mut f = Where::new();
-    f.is_in(
-        "c.id",
-        req.customer_ids.iter().map(|id| Bind::Text(id.clone())),
-    );
-    if let Some(reseller) = &req.indirect_partner_id {
-        f.eq("c.partner_id", Bind::Text(reseller.clone()));
-    }
-    let list = List {
-        item: EntityType::Customer,
-        alias: "c",
-        from: "FROM budgets b JOIN customers c ON c.id = b.customer_id",
-        columns: "b.*",
-        filters: f,
-        order_by: "ORDER BY c.id",
-    };
-    let (_, rows) = page_or_answer!(list.run(state.store.pool(), served, None).await?);
-    let mut budget_infos = rows
-        .iter()
-        .map(|row| {
-            Ok(BudgetInfo {
-                customer_id: query::text(row, "customer_id")?,
-                budget_amount: query::money(row, "amount_cents")?,
-                used_amount: query::money(row, "used_cents")?,
-                budget_type: query::parse(row, "budget_type")?,
-            })
+    let listed = state
+        .store
+        .list_budgets(
+            &req.customer_ids,
+            req.indirect_partner_id.as_deref(),
+            &served.list,
+        )
+        .await?;
+    let (_, budgets) = page_or_answer!(listed);
+    let mut budget_infos: Vec<BudgetInfo> = budgets
+        .into_iter()
+        .map(|b| BudgetInfo {
+            customer_id: b.customer.0,
+            budget_amount: b.amount,
+            used_amount: b.used,
+            budget_type: b.budget_type,
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect();
     // In the order asked for.
     budget_infos.sort_by_key(|b| req.customer_ids.iter().position(|id| *id == b.customer_id));
     Ok(Json(ListBudgetResponse {
@@ -191,49 +182,36 @@ pub(super) async fn records(
     state: &DomainState,
     req: ListSubCustomerBudgetRecords,
 ) -> Result<Response, ApiError> {
-    existing(state, &req.customer_id).await?;
-    let mut f = Where::new();
-    f.eq("r.customer_id", Bind::Text(req.customer_id));
-    if let Some(t) = req.budget_type {
-        f.eq("r.budget_type", Bind::Text(t.as_str().to_owned()));
-    }
-    if req.deletions_only {
-        f.raw("1 = 0");
-    }
-    let pool = state.store.pool();
-    let total_count = f.count(pool, "FROM budget_records r").await?;
-    let rows = f
-        .fetch(
-            pool,
-            "SELECT r.*, o.name AS operator_name, p.name AS partner_name
-             FROM budget_records r
-             LEFT JOIN operators o ON o.id = r.operator_id
-             LEFT JOIN partners p ON p.id = r.partner_id",
-            "ORDER BY r.created_at DESC, r.id DESC",
-            Some(req.paging),
+    let id = CustomerId::from(req.customer_id.as_str());
+    existing(state, &id).await?;
+    let page = state
+        .store
+        .budget_records(
+            &BudgetRecordQuery {
+                customer: &id,
+                budget_type: req.budget_type,
+                deletions_only: req.deletions_only,
+            },
+            req.paging,
         )
         .await?;
-    let record_list = rows
-        .iter()
-        .map(|row| {
-            Ok(BudgetRecordInfo {
-                budget_amount: query::money(row, "new_amount_cents")?,
-                operation_type: "SETTING",
-                operation_time: query::ts(row, "created_at")?,
-                operator: query::opt_text(row, "operator_id")?,
-                budget_type: query::parse(row, "budget_type")?,
-                partner_corp_name: query::opt_text(row, "partner_name")?,
-                partner_account_name: query::opt_text(row, "partner_id")?,
-                old_budget_amount: query::opt_money(row, "old_amount_cents")?,
-                operator_name: query::opt_text(row, "operator_name")?,
-                cancel_partner_frozen: if crate::store::flag(row, "cancel_partner_frozen")? {
-                    "1"
-                } else {
-                    "0"
-                },
-            })
+    let total_count = page.total;
+    let record_list = page
+        .items
+        .into_iter()
+        .map(|r| BudgetRecordInfo {
+            budget_amount: r.new_amount,
+            operation_type: "SETTING",
+            operation_time: r.at,
+            operator: r.operator_id,
+            budget_type: r.budget_type,
+            partner_corp_name: r.partner_name,
+            partner_account_name: r.partner_id,
+            old_budget_amount: r.old_amount,
+            operator_name: r.operator_name,
+            cancel_partner_frozen: if r.cancel_partner_frozen { "1" } else { "0" },
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect();
     Ok(Json(RecordsResponse {
         total_count,
         measure_id: wire::MEASURE_ID,
@@ -256,65 +234,21 @@ pub(super) async fn update(
     served: &Served,
     req: UpdateSubCustomerBudget,
 ) -> Result<Response, ApiError> {
-    let customer_id = req.customer_id;
-    let cents =
+    let amount_cents =
         to_cents(req.amount).map_err(|e| ApiError::parameter(format!("budget_amount: {e}")))?;
-    let budget_type = req.budget_type;
-    let cancel_frozen = req.cancel_partner_frozen;
-    let now = time::format(time::now());
-    let mut tx = state.store.pool().begin().await?;
-    let Some(current) = freeze::lock_customer(&mut tx, &customer_id).await? else {
-        return Err(ApiError::denied());
-    };
-    let old: Option<i64> =
-        sqlx::query_scalar("SELECT amount_cents FROM budgets WHERE customer_id = $1")
-            .bind(customer_id.clone())
-            .fetch_optional(&mut *tx)
-            .await?;
-    sqlx::query(
-        "INSERT INTO budgets (customer_id, budget_type, amount_cents, used_cents, updated_at,
-            frozen_operate_type)
-         VALUES ($1, $2, $3, 0, $4, $5)
-         ON CONFLICT (customer_id) DO UPDATE SET budget_type = excluded.budget_type,
-            amount_cents = excluded.amount_cents, updated_at = excluded.updated_at,
-            frozen_operate_type = COALESCE(excluded.frozen_operate_type, budgets.frozen_operate_type)",
-    )
-    .bind(customer_id.clone())
-    .bind(budget_type.as_str())
-    .bind(cents)
-    .bind(now.clone())
-    .bind(req.frozen_operate_type)
-    .execute(&mut *tx)
-    .await?;
     let identity = &served.identity;
-    sqlx::query(
-        "INSERT INTO budget_records (customer_id, partner_id, operator_id, budget_type,
-            old_amount_cents, new_amount_cents, cancel_partner_frozen, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(customer_id.clone())
-    .bind(identity.partner.clone())
-    .bind(identity.acting_operator().map(str::to_owned))
-    .bind(budget_type.as_str())
-    .bind(old)
-    .bind(cents)
-    .bind(cancel_frozen)
-    .bind(now.clone())
-    .execute(&mut *tx)
-    .await?;
-    if cancel_frozen {
-        if let Some(freeze_type) = current.frozen {
-            let change = Change {
-                customer_id: &customer_id,
-                freeze_type,
-                reason: BUDGET_UNFREEZE_REASON,
-                via: "budget",
-                identity,
-                now: &now,
-            };
-            freeze::apply_unfreeze(&mut tx, &change).await?;
-        }
+    let update = BudgetUpdate {
+        customer: &CustomerId::from(req.customer_id.as_str()),
+        budget_type: req.budget_type,
+        amount_cents,
+        frozen_operate_type: req.frozen_operate_type,
+        cancel_partner_frozen: req.cancel_partner_frozen,
+        partner: identity.partner.as_deref(),
+        operator: identity.acting_operator(),
+        unfreeze_reason: BUDGET_UNFREEZE_REASON,
+    };
+    if !state.store.set_budget(&update).await? {
+        return Err(ApiError::denied());
     }
-    tx.commit().await?;
     Ok(Json(Empty {}).into_response())
 }

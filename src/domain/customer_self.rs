@@ -32,24 +32,22 @@
 
 use super::extract::Served;
 use super::lists::page_or_answer;
-use super::orders::{
-    order_from_row, order_list, OrderPage, OrderV2, ORDERS_FROM, ORDER_COLUMNS, ORDER_TYPE_NEW,
-    STATUS_PENDING_PAYMENT,
-};
-use super::query::{bind_all, Bind, Where};
-use super::resources::{self, page_of_resources, resource_of, resource_source, OwnResource};
+use super::orders::{OrderPage, OrderV2};
+use super::resources::{self, OwnResource};
 use super::{wire, DomainState};
 use crate::api_error::{codes, ApiError};
 use crate::assertion::Identity;
 use crate::catalog::{ListOwnOrders, ListOwnResources, OperateResource, PlaceOrder};
-use crate::model::ResourceStatus;
+use crate::model::{ResourceStatus, ORDER_STATUS_PENDING_PAYMENT, ORDER_TYPE_NEW};
 use crate::money::to_cents;
+use crate::store::domain::{
+    Guarded, NewActivity, NewOrder, NewResource, OrderQuery, Placement, ResourceQuery,
+};
 use crate::time::{self, Timestamp};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use sqlx::{Any, Transaction};
 
 /// `source_type`: placed by the customer.
 const SOURCE_CUSTOMER: i64 = 1;
@@ -66,34 +64,26 @@ async fn own(state: &DomainState, served: &Served) -> Result<String, ApiError> {
     }
 }
 
-/// Records an on-behalf action of a session (no-op for the customer itself).
-async fn record_activity(
-    tx: &mut Transaction<'static, Any>,
-    identity: &Identity,
-    customer: &str,
-    action: &str,
-    target: &str,
-    detail: serde_json::Value,
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    let Some(session) = identity.session_id() else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO activities (customer_id, session_id, operator_id, partner_id, action, target, detail, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(customer.to_owned())
-    .bind(session.to_owned())
-    .bind(identity.source_operator.clone())
-    .bind(identity.partner.clone())
-    .bind(action.to_owned())
-    .bind(target.to_owned())
-    .bind(detail.to_string())
-    .bind(time::format(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The activity record of an on-behalf action of a session (none for the
+/// customer itself).
+fn activity<'a>(
+    identity: &'a Identity,
+    customer: &'a str,
+    action: &'a str,
+    target: &'a str,
+    detail: &'a serde_json::Value,
+    at: Timestamp,
+) -> Option<NewActivity<'a>> {
+    Some(NewActivity {
+        customer,
+        session: identity.session_id()?,
+        operator: identity.source_operator.as_deref(),
+        partner: identity.partner.as_deref(),
+        action,
+        target,
+        detail,
+        at,
+    })
 }
 
 /// An order id in the public form: `CS` + `yyMMddHHmm` + six letters/digits.
@@ -126,68 +116,27 @@ pub(super) async fn place_order(
     let resource_id = format!("res-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let resource_name = format!("{}-{}", purchase.product_id, &resource_id[4..10]);
 
-    let mut tx = state.store.pool().begin().await?;
-    let mut order_id = None;
+    let order_id = purchase.subscription.map(|_| new_order_id(now));
+    let mut order = None;
     let mut expire_at = None;
-    if let Some((period, amount)) = purchase.subscription {
-        let id = new_order_id(now);
-        let cents = to_cents(amount).map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
+    if let (Some((period, amount)), Some(id)) = (purchase.subscription, &order_id) {
+        let amount_cents =
+            to_cents(amount).map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
         expire_at = Some(
             period
                 .after(now)
                 .ok_or_else(|| ApiError::invalid("the period is out of range"))?,
         );
-        sqlx::query(
-            "INSERT INTO orders (id, customer_id, status, order_type, service_type_code, source_type,
-                 amount_cents, official_amount_cents, currency, created_at, payment_time, session_id, source_operator_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)",
-        )
-        .bind(id.clone())
-        .bind(customer.clone())
-        .bind(STATUS_PENDING_PAYMENT)
-        .bind(ORDER_TYPE_NEW)
-        .bind(purchase.service_type_code.clone())
-        .bind(source_type)
-        .bind(cents)
-        .bind(cents)
-        .bind(wire::CURRENCY.to_owned())
-        .bind(time::format(now))
-        .bind(identity.session_id().map(str::to_owned))
-        .bind(identity.source_operator.clone())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO order_line_items (id, order_id, product_id, service_type_code, period_type, period_num,
-                 subscription_num, amount_cents)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7)",
-        )
-        .bind(format!("{id}-1"))
-        .bind(id.clone())
-        .bind(purchase.product_id.clone())
-        .bind(purchase.service_type_code.clone())
-        .bind(period.period_type)
-        .bind(period.period_num)
-        .bind(cents)
-        .execute(&mut *tx)
-        .await?;
-        order_id = Some(id);
+        order = Some(NewOrder {
+            id,
+            status: ORDER_STATUS_PENDING_PAYMENT,
+            order_type: ORDER_TYPE_NEW,
+            source_type,
+            amount_cents,
+            currency: wire::CURRENCY,
+            period,
+        });
     }
-    sqlx::query(
-        "INSERT INTO resources (id, customer_id, charging, service_type_code, product_id, name, status, expire_at, order_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(resource_id.clone())
-    .bind(customer.clone())
-    .bind(purchase.charging.as_str().to_owned())
-    .bind(purchase.service_type_code.clone())
-    .bind(purchase.product_id.clone())
-    .bind(resource_name)
-    .bind(ResourceStatus::InUse.as_str().to_owned())
-    .bind(expire_at.map(time::format))
-    .bind(order_id.clone())
-    .bind(time::format(now))
-    .execute(&mut *tx)
-    .await?;
     let mut detail = serde_json::json!({
         "charging": purchase.charging,
         "service_type_code": purchase.service_type_code,
@@ -199,32 +148,41 @@ pub(super) async fn place_order(
         detail["period_num"] = period.period_num.into();
         detail["amount"] = format!("{amount:.2}").into();
     }
-    let target = order_id.clone().unwrap_or_else(|| resource_id.clone());
-    record_activity(
-        &mut tx,
-        identity,
-        &customer,
-        "place_order",
-        &target,
-        detail,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let target = order_id.as_deref().unwrap_or(&resource_id);
+    state
+        .store
+        .place_order(&Placement {
+            customer: &customer,
+            service_type_code: &purchase.service_type_code,
+            product_id: &purchase.product_id,
+            order,
+            resource: NewResource {
+                id: &resource_id,
+                name: &resource_name,
+                charging: purchase.charging,
+                status: ResourceStatus::InUse,
+                expire_at,
+            },
+            session: identity.session_id(),
+            source_operator: identity.source_operator.as_deref(),
+            activity: activity(identity, &customer, "place_order", target, &detail, now),
+            at: now,
+        })
+        .await?;
 
     let order = match &order_id {
-        Some(id) => {
-            let row = sqlx::query(&format!(
-                "SELECT {ORDER_COLUMNS} {ORDERS_FROM} WHERE o.id = $1"
-            ))
-            .bind(id.clone())
-            .fetch_one(state.store.pool())
-            .await?;
-            Some(OrderV2::from(&order_from_row(&row)?))
-        }
+        Some(id) => Some(OrderV2::from(
+            &state
+                .store
+                .order_summary(id)
+                .await?
+                .ok_or_else(ApiError::internal)?,
+        )),
         None => None,
     };
-    let resource = resource_of(state, &resource_id)
+    let resource = state
+        .store
+        .resource_view(&resource_id)
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok((
@@ -245,22 +203,18 @@ pub(super) async fn list_orders(
     q: ListOwnOrders,
 ) -> Result<Response, ApiError> {
     let customer = own(state, served).await?;
-    let mut w = Where::new();
-    w.eq("o.customer_id", Bind::Text(customer));
-    if let Some(s) = q.status {
-        w.eq("o.status", Bind::Int(s));
-    }
-    if let Some(t) = q.order_type {
-        w.eq("o.order_type", Bind::Int(t));
-    }
-    let listed = order_list(w, q.order_by)
-        .run(state.store.pool(), served, Some(q.paging))
+    let query = OrderQuery {
+        customer: Some(&customer),
+        status: q.status,
+        order_type: q.order_type,
+        order_by: q.order_by,
+        ..OrderQuery::default()
+    };
+    let listed = state
+        .store
+        .list_orders(&query, &served.list, Some(q.paging))
         .await?;
-    let (total_count, rows) = page_or_answer!(listed);
-    let orders = rows
-        .iter()
-        .map(order_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (total_count, orders) = page_or_answer!(listed);
     Ok(Json(OrderPage {
         total_count,
         order_infos: orders.iter().map(OrderV2::from).collect(),
@@ -282,23 +236,20 @@ pub(super) async fn list_resources(
     q: ListOwnResources,
 ) -> Result<Response, ApiError> {
     let customer = own(state, served).await?;
-    let mut w = Where::new();
-    let source = resource_source(&mut w);
-    w.eq("r.customer_id", Bind::Text(customer));
-    if let Some(c) = q.charging {
-        w.eq("r.charging", Bind::Text(c.as_str().to_owned()));
-    }
-    if let Some(s) = q.status {
-        w.eq("r.effective_status", Bind::Text(s.as_str().to_owned()));
-    }
-    let listed = page_of_resources(state, served, &source, w, q.paging).await?;
-    let (total_count, rows) = page_or_answer!(listed);
+    let query = ResourceQuery {
+        customer: Some(&customer),
+        charging: q.charging,
+        statuses: q.status.map(|s| vec![s]),
+        ..ResourceQuery::default()
+    };
+    let listed = state
+        .store
+        .list_resources(&query, &served.list, q.paging)
+        .await?;
+    let (total_count, resources) = page_or_answer!(listed);
     Ok(Json(ResourcePage {
         total_count,
-        resources: resources::resources(&rows)?
-            .into_iter()
-            .map(OwnResource::from)
-            .collect(),
+        resources: resources.into_iter().map(OwnResource::from).collect(),
     })
     .into_response())
 }
@@ -311,68 +262,44 @@ pub(super) async fn operate(
 ) -> Result<Response, ApiError> {
     let identity = &served.identity;
     let op = req.operation;
-    let resource = resource_of(state, &req.resource_id)
+    let read = state
+        .store
+        .resource_view(&req.resource_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let customer = resource.customer.clone();
     let now = time::now();
-
-    let mut tx = state.store.pool().begin().await?;
-    let next = resources::transition(&resource, op, now)?;
-    let old_expiry = resource.expire_at.map(time::format);
-    // Guarded on the state read above: a concurrent change makes this a 409, never a lost update.
-    let mut w = Where::new();
-    let status = w.arg(Bind::Text(next.status.as_str().to_owned()));
-    let expiry = match next.expire_at {
-        Some(t) => w.arg(Bind::Text(time::format(t))),
-        None => "NULL".to_owned(),
-    };
-    w.eq("id", Bind::Text(resource.id.clone()));
-    w.eq("customer_id", Bind::Text(customer.clone()));
-    w.eq(
-        "status",
-        Bind::Text(resource.stored_status.as_str().to_owned()),
-    );
-    match old_expiry {
-        Some(e) => w.eq("expire_at", Bind::Text(e)),
-        None => w.raw("expire_at IS NULL"),
-    }
-    let sql = format!(
-        "UPDATE resources SET status = {status}, expire_at = {expiry}{}",
-        w.sql()
-    );
-    let updated = bind_all(sqlx::query(&sql), w.binds())
-        .execute(&mut *tx)
-        .await?;
-    if updated.rows_affected() != 1 {
-        return Err(ApiError::conflict(
-            codes::CONFLICT,
-            format!(
-                "resource {} changed meanwhile; read it again and retry",
-                resource.id
-            ),
-        ));
-    }
+    let next = resources::transition(&read, op, now)?;
+    let id = read.resource.id.as_str();
+    let customer = read.resource.customer.as_str();
     let detail = serde_json::json!({
         "operation": op.as_str(),
-        "status_before": resource.status,
+        "status_before": read.status,
         "status_after": next.status,
         "expire_at": next.expire_at.map(time::format),
     });
     let action = format!("{}_resource", op.as_str());
-    record_activity(
-        &mut tx,
-        identity,
-        &customer,
-        &action,
-        &resource.id,
-        detail,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-
-    let updated = resource_of(state, &resource.id)
+    let change = Guarded {
+        read: &read,
+        status: next.status,
+        expire_at: next.expire_at,
+    };
+    // Guarded on the state read above: a concurrent change makes this a 409, never a lost update.
+    let changed = state
+        .store
+        .operate_resource(
+            &change,
+            activity(identity, customer, &action, id, &detail, now).as_ref(),
+        )
+        .await?;
+    if !changed {
+        return Err(ApiError::conflict(
+            codes::CONFLICT,
+            format!("resource {id} changed meanwhile; read it again and retry"),
+        ));
+    }
+    let updated = state
+        .store
+        .resource_view(id)
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok(Json(OwnResource::from(updated)).into_response())

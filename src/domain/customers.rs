@@ -42,25 +42,20 @@
 //! 403 CBC.0151, as an unknown one does at the gateway.
 
 use super::extract::Served;
-use super::lists::{page_or_answer, restrict, List};
-use super::orders::UNPAID_STATUSES;
-use super::query::{self, Bind, Where};
+use super::lists::page_or_answer;
 use super::wire;
 use super::DomainState;
 use crate::api_error::ApiError;
 use crate::catalog::contact::{mask_email, mask_name, mask_phone};
 use crate::catalog::{ListSubCustomers, ShowCustomerOverview};
-use crate::model::{Association, BudgetType};
-use crate::money::from_cents;
-use crate::refs::EntityType;
+use crate::model::{BudgetType, Customer};
+use crate::store::domain::{CustomerQuery, FiguresWindow};
 use crate::time::{self, Timestamp};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{Datelike, Duration, TimeZone, Utc};
+use chrono::{Datelike, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 #[derive(Debug, Serialize)]
 struct AccountManager {
@@ -95,35 +90,29 @@ struct ListSubCustomersResponse {
     count: i64,
 }
 
-fn customer_info(row: &AnyRow, reveal: bool) -> Result<CustomerInformation, ApiError> {
-    let name = query::text(row, "name")?;
-    let email = query::opt_text(row, "email")?;
-    let phone = query::opt_text(row, "phone")?;
-    let association: Association = query::parse(row, "association")?;
-    let labels: Vec<String> =
-        serde_json::from_str(&query::text(row, "labels")?).map_err(query::db_error)?;
-    let manager = query::opt_text(row, "account_manager_id")?;
-    Ok(CustomerInformation {
-        customer: if reveal { name } else { mask_name(&name) },
-        account_name: query::text(row, "account_name")?,
-        customer_id: query::text(row, "id")?,
-        associated_on: query::ts(row, "associated_on")?,
-        association_type: association.wire_value(),
-        label: labels.join(","),
-        telephone: phone.map(|p| if reveal { p } else { mask_phone(&p) }),
+fn customer_info(c: Customer, reveal: bool) -> CustomerInformation {
+    CustomerInformation {
+        customer: if reveal { c.name } else { mask_name(&c.name) },
+        account_name: c.account_name,
+        customer_id: c.id.0,
+        associated_on: c.associated_on,
+        association_type: c.association.wire_value(),
+        label: c.labels.join(","),
+        telephone: c.phone.map(|p| if reveal { p } else { mask_phone(&p) }),
         verified_status: None,
         country_code: None,
         customer_type: None,
-        is_frozen: i64::from(crate::store::flag(row, "frozen")?),
-        account_managers: manager
+        is_frozen: i64::from(c.frozen),
+        account_managers: c
+            .account_manager
             .into_iter()
-            .map(|account_name| AccountManager { account_name })
+            .map(|m| AccountManager { account_name: m.0 })
             .collect(),
         xaccount_id: None,
         xaccount_type: None,
         customer_level: None,
-        email: email.map(|e| if reveal { e } else { mask_email(&e) }),
-    })
+        email: c.email.map(|e| if reveal { e } else { mask_email(&e) }),
+    }
 }
 
 /// ListSubCustomers: `POST /v2/partners/sub-customers/query`.
@@ -132,50 +121,26 @@ pub(super) async fn list(
     served: &Served,
     req: ListSubCustomers,
 ) -> Result<Response, ApiError> {
-    let mut f = Where::new();
-    if let Some(v) = &req.account_name {
-        f.contains("c.account_name", v);
-    }
-    if let Some(v) = &req.customer {
+    let q = CustomerQuery {
+        account_name: req.account_name.as_deref(),
         // The masked name matches only where the caller may reveal it (R2).
-        restrict(&mut f, &served.searchable, EntityType::Customer, "c")?;
-        f.contains("c.name", v);
-    }
-    if let Some(v) = &req.label {
-        f.contains("c.labels", v);
-    }
-    if let Some(v) = &req.customer_id {
-        f.eq("c.id", Bind::Text(v.clone()));
-    }
-    if let Some(a) = req.association {
-        f.eq("c.association", Bind::Text(a.as_str().to_owned()));
-    }
-    f.between(
-        "c.associated_on",
-        req.associated_on.begin,
-        req.associated_on.end,
-    );
-    if let Some(reseller) = &req.indirect_partner_id {
-        f.eq("c.partner_id", Bind::Text(reseller.clone()));
-    }
-    let list = List {
-        item: EntityType::Customer,
-        alias: "c",
-        from: "FROM customers c",
-        columns: "c.*",
-        filters: f,
-        order_by: "ORDER BY c.associated_on DESC, c.id",
+        name: req.customer.as_deref().map(|v| (v, &served.searchable)),
+        label: req.label.as_deref(),
+        id: req.customer_id.as_deref(),
+        association: req.association,
+        associated_on: (req.associated_on.begin, req.associated_on.end),
+        reseller: req.indirect_partner_id.as_deref(),
     };
-    let (count, rows) = page_or_answer!(
-        list.run(state.store.pool(), served, Some(req.paging))
-            .await?
-    );
-    let customer_infos = rows
-        .iter()
-        .map(|r| customer_info(r, served.reveal))
-        .collect::<Result<Vec<_>, _>>()?;
+    let listed = state
+        .store
+        .list_customers(&q, &served.list, req.paging)
+        .await?;
+    let (count, customers) = page_or_answer!(listed);
     Ok(Json(ListSubCustomersResponse {
-        customer_infos,
+        customer_infos: customers
+            .into_iter()
+            .map(|c| customer_info(c, served.reveal))
+            .collect(),
         count,
     })
     .into_response())
@@ -268,97 +233,41 @@ fn month_starts(t: Timestamp) -> (Timestamp, Timestamp) {
     (this, last)
 }
 
+/// The overview counts the coupons expiring within this many days.
+const COUPON_DAYS: i64 = 7;
+
 /// `GET /v2/partners/sub-customers/{customer_id}/overview`.
 pub(super) async fn overview(
     state: &DomainState,
     req: ShowCustomerOverview,
 ) -> Result<Response, ApiError> {
     let customer_id = req.customer_id;
-    let pool = state.store.pool();
-    if state
-        .store
-        .customer(&customer_id.as_str().into())
-        .await?
-        .is_none()
-    {
+    let id = customer_id.as_str().into();
+    if state.store.customer(&id).await?.is_none() {
         return Err(ApiError::denied());
     }
     let now = time::now();
-    let at = |days: i64| time::format(now + Duration::days(days));
-    let now_text = time::format(now);
-
-    let budget = state
-        .store
-        .budget(&customer_id.as_str().into())
-        .await?
-        .map(|b| BudgetUsage {
-            budget_type: b.budget_type,
-            budget_amount: b.amount,
-            used_amount: b.used,
-            usage_percentage: percentage(b.used, b.amount).unwrap_or_default(),
-        });
-
-    let coupons = sqlx::query(
-        "SELECT COUNT(*) AS n, CAST(SUM(balance_cents) AS BIGINT) AS balance FROM coupons
-         WHERE customer_id = $1 AND status = 'available' AND expire_at > $2 AND expire_at <= $3",
-    )
-    .bind(customer_id.clone())
-    .bind(now_text.clone())
-    .bind(at(7))
-    .fetch_one(pool)
-    .await?;
-
-    // Destructured so that a change to the set cannot silently leave one out.
-    let [unpaid_a, unpaid_b] = UNPAID_STATUSES;
-    let orders = sqlx::query(
-        "SELECT COUNT(*) AS total,
-                CAST(SUM(CASE WHEN status IN ($2, $3) AND payment_time IS NULL THEN 1 ELSE 0 END)
-                     AS BIGINT) AS unpaid
-         FROM orders WHERE customer_id = $1",
-    )
-    .bind(customer_id.clone())
-    .bind(unpaid_a)
-    .bind(unpaid_b)
-    .fetch_one(pool)
-    .await?;
-
-    let resources = sqlx::query(
-        "SELECT CAST(SUM(CASE WHEN expire_at <= $3 THEN 1 ELSE 0 END) AS BIGINT) AS d7,
-                CAST(SUM(CASE WHEN expire_at <= $4 THEN 1 ELSE 0 END) AS BIGINT) AS d15,
-                CAST(SUM(CASE WHEN expire_at <= $5 THEN 1 ELSE 0 END) AS BIGINT) AS d30
-         FROM resources
-         WHERE customer_id = $1 AND status NOT IN ('closed', 'expired')
-           AND expire_at IS NOT NULL AND expire_at > $2",
-    )
-    .bind(customer_id.clone())
-    .bind(now_text.clone())
-    .bind(at(7))
-    .bind(at(15))
-    .bind(at(30))
-    .fetch_one(pool)
-    .await?;
-
+    let budget = state.store.budget(&id).await?.map(|b| BudgetUsage {
+        budget_type: b.budget_type,
+        budget_amount: b.amount,
+        used_amount: b.used,
+        usage_percentage: percentage(b.used, b.amount).unwrap_or_default(),
+    });
     let (this_month, last_month) = month_starts(now);
-    let spent = sqlx::query(
-        "SELECT CAST(SUM(CASE WHEN spent_on >= $2 THEN amount_cents ELSE 0 END) AS BIGINT) AS mtd,
-                CAST(SUM(CASE WHEN spent_on < $2 THEN amount_cents ELSE 0 END) AS BIGINT) AS last
-         FROM expenditures WHERE customer_id = $1 AND spent_on >= $3 AND spent_on <= $4",
-    )
-    .bind(customer_id.clone())
-    .bind(time::format(this_month))
-    .bind(time::format(last_month))
-    .bind(now_text)
-    .fetch_one(pool)
-    .await?;
-    let cents = |row: &AnyRow, col: &str| -> Result<Decimal, ApiError> {
-        Ok(from_cents(row.try_get::<Option<i64>, _>(col)?.unwrap_or(0)))
-    };
-    let count = |row: &AnyRow, col: &str| -> Result<i64, ApiError> {
-        Ok(row.try_get::<Option<i64>, _>(col)?.unwrap_or(0))
-    };
-    let month_to_date = cents(&spent, "mtd")?;
-    let last = cents(&spent, "last")?;
-
+    let figures = state
+        .store
+        .customer_figures(
+            &id,
+            FiguresWindow {
+                now,
+                this_month,
+                last_month,
+                coupon_days: COUPON_DAYS,
+            },
+        )
+        .await?;
+    let [within_7_days, within_15_days, within_30_days] = figures.resources_expiring;
+    let (month_to_date, last) = (figures.spent_this_month, figures.spent_last_month);
     Ok(Json(Overview {
         customer_id,
         as_of: now,
@@ -366,18 +275,18 @@ pub(super) async fn overview(
         currency: wire::CURRENCY,
         budget,
         coupons_expiring: CouponsExpiring {
-            days: 7,
-            count: count(&coupons, "n")?,
-            balance: cents(&coupons, "balance")?,
+            days: COUPON_DAYS,
+            count: figures.coupons_expiring,
+            balance: figures.coupon_balance,
         },
         orders: OrderCounts {
-            unpaid_count: count(&orders, "unpaid")?,
-            total_count: count(&orders, "total")?,
+            unpaid_count: figures.unpaid_orders,
+            total_count: figures.orders,
         },
         resources_expiring: ResourcesExpiring {
-            within_7_days: count(&resources, "d7")?,
-            within_15_days: count(&resources, "d15")?,
-            within_30_days: count(&resources, "d30")?,
+            within_7_days,
+            within_15_days,
+            within_30_days,
         },
         expenditure: Expenditure {
             month_to_date,

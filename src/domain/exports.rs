@@ -3,13 +3,8 @@
 //! a restart. `serve` starts it and stops it with the gateway (it finishes
 //! the exports already queued); the standalone store runs it for its life.
 
-use super::orders::{
-    order_from_row, stale_before, EXPORT_CHUNK, INTERRUPTED, ORDERS_FROM, ORDER_COLUMNS,
-};
-use super::query::{self, Bind, Where};
 use super::resources::service_type_name;
 use super::{ExportJob, ExportQueue};
-use crate::model::ExportStatus;
 use crate::store::Store;
 use crate::time;
 use std::time::Duration;
@@ -37,7 +32,7 @@ pub fn start_worker(
                     None => break,
                 },
                 _ = sweep.tick() => {
-                    if let Err(e) = fail_stale(store.pool()).await {
+                    if let Err(e) = store.fail_stale_exports().await {
                         tracing::warn!(error = %e, "cannot record lost exports as failed");
                     }
                 }
@@ -63,38 +58,19 @@ async fn run_export(store: &Store, job: ExportJob) {
         export_id,
         order_ids: ids,
     } = job;
-    let outcome = render_csv(store, &ids).await;
-    let now = time::format(time::now());
-    let result =
-        match outcome {
-            Ok(csv) => sqlx::query(
-                "UPDATE export_tasks SET status = $1, csv = $2, row_count = $3, completed_at = $4
-                 WHERE id = $5 AND status = $6",
-            )
-            .bind(ExportStatus::Completed.as_str().to_owned())
-            .bind(csv)
-            .bind(i64::try_from(ids.len()).unwrap_or(i64::MAX))
-            .bind(now)
-            .bind(export_id.clone())
-            .bind(ExportStatus::Pending.as_str().to_owned())
-            .execute(store.pool())
-            .await,
-            Err(e) => {
-                tracing::error!(export_id = %export_id, error = %e, "order export failed");
-                sqlx::query(
-                    "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-                 WHERE id = $4 AND status = $5",
+    let recorded = match render_csv(store, &ids).await {
+        Ok(csv) => store.complete_export(&export_id, csv, ids.len()).await,
+        Err(e) => {
+            tracing::error!(export_id = %export_id, error = %e, "order export failed");
+            store
+                .fail_export(
+                    &export_id,
+                    "the export could not be rendered; request a new one",
                 )
-                .bind(ExportStatus::Failed.as_str().to_owned())
-                .bind("the export could not be rendered; request a new one".to_owned())
-                .bind(now)
-                .bind(export_id.clone())
-                .bind(ExportStatus::Pending.as_str().to_owned())
-                .execute(store.pool())
                 .await
-            }
-        };
-    if let Err(e) = result {
+        }
+    };
+    if let Err(e) = recorded {
         tracing::error!(export_id = %export_id, error = %e, "could not record the outcome of an order export");
     }
 }
@@ -121,29 +97,23 @@ async fn render_csv(
     store: &Store,
     ids: &[String],
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let mut by_id = std::collections::HashMap::new();
-    for chunk in ids.chunks(EXPORT_CHUNK) {
-        let mut w = Where::new();
-        w.is_in("o.id", chunk.iter().cloned().map(Bind::Text));
-        let sql = format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM}{}", w.sql());
-        let rows = query::bind_all(sqlx::query(&sql), w.binds())
-            .fetch_all(store.pool())
-            .await?;
-        for row in &rows {
-            let order = order_from_row(row).map_err(|e| e.to_string())?;
-            by_id.insert(order.id.clone(), order);
-        }
-    }
+    let by_id: std::collections::HashMap<String, _> = store
+        .order_summaries(ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.order.id.0.clone(), s))
+        .collect();
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_HEADER)?;
     for id in ids {
-        let o = by_id
+        let s = by_id
             .get(id)
             .ok_or_else(|| format!("order {id} disappeared"))?;
+        let o = &s.order;
         out.write_record([
-            o.id.clone(),
-            o.customer.clone(),
-            o.account_name.clone(),
+            o.id.0.clone(),
+            o.customer.0.clone(),
+            s.account_name.clone(),
             o.service_type_code.clone(),
             service_type_name(&o.service_type_code),
             o.order_type.to_string(),
@@ -157,23 +127,4 @@ async fn render_csv(
         ])?;
     }
     Ok(String::from_utf8(out.into_inner()?)?)
-}
-
-/// Records as failed the exports lost with a restart (still pending
-/// since before [`stale_before`]).
-async fn fail_stale(pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
-    let now = time::now();
-    let cutoff = stale_before(now);
-    sqlx::query(
-        "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-         WHERE status = $4 AND created_at < $5",
-    )
-    .bind(ExportStatus::Failed.as_str().to_owned())
-    .bind(INTERRUPTED.to_owned())
-    .bind(time::format(now))
-    .bind(ExportStatus::Pending.as_str().to_owned())
-    .bind(time::format(cutoff))
-    .execute(pool)
-    .await?;
-    Ok(())
 }

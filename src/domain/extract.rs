@@ -123,58 +123,13 @@ async fn served(
 /// 500, or 503 when the database cannot be reached or written right now.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Database(e) => e.into(),
-            e => {
-                tracing::error!(error = %e, "domain store: storage failure");
-                ApiError::internal()
-            }
-        }
-    }
-}
-
-/// As for [`crate::store::StoreError`]: logged, answered without detail.
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        if database_unavailable(&e) {
+        if e.is_unavailable() {
             tracing::error!(error = %e, "domain store: database unavailable");
             return ApiError::unavailable(
                 "The service is temporarily unavailable. Try again later.",
             );
         }
-        tracing::error!(error = %e, "domain store: database failure");
+        tracing::error!(error = %e, "domain store: storage failure");
         ApiError::internal()
-    }
-}
-
-/// Whether `e` says the database cannot be reached or written now (the
-/// request may succeed later), rather than that the request met a bug.
-fn database_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL (SQLSTATE, 5 characters): connection exceptions,
-            // out of resources, operator intervention (shutdown), and a
-            // read-only transaction (a standby after failover, or
-            // `default_transaction_read_only`).
-            let postgres = code.len() == 5
-                && (code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57P")
-                    || code == "25006");
-            // SQLite (a number, the primary code in its low byte): BUSY,
-            // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
-            let sqlite = code.len() < 5
-                && code
-                    .parse::<i32>()
-                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
-            postgres || sqlite
-        }
-        _ => false,
     }
 }

@@ -19,13 +19,13 @@ mod exports;
 mod freeze;
 mod lists;
 mod orders;
-mod query;
 mod resellers;
 mod resources;
 
 use crate::api_error::ApiError;
 use crate::assertion::AssertionKey;
 use crate::catalog::{Request, ServedBy, OPERATIONS};
+use crate::store::domain::AuthorizationChange;
 use crate::store::replays::SeenAssertions;
 use crate::store::Store;
 use axum::extract::State;
@@ -160,13 +160,13 @@ async fn dispatch(
             authorizations::list(state, served, served.own_customer()?, r.paging).await
         }
         R::ApproveAuthorization(r) => {
-            authorizations::decide(state, r.0, authorizations::Decision::Approve).await
+            authorizations::decide(state, r.0, AuthorizationChange::Approve).await
         }
         R::RejectAuthorization(r) => {
-            authorizations::decide(state, r.0, authorizations::Decision::Reject).await
+            authorizations::decide(state, r.0, AuthorizationChange::Reject).await
         }
         R::RevokeAuthorization(r) => {
-            authorizations::decide(state, r.0, authorizations::Decision::Revoke).await
+            authorizations::decide(state, r.0, AuthorizationChange::Revoke).await
         }
         R::ListPartnerActivity(r) => authorizations::activity(state, served, r).await,
         R::ListCustomerOrders(r) => orders::list(state, served, r).await,

@@ -9,11 +9,11 @@
 //! - **Status codes** are the public API's (docs/wire-format.md §4.8), so an
 //!   SDK user's `status` filter means what the SDK documents: 1 pending
 //!   approval, 3 processing, 4 cancelled, 5 completed (paid: it has a payment
-//!   time), 6 pending payment, 9 to be confirmed ([`ORDER_STATUSES`]). The
+//!   time), 6 pending payment, 9 to be confirmed ([`crate::model::ORDER_STATUSES`]). The
 //!   response models' 2 (pending refund) and 10..=13 (logistics) describe
 //!   refunds and physical goods, which the store does not have: it neither
 //!   stores nor filters by them. An order is *unpaid* when its status is 1 or
-//!   6 and it has no payment time ([`UNPAID_STATUSES`]); price adjustment and
+//!   6 and it has no payment time ([`crate::model::Order::unpaid`]); price adjustment and
 //!   the customer overview's `unpaid_count` use this one definition.
 //! - **Filters** (ListCustomerOrders): `status` and `order_type` must be known
 //!   codes; `create_time_*` and `payment_time_*` bounds are inclusive, a
@@ -44,137 +44,34 @@
 //!   background task. Each export is `in` the principal that requested it
 //!   (kind and id of the assertion), which is what the policies' ViewExport
 //!   looks at. The export worker (`exports.rs`) renders them one at a time;
-//!   a task still pending after [`STALE_EXPORT_MINUTES`] minutes was lost
+//!   a task still pending after [`crate::store::domain::STALE_EXPORT_MINUTES`] minutes was lost
 //!   with a restart: it is answered as failed at once, and the worker
 //!   records it so. The file route answers 409 CBC.30000067 until the
 //!   export is completed.
 
 use super::extract::Served;
-use super::lists::{page_or_answer, List};
-use super::query::{self, db_error, Bind, Where};
+use super::lists::page_or_answer;
 use super::resources::service_type_name;
 use super::{wire, DomainState, ExportJob};
 use crate::api_error::{codes, ApiError};
 use crate::assertion::{CallerKind, Identity};
 use crate::catalog::{
     AdjustOrderPrice, CreateOrderExport, ListCustomerOrders, ListOrderExports,
-    ListPriceAdjustments, OrderBy, ShowCustomerOrderDetails,
+    ListPriceAdjustments, ShowCustomerOrderDetails,
 };
-use crate::model::ExportStatus;
+use crate::model::{
+    ExportStatus, OrderLineItem, ORDER_STATUS_PENDING_APPROVAL, ORDER_STATUS_PENDING_PAYMENT,
+};
 use crate::money::to_cents;
-use crate::refs::EntityType;
-use crate::time::{self, Timestamp};
+use crate::store::domain::{
+    AdjustOutcome, Adjustment, ExportRecord, NewAdjustment, NewExport, OrderQuery, OrderSummary,
+};
+use crate::time::Timestamp;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-
-/// Order status (public code): pending approval.
-pub(super) const STATUS_PENDING_APPROVAL: i64 = 1;
-/// Order status (public code): pending payment.
-pub(super) const STATUS_PENDING_PAYMENT: i64 = 6;
-/// Statuses of an order not paid yet (with no payment time, see the module
-/// docs): the ones whose price may still be adjusted and that the customer
-/// overview counts as unpaid.
-pub(super) const UNPAID_STATUSES: [i64; 2] = [STATUS_PENDING_APPROVAL, STATUS_PENDING_PAYMENT];
-/// Order type: new purchase.
-pub(super) const ORDER_TYPE_NEW: i64 = 1;
-/// A pending export older than this was interrupted (it takes milliseconds).
-pub const STALE_EXPORT_MINUTES: i64 = 10;
-/// Orders read per query when an export renders its file.
-pub(super) const EXPORT_CHUNK: usize = 500;
-/// The error of an export lost with a restart.
-pub(super) const INTERRUPTED: &str = "the export was interrupted; request a new one";
-
-/// An export created before this and still pending at `now` was lost (it
-/// takes milliseconds).
-pub(super) fn stale_before(now: Timestamp) -> Timestamp {
-    now - chrono::Duration::minutes(STALE_EXPORT_MINUTES)
-}
-
-/// An order row with what its views need.
-#[derive(Clone, Debug)]
-pub(super) struct OrderRow {
-    pub id: String,
-    pub customer: String,
-    pub account_name: String,
-    pub status: i64,
-    pub order_type: i64,
-    pub service_type_code: String,
-    pub source_type: i64,
-    pub amount: Decimal,
-    pub official_amount: Decimal,
-    pub currency: String,
-    pub created_at: Timestamp,
-    pub payment_time: Option<Timestamp>,
-    /// Whether the order's price was adjusted.
-    pub adjusted: bool,
-}
-
-/// Orders (`o`) with their customers (`c`), as order queries read them.
-pub(super) const ORDERS_FROM: &str = "FROM orders o JOIN customers c ON c.id = o.customer_id";
-
-/// An order's columns (over [`ORDERS_FROM`]) with its customer's and its
-/// price-adjustment count.
-pub(super) const ORDER_COLUMNS: &str = "o.*, c.account_name AS account_name,
-        (SELECT COUNT(*) FROM price_adjustments p WHERE p.order_id = o.id) AS adjustments";
-
-pub(super) fn order_from_row(row: &AnyRow) -> Result<OrderRow, ApiError> {
-    Ok(OrderRow {
-        id: query::text(row, "id")?,
-        customer: query::text(row, "customer_id")?,
-        account_name: query::text(row, "account_name")?,
-        status: query::int(row, "status")?,
-        order_type: query::int(row, "order_type")?,
-        service_type_code: query::text(row, "service_type_code")?,
-        source_type: query::int(row, "source_type")?,
-        amount: query::money(row, "amount_cents")?,
-        official_amount: query::money(row, "official_amount_cents")?,
-        currency: query::text(row, "currency")?,
-        created_at: query::ts(row, "created_at")?,
-        payment_time: query::opt_ts(row, "payment_time")?,
-        adjusted: query::int(row, "adjustments")? > 0,
-    })
-}
-
-/// The `ORDER BY` of `order_by` (ending with the id: pages are stable).
-pub(super) fn order_by_sql(order_by: OrderBy) -> &'static str {
-    match order_by {
-        OrderBy::CreateTimeAsc => "ORDER BY o.created_at ASC, o.id ASC",
-        OrderBy::CreateTimeDesc => "ORDER BY o.created_at DESC, o.id DESC",
-    }
-}
-
-/// The orders (`o`, with their customers `c`) matching `filters` that the
-/// assertion allows: one page and the total.
-pub(super) fn order_list(filters: Where, order_by: OrderBy) -> List<'static> {
-    List {
-        item: EntityType::Order,
-        alias: "o",
-        from: ORDERS_FROM,
-        columns: ORDER_COLUMNS,
-        filters,
-        order_by: order_by_sql(order_by),
-    }
-}
-
-/// One order, or `None` when it vanished after the gateway's decision; on
-/// any executor, so that a transaction can read the order it is about to
-/// change.
-async fn order<'c, E>(exec: E, id: &str) -> Result<Option<OrderRow>, ApiError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let mut w = Where::new();
-    w.eq("o.id", Bind::Text(id.to_owned()));
-    let sql = format!("SELECT {ORDER_COLUMNS} {ORDERS_FROM}{}", w.sql());
-    let row = query::bind_all(sqlx::query(&sql), w.binds())
-        .fetch_optional(exec)
-        .await?;
-    row.as_ref().map(order_from_row).transpose()
-}
 
 /// DiscountItemV2.
 #[derive(Serialize)]
@@ -212,10 +109,11 @@ impl AmountInfo {
         }
     }
 
-    fn of(o: &OrderRow) -> AmountInfo {
+    fn of(s: &OrderSummary) -> AmountInfo {
+        let o = &s.order;
         let off = o.official_amount - o.amount;
         let discounts = if off > Decimal::ZERO {
-            let kind = if o.adjusted { "609" } else { "500" };
+            let kind = if s.adjusted { "609" } else { "500" };
             vec![Discount {
                 discount_type: kind.to_owned(),
                 discount_amount: off,
@@ -252,10 +150,11 @@ struct OrderCore {
 }
 
 impl OrderCore {
-    fn of(o: &OrderRow) -> OrderCore {
+    fn of(s: &OrderSummary) -> OrderCore {
+        let o = &s.order;
         OrderCore {
-            order_id: o.id.clone(),
-            customer_id: o.customer.clone(),
+            order_id: o.id.0.clone(),
+            customer_id: o.customer.0.clone(),
             service_type_code: o.service_type_code.clone(),
             service_type_name: service_type_name(&o.service_type_code),
             source_type: o.source_type,
@@ -268,7 +167,7 @@ impl OrderCore {
             payment_time: o.payment_time,
             currency: o.currency.clone(),
             contract_id: None,
-            amount_info: AmountInfo::of(o),
+            amount_info: AmountInfo::of(s),
         }
     }
 }
@@ -283,8 +182,8 @@ pub(super) struct OrderV2 {
     agent_pay_info: Option<()>,
 }
 
-impl From<&OrderRow> for OrderV2 {
-    fn from(o: &OrderRow) -> Self {
+impl From<&OrderSummary> for OrderV2 {
+    fn from(o: &OrderSummary) -> Self {
         OrderV2 {
             core: OrderCore::of(o),
             enterprise_projects: vec![],
@@ -318,35 +217,23 @@ pub(super) async fn list(
     served: &Served,
     q: ListCustomerOrders,
 ) -> Result<Response, ApiError> {
-    let mut w = Where::new();
-    if q.sub_customers {
-        w.raw("1 = 0");
-    }
-    if let Some(c) = q.customer_id {
-        w.eq("o.customer_id", Bind::Text(c));
-    }
-    if let Some(reseller) = q.indirect_partner_id {
-        w.eq("c.partner_id", Bind::Text(reseller));
-    }
-    if let Some(id) = q.order_id {
-        w.eq("o.id", Bind::Text(id));
-    }
-    if let Some(code) = q.service_type_code {
-        w.eq("o.service_type_code", Bind::Text(code));
-    }
-    if let Some(s) = q.status {
-        w.eq("o.status", Bind::Int(s));
-    }
-    if let Some(t) = q.order_type {
-        w.eq("o.order_type", Bind::Int(t));
-    }
-    w.between("o.created_at", q.created.begin, q.created.end);
-    w.between("o.payment_time", q.paid.begin, q.paid.end);
-    let listed = order_list(w, q.order_by)
-        .run(state.store.pool(), served, Some(q.paging))
+    let query = OrderQuery {
+        nothing: q.sub_customers,
+        customer: q.customer_id.as_deref(),
+        reseller: q.indirect_partner_id.as_deref(),
+        id: q.order_id.as_deref(),
+        service_type_code: q.service_type_code.as_deref(),
+        status: q.status,
+        order_type: q.order_type,
+        created: (q.created.begin, q.created.end),
+        paid: (q.paid.begin, q.paid.end),
+        order_by: q.order_by,
+    };
+    let listed = state
+        .store
+        .list_orders(&query, &served.list, Some(q.paging))
         .await?;
-    let (total_count, rows) = page_or_answer!(listed);
-    let orders: Vec<OrderRow> = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
+    let (total_count, orders) = page_or_answer!(listed);
     Ok(Json(OrderPage {
         total_count,
         order_infos: orders.iter().map(OrderV2::from).collect(),
@@ -394,14 +281,9 @@ struct LineItem {
     order_id: String,
 }
 
-fn line_item_from_row(row: &AnyRow, order: &OrderRow) -> Result<LineItem, ApiError> {
-    let product_id = query::text(row, "product_id")?;
-    let service_type_code = query::text(row, "service_type_code")?;
-    let resource_type_code = query::opt_text(row, "resource_type_code")?;
-    let period_type = query::opt_int(row, "period_type")?;
-    let period_num = query::opt_int(row, "period_num")?;
-    let amount = query::money(row, "amount_cents")?;
-    let expire_time = match (order.payment_time, period_type, period_num) {
+fn line_item(li: OrderLineItem, s: &OrderSummary) -> LineItem {
+    let order = &s.order;
+    let expire_time = match (order.payment_time, li.period_type, li.period_num) {
         (Some(start), Some(period_type), Some(period_num)) => crate::catalog::Period {
             period_type,
             period_num,
@@ -409,33 +291,33 @@ fn line_item_from_row(row: &AnyRow, order: &OrderRow) -> Result<LineItem, ApiErr
         .after(start),
         _ => None,
     };
-    Ok(LineItem {
-        order_line_item_id: query::text(row, "id")?,
-        service_type_name: service_type_name(&service_type_code),
+    LineItem {
+        order_line_item_id: li.id,
+        service_type_name: service_type_name(&li.service_type_code),
         product_spec_desc: None,
-        period_type,
-        period_num,
+        period_type: li.period_type,
+        period_num: li.period_num,
         effective_time: order.payment_time,
         expire_time,
-        subscription_num: query::int(row, "subscription_num")?,
-        amount_after_discount: amount,
-        official_amount: amount,
+        subscription_num: li.subscription_num,
+        amount_after_discount: li.amount,
+        official_amount: li.amount,
         amount_info: AmountInfo::new(vec![]),
         currency: order.currency.clone(),
         category_code: None,
-        product_owner_service: service_type_code.clone(),
-        commercial_resource: resource_type_code.clone(),
+        product_owner_service: li.service_type_code.clone(),
+        commercial_resource: li.resource_type_code.clone(),
         base_product_info: ProductObject {
-            product_id: product_id.clone(),
+            product_id: li.product_id.clone(),
             product_spec_desc: None,
             category_code: None,
-            product_owner_service: service_type_code.clone(),
-            commercial_resource: resource_type_code,
+            product_owner_service: li.service_type_code.clone(),
+            commercial_resource: li.resource_type_code,
         },
-        product_id,
-        service_type_code,
-        order_id: order.id.clone(),
-    })
+        product_id: li.product_id,
+        service_type_code: li.service_type_code,
+        order_id: order.id.0.clone(),
+    }
 }
 
 /// ShowCustomerOrderDetailsRequest's query.
@@ -453,34 +335,28 @@ pub(super) async fn details(
     state: &DomainState,
     req: ShowCustomerOrderDetails,
 ) -> Result<Response, ApiError> {
-    let pool = state.store.pool();
-    let order = order(pool, &req.order_id)
+    let order = state
+        .store
+        .order_summary(&req.order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let mut w = Where::new();
-    w.eq("order_id", Bind::Text(order.id.clone()));
-    let total_count = w.count(pool, "FROM order_line_items").await?;
-    let rows = w
-        .fetch(
-            pool,
-            "SELECT * FROM order_line_items",
-            "ORDER BY id",
-            Some(req.paging),
-        )
+    let page = state
+        .store
+        .order_line_items(order.order.id.as_str(), req.paging)
         .await?;
-    let items = rows
-        .iter()
-        .map(|r| line_item_from_row(r, &order))
-        .collect::<Result<_, _>>()?;
     Ok(Json(OrderDetails {
-        total_count,
+        total_count: page.total,
         order_info: OrderV3 {
             core: OrderCore::of(&order),
             user_name: order.account_name.clone(),
             pending_payment_end_time: None,
             sub_order_infos: vec![],
         },
-        order_line_items: items,
+        order_line_items: page
+            .items
+            .into_iter()
+            .map(|li| line_item(li, &order))
+            .collect(),
     })
     .into_response())
 }
@@ -501,17 +377,19 @@ struct PriceAdjustment {
     create_time: Timestamp,
 }
 
-fn adjustment_from_row(row: &AnyRow) -> Result<PriceAdjustment, ApiError> {
-    Ok(PriceAdjustment {
-        adjustment_id: query::int(row, "id")?,
-        order_id: query::text(row, "order_id")?,
-        amount_before_adjustment: query::money(row, "amount_before_cents")?,
-        amount_after_adjustment: query::money(row, "amount_after_cents")?,
-        reason: query::text(row, "reason")?,
-        operator_id: query::opt_text(row, "operator_id")?,
-        operator_name: query::opt_text(row, "operator_name")?,
-        create_time: query::ts(row, "created_at")?,
-    })
+impl From<Adjustment> for PriceAdjustment {
+    fn from(a: Adjustment) -> Self {
+        PriceAdjustment {
+            adjustment_id: a.id,
+            order_id: a.order_id,
+            amount_before_adjustment: a.before,
+            amount_after_adjustment: a.after,
+            reason: a.reason,
+            operator_id: a.operator_id,
+            operator_name: a.operator_name,
+            create_time: a.at,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -527,29 +405,17 @@ pub(super) async fn adjustments(
     state: &DomainState,
     req: ListPriceAdjustments,
 ) -> Result<Response, ApiError> {
-    let pool = state.store.pool();
-    let order = order(pool, &req.order_id)
+    let order = state
+        .store
+        .order_summary(&req.order_id)
         .await?
         .ok_or_else(ApiError::denied)?;
-    let mut w = Where::new();
-    w.eq("p.order_id", Bind::Text(order.id.clone()));
-    let total_count = w.count(pool, "FROM price_adjustments p").await?;
-    let rows = w
-        .fetch(
-            pool,
-            "SELECT p.*, op.name AS operator_name FROM price_adjustments p
-             LEFT JOIN operators op ON op.id = p.operator_id",
-            "ORDER BY p.id DESC",
-            Some(req.paging),
-        )
-        .await?;
+    let id = order.order.id.0;
+    let page = state.store.price_adjustments(&id, req.paging).await?;
     Ok(Json(AdjustmentPage {
-        order_id: order.id,
-        total_count,
-        price_adjustments: rows
-            .iter()
-            .map(adjustment_from_row)
-            .collect::<Result<_, _>>()?,
+        order_id: id,
+        total_count: page.total,
+        price_adjustments: page.items.into_iter().map(PriceAdjustment::from).collect(),
     })
     .into_response())
 }
@@ -561,100 +427,53 @@ pub(super) async fn adjust_price(
     req: AdjustOrderPrice,
 ) -> Result<Response, ApiError> {
     let new_amount = req.amount;
-    let new_cents = to_cents(new_amount)
+    let amount_cents = to_cents(new_amount)
         .map_err(|e| ApiError::parameter(format!("amount_after_adjustment: {e}")))?;
-    let reason = req.reason;
-    let operator = served.identity.acting_operator().map(str::to_owned);
-
-    let mut tx = state.store.pool().begin().await?;
-    let order = order(&mut *tx, &req.order_id)
-        .await?
-        .ok_or_else(ApiError::denied)?;
-    if !UNPAID_STATUSES.contains(&order.status) || order.payment_time.is_some() {
-        return Err(ApiError::conflict(
+    let outcome = state
+        .store
+        .adjust_price(&NewAdjustment {
+            order_id: &req.order_id,
+            amount_cents,
+            reason: &req.reason,
+            operator: served.identity.acting_operator(),
+        })
+        .await?;
+    match outcome {
+        AdjustOutcome::Done(_, adjustment) => {
+            Ok((StatusCode::CREATED, Json(PriceAdjustment::from(adjustment))).into_response())
+        }
+        AdjustOutcome::Unknown => Err(ApiError::denied()),
+        AdjustOutcome::NotUnpaid(s) => Err(ApiError::conflict(
             codes::CONFLICT,
             format!(
-                "order {} has status {}{}; only unpaid orders (status {STATUS_PENDING_APPROVAL} pending approval or {STATUS_PENDING_PAYMENT} pending payment) can be price-adjusted",
-                order.id,
-                order.status,
-                if order.payment_time.is_some() { " and is paid" } else { "" }
+                "order {} has status {}{}; only unpaid orders (status {ORDER_STATUS_PENDING_APPROVAL} pending approval or {ORDER_STATUS_PENDING_PAYMENT} pending payment) can be price-adjusted",
+                s.order.id.0,
+                s.order.status,
+                if s.order.payment_time.is_some() { " and is paid" } else { "" }
             ),
-        ));
-    }
-    if new_amount > order.official_amount {
-        return Err(ApiError::invalid(format!(
+        )),
+        AdjustOutcome::AboveOfficial(s) => Err(ApiError::invalid(format!(
             "amount_after_adjustment {new_amount:.2} exceeds the order's official amount {:.2}",
-            order.official_amount
-        )));
-    }
-    let old_cents = to_cents(order.amount).map_err(db_error)?;
-    let now = time::now();
-    let updated = sqlx::query(
-        "UPDATE orders SET amount_cents = $1
-         WHERE id = $2 AND amount_cents = $3 AND status = $4 AND payment_time IS NULL",
-    )
-    .bind(new_cents)
-    .bind(order.id.clone())
-    .bind(old_cents)
-    .bind(order.status)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Err(ApiError::conflict(
+            s.order.official_amount
+        ))),
+        AdjustOutcome::Changed(s) => Err(ApiError::conflict(
             codes::CONFLICT,
             format!(
                 "order {} changed while it was being adjusted; read it again and retry",
-                order.id
+                s.order.id.0
             ),
-        ));
+        )),
     }
-    let row = sqlx::query(
-        "INSERT INTO price_adjustments (order_id, operator_id, amount_before_cents, amount_after_cents, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(order.id.clone())
-    .bind(operator.clone())
-    .bind(old_cents)
-    .bind(new_cents)
-    .bind(reason.clone())
-    .bind(time::format(now))
-    .fetch_one(&mut *tx)
-    .await?;
-    let adjustment_id = query::int(&row, "id")?;
-    tx.commit().await?;
-
-    let operator_name = match &operator {
-        Some(id) => state
-            .store
-            .operator(&id.as_str().into())
-            .await?
-            .map(|o| o.name),
-        None => None,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(PriceAdjustment {
-            adjustment_id,
-            order_id: order.id,
-            amount_before_adjustment: order.amount,
-            amount_after_adjustment: new_amount,
-            reason,
-            operator_id: operator,
-            operator_name,
-            create_time: now,
-        }),
-    )
-        .into_response())
 }
 
 /// Who owns an export: the principal kind and id of the assertion.
-fn owner(identity: &Identity) -> (&'static str, String) {
+fn owner(identity: &Identity) -> (&'static str, &str) {
     let kind = match identity.kind {
         CallerKind::Operator => "operator",
         CallerKind::Customer => "customer",
         CallerKind::Session => "session",
     };
-    (kind, identity.id.clone())
+    (kind, &identity.id)
 }
 
 #[derive(Serialize)]
@@ -669,53 +488,37 @@ pub(super) async fn create_export(
     served: &Served,
     req: CreateOrderExport,
 ) -> Result<Response, ApiError> {
-    let pool = state.store.pool();
     let ids: Vec<String> = match req.order_ids {
         Some(given) => {
             // Each id was decided by the gateway; all must still exist.
-            let mut w = Where::new();
-            w.is_in("o.id", given.iter().cloned().map(Bind::Text));
-            if usize::try_from(w.count(pool, "FROM orders o").await?).ok() != Some(given.len()) {
+            if !state.store.orders_exist(&given).await? {
                 return Err(ApiError::denied());
             }
             given
         }
         None => {
-            let listed = order_list(Where::new(), OrderBy::CreateTimeDesc)
-                .run(pool, served, None)
+            let listed = state
+                .store
+                .list_orders(&OrderQuery::default(), &served.list, None)
                 .await?;
-            let (_, rows) = page_or_answer!(listed);
-            rows.iter()
-                .map(|r| query::text(r, "id"))
-                .collect::<Result<_, _>>()?
+            let (_, orders) = page_or_answer!(listed);
+            orders.into_iter().map(|o| o.order.id.0).collect()
         }
     };
 
     // A place in the worker's queue before the export exists: a full queue
     // refuses the request and leaves nothing pending.
     let queued = state.exports.reserve()?;
-    let now = time::now();
-    let export_id = format!(
-        "exp-{}-{}",
-        now.format("%Y%m%d%H%M%S"),
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let (kind, principal) = owner(&served.identity);
-    let ids_json = serde_json::to_string(&ids).map_err(db_error)?;
-    sqlx::query(
-        "INSERT INTO export_tasks (id, principal_kind, principal_id, partner_id, status, order_ids, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(export_id.clone())
-    .bind(kind.to_owned())
-    .bind(principal)
-    .bind(served.identity.partner.clone())
-    .bind(ExportStatus::Pending.as_str().to_owned())
-    .bind(ids_json)
-    .bind(time::format(now))
-    .execute(pool)
-    .await?;
-
+    let (owner_kind, owner_id) = owner(&served.identity);
+    let export_id = state
+        .store
+        .create_export(&NewExport {
+            owner_kind,
+            owner_id,
+            partner: served.identity.partner.as_deref(),
+            order_ids: &ids,
+        })
+        .await?;
     queued.send(ExportJob {
         export_id: export_id.clone(),
         order_ids: ids,
@@ -745,25 +548,17 @@ struct ExportView {
     error_msg: Option<String>,
 }
 
-fn export_from_row(row: &AnyRow) -> Result<ExportView, ApiError> {
-    let ids: Vec<String> =
-        serde_json::from_str(&query::opt_text(row, "order_ids")?.unwrap_or_else(|| "[]".into()))
-            .map_err(db_error)?;
-    let mut view = ExportView {
-        export_id: query::text(row, "id")?,
-        status: query::parse(row, "status")?,
-        order_count: i64::try_from(ids.len()).unwrap_or(i64::MAX),
-        create_time: query::ts(row, "created_at")?,
-        complete_time: query::opt_ts(row, "completed_at")?,
-        error_msg: query::opt_text(row, "error")?,
-    };
-    // Lost with a restart: reported failed at once; the export worker
-    // records it so (`exports::fail_stale`).
-    if view.status == ExportStatus::Pending && view.create_time < stale_before(time::now()) {
-        view.status = ExportStatus::Failed;
-        view.error_msg = Some(INTERRUPTED.to_owned());
+impl From<ExportRecord> for ExportView {
+    fn from(e: ExportRecord) -> Self {
+        ExportView {
+            export_id: e.id,
+            status: e.status,
+            order_count: e.order_count,
+            create_time: e.created_at,
+            complete_time: e.completed_at,
+            error_msg: e.error,
+        }
     }
-    Ok(view)
 }
 
 #[derive(Serialize)]
@@ -779,35 +574,23 @@ pub(super) async fn list_exports(
     served: &Served,
     req: ListOrderExports,
 ) -> Result<Response, ApiError> {
-    let pool = state.store.pool();
-    let list = List {
-        item: EntityType::Export,
-        alias: "e",
-        from: "FROM export_tasks e",
-        columns: "e.id, e.status, e.order_ids, e.created_at, e.completed_at, e.error",
-        filters: Where::new(),
-        order_by: "ORDER BY e.created_at DESC, e.id DESC",
-    };
-    let (total_count, rows) = page_or_answer!(list.run(pool, served, Some(req.paging)).await?);
+    let listed = state.store.list_exports(&served.list, req.paging).await?;
+    let (total_count, exports) = page_or_answer!(listed);
     Ok(Json(ExportPage {
         total_count,
-        exports: rows.iter().map(export_from_row).collect::<Result<_, _>>()?,
+        exports: exports.into_iter().map(ExportView::from).collect(),
     })
     .into_response())
 }
 
 /// Export `id` (with its file), or 403 as for an unknown one.
 async fn export(state: &DomainState, id: &str) -> Result<(ExportView, Option<String>), ApiError> {
-    let pool = state.store.pool();
-    let row = sqlx::query(
-        "SELECT id, status, order_ids, created_at, completed_at, error, csv FROM export_tasks
-         WHERE id = $1",
-    )
-    .bind(id.to_owned())
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(ApiError::denied)?;
-    Ok((export_from_row(&row)?, query::opt_text(&row, "csv")?))
+    let (export, csv) = state
+        .store
+        .export_with_file(id)
+        .await?
+        .ok_or_else(ApiError::denied)?;
+    Ok((export.into(), csv))
 }
 
 /// `GET /v2/orders/customer-orders/exports/{export_id}`.

@@ -27,21 +27,19 @@
 //! `updated_by`; `null` for grants never changed through the API).
 
 use super::extract::Served;
-use super::lists::{page_or_answer, List};
-use super::query::{self, Bind, Where};
+use super::lists::page_or_answer;
 use super::wire;
 use super::DomainState;
 use crate::api_error::{codes, ApiError};
 use crate::catalog::{ListIndirectPartners, SetResellerGrants, ShowResellerGrants};
-use crate::model::PartnerKind;
+use crate::model::Grants;
 use crate::money::to_cents;
-use crate::refs::EntityType;
-use crate::time::{self, Timestamp};
+use crate::store::domain::{GrantsChange, GrantsOutcome, ResellerGrants, ResellerQuery};
+use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::any::AnyRow;
 
 /// The grants as both grant routes answer them, and as listed resellers carry them.
 #[derive(Debug, Serialize)]
@@ -59,27 +57,21 @@ struct GrantsView {
     updated_by: Option<String>,
 }
 
-/// Reads a partners row (with the optional `updated_at`/`updated_by` of the
-/// last grant change) into the grants view.
-fn grants_view(row: &AnyRow) -> Result<GrantsView, ApiError> {
-    Ok(GrantsView {
-        indirect_partner_id: query::text(row, "id")?,
-        budget: crate::store::flag(row, "grant_budget")?,
-        freeze: crate::store::flag(row, "grant_freeze")?,
-        on_behalf: crate::store::flag(row, "grant_on_behalf")?,
-        monthly_quota: query::opt_money(row, "monthly_quota_cents")?,
-        one_time_quota: query::opt_money(row, "one_time_quota_cents")?,
-        updated_at: query::opt_ts(row, "grants_updated_at")?,
-        updated_by: query::opt_text(row, "grants_updated_by")?,
-    })
+impl From<&ResellerGrants> for GrantsView {
+    fn from(r: &ResellerGrants) -> Self {
+        let g = &r.partner.grants;
+        GrantsView {
+            indirect_partner_id: r.partner.id.0.clone(),
+            budget: g.budget,
+            freeze: g.freeze,
+            on_behalf: g.on_behalf,
+            monthly_quota: g.monthly_quota,
+            one_time_quota: g.one_time_quota,
+            updated_at: r.updated_at,
+            updated_by: r.updated_by.clone(),
+        }
+    }
 }
-
-/// Partners with their last grant change.
-const RESELLER_FROM: &str = "FROM partners p
-     LEFT JOIN grant_records g ON g.id = (
-         SELECT MAX(g2.id) FROM grant_records g2 WHERE g2.partner_id = p.id)";
-const RESELLER_COLUMNS: &str =
-    "p.*, g.created_at AS grants_updated_at, g.operator_id AS grants_updated_by";
 
 // ---- ListIndirectPartners ----------------------------------------------------
 
@@ -109,51 +101,30 @@ pub(super) async fn list(
     served: &Served,
     req: ListIndirectPartners,
 ) -> Result<Response, ApiError> {
-    let mut f = Where::new();
-    f.eq(
-        "p.kind",
-        Bind::Text(PartnerKind::Reseller.as_str().to_owned()),
-    );
-    if let Some(v) = &req.account_name {
-        f.contains("p.id", v);
-    }
-    if let Some(v) = &req.indirect_partner_id {
-        f.eq("p.id", Bind::Text(v.clone()));
-    }
-    f.between(
-        "p.created_at",
-        req.associated_on.begin,
-        req.associated_on.end,
-    );
-    let list = List {
-        item: EntityType::Partner,
-        alias: "p",
-        from: RESELLER_FROM,
-        columns: RESELLER_COLUMNS,
-        filters: f,
-        order_by: "ORDER BY p.id",
+    let q = ResellerQuery {
+        account_name: req.account_name.as_deref(),
+        id: req.indirect_partner_id.as_deref(),
+        associated_on: (req.associated_on.begin, req.associated_on.end),
     };
-    let (count, rows) = page_or_answer!(
-        list.run(state.store.pool(), served, Some(req.paging))
-            .await?
-    );
-    let indirect_partners = rows
+    let listed = state
+        .store
+        .list_resellers(&q, &served.list, req.paging)
+        .await?;
+    let (count, resellers) = page_or_answer!(listed);
+    let indirect_partners = resellers
         .iter()
-        .map(|row| {
-            let id = query::text(row, "id")?;
-            Ok(IndirectPartnerInfo {
-                indirect_partner_id: id.clone(),
-                mobile_phone: None,
-                email: None,
-                account_name: id,
-                name: query::text(row, "name")?,
-                associated_on: query::ts(row, "created_at")?,
-                account_manager_id: None,
-                account_manager_name: None,
-                grants: grants_view(row)?,
-            })
+        .map(|r| IndirectPartnerInfo {
+            indirect_partner_id: r.partner.id.0.clone(),
+            mobile_phone: None,
+            email: None,
+            account_name: r.partner.id.0.clone(),
+            name: r.partner.name.clone(),
+            associated_on: r.associated_on,
+            account_manager_id: None,
+            account_manager_name: None,
+            grants: GrantsView::from(r),
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect();
     Ok(Json(ListResellersResponse {
         count,
         indirect_partners,
@@ -163,29 +134,17 @@ pub(super) async fn list(
 
 // ---- grants ------------------------------------------------------------------
 
-/// Reseller `id` with its grants: 403 CBC.0151 when it vanished, 409 when
-/// the partner is no reseller (only resellers hold grants).
-async fn reseller<'c, E>(exec: E, id: &str) -> Result<GrantsView, ApiError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let sql = format!("SELECT {RESELLER_COLUMNS} {RESELLER_FROM} WHERE p.id = $1");
-    let row = sqlx::query(&sql)
-        .bind(id.to_owned())
-        .fetch_optional(exec)
-        .await?
-        .ok_or_else(ApiError::denied)?;
-    if query::text(&row, "kind")? != PartnerKind::Reseller.as_str() {
-        return Err(not_a_reseller());
+/// The grants view of what a grants route found: 403 CBC.0151 when the
+/// partner vanished, 409 when it is no reseller (only resellers hold grants).
+fn answer(outcome: GrantsOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        GrantsOutcome::Reseller(r) => Ok(Json(GrantsView::from(&r)).into_response()),
+        GrantsOutcome::Unknown => Err(ApiError::denied()),
+        GrantsOutcome::NotAReseller => Err(ApiError::conflict(
+            codes::CONFLICT,
+            "Only a reseller holds grants; this partner is not a reseller.",
+        )),
     }
-    grants_view(&row)
-}
-
-fn not_a_reseller() -> ApiError {
-    ApiError::conflict(
-        codes::CONFLICT,
-        "Only a reseller holds grants; this partner is not a reseller.",
-    )
 }
 
 /// `GET /v2/partners/indirect-partners/{partner_id}/grants`.
@@ -193,7 +152,7 @@ pub(super) async fn show_grants(
     state: &DomainState,
     req: ShowResellerGrants,
 ) -> Result<Response, ApiError> {
-    Ok(Json(reseller(state.store.pool(), &req.partner_id).await?).into_response())
+    answer(state.store.reseller_grants(&req.partner_id).await?)
 }
 
 /// `PUT /v2/partners/indirect-partners/{partner_id}/grants`.
@@ -202,52 +161,27 @@ pub(super) async fn set_grants(
     served: &Served,
     req: SetResellerGrants,
 ) -> Result<Response, ApiError> {
-    let cents = |q: Option<Decimal>| {
-        q.map(to_cents)
-            .transpose()
-            .map_err(|e| ApiError::parameter(format!("quota: {e}")))
-    };
-    let monthly = cents(req.monthly_quota)?;
-    let one_time = cents(req.one_time_quota)?;
-    let now = time::format(time::now());
-    let mut tx = state.store.pool().begin().await?;
-    // Writing first takes SQLite's write lock at once; a partner that is no
-    // reseller is left as it was (and the transaction rolled back).
-    let updated = sqlx::query(
-        "UPDATE partners SET grant_budget = $2, grant_freeze = $3, grant_on_behalf = $4,
-            monthly_quota_cents = $5, one_time_quota_cents = $6
-         WHERE id = $1 AND kind = $7",
-    )
-    .bind(req.partner_id.clone())
-    .bind(req.budget)
-    .bind(req.freeze)
-    .bind(req.on_behalf)
-    .bind(monthly)
-    .bind(one_time)
-    .bind(PartnerKind::Reseller.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        // Tells a vanished partner (403) from one that is not a reseller (409).
-        reseller(&mut *tx, &req.partner_id).await?;
-        return Err(not_a_reseller());
+    for quota in [req.monthly_quota, req.one_time_quota]
+        .into_iter()
+        .flatten()
+    {
+        to_cents(quota).map_err(|e| ApiError::parameter(format!("quota: {e}")))?;
     }
-    sqlx::query(
-        "INSERT INTO grant_records (partner_id, operator_id, grant_budget, grant_freeze,
-            grant_on_behalf, monthly_quota_cents, one_time_quota_cents, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    let grants = Grants {
+        budget: req.budget,
+        freeze: req.freeze,
+        on_behalf: req.on_behalf,
+        monthly_quota: req.monthly_quota,
+        one_time_quota: req.one_time_quota,
+    };
+    answer(
+        state
+            .store
+            .set_grants(&GrantsChange {
+                reseller: &req.partner_id,
+                grants: &grants,
+                operator: served.identity.acting_operator(),
+            })
+            .await?,
     )
-    .bind(req.partner_id.clone())
-    .bind(served.identity.acting_operator().map(str::to_owned))
-    .bind(req.budget)
-    .bind(req.freeze)
-    .bind(req.on_behalf)
-    .bind(monthly)
-    .bind(one_time)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let view = reseller(&mut *tx, &req.partner_id).await?;
-    tx.commit().await?;
-    Ok(Json(view).into_response())
 }

@@ -30,19 +30,16 @@
 //!   here (the store keeps no price list to bill them with).
 
 use super::extract::Served;
-use super::lists::{page_or_answer, List, Listed};
-use super::query::{self, bind_all, db_error, Bind, Where};
+use super::lists::page_or_answer;
 use super::{wire, DomainState};
 use crate::api_error::{codes, ApiError};
-use crate::catalog::fields::Paging;
 use crate::catalog::{ListCustomerOnDemandResources, ListPayPerUseCustomerResources, Period};
 use crate::model::{Charging, ResourceOperation, ResourceStatus};
-use crate::refs::EntityType;
-use crate::time::{self, Timestamp};
+use crate::store::domain::{ResourceQuery, ResourceView};
+use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use sqlx::any::AnyRow;
 
 /// The display name of a service type code; the code itself when unknown.
 pub(super) fn service_type_name(code: &str) -> String {
@@ -57,123 +54,6 @@ pub(super) fn service_type_name(code: &str) -> String {
         other => other,
     }
     .to_owned()
-}
-
-/// A resource row as the domain routes read it.
-#[derive(Clone, Debug)]
-pub(super) struct ResourceRow {
-    pub id: String,
-    pub customer: String,
-    pub charging: Charging,
-    pub service_type_code: String,
-    pub resource_type_code: Option<String>,
-    pub name: String,
-    pub region_code: Option<String>,
-    /// The status as stored.
-    pub stored_status: ResourceStatus,
-    /// The status with expiry applied (see the module docs).
-    pub status: ResourceStatus,
-    pub expire_at: Option<Timestamp>,
-    pub order: Option<String>,
-    pub created_at: Timestamp,
-    pub product_id: Option<String>,
-    /// The period of the order line item the resource was bought with.
-    pub period: Option<Period>,
-}
-
-/// `FROM` clause over resources (aliased `r`, with the effective status,
-/// product id and period of its order's line item) joined to their customers
-/// (`c`). Adds the one bind it needs (now) to `w`.
-pub(super) fn resource_source(w: &mut Where) -> String {
-    let now = w.arg(Bind::Text(time::format(time::now())));
-    // The resource's line item in its order: the first one of the same
-    // resource type, else the first one. (Chosen with MIN rather than a
-    // correlated ORDER BY, which SQLite 3.46 fails to resolve under COUNT.)
-    format!(
-        "(SELECT rs.*,
-            CASE WHEN rs.charging = 'yearly_monthly' AND rs.status IN ('in_use', 'stopped')
-                      AND rs.expire_at IS NOT NULL AND rs.expire_at <= {now}
-                 THEN 'expired' ELSE rs.status END AS effective_status,
-            COALESCE(li.product_id, rs.product_id) AS li_product_id, li.period_type AS li_period_type, li.period_num AS li_period_num
-          FROM resources rs
-          LEFT JOIN order_line_items li ON li.id = COALESCE(
-            (SELECT MIN(l.id) FROM order_line_items l
-              WHERE l.order_id = rs.order_id AND l.resource_type_code = rs.resource_type_code),
-            (SELECT MIN(l.id) FROM order_line_items l WHERE l.order_id = rs.order_id))) r
-         JOIN customers c ON c.id = r.customer_id"
-    )
-}
-
-pub(super) fn resource_from_row(row: &AnyRow) -> Result<ResourceRow, ApiError> {
-    let period = match (
-        query::opt_int(row, "li_period_type")?,
-        query::opt_int(row, "li_period_num")?,
-    ) {
-        (Some(period_type), Some(period_num)) => Some(Period {
-            period_type,
-            period_num,
-        }),
-        _ => None,
-    };
-    Ok(ResourceRow {
-        id: query::text(row, "id")?,
-        customer: query::text(row, "customer_id")?,
-        charging: query::parse(row, "charging")?,
-        service_type_code: query::text(row, "service_type_code")?,
-        resource_type_code: query::opt_text(row, "resource_type_code")?,
-        name: query::text(row, "name")?,
-        region_code: query::opt_text(row, "region_code")?,
-        stored_status: query::parse(row, "status")?,
-        status: query::parse(row, "effective_status")?,
-        expire_at: query::opt_ts(row, "expire_at")?,
-        order: query::opt_text(row, "order_id")?,
-        created_at: query::ts(row, "created_at")?,
-        product_id: query::opt_text(row, "li_product_id")?,
-        period,
-    })
-}
-
-/// The resources matching `w` (which must have been started with
-/// [`resource_source`]) that the assertion allows, newest first: one page
-/// and the total.
-pub(super) async fn page_of_resources(
-    state: &DomainState,
-    served: &Served,
-    source: &str,
-    w: Where,
-    paging: Paging,
-) -> Result<Listed, ApiError> {
-    let from = format!("FROM {source}");
-    let list = List {
-        item: EntityType::Resource,
-        alias: "r",
-        from: &from,
-        columns: "r.*",
-        filters: w,
-        order_by: "ORDER BY r.created_at DESC, r.id",
-    };
-    list.run(state.store.pool(), served, Some(paging)).await
-}
-
-/// The rows of a page of resources.
-pub(super) fn resources(rows: &[AnyRow]) -> Result<Vec<ResourceRow>, ApiError> {
-    rows.iter().map(resource_from_row).collect()
-}
-
-/// One resource (with the effective status), or `None`.
-pub(super) async fn resource_of(
-    state: &DomainState,
-    id: &str,
-) -> Result<Option<ResourceRow>, ApiError> {
-    let mut w = Where::new();
-    let source = resource_source(&mut w);
-    w.eq("r.id", Bind::Text(id.to_owned()));
-    let sql = format!("SELECT r.* FROM {source}{}", w.sql());
-    let row = bind_all(sqlx::query(&sql), w.binds())
-        .fetch_optional(state.store.pool())
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(resource_from_row).transpose()
 }
 
 /// Yearly/monthly wire status (OrderInstanceV2).
@@ -196,8 +76,8 @@ fn on_demand_status(s: ResourceStatus) -> i64 {
     }
 }
 
-/// The stored statuses a wire status filter selects.
-fn statuses_for(wire: i64, to_wire: fn(ResourceStatus) -> i64) -> Vec<Bind> {
+/// The statuses a wire status filter selects.
+fn statuses_for(wire: i64, to_wire: fn(ResourceStatus) -> i64) -> Vec<ResourceStatus> {
     [
         ResourceStatus::InUse,
         ResourceStatus::Stopped,
@@ -207,7 +87,6 @@ fn statuses_for(wire: i64, to_wire: fn(ResourceStatus) -> i64) -> Vec<Bind> {
     ]
     .into_iter()
     .filter(|s| to_wire(*s) == wire)
-    .map(|s| Bind::Text(s.as_str().to_owned()))
     .collect()
 }
 
@@ -233,21 +112,22 @@ struct OnDemandResource {
     product_spec_desc: Option<String>,
 }
 
-impl From<ResourceRow> for OnDemandResource {
-    fn from(r: ResourceRow) -> Self {
+impl From<ResourceView> for OnDemandResource {
+    fn from(v: ResourceView) -> Self {
+        let r = v.resource;
         OnDemandResource {
-            customer_id: r.customer,
+            customer_id: r.customer.0,
             region_code: r.region_code,
             availability_zone_code: None,
             service_type_name: service_type_name(&r.service_type_code),
             service_type_code: r.service_type_code,
             resource_type_code: r.resource_type_code,
             resource_type_name: None,
-            resource_id: r.id,
+            resource_id: r.id.0,
             resource_name: r.name,
             effective_time: r.created_at,
             expire_time: r.expire_at,
-            status: on_demand_status(r.status),
+            status: on_demand_status(v.status),
             resource_spec_code: None,
             resource_info: None,
             product_spec_desc: None,
@@ -284,11 +164,12 @@ struct SubscriptionResource {
     enterprise_project: Option<()>,
 }
 
-impl From<ResourceRow> for SubscriptionResource {
-    fn from(r: ResourceRow) -> Self {
+impl From<ResourceView> for SubscriptionResource {
+    fn from(v: ResourceView) -> Self {
+        let r = v.resource;
         SubscriptionResource {
-            id: r.id.clone(),
-            resource_id: r.id,
+            id: r.id.0.clone(),
+            resource_id: r.id.0,
             resource_name: r.name,
             region_code: r.region_code,
             service_type_name: service_type_name(&r.service_type_code),
@@ -297,10 +178,10 @@ impl From<ResourceRow> for SubscriptionResource {
             resource_type_name: None,
             resource_spec_code: None,
             project_id: None,
-            product_id: r.product_id,
+            product_id: v.product_id,
             parent_resource_id: None,
             is_main_resource: 1,
-            status: subscription_status(r.status),
+            status: subscription_status(v.status),
             effective_time: r.created_at,
             expire_time: r.expire_at,
             expire_policy: None,
@@ -333,21 +214,22 @@ pub(super) struct OwnResource {
     product_id: Option<String>,
 }
 
-impl From<ResourceRow> for OwnResource {
-    fn from(r: ResourceRow) -> Self {
+impl From<ResourceView> for OwnResource {
+    fn from(v: ResourceView) -> Self {
+        let r = v.resource;
         OwnResource {
-            resource_id: r.id,
+            resource_id: r.id.0,
             resource_name: r.name,
             charging: r.charging,
             service_type_name: service_type_name(&r.service_type_code),
             service_type_code: r.service_type_code,
             resource_type_code: r.resource_type_code,
             region_code: r.region_code,
-            status: r.status,
+            status: v.status,
             effective_time: r.created_at,
             expire_time: r.expire_at,
-            order_id: r.order,
-            product_id: r.product_id,
+            order_id: r.order.map(|o| o.0),
+            product_id: v.product_id,
         }
     }
 }
@@ -364,33 +246,23 @@ pub(super) async fn list_on_demand(
     served: &Served,
     q: ListCustomerOnDemandResources,
 ) -> Result<Response, ApiError> {
-    let mut w = Where::new();
-    let source = resource_source(&mut w);
-    w.eq("r.customer_id", Bind::Text(q.customer_id));
-    w.eq(
-        "r.charging",
-        Bind::Text(Charging::PayPerUse.as_str().to_owned()),
-    );
-    if !q.resource_ids.is_empty() {
-        w.is_in("r.id", q.resource_ids.into_iter().map(Bind::Text));
-    }
-    if let Some(region) = q.region_code {
-        w.eq("r.region_code", Bind::Text(region));
-    }
-    if let Some(service) = q.service_type_code {
-        w.eq("r.service_type_code", Bind::Text(service));
-    }
-    w.between("r.created_at", q.effective.begin, q.effective.end);
-    if let Some(status) = q.status {
-        w.is_in("r.effective_status", statuses_for(status, on_demand_status));
-    }
-    let listed = page_of_resources(state, served, &source, w, q.paging).await?;
-    let (total_count, rows) = page_or_answer!(listed);
+    let query = ResourceQuery {
+        customer: Some(&q.customer_id),
+        charging: Some(Charging::PayPerUse),
+        ids: &q.resource_ids,
+        region_code: q.region_code.as_deref(),
+        service_type_code: q.service_type_code.as_deref(),
+        created: (q.effective.begin, q.effective.end),
+        statuses: q.status.map(|s| statuses_for(s, on_demand_status)),
+        ..ResourceQuery::default()
+    };
+    let listed = state
+        .store
+        .list_resources(&query, &served.list, q.paging)
+        .await?;
+    let (total_count, resources) = page_or_answer!(listed);
     Ok(Json(OnDemandPage {
-        resources: resources(&rows)?
-            .into_iter()
-            .map(OnDemandResource::from)
-            .collect(),
+        resources: resources.into_iter().map(OnDemandResource::from).collect(),
         total_count,
     })
     .into_response())
@@ -408,36 +280,29 @@ pub(super) async fn list_subscriptions(
     served: &Served,
     q: ListPayPerUseCustomerResources,
 ) -> Result<Response, ApiError> {
-    let mut w = Where::new();
-    let source = resource_source(&mut w);
-    w.eq("r.customer_id", Bind::Text(q.customer_id));
-    w.eq(
-        "r.charging",
-        Bind::Text(Charging::YearlyMonthly.as_str().to_owned()),
-    );
-    if !q.resource_ids.is_empty() {
-        w.is_in("r.id", q.resource_ids.into_iter().map(Bind::Text));
-    }
-    // Every resource here is a main resource, so only_main_resource filters nothing.
-    if let Some(order) = q.order_id {
-        w.eq("r.order_id", Bind::Text(order));
-    }
-    if let Some(service) = q.service_type_code {
-        w.eq("r.service_type_code", Bind::Text(service));
-    }
-    w.between("r.expire_at", q.expire.begin, q.expire.end);
-    let statuses: Vec<Bind> = q
+    let statuses: Vec<ResourceStatus> = q
         .status_list
         .iter()
         .flat_map(|s| statuses_for(*s, subscription_status))
         .collect();
-    if !statuses.is_empty() {
-        w.is_in("r.effective_status", statuses);
-    }
-    let listed = page_of_resources(state, served, &source, w, q.paging).await?;
-    let (total_count, rows) = page_or_answer!(listed);
+    let query = ResourceQuery {
+        customer: Some(&q.customer_id),
+        charging: Some(Charging::YearlyMonthly),
+        ids: &q.resource_ids,
+        // Every resource here is a main resource, so only_main_resource filters nothing.
+        order: q.order_id.as_deref(),
+        service_type_code: q.service_type_code.as_deref(),
+        expire: (q.expire.begin, q.expire.end),
+        statuses: (!statuses.is_empty()).then_some(statuses),
+        ..ResourceQuery::default()
+    };
+    let listed = state
+        .store
+        .list_resources(&query, &served.list, q.paging)
+        .await?;
+    let (total_count, resources) = page_or_answer!(listed);
     Ok(Json(SubscriptionPage {
-        data: resources(&rows)?
+        data: resources
             .into_iter()
             .map(SubscriptionResource::from)
             .collect(),
@@ -457,19 +322,20 @@ fn refuse(msg: String) -> ApiError {
     ApiError::conflict(codes::CONFLICT, msg)
 }
 
-/// The O&M state machine (see the module docs). `r.status` is the effective status.
+/// The O&M state machine (see the module docs), from the effective status.
 pub(super) fn transition(
-    r: &ResourceRow,
+    v: &ResourceView,
     op: ResourceOperation,
     now: Timestamp,
 ) -> Result<Transition, ApiError> {
     use ResourceStatus::*;
-    let id = &r.id;
+    let r = &v.resource;
+    let id = r.id.as_str();
     let stay = |status| Transition {
         status,
         expire_at: r.expire_at,
     };
-    match (op, r.status) {
+    match (op, v.status) {
         (_, Closed) => Err(refuse(format!(
             "resource {id} is closed; no operation applies to it"
         ))),
@@ -496,7 +362,7 @@ pub(super) fn transition(
                     "resource {id} is pay-per-use; only yearly/monthly resources are renewed"
                 )));
             }
-            let period = r.period.unwrap_or(Period::ONE_MONTH);
+            let period = v.period.unwrap_or(Period::ONE_MONTH);
             let from = r.expire_at.map_or(now, |e| e.max(now));
             let expire_at = period
                 .after(from)
@@ -514,6 +380,8 @@ pub(super) fn transition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Resource;
+    use crate::time;
 
     fn ts(s: &str) -> Timestamp {
         time::parse(s).unwrap()
@@ -524,20 +392,22 @@ mod tests {
         status: ResourceStatus,
         expire: Option<&str>,
         period: Option<Period>,
-    ) -> ResourceRow {
-        ResourceRow {
-            id: "r1".into(),
-            customer: "c1".into(),
-            charging,
-            service_type_code: "hws.service.type.ec2".into(),
-            resource_type_code: None,
-            name: "n".into(),
-            region_code: None,
-            stored_status: status,
+    ) -> ResourceView {
+        ResourceView {
+            resource: Resource {
+                id: "r1".into(),
+                customer: "c1".into(),
+                charging,
+                service_type_code: "hws.service.type.ec2".into(),
+                resource_type_code: None,
+                name: "n".into(),
+                region_code: None,
+                status,
+                expire_at: expire.map(ts),
+                order: None,
+                created_at: ts("2026-01-01T00:00:00Z"),
+            },
             status,
-            expire_at: expire.map(ts),
-            order: None,
-            created_at: ts("2026-01-01T00:00:00Z"),
             product_id: None,
             period,
         }
@@ -556,7 +426,7 @@ mod tests {
                 None,
             )
         };
-        let ok = |r: &ResourceRow, op| transition(r, op, now).map(|t| t.status);
+        let ok = |r: &ResourceView, op| transition(r, op, now).map(|t| t.status);
         assert_eq!(ok(&ym(Stopped), Start), Ok(InUse));
         assert!(ok(&ym(InUse), Start).is_err());
         assert_eq!(ok(&ym(InUse), Stop), Ok(Stopped));
@@ -610,14 +480,7 @@ mod tests {
 
     #[test]
     fn wire_status_filters_select_the_mapped_statuses() {
-        let names = |v: Vec<Bind>| {
-            v.into_iter()
-                .map(|b| match b {
-                    Bind::Text(s) => s,
-                    Bind::Int(_) => unreachable!(),
-                })
-                .collect::<Vec<_>>()
-        };
+        let names = |v: Vec<ResourceStatus>| v.iter().map(|s| s.as_str()).collect::<Vec<_>>();
         assert_eq!(
             names(statuses_for(2, subscription_status)),
             ["in_use", "stopped"]

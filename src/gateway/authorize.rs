@@ -11,8 +11,10 @@ use crate::audit::DecisionRecord;
 use crate::authorizer::{AuthorizeError, Question};
 use crate::catalog::contact::REVEAL_CONTACT;
 use crate::catalog::ListOf;
-use crate::filter::{self, sql, Filter, ListScope};
+use crate::filter::{Filter, ListScope};
+use crate::policy::residual_filter;
 use crate::refs::{EntityRef, EntityType};
+use crate::store::filter_sql as sql;
 use serde_json::{json, Map, Value};
 
 /// What the policies allowed for one request.
@@ -180,7 +182,7 @@ impl Gateway {
             .authorizer
             .residuals(&call.question(REVEAL_CONTACT, context), item)
             .await?;
-        match filter::compile(&residuals, item).exact {
+        match residual_filter::compile(&residuals, item).exact {
             Some(f) if sql::check(&f, item).is_ok() => Ok(f),
             _ => Err(GatewayError::Api(ApiError::invalid(format!(
                 "searching by {} is not available: it may match only customers whose {} you may reveal, and the policies' reveal rule has no filter form; search by account_name or customer_id",

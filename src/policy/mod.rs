@@ -8,6 +8,7 @@
 pub(crate) mod load;
 pub mod partial;
 pub(crate) mod plan;
+pub mod residual_filter;
 mod reuse;
 pub mod shadow;
 

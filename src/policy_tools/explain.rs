@@ -267,9 +267,12 @@ impl PartialAnswer {
         item: crate::refs::EntityType,
     ) -> (PartialAnswer, ListScope) {
         let policy = |id: &str| DeterminingPolicy::of(engine, id);
-        let (scope, item_by_item) = crate::filter::scope(residuals, item);
+        let (scope, item_by_item) = crate::policy::residual_filter::scope(residuals, item);
         let (filter, sql) = match &scope {
-            ListScope::Filter(f) => (Some(f.clone()), crate::filter::sql::readable(f, item).ok()),
+            ListScope::Filter(f) => (
+                Some(f.clone()),
+                crate::store::filter_sql::readable(f, item).ok(),
+            ),
             _ => (None, None),
         };
         let answer = PartialAnswer {

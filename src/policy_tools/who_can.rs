@@ -17,10 +17,12 @@
 use super::explain::PartialAnswer;
 use super::DeterminingPolicy;
 use crate::entities::{EntityError, EntityLoader};
-use crate::filter::{self, sql, Filter, ListScope};
+use crate::filter::{Filter, ListScope};
 use crate::policy::partial::Residuals;
+use crate::policy::residual_filter;
 use crate::policy::{AccessRequest, PolicyEngine};
 use crate::refs::{EntityRef, EntityType};
+use crate::store::filter_sql as sql;
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -199,7 +201,7 @@ fn by_permit(
                 ancestors: residuals.ancestors.clone(),
                 ..Residuals::default()
             };
-            let exact = filter::compile(&alone, ty)
+            let exact = residual_filter::compile(&alone, ty)
                 .exact
                 .map(|f| Filter::and(vec![f, allowed.clone()]))
                 .ok_or_else(|| format!("permit {} alone has no filter form", p.id))?;

@@ -4,10 +4,14 @@
 //! text times); only the migrations come in two dialect files.
 
 mod credentials;
+pub mod domain;
+pub mod filter_sql;
+mod lists;
 mod migrations;
 pub mod query;
 mod read;
 pub mod replays;
+pub(crate) mod row;
 pub mod seed;
 pub mod sessions;
 
@@ -18,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use credentials::NewOperator;
-pub use read::{flag, CredentialRecord};
+pub use read::CredentialRecord;
 
 /// The default database: a SQLite file under `data/`, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/partner-gateway.db";
@@ -56,6 +60,46 @@ impl From<chrono::ParseError> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the database cannot be reached or written now (the request
+    /// may succeed later), rather than that the request met a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(e) if database_unavailable(e))
+    }
+}
+
+/// Whether `e` says the database cannot be reached or written now (the
+/// request may succeed later), rather than that the request met a bug.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL (SQLSTATE, 5 characters): connection exceptions,
+            // out of resources, operator intervention (shutdown), and a
+            // read-only transaction (a standby after failover, or
+            // `default_transaction_read_only`).
+            let postgres = code.len() == 5
+                && (code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "25006");
+            // SQLite (a number, the primary code in its low byte): BUSY,
+            // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+            let sqlite = code.len() < 5
+                && code
+                    .parse::<i32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
+            postgres || sqlite
+        }
+        _ => false,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -1,13 +1,11 @@
 //! Reading records back: one function per entity kind, used by the entity
 //! builder (Cedar), the domain store and the tests.
 
+use super::row::{flag, get, money, opt_enum, opt_money, opt_ts, parse_enum, ts};
 use super::{Store, StoreError, StoreResult};
 use crate::ids::*;
 use crate::model::*;
-use crate::money::from_cents;
-use crate::time::{self, Timestamp};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// An AK/SK credential with its secret unsealed.
 #[derive(Clone)]
@@ -27,54 +25,6 @@ impl std::fmt::Debug for CredentialRecord {
             .field("secret", &"<redacted>")
             .finish()
     }
-}
-
-fn get<T>(row: &AnyRow, col: &str) -> StoreResult<T>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    Ok(row.try_get::<T, _>(col)?)
-}
-
-/// A flag column: BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
-pub fn flag(row: &AnyRow, col: &str) -> StoreResult<bool> {
-    match row.try_get::<bool, _>(col) {
-        Ok(b) => Ok(b),
-        Err(_) => Ok(row.try_get::<i64, _>(col)? != 0),
-    }
-}
-
-fn parse_enum<T: std::str::FromStr<Err = UnknownValue>>(row: &AnyRow, col: &str) -> StoreResult<T> {
-    Ok(get::<String>(row, col)?.parse::<T>()?)
-}
-
-fn opt_enum<T: std::str::FromStr<Err = UnknownValue>>(
-    row: &AnyRow,
-    col: &str,
-) -> StoreResult<Option<T>> {
-    Ok(match get::<Option<String>>(row, col)? {
-        Some(s) => Some(s.parse::<T>()?),
-        None => None,
-    })
-}
-
-fn ts(row: &AnyRow, col: &str) -> StoreResult<Timestamp> {
-    Ok(time::parse(&get::<String>(row, col)?)?)
-}
-
-fn opt_ts(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
-    Ok(match get::<Option<String>>(row, col)? {
-        Some(s) => Some(time::parse(&s)?),
-        None => None,
-    })
-}
-
-fn money(row: &AnyRow, col: &str) -> StoreResult<rust_decimal::Decimal> {
-    Ok(from_cents(get::<i64>(row, col)?))
-}
-
-fn opt_money(row: &AnyRow, col: &str) -> StoreResult<Option<rust_decimal::Decimal>> {
-    Ok(get::<Option<i64>>(row, col)?.map(from_cents))
 }
 
 pub(crate) fn partner_from_row(row: &AnyRow) -> StoreResult<Partner> {
@@ -134,8 +84,10 @@ pub(crate) fn authorization_from_row(row: &AnyRow) -> StoreResult<Authorization>
         scopes: split_set(&get::<String>(row, "scopes")?)?,
         status: parse_enum(row, "status")?,
         requested_by: get::<Option<String>>(row, "requested_by")?.map(OperatorId),
+        duration_days: get(row, "duration_days")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
+        approved_at: opt_ts(row, "approved_at")?,
         expires_at: ts(row, "expires_at")?,
     })
 }
@@ -162,7 +114,6 @@ pub(crate) fn order_from_row(row: &AnyRow) -> StoreResult<Order> {
         currency: get(row, "currency")?,
         created_at: ts(row, "created_at")?,
         payment_time: opt_ts(row, "payment_time")?,
-        line_items: Vec::new(),
     })
 }
 
@@ -369,24 +320,12 @@ impl Store {
 
     /// One order with its line items.
     pub async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {
-        let Some(mut order) = self
-            .fetch_one_by_id(
-                "SELECT * FROM orders WHERE id = $1",
-                id.as_str(),
-                order_from_row,
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        order.line_items = self
-            .fetch_all_by_id(
-                "SELECT * FROM order_line_items WHERE order_id = $1 ORDER BY id",
-                id.as_str(),
-                line_item_from_row,
-            )
-            .await?;
-        Ok(Some(order))
+        self.fetch_one_by_id(
+            "SELECT * FROM orders WHERE id = $1",
+            id.as_str(),
+            order_from_row,
+        )
+        .await
     }
 
     pub async fn resource(&self, id: &ResourceId) -> StoreResult<Option<Resource>> {

@@ -236,3 +236,34 @@ fn no_file_is_in_an_import_cycle() {
         }
     }
 }
+
+/// The domain store's handlers parse, call the store and answer: every
+/// query is in `src/store/` (`store::domain`), none in `src/domain/`.
+#[test]
+fn the_domain_store_handlers_hold_no_sql() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src/domain"), &mut files);
+    assert!(!files.is_empty());
+    let sql = [
+        "sqlx",
+        "SELECT ",
+        "INSERT INTO",
+        "UPDATE ",
+        "DELETE FROM",
+        " WHERE ",
+    ];
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let name = f.strip_prefix(root()).unwrap().display().to_string();
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim_start().starts_with("//"))
+                .filter(|(_, l)| sql.iter().any(|s| l.contains(s)))
+                .map(|(n, l)| format!("{name}:{}: {}", n + 1, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(found.is_empty(), "SQL in src/domain:\n{}", found.join("\n"));
+}

@@ -13,9 +13,9 @@
 //! are uncorrelated `IN (SELECT ...)` sets, which each database evaluates
 //! once per query, not once per row.
 
-use super::{CmpOp, Filter, Scalar};
+use super::query::{Bind, Where};
+use crate::filter::{CmpOp, Filter, Scalar};
 use crate::refs::{EntityRef, EntityType};
-use crate::store::query::{Bind, Where};
 
 /// A filter that has no SQL form here (the gateway then decides each
 /// candidate instead).
@@ -82,6 +82,16 @@ pub async fn ids(
         .iter()
         .map(|r| r.try_get::<String, _>("id"))
         .collect()
+}
+
+/// The SQL text of a comparison.
+fn sql_operator(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+    }
 }
 
 /// The table that holds entities of type `t`.
@@ -451,7 +461,7 @@ impl Compiler<'_> {
                     CmpOp::Le | CmpOp::Gt => floor,
                 };
                 let p = self.w.arg(Bind::Text(bound));
-                Ok(format!("{a}.{col} {} {p}", op.sql()))
+                Ok(format!("{a}.{col} {} {p}", sql_operator(*op)))
             }
             (Attr::Datetime(col), Test::Eq(Scalar::Datetime(text))) => {
                 let (floor, ceil) = whole_seconds(text).ok_or_else(unsupported)?;

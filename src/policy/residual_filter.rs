@@ -5,10 +5,36 @@
 //! a superset filter (each unknown part replaced by what keeps every allowed
 //! item in) narrows the candidates the gateway then decides one by one.
 
-use super::{CmpOp, Filter, Path, Residuals, Scalar, Unknown};
+use super::partial::{Residuals, Unknown};
+use crate::filter::{CmpOp, Filter, ListScope, Path, Scalar};
 use crate::refs::{EntityRef, EntityType};
+use crate::store::filter_sql;
 use cedar_policy::pst::{BinaryOp, Expr, Literal, UnaryOp, Var};
 use std::collections::HashMap;
+
+/// How the entities `residuals` allow are found: exactly, by a filter with
+/// an SQL form ([`ListScope::Filter`]); or, for a form the compiler or the
+/// SQL mapping does not know, among the candidates of a superset filter,
+/// each then decided ([`ListScope::Candidates`]), with why.
+pub fn scope(residuals: &Residuals, item: EntityType) -> (ListScope, Vec<String>) {
+    let compiled = compile(residuals, item);
+    match compiled.exact {
+        Some(f) if filter_sql::check(&f, item).is_ok() => (ListScope::Filter(f), Vec::new()),
+        exact => {
+            let mut why: Vec<String> = exact
+                .and_then(|f| filter_sql::check(&f, item).err())
+                .map(|e| e.to_string())
+                .into_iter()
+                .collect();
+            why.extend(compiled.unknown);
+            let superset = match filter_sql::check(&compiled.superset, item) {
+                Ok(()) => compiled.superset,
+                Err(_) => Filter::True,
+            };
+            (ListScope::Candidates(superset), why)
+        }
+    }
+}
 
 /// A compiled list question.
 #[derive(Clone, Debug, PartialEq)]

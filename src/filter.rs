@@ -1,25 +1,19 @@
 //! Lists that follow the policies: which items of one entity type the
-//! caller may see, as a typed filter the store runs in SQL.
+//! caller may see, as a typed filter over the items' attributes.
 //!
 //! The gateway asks the policies about every item at once
-//! ([`crate::policy::PolicyEngine::residuals`]), compiles what is left
-//! ([`compile`]) into a [`Filter`] over the item's attributes and hands it to
-//! the store in the signed assertion, as data. The store turns it into SQL
-//! ([`sql`]) over the same attribute mapping the entity loader uses, so a
-//! list holds exactly the items a single decision would allow, and `count`
-//! and paging are exact.
+//! ([`crate::policy::PolicyEngine::residuals`]), compiles what is left into
+//! a [`Filter`] ([`crate::policy::residual_filter`]) and hands it to the
+//! store in the signed assertion, as data. The store turns it into SQL
+//! ([`crate::store::filter_sql`]) over the same attribute columns the entity
+//! loader reads, so a list holds exactly the items a single decision would
+//! allow, and `count` and paging are exact.
 //!
 //! A residual form the compiler does not know is never guessed at: the list
 //! falls back to deciding each candidate item with the same engine
 //! ([`ListScope::Candidates`], then [`ListScope::Decided`]), slower but exact.
 
-mod compile;
-pub mod sql;
-
-pub use compile::{compile, Compiled};
-
-use crate::policy::partial::{Residuals, Unknown};
-use crate::refs::{EntityRef, EntityType};
+use crate::refs::EntityRef;
 use serde::{Deserialize, Serialize};
 
 /// An attribute path from the item: `[]` is the item itself,
@@ -97,15 +91,6 @@ impl CmpOp {
             CmpOp::Le => CmpOp::Ge,
             CmpOp::Gt => CmpOp::Lt,
             CmpOp::Ge => CmpOp::Le,
-        }
-    }
-
-    pub fn sql(self) -> &'static str {
-        match self {
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
         }
     }
 }
@@ -199,30 +184,6 @@ impl Filter {
                 Some(path)
             }
             _ => None,
-        }
-    }
-}
-
-/// How the entities `residuals` allow are found: exactly, by a filter with
-/// an SQL form ([`ListScope::Filter`]); or, for a form the compiler or the
-/// SQL mapping does not know, among the candidates of a superset filter,
-/// each then decided ([`ListScope::Candidates`]), with why.
-pub fn scope(residuals: &Residuals, item: EntityType) -> (ListScope, Vec<String>) {
-    let compiled = compile(residuals, item);
-    match compiled.exact {
-        Some(f) if sql::check(&f, item).is_ok() => (ListScope::Filter(f), Vec::new()),
-        exact => {
-            let mut why: Vec<String> = exact
-                .and_then(|f| sql::check(&f, item).err())
-                .map(|e| e.to_string())
-                .into_iter()
-                .collect();
-            why.extend(compiled.unknown);
-            let superset = match sql::check(&compiled.superset, item) {
-                Ok(()) => compiled.superset,
-                Err(_) => Filter::True,
-            };
-            (ListScope::Candidates(superset), why)
         }
     }
 }
