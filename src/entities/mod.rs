@@ -13,9 +13,10 @@ mod principals;
 pub use principals::PrincipalRow;
 
 use crate::ids::*;
-use crate::model::{self, PartnerKind, SessionFacts};
+use crate::model::SessionFacts;
 use crate::policy::PolicyEngine;
 use crate::refs::{EntityRef, EntityType};
+use crate::store::attributes::Value;
 use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
@@ -542,111 +543,86 @@ impl EntityLoader {
         Ok(Some(record))
     }
 
-    /// Reads one entity from the store. Besides its record, it may return
+    /// Reads one entity from the store, through the attribute table
+    /// ([`crate::store::attributes`]). Besides its record, it may return
     /// records read along the way (a customer's live authorization).
     async fn fetch(
         &self,
         r: &EntityRef,
     ) -> Result<Option<(Record, Vec<(EntityRef, Record)>)>, EntityError> {
+        // Read by `slice` itself, never cached.
+        if let EntityRef::Session(_) = r {
+            return Ok(None);
+        }
         let s = &self.store;
         let stamp = || Stamp::Read(self.records_read.fetch_add(1, Ordering::Relaxed));
-        Ok(match r {
-            EntityRef::Partner(id) => s
-                .partner(&PartnerId::from(id.as_str()))
-                .await?
-                .map(|p| partner_record(&p, stamp()))
-                .transpose()?
-                .map(|rec| (rec, vec![])),
-            EntityRef::Operator(id) => s
-                .operator(&OperatorId::from(id.as_str()))
-                .await?
-                .map(|o| operator_record(&o, stamp()))
-                .transpose()?
-                .map(|rec| (rec, vec![])),
-            EntityRef::Customer(id) => {
-                let Some(c) = s.customer(&CustomerId::from(id.as_str())).await? else {
-                    return Ok(None);
-                };
-                let candidates = s.live_authorization_candidates(&c.id, &c.partner).await?;
-                let live = candidates.first();
-                let mut extra = Vec::new();
-                if let Some(a) = live {
+        let Some(stored) = s.entity_values(r).await? else {
+            return Ok(None);
+        };
+        let mut attrs = stored
+            .attrs
+            .into_iter()
+            .map(|(name, value)| Ok((name, expression(value)?)))
+            .collect::<Result<Vec<_>, EntityError>>()?;
+        let mut extra = Vec::new();
+        let mut live_candidates = Vec::new();
+        if let EntityRef::Customer(id) = r {
+            // The derived attribute: the live authorization to the
+            // customer's own partner, chosen among its rows.
+            let partner = stored
+                .parents
+                .iter()
+                .find_map(|p| match p {
+                    EntityRef::Partner(p) => Some(PartnerId::from(p.as_str())),
+                    _ => None,
+                })
+                .ok_or_else(|| StoreError::Corrupt(format!("customer {id} has no partner")))?;
+            let candidates = s
+                .live_authorization_candidates(&CustomerId::from(id.as_str()), &partner)
+                .await?;
+            if let Some(a) = candidates.first() {
+                let live = EntityRef::Authorization(a.id.0.clone());
+                if let Some(stored) = s.entity_values(&live).await? {
+                    let live_attrs = stored
+                        .attrs
+                        .into_iter()
+                        .map(|(name, value)| Ok((name, expression(value)?)))
+                        .collect::<Result<Vec<_>, EntityError>>()?;
                     extra.push((
-                        EntityRef::Authorization(a.id.0.clone()),
-                        authorization_record(a, stamp())?,
+                        live.clone(),
+                        build(&live, live_attrs, stored.parents, stamp())?,
                     ));
                 }
-                let mut rec = customer_record(&c, live.map(|a| &a.id), stamp())?;
-                rec.live_candidates = candidates.iter().map(|a| a.id.0.clone()).collect();
-                Some((rec, extra))
+                attrs.push(("authorization", entity(&live)));
             }
-            EntityRef::Authorization(id) => s
-                .authorization(&AuthorizationId::from(id.as_str()))
-                .await?
-                .map(|a| authorization_record(&a, stamp()))
-                .transpose()?
-                .map(|rec| (rec, vec![])),
-            EntityRef::Order(id) => {
-                // Only the owner matters to the policies; skip the line items.
-                let customer: Option<(String,)> =
-                    sqlx::query_as("SELECT customer_id FROM orders WHERE id = $1")
-                        .bind(id.clone())
-                        .fetch_optional(s.pool())
-                        .await
-                        .map_err(StoreError::from)?;
-                match customer {
-                    Some((customer,)) => {
-                        Some((child_record(r, &customer, vec![], stamp())?, vec![]))
-                    }
-                    None => None,
-                }
-            }
-            EntityRef::Resource(id) => s
-                .resource(&ResourceId::from(id.as_str()))
-                .await?
-                .map(|res| {
-                    child_record(
-                        r,
-                        res.customer.as_str(),
-                        vec![(
-                            "charging",
-                            RestrictedExpression::new_string(res.charging.as_str().to_owned()),
-                        )],
-                        stamp(),
-                    )
-                })
-                .transpose()?
-                .map(|rec| (rec, vec![])),
-            EntityRef::Export(id) => {
-                let owner: Option<(String, String)> = sqlx::query_as(
-                    "SELECT principal_kind, principal_id FROM export_tasks WHERE id = $1",
-                )
-                .bind(id.clone())
-                .fetch_optional(s.pool())
-                .await
-                .map_err(StoreError::from)?;
-                match owner {
-                    Some((kind, owner)) => {
-                        let owner = match kind.as_str() {
-                            "operator" => EntityRef::Operator(owner),
-                            "customer" => EntityRef::Customer(owner),
-                            "session" => EntityRef::Session(owner),
-                            other => {
-                                return Err(StoreError::Corrupt(format!(
-                                    "export {id} has an owner of kind {other:?}"
-                                ))
-                                .into())
-                            }
-                        };
-                        Some((build(r, vec![], vec![owner], stamp())?, vec![]))
-                    }
-                    None => None,
-                }
-            }
-            // Read by `slice` itself, never cached.
-            EntityRef::Session(_) => None,
-        })
+            live_candidates = candidates.iter().map(|a| a.id.0.clone()).collect();
+        }
+        let mut record = build(r, attrs, stored.parents, stamp())?;
+        record.live_candidates = live_candidates;
+        Ok(Some((record, extra)))
     }
+}
+
+/// A stored value as Cedar's.
+fn expression(value: Value) -> Result<RestrictedExpression, EntityError> {
+    Ok(match value {
+        Value::Entity(r) => entity(&r),
+        Value::String(s) => RestrictedExpression::new_string(s),
+        Value::Bool(b) => RestrictedExpression::new_bool(b),
+        Value::Strings(items) => strings(items),
+        Value::Datetime(t) => datetime(t),
+        Value::Decimal(d) => decimal(d),
+        Value::Record(fields) => RestrictedExpression::new_record(
+            fields
+                .into_iter()
+                .map(|(name, v)| Ok((name.to_owned(), expression(v)?)))
+                .collect::<Result<Vec<_>, EntityError>>()?,
+        )
+        .map_err(|e| EntityError::Build {
+            entity: String::new(),
+            message: e.to_string(),
+        })?,
+    })
 }
 
 /// Checks one entity against `engine`'s schema: attributes and their types,
@@ -774,121 +750,9 @@ fn decimal(d: Decimal) -> RestrictedExpression {
     RestrictedExpression::new_decimal(text)
 }
 
-fn partner_record(p: &model::Partner, stamp: Stamp) -> Result<Record, EntityError> {
-    let r = EntityRef::Partner(p.id.0.clone());
-    // Only a reseller holds grants; anyone else gets all-false, no quotas.
-    let reseller = p.kind == PartnerKind::Reseller;
-    let mut grants = vec![
-        (
-            "budget".to_owned(),
-            RestrictedExpression::new_bool(reseller && p.grants.budget),
-        ),
-        (
-            "freeze".to_owned(),
-            RestrictedExpression::new_bool(reseller && p.grants.freeze),
-        ),
-        (
-            "on_behalf".to_owned(),
-            RestrictedExpression::new_bool(reseller && p.grants.on_behalf),
-        ),
-    ];
-    if reseller {
-        if let Some(q) = p.grants.monthly_quota {
-            grants.push(("monthly_quota".to_owned(), decimal(q)));
-        }
-        if let Some(q) = p.grants.one_time_quota {
-            grants.push(("one_time_quota".to_owned(), decimal(q)));
-        }
-    }
-    let grants = RestrictedExpression::new_record(grants).map_err(|e| EntityError::Build {
-        entity: r.to_string(),
-        message: e.to_string(),
-    })?;
-    let mut attrs = vec![("kind", string(p.kind.as_str())), ("grants", grants)];
-    let mut parents = Vec::new();
-    if let (true, Some(dist)) = (reseller, &p.distributor) {
-        let dist = EntityRef::Partner(dist.0.clone());
-        attrs.push(("distributor", entity(&dist)));
-        parents.push(dist);
-    }
-    build(&r, attrs, parents, stamp)
-}
-
-fn operator_record(o: &model::Operator, stamp: Stamp) -> Result<Record, EntityError> {
-    let partner = EntityRef::Partner(o.partner.0.clone());
-    build(
-        &EntityRef::Operator(o.id.0.clone()),
-        vec![
-            ("partner", entity(&partner)),
-            ("roles", strings(o.roles.iter().map(|r| r.as_str()))),
-            ("status", string(o.status.as_str())),
-        ],
-        vec![partner],
-        stamp,
-    )
-}
-
-fn customer_record(
-    c: &model::Customer,
-    live: Option<&AuthorizationId>,
-    stamp: Stamp,
-) -> Result<Record, EntityError> {
-    let partner = EntityRef::Partner(c.partner.0.clone());
-    let mut attrs = vec![
-        ("partner", entity(&partner)),
-        ("association", string(c.association.as_str())),
-        ("frozen", RestrictedExpression::new_bool(c.frozen)),
-    ];
-    if let Some(am) = &c.account_manager {
-        attrs.push((
-            "account_manager",
-            entity(&EntityRef::Operator(am.0.clone())),
-        ));
-    }
-    if let (true, Some(ft)) = (c.frozen, c.freeze_type) {
-        attrs.push(("freeze_type", string(ft.as_str())));
-    }
-    if let Some(a) = live {
-        let a = EntityRef::Authorization(a.0.clone());
-        attrs.push(("authorization", entity(&a)));
-    }
-    build(
-        &EntityRef::Customer(c.id.0.clone()),
-        attrs,
-        vec![partner],
-        stamp,
-    )
-}
-
-fn authorization_record(a: &model::Authorization, stamp: Stamp) -> Result<Record, EntityError> {
-    let customer = EntityRef::Customer(a.customer.0.clone());
-    let partner = EntityRef::Partner(a.partner.0.clone());
-    build(
-        &EntityRef::Authorization(a.id.0.clone()),
-        vec![
-            ("customer", entity(&customer)),
-            ("partner", entity(&partner)),
-            ("scopes", strings(a.scopes.iter().map(|s| s.as_str()))),
-            ("status", string(a.status.as_str())),
-            ("expires_at", datetime(a.expires_at)),
-        ],
-        vec![customer],
-        stamp,
-    )
-}
-
-/// An order or resource: `in` its customer, with a `customer` attribute.
-fn child_record(
-    r: &EntityRef,
-    customer: &str,
-    mut attrs: Vec<(&str, RestrictedExpression)>,
-    stamp: Stamp,
-) -> Result<Record, EntityError> {
-    let customer = EntityRef::Customer(customer.to_owned());
-    attrs.push(("customer", entity(&customer)));
-    build(r, attrs, vec![customer], stamp)
-}
-
+/// A session, from the facts authentication read (sessions are read each
+/// time, never cached: ending one must show at once). Its attributes are
+/// the attribute table's (a test holds them to it).
 fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
     let operator = EntityRef::Operator(s.operator.0.clone());
     let customer = EntityRef::Customer(s.customer.0.clone());
@@ -927,6 +791,21 @@ mod tests {
             end_reason: None,
             authorization_id: None,
         }
+    }
+
+    #[test]
+    fn a_session_has_the_attribute_tables_attributes() {
+        let mut facts = session("2027-01-02T03:04:05Z", true);
+        facts.authorization_id = Some(AuthorizationId::from("auth-1"));
+        let record = session_record(&facts).unwrap();
+        let mut built: Vec<String> = record.entity.attrs().map(|(k, _)| k.to_string()).collect();
+        let mut table: Vec<String> = crate::store::attributes::attributes(EntityType::Session)
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        built.sort();
+        table.sort();
+        assert_eq!(built, table);
     }
 
     #[test]

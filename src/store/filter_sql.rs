@@ -1,18 +1,19 @@
 //! [`Filter`] → an SQL condition over the rows of a list's item table, the
 //! same text on SQLite and PostgreSQL.
 //!
-//! The attribute mapping below mirrors how `crate::entities` builds each
-//! entity from its row: which column an attribute is, when an optional one
-//! exists (`has`), and which parents `in` follows (a customer is in its
-//! partner, a reseller in its distributor, an order in its customer, an
-//! export in whoever asked for it). The list tests compare every list with
-//! single decisions, which keeps the two in step.
+//! It reads the one attribute table ([`super::attributes`]) that the entity
+//! loader reads entities through: which column an attribute is, when an
+//! optional one exists (`has`), and which parents `in` follows (a customer
+//! is in its partner, a reseller in its distributor, an order in its
+//! customer, an export in whoever asked for it). The list tests compare
+//! every list with single decisions.
 //!
 //! Every condition is two-valued: an optional column is tested only behind
 //! its presence guard, so `NOT` never meets an SQL `NULL`. Hierarchy tests
 //! are uncorrelated `IN (SELECT ...)` sets, which each database evaluates
 //! once per query, not once per row.
 
+use super::attributes::{attr, fill, parents, table, Attr, Parent};
 use super::query::{Bind, Where};
 use crate::filter::{CmpOp, Filter, Scalar};
 use crate::refs::{EntityRef, EntityType};
@@ -94,184 +95,9 @@ fn sql_operator(op: CmpOp) -> &'static str {
     }
 }
 
-/// The table that holds entities of type `t`.
-pub fn table(t: EntityType) -> &'static str {
-    match t {
-        EntityType::Partner => "partners",
-        EntityType::Operator => "operators",
-        EntityType::Customer => "customers",
-        EntityType::Authorization => "customer_authorizations",
-        EntityType::Order => "orders",
-        EntityType::Resource => "resources",
-        EntityType::Session => "partner_sessions",
-        EntityType::Export => "export_tasks",
-    }
-}
-
-/// An attribute as stored. `{a}` in a template is the row's alias.
-#[derive(Clone, Copy, Debug)]
-enum Attr {
-    /// A reference to another entity, in `col`.
-    Entity {
-        ty: EntityType,
-        col: &'static str,
-        present: Option<&'static str>,
-    },
-    Text {
-        col: &'static str,
-        present: Option<&'static str>,
-    },
-    /// A Bool attribute: the predicate that is its value.
-    Flag(&'static str),
-    /// A set of strings, stored comma-separated.
-    TextSet(&'static str),
-    Datetime(&'static str),
-    /// A record attribute (a partner's grants).
-    Grants,
-    /// An attribute only `has` can test here.
-    Opaque {
-        present: &'static str,
-    },
-}
-
-fn attr(t: EntityType, name: &str) -> Option<Attr> {
-    use Attr::*;
-    use EntityType as T;
-    Some(match (t, name) {
-        (T::Partner, "kind") => Text {
-            col: "kind",
-            present: None,
-        },
-        (T::Partner, "distributor") => Entity {
-            ty: T::Partner,
-            col: "distributor_id",
-            present: Some("{a}.kind = 'reseller' AND {a}.distributor_id IS NOT NULL"),
-        },
-        (T::Partner, "grants") => Grants,
-        (T::Operator, "partner") => Entity {
-            ty: T::Partner,
-            col: "partner_id",
-            present: None,
-        },
-        (T::Operator, "roles") => TextSet("roles"),
-        (T::Operator, "status") => Text {
-            col: "status",
-            present: None,
-        },
-        (T::Customer, "partner") => Entity {
-            ty: T::Partner,
-            col: "partner_id",
-            present: None,
-        },
-        (T::Customer, "association") => Text {
-            col: "association",
-            present: None,
-        },
-        (T::Customer, "account_manager") => Entity {
-            ty: T::Operator,
-            col: "account_manager_id",
-            present: Some("{a}.account_manager_id IS NOT NULL"),
-        },
-        (T::Customer, "frozen") => Flag("{a}.frozen = TRUE"),
-        (T::Customer, "freeze_type") => Text {
-            col: "freeze_type",
-            present: Some("{a}.frozen = TRUE AND {a}.freeze_type IS NOT NULL"),
-        },
-        (T::Authorization, "customer")
-        | (T::Order, "customer")
-        | (T::Resource, "customer")
-        | (T::Session, "customer") => Entity {
-            ty: T::Customer,
-            col: "customer_id",
-            present: None,
-        },
-        (T::Authorization, "partner") => Entity {
-            ty: T::Partner,
-            col: "partner_id",
-            present: None,
-        },
-        (T::Authorization, "scopes") | (T::Session, "scopes") => TextSet("scopes"),
-        (T::Authorization, "status") => Text {
-            col: "status",
-            present: None,
-        },
-        (T::Authorization, "expires_at") | (T::Session, "expires_at") => Datetime("expires_at"),
-        (T::Resource, "charging") => Text {
-            col: "charging",
-            present: None,
-        },
-        (T::Session, "operator") => Entity {
-            ty: T::Operator,
-            col: "operator_id",
-            present: None,
-        },
-        (T::Session, "ended") => Flag("{a}.ended_at IS NOT NULL"),
-        (T::Session, "authorization") => Entity {
-            ty: T::Authorization,
-            col: "authorization_id",
-            present: Some("{a}.authorization_id IS NOT NULL"),
-        },
-        // A customer's live authorization is chosen among several rows: not
-        // mapped, so a filter on it is decided item by item.
-        _ => return None,
-    })
-}
-
-/// A partner's grants: only a reseller holds any (the entity loader gives
-/// everyone else all-false grants and no quotas).
-fn grant(name: &str) -> Option<Attr> {
-    Some(match name {
-        "budget" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_budget = TRUE"),
-        "freeze" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_freeze = TRUE"),
-        "on_behalf" => Attr::Flag("{a}.kind = 'reseller' AND {a}.grant_on_behalf = TRUE"),
-        "monthly_quota" => Attr::Opaque {
-            present: "{a}.kind = 'reseller' AND {a}.monthly_quota_cents IS NOT NULL",
-        },
-        "one_time_quota" => Attr::Opaque {
-            present: "{a}.kind = 'reseller' AND {a}.one_time_quota_cents IS NOT NULL",
-        },
-        _ => return None,
-    })
-}
-
-/// The parents `in` follows from a row of `t`: the parent's type, the column
-/// holding its id, and when the link exists. A partner has one parent at
-/// most, its distributor, and a distributor has none: the importer refuses
-/// any other shape and no route changes a partner's distributor, so a
-/// partner reached as a distributor is not followed further.
-fn parents(t: EntityType) -> &'static [(EntityType, &'static str, Option<&'static str>)] {
-    use EntityType as T;
-    match t {
-        T::Partner => &[(T::Partner, "distributor_id", Some("{a}.kind = 'reseller'"))],
-        T::Operator | T::Customer => &[(T::Partner, "partner_id", None)],
-        T::Authorization | T::Order | T::Resource => &[(T::Customer, "customer_id", None)],
-        T::Session => &[],
-        T::Export => &[
-            (
-                T::Operator,
-                "principal_id",
-                Some("{a}.principal_kind = 'operator'"),
-            ),
-            (
-                T::Customer,
-                "principal_id",
-                Some("{a}.principal_kind = 'customer'"),
-            ),
-            (
-                T::Session,
-                "principal_id",
-                Some("{a}.principal_kind = 'session'"),
-            ),
-        ],
-    }
-}
-
 /// The parents to follow from a row of `t` reached through `via` (a
 /// distributor, reached from its reseller, has none).
-fn parents_via(
-    t: EntityType,
-    via: Option<EntityType>,
-) -> &'static [(EntityType, &'static str, Option<&'static str>)] {
+fn parents_via(t: EntityType, via: Option<EntityType>) -> &'static [Parent] {
     if t == EntityType::Partner && via == Some(EntityType::Partner) {
         &[]
     } else {
@@ -286,11 +112,7 @@ fn reaches(from: EntityType, via: Option<EntityType>, to: EntityType, depth: usi
         || (depth < MAX_DEPTH
             && parents_via(from, via)
                 .iter()
-                .any(|(p, _, _)| reaches(*p, Some(from), to, depth + 1)))
-}
-
-fn fill(template: &str, alias: &str) -> String {
-    template.replace("{a}", alias)
+                .any(|p| reaches(p.ty, Some(from), to, depth + 1)))
 }
 
 /// `guard AND cond`, with `guard` left out when there is none.
@@ -364,7 +186,10 @@ impl Compiler<'_> {
                 _ => Err(SqlError(format!("{test:?} on a {ty} itself"))),
             };
         };
-        let attribute = attr(ty, name).ok_or_else(|| SqlError(format!("{ty}.{name}")))?;
+        let attribute = match attr(ty, name) {
+            Some(Attr::Derived) | None => return Err(SqlError(format!("{ty}.{name}"))),
+            Some(a) => a,
+        };
         match (attribute, rest) {
             (
                 Attr::Entity {
@@ -404,13 +229,16 @@ impl Compiler<'_> {
                 );
                 Ok(guarded(present, a, cond))
             }
-            (Attr::Grants, []) => match test {
+            (Attr::Record(_), []) => match test {
                 Test::Has => Ok(TRUE.into()),
-                _ => Err(SqlError(format!("{test:?} on {ty}.grants"))),
+                _ => Err(SqlError(format!("{test:?} on {ty}.{name}"))),
             },
-            (Attr::Grants, [field]) => {
-                let g = grant(field).ok_or_else(|| SqlError(format!("grants.{field}")))?;
-                self.leaf(g, a, test, &format!("{ty}.grants.{field}"))
+            (Attr::Record(fields), [field]) => {
+                let (_, g) = fields
+                    .iter()
+                    .find(|(n, _)| n == field)
+                    .ok_or_else(|| SqlError(format!("{name}.{field}")))?;
+                self.leaf(*g, a, test, &format!("{ty}.{name}.{field}"))
             }
             (other, []) => self.leaf(other, a, test, &format!("{ty}.{name}")),
             (_, _) => Err(SqlError(format!("{ty}.{}", path.join(".")))),
@@ -430,7 +258,7 @@ impl Compiler<'_> {
             (Attr::Text { present, .. }, Test::Has) => {
                 Ok(present.map(|p| fill(p, a)).unwrap_or(TRUE.into()))
             }
-            (Attr::Opaque { present }, Test::Has) => Ok(fill(present, a)),
+            (Attr::Decimal { present, .. }, Test::Has) => Ok(fill(present, a)),
             (Attr::Flag(_) | Attr::TextSet(_) | Attr::Datetime(_), Test::Has) => Ok(TRUE.into()),
             (Attr::Text { col, present }, Test::Eq(Scalar::String(s))) => {
                 let p = self.w.arg(Bind::Text(s.clone()));
@@ -493,10 +321,10 @@ impl Compiler<'_> {
             let p = self.w.arg(Bind::Text(target.id().to_owned()));
             any.push(format!("{a}.id = {p}"));
         }
-        for (parent, col, guard) in parents_via(ty, via) {
-            if depth < MAX_DEPTH && reaches(*parent, Some(ty), target.kind(), depth + 1) {
-                let cond = self.in_id(*parent, Some(ty), &format!("{a}.{col}"), target, depth + 1);
-                any.push(guarded(*guard, a, cond));
+        for p in parents_via(ty, via) {
+            if depth < MAX_DEPTH && reaches(p.ty, Some(ty), target.kind(), depth + 1) {
+                let cond = self.in_id(p.ty, Some(ty), &format!("{a}.{}", p.col), target, depth + 1);
+                any.push(guarded(p.when, a, cond));
             }
         }
         or(any)
@@ -519,16 +347,14 @@ impl Compiler<'_> {
         }
         let above: Vec<_> = parents_via(ty, via)
             .iter()
-            .filter(|(parent, _, _)| {
-                depth < MAX_DEPTH && reaches(*parent, Some(ty), target.kind(), depth + 1)
-            })
+            .filter(|p| depth < MAX_DEPTH && reaches(p.ty, Some(ty), target.kind(), depth + 1))
             .collect();
         if !above.is_empty() {
             let x = self.alias();
             let mut parts = Vec::new();
-            for (parent, col, guard) in above {
-                let cond = self.in_id(*parent, Some(ty), &format!("{x}.{col}"), target, depth + 1);
-                parts.push(guarded(*guard, &x, cond));
+            for p in above {
+                let cond = self.in_id(p.ty, Some(ty), &format!("{x}.{}", p.col), target, depth + 1);
+                parts.push(guarded(p.when, &x, cond));
             }
             any.push(format!(
                 "{id} IN (SELECT {x}.id FROM {} {x} WHERE {})",

@@ -3,6 +3,7 @@
 //! dialects share (`$1` placeholders, `ON CONFLICT`, integer cents, RFC 3339
 //! text times); only the migrations come in two dialect files.
 
+pub mod attributes;
 mod credentials;
 pub mod domain;
 pub mod filter_sql;
