@@ -65,6 +65,9 @@ pub fn router(
         .route("/v1/who-can", post(who_can))
         .merge(authzen::routes())
         .merge(console::routes())
+        // In the API's error format, as everything else the listener answers.
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::not_found() })
         .with_state(Admin {
             gateway,
             store,
@@ -132,7 +135,10 @@ async fn metrics(State(admin): State<Admin>) -> Response {
             text,
         )
             .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render /metrics");
+            ApiError::unavailable("the metrics cannot be rendered now").into_response()
+        }
     }
 }
 

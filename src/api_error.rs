@@ -1,6 +1,6 @@
 //! The API's error format, `{"error_code": "CBC.xxxx", "error_msg": "..."}`,
-//! and the one place where an error becomes an HTTP response. The gateway and
-//! the domain store both answer through [`ApiError`].
+//! and the one place where an error becomes an HTTP response. The gateway,
+//! the domain store and the admin listener all answer through [`ApiError`].
 
 use http::StatusCode;
 use serde::Serialize;

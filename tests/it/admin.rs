@@ -308,6 +308,22 @@ async fn refusals_say_little_and_are_never_sniffed() {
     assert!(!text.contains("gone-partner"), "{text}");
 }
 
+/// Every answer of the admin listener is in the API's error format, an
+/// unknown path or method too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_answer_in_the_apis_format() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    for (method, path) in [("GET", "/v1/nothing-here"), ("POST", "/readyz")] {
+        let r = admin(&s, method, path, &[json_type()], "{}").await;
+        assert_eq!(r.status, 404, "{method} {path}");
+        let v = r.json();
+        assert!(
+            v["error_code"].is_string() && v["error_msg"].is_string(),
+            "{method} {path}: {v}"
+        );
+    }
+}
+
 /// `serve` without `--demo` and without a token never runs an open admin
 /// listener: it generates a token into the data directory (mode 0600) on
 /// the first start, prints the file's path (never the token) and requires
