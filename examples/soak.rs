@@ -489,6 +489,8 @@ async fn main() -> anyhow::Result<()> {
             "--plaintext",
             "--no-policy-watch",
         ])
+        // The soak measures the gateway under load, not its rate limit.
+        .args(["--rate-limit", "0"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .args(["--database-url", &database_url, "--master-key", MASTER_KEY])

@@ -32,8 +32,10 @@ pub mod codes {
     pub const BAD_GATEWAY: &str = "APIGW.0502";
     /// The upstream did not answer in time.
     pub const GATEWAY_TIMEOUT: &str = "APIGW.0504";
-    /// Not ready to serve (database or policies unavailable).
+    /// Not ready to serve (database or policies unavailable), or shedding load.
     pub const UNAVAILABLE: &str = "APIGW.0503";
+    /// Over the caller's rate limit (the cloud's API gateway code).
+    pub const RATE_LIMITED: &str = "APIGW.0308";
 }
 
 /// An error answer: status, code, message and optional per-item details.
@@ -45,6 +47,8 @@ pub struct ApiError {
     /// Per-item failures, as the public API reports them for batch calls.
     /// Boxed: errors travel in every `Result`, and most have no details.
     pub details: Option<Box<Value>>,
+    /// When to try again (`Retry-After`, whole seconds): a 429 or a shed 503.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -62,7 +66,24 @@ impl ApiError {
             code: code.to_owned(),
             msg: msg.into(),
             details: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// The same error, telling the client to try again after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// 429 APIGW.0308: over the caller's rate limit.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("Too many requests from this principal; try again in {retry_after_secs} s."),
+        )
+        .retry_after(retry_after_secs)
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -121,12 +142,12 @@ impl ApiError {
         )
     }
 
-    /// 500 with a generic message; the cause is logged by the caller, never sent.
     /// 503: a dependency cannot serve right now; nothing was changed.
     pub fn unavailable(msg: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, msg)
     }
 
+    /// 500 with a generic message; the cause is logged by the caller, never sent.
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,6 +182,10 @@ impl axum::response::IntoResponse for ApiError {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json;charset=UTF-8"),
         );
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -32,6 +32,9 @@
 //! | `now` | string or null | the `context.now` the decisions were taken at (null: no decision) |
 //! | `now_supplied` | bool | the caller named `now` (AuthZEN): decided apart from live traffic's reused decisions |
 //! | `context` | object or null | the fields of the action's context the request gave (an amount, a budget or freeze type, the scopes asked for, ...), without `now` and `source_ip`; null when the action has none |
+//! | `client_ip` | string or null | the client's address (behind a `--trusted-proxies` load balancer, the one it names) |
+//! | `refused` | string or null | why the gateway refused before or instead of a decision: `rate_limit` (429) or `shed` (503, the store's in-flight bound) |
+//! | `replayed` | bool | the answer is the first answer of a retried `X-Client-Token`, not a new run |
 //! | `status` | number | the HTTP status answered |
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
@@ -127,8 +130,10 @@ pub fn init_logging(
 }
 
 /// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 12] = [
+const OPTIONAL_FIELDS: [&str; 14] = [
     "trace_id",
+    "client_ip",
+    "refused",
     "route",
     "auth_failure",
     "access_key",
@@ -177,6 +182,12 @@ pub struct DecisionRecord {
     pub decision_latency: Option<Duration>,
     /// How long the exchange with the domain store took.
     pub upstream_latency: Option<Duration>,
+    /// The client's address.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Why the gateway refused without deciding: `rate_limit` or `shed`.
+    pub refused: Option<&'static str>,
+    /// The answer was a retried client token's first answer.
+    pub replayed: bool,
 }
 
 impl DecisionRecord {
@@ -278,6 +289,9 @@ impl DecisionRecord {
             "now": now,
             "now_supplied": self.now_supplied,
             "context": self.context,
+            "client_ip": self.client_ip.map(|ip| ip.to_string()),
+            "refused": self.refused,
+            "replayed": self.replayed,
             "status": status,
         }));
         tracing::info!(
@@ -302,6 +316,9 @@ impl DecisionRecord {
             now = now.as_deref(),
             now_supplied = self.now_supplied,
             context = context.as_deref(),
+            client_ip = self.client_ip.map(tracing::field::display),
+            refused = self.refused,
+            replayed = self.replayed,
             status,
             latency_us = latency.as_micros() as u64,
             decision_us = self.decision_latency.map(|d| d.as_micros() as u64),

@@ -303,3 +303,81 @@ mod tests {
         assert_eq!(secret(false).unwrap().len(), SECRET_LEN);
     }
 }
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Set a partner's own rate limit: each of its operators (with their
+    /// keys, tokens and sessions) gets RATE requests per second, sustained,
+    /// and bursts of BURST (default twice RATE); RATE 0: unlimited. Running
+    /// gateways hear it within 5 seconds.
+    Set {
+        partner: String,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        burst: Option<u32>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Remove a partner's own limit: the gateway's `--rate-limit` applies again.
+    Clear {
+        partner: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List the partners' own limits.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+pub async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
+    use crate::store::limits::PartnerLimit;
+    match command {
+        LimitsCommand::Set {
+            partner,
+            rate,
+            burst,
+            db,
+        } => {
+            let burst = burst.unwrap_or(rate.saturating_mul(2));
+            if rate > 0 && burst == 0 {
+                bail!("--burst must be at least 1 (or --rate 0 for no limit)");
+            }
+            let store = open(&db).await?;
+            store
+                .set_rate_limit(&partner, PartnerLimit { rate, burst })
+                .await
+                .with_context(|| format!("the limit of partner {partner} was not set"))?;
+            if rate == 0 {
+                println!("partner {partner}: no rate limit");
+            } else {
+                println!("partner {partner}: {rate} requests per second per principal, bursts of {burst}");
+            }
+            store.close().await;
+        }
+        LimitsCommand::Clear { partner, db } => {
+            let store = open(&db).await?;
+            if store.clear_rate_limit(&partner).await? {
+                println!("partner {partner}: the gateway's rate limit applies again");
+            } else {
+                println!("partner {partner} had no limit of its own");
+            }
+            store.close().await;
+        }
+        LimitsCommand::List { db } => {
+            let store = open(&db).await?;
+            for (partner, limit, at) in store.rate_limits().await? {
+                println!(
+                    "{partner}\trate {}\tburst {}\tset {}",
+                    limit.rate,
+                    limit.burst,
+                    crate::time::format(at)
+                );
+            }
+            store.close().await;
+        }
+    }
+    Ok(())
+}

@@ -34,6 +34,7 @@ pub mod sessions;
 pub mod signals;
 pub mod signing;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod trace;
 pub mod verify;

@@ -95,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: partner_gateway::policy_tools::cli::PolicyCommand,
     },
+    /// Partners' own rate limits: set, clear, list (heard by running gateways within 5 s).
+    Limits {
+        #[command(subcommand)]
+        command: partner_gateway::credentials_cli::LimitsCommand,
+    },
     /// Operators: add, disable, enable, set roles (heard by running gateways at once).
     Operators {
         #[command(subcommand)]
@@ -343,6 +348,10 @@ async fn run(
         Command::Policy { command } => partner_gateway::policy_tools::cli::run(command).await,
         Command::Operators { command } => {
             partner_gateway::credentials_cli::operators(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Limits { command } => {
+            partner_gateway::credentials_cli::limits(command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => {

@@ -59,6 +59,10 @@ pub const LIVE_SESSIONS: &str = "pgw_live_sessions";
 pub const LIST_FALLBACKS: &str = "pgw_list_fallbacks_total";
 /// Counter: decisions denied because a policy failed to evaluate, by `action`.
 pub const EVALUATION_ERRORS: &str = "pgw_policy_evaluation_errors_total";
+/// Counter: requests refused with 429 for being over a principal's rate, by `partner`.
+pub const RATE_LIMITED: &str = "pgw_rate_limited_total";
+/// Counter: requests shed with 503 because the store's in-flight bound was reached.
+pub const SHED: &str = "pgw_shed_total";
 /// Counter: connections closed at accept, by `reason` (a connection limit).
 pub const CONNECTIONS_REFUSED: &str = "pgw_connections_refused_total";
 
@@ -93,6 +97,14 @@ fn describe() {
     describe_counter!(
         LIST_FALLBACKS,
         "Lists whose items were decided one by one (residual policies without a filter form), by action."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused with 429 for being over their principal's rate, by partner (customers: none)."
+    );
+    describe_counter!(
+        SHED,
+        "Requests answered 503 at once because the domain store's in-flight bound was reached."
     );
     describe_counter!(
         CONNECTIONS_REFUSED,
@@ -326,6 +338,16 @@ pub fn list_fallback(action: &'static str) {
 
 pub fn evaluation_error(action: &str) {
     ::metrics::counter!(EVALUATION_ERRORS, "action" => action.to_owned()).increment(1);
+}
+
+/// A request over its principal's rate, of `partner` (none for a customer).
+pub fn rate_limited(partner: Option<&str>) {
+    ::metrics::counter!(RATE_LIMITED, "partner" => partner.unwrap_or("none").to_owned())
+        .increment(1);
+}
+
+pub fn shed() {
+    ::metrics::counter!(SHED).increment(1);
 }
 
 pub fn connection_refused(reason: &'static str) {

@@ -268,7 +268,13 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             cfg.limits.max_unauthenticated_body_bytes,
         )),
         tls: cfg.tls != TlsMode::Plaintext,
+        throttle: crate::throttle::Throttle::new(cfg.limits.rate_limit),
+        upstream_slots: Arc::new(tokio::sync::Semaphore::new(
+            cfg.limits.max_upstream_in_flight,
+        )),
+        trusted_proxies: cfg.trusted_proxies.clone(),
     });
+    refresh_partner_limits(&store, &gateway).await;
 
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -315,13 +321,25 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let upkeep_stop = stopped(stop.clone());
     // logrotate's `postrotate` (README "Decision log").
     let mut log_rotated = crate::signals::user1();
+    let (upkeep_store, upkeep_gateway) = (store.clone(), gateway.clone());
     let upkeep_task = tokio::spawn(async move {
         tokio::pin!(upkeep_stop);
-        let mut every = tokio::time::interval(Duration::from_secs(5));
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = &mut upkeep_stop => break,
-                _ = every.tick() => crate::metrics::upkeep(),
+                _ = every.tick() => {
+                    crate::metrics::upkeep();
+                    // Partners' own limits are heard within one interval.
+                    refresh_partner_limits(&upkeep_store, &upkeep_gateway).await;
+                    ticks += 1;
+                    if ticks.is_multiple_of(12) {
+                        if let Err(e) = upkeep_store.forget_client_tokens(crate::time::now()).await {
+                            tracing::warn!(error = %e, "cannot forget old client tokens");
+                        }
+                    }
+                }
                 _ = log_rotated.next() => {
                     tracing::info!("SIGUSR1: reopening the decision log");
                     crate::audit::reopen();
@@ -357,6 +375,25 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             .collect(),
         grace: cfg.operations.shutdown_grace,
     })
+}
+
+/// How often the gateway's upkeep runs: metrics, partners' own rate limits
+/// (a change is heard within this), and, every twelfth time, forgetting
+/// client tokens past their day.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads the partners' own rate limits into the gateway's throttle; on a
+/// database error the limits in force stay.
+async fn refresh_partner_limits(store: &Store, gateway: &Gateway) {
+    match store.rate_limits().await {
+        Ok(limits) => gateway.throttle.set_partner_limits(
+            limits
+                .into_iter()
+                .map(|(partner, limit, _)| (partner, limit))
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the partners' rate limits"),
+    }
 }
 
 /// Loads a policy set and proves its invariants, off the async workers.

@@ -74,6 +74,18 @@ pub struct Operation {
     pub masks_contact: bool,
 }
 
+impl Op {
+    /// Whether the operation creates something (an order, an export, an
+    /// authorization request, a session): a client may retry it with an
+    /// `X-Client-Token`, and only the first request with the token creates.
+    pub fn creates(self) -> bool {
+        matches!(
+            self,
+            Op::PlaceOrder | Op::CreateOrderExport | Op::RequestAuthorization | Op::CreateSession
+        )
+    }
+}
+
 /// What the request path knows of the caller when it works out targets.
 #[derive(Clone, Copy, Debug)]
 pub struct CallerRefs<'a> {

@@ -19,6 +19,12 @@ pub enum GatewayError {
     BodyTimeout,
     /// Too many body bytes held for requests not yet authenticated.
     Overloaded,
+    /// Over the caller's rate limit.
+    Throttled {
+        retry_after_secs: u64,
+    },
+    /// Too many requests in flight to the domain store: shed at once.
+    Shed,
     /// Authentication failed; the reason is logged and recorded, never sent.
     Unauthenticated(AuthFailure),
     UnknownRoute,
@@ -97,6 +103,13 @@ impl GatewayError {
             GatewayError::Overloaded => {
                 tracing::warn!("refused: unauthenticated body bytes at their cap");
                 ApiError::unavailable("The service is temporarily unavailable. Try again later.")
+            }
+            GatewayError::Throttled { retry_after_secs } => {
+                ApiError::rate_limited(*retry_after_secs)
+            }
+            GatewayError::Shed => {
+                tracing::warn!("shed: the domain store's in-flight requests are at their bound");
+                ApiError::unavailable("The service is busy. Try again shortly.").retry_after(1)
             }
             GatewayError::Unauthenticated(failure) => {
                 tracing::info!(

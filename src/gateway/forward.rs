@@ -16,7 +16,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
@@ -123,7 +122,7 @@ impl Upstream {
         claims: &Claims,
         origin: Origin<'_>,
     ) -> Result<UpstreamResponse, GatewayError> {
-        let Origin { peer, tls, trace } = origin;
+        let Origin { client, tls, trace } = origin;
         let uri = format!("{}{}", self.base, target.path_and_query());
         let mut req = http::Request::builder()
             .method(parts.method.clone())
@@ -136,10 +135,10 @@ impl Upstream {
         };
         headers.insert(IDENTITY_HEADER, header_value(self.key.sign(claims))?);
         headers.insert("x-request-id", header_value(request_id.to_owned())?);
-        headers.insert("x-forwarded-for", header_value(peer.ip().to_string())?);
+        headers.insert("x-forwarded-for", header_value(client.to_string())?);
         let proto = if tls { "https" } else { "http" };
         headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-        let forwarded = match peer.ip() {
+        let forwarded = match client {
             std::net::IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
             std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
         };
@@ -196,7 +195,8 @@ impl Upstream {
 /// What the gateway saw of the request's origin, for the forwarding headers.
 #[derive(Clone, Copy, Debug)]
 pub struct Origin<'a> {
-    pub peer: SocketAddr,
+    /// The client's address (behind a trusted proxy, the one it names).
+    pub client: std::net::IpAddr,
     /// Whether the client connected over TLS.
     pub tls: bool,
     pub trace: &'a TraceContext,

@@ -7,8 +7,10 @@
 
 pub mod authn;
 mod authorize;
+mod client_tokens;
 mod error;
 pub mod forward;
+pub mod forwarded;
 pub mod normalize;
 mod respond;
 mod sessions;
@@ -62,6 +64,12 @@ pub struct Gateway {
     pub unauthenticated_bytes: Arc<tokio::sync::Semaphore>,
     /// Whether clients reach the gateway over TLS (for `Forwarded: proto=`).
     pub tls: bool,
+    /// Each principal's rate limit.
+    pub throttle: crate::throttle::Throttle,
+    /// Requests in flight to the domain store (one permit each); none left: 503.
+    pub upstream_slots: Arc<tokio::sync::Semaphore>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl crate::listener::RequestHandler for Gateway {
@@ -79,7 +87,8 @@ struct Call<'a> {
     parts: Parts,
     target: CanonicalTarget,
     body: Bytes,
-    peer: SocketAddr,
+    /// The client's address (behind a trusted proxy, the one it names).
+    client: std::net::IpAddr,
     /// The moment every decision of the request is taken at.
     asked: Asked,
     request_id: &'a str,
@@ -113,15 +122,22 @@ impl Gateway {
         span.record("trace_id", tracing::field::display(&trace.trace_id));
         let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
         record.trace_id = Some(trace.trace_id.clone());
+        let client = forwarded::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
+        record.client_ip = Some(client);
         let mut response = async {
             match self
-                .process(req, peer, &request_id, &trace, &mut record)
+                .process(req, client, &request_id, &trace, &mut record)
                 .await
             {
                 Ok(response) => response,
                 Err(err) => {
-                    if let GatewayError::Unauthenticated(failure) = &err {
-                        record.auth_failed(failure);
+                    match &err {
+                        GatewayError::Unauthenticated(failure) => record.auth_failed(failure),
+                        GatewayError::Shed => {
+                            record.refused = Some("shed");
+                            crate::metrics::shed();
+                        }
+                        _ => {}
                     }
                     api_error_response(err.to_api_error())
                 }
@@ -142,7 +158,7 @@ impl Gateway {
     async fn process(
         &self,
         req: HttpRequest<Incoming>,
-        peer: SocketAddr,
+        client: std::net::IpAddr,
         request_id: &str,
         trace: &trace::TraceContext,
         record: &mut DecisionRecord,
@@ -177,6 +193,16 @@ impl Gateway {
         drop(held); // verified: its bytes no longer count against the cap
         record.caller(&caller);
 
+        // Each principal's fair share, debited only now that the signature
+        // is verified: nobody can spend another's budget.
+        if let crate::throttle::Admission::Throttled { retry_after_secs } =
+            self.throttle.admit(&caller.identity, Instant::now())
+        {
+            record.refused = Some("rate_limit");
+            crate::metrics::rate_limited(caller.identity.partner.as_deref());
+            return Err(GatewayError::Throttled { retry_after_secs });
+        }
+
         // 3. Operation: the catalog's, read once into its typed request
         //    (400 naming the field), or 404.
         let (operation, params) = route.ok_or(GatewayError::UnknownRoute)?;
@@ -191,13 +217,13 @@ impl Gateway {
 
         // 4. Authorize: every target and a list's items, by the policies, or 403.
         let engine = self.authorizer.policies.load_full();
-        let asked = Asked::live(peer.ip());
+        let asked = Asked::live(client);
         record.asked(&asked);
         let mut call = Call {
             parts,
             target,
             body,
-            peer,
+            client,
             asked,
             request_id,
             trace,
@@ -214,6 +240,12 @@ impl Gateway {
         record.decision_latency = Some(authorizing.elapsed());
         let decided =
             decided.map_err(|denied| Gateway::say_if_session_ended(&call.caller, denied, now))?;
+
+        // A retried create (`X-Client-Token`) gets the first answer again.
+        let claim = match self.claim_client_token(&call, record).await? {
+            client_tokens::Claim::Replay(response) => return Ok(response),
+            client_tokens::Claim::First(claim) => claim,
+        };
 
         // 5. Answer: the gateway's own operations here, the rest by the store.
         let response = match operation.served_by {
@@ -235,6 +267,8 @@ impl Gateway {
                     .await?
             }
         };
+
+        let response = self.remember_answer(claim, response).await?;
 
         // 6. Drop from the entity cache what an allowed write changed.
         if operation.after == After::Invalidate && response.status().is_success() {
@@ -334,6 +368,13 @@ impl Gateway {
         call: &Call<'_>,
         claims: &Claims,
     ) -> Result<UpstreamResponse, GatewayError> {
+        // Bounded: past the bound the store is slow, and queueing would only
+        // make every partner wait; a 503 tells the client to come back.
+        let _slot = self
+            .upstream_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GatewayError::Shed)?;
         self.upstream
             .forward(
                 &call.parts,
@@ -341,7 +382,7 @@ impl Gateway {
                 call.body.clone(),
                 claims,
                 forward::Origin {
-                    peer: call.peer,
+                    client: call.client,
                     tls: self.tls,
                     trace: call.trace,
                 },
@@ -359,7 +400,13 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> 
 
 /// The API error as an HTTP response.
 pub fn api_error_response(err: ApiError) -> Response<Body> {
-    json_bytes_response(err.status, err.body())
+    let mut response = json_bytes_response(err.status, err.body());
+    if let Some(secs) = err.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {

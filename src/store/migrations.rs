@@ -33,6 +33,7 @@ pub const SQLITE: &[File] = &[
     migration!("sqlite", "0015_deleted_principals_stay_dead.sql"),
     migration!("sqlite", "0016_assumed_by_the_proofs.sql"),
     migration!("sqlite", "0017_resource_product.sql"),
+    migration!("sqlite", "0018_rate_limits_and_retries.sql"),
 ];
 
 pub const POSTGRES: &[File] = &[
@@ -47,6 +48,7 @@ pub const POSTGRES: &[File] = &[
     migration!("postgres", "0015_deleted_principals_stay_dead.sql"),
     migration!("postgres", "0016_assumed_by_the_proofs.sql"),
     migration!("postgres", "0017_resource_product.sql"),
+    migration!("postgres", "0018_rate_limits_and_retries.sql"),
 ];
 
 /// The migrator of one dialect's files.

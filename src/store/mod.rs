@@ -4,9 +4,11 @@
 //! text times); only the migrations come in two dialect files.
 
 pub mod attributes;
+pub mod client_tokens;
 mod credentials;
 pub mod domain;
 pub mod filter_sql;
+pub mod limits;
 mod lists;
 mod migrations;
 pub mod query;

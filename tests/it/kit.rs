@@ -220,6 +220,10 @@ pub struct DomainServer {
     credentials: Mutex<HashMap<(String, String), Credentials>>,
 }
 
+/// No rate limit.
+pub const UNLIMITED: partner_gateway::store::limits::PartnerLimit =
+    partner_gateway::store::limits::PartnerLimit { rate: 0, burst: 0 };
+
 impl DomainServer {
     /// Starts with `fixture` (docs/domain.md section 5 JSON) loaded and the
     /// shipped policies.
@@ -249,6 +253,9 @@ impl DomainServer {
             assertion_key: Some(key_text.into()),
             ..ServeConfig::local(test_database(&db), policies.to_owned(), schema_dir())
         };
+        // The tests send many requests from one principal; the rate-limit
+        // tests turn the limit on.
+        config.limits.rate_limit = UNLIMITED;
         tune(&mut config);
         let running = serve::start(config).await.expect("gateway starts");
         DomainServer {

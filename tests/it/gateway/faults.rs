@@ -515,3 +515,51 @@ async fn a_read_only_sqlite_file_is_503() {
     assert_eq!(answer.status.as_u16(), 200);
     gw.running.stop().await;
 }
+
+/// Past `--max-upstream-in-flight`, a request is shed at once (503 with
+/// `Retry-After`) instead of queueing behind a slow store; the request in
+/// flight is answered when the store answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_upstream_bound_requests_are_shed_at_once() {
+    let fake = fake_upstream(Upstream::AnswerWhenReleased).await;
+    let url = fake.url.clone();
+    let gw = TestGateway::start_with(Backend::Sqlite, move |cfg| {
+        cfg.upstream = Some(url);
+        cfg.assertion_key = Some(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]).into(),
+        );
+        cfg.limits.max_upstream_in_flight = 1;
+    })
+    .await;
+    let creds = gw.credentials("op-east-finance");
+    let (http, endpoint) = (gw.client.clone(), gw.endpoint.clone());
+    let first = tokio::spawn(async move {
+        client::call(&http, &endpoint, Some(&creds), "GET", BUDGET, b"", &[])
+            .await
+            .expect("an answer")
+    });
+    poll("the first request at the upstream", BOUND, || async {
+        (fake.received.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    let shed = tokio::time::timeout(BOUND, gw.call("op-east-admin", "GET", BUDGET, None))
+        .await
+        .expect("answered at once");
+    assert_eq!(shed.status.as_u16(), 503);
+    assert_eq!(shed.error_code(), "APIGW.0503");
+    assert_eq!(shed.headers.get("retry-after").unwrap(), "1");
+    let record = &gw.running.gateway.recent_decisions.newest_first()[0];
+    assert_eq!(record["refused"], "shed", "{record}");
+    fake.release.notify_waiters();
+    let first = tokio::time::timeout(BOUND, first)
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert_eq!(first.status.as_u16(), 200);
+    assert_eq!(
+        fake.received.load(Ordering::SeqCst),
+        1,
+        "the shed one never reached it"
+    );
+    gw.running.stop().await;
+}

@@ -14,6 +14,7 @@ mod invariants;
 pub(crate) mod operations;
 mod oracle;
 mod pg_outage;
+mod pressure;
 mod raw;
 mod reuse;
 mod routes;
@@ -74,6 +75,7 @@ impl TestGateway {
                 crate::kit::schema_dir(),
             )
         };
+        config.limits.rate_limit = crate::kit::UNLIMITED;
         tweak(&mut config);
         let running = serve::start(config).await.expect("gateway starts");
         let endpoint = format!("https://localhost:{}", running.addr.port());

@@ -1,0 +1,244 @@
+//! A front door under pressure: each principal's rate limit (one bucket per
+//! principal, debited only after its signature is verified), retries that
+//! do not write twice (`X-Client-Token`), and the client's address behind a
+//! trusted proxy only.
+
+use super::TestGateway;
+use partner_gateway::client::{self, Answer, Credentials};
+use partner_gateway::store::limits::PartnerLimit;
+use partner_gateway::store::Backend;
+use std::time::Instant;
+
+const OVERVIEW: &str = "/v2/partners/sub-customers/cust-acme/overview";
+
+async fn limited(rate: u32, burst: u32) -> TestGateway {
+    TestGateway::start_with(Backend::Sqlite, move |cfg| {
+        cfg.limits.rate_limit = PartnerLimit { rate, burst };
+    })
+    .await
+}
+
+/// `n` calls of `creds`: one, then the rest at once, over the gateway's one
+/// client (the first call opens the HTTP/2 connection and learns how many
+/// streams it may open; the others are streams of it).
+async fn flood(gw: &TestGateway, creds: &Credentials, n: usize) -> Vec<Answer> {
+    let call = || {
+        client::call(
+            &gw.client,
+            &gw.endpoint,
+            Some(creds),
+            "GET",
+            OVERVIEW,
+            b"",
+            &[],
+        )
+    };
+    let mut answers = vec![call().await.expect("an answer")];
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 1..n {
+        let (http, endpoint, creds) = (gw.client.clone(), gw.endpoint.clone(), creds.clone());
+        calls.spawn(async move {
+            client::call(&http, &endpoint, Some(&creds), "GET", OVERVIEW, b"", &[])
+                .await
+                .expect("an answer")
+        });
+    }
+    answers.extend(calls.join_all().await);
+    answers
+}
+
+fn count(answers: &[Answer], status: u16) -> usize {
+    answers
+        .iter()
+        .filter(|a| a.status.as_u16() == status)
+        .count()
+}
+
+/// A principal flooding at many times its rate gets its burst and its rate,
+/// no more, each refusal a 429 with `Retry-After`; another partner's
+/// principal is served all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_principal_is_held_to_its_rate_and_others_are_served() {
+    const RATE: u32 = 5;
+    const BURST: u32 = 10;
+    let gw = limited(RATE, BURST).await;
+    let flooder = gw.credentials("op-dist-admin");
+    let polite = gw.credentials("op-east-admin");
+    let started = Instant::now();
+    let (flooded, served) = tokio::join!(flood(&gw, &flooder, 80), flood(&gw, &polite, 5));
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = count(&flooded, 200);
+    let allowed = f64::from(BURST) + f64::from(RATE) * elapsed;
+    assert!(
+        admitted as f64 <= allowed + 1.0 && admitted >= BURST as usize,
+        "{admitted} admitted in {elapsed:.2} s at {RATE}/s, burst {BURST}"
+    );
+    assert_eq!(count(&flooded, 429) + count(&flooded, 200), flooded.len());
+    for refused in flooded.iter().filter(|a| a.status.as_u16() == 429) {
+        assert_eq!(refused.error_code(), "APIGW.0308");
+        let after: u64 = refused.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(after >= 1, "Retry-After {after}");
+    }
+    assert_eq!(
+        count(&served, 200),
+        served.len(),
+        "the other partner was served"
+    );
+    let records = gw.running.gateway.recent_decisions.newest_first();
+    assert!(records
+        .iter()
+        .any(|r| r["refused"] == "rate_limit" && r["status"] == 429));
+    gw.running.stop().await;
+}
+
+/// Requests naming a victim's access key that it did not sign (a wrong
+/// secret) are refused before the bucket: the victim's burst is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_requests_naming_a_victims_key_do_not_spend_its_bucket() {
+    const BURST: u32 = 3;
+    let gw = limited(1, BURST).await;
+    let victim = gw.credentials("op-dist-admin");
+    let forged = Credentials {
+        secret_key: "not-the-secret-0000000000000000".into(),
+        ..victim.clone()
+    };
+    let refused = flood(&gw, &forged, 30).await;
+    assert_eq!(count(&refused, 401), refused.len());
+    let own = flood(&gw, &victim, BURST as usize).await;
+    assert_eq!(
+        count(&own, 200),
+        BURST as usize,
+        "the victim's burst was spent"
+    );
+    assert_eq!(flood(&gw, &victim, 1).await[0].status.as_u16(), 429);
+    gw.running.stop().await;
+}
+
+/// A partner's own limit, set with the CLI's store call, is heard without a
+/// restart: here, no limit for one partner while the gateway's is tight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_own_limit_is_heard_without_a_restart() {
+    let gw = limited(1, 1).await;
+    let op = gw.credentials("op-east-admin");
+    assert_eq!(count(&flood(&gw, &op, 4).await, 429), 3);
+    gw.db
+        .store
+        .set_rate_limit("res-east", PartnerLimit { rate: 0, burst: 0 })
+        .await
+        .unwrap();
+    super::poll(
+        "the partner's limit heard",
+        std::time::Duration::from_secs(20),
+        || async { (count(&flood(&gw, &op, 4).await, 200) == 4).then_some(()) },
+    )
+    .await;
+    gw.running.stop().await;
+}
+
+/// A retried order with the same `X-Client-Token` creates one order: the
+/// retry gets the first answer; the token with another body is a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_order_with_the_same_client_token_creates_one_order() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let customer = gw.credentials("cust-acme");
+    let order = |amount: u32| {
+        serde_json::json!({
+            "charging": "yearly_monthly", "service_type_code": "hws.service.type.ec2",
+            "product_id": "ec2-small", "period_type": 2, "period_num": 1, "amount": amount,
+        })
+        .to_string()
+    };
+    let orders = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE customer_id = 'cust-acme'")
+                .fetch_one(gw.db.store.pool())
+                .await
+                .unwrap();
+        n
+    };
+    let before = orders().await;
+    let place = |body: String| {
+        let customer = customer.clone();
+        let gw = &gw;
+        async move {
+            gw.call_raw(
+                Some(&customer),
+                "POST",
+                "/v2/customer/orders",
+                body.as_bytes(),
+                &[("x-client-token", "order-7f3a")],
+            )
+            .await
+        }
+    };
+    let first = place(order(100)).await;
+    assert_eq!(
+        first.status.as_u16(),
+        201,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let retry = place(order(100)).await;
+    assert_eq!(retry.status.as_u16(), 201);
+    assert_eq!(retry.body, first.body, "the retry gets the first answer");
+    assert_eq!(retry.headers["x-client-token-replayed"], "true");
+    assert_eq!(orders().await, before + 1, "one order");
+    let other = place(order(200)).await;
+    assert_eq!(
+        other.status.as_u16(),
+        409,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+    assert_eq!(orders().await, before + 1);
+    // A malformed token is refused, naming the header.
+    let bad = gw
+        .call_raw(
+            Some(&customer),
+            "POST",
+            "/v2/customer/orders",
+            order(100).as_bytes(),
+            &[("x-client-token", "no spaces")],
+        )
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    assert!(bad.json()["error_msg"]
+        .as_str()
+        .unwrap()
+        .contains("X-Client-Token"));
+    gw.running.stop().await;
+}
+
+/// `X-Forwarded-For` names the client only when the connection comes from a
+/// trusted proxy; from anyone else it is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    for (trusted, expected) in [(vec![], "127.0.0.1"), (vec!["127.0.0.0/8"], "198.51.100.7")] {
+        let proxies: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        let gw = TestGateway::start_with(Backend::Sqlite, move |cfg| {
+            cfg.trusted_proxies = proxies;
+        })
+        .await;
+        let creds = gw.credentials("op-dist-admin");
+        let answer = gw
+            .call_raw(
+                Some(&creds),
+                "GET",
+                OVERVIEW,
+                b"",
+                &[("x-forwarded-for", "198.51.100.7")],
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200);
+        let record = &gw.running.gateway.recent_decisions.newest_first()[0];
+        assert_eq!(
+            record["client_ip"], expected,
+            "trusted {trusted:?}: {record}"
+        );
+        gw.running.stop().await;
+    }
+}
