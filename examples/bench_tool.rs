@@ -23,6 +23,10 @@
 //!   (and through proxies that add nothing) with the same requests.
 //! - `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md
 //!   (per-point numbers, the ratios, and the targets checked).
+//! - `pace --url URL --path P --ak AK --sk SK --rate R --seconds S`: a polite
+//!   client: one signed GET at a time, R per second (each signed when sent),
+//!   for S seconds; prints `PACE n p50_us p99_us non2xx` (the fairness
+//!   figure: its p50 alone, and while another partner floods).
 
 #[path = "../benches/support/bigstore.rs"]
 #[allow(dead_code)]
@@ -94,15 +98,49 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("db") => db(Opts::parse(args)?).await,
         Some("script") => script(Opts::parse(args)?).await,
+        Some("pace") => pace(Opts::parse(args)?).await,
         Some("report") => {
             let points = args.next().context("report POINTS.csv [SOAK.csv]")?;
             report(&points, args.next().as_deref())
         }
         _ => {
-            eprintln!("usage: bench_tool cert DIR | db --customers N --out FILE --master-key B64 | script --host HOST:PORT --out FILE (--path P --ak AK --sk SK | --spread K --customers N) [--assert-as OP --assertion-key B64 --database-url URL] | report POINTS.csv [SOAK.csv]");
+            eprintln!("usage: bench_tool cert DIR | db --customers N --out FILE --master-key B64 | script --host HOST:PORT --out FILE (--path P --ak AK --sk SK | --spread K --customers N) [--assert-as OP --assertion-key B64 --database-url URL] | pace --url URL --path P --ak AK --sk SK --rate R --seconds S | report POINTS.csv [SOAK.csv]");
             std::process::exit(2);
         }
     }
+}
+
+async fn pace(opts: Opts) -> anyhow::Result<()> {
+    use partner_gateway::client::{self, Credentials, Trust};
+    let url = opts.get("url")?;
+    let path = opts.get("path")?;
+    let creds = Credentials {
+        access_key: opts.get("ak")?.to_owned(),
+        secret_key: opts.get("sk")?.to_owned(),
+        security_token: None,
+    };
+    let rate: f64 = opts.get("rate")?.parse()?;
+    let seconds: f64 = opts.get("seconds")?.parse()?;
+    anyhow::ensure!(rate > 0.0 && seconds > 0.0, "--rate and --seconds above 0");
+    let http = client::https_client(&Trust::System)?;
+    let every = std::time::Duration::from_secs_f64(1.0 / rate);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut latencies, mut non2xx) = (Vec::new(), 0u64);
+    while std::time::Instant::now() < end {
+        ticks.tick().await;
+        let sent = std::time::Instant::now();
+        let answer = client::call(&http, url, Some(&creds), "GET", path, b"", &[]).await?;
+        latencies.push(sent.elapsed().as_micros() as u64);
+        if !answer.status.is_success() {
+            non2xx += 1;
+        }
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!("PACE {} {} {} {non2xx}", latencies.len(), at(0.5), at(0.99));
+    Ok(())
 }
 
 async fn db(opts: Opts) -> anyhow::Result<()> {
