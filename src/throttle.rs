@@ -11,6 +11,8 @@
 //!   another partner's bucket with requests it cannot sign.
 //! - The limits are per gateway: N gateways behind one load balancer let a
 //!   principal through at up to N times its rate.
+//! - A refusal is answered after [`REFUSAL_DELAY`], which slows a client
+//!   that retries without waiting.
 //!
 //! Buckets live in memory, one per principal seen recently; an idle one is
 //! dropped once it would have refilled anyway.
@@ -21,6 +23,13 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a refusal (429) waits before it is sent. A client honouring
+/// `Retry-After` never meets it; a runaway loop that retries at once is held
+/// to a few requests a second per connection, so that its refusals cost the
+/// gateway little CPU and other partners keep their share (the fairness
+/// figure of BENCHMARKS.md). Short, so that it holds a connection briefly.
+pub const REFUSAL_DELAY: Duration = Duration::from_millis(200);
 
 /// Principals whose buckets are kept at most; the least recently used go first.
 const MAX_BUCKETS: u64 = 100_000;

@@ -200,6 +200,10 @@ impl Gateway {
         {
             record.refused = Some("rate_limit");
             crate::metrics::rate_limited(caller.identity.partner.as_deref());
+            // A loop that retries at once, ignoring Retry-After, waits for
+            // its refusal: its connections send a few requests a second, not
+            // thousands, and other partners keep the CPU.
+            tokio::time::sleep(crate::throttle::REFUSAL_DELAY).await;
             return Err(GatewayError::Throttled { retry_after_secs });
         }
 

@@ -242,3 +242,63 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
         gw.running.stop().await;
     }
 }
+
+/// The limit holds across the streams of one HTTP/2 connection: a client
+/// that speaks only HTTP/2 (prior knowledge, plaintext) sends one call, then
+/// 40 at once as streams of the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_holds_across_the_streams_of_one_http2_connection() {
+    use crate::kit::DomainServer;
+    const RATE: u32 = 2;
+    const BURST: u32 = 4;
+    let s = DomainServer::start_tuned(
+        Backend::Sqlite,
+        include_str!("../../../examples/demo.json"),
+        &crate::kit::policies_dir(),
+        |cfg| {
+            cfg.limits.rate_limit = PartnerLimit {
+                rate: RATE,
+                burst: BURST,
+            }
+        },
+    )
+    .await;
+    let op = s.operator("op-east-admin").await;
+    let creds = s.credentials(&op).await;
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http2()
+        .build();
+    let h2: client::HttpsClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+    let call = |h2: client::HttpsClient, endpoint: String, creds: Credentials| async move {
+        client::call(&h2, &endpoint, Some(&creds), "GET", OVERVIEW, b"", &[])
+            .await
+            .expect("an answer over HTTP/2")
+    };
+    let started = Instant::now();
+    let mut answers = vec![call(h2.clone(), s.endpoint.clone(), creds.clone()).await];
+    let mut streams = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        streams.spawn(call(h2.clone(), s.endpoint.clone(), creds.clone()));
+    }
+    answers.extend(streams.join_all().await);
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = count(&answers, 200);
+    assert!(
+        admitted as f64 <= f64::from(BURST) + f64::from(RATE) * elapsed + 1.0,
+        "{admitted} admitted in {elapsed:.2} s"
+    );
+    assert_eq!(admitted + count(&answers, 429), answers.len());
+    s.running.stop().await;
+}
