@@ -58,18 +58,14 @@ async fn run_export(store: &Store, job: ExportJob) {
         export_id,
         order_ids: ids,
     } = job;
-    let recorded = match render_csv(store, &ids).await {
-        Ok(csv) => store.complete_export(&export_id, csv, ids.len()).await,
+    let outcome = match render_csv(store, &ids).await {
+        Ok(csv) => Ok((csv, ids.len())),
         Err(e) => {
             tracing::error!(export_id = %export_id, error = %e, "order export failed");
-            store
-                .fail_export(
-                    &export_id,
-                    "the export could not be rendered; request a new one",
-                )
-                .await
+            Err("the export could not be rendered; request a new one")
         }
     };
+    let recorded = store.finish_export(&export_id, outcome).await;
     if let Err(e) = recorded {
         tracing::error!(export_id = %export_id, error = %e, "could not record the outcome of an order export");
     }

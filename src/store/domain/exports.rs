@@ -130,31 +130,31 @@ impl Store {
         Ok(Some((export_from_row(&row)?, get(&row, "csv")?)))
     }
 
-    /// Records a pending export as rendered.
-    pub async fn complete_export(&self, id: &str, csv: String, rows: usize) -> StoreResult<()> {
+    /// Records how a pending export ended: rendered (its CSV and how many
+    /// orders it holds), or failed (why).
+    pub async fn finish_export(
+        &self,
+        id: &str,
+        outcome: Result<(String, usize), &str>,
+    ) -> StoreResult<()> {
+        let (status, csv, rows, error) = match outcome {
+            Ok((csv, rows)) => (
+                ExportStatus::Completed,
+                Some(csv),
+                Some(i64::try_from(rows).unwrap_or(i64::MAX)),
+                None,
+            ),
+            Err(why) => (ExportStatus::Failed, None, None, Some(why.to_owned())),
+        };
         sqlx::query(
-            "UPDATE export_tasks SET status = $1, csv = $2, row_count = $3, completed_at = $4
-             WHERE id = $5 AND status = $6",
+            "UPDATE export_tasks SET status = $1, csv = $2, row_count = $3, error = $4,
+                completed_at = $5
+             WHERE id = $6 AND status = $7",
         )
-        .bind(ExportStatus::Completed.as_str().to_owned())
+        .bind(status.as_str().to_owned())
         .bind(csv)
-        .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-        .bind(time::format(time::now()))
-        .bind(id.to_owned())
-        .bind(ExportStatus::Pending.as_str().to_owned())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Records a pending export as failed, with why.
-    pub async fn fail_export(&self, id: &str, why: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE export_tasks SET status = $1, error = $2, completed_at = $3
-             WHERE id = $4 AND status = $5",
-        )
-        .bind(ExportStatus::Failed.as_str().to_owned())
-        .bind(why.to_owned())
+        .bind(rows)
+        .bind(error)
         .bind(time::format(time::now()))
         .bind(id.to_owned())
         .bind(ExportStatus::Pending.as_str().to_owned())
