@@ -506,26 +506,18 @@ impl ServeArgs {
                 .http2_max_concurrent_streams
                 .unwrap_or(defaults.http2_max_concurrent_streams),
             upstream_timeout: secs(file.upstream_timeout_secs, defaults.upstream_timeout),
-            rate_limit: {
-                let rate = self
-                    .rate_limit
+            rate_limit: PartnerLimit::new(
+                self.rate_limit
                     .or(file.rate_limit)
-                    .unwrap_or(defaults.rate_limit.rate);
-                let burst = self
-                    .rate_limit_burst
-                    .or(file.rate_limit_burst)
-                    .unwrap_or(rate.saturating_mul(2));
-                PartnerLimit { rate, burst }
-            },
+                    .unwrap_or(defaults.rate_limit.rate),
+                self.rate_limit_burst.or(file.rate_limit_burst),
+            )
+            .map_err(|why| anyhow::anyhow!("--rate-limit, --rate-limit-burst: {why}"))?,
             max_upstream_in_flight: self
                 .max_upstream_in_flight
                 .or(file.max_upstream_in_flight)
                 .unwrap_or(defaults.max_upstream_in_flight),
         };
-        anyhow::ensure!(
-            limits.rate_limit.rate == 0 || limits.rate_limit.burst > 0,
-            "--rate-limit-burst must be at least 1 (or --rate-limit 0 turns the limit off)"
-        );
         anyhow::ensure!(
             limits.max_upstream_in_flight > 0,
             "--max-upstream-in-flight must be at least 1"

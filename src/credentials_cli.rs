@@ -341,19 +341,20 @@ pub async fn limits(command: LimitsCommand) -> anyhow::Result<()> {
             burst,
             db,
         } => {
-            let burst = burst.unwrap_or(rate.saturating_mul(2));
-            if rate > 0 && burst == 0 {
-                bail!("--burst must be at least 1 (or --rate 0 for no limit)");
-            }
+            let limit = PartnerLimit::new(rate, burst)
+                .map_err(|why| anyhow::anyhow!("--rate, --burst: {why}"))?;
             let store = open(&db).await?;
             store
-                .set_rate_limit(&partner, PartnerLimit { rate, burst })
+                .set_rate_limit(&partner, limit)
                 .await
                 .with_context(|| format!("the limit of partner {partner} was not set"))?;
-            if rate == 0 {
+            if limit.rate == 0 {
                 println!("partner {partner}: no rate limit");
             } else {
-                println!("partner {partner}: {rate} requests per second per principal, bursts of {burst}");
+                println!(
+                    "partner {partner}: {} requests per second per principal, bursts of {}",
+                    limit.rate, limit.burst
+                );
             }
             store.close().await;
         }

@@ -269,9 +269,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         )),
         tls: cfg.tls != TlsMode::Plaintext,
         throttle: crate::throttle::Throttle::new(cfg.limits.rate_limit),
-        upstream_slots: Arc::new(tokio::sync::Semaphore::new(
-            cfg.limits.max_upstream_in_flight,
-        )),
+        upstream_slots: tokio::sync::Semaphore::new(cfg.limits.max_upstream_in_flight),
         trusted_proxies: cfg.trusted_proxies.clone(),
     });
     refresh_partner_limits(&store, &gateway).await;

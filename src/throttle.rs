@@ -96,8 +96,9 @@ impl Throttle {
             partners: ArcSwap::from_pointee(HashMap::new()),
             buckets: moka::sync::Cache::builder()
                 .max_capacity(MAX_BUCKETS)
-                // An hour idle refills any bucket a limit of at least one
-                // request per 18 s can have (burst ≤ 200×rate by the flags' checks).
+                // A bucket idle for an hour has refilled, unless its burst is
+                // above 3600 × its rate: such a one is dropped a little
+                // early, in its principal's favour.
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
         }

@@ -7,7 +7,7 @@
 macro_rules! page_or_answer {
     ($listed:expr) => {
         match $listed {
-            $crate::store::domain::Listed::Page { total, items } => (total, items),
+            $crate::store::domain::Listed::Page(page) => (page.total, page.items),
             $crate::store::domain::Listed::Candidates(candidates) => {
                 return Ok(axum::response::IntoResponse::into_response(axum::Json(
                     $crate::filter::Candidates { candidates },

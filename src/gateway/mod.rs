@@ -67,7 +67,7 @@ pub struct Gateway {
     /// Each principal's rate limit.
     pub throttle: crate::throttle::Throttle,
     /// Requests in flight to the domain store (one permit each); none left: 503.
-    pub upstream_slots: Arc<tokio::sync::Semaphore>,
+    pub upstream_slots: tokio::sync::Semaphore,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -376,8 +376,7 @@ impl Gateway {
         // make every partner wait; a 503 tells the client to come back.
         let _slot = self
             .upstream_slots
-            .clone()
-            .try_acquire_owned()
+            .try_acquire()
             .map_err(|_| GatewayError::Shed)?;
         self.upstream
             .forward(

@@ -16,6 +16,18 @@ pub struct PartnerLimit {
     pub burst: u32,
 }
 
+impl PartnerLimit {
+    /// `rate` per second with `burst` (default twice the rate); `Err` with
+    /// why when a limited rate has no burst.
+    pub fn new(rate: u32, burst: Option<u32>) -> Result<PartnerLimit, &'static str> {
+        let burst = burst.unwrap_or(rate.saturating_mul(2));
+        if rate > 0 && burst == 0 {
+            return Err("the burst must be at least 1 (or the rate 0: no limit)");
+        }
+        Ok(PartnerLimit { rate, burst })
+    }
+}
+
 impl Store {
     /// Sets partner `partner`'s limit.
     pub async fn set_rate_limit(&self, partner: &str, limit: PartnerLimit) -> StoreResult<()> {

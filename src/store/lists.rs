@@ -28,27 +28,20 @@ pub(crate) struct List<'a> {
     pub order_by: &'a str,
 }
 
-/// What a list gives: a page of items, or the candidates the gateway asked
-/// for to decide them one by one.
+/// One page of a list, and how many items the list holds in all.
 #[derive(Debug)]
-pub enum Listed<T> {
-    /// The page asked for, and how many items the list holds in all.
-    Page { total: i64, items: Vec<T> },
-    /// The ids of the items a superset filter matches, in the list's order.
-    Candidates(Vec<String>),
+pub struct Page<T> {
+    pub total: i64,
+    pub items: Vec<T>,
 }
 
-impl<T> Listed<T> {
-    /// The same list with each item mapped.
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
-        match self {
-            Listed::Page { total, items } => Listed::Page {
-                total,
-                items: items.into_iter().map(f).collect(),
-            },
-            Listed::Candidates(ids) => Listed::Candidates(ids),
-        }
-    }
+/// What a list under an assertion's scope gives: a page of items, or the
+/// candidates the gateway asked for to decide them one by one.
+#[derive(Debug)]
+pub enum Listed<T> {
+    Page(Page<T>),
+    /// The ids of the items a superset filter matches, in the list's order.
+    Candidates(Vec<String>),
 }
 
 /// `filter` as an SQL condition on `alias`, added to `w`. The gateway checks
@@ -112,6 +105,6 @@ impl List<'_> {
             }
         };
         let items = rows.iter().map(read).collect::<StoreResult<_>>()?;
-        Ok(Listed::Page { total, items })
+        Ok(Listed::Page(Page { total, items }))
     }
 }

@@ -16,7 +16,7 @@ mod orders;
 mod resellers;
 mod resources;
 
-pub use super::lists::Listed;
+pub use super::lists::{Listed, Page};
 pub use activities::{Activity, NewActivity};
 pub use authorizations::{AuthorizationChange, Decided, NewAuthorization, Requested};
 pub use budgets::{BudgetRecord, BudgetRecordQuery, BudgetUpdate};
@@ -35,14 +35,6 @@ use super::StoreResult;
 use crate::catalog::fields::Paging;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool};
-
-/// One page of a list that the assertion does not scope (the parent was
-/// decided), and how many items the list holds in all.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub total: i64,
-    pub items: Vec<T>,
-}
 
 /// The rows of `select` (over `from`) under `w`, in `order_by` order: one
 /// page, and the total.
