@@ -22,12 +22,16 @@ use std::sync::Mutex;
 /// e.g. `postgres://pgw:pgw@127.0.0.1:5432/postgres` (`.ci/run` sets it).
 pub const POSTGRES_ENV: &str = "PGW_TEST_DATABASE_URL";
 
-/// A throwaway database; dropped with the value (PostgreSQL: best effort).
+/// A throwaway database, removed with the value: SQLite's directory, or the
+/// PostgreSQL database (`DROP DATABASE`, best effort), so that runs of the
+/// suite do not fill the server's disk.
 pub struct TestDb {
     pub url: String,
     pub store: Store,
     pub backend: Backend,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database's name, and the server's admin URL.
+    postgres: Option<(String, String)>,
 }
 
 /// A fixed master key, so tests that reopen a database can unseal secrets.
@@ -54,6 +58,7 @@ impl TestDb {
             store,
             backend: Backend::Sqlite,
             _dir: Some(dir),
+            postgres: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl TestDb {
             store,
             backend: Backend::Postgres,
             _dir: None,
+            postgres: Some((name, admin)),
         }
     }
 
@@ -90,6 +96,35 @@ impl TestDb {
         Store::connect(&self.url, test_cipher())
             .await
             .expect("reopen")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((name, admin)) = self.postgres.take() else {
+            return;
+        };
+        // On a thread of its own: a drop inside the test's runtime cannot
+        // block on a future there. FORCE ends the connections still open
+        // (this value's pool, a gateway's).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::AnyConnection::connect(&admin).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("note: test database left behind on the PostgreSQL server");
+        }
     }
 }
 
