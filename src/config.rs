@@ -229,6 +229,10 @@ pub struct ServeArgs {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections from the trusted proxies begin with a PROXY protocol
+    /// header (version 1 or 2), which names the client; one without is closed.
+    #[arg(long, env = "PGW_PROXY_PROTOCOL", requires = "trusted_proxies")]
+    pub proxy_protocol: bool,
 }
 
 /// The TOML file: the same options, all optional.
@@ -278,6 +282,7 @@ struct ServeFile {
     rate_limit_burst: Option<u32>,
     max_upstream_in_flight: Option<usize>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    proxy_protocol: Option<bool>,
 }
 
 /// How the API listener speaks.
@@ -311,9 +316,24 @@ pub struct ServeConfig {
     /// The admin listener's TLS: `Files` or `Plaintext`.
     pub admin_tls: TlsMode,
     pub limits: Limits,
-    /// Peers whose `X-Forwarded-For` names the client (a load balancer).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub trusted_proxies: TrustedProxies,
     pub operations: Operations,
+}
+
+/// The load balancers in front of the gateway, which name the client: in
+/// `X-Forwarded-For`, or in a PROXY protocol header when `proxy_protocol`.
+/// Their own connections carry many clients, so the per-address connection
+/// limit counts the client they name (PROXY protocol), or does not apply.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    pub nets: Vec<ipnet::IpNet>,
+    pub proxy_protocol: bool,
+}
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        self.nets.iter().any(|net| net.contains(ip))
+    }
 }
 
 impl ServeConfig {
@@ -338,7 +358,7 @@ impl ServeConfig {
             tls: TlsMode::Plaintext,
             admin_tls: TlsMode::Plaintext,
             limits: Limits::default(),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             operations: Operations::default(),
         }
     }
@@ -482,6 +502,18 @@ impl ServeArgs {
         let secs = |v: Option<u64>, d: std::time::Duration| {
             v.map(std::time::Duration::from_secs).unwrap_or(d)
         };
+        let trusted_proxies = TrustedProxies {
+            nets: if self.trusted_proxies.is_empty() {
+                file.trusted_proxies.unwrap_or_default()
+            } else {
+                self.trusted_proxies
+            },
+            proxy_protocol: self.proxy_protocol || file.proxy_protocol.unwrap_or(false),
+        };
+        anyhow::ensure!(
+            !trusted_proxies.proxy_protocol || !trusted_proxies.nets.is_empty(),
+            "proxy_protocol needs trusted_proxies: the peers whose PROXY header is read"
+        );
         let limits = Limits {
             max_body_bytes: self
                 .max_body_bytes
@@ -695,11 +727,7 @@ impl ServeArgs {
             tls,
             admin_tls,
             limits,
-            trusted_proxies: if self.trusted_proxies.is_empty() {
-                file.trusted_proxies.unwrap_or_default()
-            } else {
-                self.trusted_proxies
-            },
+            trusted_proxies,
             operations,
         })
     }

@@ -349,6 +349,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         listener,
         tls.map(|(acceptor, _)| acceptor),
         cfg.limits,
+        cfg.trusted_proxies.clone(),
         gateway.clone(),
         async move {
             let _ = stop.changed().await;

@@ -3,15 +3,15 @@
 //! from anyone else the header is ignored, so a client cannot choose the
 //! address the policies and the decision record see.
 
+use crate::config::TrustedProxies;
 use http::HeaderMap;
-use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// The client's address: `peer` itself, or, when `peer` is a trusted proxy,
 /// the rightmost `X-Forwarded-For` address that is not one (the nearest
 /// address no trusted proxy vouches for). A malformed list is not trusted.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.contains(ip);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn only_a_trusted_peer_names_the_client() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let trusted = TrustedProxies {
+            nets: vec!["10.0.0.0/8".parse().unwrap()],
+            proxy_protocol: false,
+        };
         let lb: IpAddr = "10.0.0.5".parse().unwrap();
         let stranger: IpAddr = "203.0.113.9".parse().unwrap();
         let h = headers(&["198.51.100.7"]);
@@ -68,6 +71,6 @@ mod tests {
         );
         assert_eq!(client_ip(lb, &headers(&["junk"]), &trusted), lb);
         assert_eq!(client_ip(lb, &HeaderMap::new(), &trusted), lb);
-        assert_eq!(client_ip(lb, &h, &[]), lb);
+        assert_eq!(client_ip(lb, &h, &TrustedProxies::default()), lb);
     }
 }

@@ -69,7 +69,7 @@ pub struct Gateway {
     /// Requests in flight to the domain store (one permit each); none left: 503.
     pub upstream_slots: tokio::sync::Semaphore,
     /// Peers whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub trusted_proxies: crate::config::TrustedProxies,
 }
 
 impl crate::listener::RequestHandler for Gateway {

@@ -5,10 +5,11 @@
 //! handler it is given: the gateway's, in `serve`.
 
 mod content_length;
+mod proxy_protocol;
 
 pub use content_length::REPEATED_CONTENT_LENGTH;
 
-use crate::config::{Limits, TlsMode};
+use crate::config::{Limits, TlsMode, TrustedProxies};
 use anyhow::Context;
 use bytes::Bytes;
 use content_length::OneContentLength;
@@ -18,6 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use proxy_protocol::Prefixed;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -200,6 +202,8 @@ pub trait RequestHandler: Send + Sync + 'static {
 ///   keep-alive connections; only when every connection has a request in
 ///   flight is the new one closed at once;
 /// - past `max_connections_per_ip` from one address, new ones are closed.
+///   A trusted proxy's connections count for the client its PROXY header
+///   names (`proxy_protocol`), else for no address: they carry many clients.
 ///
 /// Shutdown is graceful: the listening socket is closed (new clients are
 /// refused), every connection is told to finish (HTTP/1.1: the request in
@@ -210,6 +214,7 @@ pub async fn serve<H: RequestHandler>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+    proxies: TrustedProxies,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -250,18 +255,49 @@ pub async fn serve<H: RequestHandler>(
                 }
             },
         };
-        let admitted = match registry.admit(peer.ip()) {
-            Ok(admitted) => admitted,
-            Err(refusal) => {
-                tracing::info!(%peer, refusal, "connection refused at accept");
-                crate::metrics::connection_refused(refusal);
-                continue; // dropping the stream closes it
+        let from_proxy = proxies.contains(&peer.ip());
+        // With the PROXY protocol, a proxy's connection is admitted once its
+        // header named the client, on the connection's own task.
+        let admitted = if from_proxy && proxies.proxy_protocol {
+            None
+        } else {
+            let counted = (!from_proxy).then_some(peer.ip());
+            match registry.admit(counted) {
+                Ok(admitted) => Some(admitted),
+                Err(refusal) => {
+                    refused(peer, refusal);
+                    continue; // dropping the stream closes it
+                }
             }
         };
         let _ = stream.set_nodelay(true);
         let (handler, builder, tls) = (handler.clone(), builder.clone(), tls.clone());
+        let registry = registry.clone();
         let mut closing = closing_rx.clone();
         connections.spawn(async move {
+            let mut stream = stream;
+            let (peer, read_ahead, admitted) = match admitted {
+                Some(admitted) => (peer, Bytes::new(), admitted),
+                None => {
+                    let header = tokio::select! {
+                        header = tokio::time::timeout(
+                            limits.header_read_timeout,
+                            proxy_protocol::read_header(&mut stream, peer),
+                        ) => header,
+                        _ = closing.wait_for(|c| *c) => return,
+                    };
+                    let (client, read_ahead) = match header {
+                        Ok(Ok(header)) => header,
+                        Ok(Err(why)) => return refused(peer, why),
+                        Err(_) => return refused(peer, "no PROXY header in time"),
+                    };
+                    match registry.admit(Some(client.ip())) {
+                        Ok(admitted) => (client, read_ahead, admitted),
+                        Err(refusal) => return refused(client, refusal),
+                    }
+                }
+            };
+            let stream = Prefixed::new(read_ahead, stream);
             let activity = admitted.activity.clone();
             let service = service_fn(move |req| {
                 let handler = handler.clone();
@@ -339,6 +375,11 @@ pub async fn serve<H: RequestHandler>(
     }
 }
 
+fn refused(peer: SocketAddr, refusal: &'static str) {
+    tracing::info!(%peer, refusal, "connection refused at accept");
+    crate::metrics::connection_refused(refusal);
+}
+
 /// HTTP/2 flow-control windows (hyper's default is 1 MiB for both).
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
 const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
@@ -354,17 +395,20 @@ struct Registry {
 #[derive(Default)]
 struct Open {
     next_id: u64,
-    by_id: HashMap<u64, (IpAddr, Arc<Activity>)>,
+    /// Each connection's address, `None` where it is not counted.
+    by_id: HashMap<u64, (Option<IpAddr>, Arc<Activity>)>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
 impl Open {
     fn remove(&mut self, id: u64) -> Option<Arc<Activity>> {
         let (ip, activity) = self.by_id.remove(&id)?;
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
+        if let Some(ip) = ip {
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
             }
         }
         Some(activity)
@@ -380,12 +424,15 @@ impl Registry {
         }
     }
 
-    /// Admits a new connection from `ip`, closing the longest-idle one when
-    /// full; `Err` names why the new one is refused instead.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, &'static str> {
+    /// Admits a new connection from `ip` (`None`: counted for no address),
+    /// closing the longest-idle one when full; `Err` names why the new one
+    /// is refused instead.
+    fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Admitted, &'static str> {
         let mut open = self.open.lock().expect("registry lock");
-        if open.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
-            return Err("max_connections_per_ip");
+        if let Some(ip) = ip {
+            if open.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+                return Err("max_connections_per_ip");
+            }
         }
         if open.by_id.len() >= self.max_total {
             let idlest = open
@@ -404,7 +451,9 @@ impl Registry {
         open.next_id += 1;
         let activity = Arc::new(Activity::new());
         open.by_id.insert(id, (ip, activity.clone()));
-        *open.per_ip.entry(ip).or_insert(0) += 1;
+        if let Some(ip) = ip {
+            *open.per_ip.entry(ip).or_insert(0) += 1;
+        }
         Ok(Admitted {
             id,
             activity,

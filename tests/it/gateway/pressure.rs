@@ -218,7 +218,10 @@ async fn a_retried_order_with_the_same_client_token_creates_one_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
     for (trusted, expected) in [(vec![], "127.0.0.1"), (vec!["127.0.0.0/8"], "198.51.100.7")] {
-        let proxies: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        let proxies = partner_gateway::config::TrustedProxies {
+            nets: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            proxy_protocol: false,
+        };
         let gw = TestGateway::start_with(Backend::Sqlite, move |cfg| {
             cfg.trusted_proxies = proxies;
         })
@@ -241,6 +244,68 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
         );
         gw.running.stop().await;
     }
+}
+
+/// Behind a TCP load balancer that speaks the PROXY protocol, its header
+/// names the client: the decision record and the per-address connection
+/// limit use that address. A connection from the proxy without a header is
+/// closed; from any other peer, a header is not read (the TLS handshake
+/// fails on it), and the peer is the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_protocol_header_names_the_client_only_from_a_trusted_proxy() {
+    use super::raw::{answer, tls_on};
+    use partner_gateway::config::TrustedProxies;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpSocket, TcpStream};
+    let gw = TestGateway::start_with(Backend::Sqlite, |cfg| {
+        cfg.trusted_proxies = TrustedProxies {
+            nets: vec!["127.0.0.1/32".parse().unwrap()],
+            proxy_protocol: true,
+        };
+        cfg.limits.max_connections_per_ip = 1;
+    })
+    .await;
+    let from = |local: &'static str, header: Option<String>| {
+        let gw = &gw;
+        async move {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+            let mut tcp: TcpStream = socket.connect(gw.running.addr).await.unwrap();
+            if let Some(header) = header {
+                tcp.write_all(header.as_bytes()).await.unwrap();
+            }
+            tls_on(gw, tcp, b"http/1.1").await
+        }
+    };
+    let naming = |client: &str| Some(format!("PROXY TCP4 {client} 127.0.0.1 51000 443\r\n"));
+    /// The client address recorded for an (unsigned) call on `stream`.
+    async fn client_of_call(gw: &TestGateway, stream: &mut Box<dyn super::raw::Stream>) -> String {
+        let head = format!("GET {OVERVIEW} HTTP/1.1\r\nhost: localhost\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        assert_eq!(answer(stream).await, Some(401), "unsigned");
+        let record = &gw.running.gateway.recent_decisions.newest_first()[0];
+        record["client_ip"].as_str().unwrap().to_owned()
+    }
+
+    let mut first = from("127.0.0.1", naming("198.51.100.7")).await.unwrap();
+    assert_eq!(client_of_call(&gw, &mut first).await, "198.51.100.7");
+    assert!(
+        from("127.0.0.1", naming("198.51.100.7")).await.is_err(),
+        "a second connection of the same client, past its limit of one, is closed"
+    );
+    let mut other = from("127.0.0.1", naming("198.51.100.8")).await.unwrap();
+    assert_eq!(client_of_call(&gw, &mut other).await, "198.51.100.8");
+    assert!(
+        from("127.0.0.1", None).await.is_err(),
+        "the proxy's connection without a header is closed"
+    );
+    assert!(
+        from("127.0.0.2", naming("198.51.100.9")).await.is_err(),
+        "another peer's header is no header"
+    );
+    let mut direct = from("127.0.0.2", None).await.unwrap();
+    assert_eq!(client_of_call(&gw, &mut direct).await, "127.0.0.2");
+    gw.running.stop().await;
 }
 
 /// The limit holds across the streams of one HTTP/2 connection: a client

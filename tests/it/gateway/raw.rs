@@ -25,6 +25,18 @@ pub async fn tls(gw: &TestGateway) -> Box<dyn Stream> {
 
 /// As [`tls`], offering only the ALPN protocol `alpn` (e.g. `h2`).
 pub async fn tls_speaking(gw: &TestGateway, alpn: &[u8]) -> Box<dyn Stream> {
+    tls_on(gw, tcp(gw).await, alpn)
+        .await
+        .expect("TLS handshake")
+}
+
+/// The TLS handshake (ALPN `alpn`) on a TCP connection to the gateway,
+/// which may have sent something before (a PROXY header, say).
+pub async fn tls_on(
+    gw: &TestGateway,
+    tcp: TcpStream,
+    alpn: &[u8],
+) -> std::io::Result<Box<dyn Stream>> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in
@@ -46,11 +58,10 @@ pub async fn tls_speaking(gw: &TestGateway, alpn: &[u8]) -> Box<dyn Stream> {
     let stream = connector
         .connect(
             rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp(gw).await,
+            tcp,
         )
-        .await
-        .unwrap();
-    Box::new(stream)
+        .await?;
+    Ok(Box::new(stream))
 }
 
 /// Reads until the server answers or closes (within [`BOUND`]): the status
