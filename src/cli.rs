@@ -1,9 +1,10 @@
-//! The `partner-gateway` command line.
+//! The `partner-gateway` command line, run by `src/main.rs` (and by
+//! `examples/counted_gateway.rs`, the same command with its allocations counted).
 
+use crate::config::DatabaseArgs;
+use crate::store::seed::Fixture;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use partner_gateway::config::DatabaseArgs;
-use partner_gateway::store::seed::Fixture;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ struct Cli {
         value_enum,
         default_value_t
     )]
-    log_format: partner_gateway::audit::LogFormat,
+    log_format: crate::audit::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -34,7 +35,7 @@ enum Command {
     /// call), with the domain store in this process unless --upstream is given.
     Serve {
         #[command(flatten)]
-        args: Box<partner_gateway::config::ServeArgs>,
+        args: Box<crate::config::ServeArgs>,
     },
     /// Run the domain store alone (the partner API behind the gateway).
     Store {
@@ -93,28 +94,28 @@ enum Command {
     /// Validate, test and explain the Cedar policies (for security teams).
     Policy {
         #[command(subcommand)]
-        command: partner_gateway::policy_tools::cli::PolicyCommand,
+        command: crate::policy_tools::cli::PolicyCommand,
     },
     /// Partners' own rate limits: set, clear, list (heard by running gateways within 5 s).
     Limits {
         #[command(subcommand)]
-        command: partner_gateway::credentials_cli::LimitsCommand,
+        command: crate::credentials_cli::LimitsCommand,
     },
     /// Operators: add, disable, enable, set roles (heard by running gateways at once).
     Operators {
         #[command(subcommand)]
-        command: partner_gateway::credentials_cli::OperatorsCommand,
+        command: crate::credentials_cli::OperatorsCommand,
     },
     /// Access keys of operators and customers: create, rotate, revoke. Secrets
     /// are generated and printed once, or read from stdin; never from argv.
     Keys {
         #[command(subcommand)]
-        command: partner_gateway::credentials_cli::KeysCommand,
+        command: crate::credentials_cli::KeysCommand,
     },
     /// X-Auth-Tokens: revoke every token of an operator or a customer.
     Tokens {
         #[command(subcommand)]
-        command: partner_gateway::credentials_cli::TokensCommand,
+        command: crate::credentials_cli::TokensCommand,
     },
     /// Import a fixture file (docs/domain.md section 5) into the database, idempotently.
     Seed {
@@ -125,8 +126,8 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Parses the command line and runs the command.
+pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve`'s options decide where decision records go, so they are read
     // before the log subscriber is installed.
@@ -146,7 +147,7 @@ async fn main() -> ExitCode {
             .as_deref()
             .map(|t| (t, c.operations.decision_log_sample_allowed))
     }) {
-        Some((target, rate)) => match partner_gateway::audit::DecisionLog::open(target, rate) {
+        Some((target, rate)) => match crate::audit::DecisionLog::open(target, rate) {
             Ok(log) => Some(log),
             Err(e) => {
                 eprintln!("error: cannot open the decision log {target}: {e}");
@@ -159,7 +160,7 @@ async fn main() -> ExitCode {
         .as_ref()
         .and_then(|c| c.operations.otlp_endpoint.as_deref())
     {
-        Some(endpoint) => match partner_gateway::otlp::Otlp::start(endpoint) {
+        Some(endpoint) => match crate::otlp::Otlp::start(endpoint) {
             Ok(otlp) => Some(otlp),
             Err(e) => {
                 eprintln!("error: cannot set up the OTLP export to {endpoint}: {e:#}");
@@ -168,7 +169,7 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    partner_gateway::audit::init_logging(decision_log, cli.log_format, otlp.as_ref());
+    crate::audit::init_logging(decision_log, cli.log_format, otlp.as_ref());
     let code = match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {
@@ -185,10 +186,7 @@ async fn main() -> ExitCode {
     code
 }
 
-async fn run(
-    cli: Cli,
-    serve: Option<partner_gateway::config::ServeConfig>,
-) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, serve: Option<crate::config::ServeConfig>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { .. } => {
             let config = serve.context("serve options not resolved")?;
@@ -203,7 +201,7 @@ async fn run(
                 }
             };
             let otlp = config.operations.otlp_endpoint.clone();
-            let running = partner_gateway::serve::start(config).await?;
+            let running = crate::serve::start(config).await?;
             let scheme = if running.certificate.is_some() {
                 "https"
             } else {
@@ -227,11 +225,11 @@ async fn run(
                 say(format!("OTLP trace export: {url}"));
             }
             if demo {
-                say(partner_gateway::serve::demo_banner(&running));
+                say(crate::serve::demo_banner(&running));
             }
             running.wait_for_signal().await;
             // The records of the last requests, still queued for the writer.
-            partner_gateway::audit::flush();
+            crate::audit::flush();
             Ok(ExitCode::SUCCESS)
         }
         Command::Store {
@@ -242,8 +240,8 @@ async fn run(
             client_ca,
             db,
         } => {
-            let key = partner_gateway::assertion::AssertionKey::from_base64(&assertion_key)
-                .map_err(|_| {
+            let key =
+                crate::assertion::AssertionKey::from_base64(&assertion_key).map_err(|_| {
                     anyhow::anyhow!("--assertion-key must be base64 of at least 32 bytes")
                 })?;
             let store = db.open_store().await?;
@@ -252,25 +250,21 @@ async fn run(
                 .with_context(|| format!("cannot listen on {listen}"))?;
             // The worker runs for the store's life: its stop is never sent.
             let (_keep_running, running) = tokio::sync::watch::channel(false);
-            let (exports, _worker) =
-                partner_gateway::domain::start_export_worker(store.clone(), running);
-            let state = partner_gateway::domain::DomainState::new(store, key, exports);
+            let (exports, _worker) = crate::domain::start_export_worker(store.clone(), running);
+            let state = crate::domain::DomainState::new(store, key, exports);
             let local = listener.local_addr()?;
             match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
-                    let mode = partner_gateway::config::TlsMode::Files { cert, key };
-                    let (acceptor, _) = partner_gateway::listener::tls_acceptor(
-                        &mode,
-                        &db.data_dir(),
-                        client_ca.as_deref(),
-                    )?
-                    .expect("a certificate was given");
+                    let mode = crate::config::TlsMode::Files { cert, key };
+                    let (acceptor, _) =
+                        crate::listener::tls_acceptor(&mode, &db.data_dir(), client_ca.as_deref())?
+                            .expect("a certificate was given");
                     println!("domain store listening on https://{local}");
-                    partner_gateway::domain::serve_tls(listener, state, acceptor).await?;
+                    crate::domain::serve_tls(listener, state, acceptor).await?;
                 }
                 _ => {
                     println!("domain store listening on http://{local}");
-                    partner_gateway::domain::serve(listener, state).await?;
+                    crate::domain::serve(listener, state).await?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -287,7 +281,7 @@ async fn run(
             path,
             body,
         } => {
-            use partner_gateway::client::{self, Credentials, Trust};
+            use crate::client::{self, Credentials, Trust};
             let trust = match (cacert, insecure) {
                 (Some(path), _) => Trust::CaFile(path),
                 (None, true) => Trust::Insecure,
@@ -345,21 +339,21 @@ async fn run(
                 ExitCode::from(2)
             })
         }
-        Command::Policy { command } => partner_gateway::policy_tools::cli::run(command).await,
+        Command::Policy { command } => crate::policy_tools::cli::run(command).await,
         Command::Operators { command } => {
-            partner_gateway::credentials_cli::operators(command).await?;
+            crate::credentials_cli::operators(command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Limits { command } => {
-            partner_gateway::credentials_cli::limits(command).await?;
+            crate::credentials_cli::limits(command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => {
-            partner_gateway::credentials_cli::keys(command).await?;
+            crate::credentials_cli::keys(command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens { command } => {
-            partner_gateway::credentials_cli::tokens(command).await?;
+            crate::credentials_cli::tokens(command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed { file, db } => {

@@ -11,6 +11,7 @@ pub mod authorizer;
 pub mod caller;
 pub mod catalog;
 pub mod claims;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credentials_cli;
