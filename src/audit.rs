@@ -1,12 +1,13 @@
-//! The decision record: one structured event per request, through `tracing`
-//! (target `decision`), so a security team sees exactly why a call was
-//! allowed or denied. Credentials, signatures and tokens never appear in it.
+//! The decision record: one per request, so a security team sees exactly
+//! why a call was allowed or denied. Credentials, signatures and tokens
+//! never appear in it.
 //!
-//! Without `--decision-log` the records go to the human log on stderr. With
-//! it, [`DecisionLog`] (a `tracing` layer for target `decision` only) writes
-//! them as JSON lines to a file or to stdout (`-`), and the human log leaves
-//! them out. Allowed decisions may be sampled (`--decision-log-sample-allowed
-//! 0.0..=1.0`); denies and requests that reached no decision are always written.
+//! With `--decision-log`, the record itself is handed to [`DecisionLog`]'s
+//! writer thread, which writes it as a JSON line to a file or to stdout
+//! (`-`): the request formats nothing. Without it, the record is an event of
+//! the human log on stderr (`tracing`, target `decision`). Allowed decisions
+//! may be sampled (`--decision-log-sample-allowed 0.0..=1.0`); denies and
+//! requests that reached no decision are always written.
 //!
 //! One JSON object per line (the schema, also in README.md "Decision log"):
 //!
@@ -44,23 +45,11 @@ use crate::policy::{Asked, Decision};
 use crate::recent::Recent;
 use serde_json::{Map, Value};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::Context;
 
-/// The `tracing` target of decision records.
+/// The `tracing` target of decision records in the human log.
 pub const DECISION_TARGET: &str = "decision";
-
-/// Fields emitted as JSON text and written to the log as the JSON they
-/// hold, with what an absent one is written as: lists as `[]`, the
-/// context as `null`.
-const JSON_FIELDS: [(&str, Value); 4] = [
-    ("resources", Value::Array(Vec::new())),
-    ("determining", Value::Array(Vec::new())),
-    ("errors", Value::Array(Vec::new())),
-    ("context", Value::Null),
-];
 /// What the human log on stderr shows when `RUST_LOG` is not set; with
 /// `opentelemetry*` warnings so that a failing OTLP export is seen.
 pub const DEFAULT_LOG_FILTER: &str =
@@ -80,17 +69,12 @@ pub enum LogFormat {
 }
 
 /// Installs the process's log subscriber: the log on stderr in `format`
-/// (filtered by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and, when given,
-/// the JSON decision log, which then takes the decision records out of the
-/// stderr log, and the OTLP span exporter (its own filter: `RUST_LOG` does
-/// not change what is exported).
-pub fn init_logging(
-    decision_log: Option<DecisionLog>,
-    format: LogFormat,
-    otlp: Option<&crate::otlp::Otlp>,
-) {
+/// (filtered by `RUST_LOG`, default [`DEFAULT_LOG_FILTER`]) and the OTLP
+/// span exporter (its own filter: `RUST_LOG` does not change what is
+/// exported). Decision records reach the human log only when there is no
+/// decision log.
+pub fn init_logging(format: LogFormat, otlp: Option<&crate::otlp::Otlp>) {
     use std::io::IsTerminal;
-    use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::prelude::*;
     let env = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
@@ -110,42 +94,11 @@ pub fn init_logging(
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    match decision_log {
-        None => tracing_subscriber::registry()
-            .with(otlp.map(|o| o.layer()))
-            .with(human.with_filter(env()))
-            .init(),
-        Some(log) => {
-            let _ = FLUSHER.set(log.flusher());
-            tracing_subscriber::registry()
-                .with(otlp.map(|o| o.layer()))
-                .with(human.with_filter(FilterExt::and(
-                    env(),
-                    filter_fn(|m| m.target() != DECISION_TARGET),
-                )))
-                .with(log.with_filter(filter_fn(|m| m.target() == DECISION_TARGET)))
-                .init()
-        }
-    }
+    tracing_subscriber::registry()
+        .with(otlp.map(|o| o.layer()))
+        .with(human.with_filter(env()))
+        .init()
 }
-
-/// Fields that may be absent from an event and are written as null.
-const OPTIONAL_FIELDS: [&str; 14] = [
-    "trace_id",
-    "client_ip",
-    "refused",
-    "route",
-    "auth_failure",
-    "access_key",
-    "principal",
-    "acting_as",
-    "source_operator",
-    "auth",
-    "action",
-    "policy_version",
-    "decision_us",
-    "upstream_us",
-];
 
 #[derive(Debug, Default)]
 pub struct DecisionRecord {
@@ -264,72 +217,182 @@ impl DecisionRecord {
         }
     }
 
-    /// Writes the record (the decision log, or stderr) and keeps it in
-    /// `recent`, the console's buffer.
-    pub fn emit(&self, status: u16, latency: Duration, recent: &Recent) {
-        let now = self.now.map(crate::time::format);
-        let context = self
+    /// Writes the record (to `log`, else to the human log on stderr) and
+    /// keeps it in `recent`, the console's buffer: moved, not copied, and
+    /// formatted by whoever reads it.
+    pub fn emit(
+        self,
+        status: u16,
+        latency: Duration,
+        recent: &Recent<Arc<Kept>>,
+        log: Option<&DecisionLog>,
+    ) {
+        let kept = Arc::new(Kept {
+            at: chrono::Utc::now(),
+            status,
+            latency,
+            record: self,
+        });
+        match log {
+            Some(log) => log.write(&kept),
+            None => kept.trace(),
+        }
+        recent.push(kept);
+    }
+}
+
+/// A decision record once answered: what the decision log writes and the
+/// console's recent list keeps, shared by both.
+pub struct Kept {
+    /// When it was answered.
+    at: chrono::DateTime<chrono::Utc>,
+    status: u16,
+    latency: Duration,
+    record: DecisionRecord,
+}
+
+impl Kept {
+    /// The line of the decision log (the schema above), newline-terminated.
+    fn line(&self) -> Vec<u8> {
+        let r = &self.record;
+        let micros = |d: Duration| d.as_micros() as u64;
+        let line = LogLine {
+            ts: self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            request_id: &r.request_id,
+            trace_id: r.trace_id.as_deref(),
+            method: &r.method,
+            path: &r.path,
+            route: r.route,
+            principal: r.principal.as_deref(),
+            acting_as: r.acting_as.as_deref(),
+            source_operator: r.source_operator.as_deref(),
+            auth: r.auth,
+            auth_failure: r.auth_failure,
+            access_key: r.access_key.as_deref(),
+            action: r.action,
+            resources: &r.resources,
+            decision: r.decision_text(),
+            determining: &r.determining,
+            errors: &r.errors,
+            policy_version: r.policy_version.as_deref(),
+            now: r.now.map(crate::time::format),
+            now_supplied: r.now_supplied,
+            context: r.context.as_ref(),
+            client_ip: r.client_ip,
+            refused: r.refused,
+            replayed: r.replayed,
+            status: self.status,
+            latency_us: micros(self.latency),
+            decision_us: r.decision_latency.map(micros),
+            upstream_us: r.upstream_latency.map(micros),
+        };
+        let mut out = serde_json::to_vec(&line).expect("a decision record serializes");
+        out.push(b'\n');
+        out
+    }
+
+    /// The record as an event of the human log (no decision log).
+    fn trace(&self) {
+        let r = &self.record;
+        let list = |items: &[String]| serde_json::to_string(items).expect("strings serialize");
+        let context = r
             .context
             .as_ref()
             .map(|c| serde_json::to_string(c).expect("a JSON map serializes"));
-        recent.push(serde_json::json!({
-            "ts": crate::time::format(crate::time::now()),
-            "request_id": self.request_id,
-            "method": self.method,
-            "path": self.path,
-            "principal": self.principal,
-            "acting_as": self.acting_as,
-            "source_operator": self.source_operator,
-            "action": self.action,
-            "resources": self.resources,
-            "decision": self.decision_text(),
-            "determining": self.determining,
-            "errors": self.errors,
-            "policy_version": self.policy_version,
-            "now": now,
-            "now_supplied": self.now_supplied,
-            "context": self.context,
-            "client_ip": self.client_ip.map(|ip| ip.to_string()),
-            "refused": self.refused,
-            "replayed": self.replayed,
-            "status": status,
-        }));
         tracing::info!(
             target: DECISION_TARGET,
-            request_id = %self.request_id,
-            trace_id = self.trace_id.as_deref(),
-            method = %self.method,
-            path = %self.path,
-            route = self.route,
-            principal = self.principal.as_deref(),
-            acting_as = self.acting_as.as_deref(),
-            source_operator = self.source_operator.as_deref(),
-            auth = self.auth,
-            auth_failure = self.auth_failure,
-            access_key = self.access_key.as_deref(),
-            action = self.action,
-            resources = %json_list(&self.resources),
-            decision = self.decision_text(),
-            determining = %json_list(&self.determining),
-            errors = %json_list(&self.errors),
-            policy_version = self.policy_version.as_deref(),
-            now = now.as_deref(),
-            now_supplied = self.now_supplied,
+            request_id = %r.request_id,
+            trace_id = r.trace_id.as_deref(),
+            method = %r.method,
+            path = %r.path,
+            route = r.route,
+            principal = r.principal.as_deref(),
+            acting_as = r.acting_as.as_deref(),
+            source_operator = r.source_operator.as_deref(),
+            auth = r.auth,
+            auth_failure = r.auth_failure,
+            access_key = r.access_key.as_deref(),
+            action = r.action,
+            resources = %list(&r.resources),
+            decision = r.decision_text(),
+            determining = %list(&r.determining),
+            errors = %list(&r.errors),
+            policy_version = r.policy_version.as_deref(),
+            now = r.now.map(crate::time::format).as_deref(),
+            now_supplied = r.now_supplied,
             context = context.as_deref(),
-            client_ip = self.client_ip.map(tracing::field::display),
-            refused = self.refused,
-            replayed = self.replayed,
-            status,
-            latency_us = latency.as_micros() as u64,
-            decision_us = self.decision_latency.map(|d| d.as_micros() as u64),
-            upstream_us = self.upstream_latency.map(|d| d.as_micros() as u64),
+            client_ip = r.client_ip.map(tracing::field::display),
+            refused = r.refused,
+            replayed = r.replayed,
+            status = self.status,
+            latency_us = self.latency.as_micros() as u64,
+            decision_us = r.decision_latency.map(|d| d.as_micros() as u64),
+            upstream_us = r.upstream_latency.map(|d| d.as_micros() as u64),
         );
     }
 }
 
-/// A list as JSON text: readable in the human log, exact in the JSON log.
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).expect("strings serialize")
+/// One line of the decision log, written by the writer thread.
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    ts: String,
+    request_id: &'a str,
+    trace_id: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    route: Option<&'a str>,
+    principal: Option<&'a str>,
+    acting_as: Option<&'a str>,
+    source_operator: Option<&'a str>,
+    auth: Option<&'a str>,
+    auth_failure: Option<&'a str>,
+    access_key: Option<&'a str>,
+    action: Option<&'a str>,
+    resources: &'a [String],
+    decision: &'a str,
+    determining: &'a [String],
+    errors: &'a [String],
+    policy_version: Option<&'a str>,
+    now: Option<String>,
+    now_supplied: bool,
+    context: Option<&'a Map<String, Value>>,
+    client_ip: Option<std::net::IpAddr>,
+    refused: Option<&'a str>,
+    replayed: bool,
+    status: u16,
+    latency_us: u64,
+    decision_us: Option<u64>,
+    upstream_us: Option<u64>,
+}
+
+impl serde::Serialize for Kept {
+    /// The console's view of a record.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = &self.record;
+        serde_json::json!({
+            "ts": crate::time::format(self.at),
+            "request_id": r.request_id,
+            "method": r.method,
+            "path": r.path,
+            "principal": r.principal,
+            "acting_as": r.acting_as,
+            "source_operator": r.source_operator,
+            "action": r.action,
+            "resources": r.resources,
+            "decision": r.decision_text(),
+            "determining": r.determining,
+            "errors": r.errors,
+            "policy_version": r.policy_version,
+            "now": r.now.map(crate::time::format),
+            "now_supplied": r.now_supplied,
+            "context": r.context,
+            "client_ip": r.client_ip.map(|ip| ip.to_string()),
+            "refused": r.refused,
+            "replayed": r.replayed,
+            "status": self.status,
+        })
+        .serialize(serializer)
+    }
 }
 
 /// Records waiting for the writer thread at most. A request whose record
@@ -338,8 +401,8 @@ const QUEUED_RECORDS: usize = 16_384;
 
 /// What the writer thread is sent.
 enum ToWriter {
-    /// An event's fields and when it happened: made into its line there.
-    Record(Map<String, Value>, chrono::DateTime<chrono::Utc>),
+    /// A record, made into its line there.
+    Record(Arc<Kept>),
     /// Write and flush everything sent before, then answer.
     Flush(std::sync::mpsc::Sender<()>),
     /// Write and flush everything sent before, then reopen the file by its
@@ -347,51 +410,27 @@ enum ToWriter {
     Reopen,
 }
 
-/// The `tracing` layer writing decision records as JSON lines; events of
-/// other targets are ignored. A request only collects its event's fields
-/// and queues them; a thread of its own turns them into lines and writes
-/// them, whole and in order, batching what has queued up into one write.
+/// The decision log: records queue for a thread of its own, which turns
+/// them into lines and writes them, whole and in order, batching what has
+/// queued up into one write. A clone writes to the same log.
+#[derive(Clone)]
 pub struct DecisionLog {
-    queue: std::sync::mpsc::SyncSender<ToWriter>,
+    queue: Arc<std::sync::mpsc::SyncSender<ToWriter>>,
     sample_allowed: f64,
 }
 
-/// Waits until the decision log has written every line queued before.
-#[derive(Clone)]
-pub struct LogFlusher(std::sync::mpsc::SyncSender<ToWriter>);
-
-impl LogFlusher {
-    pub fn flush(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.0.send(ToWriter::Flush(done)).is_ok() {
-            let _ = wait.recv();
-        }
-    }
-
-    /// Has the file reopened by its name once what came before is written.
-    pub fn reopen(&self) {
-        let _ = self.0.send(ToWriter::Reopen);
+/// Handles are equal when they write to the same log.
+impl PartialEq for DecisionLog {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.queue, &other.queue)
     }
 }
 
-/// The installed decision log's flusher, for [`flush`] at shutdown and
-/// [`reopen`] on SIGUSR1. Process-wide because the decision log is a layer
-/// of the process-wide `tracing` subscriber ([`init_logging`], once).
-static FLUSHER: std::sync::OnceLock<LogFlusher> = std::sync::OnceLock::new();
-
-/// Writes out every decision record queued so far (before the process
-/// ends, for instance); nothing when no decision log is installed.
-pub fn flush() {
-    if let Some(flusher) = FLUSHER.get() {
-        flusher.flush();
-    }
-}
-
-/// Reopens the decision log file by its name (SIGUSR1, after logrotate
-/// renamed it); nothing when no decision log file is installed.
-pub fn reopen() {
-    if let Some(flusher) = FLUSHER.get() {
-        flusher.reopen();
+impl std::fmt::Debug for DecisionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionLog")
+            .field("sample_allowed", &self.sample_allowed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -492,45 +531,36 @@ impl DecisionLog {
             .name("decision-log".into())
             .spawn(move || write_lines(sink, lines))?;
         Ok(DecisionLog {
-            queue,
+            queue: Arc::new(queue),
             sample_allowed,
         })
     }
 
-    pub fn flusher(&self) -> LogFlusher {
-        LogFlusher(self.queue.clone())
+    /// Queues a record, unless it is an allowed decision sampled out.
+    /// Waits while the queue is full: a record is never dropped.
+    fn write(&self, kept: &Arc<Kept>) {
+        if kept.record.allow == Some(true) && !sampled_in(self.sample_allowed) {
+            return;
+        }
+        if self.queue.send(ToWriter::Record(kept.clone())).is_err() {
+            eprintln!("decision log: the writer has stopped; a record is lost");
+        }
     }
 
-    /// The fields of one decision event, or `None` when sampled out. Only
-    /// this runs on the request's thread; [`line`] on the writer's.
-    fn fields(&self, event: &Event<'_>) -> Option<Map<String, Value>> {
-        let mut visitor = JsonVisitor(Map::new());
-        event.record(&mut visitor);
-        let fields = visitor.0;
-        let allowed = fields.get("decision").and_then(Value::as_str) == Some("allow");
-        (!allowed || sampled_in(self.sample_allowed)).then_some(fields)
+    /// Waits until every record queued before is written (before the
+    /// process ends, for instance).
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.queue.send(ToWriter::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
     }
-}
 
-/// One JSON line of the documented schema from an event's fields, stamped
-/// `at` (when the event happened).
-fn line(mut fields: Map<String, Value>, at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
-    for (name, absent) in JSON_FIELDS {
-        let value = match fields.remove(name) {
-            Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            Some(other) => other,
-            None => absent,
-        };
-        fields.insert(name.to_owned(), value);
+    /// Has the file reopened by its name once what came before is written
+    /// (SIGUSR1, after logrotate renamed it).
+    pub fn reopen(&self) {
+        let _ = self.queue.send(ToWriter::Reopen);
     }
-    for name in OPTIONAL_FIELDS {
-        fields.entry(name).or_insert(Value::Null);
-    }
-    let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    fields.insert("ts".into(), Value::String(ts));
-    let mut line = serde_json::to_vec(&Value::Object(fields)).expect("JSON value serializes");
-    line.push(b'\n');
-    line
 }
 
 fn check_rate(rate: f64) -> std::io::Result<f64> {
@@ -563,8 +593,8 @@ fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>) {
         }
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
-                ToWriter::Record(fields, at) => {
-                    if let Err(e) = sink.out().write_all(&line(fields, at)) {
+                ToWriter::Record(kept) => {
+                    if let Err(e) = sink.out().write_all(&kept.line()) {
                         complain(e);
                     }
                 }
@@ -587,47 +617,9 @@ fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>) {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for DecisionLog {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != DECISION_TARGET {
-            return;
-        }
-        if let Some(fields) = self.fields(event) {
-            let at = chrono::Utc::now();
-            // Waits while the queue is full; fails only if the writer thread is gone.
-            if self.queue.send(ToWriter::Record(fields, at)).is_err() {
-                eprintln!("decision log: the writer has stopped; a record is lost");
-            }
-        }
-    }
-}
-
-struct JsonVisitor(Map<String, Value>);
-
-impl Visit for JsonVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_owned()));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::Bool(value));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::layer::SubscriberExt;
 
     #[derive(Clone, Default)]
     struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -667,13 +659,11 @@ mod tests {
         r
     }
 
-    fn capture(rate: f64, emit: impl FnOnce()) -> Vec<Value> {
+    fn capture(rate: f64, emit: impl FnOnce(&DecisionLog)) -> Vec<Value> {
         let buffer = Buffer::default();
-        let layer = DecisionLog::to_writer(buffer.clone(), rate).unwrap();
-        let flusher = layer.flusher();
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, emit);
-        flusher.flush();
+        let log = DecisionLog::to_writer(buffer.clone(), rate).unwrap();
+        emit(&log);
+        log.flush();
         buffer.lines()
     }
 
@@ -684,35 +674,37 @@ mod tests {
     fn a_rotated_decision_log_is_reopened_by_its_name_and_loses_no_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.jsonl");
-        let layer = DecisionLog::open(path.to_str().unwrap(), 1.0).unwrap();
-        let flusher = layer.flusher();
-        let subscriber = tracing_subscriber::registry().with(layer);
+        let log = &DecisionLog::open(path.to_str().unwrap(), 1.0).unwrap();
         let count =
             |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
-        tracing::subscriber::with_default(subscriber, || {
-            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
-            flusher.flush();
+        {
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10), Some(log));
+            log.flush();
             // Rotated and told.
             std::fs::rename(&path, dir.path().join("decisions.jsonl.1")).unwrap();
-            flusher.reopen();
-            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
-            flusher.flush();
+            log.reopen();
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10), Some(log));
+            log.flush();
             assert_eq!(count(&dir.path().join("decisions.jsonl.1")), 1);
             assert_eq!(count(&path), 1, "the new file, by the old name");
             // Rotated and not told: followed at the next line.
             std::fs::rename(&path, dir.path().join("decisions.jsonl.2")).unwrap();
-            record(false).emit(403, Duration::from_micros(10), &Recent::new(10));
-            flusher.flush();
+            record(false).emit(403, Duration::from_micros(10), &Recent::new(10), Some(log));
+            log.flush();
             assert_eq!(count(&dir.path().join("decisions.jsonl.2")), 1);
             assert_eq!(count(&path), 1, "the next line, in a new file");
-        });
+        }
     }
 
     #[test]
     fn a_record_is_one_json_line_of_the_documented_schema() {
-        let lines = capture(1.0, || {
-            record(false).emit(403, Duration::from_micros(1500), &Recent::new(10));
-            tracing::info!(target: "partner_gateway", "not a decision");
+        let lines = capture(1.0, |log| {
+            record(false).emit(
+                403,
+                Duration::from_micros(1500),
+                &Recent::new(10),
+                Some(log),
+            );
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         let line = &lines[0];
@@ -740,29 +732,30 @@ mod tests {
 
     #[test]
     fn allowed_decisions_are_sampled_denies_never() {
-        let lines = capture(0.0, || {
+        let lines = capture(0.0, |log| {
             for _ in 0..20 {
-                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
-                record(false).emit(403, Duration::from_micros(1), &Recent::new(10));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
+                record(false).emit(403, Duration::from_micros(1), &Recent::new(10), Some(log));
             }
             DecisionRecord::new("req-2", "GET", "/nowhere").emit(
                 404,
                 Duration::from_micros(1),
                 &Recent::new(10),
+                Some(log),
             );
         });
         assert_eq!(lines.len(), 21);
         assert!(lines.iter().all(|l| l["decision"] != "allow"));
         assert_eq!(lines.last().unwrap()["decision"], "none");
-        let all = capture(1.0, || {
+        let all = capture(1.0, |log| {
             for _ in 0..5 {
-                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
             }
         });
         assert_eq!(all.len(), 5);
-        let half = capture(0.5, || {
+        let half = capture(0.5, |log| {
             for _ in 0..400 {
-                record(true).emit(200, Duration::from_micros(1), &Recent::new(10));
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
             }
         });
         // 400 draws at p = 0.5: outside 120..=280 has probability < 1e-15.

@@ -129,7 +129,7 @@ enum Command {
 /// Parses the command line and runs the command.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `serve`'s options decide where decision records go, so they are read
+    // `serve`'s options decide whether spans are exported, so they are read
     // before the log subscriber is installed.
     let serve = match &cli.command {
         Command::Serve { args } => match args.clone().resolve() {
@@ -140,21 +140,6 @@ pub async fn main() -> ExitCode {
             }
         },
         _ => None,
-    };
-    let decision_log = match serve.as_ref().and_then(|c| {
-        c.operations
-            .decision_log
-            .as_deref()
-            .map(|t| (t, c.operations.decision_log_sample_allowed))
-    }) {
-        Some((target, rate)) => match crate::audit::DecisionLog::open(target, rate) {
-            Ok(log) => Some(log),
-            Err(e) => {
-                eprintln!("error: cannot open the decision log {target}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
     };
     let otlp = match serve
         .as_ref()
@@ -169,7 +154,7 @@ pub async fn main() -> ExitCode {
         },
         None => None,
     };
-    crate::audit::init_logging(decision_log, cli.log_format, otlp.as_ref());
+    crate::audit::init_logging(cli.log_format, otlp.as_ref());
     let code = match run(cli, serve).await {
         Ok(code) => code,
         Err(e) => {
@@ -227,9 +212,12 @@ async fn run(cli: Cli, serve: Option<crate::config::ServeConfig>) -> anyhow::Res
             if demo {
                 say(crate::serve::demo_banner(&running));
             }
+            let decision_log = running.gateway.decision_log.clone();
             running.wait_for_signal().await;
             // The records of the last requests, still queued for the writer.
-            crate::audit::flush();
+            if let Some(log) = decision_log {
+                log.flush();
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Store {

@@ -374,9 +374,12 @@ pub struct Operations {
     /// The time limit for proving a policy set's invariants; a set not
     /// proved within it does not serve.
     pub policy_verify_timeout: std::time::Duration,
-    /// `-` (stdout) or a file for JSON-lines decision records; read by `main`
-    /// when it installs the log subscriber.
+    /// `-` (stdout) or a file for JSON-lines decision records, opened when
+    /// the gateway starts.
     pub decision_log: Option<String>,
+    /// An open decision log, used instead of `decision_log` (tests and
+    /// programs that embed the gateway).
+    pub decision_log_writer: Option<crate::audit::DecisionLog>,
     /// Share of allowed decisions written to the decision log (denies: all).
     pub decision_log_sample_allowed: f64,
     /// How long requests in flight may take to finish at shutdown.
@@ -420,6 +423,7 @@ impl Default for Operations {
             policy_watch: true,
             policy_verify_timeout: crate::verify::DEFAULT_TIMEOUT,
             decision_log: None,
+            decision_log_writer: None,
             decision_log_sample_allowed: 1.0,
             shutdown_grace: std::time::Duration::from_secs(10),
             otlp_endpoint: None,
@@ -614,6 +618,7 @@ impl ServeArgs {
                 op_defaults.policy_verify_timeout,
             ),
             decision_log: self.decision_log.or(file.decision_log),
+            decision_log_writer: None,
             decision_log_sample_allowed: self
                 .decision_log_sample_allowed
                 .or(file.decision_log_sample_allowed)

@@ -261,7 +261,7 @@ pub fn observe_request(answered: Answered) {
         "route" => route,
         "action" => action,
         "decision" => answered.decision,
-        "status" => answered.status.to_string(),
+        "status" => status_label(answered.status),
         "reason" => answered.auth_failure.unwrap_or("none"),
     )
     .increment(1);
@@ -272,6 +272,28 @@ pub fn observe_request(answered: Answered) {
     if let Some(d) = answered.upstream_latency {
         ::metrics::histogram!(UPSTREAM_SECONDS, "route" => route).record(d.as_secs_f64());
     }
+}
+
+/// The `status` label: the gateway's usual answers without formatting one.
+fn status_label(status: u16) -> ::metrics::SharedString {
+    let known = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => return status.to_string().into(),
+    };
+    known.into()
 }
 
 /// A policy reload attempt of `set` (`live` or `shadow`).

@@ -3,13 +3,15 @@
 //! The decision log stays the record; this is only what a person watching
 //! wants to see right now.
 
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-/// A bounded buffer of JSON entries.
-pub struct Recent {
-    items: Mutex<VecDeque<Value>>,
+/// A bounded buffer of entries, kept as they are given and made into JSON
+/// only when read: the request that adds one pays for no formatting.
+pub struct Recent<T = Value> {
+    items: Mutex<VecDeque<T>>,
     capacity: usize,
 }
 
@@ -18,15 +20,15 @@ pub const DECISIONS: usize = 1000;
 /// How many shadow disagreements an authorizer keeps for the console.
 pub const DISAGREEMENTS: usize = 200;
 
-impl Recent {
-    pub const fn new(capacity: usize) -> Recent {
+impl<T: Serialize> Recent<T> {
+    pub const fn new(capacity: usize) -> Recent<T> {
         Recent {
             items: Mutex::new(VecDeque::new()),
             capacity,
         }
     }
 
-    pub fn push(&self, entry: Value) {
+    pub fn push(&self, entry: T) {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         if items.len() == self.capacity {
             items.pop_front();
@@ -37,7 +39,11 @@ impl Recent {
     /// Every entry, newest first.
     pub fn newest_first(&self) -> Vec<Value> {
         let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
-        items.iter().rev().cloned().collect()
+        items
+            .iter()
+            .rev()
+            .map(|item| serde_json::to_value(item).expect("an entry serializes"))
+            .collect()
     }
 }
 

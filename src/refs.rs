@@ -202,6 +202,16 @@ impl EntityRef {
 impl fmt::Display for EntityRef {
     /// `Type::"id"` with Cedar's escaping, the form [`EntityRef::parse`] reads.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Printable ASCII but `"` and `\` is what Cedar's escaping leaves
+        // as it is (every id the gateway makes): written directly, without
+        // building Cedar's name and uid on the request path.
+        let id = self.id();
+        if id
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return write!(f, "{}::\"{id}\"", self.type_name());
+        }
         let ty = EntityTypeName::from_str(self.type_name()).map_err(|_| fmt::Error)?;
         let uid = EntityUid::from_type_name_and_id(ty, EntityId::new(self.id()));
         write!(f, "{uid}")
@@ -232,6 +242,26 @@ mod tests {
         assert!(EntityRef::parse(r#"Other::Customer::"c1""#).is_err());
         assert!(EntityRef::parse(r#"Action::"SetBudget""#).is_err());
         assert!(EntityRef::parse("cust-1").is_err());
+    }
+
+    /// The text is Cedar's own `Type::"id"`, escapes and all, whichever way
+    /// it was written.
+    #[test]
+    fn entity_refs_print_as_cedar_does() {
+        for id in [
+            "cust-acme",
+            "a b:c@d/e.f_g~",
+            "s \"1\"",
+            "back\\slash",
+            "tab\t",
+            "é",
+            "",
+        ] {
+            let r = EntityRef::Customer(id.into());
+            let ty = EntityTypeName::from_str("Customer").unwrap();
+            let cedar = EntityUid::from_type_name_and_id(ty, EntityId::new(id));
+            assert_eq!(r.to_string(), cedar.to_string(), "{id:?}");
+        }
     }
 
     #[test]

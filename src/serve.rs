@@ -247,6 +247,17 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             }),
         timeout,
     ));
+    let decision_log = match (
+        &cfg.operations.decision_log_writer,
+        &cfg.operations.decision_log,
+    ) {
+        (Some(log), _) => Some(log.clone()),
+        (None, Some(target)) => Some(
+            crate::audit::DecisionLog::open(target, cfg.operations.decision_log_sample_allowed)
+                .with_context(|| format!("cannot open the decision log {target}"))?,
+        ),
+        (None, None) => None,
+    };
     let gateway = Arc::new(Gateway {
         authorizer: Authorizer::new(
             live.clone(),
@@ -255,6 +266,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             DecisionCache::new(DECISION_CAPACITY),
         ),
         recent_decisions: Recent::new(crate::recent::DECISIONS),
+        decision_log,
         exports_traces: cfg.operations.otlp_endpoint.is_some(),
         authn: Authenticator::new(
             entities.clone(),
@@ -340,7 +352,9 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
                 }
                 _ = log_rotated.next() => {
                     tracing::info!("SIGUSR1: reopening the decision log");
-                    crate::audit::reopen();
+                    if let Some(log) = &upkeep_gateway.decision_log {
+                        log.reopen();
+                    }
                 }
             }
         }

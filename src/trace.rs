@@ -34,17 +34,13 @@ pub struct TraceContext {
     pub client_span_id: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn random_hex<const N: usize>() -> String {
     let mut bytes = [0u8; N];
     // All zeros is invalid for both ids; the chance is 2^-64 at worst, but free to exclude.
     while bytes.iter().all(|b| *b == 0) {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
     }
-    hex(&bytes)
+    hex::encode(bytes)
 }
 
 /// `len` lower-case hex digits, not all zero.

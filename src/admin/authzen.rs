@@ -328,11 +328,9 @@ async fn decide(
         Ok(d) => d,
         Err(e) => {
             let e = refused(e);
-            record.emit(
-                e.status.as_u16(),
-                started.elapsed(),
-                &admin.gateway.recent_decisions,
-            );
+            admin
+                .gateway
+                .keep_record(record, e.status.as_u16(), started.elapsed());
             return Err(e);
         }
     };
@@ -342,7 +340,7 @@ async fn decide(
         &decision,
         engine.version(),
     );
-    record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
+    admin.gateway.keep_record(record, 200, started.elapsed());
     Ok(decision)
 }
 
@@ -536,7 +534,7 @@ async fn search_resource(
             page_of(item, allowed, offset, limit)
         }
     };
-    record.emit(200, started.elapsed(), &admin.gateway.recent_decisions);
+    admin.gateway.keep_record(record, 200, started.elapsed());
     Ok(Json(answer))
 }
 

@@ -50,7 +50,9 @@ pub struct Gateway {
     /// The policies, the entities and the decisions reused.
     pub authorizer: Authorizer,
     /// The last decision records, for the console.
-    pub recent_decisions: Recent,
+    pub recent_decisions: Recent<std::sync::Arc<crate::audit::Kept>>,
+    /// Where decision records are written; `None`: the human log on stderr.
+    pub decision_log: Option<crate::audit::DecisionLog>,
     /// Whether spans are exported (`--otlp-endpoint`): a request's span
     /// then joins the exported trace (`otlp::adopt`).
     pub exports_traces: bool,
@@ -151,8 +153,19 @@ impl Gateway {
         let latency = started.elapsed();
         let status = response.status().as_u16();
         crate::metrics::observe_request(record.answered(status, latency));
-        record.emit(status, latency, &self.recent_decisions);
+        self.keep_record(record, status, latency);
         response
+    }
+
+    /// Writes a request's decision record (the decision log, else the
+    /// human log) and keeps it for the console.
+    pub fn keep_record(&self, record: DecisionRecord, status: u16, latency: std::time::Duration) {
+        record.emit(
+            status,
+            latency,
+            &self.recent_decisions,
+            self.decision_log.as_ref(),
+        );
     }
 
     async fn process(

@@ -128,6 +128,52 @@ impl Drop for TestDb {
     }
 }
 
+/// The decision log every gateway of this test process writes to (as the
+/// gateways' default config here): its lines, from all of them, in one
+/// buffer. Readers filter on what is theirs.
+pub struct Decisions {
+    pub log: partner_gateway::audit::DecisionLog,
+    lines: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+struct SharedLines(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn decisions() -> &'static Decisions {
+    static DECISIONS: std::sync::OnceLock<Decisions> = std::sync::OnceLock::new();
+    DECISIONS.get_or_init(|| {
+        let lines = std::sync::Arc::default();
+        let log = partner_gateway::audit::DecisionLog::to_writer(
+            SharedLines(std::sync::Arc::clone(&lines)),
+            1.0,
+        )
+        .expect("a decision log in memory");
+        Decisions { log, lines }
+    })
+}
+
+impl Decisions {
+    /// Every line written so far, as JSON.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.log.flush();
+        let bytes = self.lines.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a decision line is JSON"))
+            .collect()
+    }
+}
+
 /// `postgres://u:p@h:5432/postgres?x=y` with the database name replaced.
 pub fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -291,6 +337,7 @@ impl DomainServer {
         // The tests send many requests from one principal; the rate-limit
         // tests turn the limit on.
         config.limits.rate_limit = UNLIMITED;
+        config.operations.decision_log_writer = Some(decisions().log.clone());
         tune(&mut config);
         let running = serve::start(config).await.expect("gateway starts");
         DomainServer {

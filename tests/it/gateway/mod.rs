@@ -76,6 +76,7 @@ impl TestGateway {
             )
         };
         config.limits.rate_limit = crate::kit::UNLIMITED;
+        config.operations.decision_log_writer = Some(crate::kit::decisions().log.clone());
         tweak(&mut config);
         let running = serve::start(config).await.expect("gateway starts");
         let endpoint = format!("https://localhost:{}", running.addr.port());

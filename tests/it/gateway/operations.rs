@@ -6,7 +6,6 @@
 use super::{poll, TestGateway};
 use crate::kit::{http_client, send, TestResponse};
 use crate::test_on_backends;
-use partner_gateway::audit::DecisionLog;
 use partner_gateway::client::{self, Credentials, Trust};
 use partner_gateway::store::Backend;
 use serde_json::{json, Value};
@@ -131,13 +130,11 @@ async fn list(gw: &TestGateway) -> client::Answer {
     .await
 }
 
-/// Every `shadow` event and every JSON decision line of this test process.
-/// The subscriber is process-wide, so readers filter on what is theirs.
+/// Every `shadow` event and error log line of this test process (its
+/// decision lines: `kit::decisions`). The subscriber is process-wide, so
+/// readers filter on what is theirs.
 pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
-    decisions: Arc<Mutex<Vec<u8>>>,
-    /// The decision log's lines are written by a thread of its own.
-    flusher: OnceLock<partner_gateway::audit::LogFlusher>,
     /// The gateway's error-mapping log lines, as JSON with their spans.
     errors: Arc<Mutex<Vec<u8>>>,
 }
@@ -159,10 +156,7 @@ impl Captured {
     }
 
     pub(crate) fn decision_lines(&self) -> Vec<Value> {
-        if let Some(flusher) = self.flusher.get() {
-            flusher.flush();
-        }
-        json_lines(&self.decisions)
+        crate::kit::decisions().lines()
     }
 
     /// Lines logged by `gateway::error` (authentication failures, causes).
@@ -213,8 +207,6 @@ pub(crate) fn captured() -> &'static Captured {
         use tracing_subscriber::prelude::*;
         let captured = Captured {
             shadow: Arc::default(),
-            decisions: Arc::default(),
-            flusher: OnceLock::new(),
             errors: Arc::default(),
         };
         let errors = SharedBuffer(captured.errors.clone());
@@ -222,13 +214,7 @@ pub(crate) fn captured() -> &'static Captured {
             .json()
             .with_span_list(true)
             .with_writer(move || errors.clone());
-        let decisions =
-            DecisionLog::to_writer(SharedBuffer(captured.decisions.clone()), 1.0).unwrap();
-        let _ = captured.flusher.set(decisions.flusher());
         let subscriber = tracing_subscriber::registry()
-            .with(decisions.with_filter(filter_fn(|m| {
-                m.target() == partner_gateway::audit::DECISION_TARGET
-            })))
             .with(
                 ShadowCapture(captured.shadow.clone())
                     .with_filter(filter_fn(|m| m.target() == "shadow")),
