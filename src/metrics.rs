@@ -252,25 +252,87 @@ pub fn upkeep() {
     }
 }
 
+/// One kind of answered request: its labels (route, action, decision,
+/// status, 401 reason) and whether it was decided and went upstream (only
+/// then are those histograms its own).
+type RequestLabels = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u16,
+    &'static str,
+    bool,
+    bool,
+);
+
+/// The request metrics' handles of one kind of answered request.
+#[derive(Clone)]
+struct RequestHandles {
+    requests: ::metrics::Counter,
+    latency: ::metrics::Histogram,
+    decision: Option<::metrics::Histogram>,
+    upstream: Option<::metrics::Histogram>,
+}
+
+/// Handles resolved once per kind of request, not per request: resolving
+/// builds and hashes the metric's key. The labels come from the catalog
+/// and the code (routes, actions, statuses), never from a client, so
+/// there are few of them.
+static REQUEST_HANDLES: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<RequestLabels, RequestHandles>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn request_handles(labels: RequestLabels) -> RequestHandles {
+    let known = REQUEST_HANDLES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&labels)
+        .cloned();
+    if let Some(handles) = known {
+        return handles;
+    }
+    let (route, action, decision, status, reason, decided, forwarded) = labels;
+    let handles = RequestHandles {
+        requests: ::metrics::counter!(
+            REQUESTS,
+            "route" => route,
+            "action" => action,
+            "decision" => decision,
+            "status" => status_label(status),
+            "reason" => reason,
+        ),
+        latency: ::metrics::histogram!(REQUEST_SECONDS, "route" => route),
+        decision: decided.then(|| ::metrics::histogram!(DECISION_SECONDS, "action" => action)),
+        upstream: forwarded.then(|| ::metrics::histogram!(UPSTREAM_SECONDS, "route" => route)),
+    };
+    // Before the recorder is installed the handles record nowhere: not kept.
+    if HANDLE.get().is_some_and(Result::is_ok) {
+        REQUEST_HANDLES
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(labels, handles.clone());
+    }
+    handles
+}
+
 /// One answered request: the counter and the latency histograms.
 pub fn observe_request(answered: Answered) {
-    let route = answered.route.unwrap_or("unmatched");
-    let action = answered.action.unwrap_or("none");
-    ::metrics::counter!(
-        REQUESTS,
-        "route" => route,
-        "action" => action,
-        "decision" => answered.decision,
-        "status" => status_label(answered.status),
-        "reason" => answered.auth_failure.unwrap_or("none"),
-    )
-    .increment(1);
-    ::metrics::histogram!(REQUEST_SECONDS, "route" => route).record(answered.latency.as_secs_f64());
-    if let Some(d) = answered.decision_latency {
-        ::metrics::histogram!(DECISION_SECONDS, "action" => action).record(d.as_secs_f64());
+    let handles = request_handles((
+        answered.route.unwrap_or("unmatched"),
+        answered.action.unwrap_or("none"),
+        answered.decision,
+        answered.status,
+        answered.auth_failure.unwrap_or("none"),
+        answered.decision_latency.is_some(),
+        answered.upstream_latency.is_some(),
+    ));
+    handles.requests.increment(1);
+    handles.latency.record(answered.latency.as_secs_f64());
+    if let (Some(d), Some(h)) = (answered.decision_latency, &handles.decision) {
+        h.record(d.as_secs_f64());
     }
-    if let Some(d) = answered.upstream_latency {
-        ::metrics::histogram!(UPSTREAM_SECONDS, "route" => route).record(d.as_secs_f64());
+    if let (Some(d), Some(h)) = (answered.upstream_latency, &handles.upstream) {
+        h.record(d.as_secs_f64());
     }
 }
 
