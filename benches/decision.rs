@@ -114,7 +114,7 @@ fn requests(customers: usize, n: usize) -> Vec<AccessRequest> {
         .map(|k| {
             let i = (k * stride + k % 7) % customers;
             let partner = customer_partner(i);
-            let customer = EntityRef::Customer(bigstore::customer_id(i));
+            let customer = EntityRef::Customer(bigstore::customer_id(i).into());
             let mut ctx = Map::new();
             ctx.insert("now".into(), json!(NOW));
             ctx.insert("source_ip".into(), json!("10.1.2.3"));
@@ -124,7 +124,7 @@ fn requests(customers: usize, n: usize) -> Vec<AccessRequest> {
                     ctx.insert("amount".into(), json!("1200.00"));
                     ctx.insert("cancel_partner_frozen".into(), Value::Bool(false));
                     AccessRequest::new(
-                        EntityRef::Operator(format!("op-{partner}-finance")),
+                        EntityRef::Operator(format!("op-{partner}-finance").into()),
                         "SetBudget",
                         customer,
                         ctx,
@@ -134,14 +134,14 @@ fn requests(customers: usize, n: usize) -> Vec<AccessRequest> {
                     ctx.insert("freeze_type".into(), json!("ACCOUNT"));
                     let dist = format!("dist-{:02}", i % DISTRIBUTORS);
                     AccessRequest::new(
-                        EntityRef::Operator(format!("op-{dist}-admin")),
+                        EntityRef::Operator(format!("op-{dist}-admin").into()),
                         "FreezeCustomer",
                         customer,
                         ctx,
                     )
                 }
                 _ => AccessRequest::new(
-                    EntityRef::Operator(format!("op-{partner}-account_manager")),
+                    EntityRef::Operator(format!("op-{partner}-account_manager").into()),
                     "ViewCustomer",
                     customer,
                     ctx,
@@ -570,7 +570,7 @@ fn bench(c: &mut Criterion) {
     summary.add("decide alone (prepared slice)", "any", alone);
 
     // Lists: a distributor admin's ListSubCustomers, derived against hand-written.
-    let admin = EntityRef::Operator(format!("op-{}-admin", DISTRIBUTORS_FIRST));
+    let admin = EntityRef::Operator(format!("op-{}-admin", DISTRIBUTORS_FIRST).into());
     for sized in &stores {
         let n = sized.customers.to_string();
         let backends = [

@@ -174,7 +174,7 @@ async fn explain_list(
     if let EntityRef::Session(id) = &principal {
         let stored = admin
             .store
-            .session(&id.as_str().into())
+            .session(&(&**id).into())
             .await
             .map_err(|e| unavailable(&e))?;
         sessions.extend(stored.map(|s| s.facts()));
@@ -246,7 +246,7 @@ async fn explain(
         if let EntityRef::Session(id) = r {
             let stored = admin
                 .store
-                .session(&id.as_str().into())
+                .session(&(&**id).into())
                 .await
                 .map_err(|e| unavailable("cannot read a session", &e))?;
             sessions.extend(stored.map(|s| s.facts()));

@@ -75,9 +75,9 @@ impl Identity {
     /// The caller as a Cedar principal.
     pub fn principal(&self) -> EntityRef {
         match self.kind {
-            CallerKind::Operator => EntityRef::Operator(self.id.clone()),
-            CallerKind::Customer => EntityRef::Customer(self.id.clone()),
-            CallerKind::Session => EntityRef::Session(self.id.clone()),
+            CallerKind::Operator => EntityRef::Operator(self.id.as_str().into()),
+            CallerKind::Customer => EntityRef::Customer(self.id.as_str().into()),
+            CallerKind::Session => EntityRef::Session(self.id.as_str().into()),
         }
     }
 }

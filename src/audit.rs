@@ -13,7 +13,7 @@
 //!
 //! | field | type | what |
 //! |---|---|---|
-//! | `ts` | string | RFC 3339 UTC time the line was written, microseconds |
+//! | `ts` | string | RFC 3339 UTC time the request was answered, microseconds |
 //! | `request_id` | string | also sent to the client and the store as `X-Request-Id` |
 //! | `trace_id` | string or null | the W3C trace id (the client's `traceparent`, or a new trace) |
 //! | `method`, `path` | string | as received (the path without the query) |

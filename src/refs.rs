@@ -6,7 +6,7 @@ use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The Cedar namespace of the schema; test files and the CLI leave it out.
 pub const NAMESPACE: &str = "PartnerCenter";
@@ -80,7 +80,7 @@ impl EntityType {
     }
 
     /// A reference to the entity `id` of this type.
-    pub fn entity(self, id: impl Into<String>) -> EntityRef {
+    pub fn entity(self, id: impl Into<Arc<str>>) -> EntityRef {
         let id = id.into();
         match self {
             EntityType::Partner => EntityRef::Partner(id),
@@ -112,16 +112,18 @@ static ENTITY_TYPES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
 });
 
 /// A typed reference to one entity of the model, without the namespace.
+/// The id is shared, not copied, by the references' copies: entity slices
+/// and decision keys copy references on every request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EntityRef {
-    Partner(String),
-    Operator(String),
-    Customer(String),
-    Authorization(String),
-    Order(String),
-    Resource(String),
-    Session(String),
-    Export(String),
+    Partner(Arc<str>),
+    Operator(Arc<str>),
+    Customer(Arc<str>),
+    Authorization(Arc<str>),
+    Order(Arc<str>),
+    Resource(Arc<str>),
+    Session(Arc<str>),
+    Export(Arc<str>),
 }
 
 /// A reference that is not `Type::"id"` with one of the model's types.

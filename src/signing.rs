@@ -22,23 +22,30 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-fn encode(s: &str) -> String {
-    utf8_percent_encode(s, ENCODE).to_string()
-}
-
-fn decode(s: &str) -> String {
-    percent_decode_str(s).decode_utf8_lossy().into_owned()
+/// Appends `s` percent-encoded (everything but the unreserved characters).
+fn encode_into(out: &mut String, s: &str) {
+    out.extend(utf8_percent_encode(s, ENCODE));
 }
 
 /// The canonical URI: decoded, split on `/`, each segment re-encoded, with a
 /// trailing `/`.
 pub fn canonical_uri(raw_path: &str) -> String {
-    let decoded = decode(raw_path);
-    let mut uri = decoded.split('/').map(encode).collect::<Vec<_>>().join("/");
-    if !uri.ends_with('/') {
-        uri.push('/');
-    }
+    let mut uri = String::with_capacity(raw_path.len() + 1);
+    canonical_uri_into(&mut uri, raw_path);
     uri
+}
+
+fn canonical_uri_into(out: &mut String, raw_path: &str) {
+    let decoded = percent_decode_str(raw_path).decode_utf8_lossy();
+    for (i, segment) in decoded.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        encode_into(out, segment);
+    }
+    if !out.ends_with('/') {
+        out.push('/');
+    }
 }
 
 /// The canonical query: pairs decoded, sorted by (key, value), re-encoded.
@@ -47,15 +54,25 @@ pub fn canonical_uri(raw_path: &str) -> String {
 /// different values, never share a signature. The SDK signs the values it
 /// sends and puts exactly this string on the wire (`%20`, `%2B`).
 pub fn canonical_query(raw_query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let mut query = String::with_capacity(raw_query.len());
+    canonical_query_into(&mut query, raw_query);
+    query
+}
+
+fn canonical_query_into(out: &mut String, raw_query: &str) {
+    if raw_query.is_empty() {
+        return;
+    }
+    let mut pairs: Vec<_> = form_urlencoded::parse(raw_query.as_bytes()).collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(out, k);
+        out.push('=');
+        encode_into(out, v);
+    }
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -63,7 +80,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// The canonical request. `signed_headers` are (lowercase name, value) in
-/// signed-header order; values are trimmed here.
+/// signed-header order; values are trimmed here. Written into one string.
 pub fn canonical_request(
     method: &str,
     raw_path: &str,
@@ -71,27 +88,48 @@ pub fn canonical_request(
     signed_headers: &[(&str, &str)],
     body_sha256: &str,
 ) -> String {
-    let headers: String = signed_headers
+    let headers_len: usize = signed_headers
         .iter()
-        .map(|(n, v)| format!("{n}:{}\n", v.trim()))
-        .collect();
-    let names: Vec<&str> = signed_headers.iter().map(|(n, _)| *n).collect();
-    format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        method.to_ascii_uppercase(),
-        canonical_uri(raw_path),
-        canonical_query(raw_query),
-        headers,
-        names.join(";"),
-        body_sha256
-    )
+        .map(|(n, v)| 2 * n.len() + v.len() + 2)
+        .sum();
+    let mut out = String::with_capacity(
+        method.len() + 2 * (raw_path.len() + raw_query.len()) + headers_len + 80,
+    );
+    out.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    out.push('\n');
+    canonical_uri_into(&mut out, raw_path);
+    out.push('\n');
+    canonical_query_into(&mut out, raw_query);
+    out.push('\n');
+    for (name, value) in signed_headers {
+        out.push_str(name);
+        out.push(':');
+        out.push_str(value.trim());
+        out.push('\n');
+    }
+    out.push('\n');
+    for (i, (name, _)) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(body_sha256);
+    out
 }
 
 pub fn string_to_sign(sdk_date: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{sdk_date}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let mut hash = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(canonical_request.as_bytes()), &mut hash)
+        .expect("64 hex digits for 32 bytes");
+    let mut out = String::with_capacity(ALGORITHM.len() + sdk_date.len() + 66);
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(sdk_date);
+    out.push('\n');
+    out.push_str(std::str::from_utf8(&hash).expect("hex is ASCII"));
+    out
 }
 
 /// Lowercase hex HMAC-SHA256 of the string to sign, keyed with the secret.

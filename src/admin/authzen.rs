@@ -274,7 +274,7 @@ async fn caller(admin: &Admin, subject: &EntityRef) -> Result<Caller, ApiError> 
     if let EntityRef::Session(id) = subject {
         let stored = admin
             .store
-            .session(&id.as_str().into())
+            .session(&(&**id).into())
             .await
             .map_err(|e| unavailable(&e))?;
         session = stored.map(|s| s.facts());

@@ -241,7 +241,7 @@ async fn end_session(
         .gateway
         .authorizer
         .entities
-        .invalidate(&EntityRef::Session(session.id.0.clone()));
+        .invalidate(&EntityRef::Session(session.id.0.as_str().into()));
     if ended {
         tracing::info!(target: "session", session = %session.id, reason = "ended from the console", "session ended");
     }

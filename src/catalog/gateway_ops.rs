@@ -52,7 +52,7 @@ impl ParseRequest for CreateSession {
 
 impl ApiRequest for CreateSession {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Customer(self.customer_id.clone())])
+        Ok(vec![EntityRef::Customer(self.customer_id.as_str().into())])
     }
 
     fn context(&self, _: &CallerRefs) -> Map<String, Value> {
@@ -112,7 +112,7 @@ impl ParseRequest for EndSession {
 
 impl ApiRequest for EndSession {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Session(self.session_id.clone())])
+        Ok(vec![EntityRef::Session(self.session_id.as_str().into())])
     }
 }
 

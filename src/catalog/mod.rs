@@ -103,7 +103,7 @@ impl CallerRefs<'_> {
     /// policy can allow anything on (403 like any denial).
     pub fn own_customer(&self) -> Result<EntityRef, ApiError> {
         self.own_customer
-            .map(|c| EntityRef::Customer(c.to_owned()))
+            .map(|c| EntityRef::Customer(c.into()))
             .ok_or_else(ApiError::denied)
     }
 }

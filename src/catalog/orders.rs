@@ -152,7 +152,7 @@ impl ApiRequest for ListCustomerOrders {
         Ok(self
             .customer_id
             .iter()
-            .map(|c| EntityRef::Customer(c.clone()))
+            .map(|c| EntityRef::Customer(c.as_str().into()))
             .collect())
     }
 }
@@ -160,7 +160,7 @@ impl ApiRequest for ListCustomerOrders {
 // ---- one order ---------------------------------------------------------------
 
 fn order(id: &str) -> Vec<EntityRef> {
-    vec![EntityRef::Order(id.to_owned())]
+    vec![EntityRef::Order(id.into())]
 }
 
 /// `GET /v2/orders/customer-orders/details/{order_id}`: the order and a page
@@ -309,7 +309,7 @@ impl ApiRequest for CreateOrderExport {
             .order_ids
             .iter()
             .flatten()
-            .map(|id| EntityRef::Order(id.clone()))
+            .map(|id| EntityRef::Order(id.as_str().into()))
             .collect())
     }
 
@@ -371,13 +371,13 @@ impl ParseRequest for DownloadOrderExport {
 
 impl ApiRequest for ShowOrderExport {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Export(self.export_id.clone())])
+        Ok(vec![EntityRef::Export(self.export_id.as_str().into())])
     }
 }
 
 impl ApiRequest for DownloadOrderExport {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Export(self.export_id.clone())])
+        Ok(vec![EntityRef::Export(self.export_id.as_str().into())])
     }
 }
 
@@ -464,7 +464,7 @@ impl ApiRequest for ListCustomerOnDemandResources {
     }
 
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Customer(self.customer_id.clone())])
+        Ok(vec![EntityRef::Customer(self.customer_id.as_str().into())])
     }
 }
 
@@ -533,6 +533,6 @@ impl ApiRequest for ListPayPerUseCustomerResources {
     }
 
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Customer(self.customer_id.clone())])
+        Ok(vec![EntityRef::Customer(self.customer_id.as_str().into())])
     }
 }

@@ -63,7 +63,9 @@ impl AuthorizationDecision {
     }
 
     fn targets(&self) -> Vec<EntityRef> {
-        vec![EntityRef::Authorization(self.authorization_id.clone())]
+        vec![EntityRef::Authorization(
+            self.authorization_id.as_str().into(),
+        )]
     }
 }
 
@@ -375,7 +377,7 @@ impl ParseRequest for OperateResource {
 
 impl ApiRequest for OperateResource {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Resource(self.resource_id.clone())])
+        Ok(vec![EntityRef::Resource(self.resource_id.as_str().into())])
     }
 
     fn context(&self, _: &CallerRefs) -> Map<String, Value> {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 fn customer(id: &str) -> EntityRef {
-    EntityRef::Customer(id.to_owned())
+    EntityRef::Customer(id.into())
 }
 
 // ---- ListSubCustomers --------------------------------------------------------
@@ -500,7 +500,7 @@ impl ParseRequest for ShowResellerGrants {
 
 impl ApiRequest for ShowResellerGrants {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Partner(self.partner_id.clone())])
+        Ok(vec![EntityRef::Partner(self.partner_id.as_str().into())])
     }
 }
 
@@ -557,7 +557,7 @@ impl ParseRequest for SetResellerGrants {
 
 impl ApiRequest for SetResellerGrants {
     fn targets(&self, _: &CallerRefs) -> Result<Vec<EntityRef>, ApiError> {
-        Ok(vec![EntityRef::Partner(self.partner_id.clone())])
+        Ok(vec![EntityRef::Partner(self.partner_id.as_str().into())])
     }
 
     fn context(&self, _: &CallerRefs) -> Map<String, Value> {

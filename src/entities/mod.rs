@@ -233,12 +233,12 @@ impl EntityLoader {
         let row = match r {
             EntityRef::Operator(id) => self
                 .store
-                .operator(&OperatorId::from(id.as_str()))
+                .operator(&OperatorId::from(&**id))
                 .await?
                 .map(PrincipalRow::Operator),
             EntityRef::Customer(id) => self
                 .store
-                .customer(&CustomerId::from(id.as_str()))
+                .customer(&CustomerId::from(&**id))
                 .await?
                 .map(PrincipalRow::Customer),
             _ => None,
@@ -420,11 +420,11 @@ impl EntityLoader {
                 // Sessions are read each time, never cached: ending one must
                 // show at once.
                 EntityRef::Session(id) => {
-                    let facts = match sessions.iter().find(|s| s.id.as_str() == id) {
+                    let facts = match sessions.iter().find(|s| s.id.as_str() == &**id) {
                         Some(facts) => Some(facts.clone()),
                         None => self
                             .store
-                            .session(&SessionId::from(id.as_str()))
+                            .session(&SessionId::from(&**id))
                             .await?
                             .map(|s| s.facts()),
                     };
@@ -479,7 +479,7 @@ impl EntityLoader {
             }
             let id = id.clone();
             let registered = self.cache.invalidate_entries_if(move |k, v| {
-                matches!(k, EntityRef::Customer(_)) && v.live_candidates.contains(&id)
+                matches!(k, EntityRef::Customer(_)) && v.live_candidates.iter().any(|c| **c == *id)
             });
             if registered.is_err() {
                 // Cannot happen (the builder enables closures); stay correct anyway.
@@ -573,15 +573,15 @@ impl EntityLoader {
                 .parents
                 .iter()
                 .find_map(|p| match p {
-                    EntityRef::Partner(p) => Some(PartnerId::from(p.as_str())),
+                    EntityRef::Partner(p) => Some(PartnerId::from(&**p)),
                     _ => None,
                 })
                 .ok_or_else(|| StoreError::Corrupt(format!("customer {id} has no partner")))?;
             let candidates = s
-                .live_authorization_candidates(&CustomerId::from(id.as_str()), &partner)
+                .live_authorization_candidates(&CustomerId::from(&**id), &partner)
                 .await?;
             if let Some(a) = candidates.first() {
-                let live = EntityRef::Authorization(a.id.0.clone());
+                let live = EntityRef::Authorization(a.id.0.as_str().into());
                 if let Some(stored) = s.entity_values(&live).await? {
                     let live_attrs = stored
                         .attrs
@@ -754,8 +754,8 @@ fn decimal(d: Decimal) -> RestrictedExpression {
 /// time, never cached: ending one must show at once). Its attributes are
 /// the attribute table's (a test holds them to it).
 fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
-    let operator = EntityRef::Operator(s.operator.0.clone());
-    let customer = EntityRef::Customer(s.customer.0.clone());
+    let operator = EntityRef::Operator(s.operator.0.as_str().into());
+    let customer = EntityRef::Customer(s.customer.0.as_str().into());
     let mut attrs = vec![
         ("customer", entity(&customer)),
         ("operator", entity(&operator)),
@@ -764,11 +764,11 @@ fn session_record(s: &SessionFacts) -> Result<Record, EntityError> {
         ("ended", RestrictedExpression::new_bool(s.ended)),
     ];
     if let Some(a) = &s.authorization_id {
-        let authorization = EntityRef::Authorization(a.0.clone());
+        let authorization = EntityRef::Authorization(a.0.as_str().into());
         attrs.push(("authorization", entity(&authorization)));
     }
     build(
-        &EntityRef::Session(s.id.0.clone()),
+        &EntityRef::Session(s.id.0.as_str().into()),
         attrs,
         vec![],
         Stamp::Session(Box::new(s.clone())),

@@ -319,7 +319,7 @@ impl Authenticator {
             }
         }
         Ok(Caller {
-            principal: EntityRef::Session(session.id.0.clone()),
+            principal: EntityRef::Session(session.id.0.as_str().into()),
             identity: Identity {
                 kind: CallerKind::Session,
                 id: session.id.0.clone(),
@@ -360,8 +360,8 @@ impl Authenticator {
             GatewayError::Unavailable(format!("principal lookup: {e}"))
         };
         let entity = match kind {
-            PrincipalKind::Operator => EntityRef::Operator(id.to_owned()),
-            PrincipalKind::Customer => EntityRef::Customer(id.to_owned()),
+            PrincipalKind::Operator => EntityRef::Operator(id.into()),
+            PrincipalKind::Customer => EntityRef::Customer(id.into()),
         };
         let row = self
             .entities

@@ -101,6 +101,19 @@ struct Call<'a> {
     engine: Arc<PolicyEngine>,
 }
 
+/// The span of one stage of the request path: only when traces are
+/// exported or the log is at debug. Otherwise each would cost the request
+/// allocations for what nobody sees; the request's own span is always there.
+macro_rules! stage_span {
+    ($gateway:expr, $name:literal) => {
+        if $gateway.exports_traces || tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::info_span!($name)
+        } else {
+            tracing::Span::none()
+        }
+    };
+}
+
 impl Gateway {
     /// The request path, start to finish. Whatever happens, the client gets
     /// an answer in the API's format and one decision record is written.
@@ -194,14 +207,14 @@ impl Gateway {
         let checked = self
             .authn
             .begin(&parts, &target, now)
-            .instrument(tracing::info_span!("authenticate"))
+            .instrument(stage_span!(self, "authenticate"))
             .await?;
         let unverified = matches!(checked, authn::HeadChecked::Signature(_));
         let (body, held) = self.read_body(incoming, unverified).await?;
         let caller = self
             .authn
             .finish(checked, &body)
-            .instrument(tracing::info_span!("verify_signature"))
+            .instrument(stage_span!(self, "verify_signature"))
             .await?;
         drop(held); // verified: its bytes no longer count against the cap
         record.caller(&caller);
@@ -252,7 +265,7 @@ impl Gateway {
         let authorizing = Instant::now();
         let decided = self
             .authorize(&call, record)
-            .instrument(tracing::info_span!("authorize"))
+            .instrument(stage_span!(self, "authorize"))
             .await;
         record.decision_latency = Some(authorizing.elapsed());
         let decided =
@@ -268,7 +281,7 @@ impl Gateway {
         let response = match operation.served_by {
             ServedBy::Gateway => {
                 self.answer_own(&call, &decided, now, record)
-                    .instrument(tracing::info_span!("answer"))
+                    .instrument(stage_span!(self, "answer"))
                     .await?
             }
             ServedBy::Store => {
@@ -276,11 +289,11 @@ impl Gateway {
                 let forwarding = Instant::now();
                 let answer = self
                     .forward(&mut call, &decided, reveal.is_some())
-                    .instrument(tracing::info_span!("forward"))
+                    .instrument(stage_span!(self, "forward"))
                     .await;
                 record.upstream_latency = Some(forwarding.elapsed());
                 self.respond(&call, reveal.as_deref(), answer?)
-                    .instrument(tracing::info_span!("respond"))
+                    .instrument(stage_span!(self, "respond"))
                     .await?
             }
         };

@@ -100,7 +100,7 @@ impl Gateway {
                     item.get("customer_id")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
-                        .to_owned(),
+                        .into(),
                 )
             })
             .collect();

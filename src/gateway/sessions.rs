@@ -161,7 +161,7 @@ impl Gateway {
         if one_by_one {
             let ids: Vec<EntityRef> = sessions
                 .iter()
-                .map(|s| EntityRef::Session(s.id.0.clone()))
+                .map(|s| EntityRef::Session(s.id.0.as_str().into()))
                 .collect();
             let decided = self
                 .authorizer
@@ -206,7 +206,7 @@ impl Gateway {
             .await
             .map_err(unavailable)?
             .ok_or_else(GatewayError::denied)?;
-        let reason = if caller.principal == EntityRef::Session(session.id.0.clone()) {
+        let reason = if caller.principal == EntityRef::Session(session.id.0.as_str().into()) {
             EndReason::EndedFromInside
         } else {
             EndReason::SwitchedBack

@@ -20,13 +20,13 @@ pub fn entity_of(payload: &str) -> Option<EntityRef> {
     let (table, id) = payload.split_once(':')?;
     let id = id.to_owned();
     Some(match table {
-        "partners" => EntityRef::Partner(id),
-        "operators" => EntityRef::Operator(id),
-        "customers" => EntityRef::Customer(id),
-        "customer_authorizations" => EntityRef::Authorization(id),
-        "partner_sessions" => EntityRef::Session(id),
-        "orders" => EntityRef::Order(id),
-        "resources" => EntityRef::Resource(id),
+        "partners" => EntityRef::Partner(id.into()),
+        "operators" => EntityRef::Operator(id.into()),
+        "customers" => EntityRef::Customer(id.into()),
+        "customer_authorizations" => EntityRef::Authorization(id.into()),
+        "partner_sessions" => EntityRef::Session(id.into()),
+        "orders" => EntityRef::Order(id.into()),
+        "resources" => EntityRef::Resource(id.into()),
         _ => return None,
     })
 }
