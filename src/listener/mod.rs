@@ -19,13 +19,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
-use proxy_protocol::Prefixed;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -297,7 +297,9 @@ pub async fn serve<H: RequestHandler>(
                     }
                 }
             };
-            let stream = Prefixed::new(read_ahead, stream);
+            // What the PROXY header's reads brought past it is read first.
+            let (reader, writer) = stream.into_split();
+            let stream = tokio::io::join(std::io::Cursor::new(read_ahead).chain(reader), writer);
             let activity = admitted.activity.clone();
             let service = service_fn(move |req| {
                 let handler = handler.clone();

@@ -136,9 +136,11 @@ pub struct Decisions {
     lines: std::sync::Arc<Mutex<Vec<u8>>>,
 }
 
-struct SharedLines(std::sync::Arc<Mutex<Vec<u8>>>);
+/// A writer into a buffer that its clones share.
+#[derive(Clone)]
+pub struct SharedBuffer(pub std::sync::Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for SharedLines {
+impl std::io::Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
@@ -153,7 +155,7 @@ pub fn decisions() -> &'static Decisions {
     DECISIONS.get_or_init(|| {
         let lines = std::sync::Arc::default();
         let log = partner_gateway::audit::DecisionLog::to_writer(
-            SharedLines(std::sync::Arc::clone(&lines)),
+            SharedBuffer(std::sync::Arc::clone(&lines)),
             1.0,
         )
         .expect("a decision log in memory");

@@ -165,19 +165,6 @@ impl Captured {
     }
 }
 
-#[derive(Clone)]
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Collects the fields of `shadow` events.
 struct ShadowCapture(Arc<Mutex<Vec<Value>>>);
 
@@ -209,7 +196,7 @@ pub(crate) fn captured() -> &'static Captured {
             shadow: Arc::default(),
             errors: Arc::default(),
         };
-        let errors = SharedBuffer(captured.errors.clone());
+        let errors = crate::kit::SharedBuffer(captured.errors.clone());
         let error_log = tracing_subscriber::fmt::layer()
             .json()
             .with_span_list(true)
