@@ -47,17 +47,23 @@ impl ClaimsCodec {
         }
     }
 
-    fn mac(&self, data: &[u8]) -> Vec<u8> {
+    fn mac(&self, data: &[u8]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(data);
-        mac.finalize().into_bytes().to_vec()
+        mac.finalize().into_bytes().into()
     }
 
+    /// Written into one string: the version, the payload, the signature.
     pub fn sign<T: Serialize>(&self, claims: &T) -> String {
-        let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let signed = format!("{}.{payload}", self.version);
-        let sig = B64.encode(self.mac(signed.as_bytes()));
-        format!("{signed}.{sig}")
+        let json = serde_json::to_vec(claims).expect("claims serialize");
+        let mut out = String::with_capacity(self.version.len() + json.len() * 4 / 3 + 48);
+        out.push_str(self.version);
+        out.push('.');
+        B64.encode_string(&json, &mut out);
+        let sig = self.mac(out.as_bytes());
+        out.push('.');
+        B64.encode_string(sig, &mut out);
+        out
     }
 
     /// The claims `text` carries, when this key signed them as this kind.

@@ -92,8 +92,10 @@ fn check_path(path: &str) -> Result<(), GatewayError> {
     if path.split('/').any(|seg| seg == "." || seg == "..") {
         return Err(bad("dot segment in the path"));
     }
-    let lower = path.to_ascii_lowercase();
-    if AMBIGUOUS_ESCAPES.iter().any(|e| lower.contains(e)) {
+    if AMBIGUOUS_ESCAPES
+        .iter()
+        .any(|e| contains_ignoring_case(path, e))
+    {
         return Err(bad("encoded slash, backslash, dot or NUL in the path"));
     }
     check_escapes_decode_to_utf8(path)
@@ -103,18 +105,25 @@ fn check_query(query: &str) -> Result<(), GatewayError> {
     if query.contains('#') {
         return Err(bad("fragment in the request target"));
     }
-    if query.to_ascii_lowercase().contains("%00") {
+    if contains_ignoring_case(query, "%00") {
         return Err(bad("encoded NUL in the query"));
     }
     check_escapes_decode_to_utf8(query)?;
     // A parameter given twice could be read as either value: refuse it.
     let mut seen = std::collections::HashSet::new();
     for (key, _) in form_urlencoded::parse(query.as_bytes()) {
-        if !seen.insert(key.into_owned()) {
+        if !seen.insert(key) {
             return Err(bad("a query parameter is given twice"));
         }
     }
     Ok(())
+}
+
+/// Whether `text` contains `needle` (ASCII), in any case.
+fn contains_ignoring_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Every `%XX` is a valid escape and the decoded bytes are UTF-8 without
@@ -135,9 +144,9 @@ fn check_escapes_decode_to_utf8(text: &str) -> Result<(), GatewayError> {
             i += 1;
         }
     }
-    let decoded = percent_encoding::percent_decode_str(text).collect::<Vec<u8>>();
-    let decoded =
-        String::from_utf8(decoded).map_err(|_| bad("the target does not decode to UTF-8"))?;
+    let decoded = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|_| bad("the target does not decode to UTF-8"))?;
     if decoded.chars().any(char::is_control) {
         return Err(bad("control character in the target"));
     }
