@@ -150,6 +150,11 @@ impl Store {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlite_file_of(&url),
+            Backend::Postgres => None,
+        };
+        let writable_file = sqlite_file.clone();
         let pool = AnyPoolOptions::new()
             // No ping before every checkout: it doubled the round trips of each
             // read on the request path (BENCHMARKS.md profile). A dead
@@ -159,6 +164,7 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
+                let writable_file = writable_file.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers (the gateway) run beside the writer (the domain store).
@@ -172,6 +178,23 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                     }
+                    // SQLite opens a file it cannot write read-only, and the
+                    // connection stays so: refused here, so that once the
+                    // file is writable again the pool opens writable ones
+                    // instead of failing writes on it for good. Asked with
+                    // access(2), which opens nothing: closing a descriptor of
+                    // the file would drop SQLite's POSIX locks on it.
+                    if let Some(file) = &writable_file {
+                        rustix::fs::access(file, rustix::fs::Access::WRITE_OK).map_err(|e| {
+                            sqlx::Error::Configuration(
+                                format!(
+                                    "the database file {} is not writable: {e}",
+                                    file.display()
+                                )
+                                .into(),
+                            )
+                        })?;
+                    }
                     Ok(())
                 })
             })
@@ -182,10 +205,6 @@ impl Store {
             Backend::Postgres => migrations::POSTGRES,
         };
         migrations::migrator(files).await?.run(&pool).await?;
-        let sqlite_file = match backend {
-            Backend::Sqlite => sqlite_file_of(&url),
-            Backend::Postgres => None,
-        };
         Ok(Store {
             pool,
             backend,
