@@ -242,7 +242,8 @@ impl DecisionRecord {
 }
 
 /// A decision record once answered: what the decision log writes and the
-/// console's recent list keeps, shared by both.
+/// console's recent list keeps, shared by both and shaped alike
+/// ([`LogLine`]).
 pub struct Kept {
     /// When it was answered.
     at: chrono::DateTime<chrono::Utc>,
@@ -254,9 +255,15 @@ pub struct Kept {
 impl Kept {
     /// The line of the decision log (the schema above), newline-terminated.
     fn line(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(&self.log_line()).expect("a decision record serializes");
+        out.push(b'\n');
+        out
+    }
+
+    fn log_line(&self) -> LogLine<'_> {
         let r = &self.record;
         let micros = |d: Duration| d.as_micros() as u64;
-        let line = LogLine {
+        LogLine {
             ts: self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             request_id: &r.request_id,
             trace_id: r.trace_id.as_deref(),
@@ -285,10 +292,7 @@ impl Kept {
             latency_us: micros(self.latency),
             decision_us: r.decision_latency.map(micros),
             upstream_us: r.upstream_latency.map(micros),
-        };
-        let mut out = serde_json::to_vec(&line).expect("a decision record serializes");
-        out.push(b'\n');
-        out
+        }
     }
 
     /// The record as an event of the human log (no decision log).
@@ -332,7 +336,8 @@ impl Kept {
     }
 }
 
-/// One line of the decision log, written by the writer thread.
+/// One line of the decision log (written by the writer thread), and the
+/// console's view of a record.
 #[derive(serde::Serialize)]
 struct LogLine<'a> {
     ts: String,
@@ -365,33 +370,10 @@ struct LogLine<'a> {
     upstream_us: Option<u64>,
 }
 
+/// The console reads a record as the decision log writes it.
 impl serde::Serialize for Kept {
-    /// The console's view of a record.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = &self.record;
-        serde_json::json!({
-            "ts": crate::time::format(self.at),
-            "request_id": r.request_id,
-            "method": r.method,
-            "path": r.path,
-            "principal": r.principal,
-            "acting_as": r.acting_as,
-            "source_operator": r.source_operator,
-            "action": r.action,
-            "resources": r.resources,
-            "decision": r.decision_text(),
-            "determining": r.determining,
-            "errors": r.errors,
-            "policy_version": r.policy_version,
-            "now": r.now.map(crate::time::format),
-            "now_supplied": r.now_supplied,
-            "context": r.context,
-            "client_ip": r.client_ip.map(|ip| ip.to_string()),
-            "refused": r.refused,
-            "replayed": r.replayed,
-            "status": self.status,
-        })
-        .serialize(serializer)
+        self.log_line().serialize(serializer)
     }
 }
 

@@ -231,7 +231,7 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Connections from the trusted proxies begin with a PROXY protocol
     /// header (version 1 or 2), which names the client; one without is closed.
-    #[arg(long, env = "PGW_PROXY_PROTOCOL", requires = "trusted_proxies")]
+    #[arg(long, env = "PGW_PROXY_PROTOCOL")]
     pub proxy_protocol: bool,
 }
 
@@ -906,6 +906,32 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", typo.resolve().unwrap_err()).contains("listne"));
+    }
+
+    /// `--proxy-protocol` on the command line may name its proxies in the
+    /// file; with none anywhere it is refused.
+    #[test]
+    fn the_proxy_protocol_reads_its_proxies_from_the_flags_or_the_file() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\"]\n").unwrap();
+        let config = path.to_str().unwrap();
+        let cfg = Cli::try_parse_from(["gw", "--proxy-protocol", "--config", config])
+            .unwrap()
+            .serve
+            .resolve()
+            .unwrap();
+        assert!(cfg.trusted_proxies.proxy_protocol);
+        assert!(cfg.trusted_proxies.contains(&"10.1.2.3".parse().unwrap()));
+        let alone = Cli::try_parse_from(["gw", "--proxy-protocol"]).unwrap();
+        let refused = format!("{:#}", alone.serve.resolve().unwrap_err());
+        assert!(refused.contains("trusted_proxies"), "{refused}");
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub async fn read_header<S: AsyncRead + Unpin>(
                 return Err("no valid PROXY header")
             }
         };
-        let rest = Bytes::copy_from_slice(&buf[length..]);
-        return Ok((client.unwrap_or(peer), rest));
+        let client = client.unwrap_or(peer);
+        return Ok((client, Bytes::from(buf).split_off(length)));
     }
 }
 

@@ -133,12 +133,26 @@ impl Drop for TestDb {
 /// buffer. Readers filter on what is theirs.
 pub struct Decisions {
     pub log: partner_gateway::audit::DecisionLog,
-    lines: std::sync::Arc<Mutex<Vec<u8>>>,
+    lines: SharedBuffer,
 }
 
 /// A writer into a buffer that its clones share.
-#[derive(Clone)]
-pub struct SharedBuffer(pub std::sync::Arc<Mutex<Vec<u8>>>);
+#[derive(Clone, Default)]
+pub struct SharedBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    /// What was written, one JSON value per line.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+}
 
 impl std::io::Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -153,12 +167,9 @@ impl std::io::Write for SharedBuffer {
 pub fn decisions() -> &'static Decisions {
     static DECISIONS: std::sync::OnceLock<Decisions> = std::sync::OnceLock::new();
     DECISIONS.get_or_init(|| {
-        let lines = std::sync::Arc::default();
-        let log = partner_gateway::audit::DecisionLog::to_writer(
-            SharedBuffer(std::sync::Arc::clone(&lines)),
-            1.0,
-        )
-        .expect("a decision log in memory");
+        let lines = SharedBuffer::default();
+        let log = partner_gateway::audit::DecisionLog::to_writer(lines.clone(), 1.0)
+            .expect("a decision log in memory");
         Decisions { log, lines }
     })
 }
@@ -167,12 +178,7 @@ impl Decisions {
     /// Every line written so far, as JSON.
     pub fn lines(&self) -> Vec<serde_json::Value> {
         self.log.flush();
-        let bytes = self.lines.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a decision line is JSON"))
-            .collect()
+        self.lines.json_lines()
     }
 }
 

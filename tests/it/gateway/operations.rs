@@ -136,18 +136,7 @@ async fn list(gw: &TestGateway) -> client::Answer {
 pub(crate) struct Captured {
     shadow: Arc<Mutex<Vec<Value>>>,
     /// The gateway's error-mapping log lines, as JSON with their spans.
-    errors: Arc<Mutex<Vec<u8>>>,
-}
-
-fn json_lines(bytes: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
-    let bytes = bytes.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
-        })
-        .collect()
+    errors: crate::kit::SharedBuffer,
 }
 
 impl Captured {
@@ -161,7 +150,7 @@ impl Captured {
 
     /// Lines logged by `gateway::error` (authentication failures, causes).
     pub(crate) fn error_lines(&self) -> Vec<Value> {
-        json_lines(&self.errors)
+        self.errors.json_lines()
     }
 }
 
@@ -194,9 +183,9 @@ pub(crate) fn captured() -> &'static Captured {
         use tracing_subscriber::prelude::*;
         let captured = Captured {
             shadow: Arc::default(),
-            errors: Arc::default(),
+            errors: Default::default(),
         };
-        let errors = crate::kit::SharedBuffer(captured.errors.clone());
+        let errors = captured.errors.clone();
         let error_log = tracing_subscriber::fmt::layer()
             .json()
             .with_span_list(true)
