@@ -22,7 +22,6 @@ use crate::api_error::ApiError;
 use crate::config::AdminAccess;
 use crate::gateway::Gateway;
 use crate::policy::AccessRequest;
-use crate::policy_tools::explain::explain_with_shadow;
 use crate::policy_tools::reload::PolicyReloader;
 use crate::policy_tools::who_can::WhoCanError;
 use crate::refs::EntityRef;
@@ -188,8 +187,8 @@ async fn explain_list(
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let live = admin.gateway.authorizer.policies.load_full();
     let explained = crate::policy_tools::explain::explain_list(
+        &admin.gateway.authorizer,
         &live,
-        &admin.gateway.authorizer.entities,
         &principal,
         &action,
         item,
@@ -254,16 +253,9 @@ async fn explain(
     }
     let mut request = AccessRequest::new(principal, body.action, resource, body.context);
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let shadow = admin
-        .gateway
-        .authorizer
-        .shadow
-        .as_ref()
-        .map(|s| s.load_full());
-    let (explanation, shadowed) = explain_with_shadow(
+    let (explanation, shadowed) = crate::policy_tools::explain::explain(
+        &admin.gateway.authorizer,
         &live,
-        shadow.as_deref(),
-        &admin.gateway.authorizer.entities,
         &request,
         &sessions,
     )
@@ -310,8 +302,8 @@ async fn who_can(
     let live = admin.gateway.authorizer.policies.load_full();
     question::check(&live, None, &body.action, resource.kind(), &body.context).map_err(refused)?;
     let answer = crate::policy_tools::who_can::who_can(
+        &admin.gateway.authorizer,
         &live,
-        &admin.gateway.authorizer.entities,
         &body.action,
         &resource,
         body.context,

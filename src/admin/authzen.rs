@@ -15,8 +15,7 @@
 use super::Admin;
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
-use crate::authorizer::{AuthorizeError, ListAnswer, Question as Asking};
-use crate::caller::{AuthMethod, Caller};
+use crate::authorizer::{Asker, AuthorizeError, ListAnswer, Question as Asking};
 use crate::catalog::ListOf;
 use crate::filter::{Filter, ListScope};
 use crate::model::SessionFacts;
@@ -262,39 +261,23 @@ fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
 fn refused(e: AuthorizeError) -> ApiError {
     match e {
         AuthorizeError::Unavailable(_) => unavailable(&e),
-        AuthorizeError::Failed(_) => ApiError::denied(),
+        AuthorizeError::Failed(_) | AuthorizeError::Unknown => ApiError::denied(),
     }
 }
 
-/// The subject as the gateway would see it once authenticated; a session's
-/// facts are read from the store (an ended or expired one is denied by the
-/// policies, as at the gateway).
-async fn caller(admin: &Admin, subject: &EntityRef) -> Result<Caller, ApiError> {
-    let mut session: Option<SessionFacts> = None;
-    if let EntityRef::Session(id) = subject {
-        let stored = admin
-            .store
-            .session(&(&**id).into())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        session = stored.map(|s| s.facts());
-    }
-    Ok(Caller {
-        principal: subject.clone(),
-        identity: crate::assertion::Identity {
-            kind: match subject.kind() {
-                EntityType::Customer => crate::assertion::CallerKind::Customer,
-                EntityType::Session => crate::assertion::CallerKind::Session,
-                _ => crate::assertion::CallerKind::Operator,
-            },
-            id: subject.id().to_owned(),
-            partner: None,
-            customer: None,
-            source_operator: None,
-        },
-        method: AuthMethod::Signature,
-        session,
-    })
+/// The facts of a session subject, read from the store as authentication
+/// reads them (an ended or expired one is denied by the policies, as at the
+/// gateway); none for any other subject.
+async fn session_facts(admin: &Admin, subject: &EntityRef) -> Result<Vec<SessionFacts>, ApiError> {
+    let EntityRef::Session(id) = subject else {
+        return Ok(Vec::new());
+    };
+    let stored = admin
+        .store
+        .session(&(&**id).into())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(stored.map(|s| s.facts()).into_iter().collect())
 }
 
 /// One decision, the gateway's, with its decision record.
@@ -310,10 +293,12 @@ async fn decide(
     record.route = Some(route);
     record.principal = Some(q.subject.to_string());
     record.asked(&q.asked);
-    let caller = caller(admin, &q.subject).await?;
+    let sessions = session_facts(admin, &q.subject).await?;
     let question = Asking {
         engine,
-        caller: &caller,
+        principal: &q.subject,
+        sessions: &sessions,
+        asker: Asker::Traffic,
         action: q.action,
         context: q.context.clone(),
         asked: &q.asked,
@@ -492,10 +477,12 @@ async fn search_resource(
     record.principal = Some(subject.to_string());
     record.asked(&asked);
 
-    let caller = caller(&admin, &subject).await?;
+    let sessions = session_facts(&admin, &subject).await?;
     let question = Asking {
         engine: &engine,
-        caller: &caller,
+        principal: &subject,
+        sessions: &sessions,
+        asker: Asker::Traffic,
         action: act,
         context: s.context,
         asked: &asked,
@@ -507,6 +494,10 @@ async fn search_resource(
         Ok(listed) => listed,
         Err(AuthorizeError::Failed(why)) => ListAnswer {
             decision: Decision::failed(why),
+            scope: None,
+        },
+        Err(e @ AuthorizeError::Unknown) => ListAnswer {
+            decision: Decision::failed(e.to_string()),
             scope: None,
         },
         Err(e) => return Err(refused(e)),

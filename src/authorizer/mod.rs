@@ -1,7 +1,9 @@
-//! The one place a caller's questions are decided: the live policies, the
-//! shadow set compared beside them, the entities a decision reads and the
-//! decisions reused while their facts are unchanged. The gateway's request
-//! path, its own operations and AuthZEN all ask through it.
+//! The one place questions of who may do what are decided: the live
+//! policies, the shadow set compared beside them, the entities a decision
+//! reads and the decisions reused while their facts are unchanged. The
+//! gateway's request path, its own operations, AuthZEN, explain and who-can
+//! all ask through it; an administrator's question ([`Asker::Admin`]) is
+//! decided the same way and changes nothing.
 //!
 //! An unknown principal or resource is denied exactly like a forbidden one
 //! (no existence oracle, in answer or in time); entities that cannot be read
@@ -9,10 +11,10 @@
 
 pub mod reuse;
 
-use crate::caller::Caller;
 use crate::catalog::ListOf;
 use crate::entities::{EntityLoader, Slice};
 use crate::filter::ListScope;
+use crate::model::SessionFacts;
 use crate::policy::partial::Residuals;
 use crate::policy::residual_filter;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
@@ -33,16 +35,45 @@ pub enum AuthorizeError {
     /// The policies could not be evaluated over every item at once: denied.
     #[error("partial evaluation failed: {0}")]
     Failed(String),
+    /// A list question's principal does not exist: denied.
+    #[error("the principal is unknown")]
+    Unknown,
 }
 
-/// One question asked for a caller: an action with its context, answered by
-/// `engine` (the set the request started with), for each resource in turn.
+/// One question asked for a principal: an action with its context,
+/// answered by `engine` (the set the request started with), for each
+/// resource in turn.
 pub struct Question<'a> {
     pub engine: &'a PolicyEngine,
-    pub caller: &'a Caller,
+    pub principal: &'a EntityRef,
+    /// The facts of sessions already read (a session principal's, from
+    /// authentication); any other session the question names the loader
+    /// reads.
+    pub sessions: &'a [SessionFacts],
     pub action: &'a str,
     pub context: Map<String, Value>,
     pub asked: &'a Asked,
+    pub asker: Asker,
+}
+
+/// Who asks, which says what a question may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asker {
+    /// Live traffic (the gateway, AuthZEN): decisions are reused and kept,
+    /// compared with the shadow set, and counted.
+    Traffic,
+    /// An administrator's question (explain, who-can): decided on the same
+    /// entities by the same policies, but neither taken from nor kept in
+    /// the decision cache, never a shadow disagreement, never counted; an
+    /// evaluation error is part of its answer rather than an error log.
+    Admin,
+}
+
+/// A decision with the entities it was taken on, for an answer that says
+/// more than allow or deny ([`Authorizer::examine`]).
+pub struct Examined {
+    pub entities: cedar_policy::Entities,
+    pub decision: Decision,
 }
 
 /// A list's answer: what the policies say of every item, and the items'
@@ -87,6 +118,17 @@ impl Authorizer {
         }
     }
 
+    /// An authorizer for administrators' questions alone (the `policy`
+    /// commands): `engine`, no shadow set, nothing reused.
+    pub fn for_questions(engine: PolicyEngine, entities: EntityLoader) -> Authorizer {
+        Authorizer::new(
+            Arc::new(ArcSwap::from_pointee(engine)),
+            None,
+            Arc::new(entities),
+            DecisionCache::new(0),
+        )
+    }
+
     /// One decision of `question` on `resource`.
     pub async fn decide(
         &self,
@@ -95,19 +137,17 @@ impl Authorizer {
     ) -> Result<Decision, AuthorizeError> {
         let Question {
             engine,
-            caller,
+            principal,
+            sessions,
             action,
             asked,
             ..
         } = *question;
-        // The caller's session comes from authentication; any other session
-        // the request names is read by the loader.
-        let sessions = caller.session.as_slice();
         let unavailable =
             |e: crate::entities::EntityError| AuthorizeError::Unavailable(e.to_string());
         let slice = self
             .entities
-            .slice_records(engine, &caller.principal, resource, sessions)
+            .slice_records(engine, principal, resource, sessions)
             .await
             .map_err(unavailable)?;
         let Some(slice) = slice else {
@@ -116,18 +156,18 @@ impl Authorizer {
             // answer takes as long as a real one (no timing oracle).
             let stand_in = self
                 .entities
-                .stand_in(engine, &caller.principal, resource, sessions)
+                .stand_in(engine, principal, resource, sessions)
                 .await
                 .map_err(unavailable)?;
-            if let Some((stand_in, slice)) = stand_in {
+            if let Some((stand_in, slice)) = stand_in.filter(|_| question.asker == Asker::Traffic) {
                 let request = AccessRequest::new(
-                    caller.principal.clone(),
+                    principal.clone(),
                     action,
                     stand_in,
                     question.context.clone(),
                 )
                 .asked(asked);
-                std::hint::black_box(self.decide_on(engine, &request, &slice, asked));
+                std::hint::black_box(self.decide_on(question, &request, &slice));
             }
             return Ok(Decision {
                 allow: false,
@@ -136,18 +176,55 @@ impl Authorizer {
             });
         };
         let request = AccessRequest::new(
-            caller.principal.clone(),
+            principal.clone(),
             action,
             resource.clone(),
             question.context.clone(),
         )
         .asked(asked);
-        let decision = self.decide_on(engine, &request, &slice, asked);
-        if !decision.errors.is_empty() {
+        let decision = self.decide_on(question, &request, &slice);
+        if !decision.errors.is_empty() && question.asker == Asker::Traffic {
             crate::metrics::evaluation_error(action);
             tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
         }
         Ok(decision)
+    }
+
+    /// [`Authorizer::decide`] for an administrator's question, with the
+    /// entities it was decided on; `None` when the principal or the
+    /// resource does not exist (which [`Authorizer::decide`] answers with a
+    /// plain deny).
+    pub async fn examine(
+        &self,
+        question: &Question<'_>,
+        resource: &EntityRef,
+    ) -> Result<Option<Examined>, AuthorizeError> {
+        debug_assert_eq!(question.asker, Asker::Admin);
+        let slice = self
+            .entities
+            .slice_records(
+                question.engine,
+                question.principal,
+                resource,
+                question.sessions,
+            )
+            .await
+            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
+        let Some(slice) = slice else {
+            return Ok(None);
+        };
+        let entities = slice
+            .entities()
+            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
+        let request = AccessRequest::new(
+            question.principal.clone(),
+            question.action,
+            resource.clone(),
+            question.context.clone(),
+        )
+        .asked(question.asked);
+        let decision = question.engine.decide(&request, &entities);
+        Ok(Some(Examined { entities, decision }))
     }
 
     /// `question` decided on each resource, in order: the one loop every
@@ -183,19 +260,20 @@ impl Authorizer {
     }
 
     /// Decides `request` on `slice` (reused when it may be), compared with
-    /// the shadow set when there is one. An entity slice that Cedar refuses
-    /// is a deny with the reason.
+    /// the shadow set when there is one, for live traffic. An entity slice
+    /// that Cedar refuses is a deny with the reason.
     fn decide_on(
         &self,
-        engine: &PolicyEngine,
+        question: &Question<'_>,
         request: &AccessRequest,
         slice: &Slice,
-        asked: &Asked,
     ) -> Decision {
+        let engine = question.engine;
+        let traffic = question.asker == Asker::Traffic;
         let evaluate = || match slice.entities() {
             Ok(entities) => {
                 let decision = engine.decide(request, &entities);
-                if let Some(shadow) = &self.shadow {
+                if let Some(shadow) = self.shadow.as_ref().filter(|_| traffic) {
                     crate::policy::shadow::compare(
                         &shadow.load(),
                         engine,
@@ -210,9 +288,10 @@ impl Authorizer {
             Err(e) => Decision::failed(e.to_string()),
         };
         // The shadow set is compared on every decision: nothing is reused
-        // then. A `now` the caller named is no moment of live traffic: its
-        // decision neither comes from nor goes into the shared cache.
-        if self.shadow.is_some() || asked.now_supplied {
+        // then. A `now` the caller named is no moment of live traffic, nor
+        // is an administrator's question: its decision neither comes from
+        // nor goes into the shared cache.
+        if self.shadow.is_some() || question.asked.now_supplied || !traffic {
             return evaluate();
         }
         self.decisions.decide(engine, request, slice, evaluate)
@@ -227,41 +306,44 @@ impl Authorizer {
     ) -> Result<Residuals, AuthorizeError> {
         let Question {
             engine,
-            caller,
+            principal,
+            sessions,
             action,
             asked,
+            asker,
             ..
         } = *question;
-        let sessions = caller.session.as_slice();
         let Some(entities) = self
             .entities
-            .principal_slice(engine, &caller.principal, sessions)
+            .principal_slice(engine, principal, sessions)
             .await
             .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?
         else {
-            return Err(AuthorizeError::Failed("the principal is unknown".into()));
+            return Err(AuthorizeError::Unknown);
         };
         // `now` and `source_ip`, as every decision gets them.
         let context = AccessRequest::new(
-            caller.principal.clone(),
+            principal.clone(),
             action,
-            caller.principal.clone(),
+            principal.clone(),
             question.context.clone(),
         )
         .asked(asked)
         .context;
         let residuals = engine
-            .residuals(&caller.principal, action, item, &context, &entities)
+            .residuals(principal, action, item, &context, &entities)
             .map_err(|e| {
-                tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
+                if asker == Asker::Traffic {
+                    tracing::error!(error = %e, action, item = %item, "partial evaluation failed; denied");
+                }
                 AuthorizeError::Failed(e)
             })?;
-        if let Some(shadow) = &self.shadow {
+        if let Some(shadow) = self.shadow.as_ref().filter(|_| asker == Asker::Traffic) {
             crate::policy::shadow::compare_list(
                 &shadow.load(),
                 crate::policy::shadow::ListQuestion {
                     live: engine,
-                    principal: &caller.principal,
+                    principal,
                     action,
                     item,
                     context: &context,

@@ -8,7 +8,7 @@
 use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
 use crate::audit::DecisionRecord;
-use crate::authorizer::{AuthorizeError, Question};
+use crate::authorizer::{Asker, AuthorizeError, Question};
 use crate::catalog::contact::REVEAL_CONTACT;
 use crate::catalog::ListOf;
 use crate::filter::{Filter, ListScope};
@@ -37,7 +37,7 @@ impl From<AuthorizeError> for GatewayError {
         match e {
             AuthorizeError::Unavailable(_) => GatewayError::Unavailable(e.to_string()),
             // Logged where it happened; the caller sees a denial.
-            AuthorizeError::Failed(_) => GatewayError::denied(),
+            AuthorizeError::Failed(_) | AuthorizeError::Unknown => GatewayError::denied(),
         }
     }
 }
@@ -47,10 +47,13 @@ impl<'a> Call<'a> {
     pub(super) fn question(&'a self, action: &'a str, context: Map<String, Value>) -> Question<'a> {
         Question {
             engine: &self.engine,
-            caller: &self.caller,
+            principal: &self.caller.principal,
+            // Read by authentication.
+            sessions: self.caller.session.as_slice(),
             action,
             context,
             asked: &self.asked,
+            asker: Asker::Traffic,
         }
     }
 }

@@ -77,13 +77,6 @@ impl AccessRequest {
             .or_insert_with(|| Value::String(source_ip.to_string()));
     }
 
-    /// [`AccessRequest::fill_context`] with the current time: what the gateway
-    /// does for every live request.
-    pub fn with_live_context(mut self, source_ip: IpAddr) -> AccessRequest {
-        self.fill_context(time::now(), source_ip);
-        self
-    }
-
     /// [`AccessRequest::fill_context`] as `asked` says.
     pub fn asked(mut self, asked: &Asked) -> AccessRequest {
         self.fill_context(asked.now, asked.source_ip);

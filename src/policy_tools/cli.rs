@@ -2,6 +2,7 @@
 //! policies, run the decision tests, explain one decision, prove the
 //! invariants and compare two policy sets.
 
+use crate::authorizer::Authorizer;
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
 use crate::policy::{AccessRequest, PolicyEngine};
@@ -501,6 +502,8 @@ async fn explain(
     };
     // Keep the fixture's temporary database alive until the end.
     let (_fixture_db, store, loader) = open_entities(entities).await?;
+    let authorizer = Authorizer::for_questions(engine, loader);
+    let engine = authorizer.policies.load_full();
     let resource_type = match &req.resource {
         Target::One(r) => r.kind(),
         Target::Every(t) => *t,
@@ -535,14 +538,14 @@ async fn explain(
                 resource,
                 filled(req.context.clone()),
             );
-            let explanation =
-                super::explain::explain(&engine, &loader, &request, &sessions).await?;
+            let (explanation, _) =
+                super::explain::explain(&authorizer, &engine, &request, &sessions).await?;
             print!("{explanation}");
         }
         Target::Every(item) => {
             let explanation = super::explain::explain_list(
+                &authorizer,
                 &engine,
-                &loader,
                 &req.principal,
                 &req.action,
                 item,
@@ -604,10 +607,15 @@ async fn who_can(
         return Ok(ExitCode::FAILURE);
     };
     let (_fixture_db, store, loader) = open_entities(entities).await?;
+    let authorizer = Authorizer::for_questions(engine, loader);
+    let engine = authorizer.policies.load_full();
     let asked = question::check(&engine, None, &q.action, q.resource.kind(), &q.context);
     let answer = match asked {
         Ok(()) => {
-            Ok(super::who_can::who_can(&engine, &loader, &q.action, &q.resource, q.context).await)
+            Ok(
+                super::who_can::who_can(&authorizer, &engine, &q.action, &q.resource, q.context)
+                    .await,
+            )
         }
         Err(refusal) => Err(refusal),
     };

@@ -4,15 +4,16 @@
 
 use super::near_miss::{near_misses, NearMiss};
 use super::DeterminingPolicy;
-use crate::entities::{EntityError, EntityLoader};
+use crate::authorizer::{Asker, AuthorizeError, Authorizer, Examined, Question};
 use crate::filter::ListScope;
 use crate::model::SessionFacts;
 use crate::policy::partial::Residuals;
 use crate::policy::{
-    AccessRequest, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG,
+    AccessRequest, Asked, Decision, PolicyEngine, DEFAULT_DENIAL_CODE, DEFAULT_DENIAL_MSG,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Why a request is allowed or denied.
 #[derive(Clone, Debug, Serialize)]
@@ -52,48 +53,54 @@ impl Explanation {
     }
 }
 
-/// Decides `request` (its context already filled) over the entities `loader`
-/// reads, and says why. Fails only when the entities cannot be read.
+/// Decides `request` (its context already filled) through `authorizer` as
+/// an administrator's question (it changes nothing there), and says why;
+/// with the same request explained by the authorizer's shadow set over the
+/// same entities, when it has one (as the gateway compares them). Fails
+/// only when the entities cannot be read.
 pub async fn explain(
+    authorizer: &Authorizer,
     engine: &PolicyEngine,
-    loader: &EntityLoader,
     request: &AccessRequest,
     sessions: &[SessionFacts],
-) -> Result<Explanation, EntityError> {
-    Ok(explain_with_shadow(engine, None, loader, request, sessions)
-        .await?
-        .0)
-}
-
-/// [`explain`], and the same request explained by a shadow set over the same
-/// entity slice (as the gateway compares them).
-pub async fn explain_with_shadow(
-    engine: &PolicyEngine,
-    shadow: Option<&PolicyEngine>,
-    loader: &EntityLoader,
-    request: &AccessRequest,
-    sessions: &[SessionFacts],
-) -> Result<(Explanation, Option<Explanation>), EntityError> {
-    let slice = loader
-        .slice(engine, &request.principal, &request.resource, sessions)
-        .await?;
-    let not_found = Decision {
-        allow: false,
-        determining: vec![],
-        errors: vec![],
+) -> Result<(Explanation, Option<Explanation>), AuthorizeError> {
+    let asked = admin_asked();
+    let question = Question {
+        engine,
+        principal: &request.principal,
+        sessions,
+        action: &request.action,
+        context: request.context.clone(),
+        asked: &asked,
+        asker: Asker::Admin,
     };
-    let Some(entities) = slice else {
+    let shadow = authorizer.shadow.as_ref().map(|s| s.load_full());
+    let Some(Examined { entities, decision }) =
+        authorizer.examine(&question, &request.resource).await?
+    else {
+        let not_found = Decision {
+            allow: false,
+            determining: vec![],
+            errors: vec![],
+        };
         let live = describe_decision(engine, request, false, &not_found);
-        let shadow = shadow.map(|s| describe_decision(s, request, false, &not_found));
+        let shadow = shadow.map(|s| describe_decision(&s, request, false, &not_found));
         return Ok((live, shadow));
     };
-    let decision = engine.decide(request, &entities);
     let mut live = describe_decision(engine, request, true, &decision);
     if !decision.allow && decision.determining.is_empty() && decision.errors.is_empty() {
         live.near_misses = near_misses(engine, request, &entities);
     }
-    let shadow = shadow.map(|s| describe_decision(s, request, true, &s.decide(request, &entities)));
+    let shadow =
+        shadow.map(|s| describe_decision(&s, request, true, &s.decide(request, &entities)));
     Ok((live, shadow))
+}
+
+/// When an administrator's question is asked: its context names `now` and
+/// `source_ip` already (filled by the caller from what was given), so these
+/// only stand in for what the context does not say.
+fn admin_asked() -> Asked {
+    Asked::live(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// The explanation of a decision already taken by `engine`.
@@ -308,43 +315,55 @@ pub struct ResidualPolicy {
     pub residual: String,
 }
 
-/// Explains the list question of `action` over every `item` for `principal`.
+/// Explains the list question of `action` over every `item` for
+/// `principal`, asked through `authorizer` as an administrator's question.
 pub async fn explain_list(
+    authorizer: &Authorizer,
     engine: &PolicyEngine,
-    loader: &EntityLoader,
     principal: &crate::refs::EntityRef,
     action: &str,
     item: crate::refs::EntityType,
     context: Map<String, Value>,
     sessions: &[SessionFacts],
-) -> Result<ListExplanation, EntityError> {
+) -> Result<ListExplanation, AuthorizeError> {
+    let asked = admin_asked();
+    let question = Question {
+        engine,
+        principal,
+        sessions,
+        action,
+        context: context.clone(),
+        asked: &asked,
+        asker: Asker::Admin,
+    };
     let mut out = ListExplanation {
         principal: principal.to_string(),
         action: action.to_owned(),
         item: item.to_string(),
         context,
         policy_version: engine.version().to_owned(),
-        found: false,
+        found: true,
         answer: PartialAnswer {
             decision: "none",
             ..PartialAnswer::default()
         },
         denial: None,
     };
-    let Some(entities) = loader.principal_slice(engine, principal, sessions).await? else {
-        out.denial = Some(Denial {
-            error_code: DEFAULT_DENIAL_CODE.to_owned(),
-            error_msg: DEFAULT_DENIAL_MSG.to_owned(),
-        });
-        return Ok(out);
-    };
-    out.found = true;
-    let residuals = match engine.residuals(principal, action, item, &out.context, &entities) {
+    let residuals = match authorizer.residuals(&question, item).await {
         Ok(r) => r,
-        Err(e) => {
+        Err(AuthorizeError::Unknown) => {
+            out.found = false;
+            out.denial = Some(Denial {
+                error_code: DEFAULT_DENIAL_CODE.to_owned(),
+                error_msg: DEFAULT_DENIAL_MSG.to_owned(),
+            });
+            return Ok(out);
+        }
+        Err(AuthorizeError::Failed(e)) => {
             out.answer.errors.push(e);
             return Ok(out);
         }
+        Err(e @ AuthorizeError::Unavailable(_)) => return Err(e),
     };
     out.answer = PartialAnswer::of(engine, &residuals, item).0;
     if residuals.decision == Some(false) {

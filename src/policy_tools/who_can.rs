@@ -13,14 +13,18 @@
 //! would give them (every permit that holds): the permits that hold for
 //! every principal of its type, and each residual permit whose own filter
 //! matches it.
+//!
+//! The entities and the candidates' decisions come through the authorizer,
+//! as an administrator's question: nothing of live traffic's is changed.
 
 use super::explain::PartialAnswer;
 use super::DeterminingPolicy;
-use crate::entities::{EntityError, EntityLoader};
+use crate::authorizer::{Asker, AuthorizeError, Authorizer, Question};
+use crate::entities::EntityError;
 use crate::filter::{Filter, ListScope};
 use crate::policy::partial::Residuals;
 use crate::policy::residual_filter;
-use crate::policy::{AccessRequest, PolicyEngine};
+use crate::policy::{AccessRequest, Asked, PolicyEngine};
 use crate::refs::{EntityRef, EntityType};
 use crate::store::filter_sql as sql;
 use crate::store::StoreError;
@@ -71,6 +75,8 @@ pub enum WhoCanError {
     #[error(transparent)]
     Entities(#[from] EntityError),
     #[error(transparent)]
+    Authorize(#[from] AuthorizeError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Filter(#[from] sql::SqlError),
@@ -94,15 +100,17 @@ fn known_ids(known: &[String], total: usize) -> String {
 /// `source_ip` default to the current time and 127.0.0.1). The question is
 /// checked first ([`super::question::check`]).
 pub async fn who_can(
+    authorizer: &Authorizer,
     engine: &PolicyEngine,
-    loader: &EntityLoader,
     action: &str,
     resource: &EntityRef,
     context: Map<String, Value>,
 ) -> Result<WhoCan, WhoCanError> {
+    let asked = Asked::live(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let context = AccessRequest::new(resource.clone(), action, resource.clone(), context)
-        .with_live_context(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .asked(&asked)
         .context;
+    let loader = &authorizer.entities;
     let pool = loader.store().pool();
     // The resource's own slice: what it is, what it is in.
     let Some(entities) = loader.principal_slice(engine, resource, &[]).await? else {
@@ -141,17 +149,25 @@ pub async fn who_can(
                 }
             };
         let (mut answer, scope) = PartialAnswer::of(engine, &residuals, ty);
+        // Each candidate's question; `principal` is set per candidate.
+        let question = Question {
+            engine,
+            principal: resource,
+            sessions: &[],
+            action,
+            context: out.context.clone(),
+            asked: &asked,
+            asker: Asker::Admin,
+        };
         let allowed = match scope {
             ListScope::Filter(f) => match by_permit(&residuals, ty, &f) {
                 Ok(filters) => filtered(pool, ty, &f, &residuals.satisfied, filters).await?,
                 Err(why) => {
                     answer.item_by_item.push(why);
-                    decided(engine, loader, action, resource, &out.context, ty, &f).await?
+                    decided(authorizer, &question, resource, ty, &f).await?
                 }
             },
-            ListScope::Candidates(f) => {
-                decided(engine, loader, action, resource, &out.context, ty, &f).await?
-            }
+            ListScope::Candidates(f) => decided(authorizer, &question, resource, ty, &f).await?,
             ListScope::Decided { .. } => Vec::new(),
         };
         out.principals.extend(allowed.into_iter().map(|(id, why)| {
@@ -243,22 +259,22 @@ async fn filtered(
 /// The candidates `superset` matches, each decided (the fallback for a
 /// residual without a filter form), with the determining policies.
 async fn decided(
-    engine: &PolicyEngine,
-    loader: &EntityLoader,
-    action: &str,
+    authorizer: &Authorizer,
+    question: &Question<'_>,
     resource: &EntityRef,
-    context: &Map<String, Value>,
     ty: EntityType,
     superset: &Filter,
 ) -> Result<Vec<(String, Vec<String>)>, WhoCanError> {
     let mut allowed = Vec::new();
-    for id in ids(loader.store().pool(), superset, ty).await? {
+    for id in ids(authorizer.entities.store().pool(), superset, ty).await? {
         let principal = ty.entity(id.clone());
-        let Some(entities) = loader.slice(engine, &principal, resource, &[]).await? else {
-            continue; // gone since the query
+        let asking = Question {
+            principal: &principal,
+            context: question.context.clone(),
+            ..*question
         };
-        let request = AccessRequest::new(principal, action, resource.clone(), context.clone());
-        let decision = engine.decide(&request, &entities);
+        // A candidate gone since the query is denied, as unknown.
+        let decision = authorizer.decide(&asking, resource).await?;
         if decision.allow {
             allowed.push((id, decision.determining));
         }

@@ -10,6 +10,9 @@
 use crate::domain::support::DEMO;
 use crate::kit::{http_client, policies_dir, schema_dir, send, DomainServer};
 use crate::test_on_backends;
+use arc_swap::ArcSwap;
+use partner_gateway::authorizer::reuse::{DecisionCache, ReuseStats};
+use partner_gateway::authorizer::Authorizer;
 use partner_gateway::entities::EntityLoader;
 use partner_gateway::model::AuthorizationScope::{Om, Order};
 use partner_gateway::policy::{AccessRequest, PolicyEngine};
@@ -18,6 +21,7 @@ use partner_gateway::refs::{EntityRef, EntityType};
 use partner_gateway::store::Backend;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One customer of each kind: the distributor's own (resale, referral,
@@ -220,8 +224,21 @@ async fn brute_force(
 
 async fn agrees_with_brute_force(backend: Backend) {
     let s = demo_with_sessions(backend).await;
-    let engine = PolicyEngine::load(&policies_dir(), &schema_dir()).unwrap();
-    let loader = EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60));
+    // With a decision cache, as the gateway's authorizer has: who-can's
+    // questions must neither read nor fill it.
+    let authorizer = Authorizer::new(
+        Arc::new(ArcSwap::from_pointee(
+            PolicyEngine::load(&policies_dir(), &schema_dir()).unwrap(),
+        )),
+        None,
+        Arc::new(EntityLoader::new(
+            s.db.store.clone(),
+            10_000,
+            Duration::from_secs(60),
+        )),
+        DecisionCache::new(10_000),
+    );
+    let (engine, loader) = (authorizer.policies.load_full(), &authorizer.entities);
     let principals = every_principal(&s).await;
     assert_eq!(principals.len(), 14 + 18 + 8, "every principal of the demo");
     let resources = resources(&s).await;
@@ -235,12 +252,12 @@ async fn agrees_with_brute_force(backend: Backend) {
         let context = context(&name);
         for ty in types.filter_map(EntityType::from_cedar) {
             for resource in &resources[&ty] {
-                let answer = who_can(&engine, &loader, &name, resource, context.clone())
+                let answer = who_can(&authorizer, &engine, &name, resource, context.clone())
                     .await
                     .unwrap_or_else(|e| panic!("{name} on {resource}: {e}"));
                 let got = listed(&answer);
                 let expected =
-                    brute_force(&engine, &loader, &principals, &name, resource, &context).await;
+                    brute_force(&engine, loader, &principals, &name, resource, &context).await;
                 assert_eq!(got, expected, "who may {name} on {resource}:\n{answer}");
                 asked += 1;
                 allowed += got.len();
@@ -262,6 +279,11 @@ async fn agrees_with_brute_force(backend: Backend) {
     assert!(
         filtered > 150 && one_by_one > 20,
         "{filtered} types by a filter, {one_by_one} one by one"
+    );
+    assert_eq!(
+        authorizer.decisions.stats(),
+        ReuseStats::default(),
+        "an administrator's questions used the decision cache"
     );
 
     // The admin listener gives the same answer.
@@ -305,14 +327,17 @@ permit (
 when { principal.roles.contains("Admin") };
 "#;
     std::fs::write(dir.path().join("99-case.cedar"), added).unwrap();
-    let engine = PolicyEngine::load(dir.path(), &schema_dir()).unwrap();
-    let loader = EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60));
+    let authorizer = Authorizer::for_questions(
+        PolicyEngine::load(dir.path(), &schema_dir()).unwrap(),
+        EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60)),
+    );
+    let (engine, loader) = (authorizer.policies.load_full(), &authorizer.entities);
     let principals = every_principal(&s).await;
     let resource = EntityRef::Customer("cust-nova".into());
     let context = context("FreezeCustomer");
     let answer = who_can(
+        &authorizer,
         &engine,
-        &loader,
         "FreezeCustomer",
         &resource,
         context.clone(),
@@ -321,7 +346,7 @@ when { principal.roles.contains("Admin") };
     .unwrap();
     let expected = brute_force(
         &engine,
-        &loader,
+        loader,
         &principals,
         "FreezeCustomer",
         &resource,

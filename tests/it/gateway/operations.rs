@@ -776,6 +776,22 @@ async fn shadow_policies_log_and_count_disagreements_and_decide_nothing() {
     );
     assert_eq!(determining["line"], 2);
     assert_eq!(explained["shadow"]["denial"]["error_msg"], PAUSED);
+    // An administrator's questions are not live traffic: neither that one
+    // nor the list question is compared or counted.
+    let listed = admin(
+        &gw,
+        "POST",
+        "/v1/explain",
+        Some(json!({"principal": "Operator::\"op-dist-admin\"", "action": "ViewCustomer", "resource": "Customer"})),
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    let (_, m_explained) = scrape(&gw).await;
+    assert_eq!(
+        compared(&m_explained, "ViewCustomer"),
+        compared(&m1, "ViewCustomer")
+    );
+    assert_eq!(disagreements(&m_explained), disagreements(&m1));
 
     // The shadow set reloads too: the trial removed, the two agree again.
     shadow.remove("90-trial.cedar");

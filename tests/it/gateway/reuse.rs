@@ -74,6 +74,39 @@ async fn reuse_ends_with_its_facts(backend: Backend) {
         .unwrap();
     until(backend, "the disabled operator refused", 403, read).await;
 
+    // An administrator's questions about it neither read nor fill the
+    // cache: explain, its list form and who-can.
+    warm(&gw, 403, read).await;
+    let stats = || gw.running.gateway.authorizer.decisions.stats();
+    let before = stats();
+    for (path, body) in [
+        (
+            "/v1/explain",
+            json!({"principal": "Operator::\"op-east-finance\"", "action": "ViewBudget", "resource": "Customer::\"cust-acme\""}),
+        ),
+        (
+            "/v1/explain",
+            json!({"principal": "Operator::\"op-east-finance\"", "action": "ViewCustomer", "resource": "Customer"}),
+        ),
+        (
+            "/v1/who-can",
+            json!({"action": "ViewBudget", "resource": "Customer::\"cust-acme\""}),
+        ),
+    ] {
+        let answer = crate::kit::post_admin(gw.running.admin_addr, path, &body).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    assert_eq!(
+        stats(),
+        before,
+        "an administrator's question used the cache"
+    );
+
     // A grant withdrawn: once its reseller holds the budget grant, the
     // distributor no longer sets the customer's budget (a deny, reused);
     // withdrawn, it does again.
