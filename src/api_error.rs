@@ -51,10 +51,16 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's body (the OpenAPI document's `Error`).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct Body<'a> {
+    /// The code: `CBC.0100` for a field missing or malformed, `CBC.0101`
+    /// for a value not acceptable (both name the field), `APIGW.0301` for
+    /// any failed authentication, `CBC.0151` for a denial, ...
     error_code: &'a str,
     error_msg: &'a str,
+    /// Per-item failures of a batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_details: Option<&'a Value>,
 }

@@ -117,6 +117,9 @@ enum Command {
         #[command(subcommand)]
         command: crate::credentials_cli::TokensCommand,
     },
+    /// Print the OpenAPI 3.1 document of the API (docs/openapi.json is a
+    /// copy; the gateway serves it at GET /openapi.json).
+    Openapi,
     /// Import a fixture file (docs/domain.md section 5) into the database, idempotently.
     Seed {
         /// The fixture JSON file, e.g. examples/demo.json.
@@ -342,6 +345,10 @@ async fn run(cli: Cli, serve: Option<crate::config::ServeConfig>) -> anyhow::Res
         }
         Command::Tokens { command } => {
             crate::credentials_cli::tokens(command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            println!("{}", crate::openapi::text());
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed { file, db } => {

@@ -25,6 +25,7 @@ pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod openapi;
 pub mod otlp;
 pub mod policy;
 pub mod policy_tools;

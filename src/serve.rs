@@ -283,6 +283,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         throttle: crate::throttle::Throttle::new(cfg.limits.rate_limit),
         upstream_slots: tokio::sync::Semaphore::new(cfg.limits.max_upstream_in_flight),
         trusted_proxies: cfg.trusted_proxies.clone(),
+        openapi: crate::openapi::text().into(),
     });
     refresh_partner_limits(&store, &gateway).await;
 

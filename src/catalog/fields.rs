@@ -12,6 +12,7 @@ use crate::model::TextEnum;
 use crate::money::{check_amount, MAX_BUDGET};
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -144,6 +145,26 @@ impl<'de> Deserialize<'de> for Money {
         crate::money::parse_amount(text)
             .map(Money)
             .map_err(|e| serde::de::Error::custom(format!("invalid amount {text}: {e}")))
+    }
+}
+
+/// An amount: a JSON number (what the SDK sends) or a string, in plain
+/// notation with at most two decimals, 0 to [`MAX_BUDGET`]; each field
+/// narrows its lower bound ([`Money::within`]).
+impl JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let max = i64::try_from(MAX_BUDGET.mantissa()).unwrap_or(i64::MAX);
+        schemars::json_schema!({
+            "description": "An amount with at most two decimals: a number such as 100.5, or a string such as \"100.50\".",
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": max, "multipleOf": 0.01},
+                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$", "maxLength": 13}
+            ]
+        })
     }
 }
 
@@ -348,10 +369,12 @@ impl Paging {
 }
 
 /// A query string of `offset`/`limit` and nothing else.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagingQuery {
+    #[schemars(schema_with = "schema::offset")]
     pub offset: Option<String>,
+    #[schemars(schema_with = "schema::limit")]
     pub limit: Option<String>,
 }
 
@@ -363,7 +386,7 @@ impl PagingQuery {
 }
 
 /// A body with no fields at all (`{}` or empty).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoFields {}
 
@@ -375,6 +398,69 @@ pub fn no_query(text: &str) -> Result<(), ApiError> {
 /// A body with no fields.
 pub fn no_body(body: &[u8]) -> Result<(), ApiError> {
     json::<NoFields>(body).map(drop)
+}
+
+/// The schemas of the wire fields the checks above read, for the OpenAPI
+/// document: the wire structs name them with `#[schemars(schema_with = ...)]`,
+/// and each states the bound its check reads, from the same constant.
+pub mod schema {
+    use super::{TextEnum, MAX_ID_CHARS, MAX_LIMIT};
+    use schemars::{json_schema, Schema, SchemaGenerator};
+
+    /// An id ([`super::check_id`]).
+    pub fn id(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": "\\S"})
+    }
+
+    /// `MIN` to `MAX` distinct ids ([`super::id_list`]).
+    pub fn ids<const MIN: usize, const MAX: usize>(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "array", "items": id(g), "minItems": MIN, "maxItems": MAX, "uniqueItems": true,
+        })
+    }
+
+    /// One of `T`'s texts ([`super::choice`]).
+    pub fn one_of<T: TextEnum>(_: &mut SchemaGenerator) -> Schema {
+        let texts: Vec<&str> = T::all().iter().map(|t| t.text()).collect();
+        json_schema!({"type": "string", "enum": texts})
+    }
+
+    /// At least one of `T`'s texts, each once ([`super::choices`]).
+    pub fn some_of<T: TextEnum>(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "array", "items": one_of::<T>(g), "minItems": 1, "uniqueItems": true})
+    }
+
+    /// An integer from `MIN` to `MAX` ([`super::long_in`]); in a query
+    /// string, its decimal text.
+    pub fn int<const MIN: i64, const MAX: i64>(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "minimum": MIN, "maximum": MAX})
+    }
+
+    /// A page's `offset` ([`super::Paging`]).
+    pub fn offset(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "minimum": 0, "maximum": i64::MAX})
+    }
+
+    /// A page's `limit` ([`super::Paging`]): 1 to [`MAX_LIMIT`].
+    pub fn limit(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})
+    }
+
+    /// An instant ([`super::opt_time`]): RFC 3339, such as
+    /// `2026-11-21T12:00:00Z`.
+    pub fn time(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "format": "date-time"})
+    }
+
+    /// A text that is not blank.
+    pub fn non_blank(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": "\\S"})
+    }
+
+    /// A text of 1 to `MAX` characters, not blank.
+    pub fn text<const MAX: usize>(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX, "pattern": "\\S"})
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Typed requests of the gateway's own routes: assume-role sessions (R8)
 //! and tokens (docs/domain.md section 4).
 
-use super::fields::{self, choices, required_id};
+use super::fields::{self, choices, required_id, schema, NoFields};
 use super::partner::scopes_value;
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::AuthorizationScope;
 use crate::refs::EntityRef;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -26,17 +27,24 @@ pub struct CreateSession {
     pub duration_seconds: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateSessionBody {
+pub struct CreateSessionBody {
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
+    #[schemars(schema_with = "schema::some_of::<AuthorizationScope>")]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<{ *SESSION_SECS.start() }, { *SESSION_SECS.end() }>")]
     duration_seconds: Option<i64>,
 }
 
 impl ParseRequest for CreateSession {
+    type Query = NoFields;
+    type Body = CreateSessionBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: CreateSessionBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(CreateSession {
             customer_id: required_id("customer_id", b.customer_id)?,
             scopes: choices("scopes", b.scopes)?,
@@ -75,15 +83,25 @@ pub struct ListSessions {
 /// How far back `include=ended` looks.
 pub const ENDED_SHOWN_HOURS: i64 = 24;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListSessionsQuery {
+pub struct ListSessionsQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "include_schema")]
     include: Option<String>,
 }
 
+/// `include`'s one value (the parser below).
+fn include_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["ended"]})
+}
+
 impl ParseRequest for ListSessions {
+    type Query = ListSessionsQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: ListSessionsQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         let include_ended = match fields::non_empty(q.include).as_deref() {
             None => false,
             Some("ended") => true,
@@ -102,6 +120,9 @@ pub struct EndSession {
 }
 
 impl ParseRequest for EndSession {
+    type Query = NoFields;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         fields::no_query(input.query)?;
         Ok(EndSession {
@@ -122,15 +143,20 @@ pub struct IssueToken {
     pub duration_seconds: i64,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueTokenBody {
+pub struct IssueTokenBody {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<{ *TOKEN_SECS.start() }, { *TOKEN_SECS.end() }>")]
     duration_seconds: Option<i64>,
 }
 
 impl ParseRequest for IssueToken {
+    type Query = NoFields;
+    type Body = IssueTokenBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: IssueTokenBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(IssueToken {
             duration_seconds: fields::long_in(
                 "duration_seconds",

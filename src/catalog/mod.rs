@@ -163,8 +163,35 @@ pub trait ApiRequest: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// What an operation answers when it succeeds, for the OpenAPI document:
+/// each side that serves operations (the domain store, the gateway) names
+/// the struct it serializes.
+pub enum Success {
+    /// A JSON body of this schema, with this status.
+    Json(u16, schemars::Schema),
+    /// A CSV file (200).
+    Csv,
+    /// No body (204).
+    NoContent,
+}
+
+impl Success {
+    pub fn json<T: schemars::JsonSchema>(
+        status: u16,
+        g: &mut schemars::SchemaGenerator,
+    ) -> Success {
+        Success::Json(status, g.subschema_for::<T>())
+    }
+}
+
 /// Parsing a typed request from its HTTP parts.
 pub trait ParseRequest: Sized {
+    /// The wire form of the query string and of the JSON body: the structs
+    /// `parse` reads (a struct without fields when there is none), whose
+    /// schemas the OpenAPI document shows (`crate::openapi`).
+    type Query: schemars::JsonSchema;
+    type Body: schemars::JsonSchema;
+
     fn parse(input: &Input) -> Result<Self, ApiError>;
 }
 
@@ -208,6 +235,21 @@ macro_rules! catalog {
             pub fn describe(&self) -> &dyn ApiRequest {
                 match self {
                     $(Request::$op(r) => r),+
+                }
+            }
+
+            /// The schemas of `op`'s query string and JSON body: those of
+            /// the structs its parser reads ([`ParseRequest`]), inline.
+            pub fn wire_schemas(
+                op: Op,
+                g: &mut schemars::SchemaGenerator,
+            ) -> (schemars::Schema, schemars::Schema) {
+                use schemars::JsonSchema as _;
+                match op {
+                    $(Op::$op => (
+                        <$req as ParseRequest>::Query::json_schema(g),
+                        <$req as ParseRequest>::Body::json_schema(g),
+                    )),+
                 }
             }
         }

@@ -3,8 +3,8 @@
 //! queries.
 
 use super::fields::{
-    self, cedar_decimal, id_list, missing, non_empty, opt_int, required_id, Money, Paging,
-    PagingQuery, TimeRange,
+    self, cedar_decimal, id_list, missing, non_empty, opt_int, required_id, schema, Money,
+    NoFields, Paging, PagingQuery, TimeRange,
 };
 use super::partner::reason;
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
@@ -12,6 +12,7 @@ use crate::api_error::ApiError;
 use crate::model::{ORDER_STATUSES, ORDER_TYPES};
 use crate::refs::EntityRef;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -37,6 +38,26 @@ impl OrderBy {
             )),
         }
     }
+}
+
+/// [`OrderBy::parse`]'s values.
+pub(super) fn order_by_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["createTime", "-createTime"]})
+}
+
+/// [`order_status`]'s values.
+pub(super) fn order_status_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "enum": ORDER_STATUSES})
+}
+
+/// [`order_type`]'s values.
+pub(super) fn order_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "enum": ORDER_TYPES})
+}
+
+/// `method`'s values (ListCustomerOrders).
+fn method_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["oneself", "sub_customer"]})
 }
 
 /// A `status` filter value: a known order status code.
@@ -83,28 +104,53 @@ pub struct ListCustomerOrders {
     pub paging: Paging,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListOrdersQuery {
+pub struct ListOrdersQuery {
     order_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     create_time_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     create_time_end: Option<String>,
     service_type_code: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_status_schema")]
     status: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_type_schema")]
     order_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_by_schema")]
     order_by: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     payment_time_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     payment_time_end: Option<String>,
     indirect_partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "method_schema")]
     method: Option<String>,
 }
 
 impl ParseRequest for ListCustomerOrders {
+    type Query = ListOrdersQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: ListOrdersQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         let sub_customers = match non_empty(q.method).as_deref() {
             None | Some("oneself") => false,
             Some("sub_customer") => true,
@@ -171,18 +217,25 @@ pub struct ShowCustomerOrderDetails {
     pub paging: Paging,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DetailsQuery {
+pub struct DetailsQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ShowCustomerOrderDetails {
+    type Query = DetailsQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: DetailsQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         Ok(ShowCustomerOrderDetails {
             order_id: input.param("order_id")?,
             paging: Paging::from_text(q.offset, q.limit)?,
@@ -204,6 +257,9 @@ pub struct ListPriceAdjustments {
 }
 
 impl ParseRequest for ListPriceAdjustments {
+    type Query = PagingQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         Ok(ListPriceAdjustments {
             order_id: input.param("order_id")?,
@@ -231,16 +287,21 @@ pub struct AdjustOrderPrice {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AdjustBody {
+pub struct AdjustBody {
+    #[schemars(required)]
     amount_after_adjustment: Option<Money>,
+    #[schemars(schema_with = "schema::text::<MAX_ADJUSTMENT_REASON>")]
     reason: Option<String>,
 }
 
 impl ParseRequest for AdjustOrderPrice {
+    type Query = NoFields;
+    type Body = AdjustBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: AdjustBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let field = "amount_after_adjustment";
         Ok(AdjustOrderPrice {
             order_id: input.param("order_id")?,
@@ -280,15 +341,20 @@ pub struct CreateOrderExport {
     pub order_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ExportBody {
+pub struct ExportBody {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::ids::<1, MAX_EXPORT_IDS>")]
     order_ids: Option<Vec<String>>,
 }
 
 impl ParseRequest for CreateOrderExport {
+    type Query = NoFields;
+    type Body = ExportBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: ExportBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let order_ids = match b.order_ids {
             None => None,
             Some(ids) if ids.is_empty() => {
@@ -326,6 +392,9 @@ pub struct ListOrderExports {
 }
 
 impl ParseRequest for ListOrderExports {
+    type Query = PagingQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         Ok(ListOrderExports {
             paging: PagingQuery::parse(input.query)?,
@@ -352,6 +421,9 @@ pub struct DownloadOrderExport {
 }
 
 impl ParseRequest for ShowOrderExport {
+    type Query = NoFields;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         fields::no_query(input.query)?;
         Ok(ShowOrderExport {
@@ -361,6 +433,9 @@ impl ParseRequest for ShowOrderExport {
 }
 
 impl ParseRequest for DownloadOrderExport {
+    type Query = NoFields;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         fields::no_query(input.query)?;
         Ok(DownloadOrderExport {
@@ -418,25 +493,45 @@ pub struct ListCustomerOnDemandResources {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OnDemandBody {
+pub struct OnDemandBody {
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::non_blank")]
     region_code: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::non_blank")]
     service_type_code: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::ids::<0, MAX_RESOURCE_IDS>")]
     resource_ids: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     effective_time_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     effective_time_end: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<1, 6>")]
     status: Option<i64>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ListCustomerOnDemandResources {
+    type Query = NoFields;
+    type Body = OnDemandBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: OnDemandBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let status = match b.status {
             None => None,
             Some(s @ 1..=6) => Some(s),
@@ -482,24 +577,51 @@ pub struct ListPayPerUseCustomerResources {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionBody {
+pub struct SubscriptionBody {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::ids::<0, MAX_RESOURCE_IDS>")]
     resource_ids: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::non_blank")]
     order_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<0, 1>")]
     only_main_resource: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "status_list_schema")]
     status_list: Option<Vec<i64>>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     expire_time_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     expire_time_end: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::non_blank")]
     service_type_code: Option<String>,
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
 }
 
+/// `status_list`'s values (the parser below).
+fn status_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "array", "items": {"type": "integer", "minimum": 2, "maximum": 5}})
+}
+
 impl ParseRequest for ListPayPerUseCustomerResources {
+    type Query = NoFields;
+    type Body = SubscriptionBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: SubscriptionBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         if let Some(m) = b.only_main_resource {
             // Every resource here is a main resource, so it filters nothing.
             fields::long_in("only_main_resource", Some(m), 0..=1, None)?;

@@ -4,15 +4,19 @@
 //! account: the customer principal, or the customer a session acts as.
 
 use super::fields::{
-    self, cedar_decimal, choice, non_empty, positive_money, Money, Paging, PagingQuery,
+    self, cedar_decimal, choice, non_empty, positive_money, schema, Money, NoFields, Paging,
+    PagingQuery,
 };
-use super::orders::{order_status, order_type, OrderBy};
+use super::orders::{
+    order_by_schema, order_status, order_status_schema, order_type, order_type_schema, OrderBy,
+};
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::{Charging, ResourceOperation, ResourceStatus};
 use crate::refs::EntityRef;
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -30,6 +34,9 @@ pub struct ListOwnAuthorizations {
 }
 
 impl ParseRequest for ListOwnAuthorizations {
+    type Query = PagingQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         Ok(ListOwnAuthorizations {
             paging: PagingQuery::parse(input.query)?,
@@ -75,6 +82,9 @@ macro_rules! authorization_decision {
         pub struct $name(pub AuthorizationDecision);
 
         impl ParseRequest for $name {
+            type Query = NoFields;
+            type Body = NoFields;
+
             fn parse(input: &Input) -> Result<Self, ApiError> {
                 AuthorizationDecision::parse(input).map($name)
             }
@@ -101,6 +111,9 @@ pub struct ListPartnerActivity {
 }
 
 impl ParseRequest for ListPartnerActivity {
+    type Query = PagingQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         Ok(ListPartnerActivity {
             paging: PagingQuery::parse(input.query)?,
@@ -158,15 +171,61 @@ pub struct PlaceOrder {
     pub subscription: Option<(Period, Decimal)>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PlaceOrderBody {
+#[schemars(transform = place_order_schema)]
+pub struct PlaceOrderBody {
+    #[schemars(schema_with = "schema::one_of::<Charging>")]
     charging: Option<String>,
+    #[schemars(schema_with = "service_type_code_schema")]
     service_type_code: Option<String>,
+    #[schemars(schema_with = "product_id_schema")]
     product_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "period_type_schema")]
     period_type: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<1, 9>")]
     period_num: Option<i64>,
     amount: Option<Money>,
+}
+
+/// `service_type_code`'s form (the parser below).
+fn service_type_code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "maxLength": MAX_CODE_LEN, "pattern": "^hws\\.service\\.type\\.[a-z0-9._-]+$"})
+}
+
+/// `product_id`'s form (the parser below).
+fn product_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "maxLength": MAX_CODE_LEN, "pattern": "^[A-Za-z0-9._-]+$"})
+}
+
+/// `period_type`'s values: 2 (month) or 3 (year).
+fn period_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "enum": [2, 3]})
+}
+
+/// What depends on `charging` (the parser below): pay-per-use takes no
+/// period or amount; yearly/monthly takes all three, up to 9 months or 3
+/// years.
+fn place_order_schema(schema: &mut schemars::Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([
+            {
+                "properties": {"charging": {"const": "pay_per_use"}},
+                "not": {"anyOf": [{"required": ["period_type"]}, {"required": ["period_num"]}, {"required": ["amount"]}]},
+            },
+            {
+                "properties": {"charging": {"const": "yearly_monthly"}},
+                "required": ["period_type", "period_num", "amount"],
+                "oneOf": [
+                    {"properties": {"period_type": {"const": 2}, "period_num": {"maximum": 9}}},
+                    {"properties": {"period_type": {"const": 3}, "period_num": {"maximum": 3}}},
+                ],
+            },
+        ]),
+    );
 }
 
 fn code(field: &str, value: Option<String>, ok: impl Fn(char) -> bool) -> Result<String, ApiError> {
@@ -182,8 +241,11 @@ fn code(field: &str, value: Option<String>, ok: impl Fn(char) -> bool) -> Result
 }
 
 impl ParseRequest for PlaceOrder {
+    type Query = NoFields;
+    type Body = PlaceOrderBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: PlaceOrderBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let charging: Charging =
             choice("charging", b.charging)?.ok_or_else(|| fields::missing("charging"))?;
         let code_char = |c: char| {
@@ -278,19 +340,32 @@ pub struct ListOwnOrders {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OwnOrdersQuery {
+pub struct OwnOrdersQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_status_schema")]
     status: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_type_schema")]
     order_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "order_by_schema")]
     order_by: Option<String>,
 }
 
 impl ParseRequest for ListOwnOrders {
+    type Query = OwnOrdersQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: OwnOrdersQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         Ok(ListOwnOrders {
             paging: Paging::from_text(q.offset, q.limit)?,
             status: order_status(q.status)?,
@@ -321,18 +396,29 @@ pub struct ListOwnResources {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OwnResourcesQuery {
+pub struct OwnResourcesQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<Charging>")]
     charging: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<ResourceStatus>")]
     status: Option<String>,
 }
 
 impl ParseRequest for ListOwnResources {
+    type Query = OwnResourcesQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: OwnResourcesQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         Ok(ListOwnResources {
             paging: Paging::from_text(q.offset, q.limit)?,
             charging: choice("charging", q.charging)?,
@@ -358,15 +444,19 @@ pub struct OperateResource {
     pub operation: ResourceOperation,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OperationBody {
+pub struct OperationBody {
+    #[schemars(schema_with = "schema::one_of::<ResourceOperation>")]
     operation: Option<String>,
 }
 
 impl ParseRequest for OperateResource {
+    type Query = NoFields;
+    type Body = OperationBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: OperationBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(OperateResource {
             resource_id: input.param("resource_id")?,
             operation: choice("operation", b.operation)?

@@ -3,13 +3,14 @@
 
 use super::fields::{
     self, cedar_decimal, choice, choices, id_list, missing, non_empty, positive_money, required_id,
-    Money, Paging, PagingQuery, TimeRange,
+    schema, Money, NoFields, Paging, PagingQuery, TimeRange,
 };
 use super::{ctx_string, ApiRequest, CallerRefs, Input, ParseRequest};
 use crate::api_error::ApiError;
 use crate::model::{Association, AuthorizationScope, BudgetType, FreezeType};
 use crate::refs::EntityRef;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -35,16 +36,26 @@ pub struct ListSubCustomers {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListSubCustomersBody {
+pub struct ListSubCustomersBody {
     account_name: Option<String>,
     customer: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
     label: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "association_type_schema")]
     association_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     associated_on_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     associated_on_end: Option<String>,
     customer_id: Option<String>,
     indirect_partner_id: Option<String>,
@@ -63,9 +74,17 @@ pub fn association_type(value: Option<String>) -> Result<Option<Association>, Ap
     }
 }
 
+/// [`association_type`]'s values.
+fn association_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["1", "3"], "description": "1: referral, 3: reseller"})
+}
+
 impl ParseRequest for ListSubCustomers {
+    type Query = NoFields;
+    type Body = ListSubCustomersBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: ListSubCustomersBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(ListSubCustomers {
             paging: Paging::new(b.offset, b.limit)?,
             account_name: non_empty(b.account_name),
@@ -107,16 +126,19 @@ pub struct ShowCustomerOverview {
 
 /// The public API's `indirect_partner_id` on a route that names its customer:
 /// accepted for compatibility; the customer id alone decides what is served.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct IndirectPartnerOnly {
+pub struct IndirectPartnerOnly {
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ShowCustomerOverview {
+    type Query = IndirectPartnerOnly;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        fields::query::<IndirectPartnerOnly>(input.query)?;
+        fields::query::<Self::Query>(input.query)?;
         Ok(ShowCustomerOverview {
             customer_id: input.param("customer_id")?,
         })
@@ -137,17 +159,21 @@ pub struct ShowSubCustomerBudget {
     pub customer_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ShowBudgetQuery {
+pub struct ShowBudgetQuery {
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ShowSubCustomerBudget {
+    type Query = ShowBudgetQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: ShowBudgetQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         Ok(ShowSubCustomerBudget {
             customer_id: required_id("customer_id", q.customer_id)?,
         })
@@ -174,16 +200,20 @@ pub struct ListSubCustomerBudget {
     pub indirect_partner_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListBudgetBody {
+pub struct ListBudgetBody {
+    #[schemars(schema_with = "schema::ids::<1, MAX_BUDGET_IDS>")]
     customer_ids: Option<Vec<String>>,
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ListSubCustomerBudget {
+    type Query = NoFields;
+    type Body = ListBudgetBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: ListBudgetBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(ListSubCustomerBudget {
             customer_ids: id_list("customer_ids", b.customer_ids, 1, MAX_BUDGET_IDS)?,
             indirect_partner_id: non_empty(b.indirect_partner_id),
@@ -205,21 +235,38 @@ pub struct ListSubCustomerBudgetRecords {
     pub paging: Paging,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RecordsQuery {
+pub struct RecordsQuery {
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "operation_type_schema")]
     operation_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<BudgetType>")]
     budget_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<String>,
 }
 
+/// `operation_type`'s values (the parser below).
+fn operation_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["SETTING", "DELETE"]})
+}
+
 impl ParseRequest for ListSubCustomerBudgetRecords {
+    type Query = RecordsQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let q: RecordsQuery = fields::query(input.query)?;
+        let q: Self::Query = fields::query(input.query)?;
         // Absent means all; an empty string is invalid (public API).
         let deletions_only = match q.operation_type.as_deref() {
             None | Some("SETTING") => false,
@@ -264,15 +311,23 @@ pub struct UpdateSubCustomerBudget {
     pub frozen_operate_type: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBudgetBody {
+pub struct UpdateBudgetBody {
+    #[schemars(schema_with = "schema::id")]
     customer_id: Option<String>,
+    #[schemars(required)]
     budget_amount: Option<Money>,
+    #[serde(default)]
+    #[schemars(schema_with = "flag01_schema")]
     cancel_partner_frozen: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<BudgetType>")]
     budget_type: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::int::<0, 1>")]
     frozen_operate_type: Option<i64>,
 }
 
@@ -285,9 +340,17 @@ pub fn flag01(field: &str, value: Option<String>) -> Result<bool, ApiError> {
     }
 }
 
+/// [`flag01`]'s values.
+fn flag01_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["0", "1"]})
+}
+
 impl ParseRequest for UpdateSubCustomerBudget {
+    type Query = NoFields;
+    type Body = UpdateBudgetBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: UpdateBudgetBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let frozen_operate_type = b
             .frozen_operate_type
             .map(|t| fields::long_in("frozen_operate_type", Some(t), 0..=1, None))
@@ -345,23 +408,31 @@ pub struct FreezeSubCustomers(pub FreezeChange);
 #[derive(Debug)]
 pub struct UnfreezeSubCustomers(pub FreezeChange);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct FreezeBody {
+pub struct FreezeBody {
+    #[schemars(schema_with = "schema::ids::<1, MAX_FREEZE_IDS>")]
     customer_ids: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::text::<MAX_FREEZE_REASON>")]
     reason: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<FreezeType>")]
     freeze_type: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UnfreezeBody {
+pub struct UnfreezeBody {
+    #[schemars(schema_with = "schema::ids::<1, MAX_FREEZE_IDS>")]
     customer_ids: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::text::<MAX_FREEZE_REASON>")]
     reason: Option<String>,
     #[allow(dead_code)]
     indirect_partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::one_of::<FreezeType>")]
     unfreeze_type: Option<String>,
 }
 
@@ -402,16 +473,22 @@ impl FreezeChange {
 }
 
 impl ParseRequest for FreezeSubCustomers {
+    type Query = NoFields;
+    type Body = FreezeBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: FreezeBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         FreezeChange::parse(b.customer_ids, b.reason, ("freeze_type", b.freeze_type))
             .map(FreezeSubCustomers)
     }
 }
 
 impl ParseRequest for UnfreezeSubCustomers {
+    type Query = NoFields;
+    type Body = UnfreezeBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: UnfreezeBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         FreezeChange::parse(b.customer_ids, b.reason, ("unfreeze_type", b.unfreeze_type))
             .map(UnfreezeSubCustomers)
     }
@@ -448,20 +525,31 @@ pub struct ListIndirectPartners {
     pub paging: Paging,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListResellersBody {
+pub struct ListResellersBody {
     account_name: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     associated_on_begin: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::time")]
     associated_on_end: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
+    #[serde(default)]
+    #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
     indirect_partner_id: Option<String>,
 }
 
 impl ParseRequest for ListIndirectPartners {
+    type Query = NoFields;
+    type Body = ListResellersBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: ListResellersBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(ListIndirectPartners {
             account_name: non_empty(b.account_name),
             indirect_partner_id: non_empty(b.indirect_partner_id),
@@ -490,6 +578,9 @@ pub struct ShowResellerGrants {
 }
 
 impl ParseRequest for ShowResellerGrants {
+    type Query = NoFields;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         fields::no_query(input.query)?;
         Ok(ShowResellerGrants {
@@ -516,16 +607,21 @@ pub struct SetResellerGrants {
     pub one_time_quota: Option<Decimal>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct GrantsBody {
+pub struct GrantsBody {
+    #[schemars(required)]
     budget: Option<bool>,
+    #[schemars(required)]
     freeze: Option<bool>,
+    #[schemars(required)]
     on_behalf: Option<bool>,
     // `null` is meaningful (no quota), so presence is tracked apart from value.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(required)]
     monthly_quota: Option<Option<Money>>,
     #[serde(default, deserialize_with = "present")]
+    #[schemars(required)]
     one_time_quota: Option<Option<Money>>,
 }
 
@@ -535,8 +631,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Money
 }
 
 impl ParseRequest for SetResellerGrants {
+    type Query = NoFields;
+    type Body = GrantsBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: GrantsBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         let quota = |field: &str, v: Option<Option<Money>>| -> Result<Option<Decimal>, ApiError> {
             match v {
                 None => Err(missing(field)),
@@ -589,16 +688,24 @@ pub struct RequestAuthorization {
     pub duration_days: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RequestAuthorizationBody {
+pub struct RequestAuthorizationBody {
+    #[schemars(schema_with = "schema::some_of::<AuthorizationScope>")]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(
+        schema_with = "schema::int::<{ *AUTHORIZATION_DAYS.start() }, { *AUTHORIZATION_DAYS.end() }>"
+    )]
     duration_days: Option<i64>,
 }
 
 impl ParseRequest for RequestAuthorization {
+    type Query = NoFields;
+    type Body = RequestAuthorizationBody;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
-        let b: RequestAuthorizationBody = fields::json(input.body)?;
+        let b: Self::Body = fields::json(input.body)?;
         Ok(RequestAuthorization {
             customer_id: input.param("customer_id")?,
             scopes: choices("scopes", b.scopes)?,
@@ -638,6 +745,9 @@ pub struct ListCustomerAuthorizations {
 }
 
 impl ParseRequest for ListCustomerAuthorizations {
+    type Query = PagingQuery;
+    type Body = NoFields;
+
     fn parse(input: &Input) -> Result<Self, ApiError> {
         Ok(ListCustomerAuthorizations {
             customer_id: input.param("customer_id")?,

@@ -49,11 +49,12 @@ use crate::time::{self, Timestamp};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// An authorization as every route answers it.
-#[derive(Debug, Serialize)]
-struct AuthorizationView {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct AuthorizationView {
     authorization_id: String,
     customer_id: String,
     partner_id: String,
@@ -64,12 +65,16 @@ struct AuthorizationView {
     duration_days: Option<i64>,
     requested_by: Option<String>,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     created_at: Timestamp,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     updated_at: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     approved_at: Option<Timestamp>,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     expires_at: Timestamp,
 }
 
@@ -90,8 +95,8 @@ fn view(a: Authorization, now: Timestamp) -> AuthorizationView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct AuthorizationList {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct AuthorizationList {
     total_count: i64,
     authorizations: Vec<AuthorizationView>,
 }
@@ -165,7 +170,7 @@ pub(super) async fn decide(
 
 // ---- partner activity ----------------------------------------------------------
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ActivityView {
     id: i64,
     session_id: Option<String>,
@@ -176,11 +181,12 @@ struct ActivityView {
     /// What was done, as a JSON object (stored as text).
     detail: Option<serde_json::Value>,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     created_at: Timestamp,
 }
 
-#[derive(Debug, Serialize)]
-struct ActivityList {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ActivityList {
     total_count: i64,
     activities: Vec<ActivityView>,
 }

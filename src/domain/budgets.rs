@@ -42,6 +42,7 @@ use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// 403 CBC.0151 unless customer `id` exists (it may have vanished since the
@@ -56,11 +57,13 @@ async fn existing(state: &DomainState, id: &CustomerId) -> Result<(), ApiError> 
 // ---- ShowSubCustomerBudget ---------------------------------------------------
 
 /// ShowSubCustomerBudgetResponse (+ `frozen_operate_type`, an extension).
-#[derive(Debug, Serialize)]
-struct ShowBudgetResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ShowBudgetResponse {
     #[serde(serialize_with = "wire::opt_money")]
+    #[schemars(with = "Option<f64>")]
     budget_amount: Option<Decimal>,
     #[serde(serialize_with = "wire::opt_money")]
+    #[schemars(with = "Option<f64>")]
     used_amount: Option<Decimal>,
     measure_id: i64,
     currency: &'static str,
@@ -98,18 +101,20 @@ pub(super) async fn show(
 
 // ---- ListSubCustomerBudget ---------------------------------------------------
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct BudgetInfo {
     customer_id: String,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     budget_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     used_amount: Decimal,
     budget_type: BudgetType,
 }
 
-#[derive(Debug, Serialize)]
-struct ListBudgetResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ListBudgetResponse {
     measure_id: i64,
     currency: &'static str,
     budget_infos: Vec<BudgetInfo>,
@@ -152,12 +157,14 @@ pub(super) async fn list(
 
 /// BudgetRecordInfo (+ extensions: `old_budget_amount`, `operator_name`,
 /// `cancel_partner_frozen`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct BudgetRecordInfo {
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     budget_amount: Decimal,
     operation_type: &'static str,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     operation_time: Timestamp,
     /// The operator's id (their login name).
     operator: Option<String>,
@@ -165,13 +172,14 @@ struct BudgetRecordInfo {
     partner_corp_name: Option<String>,
     partner_account_name: Option<String>,
     #[serde(serialize_with = "wire::opt_money")]
+    #[schemars(with = "Option<f64>")]
     old_budget_amount: Option<Decimal>,
     operator_name: Option<String>,
     cancel_partner_frozen: &'static str,
 }
 
-#[derive(Debug, Serialize)]
-struct RecordsResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct RecordsResponse {
     total_count: i64,
     measure_id: i64,
     currency: &'static str,
@@ -223,8 +231,8 @@ pub(super) async fn records(
 
 // ---- UpdateSubCustomerBudget -------------------------------------------------
 
-#[derive(Debug, Serialize)]
-struct Empty {}
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Empty {}
 
 /// The reason recorded when a budget update lifts a freeze.
 const BUDGET_UNFREEZE_REASON: &str = "budget updated with cancel_partner_frozen = 1";

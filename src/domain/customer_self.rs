@@ -47,6 +47,7 @@ use crate::time::{self, Timestamp};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// `source_type`: placed by the customer.
@@ -92,8 +93,8 @@ fn new_order_id(now: Timestamp) -> String {
     format!("CS{}{tail}", now.format("%y%m%d%H%M"))
 }
 
-#[derive(Serialize)]
-struct Placed {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Placed {
     source_type: i64,
     order: Option<OrderV2>,
     resource: OwnResource,
@@ -222,8 +223,8 @@ pub(super) async fn list_orders(
     .into_response())
 }
 
-#[derive(Serialize)]
-struct ResourcePage {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct ResourcePage {
     total_count: i64,
     resources: Vec<OwnResource>,
 }

@@ -55,20 +55,22 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
+use schemars::JsonSchema;
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct AccountManager {
     account_name: String,
 }
 
 /// CustomerInformation, field for field (fields we hold no data for are `null`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct CustomerInformation {
     customer: String,
     account_name: String,
     customer_id: String,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     associated_on: Timestamp,
     association_type: &'static str,
     label: String,
@@ -84,8 +86,8 @@ struct CustomerInformation {
     email: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ListSubCustomersResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ListSubCustomersResponse {
     customer_infos: Vec<CustomerInformation>,
     count: i64,
 }
@@ -146,54 +148,63 @@ pub(super) async fn list(
     .into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct BudgetUsage {
     budget_type: BudgetType,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     budget_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     used_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     usage_percentage: Decimal,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct CouponsExpiring {
     days: i64,
     count: i64,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     balance: Decimal,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct OrderCounts {
     unpaid_count: i64,
     total_count: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ResourcesExpiring {
     within_7_days: i64,
     within_15_days: i64,
     within_30_days: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct Expenditure {
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     month_to_date: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     last_month: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     change_amount: Decimal,
     #[serde(serialize_with = "wire::opt_money")]
+    #[schemars(with = "Option<f64>")]
     change_percentage: Option<Decimal>,
 }
 
-#[derive(Debug, Serialize)]
-struct Overview {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Overview {
     customer_id: String,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     as_of: Timestamp,
     measure_id: i64,
     currency: &'static str,

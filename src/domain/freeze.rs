@@ -31,10 +31,11 @@ use crate::catalog::FreezeChange;
 use crate::store::domain::{FreezeRequest, Refusal};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// CustomerErrorDetail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct CustomerErrorDetail {
     error_code: String,
     error_msg: String,
@@ -42,8 +43,8 @@ struct CustomerErrorDetail {
 }
 
 /// Freeze/UnfreezeSubCustomersResponse.
-#[derive(Debug, Serialize)]
-struct BatchResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct BatchResponse {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     error_details: Vec<CustomerErrorDetail>,
 }

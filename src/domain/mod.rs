@@ -8,6 +8,7 @@
 //! built from the catalog ([`crate::catalog::OPERATIONS`]), and it reads each
 //! request with the catalog's typed requests, as the gateway did.
 
+pub mod answers;
 pub mod extract;
 pub mod wire;
 

@@ -71,29 +71,36 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// DiscountItemV2.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Discount {
     discount_type: String,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     discount_amount: Decimal,
 }
 
 /// AmountInfomationV2 (sic).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct AmountInfo {
     discounts: Vec<Discount>,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     flexipurchase_coupon_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     coupon_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     stored_card_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     commission_amount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     consumed_amount: Decimal,
 }
 
@@ -126,7 +133,7 @@ impl AmountInfo {
 }
 
 /// The fields CustomerOrderV2 and CustomerOrderV3 share.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct OrderCore {
     order_id: String,
     customer_id: String,
@@ -136,13 +143,17 @@ struct OrderCore {
     status: i64,
     order_type: i64,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     amount_after_discount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     official_amount: Decimal,
     measure_id: i64,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     create_time: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     payment_time: Option<Timestamp>,
     currency: String,
     contract_id: Option<String>,
@@ -173,7 +184,7 @@ impl OrderCore {
 }
 
 /// CustomerOrderV2 (an order in ListCustomerOrders).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub(super) struct OrderV2 {
     #[serde(flatten)]
     core: OrderCore,
@@ -194,7 +205,7 @@ impl From<&OrderSummary> for OrderV2 {
 }
 
 /// CustomerOrderV3 (the order of ShowCustomerOrderDetails).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct OrderV3 {
     #[serde(flatten)]
     core: OrderCore,
@@ -205,7 +216,7 @@ struct OrderV3 {
 }
 
 /// ListCustomerOrdersResponse, also the customer-self order list.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub(super) struct OrderPage {
     pub total_count: i64,
     pub order_infos: Vec<OrderV2>,
@@ -242,7 +253,7 @@ pub(super) async fn list(
 }
 
 /// ProductObject.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct ProductObject {
     product_id: String,
     product_spec_desc: Option<String>,
@@ -252,7 +263,7 @@ struct ProductObject {
 }
 
 /// OrderLineItemEntityV2.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct LineItem {
     order_line_item_id: String,
     service_type_code: String,
@@ -263,14 +274,18 @@ struct LineItem {
     period_num: Option<i64>,
     /// When the subscription starts: the payment time (none before payment).
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     effective_time: Option<Timestamp>,
     /// The effective time moved on by the period.
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     expire_time: Option<Timestamp>,
     subscription_num: i64,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     amount_after_discount: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     official_amount: Decimal,
     amount_info: AmountInfo,
     currency: String,
@@ -322,8 +337,8 @@ fn line_item(li: OrderLineItem, s: &OrderSummary) -> LineItem {
 
 /// ShowCustomerOrderDetailsRequest's query.
 /// ShowCustomerOrderDetailsResponse.
-#[derive(Serialize)]
-struct OrderDetails {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct OrderDetails {
     /// The number of line items (all pages).
     total_count: i64,
     order_info: OrderV3,
@@ -362,18 +377,21 @@ pub(super) async fn details(
 }
 
 /// One price adjustment.
-#[derive(Serialize)]
-struct PriceAdjustment {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct PriceAdjustment {
     adjustment_id: i64,
     order_id: String,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     amount_before_adjustment: Decimal,
     #[serde(serialize_with = "wire::money")]
+    #[schemars(with = "f64")]
     amount_after_adjustment: Decimal,
     reason: String,
     operator_id: Option<String>,
     operator_name: Option<String>,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     create_time: Timestamp,
 }
 
@@ -392,8 +410,8 @@ impl From<Adjustment> for PriceAdjustment {
     }
 }
 
-#[derive(Serialize)]
-struct AdjustmentPage {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct AdjustmentPage {
     order_id: String,
     total_count: i64,
     price_adjustments: Vec<PriceAdjustment>,
@@ -476,8 +494,8 @@ fn owner(identity: &Identity) -> (&'static str, &str) {
     (kind, &identity.id)
 }
 
-#[derive(Serialize)]
-struct ExportCreated {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct ExportCreated {
     export_id: String,
     status: ExportStatus,
 }
@@ -534,15 +552,17 @@ pub(super) async fn create_export(
 }
 
 /// An export as its owner sees it.
-#[derive(Serialize)]
-struct ExportView {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct ExportView {
     export_id: String,
     status: ExportStatus,
     /// How many orders the export holds.
     order_count: i64,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     create_time: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     complete_time: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_msg: Option<String>,
@@ -561,8 +581,8 @@ impl From<ExportRecord> for ExportView {
     }
 }
 
-#[derive(Serialize)]
-struct ExportPage {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct ExportPage {
     total_count: i64,
     exports: Vec<ExportView>,
 }

@@ -39,20 +39,24 @@ use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The grants as both grant routes answer them, and as listed resellers carry them.
-#[derive(Debug, Serialize)]
-struct GrantsView {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct GrantsView {
     indirect_partner_id: String,
     budget: bool,
     freeze: bool,
     on_behalf: bool,
     #[serde(serialize_with = "wire::opt_money_text")]
+    #[schemars(with = "Option<String>")]
     monthly_quota: Option<Decimal>,
     #[serde(serialize_with = "wire::opt_money_text")]
+    #[schemars(with = "Option<String>")]
     one_time_quota: Option<Decimal>,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     updated_at: Option<Timestamp>,
     updated_by: Option<String>,
 }
@@ -76,7 +80,7 @@ impl From<&ResellerGrants> for GrantsView {
 // ---- ListIndirectPartners ----------------------------------------------------
 
 /// IndirectPartnerInfo (+ `grants`, an extension).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct IndirectPartnerInfo {
     indirect_partner_id: String,
     mobile_phone: Option<String>,
@@ -84,14 +88,15 @@ struct IndirectPartnerInfo {
     account_name: String,
     name: String,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     associated_on: Timestamp,
     account_manager_id: Option<String>,
     account_manager_name: Option<String>,
     grants: GrantsView,
 }
 
-#[derive(Debug, Serialize)]
-struct ListResellersResponse {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ListResellersResponse {
     count: i64,
     indirect_partners: Vec<IndirectPartnerInfo>,
 }

@@ -39,6 +39,7 @@ use crate::store::domain::{ResourceQuery, ResourceView};
 use crate::time::Timestamp;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The display name of a service type code; the code itself when unknown.
@@ -91,7 +92,7 @@ fn statuses_for(wire: i64, to_wire: fn(ResourceStatus) -> i64) -> Vec<ResourceSt
 }
 
 /// CustomerOnDemandResource.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct OnDemandResource {
     customer_id: String,
     region_code: Option<String>,
@@ -103,8 +104,10 @@ struct OnDemandResource {
     resource_id: String,
     resource_name: String,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     effective_time: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     expire_time: Option<Timestamp>,
     status: i64,
     resource_spec_code: Option<String>,
@@ -136,7 +139,7 @@ impl From<ResourceView> for OnDemandResource {
 }
 
 /// OrderInstanceV2.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct SubscriptionResource {
     id: String,
     resource_id: String,
@@ -153,11 +156,15 @@ struct SubscriptionResource {
     is_main_resource: i64,
     status: i64,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     effective_time: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     expire_time: Option<Timestamp>,
     expire_policy: Option<i64>,
     product_spec_desc: Option<String>,
+    /// A decimal in text, as the public API has it.
+    #[schemars(with = "Option<String>")]
     spec_size: Option<rust_decimal::Decimal>,
     spec_size_measure_id: Option<i64>,
     update_time: Option<String>,
@@ -196,7 +203,7 @@ impl From<ResourceView> for SubscriptionResource {
 
 /// A resource as the customer-self routes show it (an extension: both
 /// charging modes in one list, with the store's own status names).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub(super) struct OwnResource {
     resource_id: String,
     resource_name: String,
@@ -207,8 +214,10 @@ pub(super) struct OwnResource {
     region_code: Option<String>,
     status: ResourceStatus,
     #[serde(serialize_with = "wire::time")]
+    #[schemars(with = "String")]
     effective_time: Timestamp,
     #[serde(serialize_with = "wire::opt_time")]
+    #[schemars(with = "Option<String>")]
     expire_time: Option<Timestamp>,
     order_id: Option<String>,
     product_id: Option<String>,
@@ -234,8 +243,8 @@ impl From<ResourceView> for OwnResource {
     }
 }
 
-#[derive(Serialize)]
-struct OnDemandPage {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct OnDemandPage {
     resources: Vec<OnDemandResource>,
     total_count: i64,
 }
@@ -268,8 +277,8 @@ pub(super) async fn list_on_demand(
     .into_response())
 }
 
-#[derive(Serialize)]
-struct SubscriptionPage {
+#[derive(Serialize, JsonSchema)]
+pub(super) struct SubscriptionPage {
     data: Vec<SubscriptionResource>,
     total_count: i64,
 }

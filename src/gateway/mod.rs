@@ -16,6 +16,8 @@ mod respond;
 mod sessions;
 pub mod tokens;
 
+pub use sessions::success as own_success;
+
 pub use error::GatewayError;
 
 use crate::api_error::ApiError;
@@ -38,7 +40,6 @@ use http::{HeaderValue, Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use normalize::CanonicalTarget;
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,7 +73,14 @@ pub struct Gateway {
     pub upstream_slots: tokio::sync::Semaphore,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: crate::config::TrustedProxies,
+    /// The OpenAPI document (`crate::openapi`), served to anyone at
+    /// [`OPENAPI_PATH`]: the public contract, which partner developers
+    /// read before they hold any credential.
+    pub openapi: Bytes,
 }
+
+/// Where the gateway serves its OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
 
 impl crate::listener::RequestHandler for Gateway {
     async fn handle(
@@ -193,6 +201,13 @@ impl Gateway {
 
         // 1. Normalize: one canonical request, or 400.
         let target = normalize::check(&parts)?;
+
+        // The public contract, to anyone: it names no data and decides
+        // nothing.
+        if parts.method == http::Method::GET && target.path == OPENAPI_PATH {
+            record.route = Some(OPENAPI_PATH);
+            return Ok(json_bytes_response(StatusCode::OK, self.openapi.clone()));
+        }
 
         // The route is known before authentication so that a 401 is counted
         // under it; an unknown one is answered only to a known caller.
@@ -420,10 +435,10 @@ impl Gateway {
     }
 }
 
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     json_bytes_response(
         status,
-        serde_json::to_vec(body).expect("JSON value serializes"),
+        serde_json::to_vec(body).expect("an answer serializes"),
     )
 }
 
@@ -438,8 +453,8 @@ pub fn api_error_response(err: ApiError) -> Response<Body> {
     response
 }
 
-fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn json_bytes_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -8,9 +8,11 @@ use crate::assertion::CallerKind;
 use crate::audit::DecisionRecord;
 use crate::caller::{AuthMethod, Caller};
 use crate::catalog::{CreateSession, IssueToken, Request, ENDED_SHOWN_HOURS};
+use crate::catalog::{Op, Success};
 use crate::entities::PrincipalRow;
 use crate::filter::ListScope;
 use crate::ids::{OperatorId, PartnerId};
+use crate::model::AuthorizationScope;
 use crate::model::PrincipalKind;
 use crate::refs::{EntityRef, EntityType};
 use crate::sessions::SessionKeys;
@@ -19,17 +21,100 @@ use crate::store::query::{Bind, Where};
 use crate::store::sessions::{EndReason, SessionRecord};
 use crate::time::{self, Timestamp};
 use http::{HeaderValue, Response, StatusCode};
-use serde_json::{json, Map, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Map;
 
-fn session_view(s: &SessionRecord) -> Value {
-    json!({
-        "session_id": s.id,
-        "customer_id": s.customer,
-        "scopes": s.scopes,
-        "created_at": time::format(s.created_at),
-        "expires_at": time::format(s.expires_at),
-        "source_identity": s.operator,
-    })
+/// A session as `GET /v3/partner-sessions` lists it and
+/// `POST /v3/partner-sessions` answers it (with its credential).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionView {
+    session_id: String,
+    customer_id: String,
+    scopes: Vec<AuthorizationScope>,
+    created_at: String,
+    expires_at: String,
+    /// The operator who switched in.
+    source_identity: String,
+    /// With `include_ended=true`: when and why it ended (`null` while live).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    end: Option<SessionEnd>,
+    /// Only when it is created: the temporary credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<SessionCredential>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionEnd {
+    ended_at: Option<String>,
+    end_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionCredential {
+    access: String,
+    secret: String,
+    securitytoken: String,
+    expires_at: String,
+}
+
+/// `GET /v3/partner-sessions`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionList {
+    count: usize,
+    sessions: Vec<SessionView>,
+}
+
+/// `POST /v3/auth/tokens`: the token itself is the `X-Subject-Token` header.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TokenIssued {
+    token: TokenView,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TokenView {
+    issued_at: String,
+    expires_at: String,
+    /// `hw_ak_sk` (asked with a signature) or `token`.
+    methods: Vec<&'static str>,
+    user: TokenUser,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TokenUser {
+    id: String,
+    domain: TokenDomain,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TokenDomain {
+    /// The partner's id for an operator, the customer's for a customer.
+    id: Option<String>,
+}
+
+/// What the gateway's own operations answer when they succeed (the
+/// OpenAPI document); `None` for the domain store's.
+pub fn success(op: Op, g: &mut schemars::SchemaGenerator) -> Option<Success> {
+    match op {
+        Op::CreateSession => Some(Success::json::<SessionView>(201, g)),
+        Op::ListSessions => Some(Success::json::<SessionList>(200, g)),
+        Op::EndSession => Some(Success::NoContent),
+        Op::IssueToken => Some(Success::json::<TokenIssued>(201, g)),
+        _ => None,
+    }
+}
+
+fn session_view(s: &SessionRecord) -> SessionView {
+    SessionView {
+        session_id: s.id.0.clone(),
+        customer_id: s.customer.0.clone(),
+        scopes: s.scopes.clone(),
+        created_at: time::format(s.created_at),
+        expires_at: time::format(s.expires_at),
+        source_identity: s.operator.0.clone(),
+        end: None,
+        credential: None,
+    }
 }
 
 impl Gateway {
@@ -106,11 +191,15 @@ impl Gateway {
         store.insert_session(&record).await.map_err(unavailable)?;
         let keys = self.authn.sessions();
         let mut body = session_view(&record);
-        body["credential"] = json!({
-            "access": record.access_key,
-            "secret": keys.secret_for(&record.access_key),
-            "securitytoken": keys.security_token(&record.id, &record.access_key, expires_at.timestamp()),
-            "expires_at": time::format(expires_at),
+        body.credential = Some(SessionCredential {
+            access: record.access_key.clone(),
+            secret: keys.secret_for(&record.access_key),
+            securitytoken: keys.security_token(
+                &record.id,
+                &record.access_key,
+                expires_at.timestamp(),
+            ),
+            expires_at: time::format(expires_at),
         });
         tracing::info!(target: "session", session = %record.id, operator, customer = %record.customer, "session started");
         Ok(json_response(StatusCode::CREATED, &body))
@@ -171,21 +260,26 @@ impl Gateway {
             let mut allowed = decided.into_iter().map(|(_, d)| d.allow);
             sessions.retain(|_| allowed.next().unwrap_or(false));
         }
-        let shown: Vec<Value> = sessions
+        let shown: Vec<SessionView> = sessions
             .iter()
             .map(|s| {
                 let mut view = session_view(s);
                 if include_ended {
                     let end = s.end(now);
-                    view["ended_at"] = json!(end.as_ref().map(|(at, _)| time::format(*at)));
-                    view["end_reason"] = json!(end.map(|(_, why)| why));
+                    view.end = Some(SessionEnd {
+                        ended_at: end.as_ref().map(|(at, _)| time::format(*at)),
+                        end_reason: end.map(|(_, why)| why),
+                    });
                 }
                 view
             })
             .collect();
         Ok(json_response(
             StatusCode::OK,
-            &json!({"count": shown.len(), "sessions": shown}),
+            &SessionList {
+                count: shown.len(),
+                sessions: shown,
+            },
         ))
     }
 
@@ -282,12 +376,26 @@ impl Gateway {
             now,
             req.duration_seconds,
         );
-        let body = json!({"token": {
-            "issued_at": time::format(now),
-            "expires_at": time::format(expires_at),
-            "methods": [match caller.method { AuthMethod::Signature => "hw_ak_sk", AuthMethod::Token(_) => "token" }],
-            "user": {"id": caller.identity.id, "domain": {"id": caller.identity.partner.as_ref().or(caller.identity.customer.as_ref())}},
-        }});
+        let body = TokenIssued {
+            token: TokenView {
+                issued_at: time::format(now),
+                expires_at: time::format(expires_at),
+                methods: vec![match caller.method {
+                    AuthMethod::Signature => "hw_ak_sk",
+                    AuthMethod::Token(_) => "token",
+                }],
+                user: TokenUser {
+                    id: caller.identity.id.clone(),
+                    domain: TokenDomain {
+                        id: caller
+                            .identity
+                            .partner
+                            .clone()
+                            .or_else(|| caller.identity.customer.clone()),
+                    },
+                },
+            },
+        };
         let mut response = json_response(StatusCode::CREATED, &body);
         response.headers_mut().insert(
             "x-subject-token",

@@ -11,6 +11,7 @@ pub mod kit;
 mod layers;
 mod lists;
 pub(crate) mod logs;
+mod openapi;
 mod policy;
 mod store;
 mod truth;

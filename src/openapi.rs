@@ -1,0 +1,378 @@
+//! The OpenAPI 3.1 document of the API the gateway enforces, generated from
+//! the catalog: every operation's route ([`OPERATIONS`]), the query string
+//! and body its parser reads ([`Request::wire_schemas`]), the answer its
+//! server serializes (`domain::answers`, the gateway's own sessions and
+//! tokens), the errors it may answer and how a caller authenticates. Nothing
+//! here lists a route or a field: it reads the structs the code uses, so the
+//! document cannot say what the code does not do.
+//!
+//! `partner-gateway openapi` prints it; `docs/openapi.json` is a copy, held
+//! equal to it by a test, and the gateway serves that copy unauthenticated at
+//! `GET /openapi.json`.
+
+use crate::api_error::codes;
+use crate::catalog::fields::MAX_ID_CHARS;
+use crate::catalog::{Op, Operation, Request, ServedBy, Success, OPERATIONS};
+use schemars::generate::SchemaSettings;
+use schemars::{Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+/// The document as `docs/openapi.json` holds it: pretty-printed JSON.
+pub fn text() -> String {
+    serde_json::to_string_pretty(&document()).expect("the document serializes")
+}
+
+/// The document, as JSON.
+pub fn document() -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut g = SchemaGenerator::new(settings);
+    let error = g.subschema_for::<crate::api_error::Body>();
+
+    let mut paths = Map::new();
+    for op in OPERATIONS {
+        // The catalog's templates are OpenAPI's: `/v2/x/{id}`.
+        let entry = paths.entry(op.path).or_insert_with(|| json!({}));
+        entry[op.method.as_str().to_ascii_lowercase()] = operation(op, &mut g);
+    }
+    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    let mut document = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Partner Center API, as partner-gateway enforces it",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": DESCRIPTION,
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": error_responses(&error),
+            "securitySchemes": {
+                "sdkSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "SDK-HMAC-SHA256 request signing with an access key and its secret, as the cloud's official SDKs sign (docs/wire-format.md): `Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=..., Signature=...` with `X-Sdk-Date` (and `X-Domain-Id`, the partner's id for an operator, the customer's for a customer, when sent) signed."
+                },
+                "authToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Auth-Token",
+                    "description": "A token from `POST /v3/auth/tokens`."
+                },
+                "securityToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Security-Token",
+                    "description": "An assume-role session's security token, sent (and signed) with a signature by the session's temporary access key."
+                }
+            }
+        },
+        "security": [
+            {"sdkSignature": []},
+            {"authToken": []},
+            {"sdkSignature": [], "securityToken": []}
+        ]
+    });
+    without_null_defaults(&mut document);
+    document
+}
+
+/// An optional wire field whose schema its checks give is marked
+/// `#[serde(default)]` (that is how schemars knows it may be left out),
+/// which schemars writes as a default of null: a field left out is absent,
+/// so the document drops these.
+fn without_null_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(without_null_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_null_defaults),
+        _ => {}
+    }
+}
+
+const DESCRIPTION: &str = "Every route of the partner API and the gateway's own (sessions, tokens). Each request is authenticated, then decided by the Cedar policies in policies/; a denial is 403 CBC.0151 whether or not what it names exists. A 400 names the field it refuses.";
+
+/// The path parameters of `template`, in order.
+fn path_parameters(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
+    let (query, body) = Request::wire_schemas(op.op, g);
+    let mut parameters: Vec<Value> = path_parameters(op.path)
+        .into_iter()
+        .map(|name| {
+            json!({
+                "name": name, "in": "path", "required": true,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+            })
+        })
+        .collect();
+    let required = required_of(&query);
+    for (name, schema) in properties_of(&query) {
+        parameters.push(json!({
+            "name": name, "in": "query", "required": required.contains(&name),
+            "schema": query_schema(schema),
+        }));
+    }
+    if op.op.creates() {
+        parameters.push(json!({
+            "name": "X-Client-Token", "in": "header", "required": false,
+            "description": "Makes a retry safe: the first answer for this token is kept 24 hours and sent again for the same body (marked X-Client-Token-Replayed: true); another body is 409.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        }));
+    }
+    if op.masks_contact {
+        parameters.push(json!({
+            "name": "X-Reveal-Contact", "in": "header", "required": false,
+            "description": "Contact fields to show in clear (name, email, phone; comma-separated), for the customers whose RevealContact the policies allow; masked otherwise.",
+            "schema": {"type": "string"},
+        }));
+    }
+    let mut out = json!({
+        "operationId": op.op.name(),
+        "summary": summary(op),
+        "parameters": parameters,
+        "responses": responses(op, g, !properties_of(&body).is_empty()),
+    });
+    if !properties_of(&body).is_empty() {
+        out["requestBody"] = json!({
+            "required": !required_of(&body).is_empty(),
+            "content": {"application/json": {"schema": null_when_optional(body)}},
+        });
+    }
+    out
+}
+
+fn summary(op: &Operation) -> String {
+    let who = match op.served_by {
+        ServedBy::Store => "served by the domain store",
+        ServedBy::Gateway => "served by the gateway itself",
+    };
+    match (op.check, op.list) {
+        (Some(check), Some(list)) => format!(
+            "{}: {who}; decided with {check}, each {} listed with {}",
+            op.op.name(),
+            list.item,
+            list.action
+        ),
+        (Some(check), None) => format!("{}: {who}; decided with {check}", op.op.name()),
+        (None, Some(list)) => format!(
+            "{}: {who}; each {} listed is decided with {}",
+            op.op.name(),
+            list.item,
+            list.action
+        ),
+        (None, None) => format!("{}: {who}", op.op.name()),
+    }
+}
+
+/// A query parameter's schema: the value of an optional field (absence is
+/// how a query string leaves it out).
+fn query_schema(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Some(Value::Array(types)) = schema.get("type") {
+        let types: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        schema["type"] = match types.as_slice() {
+            [one] => one.clone(),
+            _ => Value::Array(types),
+        };
+    }
+    schema
+}
+
+/// A body's schema where each optional field may also be `null`, as the
+/// parser reads it (an `Option`): a field schema given by its checks
+/// describes the value alone.
+fn null_when_optional(body: Schema) -> Value {
+    let required = required_of(&body);
+    let mut body = body.to_value();
+    if let Some(Value::Object(properties)) = body.get_mut("properties") {
+        for (name, schema) in properties.iter_mut() {
+            let null = json!({"type": "null"});
+            let nullable = match (schema.get("type"), schema.get("anyOf")) {
+                (Some(Value::Array(types)), _) => types.iter().any(|t| t == "null"),
+                (_, Some(Value::Array(any))) => any.contains(&null),
+                (Some(t), _) => t == "null",
+                _ => false,
+            };
+            if !required.contains(name) && !nullable {
+                *schema = json!({"anyOf": [schema.take(), null]});
+            }
+        }
+    }
+    body
+}
+
+fn properties_of(schema: &Schema) -> Vec<(String, &Value)> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.iter().map(|(k, v)| (k.clone(), v)).collect())
+        .unwrap_or_default()
+}
+
+fn required_of(schema: &Schema) -> Vec<String> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The answers of `op`: its success, then each error it may answer.
+fn responses(op: &Operation, g: &mut SchemaGenerator, has_body: bool) -> Value {
+    let success = crate::domain::answers::success(op.op, g)
+        .or_else(|| crate::gateway::own_success(op.op, g))
+        .expect("every operation names its success");
+    let mut out = Map::new();
+    let request_id = json!({"X-Request-Id": request_id_header()});
+    match success {
+        Success::Json(status, schema) => {
+            out.insert(
+                status.to_string(),
+                json!({
+                    "description": "Done.",
+                    "headers": request_id,
+                    "content": {"application/json": {"schema": schema.to_value()}},
+                }),
+            );
+        }
+        Success::Csv => {
+            out.insert(
+                "200".into(),
+                json!({
+                    "description": "The file.",
+                    "headers": request_id,
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                }),
+            );
+        }
+        Success::NoContent => {
+            out.insert(
+                "204".into(),
+                json!({"description": "Done.", "headers": request_id}),
+            );
+        }
+    }
+    let mut errors = vec![400, 401, 403];
+    if conflicts(op.op) {
+        errors.push(409);
+    }
+    if has_body {
+        errors.push(413);
+    }
+    errors.extend([429, 503]);
+    for status in errors {
+        let (name, ..) = ERRORS
+            .iter()
+            .find(|(_, s, ..)| *s == status)
+            .expect("every error answer is in ERRORS");
+        out.insert(
+            status.to_string(),
+            json!({"$ref": format!("#/components/responses/{name}")}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// The error answers: name, status, description and codes.
+const ERRORS: &[(&str, u16, &str, &[&str])] = &[
+    (
+        "BadRequest",
+        400,
+        "A field is missing, malformed or not acceptable; the message names it.",
+        &[codes::PARAMETER_ERROR, codes::INVALID_PARAMETER],
+    ),
+    (
+        "Unauthenticated",
+        401,
+        "Authentication failed (whatever the reason, the same answer; the decision record says why).",
+        &[codes::UNAUTHENTICATED],
+    ),
+    (
+        "Denied",
+        403,
+        "Denied by the policies, or what the request names does not exist (the same answer).",
+        &[codes::ACCESS_DENIED],
+    ),
+    (
+        "Conflict",
+        409,
+        "The state of what the request names refuses the change, or an X-Client-Token was used with another body.",
+        &[codes::CONFLICT],
+    ),
+    ("TooLarge", 413, "The body is too large.", &[codes::BODY_TOO_LARGE]),
+    (
+        "RateLimited",
+        429,
+        "Over the caller's rate limit; Retry-After says when to try again.",
+        &[codes::RATE_LIMITED],
+    ),
+    (
+        "Unavailable",
+        503,
+        "Not ready to serve, or shedding load (then with Retry-After).",
+        &[codes::UNAVAILABLE],
+    ),
+];
+
+/// `components.responses`: each error answer, once.
+fn error_responses(error: &Schema) -> Value {
+    ERRORS
+        .iter()
+        .map(|(name, _, description, codes)| {
+            let body = json!({
+                "allOf": [error.as_value(), {"properties": {"error_code": {"enum": codes}}}],
+            });
+            (
+                name.to_string(),
+                json!({
+                    "description": description,
+                    "headers": {"X-Request-Id": request_id_header()},
+                    "content": {"application/json": {"schema": body}},
+                }),
+            )
+        })
+        .collect::<Map<String, Value>>()
+        .into()
+}
+
+fn request_id_header() -> Value {
+    json!({
+        "description": "The request's id, as the decision record and the log name it.",
+        "schema": {"type": "string"},
+    })
+}
+
+/// Whether `op` may answer 409: a creating operation (an X-Client-Token
+/// reused with another body), or one whose target's state may refuse it.
+fn conflicts(op: Op) -> bool {
+    use Op as O;
+    op.creates()
+        || matches!(
+            op,
+            O::FreezeSubCustomers
+                | O::UnfreezeSubCustomers
+                | O::ShowResellerGrants
+                | O::SetResellerGrants
+                | O::ApproveAuthorization
+                | O::RejectAuthorization
+                | O::RevokeAuthorization
+                | O::AdjustOrderPrice
+                | O::DownloadOrderExport
+                | O::OperateResource
+        )
+}
