@@ -11,8 +11,8 @@
 //! `GET /openapi.json`.
 
 use crate::api_error::codes;
-use crate::catalog::fields::MAX_ID_CHARS;
 use crate::catalog::{Op, Operation, Request, ServedBy, Success, OPERATIONS};
+use crate::gateway::normalize::{PATH_PARAMETER_PATTERN, QUERY_VALUE_PATTERN};
 use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -107,12 +107,15 @@ fn path_parameters(template: &str) -> Vec<&str> {
 
 fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
     let (query, body) = Request::wire_schemas(op.op, g);
+    // A path parameter is an id (`Input::param`) that the target's checks
+    // accept.
+    let id = crate::catalog::fields::schema::id(g);
     let mut parameters: Vec<Value> = path_parameters(op.path)
         .into_iter()
         .map(|name| {
             json!({
                 "name": name, "in": "path", "required": true,
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                "schema": {"allOf": [id.as_value(), {"pattern": PATH_PARAMETER_PATTERN}]},
             })
         })
         .collect();
@@ -133,8 +136,8 @@ fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
     if op.masks_contact {
         parameters.push(json!({
             "name": "X-Reveal-Contact", "in": "header", "required": false,
-            "description": "Contact fields to show in clear (name, email, phone; comma-separated), for the customers whose RevealContact the policies allow; masked otherwise.",
-            "schema": {"type": "string"},
+            "description": "Contact fields to show in clear (name, email, phone; comma-separated, in any case), for the customers whose RevealContact the policies allow; masked otherwise.",
+            "schema": {"type": "string", "pattern": "^ *(name|email|phone) *(, *(name|email|phone) *)*$"},
         }));
     }
     let mut out = json!({
@@ -176,7 +179,8 @@ fn summary(op: &Operation) -> String {
 }
 
 /// A query parameter's schema: the value of an optional field (absence is
-/// how a query string leaves it out).
+/// how a query string leaves it out), and a text only what the target's
+/// checks accept.
 fn query_schema(schema: &Value) -> Value {
     let mut schema = schema.clone();
     if let Some(Value::Array(types)) = schema.get("type") {
@@ -185,6 +189,9 @@ fn query_schema(schema: &Value) -> Value {
             [one] => one.clone(),
             _ => Value::Array(types),
         };
+    }
+    if schema["type"] == "string" && schema.get("enum").is_none() {
+        schema = json!({"allOf": [schema, {"pattern": QUERY_VALUE_PATTERN}]});
     }
     schema
 }
@@ -197,15 +204,15 @@ fn null_when_optional(body: Schema) -> Value {
     let mut body = body.to_value();
     if let Some(Value::Object(properties)) = body.get_mut("properties") {
         for (name, schema) in properties.iter_mut() {
-            let null = json!({"type": "null"});
+            let null_type = json!({"type": "null"});
             let nullable = match (schema.get("type"), schema.get("anyOf")) {
                 (Some(Value::Array(types)), _) => types.iter().any(|t| t == "null"),
-                (_, Some(Value::Array(any))) => any.contains(&null),
+                (_, Some(Value::Array(any))) => any.contains(&null_type),
                 (Some(t), _) => t == "null",
                 _ => false,
             };
             if !required.contains(name) && !nullable {
-                *schema = json!({"anyOf": [schema.take(), null]});
+                *schema = json!({"anyOf": [schema.take(), null_type]});
             }
         }
     }
@@ -272,7 +279,7 @@ fn responses(op: &Operation, g: &mut SchemaGenerator, has_body: bool) -> Value {
         errors.push(409);
     }
     if has_body {
-        errors.push(413);
+        errors.extend([408, 413]);
     }
     errors.extend([429, 503]);
     for status in errors {
@@ -305,14 +312,20 @@ const ERRORS: &[(&str, u16, &str, &[&str])] = &[
     (
         "Denied",
         403,
-        "Denied by the policies, or what the request names does not exist (the same answer).",
-        &[codes::ACCESS_DENIED],
+        "Denied by the policies, or what the request names does not exist (the same answer): CBC.0151, or the code the deciding forbid names (@error_code in policies/*.cedar).",
+        &[],
     ),
     (
         "Conflict",
         409,
         "The state of what the request names refuses the change, or an X-Client-Token was used with another body.",
         &[codes::CONFLICT],
+    ),
+    (
+        "TimedOut",
+        408,
+        "The body did not arrive within the body deadline.",
+        &[codes::BODY_TIMEOUT],
     ),
     ("TooLarge", 413, "The body is too large.", &[codes::BODY_TOO_LARGE]),
     (
@@ -334,8 +347,13 @@ fn error_responses(error: &Schema) -> Value {
     ERRORS
         .iter()
         .map(|(name, _, description, codes)| {
+            // A code the policies may name is any text.
+            let code = match codes {
+                [] => json!({"type": "string"}),
+                codes => json!({"enum": codes}),
+            };
             let body = json!({
-                "allOf": [error.as_value(), {"properties": {"error_code": {"enum": codes}}}],
+                "allOf": [error.as_value(), {"properties": {"error_code": code}}],
             });
             (
                 name.to_string(),

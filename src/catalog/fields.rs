@@ -41,6 +41,14 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
+    // An object, and nothing else: serde's derived structs also read an
+    // array, field by field in declaration order, which no client means
+    // and two readers could take differently.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::parameter(
+            "invalid request body: expected a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -68,6 +76,38 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
             e.inner()
         ))
     })
+}
+
+/// An optional integer as JSON reads one: `39`, or a number with no
+/// fraction such as `39.0` (JSON has one number type, and JSON Schema calls
+/// both integers), within i64; for `#[serde(default, deserialize_with =
+/// "fields::integer")]`.
+pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(|n| whole(&n).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// [`integer`], for a list.
+pub fn integers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    Option::<Vec<serde_json::Number>>::deserialize(d)?
+        .map(|ns| {
+            ns.iter()
+                .map(|n| whole(n).map_err(serde::de::Error::custom))
+                .collect()
+        })
+        .transpose()
+}
+
+fn whole(n: &serde_json::Number) -> Result<i64, String> {
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // Within i64's range, where every whole f64 converts exactly.
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
+        _ => Err(format!("expected an integer, not {n}")),
+    }
 }
 
 /// An optional text filter: the SDK sends `key=` for an empty string, and
@@ -149,22 +189,16 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 /// An amount: a JSON number (what the SDK sends) or a string, in plain
-/// notation with at most two decimals, 0 to [`MAX_BUDGET`]; each field
-/// narrows its lower bound ([`Money::within`]).
+/// notation with at most two decimals, more than 0 and at most
+/// [`MAX_BUDGET`] ([`positive_money`]); a field that takes 0 says so
+/// ([`schema::money_from_zero`]).
 impl JsonSchema for Money {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Money".into()
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let max = i64::try_from(MAX_BUDGET.mantissa()).unwrap_or(i64::MAX);
-        schemars::json_schema!({
-            "description": "An amount with at most two decimals: a number such as 100.5, or a string such as \"100.50\".",
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": max, "multipleOf": 0.01},
-                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$", "maxLength": 13}
-            ]
-        })
+        schema::money(false)
     }
 }
 
@@ -404,12 +438,45 @@ pub fn no_body(body: &[u8]) -> Result<(), ApiError> {
 /// document: the wire structs name them with `#[schemars(schema_with = ...)]`,
 /// and each states the bound its check reads, from the same constant.
 pub mod schema {
-    use super::{TextEnum, MAX_ID_CHARS, MAX_LIMIT};
+    use super::{TextEnum, MAX_BUDGET, MAX_ID_CHARS, MAX_LIMIT};
     use schemars::{json_schema, Schema, SchemaGenerator};
 
-    /// An id ([`super::check_id`]).
+    /// A character Rust's `trim` keeps (not Unicode White_Space), as a
+    /// regular expression class that ECMA-262 and Python read alike: a
+    /// text the checks call blank has none.
+    const NOT_BLANK: &str = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+    /// An id ([`super::check_id`]): 1 to [`MAX_ID_CHARS`] characters, not
+    /// blank.
     pub fn id(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": "\\S"})
+        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": NOT_BLANK})
+    }
+
+    /// An amount in text: at most 9 digits before the point (as a number,
+    /// up to [`MAX_BUDGET`]).
+    const FROM_ZERO_TEXT: &str = "^[0-9]{1,9}(\\.[0-9]{1,2})?$";
+    /// [`FROM_ZERO_TEXT`], not zero.
+    const POSITIVE_TEXT: &str = "^(?=[0-9.]*[1-9])[0-9]{1,9}(\\.[0-9]{1,2})?$";
+
+    /// An amount ([`super::Money`]): more than 0, or from 0 when
+    /// `zero`, to [`MAX_BUDGET`], with at most two decimals.
+    pub fn money(zero: bool) -> Schema {
+        let max = i64::try_from(MAX_BUDGET.mantissa()).unwrap_or(i64::MAX);
+        let low = if zero { "minimum" } else { "exclusiveMinimum" };
+        let mut number = json_schema!({"type": "number", "maximum": max, "multipleOf": 0.01});
+        number.insert(low.into(), 0.into());
+        json_schema!({
+            "description": "An amount with at most two decimals: a number such as 100.5, or a string such as \"100.50\".",
+            "anyOf": [
+                number,
+                {"type": "string", "pattern": if zero { FROM_ZERO_TEXT } else { POSITIVE_TEXT }}
+            ]
+        })
+    }
+
+    /// An amount that may be 0 (`Money::within` from zero).
+    pub fn money_from_zero(_: &mut SchemaGenerator) -> Schema {
+        money(true)
     }
 
     /// `MIN` to `MAX` distinct ids ([`super::id_list`]).
@@ -454,12 +521,12 @@ pub mod schema {
 
     /// A text that is not blank.
     pub fn non_blank(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "pattern": "\\S"})
+        json_schema!({"type": "string", "pattern": NOT_BLANK})
     }
 
     /// A text of 1 to `MAX` characters, not blank.
     pub fn text<const MAX: usize>(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX, "pattern": "\\S"})
+        json_schema!({"type": "string", "minLength": 1, "maxLength": MAX, "pattern": NOT_BLANK})
     }
 }
 
@@ -467,13 +534,58 @@ pub mod schema {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct In {
         amount: Option<Money>,
     }
 
     fn amount(body: &str) -> Result<Decimal, ApiError> {
         positive_money("budget_amount", json::<In>(body.as_bytes())?.amount)
+    }
+
+    /// A body is a JSON object: serde's derived structs would read an
+    /// array field by field (`["cust-1", 777]` set a budget once).
+    #[test]
+    fn a_body_is_an_object() {
+        for body in [r#"[100]"#, r#"  ["x"]"#, "100", r#""x""#, "null"] {
+            let refused = json::<In>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                refused.msg, "invalid request body: expected a JSON object",
+                "{body}"
+            );
+        }
+        assert!(json::<In>(b" {}").is_ok() && json::<In>(b"").is_ok());
+    }
+
+    /// An integer field takes a number with no fraction, as JSON Schema
+    /// calls it an integer, and refuses one with a fraction, naming it.
+    #[test]
+    fn integers_are_whole_numbers() {
+        #[derive(Debug, Deserialize)]
+        struct Page {
+            #[serde(default, deserialize_with = "integer")]
+            limit: Option<i64>,
+            #[serde(default, deserialize_with = "integers")]
+            statuses: Option<Vec<i64>>,
+        }
+        let page = json::<Page>(br#"{"limit": 39.0, "statuses": [2, 3.0]}"#).unwrap();
+        assert_eq!((page.limit, page.statuses), (Some(39), Some(vec![2, 3])));
+        assert_eq!(json::<Page>(b"{}").unwrap().limit, None);
+        for (body, field) in [
+            (r#"{"limit": 39.5}"#, "limit"),
+            (r#"{"limit": "39"}"#, "limit"),
+            (r#"{"statuses": [2.5]}"#, "statuses"),
+            (r#"{"limit": 1e300}"#, "limit"),
+        ] {
+            let refused = json::<Page>(body.as_bytes()).unwrap_err();
+            assert!(
+                refused
+                    .msg
+                    .starts_with(&format!("invalid parameter {field}")),
+                "{body}: {}",
+                refused.msg
+            );
+        }
     }
 
     #[test]

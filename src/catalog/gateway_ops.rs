@@ -34,7 +34,7 @@ pub struct CreateSessionBody {
     customer_id: Option<String>,
     #[schemars(schema_with = "schema::some_of::<AuthorizationScope>")]
     scopes: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<{ *SESSION_SECS.start() }, { *SESSION_SECS.end() }>")]
     duration_seconds: Option<i64>,
 }
@@ -146,7 +146,7 @@ pub struct IssueToken {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueTokenBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<{ *TOKEN_SECS.start() }, { *TOKEN_SECS.end() }>")]
     duration_seconds: Option<i64>,
 }

@@ -592,6 +592,23 @@ pub fn resolve(method: &Method, path: &str) -> Option<(&'static Operation, Param
         .find_map(|o| match_template(o.path, path).map(|params| (o, params)))
 }
 
+/// The name of the path parameter that segment `index` of `path` is, for
+/// the first route whose template has as many segments and the same fixed
+/// ones (a refusal of the raw path names it).
+pub fn path_parameter_at(path: &str, index: usize) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    OPERATIONS.iter().find_map(|o| {
+        let template: Vec<&'static str> = o.path.split('/').collect();
+        let fits = template.len() == segments.len()
+            && template
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t.starts_with('{') || t == s);
+        let param = template.get(index)?.strip_prefix('{')?.strip_suffix('}');
+        param.filter(|_| fits)
+    })
+}
+
 /// The operation `op`.
 pub fn operation(op: Op) -> &'static Operation {
     OPERATIONS

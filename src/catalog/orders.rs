@@ -290,7 +290,7 @@ pub struct AdjustOrderPrice {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
-    #[schemars(required)]
+    #[schemars(schema_with = "schema::money_from_zero")]
     amount_after_adjustment: Option<Money>,
     #[schemars(schema_with = "schema::text::<MAX_ADJUSTMENT_REASON>")]
     reason: Option<String>,
@@ -513,13 +513,13 @@ pub struct OnDemandBody {
     #[serde(default)]
     #[schemars(schema_with = "schema::time")]
     effective_time_end: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<1, 6>")]
     status: Option<i64>,
     #[allow(dead_code)]
@@ -586,16 +586,16 @@ pub struct SubscriptionBody {
     #[serde(default)]
     #[schemars(schema_with = "schema::non_blank")]
     order_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<0, 1>")]
     only_main_resource: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integers")]
     #[schemars(schema_with = "status_list_schema")]
     status_list: Option<Vec<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
     #[serde(default)]

@@ -181,10 +181,10 @@ pub struct PlaceOrderBody {
     service_type_code: Option<String>,
     #[schemars(schema_with = "product_id_schema")]
     product_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "period_type_schema")]
     period_type: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<1, 9>")]
     period_num: Option<i64>,
     amount: Option<Money>,
@@ -217,7 +217,12 @@ fn place_order_schema(schema: &mut schemars::Schema) {
                 "not": {"anyOf": [{"required": ["period_type"]}, {"required": ["period_num"]}, {"required": ["amount"]}]},
             },
             {
-                "properties": {"charging": {"const": "yearly_monthly"}},
+                "properties": {
+                    "charging": {"const": "yearly_monthly"},
+                    "period_type": {"type": "integer"},
+                    "period_num": {"type": "integer"},
+                    "amount": {"not": {"type": "null"}},
+                },
                 "required": ["period_type", "period_num", "amount"],
                 "oneOf": [
                     {"properties": {"period_type": {"const": 2}, "period_num": {"maximum": 9}}},

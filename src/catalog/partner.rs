@@ -41,10 +41,10 @@ pub struct ListSubCustomers {
 pub struct ListSubCustomersBody {
     account_name: Option<String>,
     customer: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
     label: Option<String>,
@@ -326,7 +326,7 @@ pub struct UpdateBudgetBody {
     #[serde(default)]
     #[schemars(schema_with = "schema::one_of::<BudgetType>")]
     budget_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::int::<0, 1>")]
     frozen_operate_type: Option<i64>,
 }
@@ -535,10 +535,10 @@ pub struct ListResellersBody {
     #[serde(default)]
     #[schemars(schema_with = "schema::time")]
     associated_on_end: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::offset")]
     offset: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::integer")]
     #[schemars(schema_with = "schema::limit")]
     limit: Option<i64>,
     indirect_partner_id: Option<String>,
@@ -609,6 +609,7 @@ pub struct SetResellerGrants {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = quotas_required)]
 pub struct GrantsBody {
     #[schemars(required)]
     budget: Option<bool>,
@@ -618,11 +619,17 @@ pub struct GrantsBody {
     on_behalf: Option<bool>,
     // `null` is meaningful (no quota), so presence is tracked apart from value.
     #[serde(default, deserialize_with = "present")]
-    #[schemars(required)]
     monthly_quota: Option<Option<Money>>,
     #[serde(default, deserialize_with = "present")]
-    #[schemars(required)]
     one_time_quota: Option<Option<Money>>,
+}
+
+/// Both quotas must be given, `null` for none (the parser below): schemars
+/// reads the fields' `default` as optional.
+fn quotas_required(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(required)) = schema.get_mut("required") {
+        required.extend(["monthly_quota".into(), "one_time_quota".into()]);
+    }
 }
 
 /// `Some(value)` for a field that is present, even as `null`.
@@ -693,10 +700,10 @@ pub struct RequestAuthorization {
 pub struct RequestAuthorizationBody {
     #[schemars(schema_with = "schema::some_of::<AuthorizationScope>")]
     scopes: Option<Vec<String>>,
-    #[serde(default)]
     #[schemars(
         schema_with = "schema::int::<{ *AUTHORIZATION_DAYS.start() }, { *AUTHORIZATION_DAYS.end() }>"
     )]
+    #[serde(default, deserialize_with = "fields::integer")]
     duration_days: Option<i64>,
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 #[derive(Debug)]
 pub enum GatewayError {
     /// The request line or framing is ambiguous (normalize stage).
-    Malformed(&'static str),
+    Malformed(std::borrow::Cow<'static, str>),
     /// A parameter the gateway needs is missing or malformed.
     BadParameter(String),
     /// A parameter is well-formed but out of range.
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn statuses_are_pinned() {
         let cases = [
-            (GatewayError::Malformed("x"), 400),
+            (GatewayError::Malformed("x".into()), 400),
             (GatewayError::BadParameter("x".into()), 400),
             (GatewayError::InvalidParameter("x".into()), 400),
             (GatewayError::BodyTooLarge, 413),

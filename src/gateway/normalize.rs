@@ -36,8 +36,8 @@ pub fn check(parts: &Parts) -> Result<CanonicalTarget, GatewayError> {
     })
 }
 
-fn bad(why: &'static str) -> GatewayError {
-    GatewayError::Malformed(why)
+fn bad(why: impl Into<std::borrow::Cow<'static, str>>) -> GatewayError {
+    GatewayError::Malformed(why.into())
 }
 
 /// Request smuggling shapes: Content-Length with Transfer-Encoding, several
@@ -76,6 +76,17 @@ fn check_framing(headers: &HeaderMap) -> Result<(), GatewayError> {
 /// `/` `\` `.` and NUL.
 const AMBIGUOUS_ESCAPES: &[&str] = &["%2f", "%5c", "%2e", "%00"];
 
+/// What a path parameter may hold once decoded, as [`check_path`] reads
+/// it (for the OpenAPI document): not `.` or `..`, no `/` or `\\`, no
+/// control character.
+pub const PATH_PARAMETER_PATTERN: &str = "^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f-\\u009f]+$";
+
+/// What a query parameter's value may hold once decoded, as
+/// [`check_query`] reads it: no control character.
+pub const QUERY_VALUE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// Each segment of the path must mean one thing. A refusal names the path
+/// parameter the segment is, where a route's template says so.
 fn check_path(path: &str) -> Result<(), GatewayError> {
     if !path.starts_with('/') {
         return Err(bad("the request target must be an absolute path"));
@@ -83,40 +94,63 @@ fn check_path(path: &str) -> Result<(), GatewayError> {
     if path.contains('#') {
         return Err(bad("fragment in the request target"));
     }
-    if path.contains("//") {
-        return Err(bad("empty path segment"));
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len() - 1;
+    for (index, segment) in segments.iter().enumerate().skip(1) {
+        let why = if segment.is_empty() && index < last {
+            Some("an empty path segment".into())
+        } else if segment.contains('\\') {
+            Some("a backslash".into())
+        } else if *segment == "." || *segment == ".." {
+            Some("a dot segment".into())
+        } else if AMBIGUOUS_ESCAPES
+            .iter()
+            .any(|e| contains_ignoring_case(segment, e))
+        {
+            Some("an encoded slash, backslash, dot or NUL".into())
+        } else {
+            decoding_problem(segment)
+        };
+        if let Some(why) = why {
+            return Err(bad(match crate::catalog::path_parameter_at(path, index) {
+                Some(name) => format!("invalid parameter {name}: {why}"),
+                None => format!("{why} in the path"),
+            }));
+        }
     }
-    if path.contains('\\') {
-        return Err(bad("backslash in the path"));
-    }
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(bad("dot segment in the path"));
-    }
-    if AMBIGUOUS_ESCAPES
-        .iter()
-        .any(|e| contains_ignoring_case(path, e))
-    {
-        return Err(bad("encoded slash, backslash, dot or NUL in the path"));
-    }
-    check_escapes_decode_to_utf8(path)
+    Ok(())
 }
 
+/// Each parameter of the query must mean one thing, and be given once. A
+/// refusal names the parameter.
 fn check_query(query: &str) -> Result<(), GatewayError> {
     if query.contains('#') {
         return Err(bad("fragment in the request target"));
     }
-    if contains_ignoring_case(query, "%00") {
-        return Err(bad("encoded NUL in the query"));
-    }
-    check_escapes_decode_to_utf8(query)?;
-    // A parameter given twice could be read as either value: refuse it.
     let mut seen = std::collections::HashSet::new();
-    for (key, _) in form_urlencoded::parse(query.as_bytes()) {
-        if !seen.insert(key) {
-            return Err(bad("a query parameter is given twice"));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if let Some(why) = decoding_problem(key) {
+            return Err(bad(format!("invalid query parameter name: {why}")));
+        }
+        let name = decoded(key);
+        if let Some(why) = decoding_problem(value) {
+            return Err(bad(format!("invalid query parameter {name}: {why}")));
+        }
+        // A parameter given twice could be read as either value: refuse it.
+        if !seen.insert(name.clone()) {
+            return Err(bad(format!("query parameter {name} is given twice")));
         }
     }
     Ok(())
+}
+
+/// A query component as `form_urlencoded` reads it (`+` is a space).
+fn decoded(component: &str) -> String {
+    form_urlencoded::parse(format!("{component}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
 }
 
 /// Whether `text` contains `needle` (ASCII), in any case.
@@ -126,31 +160,33 @@ fn contains_ignoring_case(text: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// Every `%XX` is a valid escape and the decoded bytes are UTF-8 without
-/// control characters.
-fn check_escapes_decode_to_utf8(text: &str) -> Result<(), GatewayError> {
+/// Why `text` does not decode to one plain text: an escape that is not
+/// `%XX`, bytes that are not UTF-8, an encoded NUL or another control
+/// character.
+fn decoding_problem(text: &str) -> Option<std::borrow::Cow<'static, str>> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .ok_or(bad("truncated percent escape"))?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return Err(bad("invalid percent escape"));
+            match bytes.get(i + 1..i + 3) {
+                None => return Some("a truncated percent escape".into()),
+                Some(hex) if !hex.iter().all(u8::is_ascii_hexdigit) => {
+                    return Some("an invalid percent escape".into())
+                }
+                Some(_) => i += 3,
             }
-            i += 3;
         } else {
             i += 1;
         }
     }
-    let decoded = percent_encoding::percent_decode_str(text)
-        .decode_utf8()
-        .map_err(|_| bad("the target does not decode to UTF-8"))?;
-    if decoded.chars().any(char::is_control) {
-        return Err(bad("control character in the target"));
+    if contains_ignoring_case(text, "%00") {
+        return Some("an encoded NUL".into());
     }
-    Ok(())
+    match percent_encoding::percent_decode_str(text).decode_utf8() {
+        Err(_) => Some("it does not decode to UTF-8".into()),
+        Ok(decoded) if decoded.chars().any(char::is_control) => Some("a control character".into()),
+        Ok(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +223,46 @@ mod tests {
             "/v2/x?a=%00",
         ] {
             assert!(target(t).is_err(), "{t}");
+        }
+    }
+
+    /// A refusal names the parameter it is about: the query parameter, or
+    /// the path parameter a route's template has at that segment.
+    #[test]
+    fn refusals_name_the_parameter() {
+        let refusal = |t: &str| match target(t) {
+            Err(GatewayError::Malformed(why)) => why.into_owned(),
+            other => panic!("{t}: {other:?}"),
+        };
+        for (t, names) in [
+            (
+                "/v2/customer/resources?status=%0D",
+                "invalid query parameter status: ",
+            ),
+            (
+                "/v2/customer/resources?limit=1&limit=2",
+                "query parameter limit is given twice",
+            ),
+            (
+                "/v2/customer/resources?st%FFatus=1",
+                "invalid query parameter name: ",
+            ),
+            (
+                "/v2/orders/customer-orders/details/%1A",
+                "invalid parameter order_id: ",
+            ),
+            (
+                "/v2/orders/customer-orders/details/a%2Fb",
+                "invalid parameter order_id: ",
+            ),
+            (
+                "/v2/partners/sub-customers//overview",
+                "invalid parameter customer_id: ",
+            ),
+            ("/v2/nowhere/%0A", "a control character in the path"),
+        ] {
+            let why = refusal(t);
+            assert!(why.starts_with(names) || why == names, "{t}: {why}");
         }
     }
 

@@ -30,7 +30,7 @@ pub(super) fn requested_reveal(
         return Ok(None);
     }
     let text = value.to_str().map_err(|_| {
-        GatewayError::BadParameter(format!("invalid header {CLIENT_REVEAL_HEADER}"))
+        GatewayError::BadParameter("invalid header X-Reveal-Contact: not text".into())
     })?;
     let mut fields: Vec<String> = text
         .split(',')
@@ -44,9 +44,9 @@ pub(super) fn requested_reveal(
             .iter()
             .all(|f| ["name", "email", "phone"].contains(&f.as_str()))
     {
-        return Err(GatewayError::BadParameter(format!(
-            "invalid header {CLIENT_REVEAL_HEADER}: a comma-separated list of name, email, phone"
-        )));
+        return Err(GatewayError::BadParameter(
+            "invalid header X-Reveal-Contact: a comma-separated list of name, email, phone".into(),
+        ));
     }
     Ok(Some(fields))
 }
