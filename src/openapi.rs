@@ -35,7 +35,8 @@ pub fn document() -> Value {
         let entry = paths.entry(op.path).or_insert_with(|| json!({}));
         entry[op.method.as_str().to_ascii_lowercase()] = operation(op, &mut g);
     }
-    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    let responses = error_responses(&error, &mut schemas);
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -46,7 +47,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "responses": error_responses(&error),
+            "responses": responses,
             "securitySchemes": {
                 "sdkSignature": {
                     "type": "apiKey",
@@ -115,7 +116,10 @@ fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
         .map(|name| {
             json!({
                 "name": name, "in": "path", "required": true,
-                "schema": {"allOf": [id.as_value(), {"pattern": PATH_PARAMETER_PATTERN}]},
+                "schema": {
+                    "type": "string",
+                    "allOf": [id.as_value(), {"pattern": PATH_PARAMETER_PATTERN}],
+                },
             })
         })
         .collect();
@@ -144,11 +148,11 @@ fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
         "operationId": op.op.name(),
         "summary": summary(op),
         "parameters": parameters,
-        "responses": responses(op, g, !properties_of(&body).is_empty()),
+        "responses": responses(op, g, has_fields(&body)),
     });
-    if !properties_of(&body).is_empty() {
+    if has_fields(&body) {
         out["requestBody"] = json!({
-            "required": !required_of(&body).is_empty(),
+            "required": !required_of(&body).is_empty() || body.get("oneOf").is_some(),
             "content": {"application/json": {"schema": null_when_optional(body)}},
         });
     }
@@ -191,7 +195,8 @@ fn query_schema(schema: &Value) -> Value {
         };
     }
     if schema["type"] == "string" && schema.get("enum").is_none() {
-        schema = json!({"allOf": [schema, {"pattern": QUERY_VALUE_PATTERN}]});
+        // `type` beside `allOf`: client generators read it for the type.
+        schema = json!({"type": "string", "allOf": [schema, {"pattern": QUERY_VALUE_PATTERN}]});
     }
     schema
 }
@@ -217,6 +222,12 @@ fn null_when_optional(body: Schema) -> Value {
         }
     }
     body
+}
+
+/// Whether a query or body schema has fields: properties, or alternatives
+/// that do.
+fn has_fields(schema: &Schema) -> bool {
+    !properties_of(schema).is_empty() || schema.get("oneOf").is_some()
 }
 
 fn properties_of(schema: &Schema) -> Vec<(String, &Value)> {
@@ -342,8 +353,10 @@ const ERRORS: &[(&str, u16, &str, &[&str])] = &[
     ),
 ];
 
-/// `components.responses`: each error answer, once.
-fn error_responses(error: &Schema) -> Value {
+/// `components.responses`: each error answer, once, with its body a named
+/// schema (`{name}Error`: the error with the codes it carries), so that a
+/// generated client has one model for each.
+fn error_responses(error: &Schema, schemas: &mut Map<String, Value>) -> Value {
     ERRORS
         .iter()
         .map(|(name, _, description, codes)| {
@@ -352,9 +365,14 @@ fn error_responses(error: &Schema) -> Value {
                 [] => json!({"type": "string"}),
                 codes => json!({"enum": codes}),
             };
-            let body = json!({
-                "allOf": [error.as_value(), {"properties": {"error_code": code}}],
-            });
+            schemas.insert(
+                format!("{name}Error"),
+                json!({
+                    "type": "object",
+                    "allOf": [error.as_value(), {"properties": {"error_code": code}}],
+                }),
+            );
+            let body = json!({"$ref": format!("#/components/schemas/{name}Error")});
             (
                 name.to_string(),
                 json!({

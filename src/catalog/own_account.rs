@@ -182,10 +182,8 @@ pub struct PlaceOrderBody {
     #[schemars(schema_with = "product_id_schema")]
     product_id: Option<String>,
     #[serde(default, deserialize_with = "fields::integer")]
-    #[schemars(schema_with = "period_type_schema")]
     period_type: Option<i64>,
     #[serde(default, deserialize_with = "fields::integer")]
-    #[schemars(schema_with = "schema::int::<1, 9>")]
     period_num: Option<i64>,
     amount: Option<Money>,
 }
@@ -200,37 +198,51 @@ fn product_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "maxLength": MAX_CODE_LEN, "pattern": "^[A-Za-z0-9._-]+$"})
 }
 
-/// `period_type`'s values: 2 (month) or 3 (year).
-fn period_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "integer", "enum": [2, 3]})
-}
+/// The longest subscription, by `period_type`: 2 (months) or 3 (years).
+const PERIODS: [(i64, i64); 2] = [(2, 9), (3, 3)];
 
-/// What depends on `charging` (the parser below): pay-per-use takes no
-/// period or amount; yearly/monthly takes all three, up to 9 months or 3
-/// years.
+/// What depends on `charging` (the parser below), as three whole bodies a
+/// generated client can build: pay-per-use (no period or amount), monthly
+/// and yearly (each up to its [`PERIODS`] bound, with an amount).
 fn place_order_schema(schema: &mut schemars::Schema) {
-    schema.insert(
-        "oneOf".into(),
-        serde_json::json!([
-            {
-                "properties": {"charging": {"const": "pay_per_use"}},
-                "not": {"anyOf": [{"required": ["period_type"]}, {"required": ["period_num"]}, {"required": ["amount"]}]},
+    let field = |name: &str| schema.get("properties").map(|p| p[name].clone());
+    let (service_type_code, product_id) = (field("service_type_code"), field("product_id"));
+    // The amount, not null: the first alternative of its optional schema.
+    let amount = field("amount").map(|a| a["anyOf"][0].clone());
+    let order = |title: &str, charging: &str, period: Option<(i64, i64)>| {
+        let mut order = serde_json::json!({
+            "title": title,
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "charging": {"const": charging},
+                "service_type_code": service_type_code,
+                "product_id": product_id,
             },
-            {
-                "properties": {
-                    "charging": {"const": "yearly_monthly"},
-                    "period_type": {"type": "integer"},
-                    "period_num": {"type": "integer"},
-                    "amount": {"not": {"type": "null"}},
-                },
-                "required": ["period_type", "period_num", "amount"],
-                "oneOf": [
-                    {"properties": {"period_type": {"const": 2}, "period_num": {"maximum": 9}}},
-                    {"properties": {"period_type": {"const": 3}, "period_num": {"maximum": 3}}},
-                ],
-            },
-        ]),
-    );
+            "required": ["charging", "service_type_code", "product_id"],
+        });
+        if let Some((period_type, max)) = period {
+            let properties = &mut order["properties"];
+            properties["period_type"] = serde_json::json!({"const": period_type});
+            properties["period_num"] =
+                serde_json::json!({"type": "integer", "minimum": 1, "maximum": max});
+            properties["amount"] = amount.clone().unwrap_or_default();
+            for name in ["period_type", "period_num", "amount"] {
+                if let Some(required) = order["required"].as_array_mut() {
+                    required.push(name.into());
+                }
+            }
+        }
+        order
+    };
+    let [(months, max_months), (years, max_years)] = PERIODS;
+    *schema = schemars::json_schema!({
+        "oneOf": [
+            order("PayPerUseOrder", "pay_per_use", None),
+            order("MonthlyOrder", "yearly_monthly", Some((months, max_months))),
+            order("YearlyOrder", "yearly_monthly", Some((years, max_years))),
+        ]
+    });
 }
 
 fn code(field: &str, value: Option<String>, ok: impl Fn(char) -> bool) -> Result<String, ApiError> {
@@ -289,17 +301,13 @@ impl ParseRequest for PlaceOrder {
                 let period_type = b
                     .period_type
                     .ok_or_else(|| fields::missing("period_type"))?;
-                let max = match period_type {
-                    2 => 9,
-                    3 => 3,
-                    _ => {
-                        return Err(fields::invalid(
-                            "period_type",
-                            "must be 2 (month) or 3 (year)",
-                        ))
-                    }
+                let Some((_, max)) = PERIODS.iter().find(|(t, _)| *t == period_type) else {
+                    return Err(fields::invalid(
+                        "period_type",
+                        "must be 2 (month) or 3 (year)",
+                    ));
                 };
-                let period_num = fields::long_in("period_num", b.period_num, 1..=max, None)?;
+                let period_num = fields::long_in("period_num", b.period_num, 1..=*max, None)?;
                 let amount = positive_money("amount", b.amount)?;
                 Some((
                     Period {

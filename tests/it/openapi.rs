@@ -67,7 +67,11 @@ fn every_operation_is_in_it_with_its_answers() {
     // Every error answer is the API's error, with the codes it carries; a
     // denial's code may be one the policies name.
     for (name, response) in doc["components"]["responses"].as_object().unwrap() {
-        let schema = &response["content"]["application/json"]["schema"]["allOf"];
+        let named = response["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap();
+        let named = named.strip_prefix("#/components/schemas/").unwrap();
+        let schema = &doc["components"]["schemas"][named]["allOf"];
         assert_eq!(schema[0]["$ref"], "#/components/schemas/Error", "{name}");
         let code = &schema[1]["properties"]["error_code"];
         match name.as_str() {

@@ -689,6 +689,13 @@ async fn budgets_show_list_update_and_records(backend: Backend) {
         ),
         (json!({"customer_id": "cust-acme"}), 400, "CBC.0100"),
         (json!({"budget_amount": 10}), 400, "CBC.0100"),
+        // The wire struct's fields in order, as an array: serde would read
+        // it (the fuzzing found it setting budgets); a body is an object.
+        (
+            json!(["cust-acme", 777, null, null, "MONTHLY", null]),
+            400,
+            "CBC.0100",
+        ),
         (
             json!({"customer_id": "cust-acme", "budget_amount": 10, "budget_type": "YEARLY"}),
             400,
