@@ -171,10 +171,14 @@ impl AuthorizationHeader {
             return None;
         }
         let signed_headers: Vec<String> = signed.split(';').map(str::to_owned).collect();
+        // Lowercased HTTP field names (RFC 9110 tokens), as the SDK signs
+        // every header it sends whatever its name; but never one with `_`,
+        // which the SDK leaves unsigned and some proxies read as `-`.
         let well_formed = signed_headers.iter().all(|h| {
             !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && h.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^`|~".contains(&b)
+                })
         });
         // Sorted and without duplicates, as every conforming signer produces them.
         let sorted = signed_headers.windows(2).all(|w| w[0] < w[1]);
@@ -399,7 +403,15 @@ mod tests {
         let parsed = AuthorizationHeader::parse(good).unwrap();
         assert_eq!(parsed.signed_headers, ["host", "x-sdk-date"]);
         assert_eq!(parsed.to_header_value(), good);
+        // Any field name the SDK signs (the fuzzing sent `x!y` and `0w$`).
+        let odd = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=0w$;host;x!y;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293";
+        assert_eq!(
+            AuthorizationHeader::parse(odd).unwrap().signed_headers,
+            ["0w$", "host", "x!y", "x-sdk-date"]
+        );
         for bad in [
+            "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x_domain_id;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
+            "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;X-Sdk-Date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
             "SDK-HMAC-SM3 Access=AK, SignedHeaders=host;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
             "SDK-HMAC-SHA256 Access=AK, SignedHeaders=x-sdk-date;host, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
             "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;host, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
