@@ -5,6 +5,7 @@
 //! handler it is given: the gateway's, in `serve`.
 
 mod content_length;
+mod lingering;
 mod proxy_protocol;
 
 pub use content_length::REPEATED_CONTENT_LENGTH;
@@ -19,6 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use lingering::Lingering;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -325,7 +327,10 @@ pub async fn serve<H: RequestHandler>(
                         };
                         until_closed(
                             builder.serve_connection(
-                                TokioIo::new(OneContentLength::new(tls_stream, max_head)),
+                                TokioIo::new(OneContentLength::new(
+                                    Lingering::new(tls_stream),
+                                    max_head,
+                                )),
                                 service,
                             ),
                             &mut closing,
@@ -335,7 +340,10 @@ pub async fn serve<H: RequestHandler>(
                     None => {
                         until_closed(
                             builder.serve_connection(
-                                TokioIo::new(OneContentLength::new(stream, max_head)),
+                                TokioIo::new(OneContentLength::new(
+                                    Lingering::new(stream),
+                                    max_head,
+                                )),
                                 service,
                             ),
                             &mut closing,

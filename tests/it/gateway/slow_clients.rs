@@ -160,6 +160,43 @@ async fn authentication_comes_before_the_body() {
     gw.running.stop().await;
 }
 
+/// An answer written before its request ends (a head too large: 431;
+/// credentials refused before the body: 401) reaches a client that goes on
+/// sending the rest: the gateway shuts its side and drops what still
+/// arrives for a moment (a lingering close), instead of resetting a client
+/// that would never read the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_a_client_still_sending() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let padding = "a".repeat(4 * 1024 * 1024);
+    let mut huge_head = tls(&gw).await;
+    let head = format!(
+        "POST /v2/partners/sub-customers/query HTTP/1.1\r\nhost: localhost\r\nx-pad: {padding}\r\ncontent-length: 2\r\n\r\n{{}}"
+    );
+    huge_head
+        .write_all(head.as_bytes())
+        .await
+        .expect("the head is read to its end");
+    assert_eq!(answer(&mut huge_head).await, Some(431));
+    let mut huge_body = tls(&gw).await;
+    let length = 8 * 1024 * 1024;
+    huge_body
+        .write_all(
+            format!(
+                "POST /v2/partners/sub-customers/query HTTP/1.1\r\nhost: localhost\r\ncontent-length: {length}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    huge_body
+        .write_all(&vec![b' '; length])
+        .await
+        .expect("the body is read to its end");
+    assert_eq!(answer(&mut huge_body).await, Some(401));
+    gw.running.stop().await;
+}
+
 /// Bodies of requests whose signature is not verified yet hold at most
 /// `max_unauthenticated_body_bytes` together: past it, 503; once they are
 /// answered, their bytes count no more.
