@@ -94,14 +94,15 @@ fn check_path(path: &str) -> Result<(), GatewayError> {
     if path.contains('#') {
         return Err(bad("fragment in the request target"));
     }
-    let segments: Vec<&str> = path.split('/').collect();
-    let last = segments.len() - 1;
-    for (index, segment) in segments.iter().enumerate().skip(1) {
-        let why = if segment.is_empty() && index < last {
+    // No allocation: this runs for every request.
+    let mut segments = path.split('/').enumerate().skip(1).peekable();
+    while let Some((index, segment)) = segments.next() {
+        let last = segments.peek().is_none();
+        let why = if segment.is_empty() && !last {
             Some("an empty path segment".into())
         } else if segment.contains('\\') {
             Some("a backslash".into())
-        } else if *segment == "." || *segment == ".." {
+        } else if segment == "." || segment == ".." {
             Some("a dot segment".into())
         } else if AMBIGUOUS_ESCAPES
             .iter()
@@ -133,7 +134,12 @@ fn check_query(query: &str) -> Result<(), GatewayError> {
         if let Some(why) = decoding_problem(key) {
             return Err(bad(format!("invalid query parameter name: {why}")));
         }
-        let name = decoded(key);
+        // The name as the parsers read it (`+` is a space); borrowed when
+        // there is nothing to decode.
+        let name = form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .map(|(name, _)| name)
+            .unwrap_or_default();
         if let Some(why) = decoding_problem(value) {
             return Err(bad(format!("invalid query parameter {name}: {why}")));
         }
@@ -143,14 +149,6 @@ fn check_query(query: &str) -> Result<(), GatewayError> {
         }
     }
     Ok(())
-}
-
-/// A query component as `form_urlencoded` reads it (`+` is a space).
-fn decoded(component: &str) -> String {
-    form_urlencoded::parse(format!("{component}=").as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())
-        .unwrap_or_default()
 }
 
 /// Whether `text` contains `needle` (ASCII), in any case.
