@@ -7,8 +7,8 @@
 //! document cannot say what the code does not do.
 //!
 //! `partner-gateway openapi` prints it; `docs/openapi.json` is a copy, held
-//! equal to it by a test, and the gateway serves that copy unauthenticated at
-//! `GET /openapi.json`.
+//! equal to it by a test; `serve` hands it to the gateway, which serves it
+//! unauthenticated at `GET /openapi.json`.
 
 use crate::api_error::codes;
 use crate::catalog::{Op, Operation, Request, ServedBy, Success, OPERATIONS};
@@ -134,7 +134,7 @@ fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
         parameters.push(json!({
             "name": "X-Client-Token", "in": "header", "required": false,
             "description": "Makes a retry safe: the first answer for this token is kept 24 hours and sent again for the same body (marked X-Client-Token-Replayed: true); another body is 409.",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            "schema": {"type": "string", "pattern": crate::gateway::CLIENT_TOKEN_PATTERN},
         }));
     }
     if op.masks_contact {

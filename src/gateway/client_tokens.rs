@@ -18,6 +18,9 @@ use http_body_util::BodyExt;
 const HEADER: &str = "x-client-token";
 /// Longest token accepted.
 const MAX_LEN: usize = 64;
+/// The tokens accepted, for the OpenAPI document (a test holds it to the
+/// check below).
+pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 
 /// A claim the answer is to be recorded under.
 pub(super) struct Owned {
@@ -146,5 +149,18 @@ impl Gateway {
             tracing::warn!(error = %e, "cannot record the answer of a client token");
         }
         Ok(Response::from_parts(parts, Body::new(bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document's pattern says what `token` checks: its length bound
+    /// and its letters, digits, `-` and `_`.
+    #[test]
+    fn the_pattern_is_the_check() {
+        assert_eq!(
+            super::TOKEN_PATTERN,
+            format!("^[A-Za-z0-9_-]{{1,{}}}$", super::MAX_LEN)
+        );
     }
 }

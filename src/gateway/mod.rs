@@ -16,6 +16,7 @@ mod respond;
 mod sessions;
 pub mod tokens;
 
+pub use client_tokens::TOKEN_PATTERN as CLIENT_TOKEN_PATTERN;
 pub use sessions::success as own_success;
 
 pub use error::GatewayError;
