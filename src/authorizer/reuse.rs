@@ -146,12 +146,44 @@ impl DecisionCache {
     }
 }
 
+/// The question's context without `now`, as JSON text: what a reused
+/// decision's context must equal. Written straight from the request's map
+/// (one string; no copy of its fields).
 fn context_without_now(request: &AccessRequest) -> String {
-    let fields: serde_json::Map<String, serde_json::Value> = request
-        .context
-        .iter()
-        .filter(|(k, _)| k.as_str() != "now")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    serde_json::Value::Object(fields).to_string()
+    struct WithoutNow<'a>(&'a serde_json::Map<String, serde_json::Value>);
+    impl serde::Serialize for WithoutNow<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(None)?;
+            for (k, v) in self.0.iter().filter(|(k, _)| k.as_str() != "now") {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+    serde_json::to_string(&WithoutNow(&request.context)).expect("a JSON map serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::context_without_now;
+    use crate::policy::AccessRequest;
+    use crate::refs::EntityRef;
+    use serde_json::json;
+
+    /// Every field but `now`, in the request's order, as JSON.
+    #[test]
+    fn the_context_key_is_every_field_but_now() {
+        let context = json!({"amount": "10.00", "now": "2026-12-06T00:00:00Z", "scopes": ["om"], "source_ip": "127.0.0.1"});
+        let request = AccessRequest::new(
+            EntityRef::Customer("c".into()),
+            "SetBudget",
+            EntityRef::Customer("c".into()),
+            context.as_object().unwrap().clone(),
+        );
+        assert_eq!(
+            context_without_now(&request),
+            r#"{"amount":"10.00","scopes":["om"],"source_ip":"127.0.0.1"}"#
+        );
+    }
 }
