@@ -169,15 +169,6 @@ async fn explain_list(
         tracing::error!(error = %e, "explain: cannot load the entities");
         ApiError::unavailable("cannot load the entities")
     };
-    let mut sessions = Vec::new();
-    if let EntityRef::Session(id) = &principal {
-        let stored = admin
-            .store
-            .session(&(&**id).into())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        sessions.extend(stored.map(|s| s.facts()));
-    }
     let mut request = AccessRequest::new(
         principal.clone(),
         action.clone(),
@@ -193,7 +184,8 @@ async fn explain_list(
         &action,
         item,
         request.context,
-        &sessions,
+        // A session the question names is read by the entity loader.
+        &[],
     )
     .await
     .map_err(|e| unavailable(&e))?;
@@ -240,24 +232,13 @@ async fn explain(
         tracing::error!(error = %e, "explain: {what}");
         ApiError::unavailable(what)
     };
-    let mut sessions = Vec::new();
-    for r in [&principal, &resource] {
-        if let EntityRef::Session(id) = r {
-            let stored = admin
-                .store
-                .session(&(&**id).into())
-                .await
-                .map_err(|e| unavailable("cannot read a session", &e))?;
-            sessions.extend(stored.map(|s| s.facts()));
-        }
-    }
     let mut request = AccessRequest::new(principal, body.action, resource, body.context);
     request.fill_context(crate::time::now(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (explanation, shadowed) = crate::policy_tools::explain::explain(
         &admin.gateway.authorizer,
         &live,
         &request,
-        &sessions,
+        &[], // a session the question names is read by the entity loader
     )
     .await
     .map_err(|e| unavailable("cannot load the entities", &e))?;

@@ -11,7 +11,8 @@
 //! unauthenticated at `GET /openapi.json`.
 
 use crate::api_error::codes;
-use crate::catalog::{Op, Operation, Request, ServedBy, Success, OPERATIONS};
+use crate::catalog::contact::CONTACT_FIELDS;
+use crate::catalog::{Operation, Request, ServedBy, Success, OPERATIONS};
 use crate::gateway::normalize::{PATH_PARAMETER_PATTERN, QUERY_VALUE_PATTERN};
 use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
@@ -138,10 +139,12 @@ fn operation(op: &Operation, g: &mut SchemaGenerator) -> Value {
         }));
     }
     if op.masks_contact {
+        let fields: Vec<&str> = CONTACT_FIELDS.iter().map(|c| c.field).collect();
+        let one = format!(" *({}) *", fields.join("|"));
         parameters.push(json!({
             "name": "X-Reveal-Contact", "in": "header", "required": false,
-            "description": "Contact fields to show in clear (name, email, phone; comma-separated, in any case), for the customers whose RevealContact the policies allow; masked otherwise.",
-            "schema": {"type": "string", "pattern": "^ *(name|email|phone) *(, *(name|email|phone) *)*$"},
+            "description": format!("Contact fields to show in clear ({}; comma-separated, in any case), for the customers whose RevealContact the policies allow; masked otherwise.", fields.join(", ")),
+            "schema": {"type": "string", "pattern": format!("^{one}(,{one})*$")},
         }));
     }
     let mut out = json!({
@@ -208,8 +211,8 @@ fn null_when_optional(body: Schema) -> Value {
     let required = required_of(&body);
     let mut body = body.to_value();
     if let Some(Value::Object(properties)) = body.get_mut("properties") {
+        let null_type = json!({"type": "null"});
         for (name, schema) in properties.iter_mut() {
-            let null_type = json!({"type": "null"});
             let nullable = match (schema.get("type"), schema.get("anyOf")) {
                 (Some(Value::Array(types)), _) => types.iter().any(|t| t == "null"),
                 (_, Some(Value::Array(any))) => any.contains(&null_type),
@@ -217,7 +220,7 @@ fn null_when_optional(body: Schema) -> Value {
                 _ => false,
             };
             if !required.contains(name) && !nullable {
-                *schema = json!({"anyOf": [schema.take(), null_type]});
+                *schema = json!({"anyOf": [schema.take(), null_type.clone()]});
             }
         }
     }
@@ -255,38 +258,30 @@ fn responses(op: &Operation, g: &mut SchemaGenerator, has_body: bool) -> Value {
     let success = crate::domain::answers::success(op.op, g)
         .or_else(|| crate::gateway::own_success(op.op, g))
         .expect("every operation names its success");
-    let mut out = Map::new();
-    let request_id = json!({"X-Request-Id": request_id_header()});
-    match success {
-        Success::Json(status, schema) => {
-            out.insert(
-                status.to_string(),
-                json!({
-                    "description": "Done.",
-                    "headers": request_id,
-                    "content": {"application/json": {"schema": schema.to_value()}},
-                }),
-            );
-        }
-        Success::Csv => {
-            out.insert(
-                "200".into(),
-                json!({
-                    "description": "The file.",
-                    "headers": request_id,
-                    "content": {"text/csv": {"schema": {"type": "string"}}},
-                }),
-            );
-        }
-        Success::NoContent => {
-            out.insert(
-                "204".into(),
-                json!({"description": "Done.", "headers": request_id}),
-            );
-        }
+    let (status, description, content) = match success {
+        Success::Json(status, schema) => (
+            status,
+            "Done.",
+            Some(json!({"application/json": {"schema": schema.to_value()}})),
+        ),
+        Success::Csv => (
+            200,
+            "The file.",
+            Some(json!({"text/csv": {"schema": {"type": "string"}}})),
+        ),
+        Success::NoContent => (204, "Done.", None),
+    };
+    let mut answer = json!({
+        "description": description,
+        "headers": {"X-Request-Id": request_id_header()},
+    });
+    if let Some(content) = content {
+        answer["content"] = content;
     }
+    let mut out = Map::new();
+    out.insert(status.to_string(), answer);
     let mut errors = vec![400, 401, 403];
-    if conflicts(op.op) {
+    if op.may_conflict() {
         errors.push(409);
     }
     if has_body {
@@ -391,24 +386,4 @@ fn request_id_header() -> Value {
         "description": "The request's id, as the decision record and the log name it.",
         "schema": {"type": "string"},
     })
-}
-
-/// Whether `op` may answer 409: a creating operation (an X-Client-Token
-/// reused with another body), or one whose target's state may refuse it.
-fn conflicts(op: Op) -> bool {
-    use Op as O;
-    op.creates()
-        || matches!(
-            op,
-            O::FreezeSubCustomers
-                | O::UnfreezeSubCustomers
-                | O::ShowResellerGrants
-                | O::SetResellerGrants
-                | O::ApproveAuthorization
-                | O::RejectAuthorization
-                | O::RevokeAuthorization
-                | O::AdjustOrderPrice
-                | O::DownloadOrderExport
-                | O::OperateResource
-        )
 }

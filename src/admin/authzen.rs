@@ -18,7 +18,6 @@ use crate::audit::DecisionRecord;
 use crate::authorizer::{Asker, AuthorizeError, ListAnswer, Question as Asking};
 use crate::catalog::ListOf;
 use crate::filter::{Filter, ListScope};
-use crate::model::SessionFacts;
 use crate::policy::{Asked, Decision, PolicyEngine};
 use crate::refs::{EntityRef, EntityType, NAMESPACE};
 use crate::store::filter_sql as sql;
@@ -265,21 +264,6 @@ fn refused(e: AuthorizeError) -> ApiError {
     }
 }
 
-/// The facts of a session subject, read from the store as authentication
-/// reads them (an ended or expired one is denied by the policies, as at the
-/// gateway); none for any other subject.
-async fn session_facts(admin: &Admin, subject: &EntityRef) -> Result<Vec<SessionFacts>, ApiError> {
-    let EntityRef::Session(id) = subject else {
-        return Ok(Vec::new());
-    };
-    let stored = admin
-        .store
-        .session(&(&**id).into())
-        .await
-        .map_err(|e| unavailable(&e))?;
-    Ok(stored.map(|s| s.facts()).into_iter().collect())
-}
-
 /// One decision, the gateway's, with its decision record.
 async fn decide(
     admin: &Admin,
@@ -293,11 +277,12 @@ async fn decide(
     record.route = Some(route);
     record.principal = Some(q.subject.to_string());
     record.asked(&q.asked);
-    let sessions = session_facts(admin, &q.subject).await?;
+    // A session subject is read by the entity loader, as authentication
+    // reads it (an ended or expired one is denied by the policies).
     let question = Asking {
         engine,
         principal: &q.subject,
-        sessions: &sessions,
+        sessions: &[],
         asker: Asker::Traffic,
         action: q.action,
         context: q.context.clone(),
@@ -477,11 +462,10 @@ async fn search_resource(
     record.principal = Some(subject.to_string());
     record.asked(&asked);
 
-    let sessions = session_facts(&admin, &subject).await?;
     let question = Asking {
         engine: &engine,
         principal: &subject,
-        sessions: &sessions,
+        sessions: &[],
         asker: Asker::Traffic,
         action: act,
         context: s.context,

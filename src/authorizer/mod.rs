@@ -40,6 +40,26 @@ pub enum AuthorizeError {
     Unknown,
 }
 
+impl From<crate::entities::EntityError> for AuthorizeError {
+    fn from(e: crate::entities::EntityError) -> Self {
+        AuthorizeError::Unavailable(e.to_string())
+    }
+}
+
+impl Question<'_> {
+    /// The question about `resource`, its context filled as asked (`now`,
+    /// `source_ip`).
+    fn about(&self, resource: EntityRef) -> AccessRequest {
+        AccessRequest::new(
+            self.principal.clone(),
+            self.action,
+            resource,
+            self.context.clone(),
+        )
+        .asked(self.asked)
+    }
+}
+
 /// One question asked for a principal: an action with its context,
 /// answered by `engine` (the set the request started with), for each
 /// resource in turn.
@@ -140,16 +160,12 @@ impl Authorizer {
             principal,
             sessions,
             action,
-            asked,
             ..
         } = *question;
-        let unavailable =
-            |e: crate::entities::EntityError| AuthorizeError::Unavailable(e.to_string());
         let slice = self
             .entities
             .slice_records(engine, principal, resource, sessions)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let Some(slice) = slice else {
             // Unknown: denied. The same question about a known resource of
             // the type is decided (or reused) and thrown away, so that this
@@ -157,16 +173,9 @@ impl Authorizer {
             let stand_in = self
                 .entities
                 .stand_in(engine, principal, resource, sessions)
-                .await
-                .map_err(unavailable)?;
+                .await?;
             if let Some((stand_in, slice)) = stand_in.filter(|_| question.asker == Asker::Traffic) {
-                let request = AccessRequest::new(
-                    principal.clone(),
-                    action,
-                    stand_in,
-                    question.context.clone(),
-                )
-                .asked(asked);
+                let request = question.about(stand_in);
                 std::hint::black_box(self.decide_on(question, &request, &slice));
             }
             return Ok(Decision {
@@ -175,14 +184,7 @@ impl Authorizer {
                 errors: vec![],
             });
         };
-        let request = AccessRequest::new(
-            principal.clone(),
-            action,
-            resource.clone(),
-            question.context.clone(),
-        )
-        .asked(asked);
-        let decision = self.decide_on(question, &request, &slice);
+        let decision = self.decide_on(question, &question.about(resource.clone()), &slice);
         if !decision.errors.is_empty() && question.asker == Asker::Traffic {
             crate::metrics::evaluation_error(action);
             tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
@@ -208,23 +210,22 @@ impl Authorizer {
                 resource,
                 question.sessions,
             )
-            .await
-            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
+            .await?;
         let Some(slice) = slice else {
             return Ok(None);
         };
-        let entities = slice
-            .entities()
-            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
-        let request = AccessRequest::new(
-            question.principal.clone(),
-            question.action,
-            resource.clone(),
-            question.context.clone(),
-        )
-        .asked(question.asked);
-        let decision = question.engine.decide(&request, &entities);
-        Ok(Some(Examined { entities, decision }))
+        let request = question.about(resource.clone());
+        // As `decide_on`: a slice Cedar refuses is a deny with the reason.
+        Ok(Some(match slice.entities() {
+            Ok(entities) => Examined {
+                decision: question.engine.decide(&request, &entities),
+                entities,
+            },
+            Err(e) => Examined {
+                decision: Decision::failed(e.to_string()),
+                entities: cedar_policy::Entities::empty(),
+            },
+        }))
     }
 
     /// `question` decided on each resource, in order: the one loop every
@@ -309,27 +310,18 @@ impl Authorizer {
             principal,
             sessions,
             action,
-            asked,
             asker,
             ..
         } = *question;
         let Some(entities) = self
             .entities
             .principal_slice(engine, principal, sessions)
-            .await
-            .map_err(|e| AuthorizeError::Unavailable(e.to_string()))?
+            .await?
         else {
             return Err(AuthorizeError::Unknown);
         };
         // `now` and `source_ip`, as every decision gets them.
-        let context = AccessRequest::new(
-            principal.clone(),
-            action,
-            principal.clone(),
-            question.context.clone(),
-        )
-        .asked(asked)
-        .context;
+        let context = question.about(principal.clone()).context;
         let residuals = engine
             .residuals(principal, action, item, &context, &entities)
             .map_err(|e| {

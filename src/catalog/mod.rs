@@ -72,6 +72,9 @@ pub struct Operation {
     /// Its answers carry contact fields, masked unless the client asks with
     /// `X-Reveal-Contact` and `RevealContact` (R2) allows, item by item.
     pub masks_contact: bool,
+    /// The state of what it names may refuse it (409), besides a creating
+    /// operation's reused `X-Client-Token` ([`Operation::may_conflict`]).
+    pub state_conflicts: bool,
 }
 
 impl Op {
@@ -305,6 +308,7 @@ const fn op(op: Op, method: Method, path: &'static str, check: Option<&'static s
         list: None,
         after: After::Nothing,
         masks_contact: false,
+        state_conflicts: false,
     }
 }
 
@@ -320,6 +324,16 @@ impl Operation {
     const fn masks_contact(mut self) -> Operation {
         self.masks_contact = true;
         self
+    }
+    const fn state_conflicts(mut self) -> Operation {
+        self.state_conflicts = true;
+        self
+    }
+
+    /// Whether it may answer 409: its target's state refuses it, or a
+    /// creating operation's `X-Client-Token` came with another body.
+    pub fn may_conflict(&self) -> bool {
+        self.state_conflicts || self.op.creates()
     }
     const fn by_gateway(mut self) -> Operation {
         self.served_by = ServedBy::Gateway;
@@ -380,6 +394,7 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/partners/sub-customers/freeze",
         Some("FreezeCustomer"),
     )
+    .state_conflicts()
     .invalidates(),
     op(
         Op::UnfreezeSubCustomers,
@@ -387,6 +402,7 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/partners/sub-customers/unfreeze",
         Some("UnfreezeCustomer"),
     )
+    .state_conflicts()
     .invalidates(),
     // ---- resellers (R5) ----
     op(
@@ -401,13 +417,15 @@ pub static OPERATIONS: &[Operation] = &[
         Method::GET,
         "/v2/partners/indirect-partners/{partner_id}/grants",
         Some("ViewResellerGrants"),
-    ),
+    )
+    .state_conflicts(),
     op(
         Op::SetResellerGrants,
         Method::PUT,
         "/v2/partners/indirect-partners/{partner_id}/grants",
         Some("SetResellerGrants"),
     )
+    .state_conflicts()
     .invalidates(),
     // ---- customer authorizations, partner side (R6) ----
     op(
@@ -449,7 +467,8 @@ pub static OPERATIONS: &[Operation] = &[
         Method::POST,
         "/v2/orders/customer-orders/{order_id}/price-adjustments",
         Some("AdjustOrderPrice"),
-    ),
+    )
+    .state_conflicts(),
     op(
         Op::CreateOrderExport,
         Method::POST,
@@ -475,7 +494,8 @@ pub static OPERATIONS: &[Operation] = &[
         Method::GET,
         "/v2/orders/customer-orders/exports/{export_id}/file",
         Some("ViewExport"),
-    ),
+    )
+    .state_conflicts(),
     // ---- resources (R1) ----
     op(
         Op::ListCustomerOnDemandResources,
@@ -505,6 +525,7 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/customers/partner-authorizations/{authorization_id}/approve",
         Some("ApproveAuthorization"),
     )
+    .state_conflicts()
     .invalidates(),
     op(
         Op::RejectAuthorization,
@@ -512,6 +533,7 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/customers/partner-authorizations/{authorization_id}/reject",
         Some("RejectAuthorization"),
     )
+    .state_conflicts()
     .invalidates(),
     op(
         Op::RevokeAuthorization,
@@ -519,6 +541,7 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/customers/partner-authorizations/{authorization_id}/revoke",
         Some("RevokeAuthorization"),
     )
+    .state_conflicts()
     .invalidates(),
     op(
         Op::ListPartnerActivity,
@@ -552,7 +575,8 @@ pub static OPERATIONS: &[Operation] = &[
         Method::POST,
         "/v2/customer/resources/{resource_id}/operations",
         Some("OperateResource"),
-    ),
+    )
+    .state_conflicts(),
     // ---- assume-role sessions (R8), the gateway's own ----
     op(
         Op::CreateSession,

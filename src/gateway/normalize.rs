@@ -99,16 +99,16 @@ fn check_path(path: &str) -> Result<(), GatewayError> {
     while let Some((index, segment)) = segments.next() {
         let last = segments.peek().is_none();
         let why = if segment.is_empty() && !last {
-            Some("an empty path segment".into())
+            Some("an empty path segment")
         } else if segment.contains('\\') {
-            Some("a backslash".into())
+            Some("a backslash")
         } else if segment == "." || segment == ".." {
-            Some("a dot segment".into())
+            Some("a dot segment")
         } else if AMBIGUOUS_ESCAPES
             .iter()
             .any(|e| contains_ignoring_case(segment, e))
         {
-            Some("an encoded slash, backslash, dot or NUL".into())
+            Some("an encoded slash, backslash, dot or NUL")
         } else {
             decoding_problem(segment)
         };
@@ -159,17 +159,16 @@ fn contains_ignoring_case(text: &str, needle: &str) -> bool {
 }
 
 /// Why `text` does not decode to one plain text: an escape that is not
-/// `%XX`, bytes that are not UTF-8, an encoded NUL or another control
-/// character.
-fn decoding_problem(text: &str) -> Option<std::borrow::Cow<'static, str>> {
+/// `%XX`, bytes that are not UTF-8, or a control character (NUL included).
+fn decoding_problem(text: &str) -> Option<&'static str> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
             match bytes.get(i + 1..i + 3) {
-                None => return Some("a truncated percent escape".into()),
+                None => return Some("a truncated percent escape"),
                 Some(hex) if !hex.iter().all(u8::is_ascii_hexdigit) => {
-                    return Some("an invalid percent escape".into())
+                    return Some("an invalid percent escape")
                 }
                 Some(_) => i += 3,
             }
@@ -177,12 +176,9 @@ fn decoding_problem(text: &str) -> Option<std::borrow::Cow<'static, str>> {
             i += 1;
         }
     }
-    if contains_ignoring_case(text, "%00") {
-        return Some("an encoded NUL".into());
-    }
     match percent_encoding::percent_decode_str(text).decode_utf8() {
-        Err(_) => Some("it does not decode to UTF-8".into()),
-        Ok(decoded) if decoded.chars().any(char::is_control) => Some("a control character".into()),
+        Err(_) => Some("it does not decode to UTF-8"),
+        Ok(decoded) if decoded.chars().any(char::is_control) => Some("a control character"),
         Ok(_) => None,
     }
 }

@@ -39,11 +39,8 @@ pub(super) fn requested_reveal(
         .collect();
     fields.sort();
     fields.dedup();
-    if fields.is_empty()
-        || !fields
-            .iter()
-            .all(|f| ["name", "email", "phone"].contains(&f.as_str()))
-    {
+    let known = |f: &String| CONTACT_FIELDS.iter().any(|c| c.field == f);
+    if fields.is_empty() || !fields.iter().all(known) {
         return Err(GatewayError::BadParameter(
             "invalid header X-Reveal-Contact: a comma-separated list of name, email, phone".into(),
         ));
