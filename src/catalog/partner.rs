@@ -61,22 +61,38 @@ pub struct ListSubCustomersBody {
     indirect_partner_id: Option<String>,
 }
 
-/// The wire `association_type`: `"1"` referral, `"3"` reseller.
+/// The wire `association_type`: each association's wire value
+/// ([`Association::wire_value`]: `"1"` referral, `"3"` reseller).
 pub fn association_type(value: Option<String>) -> Result<Option<Association>, ApiError> {
-    match non_empty(value).as_deref().map(str::trim) {
-        None => Ok(None),
-        Some("1") => Ok(Some(Association::Referral)),
-        Some("3") => Ok(Some(Association::Reseller)),
-        Some(_) => Err(fields::invalid(
-            "association_type",
-            "must be \"1\" (referral) or \"3\" (reseller)",
-        )),
-    }
+    let Some(given) = non_empty(value) else {
+        return Ok(None);
+    };
+    let given = given.trim();
+    Association::ALL
+        .iter()
+        .copied()
+        .find(|a| a.wire_value() == given)
+        .map(Some)
+        .ok_or_else(|| {
+            let values: Vec<String> = Association::ALL
+                .iter()
+                .map(|a| format!("\"{}\" ({a})", a.wire_value()))
+                .collect();
+            fields::invalid(
+                "association_type",
+                format!("must be {}", values.join(" or ")),
+            )
+        })
 }
 
 /// [`association_type`]'s values.
 fn association_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "string", "enum": ["1", "3"], "description": "1: referral, 3: reseller"})
+    let values: Vec<&str> = Association::ALL.iter().map(|a| a.wire_value()).collect();
+    let meaning: Vec<String> = Association::ALL
+        .iter()
+        .map(|a| format!("{}: {a}", a.wire_value()))
+        .collect();
+    schemars::json_schema!({"type": "string", "enum": values, "description": meaning.join(", ")})
 }
 
 impl ParseRequest for ListSubCustomers {
