@@ -131,6 +131,17 @@ pub async fn who_can(
         principals: Vec::new(),
         by_type: Vec::new(),
     };
+    // The question each candidate of a fallback is asked (`decided` puts
+    // the candidate in `principal`).
+    let question = Question {
+        engine,
+        principal: resource,
+        sessions: &[],
+        action,
+        context: out.context.clone(),
+        asked: &asked,
+        asker: Asker::Admin,
+    };
     for ty in principal_types(engine, action) {
         let residuals =
             match engine.principal_residuals(ty, action, resource, &out.context, &entities) {
@@ -149,16 +160,6 @@ pub async fn who_can(
                 }
             };
         let (mut answer, scope) = PartialAnswer::of(engine, &residuals, ty);
-        // Each candidate's question; `principal` is set per candidate.
-        let question = Question {
-            engine,
-            principal: resource,
-            sessions: &[],
-            action,
-            context: out.context.clone(),
-            asked: &asked,
-            asker: Asker::Admin,
-        };
         let allowed = match scope {
             ListScope::Filter(f) => match by_permit(&residuals, ty, &f) {
                 Ok(filters) => filtered(pool, ty, &f, &residuals.satisfied, filters).await?,
