@@ -184,6 +184,21 @@ pub struct ServeArgs {
     /// anything; disagreements are logged (target `shadow`) and counted.
     #[arg(long, env = "PGW_SHADOW_POLICIES")]
     pub shadow_policies: Option<PathBuf>,
+    /// Where the policies come from: `files` (--policies, --schema) or
+    /// `database`, the latest live publication (`policy publish`); a
+    /// gateway with nothing published does not start [default: files].
+    #[arg(long, env = "PGW_POLICY_SOURCE", value_enum)]
+    pub policy_source: Option<PolicySource>,
+    /// The invariants the live set must meet [default: <policies>/invariants;
+    /// with `--policy-source database`, the publication's own]. A gateway's
+    /// own invariants win over the stored ones: a writer of the database
+    /// alone cannot weaken a guardrail.
+    #[arg(long, env = "PGW_INVARIANTS")]
+    pub invariants: Option<PathBuf>,
+    /// This gateway's name in `policy fleet` [default: host name and a
+    /// random suffix].
+    #[arg(long, env = "PGW_INSTANCE")]
+    pub instance: Option<String>,
     /// Do not watch the policy and schema directories; reload on SIGHUP only.
     #[arg(long, env = "PGW_NO_POLICY_WATCH")]
     pub no_policy_watch: bool,
@@ -272,6 +287,9 @@ struct ServeFile {
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
     shadow_policies: Option<PathBuf>,
+    policy_source: Option<PolicySource>,
+    invariants: Option<PathBuf>,
+    instance: Option<String>,
     policy_watch: Option<bool>,
     policy_verify_timeout_secs: Option<u64>,
     decision_log: Option<String>,
@@ -369,6 +387,12 @@ impl ServeConfig {
 pub struct Operations {
     /// Shadow policy directory (validated against the live `--schema`).
     pub shadow_policies: Option<PathBuf>,
+    /// Files or the database's publications.
+    pub policy_source: PolicySource,
+    /// The live set's invariants, instead of its own.
+    pub invariants: Option<PathBuf>,
+    /// The name in the fleet status.
+    pub instance: Option<String>,
     /// Watch the policy, schema and shadow directories (SIGHUP reloads either way).
     pub policy_watch: bool,
     /// The time limit for proving a policy set's invariants; a set not
@@ -389,6 +413,17 @@ pub struct Operations {
     pub otlp_endpoint: Option<String>,
     /// Who may use the admin listener.
     pub admin: AdminAccess,
+}
+
+/// Where a gateway's policies come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicySource {
+    /// `--policies` and `--schema`, watched.
+    #[default]
+    Files,
+    /// The latest live publication in the database (`policy publish`).
+    Database,
 }
 
 /// The admin listener's gate (`crate::admin`): a bearer token, when
@@ -420,6 +455,9 @@ impl Default for Operations {
     fn default() -> Self {
         Operations {
             shadow_policies: None,
+            policy_source: PolicySource::Files,
+            invariants: None,
+            instance: None,
             policy_watch: true,
             policy_verify_timeout: crate::verify::DEFAULT_TIMEOUT,
             decision_log: None,
@@ -610,6 +648,12 @@ impl ServeArgs {
         let op_defaults = Operations::default();
         let operations = Operations {
             shadow_policies: self.shadow_policies.or(file.shadow_policies),
+            policy_source: self
+                .policy_source
+                .or(file.policy_source)
+                .unwrap_or_default(),
+            invariants: self.invariants.or(file.invariants),
+            instance: self.instance.or(file.instance),
             policy_watch: !self.no_policy_watch
                 && file.policy_watch.unwrap_or(op_defaults.policy_watch),
             policy_verify_timeout: secs(

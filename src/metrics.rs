@@ -42,6 +42,9 @@ pub const POLICY_RELOADS: &str = "pgw_policy_reloads_total";
 pub const POLICY_RELOAD_ERROR: &str = "pgw_policy_reload_error";
 /// Gauge by `set` and `version`: 1 for the version serving, 0 for the ones before.
 pub const POLICY_VERSION: &str = "pgw_policy_version_info";
+/// Gauge by `instance`: the number of the publication this gateway serves
+/// (`--policy-source database`; 0 when it serves files).
+pub const POLICY_PUBLICATION: &str = "pgw_policy_publication";
 /// Gauge by `set` and `invariant`: 1 for each invariant (or `never-errors`)
 /// not proved at the last check: for `live`, of the files the last reload
 /// refused (the set serving meets them all); for `shadow`, of the set
@@ -162,6 +165,10 @@ fn describe() {
     describe_gauge!(
         POLICY_VERSION,
         "1 for the policy set version serving, by set."
+    );
+    describe_gauge!(
+        POLICY_PUBLICATION,
+        "The policy publication this gateway serves, by instance (0: files)."
     );
     describe_counter!(
         SHADOW_DISAGREEMENTS,
@@ -375,6 +382,12 @@ pub fn policy_version(set: &'static str, previous: Option<&str>, current: &str) 
         ::metrics::gauge!(POLICY_VERSION, "set" => set, "version" => old.to_owned()).set(0.0);
     }
     ::metrics::gauge!(POLICY_VERSION, "set" => set, "version" => current.to_owned()).set(1.0);
+}
+
+/// The publication gateway `instance` serves (`None`: files).
+pub fn policy_publication(instance: &str, seq: Option<i64>) {
+    ::metrics::gauge!(POLICY_PUBLICATION, "instance" => instance.to_owned())
+        .set(seq.unwrap_or(0) as f64);
 }
 
 /// One decision the shadow set was evaluated on, and whether it disagreed.

@@ -6,7 +6,7 @@
 use crate::assertion::AssertionKey;
 use crate::authorizer::reuse::DecisionCache;
 use crate::authorizer::Authorizer;
-use crate::config::{ServeConfig, TlsMode};
+use crate::config::{PolicySource, ServeConfig, TlsMode};
 use crate::domain::{self, DomainState};
 use crate::entities::EntityLoader;
 use crate::gateway::authn::Authenticator;
@@ -15,6 +15,7 @@ use crate::gateway::tokens::TokenSigner;
 use crate::gateway::Gateway;
 use crate::ids::PartnerId;
 use crate::policy::PolicyEngine;
+use crate::policy_tools::fleet::FleetMember;
 use crate::policy_tools::reload::{self, PolicyReloader, Refusal, Serving, Verification};
 use crate::recent::Recent;
 use crate::sessions::SessionKeys;
@@ -62,6 +63,8 @@ pub struct RunningGateway {
     pub gateway: Arc<Gateway>,
     /// The live and shadow policy sets and their reload state.
     pub reloader: Arc<PolicyReloader>,
+    /// This gateway's name in the fleet status (`policy fleet`).
+    pub instance: String,
     shutdown: tokio::sync::watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -141,12 +144,30 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             .with_context(|| format!("{} was not imported; nothing was written", seed.display()))?;
         tracing::info!(file = %seed.display(), %summary, "fixture imported");
     }
+    // With `--policy-source database`, the live publication is written to
+    // disk and served from there like files; nothing published, no start.
+    let database_url = &cfg.database.database_url;
+    let instance = cfg.operations.instance.clone();
+    let fleet = match cfg.operations.policy_source {
+        PolicySource::Files => FleetMember::serving_files(store.clone(), database_url, instance),
+        PolicySource::Database => {
+            let (member, dirs) =
+                FleetMember::serving_database(store.clone(), database_url, instance).await?;
+            cfg.policies = dirs.policies;
+            cfg.schema = dirs.schema;
+            member
+        }
+    };
     // The same checks as every reload: valid, and every invariant proved
     // (solver work: off the async workers). A live set that fails either
     // does not start; a shadow set decides nothing, so its unproved
     // invariants are reported and it serves as shadow all the same.
     let timeout = cfg.operations.policy_verify_timeout;
-    let live_invariants = reload::invariants_dir(&cfg.policies, None);
+    let live_invariants = cfg
+        .operations
+        .invariants
+        .clone()
+        .unwrap_or_else(|| reload::invariants_dir(&cfg.policies, None));
     let (engine, live_verified) =
         checked_set(&cfg.policies, &cfg.schema, &live_invariants, timeout)
             .await
@@ -326,9 +347,13 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
                 .await;
         }),
     };
-    let reload_task = reloader
-        .clone()
-        .start(cfg.operations.policy_watch, stopped(stop.clone()));
+    // A publication is written by this process alone: nothing to watch.
+    let watch_files =
+        cfg.operations.policy_watch && cfg.operations.policy_source == PolicySource::Files;
+    let reload_task = reloader.clone().start(watch_files, stopped(stop.clone()));
+    let fleet = Arc::new(fleet);
+    let instance = fleet.instance.clone();
+    let fleet_task = fleet.start(reloader.clone(), stopped(stop.clone()));
     let upkeep_stop = stopped(stop.clone());
     // logrotate's `postrotate` (README "Decision log").
     let mut log_rotated = crate::signals::user1();
@@ -383,7 +408,8 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         reloader,
         shutdown,
         serving,
-        background: [admin_task, reload_task, upkeep_task]
+        instance,
+        background: [admin_task, reload_task, upkeep_task, fleet_task]
             .into_iter()
             .chain(export_worker)
             .collect(),

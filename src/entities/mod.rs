@@ -10,7 +10,7 @@
 
 mod principals;
 
-pub use principals::PrincipalRow;
+pub use principals::{FileProbe, PrincipalRow};
 
 use crate::ids::*;
 use crate::model::SessionFacts;

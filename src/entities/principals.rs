@@ -66,7 +66,7 @@ const WAL_INDEX_HEADER: usize = 48;
 /// Watches a SQLite database in WAL mode (the store always sets it) through
 /// its WAL index: two system calls per check, no database round trip.
 #[derive(Debug)]
-pub(super) struct FileProbe {
+pub struct FileProbe {
     shm: PathBuf,
     state: Mutex<ProbeState>,
 }

@@ -2,6 +2,8 @@
 //! policies, run the decision tests, explain one decision, prove the
 //! invariants and compare two policy sets.
 
+use super::args::{EntitySource, PolicyDirs, SolverArgs};
+use super::publish;
 use crate::authorizer::Authorizer;
 use crate::crypto::SecretCipher;
 use crate::entities::EntityLoader;
@@ -9,113 +11,13 @@ use crate::policy::{AccessRequest, PolicyEngine};
 use crate::refs::{EntityRef, EntityType};
 use crate::store::Store;
 use crate::verify::testing::{self, FixtureDb, TestSession};
-use crate::verify::{self, question, Counterexample, Invariants, VerifyOptions};
+use crate::verify::{self, question, Invariants};
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Where the policies and the schema are.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PolicyDirs {
-    /// The directory of *.cedar policy files.
-    #[arg(long, default_value = "policies")]
-    pub policies: PathBuf,
-    /// The directory of *.cedarschema files.
-    #[arg(long, default_value = "schema")]
-    pub schema: PathBuf,
-}
-
-/// Where the entities of a question come from.
-#[derive(Debug, Clone, clap::Args)]
-pub struct EntitySource {
-    /// Load the entities from this fixture (docs/domain.md section 5 format).
-    #[arg(
-        long,
-        conflicts_with = "database_url",
-        required_unless_present = "database_url"
-    )]
-    pub fixture: Option<PathBuf>,
-    /// Load the entities from this database (sqlite://PATH or postgres://...).
-    #[arg(long)]
-    pub database_url: Option<String>,
-}
-
-impl PolicyDirs {
-    fn load(&self) -> Result<PolicyEngine, crate::policy::PolicyLoadError> {
-        PolicyEngine::load(&self.policies, &self.schema)
-    }
-}
-
-/// How `verify` and `diff` run the solver.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SolverArgs {
-    /// Time limit for the whole run, in seconds; what is not proved by then
-    /// is reported as not proved (never as a pass).
-    #[arg(long, default_value_t = verify::DEFAULT_TIMEOUT.as_secs())]
-    pub timeout_secs: u64,
-    /// Solver processes at once [default: the cores, at most 4].
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Write every counterexample as a decision test file into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub write_cases: Option<PathBuf>,
-    /// How many counterexamples to print in full, per property (verify) or
-    /// per direction (diff); the others are listed on one line each.
-    #[arg(long, default_value_t = 1)]
-    pub show: usize,
-}
-
-impl SolverArgs {
-    fn options(&self) -> VerifyOptions {
-        let mut options = VerifyOptions {
-            timeout: Duration::from_secs(self.timeout_secs),
-            ..VerifyOptions::default()
-        };
-        if let Some(jobs) = self.jobs {
-            options.jobs = jobs.max(1);
-        }
-        options
-    }
-
-    /// Writes `cases` as `<dir>/<name>-<n>.json`; prints where.
-    fn write<'c>(
-        &self,
-        cases: impl IntoIterator<Item = (&'c str, &'c Counterexample)>,
-    ) -> anyhow::Result<()> {
-        let Some(dir) = &self.write_cases else {
-            return Ok(());
-        };
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut count: std::collections::HashMap<String, usize> = Default::default();
-        let mut written = 0;
-        for (name, c) in cases {
-            let safe: String = name
-                .chars()
-                .map(|ch| {
-                    if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
-                        ch
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let n = count.entry(safe.clone()).or_insert(0);
-            *n += 1;
-            let path = dir.join(format!("{safe}-{n}.json"));
-            std::fs::write(&path, serde_json::to_string_pretty(&c.test)? + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written += 1;
-        }
-        println!(
-            "{written} decision test file(s) written to {}",
-            dir.display()
-        );
-        Ok(())
-    }
-}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
@@ -212,6 +114,46 @@ pub enum PolicyCommand {
         #[command(flatten)]
         solver: SolverArgs,
     },
+    /// Check a policy set as every gateway will (valid, decision tests
+    /// pass, every invariant proved), show its diff against the live
+    /// publication, and store it in the database for every gateway started
+    /// with `--policy-source database`. Exit 1 when the set is refused.
+    Publish(publish::PublishArgs),
+    /// Publish again the content of an earlier publication (a version, a
+    /// unique prefix of one, or #N), checked as any publication.
+    Rollback {
+        version: String,
+        #[command(flatten)]
+        db: publish::PublicationDb,
+        #[command(flatten)]
+        authorship: publish::Authorship,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+    /// Make a shadow publication (`publish --shadow`) live.
+    Promote {
+        version: String,
+        #[command(flatten)]
+        db: publish::PublicationDb,
+        #[command(flatten)]
+        authorship: publish::Authorship,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+    /// List the publications, the latest first.
+    History {
+        #[command(flatten)]
+        db: publish::PublicationDb,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What each gateway serves: instance, version, since, proved, last seen.
+    Fleet {
+        #[command(flatten)]
+        db: publish::PublicationDb,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
@@ -294,6 +236,21 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             schema,
             solver,
         } => diff_command(old, new, schema, &solver).await,
+        PolicyCommand::Publish(args) => publish::publish(args).await,
+        PolicyCommand::Rollback {
+            version,
+            db,
+            authorship,
+            solver,
+        } => publish::republish(&db, &version, false, &authorship, &solver).await,
+        PolicyCommand::Promote {
+            version,
+            db,
+            authorship,
+            solver,
+        } => publish::republish(&db, &version, true, &authorship, &solver).await,
+        PolicyCommand::History { db, json } => publish::history(&db, json).await,
+        PolicyCommand::Fleet { db, json } => publish::fleet(&db, json).await,
     }
 }
 

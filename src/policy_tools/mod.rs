@@ -3,9 +3,12 @@
 //! [`near_miss`]), who may act on what ([`who_can`]), and the reloader that proves and swaps the live set
 //! ([`reload`]). The engine itself ([`crate::policy`]) knows none of them.
 
+pub mod args;
 pub mod cli;
 pub mod explain;
+pub mod fleet;
 pub mod near_miss;
+pub mod publish;
 pub mod reload;
 pub mod who_can;
 

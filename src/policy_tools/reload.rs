@@ -468,6 +468,11 @@ impl WatchedSet {
         })
     }
 
+    /// Whether every invariant of the set serving is proved.
+    pub fn proved(&self) -> bool {
+        self.state().verification.proved()
+    }
+
     /// Whether the files on disk were refused at the last attempt.
     pub fn failing(&self) -> bool {
         self.state().failure.is_some()

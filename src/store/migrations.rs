@@ -34,6 +34,7 @@ pub const SQLITE: &[File] = &[
     migration!("sqlite", "0016_assumed_by_the_proofs.sql"),
     migration!("sqlite", "0017_resource_product.sql"),
     migration!("sqlite", "0018_rate_limits_and_retries.sql"),
+    migration!("sqlite", "0019_policy_publications.sql"),
 ];
 
 pub const POSTGRES: &[File] = &[
@@ -49,6 +50,7 @@ pub const POSTGRES: &[File] = &[
     migration!("postgres", "0016_assumed_by_the_proofs.sql"),
     migration!("postgres", "0017_resource_product.sql"),
     migration!("postgres", "0018_rate_limits_and_retries.sql"),
+    migration!("postgres", "0019_policy_publications.sql"),
 ];
 
 /// The migrator of one dialect's files.

@@ -6,6 +6,7 @@ mod authzen;
 mod console;
 mod domain;
 mod explain;
+mod fleet;
 mod gateway;
 pub mod kit;
 mod layers;

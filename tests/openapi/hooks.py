@@ -263,6 +263,9 @@ DB_EXCLUDED = {
     # refused, request is in flight. A new row (or a change of its owner or
     # orders) is still seen.
     "export_tasks": {"status", "csv", "row_count", "error", "completed_at"},
+    # Every gateway reports what it serves every 5 s (`policy fleet`): its
+    # heartbeat, not the request's doing.
+    "policy_gateways": None,
     # Not left out: `client_tokens` (a refused creating request gives its
     # X-Client-Token claim up, so none may remain; the upkeep only forgets
     # claims older than a day), `rate_limits` (written only by `limits set`),

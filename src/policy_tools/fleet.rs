@@ -1,0 +1,311 @@
+//! A gateway in a fleet: with `--policy-source database` it serves the
+//! latest live publication (`policy publish`), and with either source it
+//! reports what it serves to `policy_gateways` (`policy fleet`, the
+//! console's Fleet view, `pgw_policy_publication`).
+//!
+//! A publication is written to a directory of this process and loaded by
+//! the same reloader as files are: parsed, validated, proved against the
+//! invariants (the gateway's own `--invariants`, when given, instead of the
+//! stored ones), and swapped in only when proved; a refused publication
+//! leaves the last good set serving and is reported as the gateway's
+//! problem. A publication is heard on PostgreSQL through LISTEN (channel
+//! `pgw_policies`, migration 0019's trigger), on SQLite through the WAL
+//! probe, and on both at every heartbeat, in case a notification was lost.
+
+use super::publish::{host_name, SetDirs};
+use super::reload::{Outcome, PolicyReloader, SetName};
+use crate::store::publications::{GatewayReport, Publication};
+use crate::store::{Backend, Store};
+use crate::time::{self, Timestamp};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The PostgreSQL channel a publication is announced on.
+pub const CHANNEL: &str = "pgw_policies";
+/// How often a gateway reports (and looks for a publication it missed).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often the SQLite WAL probe is read (two system calls).
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// What this gateway serves, as it reports it.
+#[derive(Debug)]
+struct Serving {
+    seq: Option<i64>,
+    version: String,
+    since: Timestamp,
+    problem: Option<String>,
+    /// The publication refused last: not tried again until another comes.
+    refused: Option<i64>,
+}
+
+/// One gateway of the fleet.
+pub struct FleetMember {
+    store: Store,
+    database_url: String,
+    pub instance: String,
+    host: String,
+    started_at: Timestamp,
+    /// Database source: where publications are written (removed at exit).
+    publications: Option<tempfile::TempDir>,
+    serving: Mutex<Serving>,
+}
+
+impl FleetMember {
+    /// A gateway serving files.
+    pub fn serving_files(
+        store: Store,
+        database_url: &str,
+        instance: Option<String>,
+    ) -> FleetMember {
+        FleetMember::new(store, database_url, instance, None, None)
+    }
+
+    fn new(
+        store: Store,
+        database_url: &str,
+        instance: Option<String>,
+        publications: Option<tempfile::TempDir>,
+        seq: Option<i64>,
+    ) -> FleetMember {
+        let host = host_name();
+        let instance = instance
+            .unwrap_or_else(|| format!("{host}-{}", hex::encode(rand::random::<[u8; 3]>())));
+        FleetMember {
+            store,
+            database_url: database_url.to_owned(),
+            instance,
+            host,
+            started_at: time::now(),
+            publications,
+            serving: Mutex::new(Serving {
+                seq,
+                version: String::new(),
+                since: time::now(),
+                problem: None,
+                refused: None,
+            }),
+        }
+    }
+
+    /// A gateway serving the live publication: writes it to disk and returns
+    /// where, for the start-up load. Nothing published: an error (a gateway
+    /// has nothing to decide with, so it does not start).
+    pub async fn serving_database(
+        store: Store,
+        database_url: &str,
+        instance: Option<String>,
+    ) -> anyhow::Result<(FleetMember, SetDirs)> {
+        let publication = store.live_publication().await?.with_context(|| {
+            "nothing is published in the database: publish a policy set first \
+             (partner-gateway policy publish --database-url URL)"
+        })?;
+        let root = tempfile::Builder::new()
+            .prefix("partner-gateway-policies-")
+            .tempdir()?;
+        let dirs = write_current(root.path(), &publication)?;
+        tracing::info!(
+            seq = publication.seq,
+            version = %publication.new.version,
+            "serving the live policy publication"
+        );
+        let member = FleetMember::new(
+            store,
+            database_url,
+            instance,
+            Some(root),
+            Some(publication.seq),
+        );
+        Ok((member, dirs))
+    }
+
+    fn serving(&self) -> std::sync::MutexGuard<'_, Serving> {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs until `shutdown`: follows the publications (database source)
+    /// and reports every [`HEARTBEAT`].
+    pub fn start(
+        self: Arc<Self>,
+        reloader: Arc<PolicyReloader>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let (tx, mut published) = mpsc::channel::<()>(1);
+        if self.publications.is_some() {
+            match self.store.backend() {
+                Backend::Postgres => listen(self.database_url.clone(), tx),
+                Backend::Sqlite => {
+                    if let Some(file) = self.store.sqlite_file() {
+                        probe(file.to_owned(), tx);
+                    }
+                }
+            }
+        }
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            let mut heartbeat = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = heartbeat.tick() => {}
+                    Some(()) = published.recv() => {}
+                }
+                self.follow(&reloader).await;
+                self.report(&reloader).await;
+            }
+        })
+    }
+
+    /// Serves the latest live publication if it is not serving yet.
+    async fn follow(&self, reloader: &PolicyReloader) {
+        let Some(root) = &self.publications else {
+            return;
+        };
+        // The number first (a probe fires on every commit): the files
+        // only when a publication is new.
+        let seq = match self.store.live_publication_seq().await {
+            Ok(Some(seq)) => seq,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the policy publications");
+                return;
+            }
+        };
+        {
+            let serving = self.serving();
+            if serving.seq == Some(seq) || serving.refused == Some(seq) {
+                return;
+            }
+        }
+        let latest = match self.store.live_publication().await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the policy publications");
+                return;
+            }
+        };
+        if let Err(e) = write_current(root.path(), &latest) {
+            tracing::error!(seq = latest.seq, error = %e, "cannot write the policy publication");
+            self.serving().problem = Some(format!("publication {}: {e}", latest.seq));
+            return;
+        }
+        let cause = format!("publication {}", latest.seq);
+        let outcomes = reloader.reload(&cause).await;
+        let live = outcomes.iter().find(|(set, _)| *set == SetName::Live);
+        let mut serving = self.serving();
+        match live.map(|(_, outcome)| outcome) {
+            Some(Outcome::Failed(refusal)) => {
+                serving.problem = Some(format!("publication {} refused: {refusal}", latest.seq));
+                serving.refused = Some(latest.seq);
+            }
+            _ => {
+                serving.seq = Some(latest.seq);
+                serving.problem = None;
+                serving.refused = None;
+                tracing::info!(seq = latest.seq, version = %latest.new.version, "policy publication serving");
+            }
+        }
+    }
+
+    /// Records what this gateway serves (and sets its metric).
+    async fn report(&self, reloader: &PolicyReloader) {
+        let now = time::now();
+        let version = reloader.live.engine.load().version().to_owned();
+        let report = {
+            let mut serving = self.serving();
+            if serving.version != version {
+                serving.version = version.clone();
+                serving.since = now;
+            }
+            GatewayReport {
+                instance: self.instance.clone(),
+                host: self.host.clone(),
+                version,
+                seq: serving.seq,
+                since: serving.since,
+                proved: reloader.live.proved(),
+                shadow_version: reloader
+                    .shadow
+                    .as_ref()
+                    .map(|s| s.engine.load().version().to_owned()),
+                problem: serving.problem.clone(),
+                started_at: self.started_at,
+                last_seen: now,
+            }
+        };
+        crate::metrics::policy_publication(&self.instance, report.seq);
+        if let Err(e) = self.store.report_gateway(&report).await {
+            tracing::warn!(error = %e, "cannot report this gateway to the fleet status");
+        }
+    }
+}
+
+/// Writes `publication` under `root/<seq>` and points `root/current` at it
+/// (a symbolic link replaced in one rename, so a load reads one set whole).
+fn write_current(root: &Path, publication: &Publication) -> std::io::Result<SetDirs> {
+    let dir = root.join(publication.seq.to_string());
+    if !dir.exists() {
+        let partial = root.join(format!("{}.partial", publication.seq));
+        let _ = std::fs::remove_dir_all(&partial);
+        SetDirs::write(&partial, &publication.new.files)?;
+        std::fs::rename(&partial, &dir)?;
+    }
+    let link = root.join("current.link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&dir, &link)?;
+    std::fs::rename(&link, current(root))?;
+    Ok(SetDirs::under(&current(root)))
+}
+
+fn current(root: &Path) -> PathBuf {
+    root.join("current")
+}
+
+/// PostgreSQL: a message on `tx` for every publication, and after every
+/// reconnect (one may have been missed meanwhile).
+fn listen(database_url: String, tx: mpsc::Sender<()>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect(&database_url).await {
+                Ok(mut listener) => {
+                    listener.eager_reconnect(false);
+                    if let Err(e) = listener.listen(CHANNEL).await {
+                        tracing::warn!(error = %e, "cannot LISTEN for policy publications");
+                    } else {
+                        let _ = tx.try_send(());
+                        while let Ok(Some(_)) = listener.try_recv().await {
+                            let _ = tx.try_send(());
+                        }
+                        tracing::warn!(
+                            "policy publication listener lost its connection; reconnecting"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect the policy publication listener")
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// SQLite: a message on `tx` after every commit to the database file.
+fn probe(file: PathBuf, tx: mpsc::Sender<()>) {
+    tokio::spawn(async move {
+        let probe = crate::entities::FileProbe::new(&file);
+        let mut every = tokio::time::interval(PROBE_EVERY);
+        while !tx.is_closed() {
+            every.tick().await;
+            if probe.changed() {
+                let _ = tx.try_send(());
+            }
+        }
+    });
+}
