@@ -94,7 +94,7 @@ async fn readiness(
         "database": match &database { Ok(()) => json!({"reachable": true, "writable": true}), Err(e) => json!({"reachable": false, "error": e.to_string()}) },
         "upstream": {"reachable": upstream, "url": admin.gateway.upstream.base()},
     });
-    if let Some(shadow) = &admin.reloader.shadow {
+    if let Some(shadow) = admin.reloader.shadow() {
         body["shadow_policies"] = shadow.status();
     }
     let status = if ready {

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 pub struct Recent<T = Value> {
     items: Mutex<VecDeque<T>>,
     capacity: usize,
+    /// Every entry ever pushed, the dropped ones too.
+    pushed: std::sync::atomic::AtomicU64,
 }
 
 /// How many decision records a gateway keeps for its console.
@@ -25,10 +27,18 @@ impl<T: Serialize> Recent<T> {
         Recent {
             items: Mutex::new(VecDeque::new()),
             capacity,
+            pushed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// How many entries were ever pushed.
+    pub fn pushed(&self) -> u64 {
+        self.pushed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn push(&self, entry: T) {
+        self.pushed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         if items.len() == self.capacity {
             items.pop_front();

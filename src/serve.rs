@@ -14,9 +14,8 @@ use crate::gateway::forward::Upstream;
 use crate::gateway::tokens::TokenSigner;
 use crate::gateway::Gateway;
 use crate::ids::PartnerId;
-use crate::policy::PolicyEngine;
 use crate::policy_tools::fleet::FleetMember;
-use crate::policy_tools::reload::{self, PolicyReloader, Refusal, Serving, Verification};
+use crate::policy_tools::reload::{self, PolicyReloader, Serving};
 use crate::recent::Recent;
 use crate::sessions::SessionKeys;
 use crate::store::seed::Fixture;
@@ -24,7 +23,7 @@ use crate::store::Store;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -151,10 +150,16 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let fleet = match cfg.operations.policy_source {
         PolicySource::Files => FleetMember::serving_files(store.clone(), database_url, instance),
         PolicySource::Database => {
-            let (member, dirs) =
+            anyhow::ensure!(
+                cfg.operations.shadow_policies.is_none(),
+                "--shadow-policies is for --policy-source files; with the database, \
+                 publish the shadow set (policy publish --shadow)"
+            );
+            let (member, dirs, shadow) =
                 FleetMember::serving_database(store.clone(), database_url, instance).await?;
             cfg.policies = dirs.policies;
             cfg.schema = dirs.schema;
+            cfg.operations.shadow_policies = shadow.map(|s| s.policies);
             member
         }
     };
@@ -169,7 +174,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         .clone()
         .unwrap_or_else(|| reload::invariants_dir(&cfg.policies, None));
     let (engine, live_verified) =
-        checked_set(&cfg.policies, &cfg.schema, &live_invariants, timeout)
+        reload::checked_set(&cfg.policies, &cfg.schema, &live_invariants, timeout)
             .await
             .map_err(|e| anyhow::anyhow!("policies {}: {e}", cfg.policies.display()))?;
     if !live_verified.proved() {
@@ -190,7 +195,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let shadow = match &cfg.operations.shadow_policies {
         Some(dir) => {
             let invariants = reload::invariants_dir(dir, Some(&cfg.policies));
-            let (shadow, verified) = checked_set(dir, &cfg.schema, &invariants, timeout)
+            let (shadow, verified) = reload::checked_set(dir, &cfg.schema, &invariants, timeout)
                 .await
                 .map_err(|e| anyhow::anyhow!("shadow policies {}: {e}", dir.display()))?;
             tracing::info!(version = shadow.version(), policies = shadow.policies().len(), dir = %dir.display(), "shadow policies loaded");
@@ -282,7 +287,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let gateway = Arc::new(Gateway {
         authorizer: Authorizer::new(
             live.clone(),
-            shadow.map(|(engine, _, _)| engine),
+            reloader.shadow_slot(),
             entities.clone(),
             DecisionCache::new(DECISION_CAPACITY),
         ),
@@ -434,30 +439,6 @@ async fn refresh_partner_limits(store: &Store, gateway: &Gateway) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot read the partners' rate limits"),
     }
-}
-
-/// Loads a policy set and proves its invariants, off the async workers.
-async fn checked_set(
-    policies: &Path,
-    schema: &Path,
-    invariants: &Path,
-    timeout: Duration,
-) -> Result<(PolicyEngine, Verification), Refusal> {
-    let (policies, schema, invariants) = (
-        policies.to_owned(),
-        schema.to_owned(),
-        invariants.to_owned(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let (engine, invariants) = reload::load_set(&policies, &schema, &invariants)?;
-        let verified = reload::prove(&engine, &invariants, timeout);
-        Ok((engine, verified))
-    })
-    .await
-    .map_err(|e| Refusal {
-        issues: vec![format!("the policy loader failed: {e}")],
-        ..Refusal::default()
-    })?
 }
 
 async fn shutdown_signal() {

@@ -37,7 +37,10 @@ CREATE TABLE policy_gateways (
     since TEXT NOT NULL,
     -- Whether every invariant of the set it serves is proved.
     proved BOOLEAN NOT NULL,
+    -- The shadow set it compares, and how many live decisions that set
+    -- decided otherwise (its flips) since it came.
     shadow_version TEXT,
+    shadow_flips BIGINT NOT NULL DEFAULT 0,
     -- Why the latest publication does not serve here (refused), if it does not.
     problem TEXT,
     started_at TEXT NOT NULL,

@@ -66,7 +66,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
 async fn status(State(admin): State<Admin>) -> Json<Value> {
     Json(json!({
         "policies": admin.reloader.live.status(),
-        "shadow_policies": admin.reloader.shadow.as_ref().map(|s| s.status()),
+        "shadow_policies": admin.reloader.shadow().map(|s| s.status()),
     }))
 }
 
@@ -167,8 +167,8 @@ async fn decisions(
 
 async fn shadow(State(admin): State<Admin>) -> Json<Value> {
     Json(json!({
-        "configured": admin.gateway.authorizer.shadow.is_some(),
-        "disagreements": admin.gateway.authorizer.disagreements.newest_first(),
+        "configured": admin.gateway.authorizer.shadow.is_set(),
+        "disagreements": admin.gateway.authorizer.shadow.disagreements().newest_first(),
     }))
 }
 

@@ -20,10 +20,11 @@ use crate::policy::residual_filter;
 use crate::policy::{AccessRequest, Asked, Decision, PolicyEngine};
 use crate::recent::Recent;
 use crate::refs::{EntityRef, EntityType};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use reuse::DecisionCache;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a question got no decision.
@@ -106,16 +107,75 @@ pub struct ListAnswer {
     pub scope: Option<ListScope>,
 }
 
+/// The shadow set, when there is one: evaluated next to every live
+/// decision and compared with it, never deciding (`policy::shadow`). One
+/// may come and go while the gateway serves (a shadow publication, then its
+/// promotion); a set that is there is reloaded in its own `ArcSwap`.
+#[derive(Clone)]
+pub struct ShadowSlot(Arc<Shadow>);
+
+struct Shadow {
+    engine: ArcSwapOption<ArcSwap<PolicyEngine>>,
+    /// The last disagreements with the live set, for the console.
+    disagreements: Recent,
+    /// How many disagreements there were before the set serving now came.
+    before: AtomicU64,
+}
+
+impl Default for ShadowSlot {
+    fn default() -> ShadowSlot {
+        ShadowSlot::new(None)
+    }
+}
+
+impl ShadowSlot {
+    pub fn new(engine: Option<Arc<ArcSwap<PolicyEngine>>>) -> ShadowSlot {
+        ShadowSlot(Arc::new(Shadow {
+            engine: ArcSwapOption::new(engine),
+            disagreements: Recent::new(crate::recent::DISAGREEMENTS),
+            before: AtomicU64::new(0),
+        }))
+    }
+
+    /// The shadow set serving now.
+    pub fn current(&self) -> Option<Arc<PolicyEngine>> {
+        self.0
+            .engine
+            .load()
+            .as_ref()
+            .map(|engine| engine.load_full())
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.engine.load().is_some()
+    }
+
+    /// Compares with `engine` from now on (none: compares no more).
+    pub fn set(&self, engine: Option<Arc<ArcSwap<PolicyEngine>>>) {
+        self.0
+            .before
+            .store(self.0.disagreements.pushed(), Ordering::Relaxed);
+        self.0.engine.store(engine);
+    }
+
+    /// The last disagreements (of every shadow set since start).
+    pub fn disagreements(&self) -> &Recent {
+        &self.0.disagreements
+    }
+
+    /// How many live decisions the shadow set serving now disagreed with.
+    pub fn flips(&self) -> u64 {
+        self.0.disagreements.pushed() - self.0.before.load(Ordering::Relaxed)
+    }
+}
+
 pub struct Authorizer {
     pub policies: Arc<ArcSwap<PolicyEngine>>,
-    /// Shadow policies (`--shadow-policies`): evaluated next to every live
-    /// decision and compared with it, never deciding (`policy::shadow`).
-    pub shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
+    /// Shadow policies (`--shadow-policies` or a shadow publication).
+    pub shadow: ShadowSlot,
     pub entities: Arc<EntityLoader>,
     /// Decisions reused while their question and facts are unchanged.
     pub decisions: DecisionCache,
-    /// The last disagreements of the shadow set, for the console.
-    pub disagreements: Recent,
     /// (policy version, list action) pairs whose item-by-item fallback was
     /// logged: once each.
     fallbacks_logged: Mutex<HashSet<(String, &'static str)>>,
@@ -124,7 +184,7 @@ pub struct Authorizer {
 impl Authorizer {
     pub fn new(
         policies: Arc<ArcSwap<PolicyEngine>>,
-        shadow: Option<Arc<ArcSwap<PolicyEngine>>>,
+        shadow: ShadowSlot,
         entities: Arc<EntityLoader>,
         decisions: DecisionCache,
     ) -> Authorizer {
@@ -133,7 +193,6 @@ impl Authorizer {
             shadow,
             entities,
             decisions,
-            disagreements: Recent::new(crate::recent::DISAGREEMENTS),
             fallbacks_logged: Mutex::new(HashSet::new()),
         }
     }
@@ -143,7 +202,7 @@ impl Authorizer {
     pub fn for_questions(engine: PolicyEngine, entities: EntityLoader) -> Authorizer {
         Authorizer::new(
             Arc::new(ArcSwap::from_pointee(engine)),
-            None,
+            ShadowSlot::default(),
             Arc::new(entities),
             DecisionCache::new(0),
         )
@@ -274,14 +333,14 @@ impl Authorizer {
         let evaluate = || match slice.entities() {
             Ok(entities) => {
                 let decision = engine.decide(request, &entities);
-                if let Some(shadow) = self.shadow.as_ref().filter(|_| traffic) {
+                if let Some(shadow) = self.shadow.current().filter(|_| traffic) {
                     crate::policy::shadow::compare(
-                        &shadow.load(),
+                        &shadow,
                         engine,
                         request,
                         &entities,
                         &decision,
-                        &self.disagreements,
+                        self.shadow.disagreements(),
                     );
                 }
                 decision
@@ -292,7 +351,7 @@ impl Authorizer {
         // then. A `now` the caller named is no moment of live traffic, nor
         // is an administrator's question: its decision neither comes from
         // nor goes into the shared cache.
-        if self.shadow.is_some() || question.asked.now_supplied || !traffic {
+        if self.shadow.is_set() || question.asked.now_supplied || !traffic {
             return evaluate();
         }
         self.decisions.decide(engine, request, slice, evaluate)
@@ -330,9 +389,9 @@ impl Authorizer {
                 }
                 AuthorizeError::Failed(e)
             })?;
-        if let Some(shadow) = self.shadow.as_ref().filter(|_| asker == Asker::Traffic) {
+        if let Some(shadow) = self.shadow.current().filter(|_| asker == Asker::Traffic) {
             crate::policy::shadow::compare_list(
-                &shadow.load(),
+                &shadow,
                 crate::policy::shadow::ListQuestion {
                     live: engine,
                     principal,
@@ -342,7 +401,7 @@ impl Authorizer {
                     entities: &entities,
                 },
                 &residuals.list_decision(),
-                &self.disagreements,
+                self.shadow.disagreements(),
             );
         }
         Ok(residuals)

@@ -32,6 +32,10 @@ pub enum PolicyCommand {
     Test {
         /// Test files to run.
         files: Vec<PathBuf>,
+        /// Also list the policies that determined no test case (exit 1 when
+        /// there is one).
+        #[arg(long)]
+        coverage: bool,
         #[command(flatten)]
         dirs: PolicyDirs,
     },
@@ -159,7 +163,11 @@ pub enum PolicyCommand {
 pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Validate { dirs } => Ok(validate(&dirs)),
-        PolicyCommand::Test { files, dirs } => test(files, &dirs).await,
+        PolicyCommand::Test {
+            files,
+            coverage,
+            dirs,
+        } => test(files, coverage, &dirs).await,
         PolicyCommand::Explain {
             principal,
             action,
@@ -399,7 +407,7 @@ async fn diff_command(
     })
 }
 
-async fn test(files: Vec<PathBuf>, dirs: &PolicyDirs) -> anyhow::Result<ExitCode> {
+async fn test(files: Vec<PathBuf>, coverage: bool, dirs: &PolicyDirs) -> anyhow::Result<ExitCode> {
     let Some(engine) = load_or_report(dirs) else {
         return Ok(ExitCode::FAILURE);
     };
@@ -418,11 +426,24 @@ async fn test(files: Vec<PathBuf>, dirs: &PolicyDirs) -> anyhow::Result<ExitCode
         println!("{f}");
     }
     println!("{}", report.summary());
-    Ok(if report.failed() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let uncovered = report.uncovered(&engine);
+    if coverage {
+        let total = engine.policies().len();
+        println!(
+            "coverage: {} of {total} policies determined at least one case",
+            total - uncovered.len()
+        );
+        for p in &uncovered {
+            println!("  not covered: {} ({})", p.id, p.location());
+        }
+    }
+    Ok(
+        if report.failed() == 0 && (!coverage || uncovered.is_empty()) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 fn parse_context(text: Option<&str>) -> anyhow::Result<Map<String, Value>> {

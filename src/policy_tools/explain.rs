@@ -74,7 +74,7 @@ pub async fn explain(
         asked: &asked,
         asker: Asker::Admin,
     };
-    let shadow = authorizer.shadow.as_ref().map(|s| s.load_full());
+    let shadow = authorizer.shadow.current();
     let Some(Examined { entities, decision }) =
         authorizer.examine(&question, &request.resource).await?
     else {

@@ -13,7 +13,7 @@
 //! probe, and on both at every heartbeat, in case a notification was lost.
 
 use super::publish::{host_name, SetDirs};
-use super::reload::{Outcome, PolicyReloader, SetName};
+use super::reload::{self, Outcome, PolicyReloader, Serving as SetServing, SetName};
 use crate::store::publications::{GatewayReport, Publication};
 use crate::store::{Backend, Store};
 use crate::time::{self, Timestamp};
@@ -32,13 +32,15 @@ const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// What this gateway serves, as it reports it.
 #[derive(Debug)]
-struct Serving {
+struct Served {
     seq: Option<i64>,
     version: String,
     since: Timestamp,
     problem: Option<String>,
     /// The publication refused last: not tried again until another comes.
     refused: Option<i64>,
+    /// The shadow publication compared (or refused: tried once).
+    shadow_seq: Option<i64>,
 }
 
 /// One gateway of the fleet.
@@ -50,7 +52,7 @@ pub struct FleetMember {
     started_at: Timestamp,
     /// Database source: where publications are written (removed at exit).
     publications: Option<tempfile::TempDir>,
-    serving: Mutex<Serving>,
+    serving: Mutex<Served>,
 }
 
 impl FleetMember {
@@ -80,35 +82,43 @@ impl FleetMember {
             host,
             started_at: time::now(),
             publications,
-            serving: Mutex::new(Serving {
+            serving: Mutex::new(Served {
                 seq,
                 version: String::new(),
                 since: time::now(),
                 problem: None,
                 refused: None,
+                shadow_seq: None,
             }),
         }
     }
 
     /// A gateway serving the live publication: writes it to disk and returns
-    /// where, for the start-up load. Nothing published: an error (a gateway
-    /// has nothing to decide with, so it does not start).
+    /// where, for the start-up load, with the shadow publication's files if
+    /// there is one. Nothing published: an error (a gateway has nothing to
+    /// decide with, so it does not start).
     pub async fn serving_database(
         store: Store,
         database_url: &str,
         instance: Option<String>,
-    ) -> anyhow::Result<(FleetMember, SetDirs)> {
+    ) -> anyhow::Result<(FleetMember, SetDirs, Option<SetDirs>)> {
         let publication = store.live_publication().await?.with_context(|| {
             "nothing is published in the database: publish a policy set first \
              (partner-gateway policy publish --database-url URL)"
         })?;
+        let shadow = store.shadow_publication().await?;
         let root = tempfile::Builder::new()
             .prefix("partner-gateway-policies-")
             .tempdir()?;
-        let dirs = write_current(root.path(), &publication)?;
+        let dirs = write_linked(root.path(), &publication, LIVE)?;
+        let shadow_dirs = match &shadow {
+            Some(shadow) => Some(write_linked(root.path(), shadow, SHADOW)?),
+            None => None,
+        };
         tracing::info!(
             seq = publication.seq,
             version = %publication.new.version,
+            shadow = shadow.as_ref().map(|s| s.seq),
             "serving the live policy publication"
         );
         let member = FleetMember::new(
@@ -118,10 +128,11 @@ impl FleetMember {
             Some(root),
             Some(publication.seq),
         );
-        Ok((member, dirs))
+        member.serving().shadow_seq = shadow.map(|s| s.seq);
+        Ok((member, dirs, shadow_dirs))
     }
 
-    fn serving(&self) -> std::sync::MutexGuard<'_, Serving> {
+    fn serving(&self) -> std::sync::MutexGuard<'_, Served> {
         self.serving.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -158,11 +169,79 @@ impl FleetMember {
         })
     }
 
-    /// Serves the latest live publication if it is not serving yet.
+    /// Serves the latest live publication, and compares the shadow one, if
+    /// they are not yet.
     async fn follow(&self, reloader: &PolicyReloader) {
         let Some(root) = &self.publications else {
             return;
         };
+        self.follow_live(reloader, root.path()).await;
+        self.follow_shadow(reloader, root.path()).await;
+    }
+
+    async fn follow_shadow(&self, reloader: &PolicyReloader, root: &Path) {
+        let seq = match self.store.shadow_publication_seq().await {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the policy publications");
+                return;
+            }
+        };
+        if self.serving().shadow_seq == seq {
+            return;
+        }
+        let publication = match seq {
+            None => None,
+            Some(_) => match self.store.shadow_publication().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the shadow publication");
+                    return;
+                }
+            },
+        };
+        let Some(publication) = publication else {
+            reloader.set_shadow(None).await;
+            tracing::info!("the shadow publication ended: no shadow set is compared");
+            self.serving().shadow_seq = None;
+            return;
+        };
+        // A shadow set decides nothing: it is compared even when an
+        // invariant is not proved, which `/readyz` and the metrics show.
+        let loaded = match write_linked(root, &publication, SHADOW) {
+            Ok(dirs) => reload::checked_set(
+                &dirs.policies,
+                &dirs.schema,
+                &dirs.invariants,
+                reloader.verify_timeout(),
+            )
+            .await
+            .map(|(engine, verification)| SetServing {
+                engine: Arc::new(arc_swap::ArcSwap::from_pointee(engine)),
+                invariants_dir: dirs.invariants,
+                verification,
+            }),
+            Err(e) => Err(reload::Refusal {
+                issues: vec![e.to_string()],
+                ..Default::default()
+            }),
+        };
+        match loaded {
+            Ok(serving) => {
+                reloader.set_shadow(Some(serving)).await;
+                tracing::info!(seq = publication.seq, version = %publication.new.version, "comparing the shadow publication with live traffic");
+            }
+            Err(refusal) => {
+                tracing::error!(
+                    seq = publication.seq,
+                    "the shadow publication does not load: {refusal}"
+                );
+            }
+        }
+        self.serving().shadow_seq = Some(publication.seq);
+    }
+
+    async fn follow_live(&self, reloader: &PolicyReloader, root: &Path) {
         // The number first (a probe fires on every commit): the files
         // only when a publication is new.
         let seq = match self.store.live_publication_seq().await {
@@ -187,7 +266,7 @@ impl FleetMember {
                 return;
             }
         };
-        if let Err(e) = write_current(root.path(), &latest) {
+        if let Err(e) = write_linked(root, &latest, LIVE) {
             tracing::error!(seq = latest.seq, error = %e, "cannot write the policy publication");
             self.serving().problem = Some(format!("publication {}: {e}", latest.seq));
             return;
@@ -228,9 +307,9 @@ impl FleetMember {
                 since: serving.since,
                 proved: reloader.live.proved(),
                 shadow_version: reloader
-                    .shadow
-                    .as_ref()
+                    .shadow()
                     .map(|s| s.engine.load().version().to_owned()),
+                shadow_flips: i64::try_from(reloader.shadow_slot().flips()).unwrap_or(i64::MAX),
                 problem: serving.problem.clone(),
                 started_at: self.started_at,
                 last_seen: now,
@@ -243,9 +322,14 @@ impl FleetMember {
     }
 }
 
-/// Writes `publication` under `root/<seq>` and points `root/current` at it
+/// The links under a gateway's publications directory to the set serving
+/// and to the shadow set.
+const LIVE: &str = "live";
+const SHADOW: &str = "shadow";
+
+/// Writes `publication` under `root/<seq>` and points `root/<link>` at it
 /// (a symbolic link replaced in one rename, so a load reads one set whole).
-fn write_current(root: &Path, publication: &Publication) -> std::io::Result<SetDirs> {
+fn write_linked(root: &Path, publication: &Publication, link: &str) -> std::io::Result<SetDirs> {
     let dir = root.join(publication.seq.to_string());
     if !dir.exists() {
         let partial = root.join(format!("{}.partial", publication.seq));
@@ -253,15 +337,11 @@ fn write_current(root: &Path, publication: &Publication) -> std::io::Result<SetD
         SetDirs::write(&partial, &publication.new.files)?;
         std::fs::rename(&partial, &dir)?;
     }
-    let link = root.join("current.link");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&dir, &link)?;
-    std::fs::rename(&link, current(root))?;
-    Ok(SetDirs::under(&current(root)))
-}
-
-fn current(root: &Path) -> PathBuf {
-    root.join("current")
+    let (linked, next) = (root.join(link), root.join(format!("{link}.next")));
+    let _ = std::fs::remove_file(&next);
+    std::os::unix::fs::symlink(&dir, &next)?;
+    std::fs::rename(&next, &linked)?;
+    Ok(SetDirs::under(&linked))
 }
 
 /// PostgreSQL: a message on `tx` for every publication, and after every

@@ -608,7 +608,7 @@ pub async fn fleet(db: &PublicationDb, json: bool) -> anyhow::Result<ExitCode> {
     let now = time::now();
     for g in &fleet {
         println!(
-            "{}  {}  version {}{}  since {}  {}  last seen {} s ago{}",
+            "{}  {}  version {}{}  since {}  {}  last seen {} s ago{}{}",
             g.instance,
             g.host,
             g.version,
@@ -618,6 +618,10 @@ pub async fn fleet(db: &PublicationDb, json: bool) -> anyhow::Result<ExitCode> {
             time::format(g.since),
             if g.proved { "proved" } else { "NOT PROVED" },
             (now - g.last_seen).num_seconds(),
+            g.shadow_version
+                .as_ref()
+                .map(|v| format!("  shadow {v}: {} flip(s)", g.shadow_flips))
+                .unwrap_or_default(),
             g.problem
                 .as_ref()
                 .map(|p| format!("  problem: {p}"))

@@ -20,11 +20,12 @@
 //! the change would do); `/readyz` and `pgw_policy_invariant_failed` say
 //! it would be refused as the live set.
 
+use crate::authorizer::ShadowSlot;
 use crate::policy::load;
 use crate::policy::{PolicyEngine, PolicyLoadError};
 use crate::time::{self, Timestamp};
 use crate::verify::{self, Invariants, VerifyOptions};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use notify::Watcher as _;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -199,6 +200,30 @@ pub fn prove(engine: &PolicyEngine, invariants: &Invariants, timeout: Duration) 
         elapsed: started.elapsed(),
         refusal,
     }
+}
+
+/// Loads a policy set and proves its invariants, off the async workers.
+pub async fn checked_set(
+    policies: &Path,
+    schema: &Path,
+    invariants: &Path,
+    timeout: Duration,
+) -> Result<(PolicyEngine, Verification), Refusal> {
+    let (policies, schema, invariants) = (
+        policies.to_owned(),
+        schema.to_owned(),
+        invariants.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let (engine, invariants) = load_set(&policies, &schema, &invariants)?;
+        let verified = prove(&engine, &invariants, timeout);
+        Ok((engine, verified))
+    })
+    .await
+    .map_err(|e| Refusal {
+        issues: vec![format!("the policy loader failed: {e}")],
+        ..Refusal::default()
+    })?
 }
 
 /// The last reload failure, as `/readyz` shows it.
@@ -482,7 +507,12 @@ impl WatchedSet {
 /// The live set, the optional shadow set, and the triggers that reload them.
 pub struct PolicyReloader {
     pub live: WatchedSet,
-    pub shadow: Option<WatchedSet>,
+    /// The shadow set: from `--shadow-policies`, or a shadow publication,
+    /// which may come and go while the gateway serves.
+    shadow: ArcSwapOption<WatchedSet>,
+    /// What the authorizer compares with: the shadow set's engine, or none.
+    shadow_slot: ShadowSlot,
+    verify_timeout: Duration,
     /// One reload at a time: two overlapping loads could otherwise swap in
     /// an older read after a newer one.
     serial: tokio::sync::Mutex<()>,
@@ -490,21 +520,59 @@ pub struct PolicyReloader {
 
 impl PolicyReloader {
     pub fn new(live: Serving, shadow: Option<Serving>, verify_timeout: Duration) -> PolicyReloader {
+        let shadow_slot = ShadowSlot::new(shadow.as_ref().map(|s| s.engine.clone()));
         PolicyReloader {
             live: WatchedSet::new(SetName::Live, live, verify_timeout),
-            shadow: shadow.map(|s| WatchedSet::new(SetName::Shadow, s, verify_timeout)),
+            shadow: ArcSwapOption::new(
+                shadow.map(|s| Arc::new(WatchedSet::new(SetName::Shadow, s, verify_timeout))),
+            ),
+            shadow_slot,
+            verify_timeout,
             serial: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn sets(&self) -> impl Iterator<Item = &WatchedSet> {
-        std::iter::once(&self.live).chain(self.shadow.as_ref())
+    /// How long proving a set may take.
+    pub fn verify_timeout(&self) -> Duration {
+        self.verify_timeout
+    }
+
+    /// The shadow set, when there is one.
+    pub fn shadow(&self) -> Option<Arc<WatchedSet>> {
+        self.shadow.load_full()
+    }
+
+    /// The slot the authorizer reads the shadow set from.
+    pub fn shadow_slot(&self) -> ShadowSlot {
+        self.shadow_slot.clone()
+    }
+
+    /// Starts comparing with `shadow` (in place of any shadow set before),
+    /// or, with `None`, stops comparing.
+    pub async fn set_shadow(&self, shadow: Option<Serving>) {
+        let _one = self.serial.lock().await;
+        match shadow {
+            Some(serving) => {
+                let engine = serving.engine.clone();
+                let set = WatchedSet::new(SetName::Shadow, serving, self.verify_timeout);
+                self.shadow.store(Some(Arc::new(set)));
+                self.shadow_slot.set(Some(engine));
+            }
+            None => {
+                self.shadow_slot.set(None);
+                self.shadow.store(None);
+            }
+        }
+    }
+
+    fn sets(&self) -> Vec<Arc<WatchedSet>> {
+        self.shadow.load_full().into_iter().collect()
     }
 
     /// Reloads every set now; `cause` is logged (`SIGHUP`, `file change`).
     pub async fn reload(&self, cause: &str) -> Vec<(SetName, Outcome)> {
         let _one = self.serial.lock().await;
-        let mut outcomes = Vec::new();
+        let mut outcomes = vec![(SetName::Live, self.live.reload(cause).await)];
         for set in self.sets() {
             outcomes.push((set.name, set.reload(cause).await));
         }
@@ -515,7 +583,8 @@ impl PolicyReloader {
     /// re-armed after each change, so one created later is watched from then).
     fn directories(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
-        for set in self.sets() {
+        let shadow = self.sets();
+        for set in std::iter::once(&self.live).chain(shadow.iter().map(|s| &**s)) {
             for dir in [&set.policies_dir, &set.schema_dir, &set.invariants_dir] {
                 if !dirs.contains(dir) {
                     dirs.push(dir.clone());

@@ -80,6 +80,8 @@ pub struct GatewayReport {
     pub since: Timestamp,
     pub proved: bool,
     pub shadow_version: Option<String>,
+    /// Live decisions the shadow set decided otherwise.
+    pub shadow_flips: i64,
     /// Why the latest publication does not serve there, if it does not.
     pub problem: Option<String>,
     pub started_at: Timestamp,
@@ -171,6 +173,17 @@ impl Store {
         get(&row, "seq")
     }
 
+    /// The number of the shadow publication (see [`Store::shadow_publication`]).
+    pub async fn shadow_publication_seq(&self) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MAX(seq) AS seq FROM policy_publications WHERE stage = 'shadow' AND seq > COALESCE(
+                (SELECT MAX(seq) FROM policy_publications WHERE stage = 'live'), 0)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        get(&row, "seq")
+    }
+
     /// The publication that serves: the latest live one.
     pub async fn live_publication(&self) -> StoreResult<Option<Publication>> {
         sqlx::query(
@@ -212,11 +225,12 @@ impl Store {
     pub async fn report_gateway(&self, report: &GatewayReport) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO policy_gateways (instance, host, version, seq, since, proved,
-                shadow_version, problem, started_at, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                shadow_version, shadow_flips, problem, started_at, last_seen)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (instance) DO UPDATE SET host = excluded.host,
                 version = excluded.version, seq = excluded.seq, since = excluded.since,
                 proved = excluded.proved, shadow_version = excluded.shadow_version,
+                shadow_flips = excluded.shadow_flips,
                 problem = excluded.problem, started_at = excluded.started_at,
                 last_seen = excluded.last_seen",
         )
@@ -227,6 +241,7 @@ impl Store {
         .bind(time::format(report.since))
         .bind(report.proved)
         .bind(report.shadow_version.clone())
+        .bind(report.shadow_flips)
         .bind(report.problem.clone())
         .bind(time::format(report.started_at))
         .bind(time::format(report.last_seen))
@@ -250,6 +265,7 @@ impl Store {
                     since: ts(r, "since")?,
                     proved: flag(r, "proved")?,
                     shadow_version: get(r, "shadow_version")?,
+                    shadow_flips: get(r, "shadow_flips")?,
                     problem: get(r, "problem")?,
                     started_at: ts(r, "started_at")?,
                     last_seen: ts(r, "last_seen")?,

@@ -146,6 +146,8 @@ impl fmt::Display for CaseFailure {
 pub struct TestReport {
     pub passed: usize,
     pub failures: Vec<CaseFailure>,
+    /// How many cases each policy determined (passing or not): coverage.
+    pub determined: HashMap<String, usize>,
 }
 
 impl TestReport {
@@ -156,6 +158,15 @@ impl TestReport {
     /// The summary line: `N passed, N failed`.
     pub fn summary(&self) -> String {
         format!("{} passed, {} failed", self.passed, self.failed())
+    }
+
+    /// The policies of `engine` that determined no case, in file order.
+    pub fn uncovered<'e>(&self, engine: &'e PolicyEngine) -> Vec<&'e crate::policy::PolicyInfo> {
+        engine
+            .policies()
+            .iter()
+            .filter(|p| !self.determined.contains_key(&p.id))
+            .collect()
     }
 }
 
@@ -274,16 +285,20 @@ async fn run_file(
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)?;
     let tf = TestFile::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
-    let mut record = |case: &TestCase, outcome: Result<Decision, String>| match outcome
-        .and_then(|d| check(case, &d))
-    {
-        Ok(()) => report.passed += 1,
-        Err(message) => report.failures.push(CaseFailure {
-            file: file.to_owned(),
-            case: case.name.clone(),
-            message,
-        }),
-    };
+    let mut record =
+        |case: &TestCase, outcome: Result<Decision, String>| match outcome.and_then(|d| {
+            for id in &d.determining {
+                *report.determined.entry(id.clone()).or_default() += 1;
+            }
+            check(case, &d)
+        }) {
+            Ok(()) => report.passed += 1,
+            Err(message) => report.failures.push(CaseFailure {
+                file: file.to_owned(),
+                case: case.name.clone(),
+                message,
+            }),
+        };
     let Some(fixture) = &tf.fixture else {
         let entities = inline_entities(engine, &tf)?;
         for case in &tf.cases {

@@ -4,10 +4,11 @@
 //! status, and the refusals: an unproved set at publish and at every
 //! gateway, a weakened invariant, nothing published.
 
-use crate::kit::{self, TestDb};
+use crate::kit::{self, DomainServer, TestDb};
 use partner_gateway::config::{PolicySource, ServeConfig};
 use partner_gateway::serve::{self, RunningGateway};
 use partner_gateway::store::publications::{NewPublication, Stage};
+use partner_gateway::store::Backend;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -340,4 +341,85 @@ async fn a_gateway_with_nothing_published_does_not_start() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("dry run: would publish"), "{out}");
     assert!(db.store.live_publication().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_publication_counts_flips_on_live_traffic_until_promoted() {
+    let s = DomainServer::start_tuned(
+        Backend::Sqlite,
+        crate::gateway::DEMO,
+        &kit::policies_dir(),
+        |config| {
+            let (code, out) = policy(&config.database.database_url, &["publish"]);
+            assert_eq!(code, 0, "{out}");
+            config.operations.policy_source = PolicySource::Database;
+            config.operations.instance = Some("gw-shadow".into());
+        },
+    )
+    .await;
+    let url = s.db.url.clone();
+    let live = serving(&s.running);
+    assert!(s.running.reloader.shadow().is_none());
+
+    // Operators no longer read their customers' data: compared, not decided.
+    let narrower = policies_copy();
+    remove_policy(
+        &narrower.path().join("10-view.cedar"),
+        "R1-operator-views-customer-data",
+    );
+    let dir = narrower.path().to_str().unwrap();
+    let (code, out) = policy(&url, &["publish", "--shadow", "--policies", dir]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("as publication 2 (shadow)"), "{out}");
+    let candidate = published_version(&out);
+    let shadow_version = |s: &DomainServer| {
+        s.running
+            .reloader
+            .shadow()
+            .map(|set| set.engine.load().version().to_owned())
+    };
+    let started = Instant::now();
+    while shadow_version(&s).as_deref() != Some(candidate.as_str()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the shadow publication was not taken up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        serving(&s.running),
+        live,
+        "a shadow publication decides nothing"
+    );
+
+    let admin = s.operator("op-east-admin").await;
+    let overview = "/v2/partners/sub-customers/cust-acme/overview";
+    assert_eq!(
+        s.call("GET", overview, Some(&admin), None).await.status,
+        200
+    );
+    assert_eq!(s.running.reloader.shadow_slot().flips(), 1);
+    let fleet = s.db.store.fleet().await.unwrap();
+    let me = fleet.iter().find(|g| g.instance == "gw-shadow").unwrap();
+    assert_eq!(me.shadow_version.as_deref(), Some(candidate.as_str()));
+
+    // Promoted, it decides; the shadow set is gone.
+    let (code, out) = policy(&url, &["promote", &candidate[..8]]);
+    assert_eq!(code, 0, "{out}");
+    until_served(&[&s.running], &candidate).await;
+    let started = Instant::now();
+    while s.running.reloader.shadow().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the shadow set stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        s.call("GET", overview, Some(&admin), None).await.status,
+        403
+    );
+    // Promoting what is live already is refused as a usage error.
+    let (code, out) = policy(&url, &["promote", &live]);
+    assert_eq!(code, 2, "{out}");
 }

@@ -74,6 +74,16 @@ async fn every_policy_test_case_passes() {
     );
     assert_eq!(report.passed, cases, "every case ran: {}", report.summary());
     assert!(cases >= 172);
+    // Coverage (`policy test --coverage`): every policy determines a case.
+    let uncovered: Vec<String> = report
+        .uncovered(&engine)
+        .iter()
+        .map(|p| p.location())
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "policies no test case covers: {uncovered:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

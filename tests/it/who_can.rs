@@ -230,7 +230,7 @@ async fn agrees_with_brute_force(backend: Backend) {
         Arc::new(ArcSwap::from_pointee(
             PolicyEngine::load(&policies_dir(), &schema_dir()).unwrap(),
         )),
-        None,
+        Default::default(),
         Arc::new(EntityLoader::new(
             s.db.store.clone(),
             10_000,
