@@ -39,6 +39,7 @@
 //! | `status` | number | the HTTP status answered |
 //! | `latency_us` | number | the whole request, microseconds |
 //! | `decision_us`, `upstream_us` | number or null | the authorization stage, the domain store exchange |
+//! | `sampled_at` | number, absent | on an allowed decision of a log that keeps only this share of them (`--decision-log-sample-allowed` below 1): `policy replay` counts the allows not recorded |
 
 use crate::caller::{AuthFailure, Caller};
 use crate::policy::{Asked, Decision};
@@ -253,9 +254,14 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// The line of the decision log (the schema above), newline-terminated.
-    fn line(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(&self.log_line()).expect("a decision record serializes");
+    /// The line of the decision log (the schema above), newline-terminated,
+    /// of a log that keeps `sample_allowed` of the allowed decisions.
+    fn line(&self, sample_allowed: f64) -> Vec<u8> {
+        let mut line = self.log_line();
+        if self.record.allow == Some(true) && sample_allowed < 1.0 {
+            line.sampled_at = Some(sample_allowed);
+        }
+        let mut out = serde_json::to_vec(&line).expect("a decision record serializes");
         out.push(b'\n');
         out
     }
@@ -292,6 +298,7 @@ impl Kept {
             latency_us: micros(self.latency),
             decision_us: r.decision_latency.map(micros),
             upstream_us: r.upstream_latency.map(micros),
+            sampled_at: None,
         }
     }
 
@@ -368,6 +375,9 @@ struct LogLine<'a> {
     latency_us: u64,
     decision_us: Option<u64>,
     upstream_us: Option<u64>,
+    /// On an allowed decision of a log that samples them: the share kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled_at: Option<f64>,
 }
 
 /// The console reads a record as the decision log writes it.
@@ -511,7 +521,7 @@ impl DecisionLog {
         let (queue, lines) = std::sync::mpsc::sync_channel(QUEUED_RECORDS);
         std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || write_lines(sink, lines))?;
+            .spawn(move || write_lines(sink, lines, sample_allowed))?;
         Ok(DecisionLog {
             queue: Arc::new(queue),
             sample_allowed,
@@ -561,7 +571,7 @@ fn sampled_in(rate: f64) -> bool {
 }
 
 /// The writer thread: takes what has queued up, writes it, flushes.
-fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>) {
+fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>, sample_allowed: f64) {
     let complain = |e: std::io::Error| {
         // Not through tracing: the log would see its own complaint.
         eprintln!("decision log: cannot write: {e}");
@@ -576,7 +586,7 @@ fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>) {
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
                 ToWriter::Record(kept) => {
-                    if let Err(e) = sink.out().write_all(&kept.line()) {
+                    if let Err(e) = sink.out().write_all(&kept.line(sample_allowed)) {
                         complain(e);
                     }
                 }
@@ -728,6 +738,15 @@ mod tests {
         });
         assert_eq!(lines.len(), 21);
         assert!(lines.iter().all(|l| l["decision"] != "allow"));
+        assert!(lines.iter().all(|l| l.get("sampled_at").is_none()));
+        // A log that keeps every other allow says so on each it keeps.
+        let half = capture(0.5, |log| {
+            for _ in 0..40 {
+                record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
+            }
+        });
+        assert!(!half.is_empty() && half.len() < 40, "{}", half.len());
+        assert!(half.iter().all(|l| l["sampled_at"] == 0.5));
         assert_eq!(lines.last().unwrap()["decision"], "none");
         let all = capture(1.0, |log| {
             for _ in 0..5 {

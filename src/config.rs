@@ -199,6 +199,11 @@ pub struct ServeArgs {
     /// random suffix].
     #[arg(long, env = "PGW_INSTANCE")]
     pub instance: Option<String>,
+    /// How often the gateway reports what it serves to the fleet status,
+    /// and looks for a publication whose notification it missed, in
+    /// seconds [default: 5].
+    #[arg(long, env = "PGW_FLEET_HEARTBEAT_SECS")]
+    pub fleet_heartbeat_secs: Option<u64>,
     /// Do not watch the policy and schema directories; reload on SIGHUP only.
     #[arg(long, env = "PGW_NO_POLICY_WATCH")]
     pub no_policy_watch: bool,
@@ -290,6 +295,7 @@ struct ServeFile {
     policy_source: Option<PolicySource>,
     invariants: Option<PathBuf>,
     instance: Option<String>,
+    fleet_heartbeat_secs: Option<u64>,
     policy_watch: Option<bool>,
     policy_verify_timeout_secs: Option<u64>,
     decision_log: Option<String>,
@@ -393,6 +399,8 @@ pub struct Operations {
     pub invariants: Option<PathBuf>,
     /// The name in the fleet status.
     pub instance: Option<String>,
+    /// How often the fleet status is written (and publications looked for).
+    pub fleet_heartbeat: std::time::Duration,
     /// Watch the policy, schema and shadow directories (SIGHUP reloads either way).
     pub policy_watch: bool,
     /// The time limit for proving a policy set's invariants; a set not
@@ -458,6 +466,7 @@ impl Default for Operations {
             policy_source: PolicySource::Files,
             invariants: None,
             instance: None,
+            fleet_heartbeat: std::time::Duration::from_secs(5),
             policy_watch: true,
             policy_verify_timeout: crate::verify::DEFAULT_TIMEOUT,
             decision_log: None,
@@ -654,6 +663,10 @@ impl ServeArgs {
                 .unwrap_or_default(),
             invariants: self.invariants.or(file.invariants),
             instance: self.instance.or(file.instance),
+            fleet_heartbeat: secs(
+                self.fleet_heartbeat_secs.or(file.fleet_heartbeat_secs),
+                op_defaults.fleet_heartbeat,
+            ),
             policy_watch: !self.no_policy_watch
                 && file.policy_watch.unwrap_or(op_defaults.policy_watch),
             policy_verify_timeout: secs(

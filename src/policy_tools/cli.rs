@@ -151,6 +151,11 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Decide the requests of decision logs again under a candidate set,
+    /// with the data as it is now, and print the ones whose decision flips,
+    /// grouped by action, principal type and determining policies. Exit 1
+    /// when any flips.
+    Replay(super::replay::ReplayArgs),
     /// What each gateway serves: instance, version, since, proved, last seen.
     Fleet {
         #[command(flatten)]
@@ -259,6 +264,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         } => publish::republish(&db, &version, true, &authorship, &solver).await,
         PolicyCommand::History { db, json } => publish::history(&db, json).await,
         PolicyCommand::Fleet { db, json } => publish::fleet(&db, json).await,
+        PolicyCommand::Replay(args) => super::replay::replay(args).await,
     }
 }
 

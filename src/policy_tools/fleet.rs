@@ -25,8 +25,6 @@ use tokio::sync::mpsc;
 
 /// The PostgreSQL channel a publication is announced on.
 pub const CHANNEL: &str = "pgw_policies";
-/// How often a gateway reports (and looks for a publication it missed).
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often the SQLite WAL probe is read (two system calls).
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -137,10 +135,12 @@ impl FleetMember {
     }
 
     /// Runs until `shutdown`: follows the publications (database source)
-    /// and reports every [`HEARTBEAT`].
+    /// and reports every `heartbeat` (when it looks for a publication whose
+    /// notification was missed, too).
     pub fn start(
         self: Arc<Self>,
         reloader: Arc<PolicyReloader>,
+        heartbeat: Duration,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let (tx, mut published) = mpsc::channel::<()>(1);
@@ -156,7 +156,7 @@ impl FleetMember {
         }
         tokio::spawn(async move {
             tokio::pin!(shutdown);
-            let mut heartbeat = tokio::time::interval(HEARTBEAT);
+            let mut heartbeat = tokio::time::interval(heartbeat);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => break,

@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod near_miss;
 pub mod publish;
 pub mod reload;
+pub mod replay;
 pub mod who_can;
 
 use crate::policy::PolicyEngine;

@@ -83,6 +83,9 @@ async fn gateway(
     config.operations.policy_source = PolicySource::Database;
     config.operations.instance = Some(instance.to_owned());
     config.operations.invariants = invariants;
+    // Nothing but the notification (PostgreSQL) or the WAL probe (SQLite)
+    // tells these gateways of a publication.
+    config.operations.fleet_heartbeat = Duration::from_secs(3600);
     config.operations.decision_log_writer = Some(kit::decisions().log.clone());
     serve::start(config).await
 }
@@ -239,6 +242,15 @@ async fn an_unproved_set_is_refused_at_publish_and_at_every_gateway() {
     .await
     .expect("starts");
     assert_eq!(serving(&gw), good);
+    // Its first report made, only the WAL probe can tell it of what follows.
+    let started = Instant::now();
+    while db.store.fleet().await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no first report"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let weak = tempfile::tempdir().unwrap();
     kit::promise_nothing(weak.path());
     let mut files = partner_gateway::policy_tools::publish::read_files(
@@ -354,6 +366,7 @@ async fn a_shadow_publication_counts_flips_on_live_traffic_until_promoted() {
             assert_eq!(code, 0, "{out}");
             config.operations.policy_source = PolicySource::Database;
             config.operations.instance = Some("gw-shadow".into());
+            config.operations.fleet_heartbeat = Duration::from_secs(3600);
         },
     )
     .await;
@@ -422,4 +435,75 @@ async fn a_shadow_publication_counts_flips_on_live_traffic_until_promoted() {
     // Promoting what is live already is refused as a usage error.
     let (code, out) = policy(&url, &["promote", &live]);
     assert_eq!(code, 2, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_log_against_a_tightened_set_names_exactly_the_requests_that_flip() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("decisions.jsonl");
+    let log_path = log.to_str().unwrap().to_owned();
+    let s = DomainServer::start_tuned(
+        Backend::Sqlite,
+        crate::gateway::DEMO,
+        &kit::policies_dir(),
+        |config| {
+            config.operations.decision_log_writer = None;
+            config.operations.decision_log = Some(log_path);
+        },
+    )
+    .await;
+    let request_id = |r: &partner_gateway::client::Answer| {
+        r.headers["x-request-id"].to_str().unwrap().to_owned()
+    };
+    let overview = "/v2/partners/sub-customers/cust-acme/overview";
+    let east = s.operator("op-east-admin").await;
+    let west = s.operator("op-west-admin").await;
+    let acme = s.customer("cust-acme");
+    let allowed = s.call("GET", overview, Some(&east), None).await;
+    assert_eq!(allowed.status, 200);
+    let denied = s.call("GET", overview, Some(&west), None).await;
+    assert_eq!(denied.status, 403);
+    let own = s
+        .call("GET", "/v2/customers/partner-activity", Some(&acme), None)
+        .await;
+    assert_eq!(own.status, 200);
+    s.running.gateway.decision_log.as_ref().unwrap().flush();
+
+    // Operators no longer read their customers' data.
+    let narrower = policies_copy();
+    remove_policy(
+        &narrower.path().join("10-view.cedar"),
+        "R1-operator-views-customer-data",
+    );
+    let replay = |candidate: &Path| {
+        policy(
+            &s.db.url,
+            &[
+                "replay",
+                "--decision-log",
+                log.to_str().unwrap(),
+                "--policies",
+                candidate.to_str().unwrap(),
+                "--baseline",
+                kit::policies_dir().to_str().unwrap(),
+            ],
+        )
+    };
+    let (code, out) = replay(narrower.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("replayed 3 of 3 record(s)"), "{out}");
+    assert!(out.contains("1 request(s) flip:"), "{out}");
+    assert!(
+        out.contains("NEWLY DENIED  ViewCustomer by Operator: 1 request(s)")
+            && out.contains("before: R1-operator-views-customer-data"),
+        "{out}"
+    );
+    assert!(out.contains(&request_id(&allowed)), "{out}");
+    assert!(!out.contains(&request_id(&denied)), "{out}");
+    assert!(!out.contains(&request_id(&own)), "{out}");
+
+    // The set that recorded them flips nothing.
+    let (code, out) = replay(&kit::policies_dir());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no flip"), "{out}");
 }
