@@ -42,6 +42,8 @@ struct Admin {
     gateway: Arc<Gateway>,
     store: Store,
     reloader: Arc<PolicyReloader>,
+    /// This gateway's name in the fleet status.
+    instance: Arc<str>,
     cache_reported: Arc<crate::metrics::CacheReported>,
 }
 
@@ -50,6 +52,7 @@ pub fn router(
     gateway: Arc<Gateway>,
     store: Store,
     reloader: Arc<PolicyReloader>,
+    instance: &str,
     access: AdminAccess,
     local: std::net::SocketAddr,
 ) -> Router {
@@ -71,6 +74,7 @@ pub fn router(
             gateway,
             store,
             reloader,
+            instance: instance.into(),
             cache_reported: Default::default(),
         })
         .layer(axum::middleware::from_fn_with_state(

@@ -330,6 +330,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         gateway.clone(),
         store.clone(),
         reloader.clone(),
+        &fleet.instance,
         cfg.operations.admin.clone(),
         admin_addr,
     );

@@ -37,6 +37,8 @@ pub(super) fn routes() -> Router<Admin> {
         .route("/console/api/status", get(status))
         .route("/console/api/decisions", get(decisions))
         .route("/console/api/shadow", get(shadow))
+        .route("/console/api/policies", get(policies))
+        .route("/console/api/fleet", get(fleet))
         .route("/console/api/sessions", get(sessions))
         .route("/console/api/sessions/{id}/end", post(end_session))
         .route("/console/api/partners", get(partners))
@@ -68,6 +70,41 @@ async fn status(State(admin): State<Admin>) -> Json<Value> {
         "policies": admin.reloader.live.status(),
         "shadow_policies": admin.reloader.shadow().map(|s| s.status()),
     }))
+}
+
+/// Every policy of the live set with how many live decisions it has
+/// determined since the set began serving (a policy at 0 decided nothing).
+async fn policies(State(admin): State<Admin>) -> Json<Value> {
+    let engine = admin.reloader.live.engine.load();
+    let policies: Vec<Value> = engine
+        .determined()
+        .map(|(p, decisions)| {
+            json!({
+                "id": p.id,
+                "effect": if p.effect == cedar_policy::Effect::Permit { "permit" } else { "forbid" },
+                "location": p.location(),
+                "comment": p.comment,
+                "determined": decisions,
+            })
+        })
+        .collect();
+    Json(json!({ "version": engine.version(), "policies": policies }))
+}
+
+/// The fleet: what every gateway on this database reports it serves, and
+/// the publications, the latest first.
+async fn fleet(State(admin): State<Admin>) -> Result<Json<Value>, ApiError> {
+    let gateways = admin.store.fleet().await.map_err(|e| unavailable(&e))?;
+    let publications = admin
+        .store
+        .publications()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(Json(json!({
+        "instance": &*admin.instance,
+        "gateways": gateways,
+        "publications": publications.iter().take(20).map(crate::policy_tools::publish::summary).collect::<Vec<_>>(),
+    })))
 }
 
 /// A determining policy as the console shows it: where it is and its text.

@@ -352,9 +352,15 @@ impl Authorizer {
         // is an administrator's question: its decision neither comes from
         // nor goes into the shared cache.
         if self.shadow.is_set() || question.asked.now_supplied || !traffic {
-            return evaluate();
+            let decision = evaluate();
+            if traffic {
+                engine.count_determining(&decision.determining);
+            }
+            return decision;
         }
-        self.decisions.decide(engine, request, slice, evaluate)
+        let decision = self.decisions.decide(engine, request, slice, evaluate);
+        engine.count_determining(&decision.determining);
+        decision
     }
 
     /// What the policies say about `question` on every item of type `item`
@@ -417,6 +423,9 @@ impl Authorizer {
     ) -> Result<ListAnswer, AuthorizeError> {
         let residuals = self.residuals(question, of.item).await?;
         let decision = residuals.list_decision();
+        if question.asker == Asker::Traffic {
+            question.engine.count_determining(&decision.determining);
+        }
         if !decision.allow {
             return Ok(ListAnswer {
                 decision,

@@ -160,6 +160,9 @@ pub struct PolicyEngine {
     plans: HashMap<String, plan::ActionPlan>,
     /// How the policies use time, for reused decisions.
     time_use: reuse::TimeUse,
+    /// How many live decisions each policy (by position in `infos`) has
+    /// determined since this set began serving: the console's coverage.
+    determined: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -181,6 +184,7 @@ impl PolicyEngine {
         let loaded = load::load(policies_dir, schema_dir)?;
         let plans = plan::plan_actions(&loaded.schema, &loaded.schema_json, &loaded.policies);
         let time_use = reuse::time_use(&loaded.policies);
+        let loaded_count = loaded.infos.len();
         let index = loaded
             .infos
             .iter()
@@ -197,6 +201,7 @@ impl PolicyEngine {
             policies_dir: policies_dir.to_owned(),
             schema_dir: schema_dir.to_owned(),
             authorizer: Authorizer::new(),
+            determined: (0..loaded_count).map(|_| Default::default()).collect(),
             plans,
             time_use,
         })
@@ -228,6 +233,25 @@ impl PolicyEngine {
 
     pub fn policy(&self, id: &str) -> Option<&PolicyInfo> {
         self.index.get(id).map(|&i| &self.infos[i])
+    }
+
+    /// Counts a live decision for each of the policies that determined it.
+    pub fn count_determining(&self, ids: &[String]) {
+        for id in ids {
+            if let Some(&i) = self.index.get(id) {
+                self.determined[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Every policy, in file order, with how many live decisions it has
+    /// determined since this set began serving.
+    pub fn determined(&self) -> impl Iterator<Item = (&PolicyInfo, u64)> {
+        self.infos.iter().zip(
+            self.determined
+                .iter()
+                .map(|n| n.load(std::sync::atomic::Ordering::Relaxed)),
+        )
     }
 
     pub fn policies_dir(&self) -> &Path {

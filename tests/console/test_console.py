@@ -141,7 +141,19 @@ def test_policies_view_shows_the_set_and_its_proofs(browser):
     open_view(browser, "policies")
     card = browser.find_element(By.CSS_SELECTOR, ".policy-set")
     assert "version" in card.text and "proved" in card.text, card.text
+    # Every policy, with the live decisions it determined.
+    WebDriverWait(browser, WAIT).until(lambda d: rows(d, "tr.policy-count"))
+    assert "R1-operator-views-customer-data" in browser.find_element(By.ID, "policy-counts").text
     shot(browser, "policies")
+
+
+def test_fleet_view_lists_this_gateway(browser):
+    open_view(browser, "fleet")
+    WebDriverWait(browser, WAIT).until(lambda d: rows(d, "tr.gateway"))
+    text = browser.find_element(By.ID, "fleet").text
+    assert "(this one)" in text and "proved" in text and "(files)" in text, text
+    assert "Nothing is published" in browser.find_element(By.ID, "publications").text
+    shot(browser, "fleet")
 
 
 def test_explain_form_answers_single_and_list_questions(browser):

@@ -258,3 +258,57 @@ async fn the_pages_are_embedded_and_locked_down() {
         "no inline script"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_count_their_live_decisions_and_the_fleet_lists_this_gateway() {
+    let s = DomainServer::start(Backend::Sqlite, DEMO).await;
+    let count = |v: &Value, id: &str| {
+        v["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {v}"))["determined"]
+            .as_u64()
+            .unwrap()
+    };
+    let viewer = "R1-operator-views-customer-data";
+    let before = get(&s, "/console/api/policies").await;
+    let east = s.operator("op-east-admin").await;
+    let overview = "/v2/partners/sub-customers/cust-acme/overview";
+    for _ in 0..2 {
+        // The second is a reused decision: counted as well.
+        assert_eq!(s.call("GET", overview, Some(&east), None).await.status, 200);
+    }
+    let after = get(&s, "/console/api/policies").await;
+    assert_eq!(count(&after, viewer), count(&before, viewer) + 2);
+    // A question an administrator asks is no live decision.
+    let explained = admin(
+        &s,
+        "POST",
+        "/v1/explain",
+        Some(json!({"principal": "Operator::\"op-east-admin\"", "action": "ViewCustomer", "resource": "Customer::\"cust-acme\""})),
+    )
+    .await;
+    assert_eq!(explained.status, 200);
+    assert_eq!(count(&get(&s, "/console/api/policies").await, viewer), count(&after, viewer));
+
+    let started = std::time::Instant::now();
+    loop {
+        let fleet = get(&s, "/console/api/fleet").await;
+        let me = fleet["gateways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["instance"] == fleet["instance"]);
+        if let Some(me) = me {
+            assert_eq!(me["version"], after["version"], "{fleet}");
+            assert_eq!(me["seq"], Value::Null, "serves files: {fleet}");
+            assert_eq!(me["proved"], true, "{fleet}");
+            assert_eq!(fleet["publications"], json!([]), "{fleet}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "this gateway never reported: {fleet}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -86,7 +86,7 @@ const views = {
     const { configured, disagreements } = await api("/console/api/shadow");
     $("#shadow-state").textContent = configured
       ? `${disagreements.length} recent disagreement(s) between the live and the shadow policy set.`
-      : "No shadow policy set is configured (--shadow-policies).";
+      : "No shadow policy set is configured (--shadow-policies, or policy publish --shadow).";
     const side = (s) => el("td", {}, el("span", { class: s.decision }, s.decision), " ",
       el("span", { class: "muted" }, (s.determining || []).join(", ") || "(no policy)"));
     fill($("#shadow tbody"), disagreements.map((d) => el("tr", {},
@@ -126,6 +126,31 @@ const views = {
           el("summary", {}, "counterexample"), el("pre", {}, JSON.stringify(c, null, 2)))));
     };
     $("#policies").replaceChildren(...[card("Live", status.policies), card("Shadow", status.shadow_policies)].filter(Boolean));
+    // Coverage on live traffic: how many decisions each policy determined.
+    const { policies } = await api("/console/api/policies");
+    fill($("#policy-counts tbody"), policies.map((p) => el("tr", { class: "policy-count" },
+      el("td", {}, p.id), el("td", {}, p.effect), el("td", { class: "muted" }, p.location),
+      el("td", { class: p.determined ? "" : "muted" }, p.determined),
+      el("td", { class: "muted" }, p.comment || ""))), "No policy.");
+  },
+
+  async fleet() {
+    const { instance, gateways, publications } = await api("/console/api/fleet");
+    const now = Date.now();
+    fill($("#fleet tbody"), gateways.map((g) => el("tr", { class: "gateway" },
+      el("td", {}, g.instance, g.instance === instance ? el("span", { class: "muted" }, " (this one)") : null),
+      el("td", {}, g.host),
+      el("td", {}, g.version, el("span", { class: "muted" }, g.seq === null ? " (files)" : ` (#${g.seq})`)),
+      el("td", {}, g.since),
+      el("td", { class: g.proved ? "allow" : "deny" }, g.proved ? "proved" : "NOT proved"),
+      el("td", {}, g.shadow_version ? `${g.shadow_version}: ${g.shadow_flips} flip(s)` : ""),
+      el("td", {}, `${Math.round((now - Date.parse(g.last_seen)) / 1000)} s ago`),
+      el("td", { class: g.problem ? "deny" : "" }, g.problem || ""))), "No gateway has reported.");
+    fill($("#publications tbody"), publications.map((p) => el("tr", { class: "publication" },
+      el("td", {}, `#${p.seq}`), el("td", {}, p.stage), el("td", {}, p.version), el("td", {}, p.published_at),
+      el("td", {}, `${p.author}@${p.host}`), el("td", {}, p.message),
+      el("td", { class: "muted" }, [p.copied_from ? `content of #${p.copied_from}` : "", p.invariant_change ? `invariant change: ${p.invariant_change}` : ""].filter(Boolean).join("; ")))),
+      "Nothing is published (partner-gateway policy publish).");
   },
 
   async explain() {},
@@ -216,7 +241,7 @@ async function drawGraph(partner) {
 
 // Decisions and disagreements follow the traffic: read again every few
 // seconds while their view is open.
-const LIVE = new Set(["decisions", "shadow"]);
+const LIVE = new Set(["decisions", "shadow", "fleet"]);
 let timer = null;
 
 async function show() {
