@@ -53,9 +53,19 @@ pub const POSTGRES: &[File] = &[
     migration!("postgres", "0019_policy_publications.sql"),
 ];
 
-/// The migrator of one dialect's files.
+/// The first migration of the rolling-upgrade rule: from it on, a
+/// migration only expands (README, "Upgrading a fleet").
+pub const EXPAND_ONLY_FROM: &str = "0019";
+
+/// The migrator of one dialect's files. A database migrated by a newer
+/// release (a migration this binary does not know) is accepted: while a
+/// fleet upgrades, gateways of the release before restart against the
+/// schema the first upgraded one expanded, and every migration from
+/// [`EXPAND_ONLY_FROM`] on only adds what they ignore.
 pub async fn migrator(files: &'static [File]) -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded(files)).await
+    let mut migrator = Migrator::new(Embedded(files)).await?;
+    migrator.set_ignore_missing(true);
+    Ok(migrator)
 }
 
 #[derive(Debug)]
@@ -119,5 +129,58 @@ mod tests {
                 "migrations/{dir}: add the new file to src/store/migrations.rs"
             );
         }
+    }
+
+    /// From [`EXPAND_ONLY_FROM`] on, a migration adds tables, columns
+    /// (nullable or with a default), indexes and triggers: it drops,
+    /// renames, retypes and tightens nothing a gateway of the release
+    /// before may still read or write.
+    #[test]
+    fn migrations_only_expand() {
+        let contracting = [
+            "DROP TABLE",
+            "DROP COLUMN",
+            "RENAME",
+            " TYPE ",
+            "SET NOT NULL",
+            "DELETE FROM",
+            "UPDATE ",
+        ];
+        for (name, sql) in SQLITE.iter().chain(POSTGRES) {
+            if *name < EXPAND_ONLY_FROM {
+                continue;
+            }
+            let code: String = sql
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+                .to_uppercase();
+            for word in contracting {
+                assert!(!code.contains(word), "{name} contracts the schema ({word})");
+            }
+            for line in code.lines().filter(|l| l.contains("ADD COLUMN")) {
+                assert!(
+                    !line.contains("NOT NULL") || line.contains("DEFAULT"),
+                    "{name}: a NOT NULL column without a default breaks the release before's inserts: {line}"
+                );
+            }
+        }
+    }
+
+    /// A gateway of the release before (its list one migration shorter)
+    /// starts on a database the newer release migrated.
+    #[tokio::test]
+    async fn the_release_before_starts_on_a_database_the_newer_one_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("db.sqlite").display()
+        );
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        migrator(SQLITE).await.unwrap().run(&pool).await.unwrap();
+        let before = &SQLITE[..SQLITE.len() - 1];
+        migrator(before).await.unwrap().run(&pool).await.unwrap();
     }
 }

@@ -291,7 +291,10 @@ async fn policies_count_their_live_decisions_and_the_fleet_lists_this_gateway() 
     )
     .await;
     assert_eq!(explained.status, 200);
-    assert_eq!(count(&get(&s, "/console/api/policies").await, viewer), count(&after, viewer));
+    assert_eq!(
+        count(&get(&s, "/console/api/policies").await, viewer),
+        count(&after, viewer)
+    );
 
     let started = std::time::Instant::now();
     loop {
@@ -308,7 +311,10 @@ async fn policies_count_their_live_decisions_and_the_fleet_lists_this_gateway() 
             assert_eq!(fleet["publications"], json!([]), "{fleet}");
             break;
         }
-        assert!(started.elapsed().as_secs() < 30, "this gateway never reported: {fleet}");
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "this gateway never reported: {fleet}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
