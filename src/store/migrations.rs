@@ -53,15 +53,11 @@ pub const POSTGRES: &[File] = &[
     migration!("postgres", "0019_policy_publications.sql"),
 ];
 
-/// The first migration of the rolling-upgrade rule: from it on, a
-/// migration only expands (README, "Upgrading a fleet").
-pub const EXPAND_ONLY_FROM: &str = "0019";
-
 /// The migrator of one dialect's files. A database migrated by a newer
 /// release (a migration this binary does not know) is accepted: while a
 /// fleet upgrades, gateways of the release before restart against the
-/// schema the first upgraded one expanded, and every migration from
-/// [`EXPAND_ONLY_FROM`] on only adds what they ignore.
+/// schema the first upgraded one expanded, and every migration from 0019
+/// on only adds what they ignore (README, "Upgrading a fleet").
 pub async fn migrator(files: &'static [File]) -> Result<Migrator, sqlx::migrate::MigrateError> {
     let mut migrator = Migrator::new(Embedded(files)).await?;
     migrator.set_ignore_missing(true);
@@ -101,6 +97,9 @@ impl MigrationSource<'static> for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first migration of the rolling-upgrade rule.
+    const EXPAND_ONLY_FROM: &str = "0019";
 
     /// The embedded lists are the directories, file for file.
     #[test]
