@@ -359,11 +359,13 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     let reload_task = reloader.clone().start(watch_files, stopped(stop.clone()));
     let fleet = Arc::new(fleet);
     let instance = fleet.instance.clone();
-    let fleet_task = fleet.start(
-        reloader.clone(),
-        cfg.operations.fleet_heartbeat,
-        stopped(stop.clone()),
-    );
+    let fleet_task = fleet
+        .start(
+            reloader.clone(),
+            cfg.operations.fleet_heartbeat,
+            stopped(stop.clone()),
+        )
+        .await;
     let upkeep_stop = stopped(stop.clone());
     // logrotate's `postrotate` (README "Decision log").
     let mut log_rotated = crate::signals::user1();

@@ -137,7 +137,10 @@ impl FleetMember {
     /// Runs until `shutdown`: follows the publications (database source)
     /// and reports every `heartbeat` (when it looks for a publication whose
     /// notification was missed, too).
-    pub fn start(
+    ///
+    /// The first report is made before this returns: a gateway that is up
+    /// is in the fleet status.
+    pub async fn start(
         self: Arc<Self>,
         reloader: Arc<PolicyReloader>,
         heartbeat: Duration,
@@ -154,9 +157,14 @@ impl FleetMember {
                 }
             }
         }
+        // Listening already: a publication made from now on is heard.
+        self.follow(&reloader).await;
+        self.report(&reloader).await;
         tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut heartbeat = tokio::time::interval(heartbeat);
+            // The first tick is at once: that report was just made.
+            heartbeat.tick().await;
             loop {
                 tokio::select! {
                     _ = &mut shutdown => break,
