@@ -125,25 +125,9 @@ pub enum PolicyCommand {
     Publish(publish::PublishArgs),
     /// Publish again the content of an earlier publication (a version, a
     /// unique prefix of one, or #N), checked as any publication.
-    Rollback {
-        version: String,
-        #[command(flatten)]
-        db: publish::PublicationDb,
-        #[command(flatten)]
-        authorship: publish::Authorship,
-        #[command(flatten)]
-        solver: SolverArgs,
-    },
+    Rollback(publish::RepublishArgs),
     /// Make a shadow publication (`publish --shadow`) live.
-    Promote {
-        version: String,
-        #[command(flatten)]
-        db: publish::PublicationDb,
-        #[command(flatten)]
-        authorship: publish::Authorship,
-        #[command(flatten)]
-        solver: SolverArgs,
-    },
+    Promote(publish::RepublishArgs),
     /// List the publications, the latest first.
     History {
         #[command(flatten)]
@@ -250,18 +234,8 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             solver,
         } => diff_command(old, new, schema, &solver).await,
         PolicyCommand::Publish(args) => publish::publish(args).await,
-        PolicyCommand::Rollback {
-            version,
-            db,
-            authorship,
-            solver,
-        } => publish::republish(&db, &version, false, &authorship, &solver).await,
-        PolicyCommand::Promote {
-            version,
-            db,
-            authorship,
-            solver,
-        } => publish::republish(&db, &version, true, &authorship, &solver).await,
+        PolicyCommand::Rollback(args) => publish::republish(&args, false).await,
+        PolicyCommand::Promote(args) => publish::republish(&args, true).await,
         PolicyCommand::History { db, json } => publish::history(&db, json).await,
         PolicyCommand::Fleet { db, json } => publish::fleet(&db, json).await,
         PolicyCommand::Replay(args) => super::replay::replay(args).await,

@@ -14,6 +14,7 @@
 
 use super::publish::{host_name, SetDirs};
 use super::reload::{self, Outcome, PolicyReloader, Serving as SetServing, SetName};
+use crate::store::notifications::{self, Heard};
 use crate::store::publications::{GatewayReport, Publication};
 use crate::store::{Backend, Store};
 use crate::time::{self, Timestamp};
@@ -188,24 +189,17 @@ impl FleetMember {
     }
 
     async fn follow_shadow(&self, reloader: &PolicyReloader, root: &Path) {
-        let seq = match self.store.shadow_publication_seq().await {
-            Ok(seq) => seq,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the policy publications");
-                return;
-            }
+        let Some(seq) = read(self.store.shadow_publication_seq().await) else {
+            return;
         };
         if self.serving().shadow_seq == seq {
             return;
         }
         let publication = match seq {
             None => None,
-            Some(_) => match self.store.shadow_publication().await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the shadow publication");
-                    return;
-                }
+            Some(_) => match read(self.store.shadow_publication().await) {
+                Some(p) => p,
+                None => return,
             },
         };
         let Some(publication) = publication else {
@@ -252,13 +246,8 @@ impl FleetMember {
     async fn follow_live(&self, reloader: &PolicyReloader, root: &Path) {
         // The number first (a probe fires on every commit): the files
         // only when a publication is new.
-        let seq = match self.store.live_publication_seq().await {
-            Ok(Some(seq)) => seq,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the policy publications");
-                return;
-            }
+        let Some(Some(seq)) = read(self.store.live_publication_seq().await) else {
+            return;
         };
         {
             let serving = self.serving();
@@ -266,13 +255,8 @@ impl FleetMember {
                 return;
             }
         }
-        let latest = match self.store.live_publication().await {
-            Ok(Some(p)) => p,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the policy publications");
-                return;
-            }
+        let Some(Some(latest)) = read(self.store.live_publication().await) else {
+            return;
         };
         if let Err(e) = write_linked(root, &latest, LIVE) {
             tracing::error!(seq = latest.seq, error = %e, "cannot write the policy publication");
@@ -330,6 +314,14 @@ impl FleetMember {
     }
 }
 
+/// What the database answered; `None`, logged, when it could not be read
+/// (the set serving stays, and the next heartbeat asks again).
+fn read<T>(answer: crate::store::StoreResult<T>) -> Option<T> {
+    answer
+        .map_err(|e| tracing::warn!(error = %e, "cannot read the policy publications"))
+        .ok()
+}
+
 /// The links under a gateway's publications directory to the set serving
 /// and to the shadow set.
 const LIVE: &str = "live";
@@ -352,35 +344,14 @@ fn write_linked(root: &Path, publication: &Publication, link: &str) -> std::io::
     Ok(SetDirs::under(&linked))
 }
 
-/// PostgreSQL: a message on `tx` for every publication, and after every
-/// reconnect (one may have been missed meanwhile).
+/// PostgreSQL: a message on `tx` for every publication, and on listening
+/// (again: one may have been missed meanwhile).
 fn listen(database_url: String, tx: mpsc::Sender<()>) {
-    tokio::spawn(async move {
-        loop {
-            match sqlx::postgres::PgListener::connect(&database_url).await {
-                Ok(mut listener) => {
-                    listener.eager_reconnect(false);
-                    if let Err(e) = listener.listen(CHANNEL).await {
-                        tracing::warn!(error = %e, "cannot LISTEN for policy publications");
-                    } else {
-                        let _ = tx.try_send(());
-                        while let Ok(Some(_)) = listener.try_recv().await {
-                            let _ = tx.try_send(());
-                        }
-                        tracing::warn!(
-                            "policy publication listener lost its connection; reconnecting"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot connect the policy publication listener")
-                }
-            }
-            if tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    notifications::listen(database_url, CHANNEL, "policy publication", move |heard| {
+        if !matches!(heard, Heard::Lost) {
+            let _ = tx.try_send(());
         }
+        !tx.is_closed()
     });
 }
 

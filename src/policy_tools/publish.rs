@@ -75,6 +75,19 @@ pub struct PublishArgs {
     pub solver: SolverArgs,
 }
 
+/// `policy rollback` and `policy promote`: which publication, and as for publish.
+#[derive(Debug, clap::Args)]
+pub struct RepublishArgs {
+    /// A version (at least 6 hex digits of it), or #N for publication N.
+    pub version: String,
+    #[command(flatten)]
+    pub db: PublicationDb,
+    #[command(flatten)]
+    pub authorship: Authorship,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+}
+
 /// The exit code of a set refused (not valid, a test failing, an invariant
 /// not proved); usage errors are 2 (clap's).
 const REFUSED: u8 = 1;
@@ -494,16 +507,10 @@ fn find<'p>(publications: &'p [Publication], wanted: &str) -> Result<&'p Publica
 /// `policy rollback` (stage live, from any publication) and `policy
 /// promote` (stage live, from a shadow publication): a new publication of
 /// an earlier one's content, checked as any publication is.
-pub async fn republish(
-    db: &PublicationDb,
-    wanted: &str,
-    from_shadow: bool,
-    authorship: &Authorship,
-    solver: &SolverArgs,
-) -> anyhow::Result<ExitCode> {
-    let store = db.open().await?;
+pub async fn republish(args: &RepublishArgs, from_shadow: bool) -> anyhow::Result<ExitCode> {
+    let store = args.db.open().await?;
     let publications = store.publications().await?;
-    let found = match find(&publications, wanted) {
+    let found = match find(&publications, &args.version) {
         Ok(found) => found,
         Err(why) => {
             println!("{why}");
@@ -537,8 +544,8 @@ pub async fn republish(
             tests: Vec::new(),
             copied_from: Some(found.seq),
         },
-        authorship,
-        solver,
+        &args.authorship,
+        &args.solver,
     )
     .await
 }

@@ -10,8 +10,8 @@
 
 use crate::entities::EntityLoader;
 use crate::refs::EntityRef;
+use crate::store::notifications::{self, Heard};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const CHANNEL: &str = "pgw_entities";
 
@@ -31,58 +31,28 @@ pub fn entity_of(payload: &str) -> Option<EntityRef> {
     })
 }
 
-/// Listens for changes until the process ends, reconnecting after failures;
-/// after a reconnect everything is dropped, since notifications may have been missed.
+/// Listens for changes until the process ends; while not listening (and
+/// once listening again, since notifications may have been missed) nothing
+/// cached is trusted.
 pub fn spawn_listener(database_url: String, entities: Arc<EntityLoader>) {
-    tokio::spawn(async move {
-        loop {
-            match sqlx::postgres::PgListener::connect(&database_url).await {
-                Ok(mut listener) => {
-                    // Report a lost connection at once: by default `try_recv`
-                    // first reconnects (retrying for up to the pool's acquire
-                    // timeout while the database is down), and all that time
-                    // the cache would be trusted with notifications lost.
-                    listener.eager_reconnect(false);
-                    if let Err(e) = listener.listen(CHANNEL).await {
-                        tracing::error!(error = %e, "cannot LISTEN for entity changes");
-                    } else {
-                        entities.invalidate_all();
-                        entities.set_change_feed(true);
-                        loop {
-                            // `try_recv`, not `recv`: `recv` reconnects silently and
-                            // notifications sent meanwhile are lost.
-                            match listener.try_recv().await {
-                                Ok(Some(note)) => {
-                                    let payload = note.payload();
-                                    if let Some(key) = payload.strip_prefix("credentials:") {
-                                        entities.invalidate_credential(key);
-                                    } else if let Some(entity) = entity_of(payload) {
-                                        entities.invalidate(&entity);
-                                    }
-                                }
-                                // The connection closed. `try_recv` would reconnect on
-                                // the next call, but nothing says when it is listening
-                                // again: until a fresh LISTEN, nothing is cached.
-                                Ok(None) => {
-                                    entities.set_change_feed(false);
-                                    entities.invalidate_all();
-                                    tracing::warn!(
-                                        "entity change listener lost its connection; reconnecting"
-                                    );
-                                    break;
-                                }
-                                Err(e) => {
-                                    entities.set_change_feed(false);
-                                    tracing::warn!(error = %e, "entity change listener lost its connection");
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot connect the entity change listener"),
+    notifications::listen(database_url, CHANNEL, "entity change", move |heard| {
+        match heard {
+            Heard::Listening => {
+                entities.invalidate_all();
+                entities.set_change_feed(true);
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            Heard::Note(payload) => {
+                if let Some(key) = payload.strip_prefix("credentials:") {
+                    entities.invalidate_credential(key);
+                } else if let Some(entity) = entity_of(payload) {
+                    entities.invalidate(&entity);
+                }
+            }
+            Heard::Lost => {
+                entities.set_change_feed(false);
+                entities.invalidate_all();
+            }
         }
+        true
     });
 }

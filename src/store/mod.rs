@@ -11,6 +11,7 @@ pub mod filter_sql;
 pub mod limits;
 mod lists;
 mod migrations;
+pub mod notifications;
 pub mod publications;
 pub mod query;
 mod read;

@@ -88,6 +88,13 @@ pub struct GatewayReport {
     pub last_seen: Timestamp,
 }
 
+/// The live publications.
+const LIVE: &str = "stage = 'live'";
+/// The shadow publications made after the live one (a later live
+/// publication ends a shadow one).
+const SHADOW: &str = "stage = 'shadow' AND seq > COALESCE(
+    (SELECT MAX(seq) FROM policy_publications WHERE stage = 'live'), 0)";
+
 fn publication(row: &sqlx::any::AnyRow) -> StoreResult<Publication> {
     let files: String = get(row, "files")?;
     Ok(Publication {
@@ -158,52 +165,44 @@ impl Store {
 
     /// The number of the latest publication, live or shadow.
     pub async fn latest_publication_seq(&self) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("SELECT MAX(seq) AS seq FROM policy_publications")
-            .fetch_one(self.pool())
-            .await?;
-        get(&row, "seq")
+        self.latest_seq("TRUE").await
     }
 
     /// The number of the live publication.
     pub async fn live_publication_seq(&self) -> StoreResult<Option<i64>> {
-        let row =
-            sqlx::query("SELECT MAX(seq) AS seq FROM policy_publications WHERE stage = 'live'")
-                .fetch_one(self.pool())
-                .await?;
-        get(&row, "seq")
+        self.latest_seq(LIVE).await
     }
 
     /// The number of the shadow publication (see [`Store::shadow_publication`]).
     pub async fn shadow_publication_seq(&self) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MAX(seq) AS seq FROM policy_publications WHERE stage = 'shadow' AND seq > COALESCE(
-                (SELECT MAX(seq) FROM policy_publications WHERE stage = 'live'), 0)",
-        )
+        self.latest_seq(SHADOW).await
+    }
+
+    /// The publication that serves: the latest live one.
+    pub async fn live_publication(&self) -> StoreResult<Option<Publication>> {
+        self.latest_publication(LIVE).await
+    }
+
+    /// The shadow candidate: a shadow publication made after the live one.
+    pub async fn shadow_publication(&self) -> StoreResult<Option<Publication>> {
+        self.latest_publication(SHADOW).await
+    }
+
+    /// The number of the latest publication `condition` selects.
+    async fn latest_seq(&self, condition: &str) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(&format!(
+            "SELECT MAX(seq) AS seq FROM policy_publications WHERE {condition}"
+        ))
         .fetch_one(self.pool())
         .await?;
         get(&row, "seq")
     }
 
-    /// The publication that serves: the latest live one.
-    pub async fn live_publication(&self) -> StoreResult<Option<Publication>> {
-        sqlx::query(
-            "SELECT * FROM policy_publications WHERE stage = 'live' ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(self.pool())
-        .await?
-        .as_ref()
-        .map(publication)
-        .transpose()
-    }
-
-    /// The shadow candidate: a shadow publication made after the live one
-    /// (a later live publication ends it).
-    pub async fn shadow_publication(&self) -> StoreResult<Option<Publication>> {
-        sqlx::query(
-            "SELECT * FROM policy_publications WHERE stage = 'shadow' AND seq > COALESCE(
-                (SELECT MAX(seq) FROM policy_publications WHERE stage = 'live'), 0)
-             ORDER BY seq DESC LIMIT 1",
-        )
+    /// The latest publication `condition` selects.
+    async fn latest_publication(&self, condition: &str) -> StoreResult<Option<Publication>> {
+        sqlx::query(&format!(
+            "SELECT * FROM policy_publications WHERE {condition} ORDER BY seq DESC LIMIT 1"
+        ))
         .fetch_optional(self.pool())
         .await?
         .as_ref()
