@@ -299,6 +299,9 @@ pub fn host_name() -> String {
 /// What to publish: files, and where they come from.
 struct Candidate {
     files: PolicyFiles,
+    /// Where `files` were read from, checked there so that every problem
+    /// names the file as its author knows it; `None`: checked from a copy.
+    read_from: Option<SetDirs>,
     stage: Stage,
     tests: Vec<PathBuf>,
     copied_from: Option<i64>,
@@ -314,10 +317,20 @@ async fn publish_files(
     let work = tempfile::Builder::new()
         .prefix("partner-gateway-publish-")
         .tempdir()?;
-    let dirs = SetDirs::write(&work.path().join("new"), &candidate.files)?;
+    let dirs = match &candidate.read_from {
+        Some(dirs) => dirs.clone(),
+        None => SetDirs::write(&work.path().join("new"), &candidate.files)?,
+    };
     let Ok(checked) = check(&dirs, &candidate.tests, solver).await? else {
         return Ok(ExitCode::from(REFUSED));
     };
+    // What was checked is what is stored: files changed meanwhile are not.
+    if candidate.read_from.is_some()
+        && read_files(&dirs.policies, &dirs.schema, &dirs.invariants)? != candidate.files
+    {
+        println!("NOT PUBLISHED: the files changed while they were checked; run the command again");
+        return Ok(ExitCode::from(REFUSED));
+    }
     let live = store.live_publication().await?;
     let latest = store.latest_publication_seq().await?;
     let mut invariant_change = None;
@@ -441,6 +454,11 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| Invariants::dir_of(&args.dirs.policies));
     let files = read_files(&args.dirs.policies, &args.dirs.schema, &invariants)?;
+    let read_from = SetDirs {
+        policies: args.dirs.policies.clone(),
+        schema: args.dirs.schema.clone(),
+        invariants,
+    };
     let tests_dir = args.dirs.policies.join("tests");
     let tests = if tests_dir.is_dir() {
         testing::default_test_files(&tests_dir)
@@ -458,6 +476,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
         &store,
         Candidate {
             files,
+            read_from: Some(read_from),
             stage,
             tests,
             copied_from: None,
@@ -540,6 +559,7 @@ pub async fn republish(args: &RepublishArgs, from_shadow: bool) -> anyhow::Resul
         &store,
         Candidate {
             files: found.new.files.clone(),
+            read_from: None,
             stage: Stage::Live,
             tests: Vec::new(),
             copied_from: Some(found.seq),

@@ -226,6 +226,20 @@ async fn an_unproved_set_is_refused_at_publish_and_at_every_gateway() {
     assert!(out.contains("INV-"), "names the refuted invariant:\n{out}");
     assert!(out.contains("counterexample"), "{out}");
     let (_, history) = policy(&db.url, &["history", "--json"]);
+    // A problem names the file as its author knows it.
+    let broken = policies_copy();
+    let file = broken.path().join("99-broken.cedar");
+    std::fs::write(
+        &file,
+        "@id(\"broken\")\npermit (principal, action, resource) when {\n",
+    )
+    .unwrap();
+    let (code, out) = policy(
+        &db.url,
+        &["publish", "--policies", broken.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("{}:", file.display())), "{out}");
     assert_eq!(
         serde_json::from_str::<Vec<Value>>(&history).unwrap().len(),
         1
