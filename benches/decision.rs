@@ -4,6 +4,9 @@
 //! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
 //!   from the store (a fresh cache per request) + decision;
 //! - `decide_only`: the Cedar decision alone, on prepared slices;
+//! - a new decision on a prepared slice by the gateway's engine and by
+//!   `cedar-local-agent` 3.0.0 (AWS's reference authorizer), same requests,
+//!   same slices, interleaved (p50/p99 from a timing loop; `support/local_agent.rs`);
 //! - a reused decision (p50/p99 from a timing loop): the slice's records
 //!   from a warm cache and the gateway's decision cache answering (what a
 //!   repeated question costs the gateway);
@@ -32,6 +35,8 @@
 #[path = "support/bigstore.rs"]
 #[allow(dead_code)]
 mod bigstore;
+#[path = "support/local_agent.rs"]
+mod local_agent;
 
 use bigstore::{customer_partner, DISTRIBUTORS, NOW};
 use criterion::{criterion_group, BenchmarkId, Criterion};
@@ -191,6 +196,26 @@ impl Summary {
                 verdict(p99 <= 25.0, format!("by {:.1} µs ({what})", p99 - 25.0))
             );
         }
+        // Against the reference authorizer: a new decision, and a reused one.
+        let find = |what: &str| self.0.iter().find(|r| r.0 == what);
+        if let Some(theirs) = find(AGENT) {
+            for (label, ours) in [("new", find(ENGINE)), ("reused", find(REUSED))] {
+                let Some(ours) = ours else { continue };
+                let per_second = |median: Duration| 1.0 / median.as_secs_f64().max(1e-9);
+                let ahead = ours.2 < theirs.2 && ours.3 < theirs.3;
+                let _ = writeln!(
+                    out,
+                    "| a {label} decision ahead of cedar-local-agent at p50 and p99 | ours {:.1} / {:.1} µs ({:.0} per s per core), cedar-local-agent {:.1} / {:.1} µs ({:.0} per s) | {} |",
+                    micros(ours.2),
+                    micros(ours.3),
+                    per_second(ours.2),
+                    micros(theirs.2),
+                    micros(theirs.3),
+                    per_second(theirs.2),
+                    verdict(ahead, format!("p50 ×{:.2}, p99 ×{:.2} of theirs", micros(ours.2) / micros(theirs.2), micros(ours.3) / micros(theirs.3)))
+                );
+            }
+        }
         let mut kinds: Vec<&str> = Vec::new();
         for r in &self.0 {
             if !kinds.contains(&r.0.as_str()) {
@@ -237,6 +262,10 @@ impl Summary {
 
 /// The list measurements' name prefix.
 const LIST: &str = "ListSubCustomers";
+/// The measurements set against cedar-local-agent.
+const ENGINE: &str = "new decision, prepared slice: partner-gateway's engine";
+const AGENT: &str = "new decision, prepared slice: cedar-local-agent 3.0.0 simple::Authorizer";
+const REUSED: &str = "slice records from warm cache + reused decision";
 
 impl Summary {
     /// Issue 13's target: the derived filter within 1.2× of the hand-written
@@ -534,11 +563,7 @@ fn bench(c: &mut Criterion) {
             "{:?}",
             cache.stats()
         );
-        summary.add(
-            "slice records from warm cache + reused decision",
-            &n,
-            reused,
-        );
+        summary.add(REUSED, &n, reused);
         let backends = [
             ("SQLite", Some(&sized.sqlite)),
             ("PostgreSQL", sized.postgres.as_ref()),
@@ -568,6 +593,32 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     summary.add("decide alone (prepared slice)", "any", alone);
+
+    // cedar-local-agent, on the same requests and slices: both decide
+    // alike first, then each is timed, interleaved, building its request.
+    let agent = local_agent::LocalAgent::new(&engine, &repo("policies"));
+    let (ours, theirs): (Vec<Duration>, Vec<Duration>) = rt.block_on(async {
+        for (r, slice) in first.reqs.iter().zip(&slices) {
+            assert_eq!(
+                agent.decide(&engine, r, slice).await,
+                engine.decide(r, slice).allow,
+                "cedar-local-agent and the engine disagree on {r:?}"
+            );
+        }
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for i in 0..s.iterations {
+            let k = i % first.reqs.len();
+            let t = Instant::now();
+            std::hint::black_box(engine.decide(&first.reqs[k], &slices[k]));
+            ours.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(agent.decide(&engine, &first.reqs[k], &slices[k]).await);
+            theirs.push(t.elapsed());
+        }
+        (ours, theirs)
+    });
+    summary.add(ENGINE, "any", ours);
+    summary.add(AGENT, "any", theirs);
 
     // Lists: a distributor admin's ListSubCustomers, derived against hand-written.
     let admin = EntityRef::Operator(format!("op-{}-admin", DISTRIBUTORS_FIRST).into());
