@@ -195,8 +195,9 @@ pub struct ServeArgs {
     /// alone cannot weaken a guardrail.
     #[arg(long, env = "PGW_INVARIANTS")]
     pub invariants: Option<PathBuf>,
-    /// This gateway's name in `policy fleet` [default: host name and a
-    /// random suffix].
+    /// This gateway's name in `policy fleet` [default: HOST:PORT of the API
+    /// listener, so a restart is the same instance; with port 0, the host
+    /// name and a random suffix].
     #[arg(long, env = "PGW_INSTANCE")]
     pub instance: Option<String>,
     /// How often the gateway reports what it serves to the fleet status,

@@ -146,7 +146,12 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
     // With `--policy-source database`, the live publication is written to
     // disk and served from there like files; nothing published, no start.
     let database_url = &cfg.database.database_url;
-    let instance = cfg.operations.instance.clone();
+    // A gateway restarted on the same host and port is the same instance
+    // (one row in the fleet status); on an ephemeral port, a new one.
+    let instance = cfg.operations.instance.clone().or_else(|| {
+        let port = cfg.listen.port();
+        (port != 0).then(|| format!("{}:{port}", crate::policy_tools::publish::host_name()))
+    });
     let fleet = match cfg.operations.policy_source {
         PolicySource::Files => FleetMember::serving_files(store.clone(), database_url, instance),
         PolicySource::Database => {
