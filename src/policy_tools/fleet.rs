@@ -33,8 +33,6 @@ const PROBE_EVERY: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 struct Served {
     seq: Option<i64>,
-    version: String,
-    since: Timestamp,
     problem: Option<String>,
     /// The publication refused last: not tried again until another comes.
     refused: Option<i64>,
@@ -83,8 +81,6 @@ impl FleetMember {
             publications,
             serving: Mutex::new(Served {
                 seq,
-                version: String::new(),
-                since: time::now(),
                 problem: None,
                 refused: None,
                 shadow_seq: None,
@@ -284,19 +280,14 @@ impl FleetMember {
     /// Records what this gateway serves (and sets its metric).
     async fn report(&self, reloader: &PolicyReloader) {
         let now = time::now();
-        let version = reloader.live.engine.load().version().to_owned();
         let report = {
-            let mut serving = self.serving();
-            if serving.version != version {
-                serving.version = version.clone();
-                serving.since = now;
-            }
+            let serving = self.serving();
             GatewayReport {
                 instance: self.instance.clone(),
                 host: self.host.clone(),
-                version,
+                version: reloader.live.engine.load().version().to_owned(),
                 seq: serving.seq,
-                since: serving.since,
+                since: reloader.live.loaded_at(),
                 proved: reloader.live.proved(),
                 shadow_version: reloader
                     .shadow()

@@ -176,19 +176,19 @@ struct Checked {
     proof: String,
 }
 
-/// Loads the set in `dirs` and proves its invariants; `Err` prints why it
-/// may not be published. `tests`: the decision test files to run.
+/// Loads the set in `dirs` and proves its invariants; `None` once it has
+/// printed why it may not be published. `tests`: the decision test files to run.
 async fn check(
     dirs: &SetDirs,
     tests: &[PathBuf],
     solver: &SolverArgs,
-) -> anyhow::Result<Result<Checked, ()>> {
+) -> anyhow::Result<Option<Checked>> {
     let (engine, invariants) =
         match reload::load_set(&dirs.policies, &dirs.schema, &dirs.invariants) {
             Ok(set) => set,
             Err(e) => {
                 println!("REFUSED: the set does not load: {e}");
-                return Ok(Err(()));
+                return Ok(None);
             }
         };
     if !tests.is_empty() {
@@ -199,7 +199,7 @@ async fn check(
         println!("decision tests: {}", report.summary());
         if report.failed() > 0 {
             println!("REFUSED: a decision test fails");
-            return Ok(Err(()));
+            return Ok(None);
         }
     }
     let timeout = std::time::Duration::from_secs(solver.timeout_secs);
@@ -213,7 +213,7 @@ async fn check(
             "REFUSED: not every invariant is proved: {}",
             verification.refusal
         );
-        return Ok(Err(()));
+        return Ok(None);
     }
     let proof = format!(
         "{} invariants proved in {:.1} s ({})",
@@ -222,7 +222,7 @@ async fn check(
         verify::solver_version().unwrap_or_else(|e| e)
     );
     println!("proved: {proof}");
-    Ok(Ok(Checked {
+    Ok(Some(Checked {
         engine,
         invariants,
         proof,
@@ -321,7 +321,7 @@ async fn publish_files(
         Some(dirs) => dirs.clone(),
         None => SetDirs::write(&work.path().join("new"), &candidate.files)?,
     };
-    let Ok(checked) = check(&dirs, &candidate.tests, solver).await? else {
+    let Some(checked) = check(&dirs, &candidate.tests, solver).await? else {
         return Ok(ExitCode::from(REFUSED));
     };
     // What was checked is what is stored: files changed meanwhile are not.
@@ -405,6 +405,16 @@ async fn publish_files(
     }
 }
 
+/// The engine of a stored publication, its files written under `root`;
+/// `Err` with why when they no longer load here.
+pub fn load_publication(
+    root: &Path,
+    publication: &Publication,
+) -> std::io::Result<Result<PolicyEngine, crate::policy::PolicyLoadError>> {
+    let dirs = SetDirs::write(root, &publication.new.files)?;
+    Ok(PolicyEngine::load(&dirs.policies, &dirs.schema))
+}
+
 /// Prints what the candidate newly allows and denies against `live` (proved
 /// by the solver, as `policy diff`).
 async fn show_diff(
@@ -413,8 +423,7 @@ async fn show_diff(
     candidate: PolicyEngine,
     solver: &SolverArgs,
 ) -> anyhow::Result<()> {
-    let dirs = SetDirs::write(root, &live.new.files)?;
-    let old = match PolicyEngine::load(&dirs.policies, &dirs.schema) {
+    let old = match load_publication(root, live)? {
         Ok(old) => old,
         Err(e) => {
             println!("diff: the live publication does not load here ({e}); not compared");

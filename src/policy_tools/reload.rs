@@ -493,6 +493,11 @@ impl WatchedSet {
         })
     }
 
+    /// When the version serving was swapped in (or the gateway started).
+    pub fn loaded_at(&self) -> Timestamp {
+        self.state().loaded_at
+    }
+
     /// Whether every invariant of the set serving is proved.
     pub fn proved(&self) -> bool {
         self.state().verification.proved()
@@ -565,16 +570,12 @@ impl PolicyReloader {
         }
     }
 
-    fn sets(&self) -> Vec<Arc<WatchedSet>> {
-        self.shadow.load_full().into_iter().collect()
-    }
-
     /// Reloads every set now; `cause` is logged (`SIGHUP`, `file change`).
     pub async fn reload(&self, cause: &str) -> Vec<(SetName, Outcome)> {
         let _one = self.serial.lock().await;
         let mut outcomes = vec![(SetName::Live, self.live.reload(cause).await)];
-        for set in self.sets() {
-            outcomes.push((set.name, set.reload(cause).await));
+        if let Some(shadow) = self.shadow() {
+            outcomes.push((SetName::Shadow, shadow.reload(cause).await));
         }
         outcomes
     }
@@ -583,8 +584,8 @@ impl PolicyReloader {
     /// re-armed after each change, so one created later is watched from then).
     fn directories(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
-        let shadow = self.sets();
-        for set in std::iter::once(&self.live).chain(shadow.iter().map(|s| &**s)) {
+        let shadow = self.shadow();
+        for set in std::iter::once(&self.live).chain(shadow.as_deref()) {
             for dir in [&set.policies_dir, &set.schema_dir, &set.invariants_dir] {
                 if !dirs.contains(dir) {
                     dirs.push(dir.clone());

@@ -11,7 +11,7 @@
 //! now decides otherwise changed with the data, not with the candidate, and
 //! is counted apart, never as a flip.
 
-use super::publish::SetDirs;
+use super::publish::load_publication;
 use crate::authorizer::{Asker, Authorizer, Question};
 use crate::catalog::{Operation, OPERATIONS};
 use crate::entities::EntityLoader;
@@ -194,14 +194,13 @@ async fn baselines(
     versions: impl Iterator<Item = String>,
     store: &Store,
     baseline: Option<PolicyEngine>,
-    schema: &Path,
     work: &Path,
 ) -> anyhow::Result<HashMap<String, PolicyEngine>> {
     let mut found: HashMap<String, PolicyEngine> = HashMap::new();
     if let Some(engine) = baseline {
         found.insert(engine.version().to_owned(), engine);
     }
-    let publications = store.publications().await.unwrap_or_default();
+    let publications = store.publications().await?;
     for version in versions {
         if found.contains_key(&version) {
             continue;
@@ -209,14 +208,7 @@ async fn baselines(
         let Some(p) = publications.iter().find(|p| p.new.version == version) else {
             continue;
         };
-        let dirs = SetDirs::write(&work.join(p.seq.to_string()), &p.new.files)?;
-        // The schema the publication carries, else the one given.
-        let schema_dir = if p.new.files.schema.is_empty() {
-            schema.to_owned()
-        } else {
-            dirs.schema.clone()
-        };
-        if let Ok(engine) = PolicyEngine::load(&dirs.policies, &schema_dir) {
+        if let Ok(engine) = load_publication(&work.join(p.seq.to_string()), p)? {
             found.insert(version, engine);
         }
     }
@@ -309,14 +301,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .collect();
     versions.sort();
     versions.dedup();
-    let baselines = baselines(
-        versions.iter().cloned(),
-        &store,
-        baseline,
-        &args.schema,
-        work.path(),
-    )
-    .await?;
+    let baselines = baselines(versions.iter().cloned(), &store, baseline, work.path()).await?;
     let baseline_authorizers: HashMap<String, Authorizer> = baselines
         .into_iter()
         .map(|(version, engine)| (version, Authorizer::for_questions(engine, loader())))
