@@ -39,10 +39,11 @@ mod bigstore;
 mod local_agent;
 
 use bigstore::{customer_partner, DISTRIBUTORS, NOW};
+use cedar_policy::Entities;
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use partner_gateway::authorizer::reuse::DecisionCache;
 use partner_gateway::catalog::fields::Paging;
-use partner_gateway::entities::EntityLoader;
+use partner_gateway::entities::{EntityLoader, Slice};
 use partner_gateway::policy::{AccessRequest, PolicyEngine};
 use partner_gateway::refs::{EntityRef, EntityType};
 use partner_gateway::store::query::{Bind, Where};
@@ -383,12 +384,12 @@ struct Sized {
 /// Slice through `loader` + decide; panics on an evaluation error, which
 /// would make the numbers meaningless.
 async fn decide(engine: &PolicyEngine, loader: &EntityLoader, r: &AccessRequest) -> bool {
-    let e = loader
-        .slice(engine, &r.principal, &r.resource, &[])
+    let slice = loader
+        .slice_records(engine, &r.principal, &r.resource, &[])
         .await
         .expect("slice")
         .expect("generated entities exist");
-    let d = engine.decide(r, &e);
+    let d = engine.decide(r, &slice.entities_for(engine, &r.action).expect("entities"));
     assert!(d.errors.is_empty(), "{d:?}");
     d.allow
 }
@@ -407,7 +408,7 @@ async fn reuse(
         .await
         .expect("slice")
         .expect("generated entities exist");
-    let evaluate = || engine.decide(r, &slice.entities().expect("entities"));
+    let evaluate = || engine.decide(r, &slice.entities_for(engine, &r.action).expect("entities"));
     cache.decide(engine, r, &slice, evaluate).allow
 }
 
@@ -416,6 +417,32 @@ async fn cold_decide(engine: &PolicyEngine, store: &Store, r: &AccessRequest) ->
     let t = Instant::now();
     std::hint::black_box(decide(engine, &fresh, r).await);
     t.elapsed()
+}
+
+/// The slice of each request of the working set, from the warm cache.
+fn prepared_slices(
+    rt: &tokio::runtime::Runtime,
+    engine: &PolicyEngine,
+    sized: &Sized,
+) -> Vec<Slice> {
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for r in &sized.reqs {
+            let slice = sized
+                .warm
+                .slice_records(engine, &r.principal, &r.resource, &[]);
+            out.push(slice.await.unwrap().unwrap());
+        }
+        out
+    })
+}
+
+/// Each slice's Cedar entities as the gateway decides on them: with the
+/// entities of the request's action.
+fn deciding_entities(engine: &PolicyEngine, sized: &Sized, slices: &[Slice]) -> Vec<Entities> {
+    let both = sized.reqs.iter().zip(slices);
+    both.map(|(r, slice)| slice.entities_for(engine, &r.action).unwrap())
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -471,6 +498,22 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
 
+    // For a profiler (`valgrind --tool=callgrind`, `perf record`): new
+    // decisions on prepared slices and nothing else, then stop.
+    if let Ok(n) = std::env::var("PGW_BENCH_PROFILE_DECIDE") {
+        let n: usize = n
+            .parse()
+            .expect("PGW_BENCH_PROFILE_DECIDE: an iteration count");
+        let first = &stores[0];
+        let slices = deciding_entities(&engine, first, &prepared_slices(&rt, &engine, first));
+        for i in 0..n {
+            let j = i % first.reqs.len();
+            std::hint::black_box(engine.decide(&first.reqs[j], &slices[j]));
+        }
+        println!("profiled {n} decisions on prepared slices");
+        return;
+    }
+
     let mut group = c.benchmark_group("decision");
     if full_run() {
         group.measurement_time(Duration::from_secs(6));
@@ -507,20 +550,8 @@ fn bench(c: &mut Criterion) {
     }
     // The decision alone does not read the store: one size is enough.
     let first = &stores[0];
-    let slices: Vec<_> = rt.block_on(async {
-        let mut out = Vec::new();
-        for r in &first.reqs {
-            out.push(
-                first
-                    .warm
-                    .slice(&engine, &r.principal, &r.resource, &[])
-                    .await
-                    .unwrap()
-                    .unwrap(),
-            );
-        }
-        out
-    });
+    let records = prepared_slices(&rt, &engine, first);
+    let slices = deciding_entities(&engine, first, &records);
     let k = AtomicUsize::new(0);
     group.bench_function("decide_only", |b| {
         b.iter(|| {
@@ -595,13 +626,21 @@ fn bench(c: &mut Criterion) {
     summary.add("decide alone (prepared slice)", "any", alone);
 
     // cedar-local-agent, on the same requests and slices: both decide
-    // alike first, then each is timed, interleaved, building its request.
+    // alike first, then each is timed, interleaved, building its request
+    // and its entities: ours from the slice's records with the action's
+    // entities, as the gateway does; theirs merging its provider's action
+    // entities into the slice's, as it does on every call.
     let agent = local_agent::LocalAgent::new(&engine, &repo("policies"));
+    let plain: Vec<Entities> = records.iter().map(|s| s.entities().unwrap()).collect();
+    let ours_new = |k: usize| {
+        let r = &first.reqs[k];
+        engine.decide(r, &records[k].entities_for(&engine, &r.action).unwrap())
+    };
     let (ours, theirs): (Vec<Duration>, Vec<Duration>) = rt.block_on(async {
-        for (r, slice) in first.reqs.iter().zip(&slices) {
+        for (k, r) in first.reqs.iter().enumerate() {
             assert_eq!(
-                agent.decide(&engine, r, slice).await,
-                engine.decide(r, slice).allow,
+                agent.decide(&engine, r, &plain[k]).await,
+                ours_new(k).allow,
                 "cedar-local-agent and the engine disagree on {r:?}"
             );
         }
@@ -609,10 +648,10 @@ fn bench(c: &mut Criterion) {
         for i in 0..s.iterations {
             let k = i % first.reqs.len();
             let t = Instant::now();
-            std::hint::black_box(engine.decide(&first.reqs[k], &slices[k]));
+            std::hint::black_box(ours_new(k));
             ours.push(t.elapsed());
             let t = Instant::now();
-            std::hint::black_box(agent.decide(&engine, &first.reqs[k], &slices[k]).await);
+            std::hint::black_box(agent.decide(&engine, &first.reqs[k], &plain[k]).await);
             theirs.push(t.elapsed());
         }
         (ours, theirs)

@@ -275,16 +275,18 @@ impl Authorizer {
         };
         let request = question.about(resource.clone());
         // As `decide_on`: a slice Cedar refuses is a deny with the reason.
-        Ok(Some(match slice.entities() {
-            Ok(entities) => Examined {
-                decision: question.engine.decide(&request, &entities),
-                entities,
+        Ok(Some(
+            match slice.entities_for(question.engine, question.action) {
+                Ok(entities) => Examined {
+                    decision: question.engine.decide(&request, &entities),
+                    entities,
+                },
+                Err(e) => Examined {
+                    decision: Decision::failed(e.to_string()),
+                    entities: cedar_policy::Entities::empty(),
+                },
             },
-            Err(e) => Examined {
-                decision: Decision::failed(e.to_string()),
-                entities: cedar_policy::Entities::empty(),
-            },
-        }))
+        ))
     }
 
     /// `question` decided on each resource, in order: the one loop every
@@ -330,7 +332,7 @@ impl Authorizer {
     ) -> Decision {
         let engine = question.engine;
         let traffic = question.asker == Asker::Traffic;
-        let evaluate = || match slice.entities() {
+        let evaluate = || match slice.entities_for(engine, &request.action) {
             Ok(entities) => {
                 let decision = engine.decide(request, &entities);
                 if let Some(shadow) = self.shadow.current().filter(|_| traffic) {

@@ -14,6 +14,7 @@ pub use principals::{FileProbe, PrincipalRow};
 
 use crate::ids::*;
 use crate::model::SessionFacts;
+use crate::policy::extension::Extension;
 use crate::policy::PolicyEngine;
 use crate::refs::{EntityRef, EntityType};
 use crate::store::attributes::Value;
@@ -111,7 +112,23 @@ impl Slice {
     /// The Cedar entities. Each was checked on its own; the slice adds no
     /// new facts.
     pub fn entities(&self) -> Result<Entities, EntityError> {
-        Entities::from_entities(self.records.iter().map(|r| r.entity.clone()), None)
+        self.entities_with(std::iter::empty())
+    }
+
+    /// The Cedar entities with those `engine` needs to decide `action`,
+    /// in one go: Cedar computes the hierarchy once, and the decision adds
+    /// nothing (about a fifth of a new decision's cost when it did).
+    pub fn entities_for(
+        &self,
+        engine: &PolicyEngine,
+        action: &str,
+    ) -> Result<Entities, EntityError> {
+        self.entities_with(engine.action_entities(action))
+    }
+
+    fn entities_with(&self, more: impl Iterator<Item = Entity>) -> Result<Entities, EntityError> {
+        let records = self.records.iter().map(|r| r.entity.clone());
+        Entities::from_entities(records.chain(more), None)
             .map_err(|e| EntityError::Schema(crate::policy::describe(&e)))
     }
 }
@@ -736,7 +753,7 @@ fn strings<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> RestrictedExpre
 }
 
 fn datetime(t: Timestamp) -> RestrictedExpression {
-    RestrictedExpression::new_datetime(time::format(t))
+    Extension::Datetime.value(&time::format(t))
 }
 
 /// Cedar's `decimal` literal needs a point and at most four places.
@@ -747,7 +764,7 @@ fn decimal(d: Decimal) -> RestrictedExpression {
     } else {
         format!("{text}.0")
     };
-    RestrictedExpression::new_decimal(text)
+    Extension::Decimal.value(&text)
 }
 
 /// A session, from the facts authentication read (sessions are read each

@@ -5,6 +5,7 @@
 //! module maps a request to Cedar, fails closed on anything Cedar could not
 //! evaluate, and picks the denial body by the rule of `policies/README.md`.
 
+pub(crate) mod extension;
 pub(crate) mod load;
 pub mod partial;
 pub(crate) mod plan;
@@ -283,6 +284,17 @@ impl PolicyEngine {
         (!self.time_use.computes && plan.instant_is_only_now()).then_some(&self.time_use.literals)
     }
 
+    /// The entities of `action` a decision needs besides its slice: the
+    /// action's own and its groups'. A slice built with them
+    /// ([`crate::entities::Slice::entities_for`]) is decided as it is, not
+    /// copied to add them.
+    pub fn action_entities(&self, action: &str) -> impl Iterator<Item = cedar_policy::Entity> + '_ {
+        self.plans
+            .get(action)
+            .into_iter()
+            .flat_map(|p| p.entities().cloned())
+    }
+
     pub fn decide(&self, request: &AccessRequest, entities: &Entities) -> Decision {
         self.decide_with(request, entities, self.plans.get(&request.action))
     }
@@ -292,7 +304,7 @@ impl PolicyEngine {
     /// policy test runner checks that it agrees with `decide` on every case.
     pub fn decide_unplanned(&self, request: &AccessRequest, entities: &Entities) -> Decision {
         let all = match self.schema.action_entities() {
-            Ok(actions) => plan::with_missing(entities, actions),
+            Ok(actions) => plan::with_missing(entities, actions.iter()),
             Err(e) => Err(describe(&e)),
         };
         match all {

@@ -176,8 +176,7 @@ impl PolicyEngine {
                 self.schema
                     .action_entities()
                     .map_err(|e| describe(&e))?
-                    .iter()
-                    .cloned(),
+                    .iter(),
             )?,
         };
         let partial = PartialEntities::from_concrete(entities.into_owned(), &self.schema)

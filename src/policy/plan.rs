@@ -14,6 +14,7 @@
 //!   of a decision; the result is still checked against the schema by
 //!   `Request::new`, and anything the shape does not cover takes the JSON path.
 
+use super::extension::Extension;
 use super::{EntityRef, EntityType, NAMESPACE};
 use cedar_policy::{
     ActionConstraint, Context, Entities, Entity, EntityTypeName, EntityUid, PolicySet,
@@ -75,8 +76,8 @@ impl ActionPlan {
     }
 
     /// The entities of the action and its groups.
-    pub fn entities(&self) -> impl Iterator<Item = Entity> + '_ {
-        self.entities.iter().cloned()
+    pub fn entities(&self) -> impl Iterator<Item = &Entity> + '_ {
+        self.entities.iter()
     }
 
     /// The first field of `fields` that the action's context type does not
@@ -150,12 +151,10 @@ impl ActionPlan {
                 }
                 (FieldKind::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
                 (FieldKind::Bool, Value::Bool(b)) => RestrictedExpression::new_bool(*b),
-                (FieldKind::Decimal, Value::String(s)) => {
-                    RestrictedExpression::new_decimal(s.clone())
-                }
-                (FieldKind::Datetime, Value::String(s)) => RestrictedExpression::new_datetime(s),
-                (FieldKind::Duration, Value::String(s)) => RestrictedExpression::new_duration(s),
-                (FieldKind::IpAddr, Value::String(s)) => RestrictedExpression::new_ip(s),
+                (FieldKind::Decimal, Value::String(s)) => Extension::Decimal.value(s),
+                (FieldKind::Datetime, Value::String(s)) => Extension::Datetime.value(s),
+                (FieldKind::Duration, Value::String(s)) => Extension::Duration.value(s),
+                (FieldKind::IpAddr, Value::String(s)) => Extension::Ip.value(s),
                 (FieldKind::StringSet, Value::Array(items)) => {
                     let mut set = Vec::with_capacity(items.len());
                     for item in items {
@@ -353,13 +352,14 @@ fn extension(name: &str) -> Option<FieldKind> {
 
 /// `entities` plus those of `more` it does not hold yet (the action
 /// entities a decision needs); borrowed when nothing is missing.
-pub(crate) fn with_missing(
-    entities: &Entities,
-    more: impl IntoIterator<Item = Entity>,
-) -> Result<Cow<'_, Entities>, String> {
+pub(crate) fn with_missing<'a, 'b>(
+    entities: &'a Entities,
+    more: impl IntoIterator<Item = &'b Entity>,
+) -> Result<Cow<'a, Entities>, String> {
     let missing: Vec<Entity> = more
         .into_iter()
         .filter(|e| entities.get(&e.uid()).is_none())
+        .cloned()
         .collect();
     if missing.is_empty() {
         return Ok(Cow::Borrowed(entities));

@@ -107,7 +107,7 @@ fn cedar_parts(
     )
     .ok()?;
     let actions = engine.schema().action_entities().ok()?;
-    let all = crate::policy::plan::with_missing(entities, actions.iter().cloned()).ok()?;
+    let all = crate::policy::plan::with_missing(entities, actions.iter()).ok()?;
     Some((cedar_request, all.into_owned()))
 }
 

@@ -644,7 +644,7 @@ struct Concrete {
 impl Concrete {
     fn of(policies: &PolicySet, env: &Env, schema: &Schema) -> Concrete {
         let entities = match schema.action_entities() {
-            Ok(actions) => with_missing(&env.entities, actions),
+            Ok(actions) => with_missing(&env.entities, actions.iter()),
             Err(e) => Err(describe(&e)),
         };
         let entities: std::borrow::Cow<'_, Entities> = match entities {
