@@ -31,6 +31,12 @@
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs the 1k
 //! SQLite store with a few iterations, only to prove the bench still works.
+//!
+//! For a profiler, `PGW_BENCH_PROFILE=decide:N` (or `warm:N`) runs only N
+//! new decisions on prepared slices (or with their slices from the warm
+//! cache) and stops, e.g. `PGW_BENCH_SIZES=1000 PGW_BENCH_PROFILE=decide:3000
+//! valgrind --tool=callgrind target/release/deps/decision-HASH --bench`:
+//! instruction counts repeat exactly where times on a shared machine do not.
 
 #[path = "support/bigstore.rs"]
 #[allow(dead_code)]
@@ -498,19 +504,30 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
 
-    // For a profiler (`valgrind --tool=callgrind`, `perf record`): new
-    // decisions on prepared slices and nothing else, then stop.
-    if let Ok(n) = std::env::var("PGW_BENCH_PROFILE_DECIDE") {
-        let n: usize = n
-            .parse()
-            .expect("PGW_BENCH_PROFILE_DECIDE: an iteration count");
+    // For a profiler (`valgrind --tool=callgrind`, `perf record`):
+    // `PGW_BENCH_PROFILE=decide:N` makes N new decisions on prepared slices,
+    // `warm:N` N new decisions with their slices from the warm cache, and
+    // nothing else.
+    if let Ok(profile) = std::env::var("PGW_BENCH_PROFILE") {
+        let (what, n) = profile
+            .split_once(':')
+            .and_then(|(what, n)| Some((what, n.parse::<usize>().ok()?)))
+            .expect("PGW_BENCH_PROFILE: decide:N or warm:N");
         let first = &stores[0];
         let slices = deciding_entities(&engine, first, &prepared_slices(&rt, &engine, first));
         for i in 0..n {
             let j = i % first.reqs.len();
-            std::hint::black_box(engine.decide(&first.reqs[j], &slices[j]));
+            match what {
+                "decide" => {
+                    std::hint::black_box(engine.decide(&first.reqs[j], &slices[j]));
+                }
+                "warm" => {
+                    std::hint::black_box(rt.block_on(decide(&engine, &first.warm, &first.reqs[j])));
+                }
+                _ => panic!("PGW_BENCH_PROFILE: decide:N or warm:N, not {profile}"),
+            }
         }
-        println!("profiled {n} decisions on prepared slices");
+        println!("profiled {n} iterations of {what}");
         return;
     }
 
