@@ -4,9 +4,10 @@
 //! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
 //!   from the store (a fresh cache per request) + decision;
 //! - `decide_only`: the Cedar decision alone, on prepared slices;
-//! - a new decision on a prepared slice by the gateway's engine and by
-//!   `cedar-local-agent` 3.0.0 (AWS's reference authorizer), same requests,
-//!   same slices, interleaved (p50/p99 from a timing loop; `support/local_agent.rs`);
+//! - a new decision by the gateway's engine and by `cedar-local-agent` 3.0.0
+//!   (AWS's reference authorizer), same requests, same slices, each
+//!   building its Cedar entities from the slice, interleaved (p50/p99 from
+//!   a timing loop; `support/local_agent.rs`);
 //! - a reused decision (p50/p99 from a timing loop): the slice's records
 //!   from a warm cache and the gateway's decision cache answering (what a
 //!   repeated question costs the gateway);
@@ -270,8 +271,9 @@ impl Summary {
 /// The list measurements' name prefix.
 const LIST: &str = "ListSubCustomers";
 /// The measurements set against cedar-local-agent.
-const ENGINE: &str = "new decision, prepared slice: partner-gateway's engine";
-const AGENT: &str = "new decision, prepared slice: cedar-local-agent 3.0.0 simple::Authorizer";
+const ENGINE: &str = "new decision, entities built from the slice: partner-gateway's engine";
+const AGENT: &str =
+    "new decision, entities built from the slice: cedar-local-agent 3.0.0 simple::Authorizer";
 const REUSED: &str = "slice records from warm cache + reused decision";
 
 impl Summary {
@@ -514,18 +516,21 @@ fn bench(c: &mut Criterion) {
             .and_then(|(what, n)| Some((what, n.parse::<usize>().ok()?)))
             .expect("PGW_BENCH_PROFILE: decide:N or warm:N");
         let first = &stores[0];
-        let slices = deciding_entities(&engine, first, &prepared_slices(&rt, &engine, first));
-        for i in 0..n {
-            let j = i % first.reqs.len();
-            match what {
-                "decide" => {
-                    std::hint::black_box(engine.decide(&first.reqs[j], &slices[j]));
+        let reqs = first.reqs.iter().cycle().take(n);
+        match what {
+            "decide" => {
+                let slices =
+                    deciding_entities(&engine, first, &prepared_slices(&rt, &engine, first));
+                for (r, slice) in reqs.zip(slices.iter().cycle()) {
+                    std::hint::black_box(engine.decide(r, slice));
                 }
-                "warm" => {
-                    std::hint::black_box(rt.block_on(decide(&engine, &first.warm, &first.reqs[j])));
-                }
-                _ => panic!("PGW_BENCH_PROFILE: decide:N or warm:N, not {profile}"),
             }
+            "warm" => {
+                for r in reqs {
+                    std::hint::black_box(rt.block_on(decide(&engine, &first.warm, r)));
+                }
+            }
+            _ => panic!("PGW_BENCH_PROFILE: decide:N or warm:N, not {profile}"),
         }
         println!("profiled {n} iterations of {what}");
         return;

@@ -396,7 +396,7 @@ const QUEUED_RECORDS: usize = 16_384;
 /// file's name and one write for hundreds of records, where it took them
 /// for every record (each a futex wake on the request's thread and two
 /// context switches). The queue holds 16 384 records, far more than
-/// arrive in it; a flush is answered without it.
+/// arrive in it; a flush that wakes the writer is answered at once.
 const LINGER: Duration = Duration::from_millis(2);
 
 /// What the writer thread is sent.

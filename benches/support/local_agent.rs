@@ -16,9 +16,8 @@ use async_trait::async_trait;
 use cedar_local_agent::public::file::policy_set_provider::{ConfigBuilder, PolicySetProvider};
 use cedar_local_agent::public::simple::{Authorizer, AuthorizerConfigBuilder};
 use cedar_local_agent::public::{EntityProviderError, SimpleEntityProvider};
-use cedar_policy::{Context, Decision, Entities, Request};
+use cedar_policy::{Decision, Entities, Request};
 use partner_gateway::policy::{AccessRequest, PolicyEngine};
-use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -81,20 +80,9 @@ impl LocalAgent {
     /// Decides `r` on `slice`, the request built as a user of Cedar builds
     /// it (the context checked against the schema), as the engine does.
     pub async fn decide(&self, engine: &PolicyEngine, r: &AccessRequest, slice: &Entities) -> bool {
-        let action = PolicyEngine::action_uid(&r.action);
-        let context = Context::from_json_value(
-            Value::Object(r.context.clone()),
-            Some((engine.schema(), &action)),
-        )
-        .expect("the context fits the schema");
-        let request = Request::new(
-            r.principal.uid(),
-            action,
-            r.resource.uid(),
-            context,
-            Some(engine.schema()),
-        )
-        .expect("the request fits the schema");
+        let request = engine
+            .plain_cedar_request(r)
+            .expect("the request fits the schema");
         let response = self
             .authorizer
             .is_authorized(&request, slice)

@@ -332,39 +332,9 @@ impl PolicyEngine {
                 };
             }
         }
-        let action = Self::action_uid(&request.action);
-        let context = match plan.and_then(|p| p.context(&request.context)) {
-            Some(c) => c,
-            None => match Context::from_json_value(
-                Value::Object(request.context.clone()),
-                Some((&self.schema, &action)),
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    return Decision::failed(format!(
-                        "context of {} does not match the schema: {}",
-                        request.action,
-                        describe(&e)
-                    ))
-                }
-            },
-        };
-        // Checks principal and resource types and the context against the
-        // schema, whichever way the context was built.
-        let cedar_request = match Request::new(
-            request.principal.uid(),
-            action,
-            request.resource.uid(),
-            context,
-            Some(&self.schema),
-        ) {
+        let cedar_request = match self.cedar_request(request, plan) {
             Ok(r) => r,
-            Err(e) => {
-                return Decision::failed(format!(
-                    "request does not match the schema: {}",
-                    describe(&e)
-                ))
-            }
+            Err(e) => return Decision::failed(e),
         };
         let (policies, entities) = match plan {
             Some(plan) => match plan::with_missing(entities, plan.entities()) {
@@ -403,6 +373,46 @@ impl PolicyEngine {
                 .collect(),
             errors,
         }
+    }
+
+    /// The Cedar request of `request` built the plain way, its context by
+    /// Cedar's JSON conversion, as a user of Cedar builds it.
+    pub fn plain_cedar_request(&self, request: &AccessRequest) -> Result<Request, String> {
+        self.cedar_request(request, None)
+    }
+
+    /// The Cedar request of `request`: its context from typed values when
+    /// `plan` knows every field, else by Cedar's JSON conversion; checked
+    /// against the schema (principal and resource types, the context)
+    /// whichever way the context was built.
+    fn cedar_request(
+        &self,
+        request: &AccessRequest,
+        plan: Option<&plan::ActionPlan>,
+    ) -> Result<Request, String> {
+        let action = Self::action_uid(&request.action);
+        let context = match plan.and_then(|p| p.context(&request.context)) {
+            Some(c) => c,
+            None => Context::from_json_value(
+                Value::Object(request.context.clone()),
+                Some((&self.schema, &action)),
+            )
+            .map_err(|e| {
+                format!(
+                    "context of {} does not match the schema: {}",
+                    request.action,
+                    describe(&e)
+                )
+            })?,
+        };
+        Request::new(
+            request.principal.uid(),
+            action,
+            request.resource.uid(),
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| format!("request does not match the schema: {}", describe(&e)))
     }
 
     /// What is wrong with a request context for `action`, naming the field

@@ -8,8 +8,7 @@
 use super::DeterminingPolicy;
 use crate::policy::{AccessRequest, PolicyEngine};
 use cedar_policy::{
-    eval_expression, Authorizer, Context, Effect, Entities, Expression, Policy, PolicyId,
-    PolicySet, Request,
+    eval_expression, Authorizer, Effect, Entities, Expression, Policy, PolicyId, PolicySet, Request,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -92,20 +91,7 @@ fn cedar_parts(
     request: &AccessRequest,
     entities: &Entities,
 ) -> Option<(Request, Entities)> {
-    let action = PolicyEngine::action_uid(&request.action);
-    let context = Context::from_json_value(
-        Value::Object(request.context.clone()),
-        Some((engine.schema(), &action)),
-    )
-    .ok()?;
-    let cedar_request = Request::new(
-        request.principal.uid(),
-        action,
-        request.resource.uid(),
-        context,
-        Some(engine.schema()),
-    )
-    .ok()?;
+    let cedar_request = engine.plain_cedar_request(request).ok()?;
     let actions = engine.schema().action_entities().ok()?;
     let all = crate::policy::plan::with_missing(entities, actions.iter()).ok()?;
     Some((cedar_request, all.into_owned()))
