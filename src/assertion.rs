@@ -136,9 +136,10 @@ pub enum AssertionError {
     WrongRequest,
 }
 
-/// The shared secret between gateway and domain store. `Debug` hides it.
+/// The shared secret between gateway and domain store, as the codec of
+/// assertions keyed with it once. `Debug` hides it.
 #[derive(Clone)]
-pub struct AssertionKey(Vec<u8>);
+pub struct AssertionKey(ClaimsCodec);
 
 impl fmt::Debug for AssertionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -152,7 +153,7 @@ impl AssertionKey {
         if bytes.len() < 32 {
             return Err(AssertionError::Malformed);
         }
-        Ok(Self(bytes))
+        Ok(Self(ClaimsCodec::new(bytes, VERSION)))
     }
 
     /// From configuration text: base64 of at least 32 bytes.
@@ -168,12 +169,12 @@ impl AssertionKey {
         use rand::RngCore;
         let mut bytes = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(bytes)
+        Self(ClaimsCodec::new(bytes, VERSION))
     }
 
     /// Assertions are signed claims of kind [`VERSION`].
-    fn codec(&self) -> ClaimsCodec {
-        ClaimsCodec::new(self.0.clone(), VERSION)
+    fn codec(&self) -> &ClaimsCodec {
+        &self.0
     }
 
     /// Signs claims into the header value.

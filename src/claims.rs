@@ -27,7 +27,9 @@ pub enum ClaimsError {
 /// Signs and opens one kind of claims. `Debug` hides the key.
 #[derive(Clone)]
 pub struct ClaimsCodec {
-    key: Vec<u8>,
+    /// HMAC already keyed: its inner and outer pads are hashed once, not
+    /// per message.
+    keyed: Hmac<Sha256>,
     version: &'static str,
 }
 
@@ -42,13 +44,13 @@ impl ClaimsCodec {
     pub fn new(key: impl Into<Vec<u8>>, version: &'static str) -> ClaimsCodec {
         debug_assert!(!version.contains('.'));
         ClaimsCodec {
-            key: key.into(),
+            keyed: Hmac::new_from_slice(&key.into()).expect("HMAC takes any key length"),
             version,
         }
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         mac.update(data);
         mac.finalize().into_bytes().into()
     }

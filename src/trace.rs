@@ -34,11 +34,13 @@ pub struct TraceContext {
     pub client_span_id: Option<String>,
 }
 
+/// From the thread's generator (a CSPRNG seeded by the OS): the OS's own
+/// would be a system call per id.
 fn random_hex<const N: usize>() -> String {
     let mut bytes = [0u8; N];
     // All zeros is invalid for both ids; the chance is 2^-64 at worst, but free to exclude.
     while bytes.iter().all(|b| *b == 0) {
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        rand::thread_rng().fill_bytes(&mut bytes);
     }
     hex::encode(bytes)
 }

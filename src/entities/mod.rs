@@ -10,7 +10,7 @@
 
 mod principals;
 
-pub use principals::{FileProbe, PrincipalRow};
+pub use principals::{as_one_request, FileProbe, PrincipalRow};
 
 use crate::ids::*;
 use crate::model::SessionFacts;

@@ -18,7 +18,9 @@
 //! BENCHMARKS.md profile.
 
 use crate::model;
+use std::cell::Cell;
 use std::fs::File;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -28,6 +30,21 @@ use std::sync::Mutex;
 pub enum PrincipalRow {
     Operator(model::Operator),
     Customer(model::Customer),
+}
+
+tokio::task_local! {
+    /// Within [`as_one_request`]: whether the SQLite file was probed yet.
+    static PROBED: Cell<bool>;
+}
+
+/// Runs `request` as one request: the SQLite file is probed at its first
+/// lookup only, and its later lookups (the credential, the caller's row, the
+/// slice's operators) use what that probe saw. The request sees the store
+/// as of that moment, as if its lookups had all run then; a commit after
+/// it is seen by the next request. Four probes per request were two system
+/// calls each under a shared lock.
+pub async fn as_one_request<F: Future>(request: F) -> F::Output {
+    PROBED.scope(Cell::new(false), request).await
 }
 
 /// How the loader knows its cached principals are still current.
@@ -49,7 +66,8 @@ impl Freshness {
             Freshness::ReadEachTime => false,
             Freshness::ChangeFeed(connected) => connected.load(Ordering::Acquire),
             Freshness::SqliteFile(probe) => {
-                if probe.changed() {
+                let probed = PROBED.try_with(|probed| probed.replace(true));
+                if !probed.unwrap_or(false) && probe.changed() {
                     on_change();
                 }
                 true
@@ -123,6 +141,49 @@ impl FileProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request probes at its first lookup only; the next request sees a
+    /// commit made during the one before.
+    #[tokio::test]
+    async fn a_request_probes_once_and_the_next_one_sees_what_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.db");
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for sql in ["PRAGMA journal_mode = WAL", "CREATE TABLE t (v INTEGER)"] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let commit = || sqlx::query("INSERT INTO t VALUES (1)").execute(&pool);
+        let freshness = Freshness::SqliteFile(FileProbe::new(&path));
+        let dropped = Cell::new(0);
+        let look_up = || assert!(freshness.cache_usable(|| dropped.set(dropped.get() + 1)));
+
+        commit().await.unwrap();
+        as_one_request(async {
+            look_up();
+            assert_eq!(
+                dropped.get(),
+                1,
+                "the first lookup sees the commit before the request"
+            );
+            commit().await.unwrap();
+            look_up();
+            assert_eq!(
+                dropped.get(),
+                1,
+                "later lookups of the request do not probe"
+            );
+        })
+        .await;
+        as_one_request(async { look_up() }).await;
+        assert_eq!(dropped.get(), 2, "the next request sees the commit");
+        // Outside a request (the admin side, the CLI), every lookup probes.
+        commit().await.unwrap();
+        look_up();
+        assert_eq!(dropped.get(), 3);
+        pool.close().await;
+    }
 
     #[tokio::test]
     async fn the_probe_sees_every_commit_of_another_connection() {

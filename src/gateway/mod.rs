@@ -128,7 +128,11 @@ impl Gateway {
     /// an answer in the API's format and one decision record is written.
     pub async fn handle(&self, req: HttpRequest<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
-        let request_id = uuid::Uuid::new_v4().to_string();
+        // A random (v4) id from the thread's generator: `new_v4` would ask
+        // the kernel for randomness on every request.
+        let request_id = uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string();
         let mut trace = trace::TraceContext::from_headers(req.headers());
         // Every log line of the request carries its id and trace id (shadow
         // disagreements, authentication failures, errors): the error is
@@ -149,10 +153,8 @@ impl Gateway {
         let client = forwarded::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
         record.client_ip = Some(client);
         let mut response = async {
-            match self
-                .process(req, client, &request_id, &trace, &mut record)
-                .await
-            {
+            let process = self.process(req, client, &request_id, &trace, &mut record);
+            match crate::entities::as_one_request(process).await {
                 Ok(response) => response,
                 Err(err) => {
                     match &err {
