@@ -172,14 +172,9 @@ impl AssertionKey {
         Self(ClaimsCodec::new(bytes, VERSION))
     }
 
-    /// Assertions are signed claims of kind [`VERSION`].
-    fn codec(&self) -> &ClaimsCodec {
-        &self.0
-    }
-
     /// Signs claims into the header value.
     pub fn sign(&self, claims: &Claims) -> String {
-        self.codec().sign(claims)
+        self.0.sign(claims)
     }
 
     /// Verifies a header value for the request `bound` at time `now` (Unix seconds).
@@ -190,7 +185,7 @@ impl AssertionKey {
         now: i64,
     ) -> Result<Claims, AssertionError> {
         let header = header.ok_or(AssertionError::Missing)?;
-        let claims: Claims = self.codec().open(header).map_err(|e| match e {
+        let claims: Claims = self.0.open(header).map_err(|e| match e {
             ClaimsError::Malformed => AssertionError::Malformed,
             ClaimsError::BadSignature => AssertionError::BadSignature,
         })?;

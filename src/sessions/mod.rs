@@ -35,7 +35,8 @@ use sha2::Sha256;
 #[derive(Clone)]
 pub struct SessionKeys {
     secret: [u8; 32],
-    token: [u8; 32],
+    /// Security tokens are signed claims of kind `s1`, keyed once.
+    token: ClaimsCodec,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -59,16 +60,11 @@ fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Security tokens are signed claims of kind `s1`.
-fn token_claims(key: &[u8; 32]) -> ClaimsCodec {
-    ClaimsCodec::new(*key, "s1")
-}
-
 impl SessionKeys {
     pub fn from_cipher(cipher: &crate::crypto::SecretCipher) -> SessionKeys {
         SessionKeys {
             secret: cipher.derive_key("session secret v1"),
-            token: cipher.derive_key("session token v1"),
+            token: ClaimsCodec::new(cipher.derive_key("session token v1"), "s1"),
         }
     }
 
@@ -101,13 +97,13 @@ impl SessionKeys {
             ak: access_key.to_owned(),
             exp: expires_at,
         };
-        token_claims(&self.token).sign(&claims)
+        self.token.sign(&claims)
     }
 
     /// The session a security token names, if genuine, unexpired at `now`
     /// (Unix seconds) and bound to `access_key`.
     pub fn verify_token(&self, token: &str, access_key: &str, now: i64) -> Option<SessionId> {
-        let claims: TokenClaims = token_claims(&self.token).open(token).ok()?;
+        let claims: TokenClaims = self.token.open(token).ok()?;
         if claims.exp <= now || !constant_time_eq(claims.ak.as_bytes(), access_key.as_bytes()) {
             return None;
         }
