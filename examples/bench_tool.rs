@@ -20,9 +20,17 @@
 //!   With `--assert-as OPERATOR --assertion-key B64 --database-url URL`,
 //!   each request also carries the identity assertion the gateway would
 //!   send for that operator, so the domain store can be loaded directly
-//!   (and through proxies that add nothing) with the same requests.
+//!   (and through proxies that add nothing) with the same requests. The
+//!   store accepts an assertion once, so with `--fresh-assertions N` (and
+//!   `--path`) the script reads N distinct ones, signed now for request ids
+//!   `bench-0`.., from `FILE.assertions`, the next one for each request;
+//!   `--headers-out` gets one more of its own.
 //! - `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md
 //!   (per-point numbers, the ratios, and the issue's targets checked).
+//! - `targets RESULTS-DIR`: issue 24's figures, each with its target and a
+//!   verdict, from what the runs left in `bench/results/` (`points.csv`,
+//!   `soak.csv`, `costs.tsv`, `decision.md`): a part not run this time keeps
+//!   its last figures, under their own date.
 //! - `pace --url URL --path P --ak AK --sk SK --rate R --seconds S`: a polite
 //!   client: one signed GET at a time, R per second (each signed when sent),
 //!   for S seconds; prints `PACE n p50_us p99_us non2xx` (the fairness
@@ -99,12 +107,17 @@ async fn main() -> anyhow::Result<()> {
         Some("db") => db(Opts::parse(args)?).await,
         Some("script") => script(Opts::parse(args)?).await,
         Some("pace") => pace(Opts::parse(args)?).await,
+        Some("targets") => {
+            let dir = args.next().context("targets RESULTS-DIR")?;
+            print!("{}", targets(std::path::Path::new(&dir))?);
+            Ok(())
+        }
         Some("report") => {
             let points = args.next().context("report POINTS.csv [SOAK.csv]")?;
             report(&points, args.next().as_deref())
         }
         _ => {
-            eprintln!("usage: bench_tool cert DIR | db --customers N --out FILE --master-key B64 | script --host HOST:PORT --out FILE (--path P --ak AK --sk SK | --spread K --customers N) [--assert-as OP --assertion-key B64 --database-url URL] | pace --url URL --path P --ak AK --sk SK --rate R --seconds S | report POINTS.csv [SOAK.csv]");
+            eprintln!("usage: bench_tool cert DIR | db --customers N --out FILE --master-key B64 | script --host HOST:PORT --out FILE (--path P --ak AK --sk SK | --spread K --customers N) [--assert-as OP --assertion-key B64 --database-url URL [--fresh-assertions N]] | pace --url URL --path P --ak AK --sk SK --rate R --seconds S | report POINTS.csv [SOAK.csv] | targets RESULTS-DIR");
             std::process::exit(2);
         }
     }
@@ -226,6 +239,7 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
 
     // The identity assertion the gateway would send, per operator.
     let mut assertions: HashMap<String, String> = HashMap::new();
+    let mut fresh: Option<(PathBuf, String)> = None;
     if let Some(key) = opts.opt("assertion-key") {
         let key = AssertionKey::from_base64(key)
             .map_err(|_| anyhow::anyhow!("--assertion-key: base64 of ≥ 32 bytes"))?;
@@ -284,7 +298,27 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 request_id: "bench".into(),
                 exp: chrono::Utc::now().timestamp() + 3600,
             };
-            assertions.insert(p.operator.clone(), key.sign(&claims));
+            // The store accepts an assertion once: with `--fresh-assertions N`,
+            // N of them, each for its own request id, one per line of
+            // `<out>.assertions`, which the script reads in turn.
+            if let Some(n) = opts.opt("fresh-assertions") {
+                let n: usize = n.parse().context("--fresh-assertions N")?;
+                anyhow::ensure!(planned.len() == 1, "--fresh-assertions needs --path");
+                let mut lines = String::with_capacity(n * 640);
+                let mut claims = claims;
+                for i in 0..n {
+                    claims.request_id = format!("bench-{i}");
+                    lines.push_str(&key.sign(&claims));
+                    lines.push('\n');
+                }
+                let file = assertions_file(&out);
+                std::fs::write(&file, lines)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                claims.request_id = "bench-check".into();
+                fresh = Some((file, key.sign(&claims)));
+            } else {
+                assertions.insert(p.operator.clone(), key.sign(&claims));
+            }
         }
         store.close().await;
     }
@@ -320,7 +354,12 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
             let _ = write!(raw, "X-Pgw-Identity: {assertion}\\r\\n");
         }
         anyhow::ensure!(!raw.contains('"'), "a request would break the Lua string");
-        let _ = writeln!(lua, "\"{raw}\\r\\n\",");
+        if fresh.is_some() {
+            // The blank line comes after the assertion the script appends.
+            let _ = writeln!(lua, "\"{raw}\",");
+        } else {
+            let _ = writeln!(lua, "\"{raw}\\r\\n\",");
+        }
         if k == 0 {
             first_headers = raw
                 .split("\\r\\n")
@@ -331,13 +370,37 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 + "\n";
         }
     }
+    if let Some((_, check)) = &fresh {
+        // For one check by hand (curl), an assertion of its own.
+        let _ = writeln!(first_headers, "X-Pgw-Identity: {check}");
+    }
     if let Some(path) = opts.opt("headers-out") {
         std::fs::write(path, &first_headers).with_context(|| format!("writing {path}"))?;
     }
     lua.push_str(
         "} end)()\nlocal n = #requests\nlocal i = 0\n\
-         function init(args) i = math.random(n) - 1 end\n\
-         function request()\n  i = i % n + 1\n  return requests[i]\nend\n\
+         function init(args) i = math.random(n) - 1 end\n",
+    );
+    match &fresh {
+        None => lua.push_str("function request()\n  i = i % n + 1\n  return requests[i]\nend\n"),
+        // Each request takes the next assertion; past the last, they start
+        // over and the store refuses the replays (non-2xx, and bench/run stops).
+        Some((file, _)) => {
+            let file = file.display().to_string();
+            anyhow::ensure!(!file.contains('"') && !file.contains('\\'), "an odd path");
+            let _ = write!(
+                lua,
+                "local fresh = assert(io.open(\"{file}\", \"r\"))\n\
+                 function request()\n\
+                 \x20 local a = fresh:read(\"*l\")\n\
+                 \x20 if not a then fresh:seek(\"set\"); a = fresh:read(\"*l\") end\n\
+                 \x20 return requests[1] .. \"X-Pgw-Identity: \" .. a .. \"\\r\\n\\r\\n\"\n\
+                 end\n"
+            );
+        }
+    }
+    lua.push_str(
+        "\
          -- one machine-readable line for bench/run: req/s, p50, p99, p99.9 (µs), non-2xx, socket errors\n\
          function done(summary, latency, requests)\n\
          \x20 local e = summary.errors\n\
@@ -353,6 +416,225 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
         planned.len()
     );
     Ok(())
+}
+
+/// Where `script --out FILE --fresh-assertions N` writes its assertions.
+fn assertions_file(script: &std::path::Path) -> PathBuf {
+    let mut name = script.as_os_str().to_owned();
+    name.push(".assertions");
+    PathBuf::from(name)
+}
+
+/// `targets RESULTS-DIR`: issue 24's table (see the module's doc).
+fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let verdict = |met: bool, miss: String| {
+        if met {
+            "met".to_owned()
+        } else {
+            format!("missed, {miss}")
+        }
+    };
+    let mut out = String::from(
+        "| figure | measured | target | verdict | measured on |\n|---|---|---:|---|---|\n",
+    );
+    let mut row = |figure: &str, measured: String, target: &str, verdict: String, when: &str| {
+        let _ = writeln!(
+            out,
+            "| {figure} | {measured} | {target} | {verdict} | {when} |"
+        );
+    };
+    // costs.tsv: `name value` lines written by bench/run's costs.
+    let costs: HashMap<String, String> = read("costs.tsv")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let num = |k: &str| costs.get(k).and_then(|v| v.parse::<f64>().ok());
+    let costs_date = costs.get("date").map_or("–", String::as_str);
+    let not_measured = "not measured".to_owned();
+    match (num("cpu_bare"), num("cpu_gateway")) {
+        (Some(bare), Some(gw)) => {
+            let added = gw - bare;
+            row(
+                "CPU added per request over the bare proxy, reused decision",
+                format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
+                "≤ 10 µs",
+                verdict(added <= 10.0, format!("by {:.1} µs", added - 10.0)),
+                costs_date,
+            );
+        }
+        _ => row(
+            "CPU added per request over the bare proxy, reused decision",
+            not_measured.clone(),
+            "≤ 10 µs",
+            "–".into(),
+            "–",
+        ),
+    }
+    match (num("cpu_bare"), num("cpu_gateway_new")) {
+        (Some(bare), Some(gw)) => {
+            let added = gw - bare;
+            row(
+                "CPU added per request, new decision (warm slice, `--decision-cache-mib 0`)",
+                format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
+                "≤ 30 µs",
+                verdict(added <= 30.0, format!("by {:.1} µs", added - 30.0)),
+                costs_date,
+            );
+        }
+        _ => row(
+            "CPU added per request, new decision",
+            not_measured.clone(),
+            "≤ 30 µs",
+            "–".into(),
+            "–",
+        ),
+    }
+    match num("allocations") {
+        Some(a) => row(
+            "allocations per request, reused path",
+            format!("{a:.1}"),
+            "≤ 40",
+            verdict(a <= 40.0, format!("{:.1}×", a / 40.0)),
+            costs_date,
+        ),
+        None => row(
+            "allocations per request, reused path",
+            not_measured.clone(),
+            "≤ 40",
+            "–".into(),
+            "–",
+        ),
+    }
+    // points.csv: the load points; their date is machine.md's.
+    let points_date = read("machine.md")
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("- date: ").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "–".into());
+    let points: Vec<Vec<String>> = read("points.csv")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .filter(|f: &Vec<String>| f.len() == 10)
+        .collect();
+    let peak = |u: &str, t: &str| {
+        points
+            .iter()
+            .filter(|f| f[0] == u && f[1] == t)
+            .filter_map(|f| f[3].parse::<f64>().ok())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    for (u, goal) in [("static", 0.7), ("store", 0.9)] {
+        let figure = format!("peak throughput / bare proxy, {u} upstream");
+        match (peak(u, "gateway"), peak(u, "bare")) {
+            (Some(g), Some(b)) => row(
+                &figure,
+                format!("{:.2} ({g:.0} vs {b:.0} req/s)", g / b),
+                &format!("≥ {goal}"),
+                verdict(g / b >= goal, format!("by {:.2}", goal - g / b)),
+                &points_date,
+            ),
+            _ => row(
+                &figure,
+                not_measured.clone(),
+                &format!("≥ {goal}"),
+                "–".into(),
+                "–",
+            ),
+        }
+    }
+    let one = |t: &str| {
+        points
+            .iter()
+            .find(|f| f[0] == "static" && f[1] == t && f[2] == "1")
+            .and_then(|f| f[4].parse::<f64>().ok())
+    };
+    match (one("gateway"), one("bare")) {
+        (Some(g), Some(b)) => row(
+            "added p50 over the bare proxy, one connection (static upstream)",
+            format!("{:+.0} µs ({g:.0} vs {b:.0} µs)", g - b),
+            "≤ 20 µs",
+            verdict(g - b <= 20.0, format!("by {:.0} µs", g - b - 20.0)),
+            &points_date,
+        ),
+        _ => row(
+            "added p50 over the bare proxy, one connection",
+            not_measured.clone(),
+            "≤ 20 µs",
+            "–".into(),
+            "–",
+        ),
+    }
+    // decision.md: the decision bench's own verdicts, copied.
+    let decision = read("decision.md").unwrap_or_default();
+    let decision_date = decision
+        .lines()
+        .next()
+        .and_then(|l| l.split(" on ").nth(1))
+        .map(|d| d.split(';').next().unwrap_or(d).trim().to_owned())
+        .unwrap_or_else(|| "–".into());
+    let mut copied = 0;
+    for line in decision.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 4
+            && (cells[1].starts_with("warm decision p99")
+                || cells[1].ends_with("ahead of cedar-local-agent at p50 and p99"))
+        {
+            let target = if cells[1].starts_with("warm") {
+                "≤ 25 µs"
+            } else {
+                "ahead"
+            };
+            row(
+                cells[1],
+                cells[2].to_owned(),
+                target,
+                cells[3].to_owned(),
+                &decision_date,
+            );
+            copied += 1;
+        }
+    }
+    if copied == 0 {
+        row(
+            "new decision on a warm slice, p99; against cedar-local-agent",
+            not_measured.clone(),
+            "≤ 25 µs; ahead",
+            "–".into(),
+            "–",
+        );
+    }
+    // soak.csv: the gateway's RSS over the soak.
+    let soak_max = read("soak.csv")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(',')?.1.trim().parse::<f64>().ok())
+        .fold(0.0, f64::max)
+        / 1024.0;
+    if soak_max > 0.0 {
+        row(
+            "RSS, soak over many customers",
+            format!("{soak_max:.1} MB max"),
+            "≤ 64 MB",
+            verdict(soak_max <= 64.0, format!("by {:.1} MB", soak_max - 64.0)),
+            &points_date,
+        );
+    } else {
+        row(
+            "RSS, soak over many customers",
+            not_measured,
+            "≤ 64 MB",
+            "–".into(),
+            "–",
+        );
+    }
+    Ok(out)
 }
 
 /// One load point of `bench/run`'s CSV.

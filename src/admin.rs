@@ -126,8 +126,11 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         entity_hits: entities.hits,
         entity_misses: entities.misses,
         entity_entries: entities.entries,
+        entity_bytes: entities.bytes,
         decisions_reused: decisions.reused,
         decisions_taken: decisions.taken,
+        decision_entries: decisions.entries,
+        decision_bytes: decisions.bytes,
     };
     match crate::metrics::render(counts, &admin.cache_reported) {
         Ok(text) => (

@@ -241,6 +241,15 @@ pub struct ServeArgs {
     /// answers 503 at once instead of queueing. Default 512.
     #[arg(long, env = "PGW_MAX_UPSTREAM_IN_FLIGHT", value_name = "N")]
     pub max_upstream_in_flight: Option<usize>,
+    /// Memory for cached entity records, in MiB, as their weights count it
+    /// (the callers' rows, credentials and absent ids: an eighth more each).
+    /// Default 16.
+    #[arg(long, env = "PGW_ENTITY_CACHE_MIB", value_name = "MIB")]
+    pub entity_cache_mib: Option<u64>,
+    /// Memory for decisions kept for reuse, in MiB; 0 turns reuse off (every
+    /// decision is evaluated). Default 4.
+    #[arg(long, env = "PGW_DECISION_CACHE_MIB", value_name = "MIB")]
+    pub decision_cache_mib: Option<u64>,
     /// Load balancers or proxies (CIDR blocks, comma-separated) whose
     /// `X-Forwarded-For` names the client; from any other peer it is ignored.
     #[arg(
@@ -306,6 +315,8 @@ struct ServeFile {
     rate_limit: Option<u32>,
     rate_limit_burst: Option<u32>,
     max_upstream_in_flight: Option<usize>,
+    entity_cache_mib: Option<u64>,
+    decision_cache_mib: Option<u64>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
     proxy_protocol: Option<bool>,
 }
@@ -505,7 +516,13 @@ pub struct Limits {
     pub rate_limit: PartnerLimit,
     /// Requests in flight to the domain store at most; beyond: 503 at once.
     pub max_upstream_in_flight: usize,
+    /// Bytes of cached entity records at most, as their weights count them.
+    pub entity_cache_bytes: u64,
+    /// Bytes of decisions kept for reuse at most; 0: no reuse.
+    pub decision_cache_bytes: u64,
 }
+
+const MIB: u64 = 1024 * 1024;
 
 /// The default rate limit: 100 requests per second per principal, bursts
 /// of 200. Far above what one partner's people and scripts send by hand
@@ -533,6 +550,8 @@ impl Default for Limits {
             upstream_timeout: std::time::Duration::from_secs(30),
             rate_limit: DEFAULT_RATE_LIMIT,
             max_upstream_in_flight: 512,
+            entity_cache_bytes: 16 * MIB,
+            decision_cache_bytes: 4 * MIB,
         }
     }
 }
@@ -601,7 +620,19 @@ impl ServeArgs {
                 .max_upstream_in_flight
                 .or(file.max_upstream_in_flight)
                 .unwrap_or(defaults.max_upstream_in_flight),
+            entity_cache_bytes: self
+                .entity_cache_mib
+                .or(file.entity_cache_mib)
+                .map_or(defaults.entity_cache_bytes, |m| m.saturating_mul(MIB)),
+            decision_cache_bytes: self
+                .decision_cache_mib
+                .or(file.decision_cache_mib)
+                .map_or(defaults.decision_cache_bytes, |m| m.saturating_mul(MIB)),
         };
+        anyhow::ensure!(
+            limits.entity_cache_bytes > 0,
+            "--entity-cache-mib must be at least 1: a slice is read through the cache"
+        );
         anyhow::ensure!(
             limits.max_upstream_in_flight > 0,
             "--max-upstream-in-flight must be at least 1"

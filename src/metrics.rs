@@ -29,10 +29,14 @@ pub const UPSTREAM_SECONDS: &str = "pgw_upstream_duration_seconds";
 /// Counters read from the entity cache at scrape time.
 pub const ENTITY_CACHE_HITS: &str = "pgw_entity_cache_hits_total";
 pub const ENTITY_CACHE_MISSES: &str = "pgw_entity_cache_misses_total";
-/// Gauge: entity records cached (approximate).
 pub const DECISIONS_REUSED: &str = "pgw_decisions_reused_total";
 pub const DECISIONS_TAKEN: &str = "pgw_decisions_taken_total";
+/// Gauges: entity records and reusable decisions cached (approximate), and
+/// their weight in bytes as the caches bound it.
 pub const ENTITY_CACHE_ENTRIES: &str = "pgw_entity_cache_entries";
+pub const ENTITY_CACHE_BYTES: &str = "pgw_entity_cache_bytes";
+pub const DECISION_CACHE_ENTRIES: &str = "pgw_decision_cache_entries";
+pub const DECISION_CACHE_BYTES: &str = "pgw_decision_cache_bytes";
 /// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
 /// (`applied`, `unchanged`, `failed`).
 pub const POLICY_RELOADS: &str = "pgw_policy_reloads_total";
@@ -142,6 +146,15 @@ fn describe() {
         "Entity cache misses (records read from the database)."
     );
     describe_gauge!(ENTITY_CACHE_ENTRIES, "Entity records cached.");
+    describe_gauge!(
+        ENTITY_CACHE_BYTES,
+        "Weight of the entity records cached, in bytes."
+    );
+    describe_gauge!(DECISION_CACHE_ENTRIES, "Decisions kept for reuse.");
+    describe_gauge!(
+        DECISION_CACHE_BYTES,
+        "Weight of the decisions kept for reuse, in bytes."
+    );
     describe_counter!(
         DECISIONS_REUSED,
         "Decisions served from the decision cache (same question, same facts, no instant passed)."
@@ -187,10 +200,14 @@ fn describe() {
 pub struct CacheCounts {
     pub entity_hits: u64,
     pub entity_misses: u64,
-    /// Entities cached now (approximate).
+    /// Entities cached now (approximate), and their weight in bytes.
     pub entity_entries: u64,
+    pub entity_bytes: u64,
     pub decisions_reused: u64,
     pub decisions_taken: u64,
+    /// Decisions cached now (approximate), and their weight in bytes.
+    pub decision_entries: u64,
+    pub decision_bytes: u64,
 }
 
 /// One answered request, as the request metrics label and time it.
@@ -246,7 +263,14 @@ pub fn render(counts: CacheCounts, reported: &CacheReported) -> Result<String, S
     {
         ::metrics::counter!(name).increment(n);
     }
-    ::metrics::gauge!(ENTITY_CACHE_ENTRIES).set(counts.entity_entries as f64);
+    for (name, n) in [
+        (ENTITY_CACHE_ENTRIES, counts.entity_entries),
+        (ENTITY_CACHE_BYTES, counts.entity_bytes),
+        (DECISION_CACHE_ENTRIES, counts.decision_entries),
+        (DECISION_CACHE_BYTES, counts.decision_bytes),
+    ] {
+        ::metrics::gauge!(name).set(n as f64);
+    }
     handle.run_upkeep();
     Ok(handle.render())
 }

@@ -36,16 +36,6 @@ pub const DEMO_FIXTURE: &str = include_str!("../examples/demo.json");
 pub const ENTITY_TTL: Duration = Duration::from_secs(5);
 /// The admin token's file in the data directory, when none is given.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
-/// Cached entities at most. A cached entity costs about 4.8 KB of resident
-/// memory (35 000 customer and authorization records read into a cache grew
-/// the process by 168 MB; BENCHMARKS.md, *Memory*), so this bounds the cache
-/// near 48 MB whatever the database size, within the 100 MB target for the
-/// whole gateway: the hot set of partners, operators and recently used
-/// customers fits, the rest is read on demand.
-pub const ENTITY_CAPACITY: u64 = 10_000;
-/// Decisions kept for reuse (`authorizer::reuse`), about 0.5 KB each.
-pub const DECISION_CAPACITY: u64 = 10_000;
-
 /// A gateway that is up: where it listens, and how to stop it.
 pub struct RunningGateway {
     pub addr: SocketAddr,
@@ -251,7 +241,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
 
     let entities = Arc::new(EntityLoader::new(
         store.clone(),
-        ENTITY_CAPACITY,
+        cfg.limits.entity_cache_bytes,
         ENTITY_TTL,
     ));
     if store.backend() == crate::store::Backend::Postgres {
@@ -294,7 +284,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
             live.clone(),
             reloader.shadow_slot(),
             entities.clone(),
-            DecisionCache::new(DECISION_CAPACITY),
+            DecisionCache::new(cfg.limits.decision_cache_bytes),
         ),
         recent_decisions: Recent::new(crate::recent::DECISIONS),
         decision_log,

@@ -52,11 +52,42 @@ pub struct DecisionCache {
     taken: AtomicU64,
 }
 
-/// Reusable decisions served from the cache, and evaluated.
+/// Reusable decisions served from the cache, and evaluated; the decisions
+/// cached now (approximate) and their weight in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReuseStats {
     pub reused: u64,
     pub taken: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// About the heap bytes one cached decision holds, its weight in the cache:
+/// a fixed part (the entry, its `Arc`, the key's vectors and the cache's
+/// own node, most of it) and its strings and stamps. Measured as
+/// `Record::weight` is (BENCHMARKS.md, *Memory*).
+fn weight(key: &Key, entry: &Arc<Entry>) -> u32 {
+    const FIXED: usize = 1_600;
+    let strings = key.version.len()
+        + key.principal.id().len()
+        + key.action.len()
+        + key.resource.id().len()
+        + key.context.len();
+    let stamps: usize = key
+        .slice
+        .iter()
+        .map(|s| match s {
+            Stamp::Read(_) => 16,
+            Stamp::Session(_) => 512,
+        })
+        .sum();
+    let decision: usize = entry
+        .decision
+        .determining
+        .iter()
+        .map(|id| 24 + id.len())
+        .sum();
+    u32::try_from(FIXED + strings + stamps + decision).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for DecisionCache {
@@ -69,19 +100,30 @@ impl std::fmt::Debug for DecisionCache {
 }
 
 impl DecisionCache {
-    /// Holds at most `capacity` decisions; 0 turns reuse off.
-    pub fn new(capacity: u64) -> DecisionCache {
+    /// Holds decisions weighing at most `bytes` in all (see [`weight`]); 0
+    /// turns reuse off.
+    pub fn new(bytes: u64) -> DecisionCache {
         DecisionCache {
-            cache: (capacity > 0).then(|| moka::sync::Cache::new(capacity)),
+            cache: (bytes > 0).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(bytes)
+                    .weigher(weight)
+                    .build()
+            }),
             reused: AtomicU64::new(0),
             taken: AtomicU64::new(0),
         }
     }
 
     pub fn stats(&self) -> ReuseStats {
+        if let Some(cache) = &self.cache {
+            cache.run_pending_tasks(); // as `EntityLoader::stats` does
+        }
         ReuseStats {
             reused: self.reused.load(Ordering::Relaxed),
             taken: self.taken.load(Ordering::Relaxed),
+            entries: self.cache.as_ref().map_or(0, |c| c.entry_count()),
+            bytes: self.cache.as_ref().map_or(0, |c| c.weighted_size()),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct CacheStats {
     pub misses: u64,
     /// Entries currently cached (approximate, as moka counts them).
     pub entries: u64,
+    /// Their weight in bytes ([`Record::weight`]).
+    pub bytes: u64,
 }
 
 /// One cached entity: the Cedar entity ready for a slice, and the entities
@@ -68,6 +70,53 @@ struct Record {
     /// The instants among its attributes: a decision comparing `now` with
     /// one of them may change when `now` passes it.
     instants: Vec<Timestamp>,
+}
+
+impl Record {
+    /// About the heap bytes this record holds, its weight in the cache: a
+    /// fixed part (the record, the Cedar entity's maps and uid) and what
+    /// grows with its attributes, references and ids, times what Cedar's own
+    /// representation holds beyond that count (source locations, maps'
+    /// spare room) and the cache's node. Measured with a counting allocator
+    /// on the generated store (BENCHMARKS.md, *Memory*).
+    fn weight(&self) -> u32 {
+        const FIXED: usize = 700;
+        const PER_ATTRIBUTE: usize = 120;
+        const PER_REFERENCE: usize = 80;
+        const MEASURED_TENTHS: usize = 33;
+        let uid = self.entity.uid().id().unescaped().len();
+        let attributes: usize = self
+            .entity
+            .attrs()
+            .map(|(name, value)| PER_ATTRIBUTE + name.len() + value.map_or(0, |v| value_bytes(&v)))
+            .sum();
+        let references: usize = self
+            .links
+            .iter()
+            .map(|r| PER_REFERENCE + r.id().len())
+            .sum();
+        let candidates: usize = self.live_candidates.iter().map(|c| 24 + c.len()).sum();
+        let counted = FIXED + uid + attributes + references + candidates + 8 * self.instants.len();
+        u32::try_from(counted * MEASURED_TENTHS / 10).unwrap_or(u32::MAX)
+    }
+}
+
+/// The heap bytes of one attribute value, roughly (see [`Record::weight`]).
+fn value_bytes(value: &cedar_policy::EvalResult) -> usize {
+    use cedar_policy::EvalResult;
+    match value {
+        EvalResult::String(s) => 16 + s.len(),
+        EvalResult::EntityUid(uid) => 48 + uid.id().unescaped().len(),
+        EvalResult::Set(set) => 48 + set.iter().map(|v| 16 + value_bytes(v)).sum::<usize>(),
+        EvalResult::Record(record) => {
+            48 + record
+                .iter()
+                .map(|(k, v)| 32 + k.len() + value_bytes(v))
+                .sum::<usize>()
+        }
+        EvalResult::ExtensionValue(text) => 64 + text.len(),
+        _ => 0,
+    }
 }
 
 /// Identifies one record exactly (see [`Record::stamp`]).
@@ -161,6 +210,10 @@ pub struct EntityLoader {
     absent: moka::sync::Cache<EntityRef, ()>,
 }
 
+/// The weight of a caller's row or credential beside its ids: its other
+/// fields are short and bounded (names, roles, state).
+const ROW_WEIGHT: u32 = 512;
+
 /// How long an id found missing is believed missing without an
 /// invalidation: short, since an entity created elsewhere (another gateway,
 /// the store's own new ids) is not always heard of.
@@ -175,10 +228,12 @@ impl std::fmt::Debug for EntityLoader {
 }
 
 impl EntityLoader {
-    /// `capacity` is the number of entity records kept; `ttl` how long one is
-    /// trusted without an invalidation (keep it short: it bounds how stale a
-    /// write that did not pass through this gateway can be).
-    pub fn new(store: Store, capacity: u64, ttl: Duration) -> EntityLoader {
+    /// The entity records kept weigh at most `bytes` (as [`Record::weight`]
+    /// counts them), the callers' rows, credentials and absent ids at most an
+    /// eighth of it each; `ttl` is how long one is trusted without an
+    /// invalidation (keep it short: it bounds how stale a write that did not
+    /// pass through this gateway can be).
+    pub fn new(store: Store, bytes: u64, ttl: Duration) -> EntityLoader {
         let freshness = match (store.backend(), store.sqlite_file()) {
             (Backend::Postgres, _) => principals::Freshness::ChangeFeed(AtomicBool::new(false)),
             (Backend::Sqlite, Some(file)) => {
@@ -189,16 +244,21 @@ impl EntityLoader {
         EntityLoader {
             store,
             cache: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(|_, record: &Arc<Record>| record.weight())
                 .time_to_live(ttl)
                 .support_invalidation_closures()
                 .build(),
             principals: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes / 8)
+                .weigher(|r: &EntityRef, _| ROW_WEIGHT + r.id().len() as u32)
                 .time_to_live(ttl)
                 .build(),
             credentials: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes / 8)
+                .weigher(|key: &String, c: &Arc<CredentialRecord>| {
+                    ROW_WEIGHT + (key.len() + c.principal_id.len() + c.secret.len()) as u32
+                })
                 .time_to_live(ttl)
                 .build(),
             freshness,
@@ -208,7 +268,8 @@ impl EntityLoader {
             epoch: Mutex::new(0),
             stand_ins: Mutex::new(HashMap::new()),
             absent: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes / 8)
+                .weigher(|r: &EntityRef, _| 64 + r.id().len() as u32)
                 .time_to_live(ttl.min(ABSENT_TTL))
                 .build(),
         }
@@ -324,10 +385,14 @@ impl EntityLoader {
     }
 
     pub fn stats(&self) -> CacheStats {
+        // Inserts and evictions settle in moka's pending tasks: run them so
+        // that the entries and bytes are exact (a scrape, not the hot path).
+        self.cache.run_pending_tasks();
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.cache.entry_count(),
+            bytes: self.cache.weighted_size(),
         }
     }
 

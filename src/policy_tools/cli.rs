@@ -612,5 +612,5 @@ fn usage(message: String) -> ExitCode {
 }
 
 fn fresh_loader(store: &Store) -> EntityLoader {
-    EntityLoader::new(store.clone(), 1_000, Duration::from_secs(60))
+    EntityLoader::new(store.clone(), 1 << 20, Duration::from_secs(60))
 }

@@ -291,7 +291,13 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect_with(&args.database_url, cipher, 2)
         .await
         .with_context(|| format!("cannot open the database {}", args.database_url))?;
-    let loader = || EntityLoader::new(store.clone(), 10_000, std::time::Duration::from_secs(3600));
+    let loader = || {
+        EntityLoader::new(
+            store.clone(),
+            16 << 20,
+            std::time::Duration::from_secs(3600),
+        )
+    };
     let work = tempfile::Builder::new()
         .prefix("partner-gateway-replay-")
         .tempdir()?;

@@ -209,7 +209,7 @@ impl FixtureDb {
         let cipher = SecretCipher::from_bytes(&rand::random::<[u8; 32]>())?;
         let store = Store::connect_with(&url, cipher, 4).await?;
         store.import_fixture(&fixture).await?;
-        let loader = EntityLoader::new(store.clone(), 10_000, Duration::from_secs(300));
+        let loader = EntityLoader::new(store.clone(), 16 << 20, Duration::from_secs(300));
         Ok(FixtureDb {
             store,
             loader,

@@ -323,7 +323,7 @@ async fn fixture_db(backend_db: &TestDb) {
 async fn sqlite_fixture() -> (TestDb, EntityLoader) {
     let db = TestDb::sqlite().await;
     fixture_db(&db).await;
-    let loader = EntityLoader::new(db.store.clone(), 1000, Duration::from_secs(60));
+    let loader = EntityLoader::new(db.store.clone(), 1 << 20, Duration::from_secs(60));
     (db, loader)
 }
 
@@ -338,6 +338,50 @@ async fn slice(
         .await
         .unwrap()
         .expect("both exist")
+}
+
+/// The entity cache is bounded by the bytes its records weigh, not by
+/// their number: with room for about three records, loading a dozen
+/// customers' slices leaves about three, weighing no more than the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entity_cache_holds_what_its_bytes_allow() {
+    let engine = engine();
+    let db = TestDb::sqlite().await;
+    fixture_db(&db).await;
+    let roomy = EntityLoader::new(db.store.clone(), 1 << 20, Duration::from_secs(60));
+    let one = {
+        slice(&roomy, &engine, &op("op-a1-finance"), &cust("cust-a1-1")).await;
+        let stats = roomy.stats();
+        stats.bytes / stats.entries
+    };
+    assert!(one > 1_000, "a record weighs what it holds, not 1: {one}");
+    let bound = 3 * one;
+    let tight = EntityLoader::new(db.store.clone(), bound, Duration::from_secs(60));
+    let customers = [
+        "cust-a1-1",
+        "cust-a1-2",
+        "cust-a1-expired",
+        "cust-a1-frozen",
+        "cust-a1-pending",
+        "cust-a1-referral",
+        "cust-a1-rejected",
+        "cust-a1-revoked",
+        "cust-a2-1",
+    ];
+    for c in customers {
+        slice(&tight, &engine, &op("op-a-admin"), &cust(c)).await;
+    }
+    let stats = tight.stats();
+    assert!(
+        stats.bytes <= bound,
+        "{} bytes cached, bound {bound}",
+        stats.bytes
+    );
+    assert!(
+        (1..=6).contains(&stats.entries),
+        "{} records cached in room for about three",
+        stats.entries
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,7 +564,7 @@ async fn loader_over(db: &TestDb) -> (PolicyEngine, EntityLoader) {
     fixture_db(db).await;
     (
         engine(),
-        EntityLoader::new(db.store.clone(), 1000, Duration::from_secs(60)),
+        EntityLoader::new(db.store.clone(), 1 << 20, Duration::from_secs(60)),
     )
 }
 

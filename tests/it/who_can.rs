@@ -233,10 +233,10 @@ async fn agrees_with_brute_force(backend: Backend) {
         Default::default(),
         Arc::new(EntityLoader::new(
             s.db.store.clone(),
-            10_000,
+            16 << 20,
             Duration::from_secs(60),
         )),
-        DecisionCache::new(10_000),
+        DecisionCache::new(4 << 20),
     );
     let (engine, loader) = (authorizer.policies.load_full(), &authorizer.entities);
     let principals = every_principal(&s).await;
@@ -329,7 +329,7 @@ when { principal.roles.contains("Admin") };
     std::fs::write(dir.path().join("99-case.cedar"), added).unwrap();
     let authorizer = Authorizer::for_questions(
         PolicyEngine::load(dir.path(), &schema_dir()).unwrap(),
-        EntityLoader::new(s.db.store.clone(), 10_000, Duration::from_secs(60)),
+        EntityLoader::new(s.db.store.clone(), 16 << 20, Duration::from_secs(60)),
     );
     let (engine, loader) = (authorizer.policies.load_full(), &authorizer.entities);
     let principals = every_principal(&s).await;
