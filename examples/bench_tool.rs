@@ -454,43 +454,32 @@ fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
     let num = |k: &str| costs.get(k).and_then(|v| v.parse::<f64>().ok());
     let costs_date = costs.get("date").map_or("–", String::as_str);
     let not_measured = "not measured".to_owned();
-    match (num("cpu_bare"), num("cpu_gateway")) {
-        (Some(bare), Some(gw)) => {
-            let added = gw - bare;
-            row(
-                "CPU added per request over the bare proxy, reused decision",
-                format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
-                "≤ 10 µs",
-                verdict(added <= 10.0, format!("by {:.1} µs", added - 10.0)),
-                costs_date,
-            );
-        }
-        _ => row(
+    for (key, figure, goal) in [
+        (
+            "cpu_gateway",
             "CPU added per request over the bare proxy, reused decision",
-            not_measured.clone(),
-            "≤ 10 µs",
-            "–".into(),
-            "–",
+            10.0,
         ),
-    }
-    match (num("cpu_bare"), num("cpu_gateway_new")) {
-        (Some(bare), Some(gw)) => {
-            let added = gw - bare;
-            row(
-                "CPU added per request, new decision (warm slice, `--decision-cache-mib 0`)",
-                format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
-                "≤ 30 µs",
-                verdict(added <= 30.0, format!("by {:.1} µs", added - 30.0)),
-                costs_date,
-            );
+        (
+            "cpu_gateway_new",
+            "CPU added per request, new decision (warm slice, `--decision-cache-mib 0`)",
+            30.0,
+        ),
+    ] {
+        let target = format!("≤ {goal} µs");
+        match (num("cpu_bare"), num(key)) {
+            (Some(bare), Some(gw)) => {
+                let added = gw - bare;
+                row(
+                    figure,
+                    format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
+                    &target,
+                    verdict(added <= goal, format!("by {:.1} µs", added - goal)),
+                    costs_date,
+                );
+            }
+            _ => row(figure, not_measured.clone(), &target, "–".into(), "–"),
         }
-        _ => row(
-            "CPU added per request, new decision",
-            not_measured.clone(),
-            "≤ 30 µs",
-            "–".into(),
-            "–",
-        ),
     }
     match num("allocations") {
         Some(a) => row(
