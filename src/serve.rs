@@ -103,7 +103,7 @@ pub async fn start(mut cfg: ServeConfig) -> anyhow::Result<RunningGateway> {
         cfg.operations.admin.token = Some(token);
     }
     let cipher = cfg.database.secret_cipher()?;
-    let store = Store::connect(&cfg.database.database_url, cipher.clone())
+    let store = Store::connect_for_gateway(&cfg.database.database_url, cipher.clone())
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database.database_url))?;
     if cfg.demo {

@@ -406,3 +406,28 @@ test_both_backends! {
     round_trip => every_entity_kind_round_trips;
     access_key_ownership => access_keys_cannot_change_hands;
 }
+
+/// The gateway's SQLite connections keep a small page cache (its reads are
+/// point lookups, most spared by its entity cache); every other connection
+/// keeps SQLite's default (2 MiB).
+#[tokio::test]
+async fn the_gateway_keeps_a_small_sqlite_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    let cache_size = |store: Store| async move {
+        let row = sqlx::query("PRAGMA cache_size")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        row.try_get::<i64, _>(0).unwrap()
+    };
+    let gateway = Store::connect_for_gateway(&url, crate::kit::test_cipher())
+        .await
+        .unwrap();
+    assert_eq!(
+        cache_size(gateway).await,
+        -i64::from(partner_gateway::store::GATEWAY_SQLITE_CACHE_KIB)
+    );
+    let other = Store::connect(&url, crate::kit::test_cipher()).await.unwrap();
+    assert_eq!(cache_size(other).await, -2000);
+}
