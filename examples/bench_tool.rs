@@ -427,25 +427,25 @@ fn assertions_file(script: &std::path::Path) -> PathBuf {
 
 /// `targets RESULTS-DIR`: issue 24's table (see the module's doc).
 fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-    let verdict = |met: bool, miss: String| {
-        if met {
-            "met".to_owned()
-        } else {
-            format!("missed, {miss}")
-        }
-    };
+    let path = |name: &str| dir.join(name).display().to_string();
     let mut out = String::from(
         "| figure | measured | target | verdict | measured on |\n|---|---|---:|---|---|\n",
     );
-    let mut row = |figure: &str, measured: String, target: &str, verdict: String, when: &str| {
+    // One row: what was measured and its verdict, or `None` when that part
+    // of the benchmark never ran.
+    let mut row = |figure: &str, target: &str, got: Option<(String, String)>, when: &str| {
+        let (measured, verdict, when) = match got {
+            Some((measured, verdict)) => (measured, verdict, when),
+            None => ("not measured".to_owned(), "–".to_owned(), "–"),
+        };
         let _ = writeln!(
             out,
             "| {figure} | {measured} | {target} | {verdict} | {when} |"
         );
     };
+
     // costs.tsv: `name value` lines written by bench/run's costs.
-    let costs: HashMap<String, String> = read("costs.tsv")
+    let costs: HashMap<String, String> = std::fs::read_to_string(path("costs.tsv"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once('\t'))
@@ -453,7 +453,6 @@ fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
         .collect();
     let num = |k: &str| costs.get(k).and_then(|v| v.parse::<f64>().ok());
     let costs_date = costs.get("date").map_or("–", String::as_str);
-    let not_measured = "not measured".to_owned();
     for (key, figure, goal) in [
         (
             "cpu_gateway",
@@ -466,101 +465,86 @@ fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
             30.0,
         ),
     ] {
-        let target = format!("≤ {goal} µs");
-        match (num("cpu_bare"), num(key)) {
-            (Some(bare), Some(gw)) => {
-                let added = gw - bare;
-                row(
-                    figure,
-                    format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
-                    &target,
-                    verdict(added <= goal, format!("by {:.1} µs", added - goal)),
-                    costs_date,
-                );
-            }
-            _ => row(figure, not_measured.clone(), &target, "–".into(), "–"),
-        }
+        let got = num("cpu_bare").zip(num(key)).map(|(bare, gw)| {
+            let added = gw - bare;
+            (
+                format!("{added:+.1} µs ({gw:.1} vs {bare:.1} µs)"),
+                verdict(added <= goal, format!("by {:.1} µs", added - goal)),
+            )
+        });
+        row(figure, &format!("≤ {goal} µs"), got, costs_date);
     }
-    match num("allocations") {
-        Some(a) => row(
-            "allocations per request, reused path",
-            format!("{a:.1}"),
-            "≤ 40",
-            verdict(a <= 40.0, format!("{:.1}×", a / 40.0)),
-            costs_date,
-        ),
-        None => row(
-            "allocations per request, reused path",
-            not_measured.clone(),
-            "≤ 40",
-            "–".into(),
-            "–",
-        ),
-    }
-    // points.csv: the load points; their date is machine.md's.
-    let points_date = read("machine.md")
+    let got = num("allocations").map(|a| {
+        let miss = format!("{:.1}×", a / 40.0);
+        (format!("{a:.1}"), verdict(a <= 40.0, miss))
+    });
+    row(
+        "allocations per request, reused path",
+        "≤ 40",
+        got,
+        costs_date,
+    );
+
+    // points.csv and soak.csv: the load points and the soak, dated by machine.md.
+    let points_date = std::fs::read_to_string(path("machine.md"))
+        .ok()
         .and_then(|m| {
             m.lines()
                 .find_map(|l| l.strip_prefix("- date: ").map(str::to_owned))
         })
         .unwrap_or_else(|| "–".into());
-    let points: Vec<Vec<String>> = read("points.csv")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .filter(|f: &Vec<String>| f.len() == 10)
-        .collect();
+    let points = read_points(&path("points.csv")).unwrap_or_default();
     let peak = |u: &str, t: &str| {
         points
             .iter()
-            .filter(|f| f[0] == u && f[1] == t)
-            .filter_map(|f| f[3].parse::<f64>().ok())
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+            .filter(|p| p.upstream == u && p.target == t)
+            .map(|p| p.rps)
+            .reduce(f64::max)
     };
     for (u, goal) in [("static", 0.7), ("store", 0.9)] {
-        let figure = format!("peak throughput / bare proxy, {u} upstream");
-        match (peak(u, "gateway"), peak(u, "bare")) {
-            (Some(g), Some(b)) => row(
-                &figure,
+        let got = peak(u, "gateway").zip(peak(u, "bare")).map(|(g, b)| {
+            (
                 format!("{:.2} ({g:.0} vs {b:.0} req/s)", g / b),
-                &format!("≥ {goal}"),
                 verdict(g / b >= goal, format!("by {:.2}", goal - g / b)),
-                &points_date,
-            ),
-            _ => row(
-                &figure,
-                not_measured.clone(),
-                &format!("≥ {goal}"),
-                "–".into(),
-                "–",
-            ),
-        }
+            )
+        });
+        let figure = format!("peak throughput / bare proxy, {u} upstream");
+        row(&figure, &format!("≥ {goal}"), got, &points_date);
     }
     let one = |t: &str| {
         points
             .iter()
-            .find(|f| f[0] == "static" && f[1] == t && f[2] == "1")
-            .and_then(|f| f[4].parse::<f64>().ok())
+            .find(|p| p.upstream == "static" && p.target == t && p.conns == 1)
+            .map(|p| p.p50)
     };
-    match (one("gateway"), one("bare")) {
-        (Some(g), Some(b)) => row(
-            "added p50 over the bare proxy, one connection (static upstream)",
+    let got = one("gateway").zip(one("bare")).map(|(g, b)| {
+        (
             format!("{:+.0} µs ({g:.0} vs {b:.0} µs)", g - b),
-            "≤ 20 µs",
             verdict(g - b <= 20.0, format!("by {:.0} µs", g - b - 20.0)),
-            &points_date,
-        ),
-        _ => row(
-            "added p50 over the bare proxy, one connection",
-            not_measured.clone(),
-            "≤ 20 µs",
-            "–".into(),
-            "–",
-        ),
-    }
-    // decision.md: the decision bench's own verdicts, copied.
-    let decision = read("decision.md").unwrap_or_default();
+        )
+    });
+    let figure = "added p50 over the bare proxy, one connection (static upstream)";
+    row(figure, "≤ 20 µs", got, &points_date);
+    let soak_max = read_soak(&path("soak.csv"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, mb)| mb)
+        .reduce(f64::max);
+    let got = soak_max.map(|mb| {
+        (
+            format!("{mb:.1} MB max"),
+            verdict(mb <= 64.0, format!("by {:.1} MB", mb - 64.0)),
+        )
+    });
+    row(
+        "RSS, soak over many customers",
+        "≤ 64 MB",
+        got,
+        &points_date,
+    );
+
+    // decision.md: the decision bench's own rows and verdicts, copied.
+    let decision = std::fs::read_to_string(path("decision.md")).unwrap_or_default();
     let decision_date = decision
         .lines()
         .next()
@@ -570,58 +554,23 @@ fn targets(dir: &std::path::Path) -> anyhow::Result<String> {
     let mut copied = 0;
     for line in decision.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cells.len() >= 4
-            && (cells[1].starts_with("warm decision p99")
-                || cells[1].ends_with("ahead of cedar-local-agent at p50 and p99"))
-        {
-            let target = if cells[1].starts_with("warm") {
-                "≤ 25 µs"
-            } else {
-                "ahead"
-            };
-            row(
-                cells[1],
-                cells[2].to_owned(),
-                target,
-                cells[3].to_owned(),
-                &decision_date,
-            );
-            copied += 1;
-        }
+        let [_, figure, measured, verdict, ..] = cells[..] else {
+            continue;
+        };
+        let target = if figure.starts_with("warm decision p99") {
+            "≤ 25 µs"
+        } else if figure.ends_with("ahead of cedar-local-agent at p50 and p99") {
+            "ahead"
+        } else {
+            continue;
+        };
+        let got = Some((measured.to_owned(), verdict.to_owned()));
+        row(figure, target, got, &decision_date);
+        copied += 1;
     }
     if copied == 0 {
-        row(
-            "new decision on a warm slice, p99; against cedar-local-agent",
-            not_measured.clone(),
-            "≤ 25 µs; ahead",
-            "–".into(),
-            "–",
-        );
-    }
-    // soak.csv: the gateway's RSS over the soak.
-    let soak_max = read("soak.csv")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(',')?.1.trim().parse::<f64>().ok())
-        .fold(0.0, f64::max)
-        / 1024.0;
-    if soak_max > 0.0 {
-        row(
-            "RSS, soak over many customers",
-            format!("{soak_max:.1} MB max"),
-            "≤ 64 MB",
-            verdict(soak_max <= 64.0, format!("by {:.1} MB", soak_max - 64.0)),
-            &points_date,
-        );
-    } else {
-        row(
-            "RSS, soak over many customers",
-            not_measured,
-            "≤ 64 MB",
-            "–".into(),
-            "–",
-        );
+        let figure = "new decision on a warm slice, p99; against cedar-local-agent";
+        row(figure, "≤ 25 µs; ahead", None, "–");
     }
     Ok(out)
 }
@@ -639,10 +588,9 @@ struct Point {
     rss_mb: Option<f64>,
 }
 
-/// `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md.
-fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(points_csv).with_context(|| format!("reading {points_csv}"))?;
+/// The load points of `bench/run`'s CSV.
+fn read_points(path: &str) -> anyhow::Result<Vec<Point>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let mut points = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split(',').collect();
@@ -663,6 +611,32 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
                 .map(|kb| kb / 1024.0),
         });
     }
+    Ok(points)
+}
+
+/// The soak's RSS samples: (seconds, MB).
+fn read_soak(path: &str) -> anyhow::Result<Vec<(f64, f64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .filter_map(|(t, kb)| Some((t.parse().ok()?, kb.trim().parse::<f64>().ok()? / 1024.0)))
+        .collect())
+}
+
+/// A target's verdict: met, or by how much it was missed.
+fn verdict(met: bool, miss: String) -> String {
+    if met {
+        "met".to_owned()
+    } else {
+        format!("missed: {miss}")
+    }
+}
+
+/// `report POINTS.csv [SOAK.csv]`: the Markdown tables of BENCHMARKS.md.
+fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
+    let points = read_points(points_csv)?;
     let find = |u: &str, t: &str, c: u32| {
         points
             .iter()
@@ -731,13 +705,6 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
     // in flight: no queueing).
     out.push_str("#### Against the targets (static upstream, plaintext)\n\n| target | measured | verdict |\n|---|---:|---|\n");
     let lo = conns.first().copied().unwrap_or(1);
-    let verdict = |met: bool, miss: String| {
-        if met {
-            "met".to_owned()
-        } else {
-            format!("missed: {miss}")
-        }
-    };
     let peak = |t: &str| {
         points
             .iter()
@@ -797,13 +764,7 @@ fn report(points_csv: &str, soak_csv: Option<&str>) -> anyhow::Result<()> {
     }
     let mut soak_text = String::new();
     if let Some(path) = soak_csv {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-        let samples: Vec<(f64, f64)> = text
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(','))
-            .filter_map(|(t, kb)| Some((t.parse().ok()?, kb.trim().parse::<f64>().ok()? / 1024.0)))
-            .collect();
+        let samples = read_soak(path)?;
         if samples.len() >= 4 {
             let soak_max = samples.iter().map(|s| s.1).fold(0.0, f64::max);
             let _ = writeln!(

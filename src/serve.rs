@@ -36,6 +36,7 @@ pub const DEMO_FIXTURE: &str = include_str!("../examples/demo.json");
 pub const ENTITY_TTL: Duration = Duration::from_secs(5);
 /// The admin token's file in the data directory, when none is given.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
 /// A gateway that is up: where it listens, and how to stop it.
 pub struct RunningGateway {
     pub addr: SocketAddr,

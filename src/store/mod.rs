@@ -124,6 +124,9 @@ impl Backend {
     }
 }
 
+/// Connections of the pool a process serving requests opens.
+const POOL_CONNECTIONS: u32 = 16;
+
 /// SQLite's page cache per connection of the gateway's pool, in KiB
 /// ([`Store::connect_for_gateway`]).
 pub const GATEWAY_SQLITE_CACHE_KIB: u32 = 256;
@@ -142,7 +145,7 @@ impl Store {
     /// Connects, creating a SQLite file (and its directory) when missing, and
     /// applies the migrations.
     pub async fn connect(url: &str, cipher: SecretCipher) -> StoreResult<Store> {
-        Self::connect_with(url, cipher, 16).await
+        Self::connect_with(url, cipher, POOL_CONNECTIONS).await
     }
 
     pub async fn connect_with(
@@ -159,7 +162,13 @@ impl Store {
     /// That took 35 MB off the soak's resident memory (BENCHMARKS.md,
     /// *Memory*); the pages stay in the kernel's cache.
     pub async fn connect_for_gateway(url: &str, cipher: SecretCipher) -> StoreResult<Store> {
-        Self::open(url, cipher, 16, Some(GATEWAY_SQLITE_CACHE_KIB)).await
+        Self::open(
+            url,
+            cipher,
+            POOL_CONNECTIONS,
+            Some(GATEWAY_SQLITE_CACHE_KIB),
+        )
+        .await
     }
 
     async fn open(

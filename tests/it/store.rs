@@ -428,6 +428,8 @@ async fn the_gateway_keeps_a_small_sqlite_page_cache() {
         cache_size(gateway).await,
         -i64::from(partner_gateway::store::GATEWAY_SQLITE_CACHE_KIB)
     );
-    let other = Store::connect(&url, crate::kit::test_cipher()).await.unwrap();
+    let other = Store::connect(&url, crate::kit::test_cipher())
+        .await
+        .unwrap();
     assert_eq!(cache_size(other).await, -2000);
 }
