@@ -12,20 +12,71 @@
 
 use crate::entities::{Slice, Stamp};
 use crate::policy::{AccessRequest, Decision, PolicyEngine};
-use crate::refs::EntityRef;
 use crate::time::{self, Timestamp};
+use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    version: String,
-    principal: EntityRef,
-    action: String,
-    resource: EntityRef,
-    /// The context without `now`, as JSON text (its keys are sorted).
-    context: String,
-    slice: Vec<Stamp>,
+/// The question without `now` and the stamps of its slice, as one SHA-256
+/// digest: a fixed 32 bytes to hash and compare rather than the strings of
+/// the question, built with no allocation. SHA-256 is collision-resistant,
+/// so two questions share a key only if they are the same question on the
+/// same facts, whoever chose their ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key([u8; 32]);
+
+impl Key {
+    /// The digest of, in order: the policy version, the principal, the
+    /// action, the resource, the context without `now` (its JSON text) and
+    /// the slice's stamps. Each part is written in Rust's `Hash` encoding,
+    /// which ends every string with a byte UTF-8 never holds and prefixes
+    /// every sequence with its length, and the context's JSON text is a
+    /// single value that ends where it ends: no two questions write the
+    /// same bytes.
+    fn of<'a>(
+        version: &str,
+        request: &AccessRequest,
+        stamps: impl ExactSizeIterator<Item = &'a Stamp>,
+    ) -> Key {
+        use std::hash::{Hash, Hasher};
+        let mut digest = Digest(Sha256::new());
+        version.hash(&mut digest);
+        request.principal.hash(&mut digest);
+        request.action.hash(&mut digest);
+        request.resource.hash(&mut digest);
+        serde_json::to_writer(&mut digest, &WithoutNow(&request.context))
+            .expect("a JSON map serializes");
+        digest.write_usize(stamps.len());
+        for stamp in stamps {
+            stamp.hash(&mut digest);
+        }
+        Key(digest.0.finalize().into())
+    }
+}
+
+/// Feeds a `Hash` value, or JSON text, into SHA-256.
+struct Digest(Sha256);
+
+impl std::hash::Hasher for Digest {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Never asked: the digest is read from the SHA-256 state.
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+impl std::io::Write for Digest {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A decision and the interval of `now` it holds for: from the last instant
@@ -63,31 +114,18 @@ pub struct ReuseStats {
 }
 
 /// About the heap bytes one cached decision holds, its weight in the cache:
-/// a fixed part (the entry, its `Arc`, the key's vectors and the cache's
-/// own node, most of it) and its strings and stamps. Measured as
+/// a fixed part (the entry, its `Arc`, the key and the cache's own node,
+/// most of it) and the ids of the policies that determined it. Measured as
 /// `Record::weight` is (BENCHMARKS.md, *Memory*).
-fn weight(key: &Key, entry: &Arc<Entry>) -> u32 {
-    const FIXED: usize = 1_600;
-    let strings = key.version.len()
-        + key.principal.id().len()
-        + key.action.len()
-        + key.resource.id().len()
-        + key.context.len();
-    let stamps: usize = key
-        .slice
-        .iter()
-        .map(|s| match s {
-            Stamp::Read(_) => 16,
-            Stamp::Session(_) => 512,
-        })
-        .sum();
+fn weight(_: &Key, entry: &Arc<Entry>) -> u32 {
+    const FIXED: usize = 1_400;
     let decision: usize = entry
         .decision
         .determining
         .iter()
         .map(|id| 24 + id.len())
         .sum();
-    u32::try_from(FIXED + strings + stamps + decision).unwrap_or(u32::MAX)
+    u32::try_from(FIXED + decision).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for DecisionCache {
@@ -149,14 +187,7 @@ impl DecisionCache {
         ) else {
             return decide();
         };
-        let key = Key {
-            version: engine.version().to_owned(),
-            principal: request.principal.clone(),
-            action: request.action.clone(),
-            resource: request.resource.clone(),
-            context: context_without_now(request),
-            slice: slice.stamps(),
-        };
+        let key = Key::of(engine.version(), request, slice.stamps());
         if let Some(entry) = cache.get(&key) {
             if entry.holds_at(now) {
                 self.reused.fetch_add(1, Ordering::Relaxed);
@@ -188,44 +219,82 @@ impl DecisionCache {
     }
 }
 
-/// The question's context without `now`, as JSON text: what a reused
-/// decision's context must equal. Written straight from the request's map
-/// (one string; no copy of its fields).
-fn context_without_now(request: &AccessRequest) -> String {
-    struct WithoutNow<'a>(&'a serde_json::Map<String, serde_json::Value>);
-    impl serde::Serialize for WithoutNow<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let mut map = s.serialize_map(None)?;
-            for (k, v) in self.0.iter().filter(|(k, _)| k.as_str() != "now") {
-                map.serialize_entry(k, v)?;
-            }
-            map.end()
+/// The question's context without `now`: what a reused decision's context
+/// must equal, serialized straight from the request's map (no copy of its
+/// fields).
+struct WithoutNow<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl serde::Serialize for WithoutNow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0.iter().filter(|(k, _)| k.as_str() != "now") {
+            map.serialize_entry(k, v)?;
         }
+        map.end()
     }
-    serde_json::to_string(&WithoutNow(&request.context)).expect("a JSON map serializes")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::context_without_now;
+    use super::{Key, WithoutNow};
+    use crate::entities::Stamp;
     use crate::policy::AccessRequest;
     use crate::refs::EntityRef;
     use serde_json::json;
+
+    fn request(principal: &str, action: &str, context: serde_json::Value) -> AccessRequest {
+        AccessRequest::new(
+            EntityRef::Operator(principal.into()),
+            action,
+            EntityRef::Customer("c".into()),
+            context.as_object().unwrap().clone(),
+        )
+    }
 
     /// Every field but `now`, in the request's order, as JSON.
     #[test]
     fn the_context_key_is_every_field_but_now() {
         let context = json!({"amount": "10.00", "now": "2026-12-06T00:00:00Z", "scopes": ["om"], "source_ip": "127.0.0.1"});
-        let request = AccessRequest::new(
-            EntityRef::Customer("c".into()),
-            "SetBudget",
-            EntityRef::Customer("c".into()),
-            context.as_object().unwrap().clone(),
-        );
+        let request = request("o", "SetBudget", context);
         assert_eq!(
-            context_without_now(&request),
+            serde_json::to_string(&WithoutNow(&request.context)).unwrap(),
             r#"{"amount":"10.00","scopes":["om"],"source_ip":"127.0.0.1"}"#
         );
+    }
+
+    /// The same question on the same facts at another `now` has the same
+    /// key; any other part changed, or moved from one part to the next,
+    /// gives another.
+    #[test]
+    fn a_key_is_the_question_without_now_and_its_facts() {
+        let stamps = [Stamp::Read(1), Stamp::Read(2)];
+        let key = |version: &str, request: &AccessRequest, stamps: &[Stamp]| {
+            Key::of(version, request, stamps.iter())
+        };
+        let asked = request("o", "ViewBudget", json!({"now": "2026-12-06T00:00:00Z"}));
+        let later = request("o", "ViewBudget", json!({"now": "2026-12-07T00:00:00Z"}));
+        let base = key("v1", &asked, &stamps);
+        assert_eq!(base, key("v1", &later, &stamps));
+        let others = [
+            key("v2", &asked, &stamps),
+            key("v1", &request("p", "ViewBudget", json!({})), &stamps),
+            key("v1", &request("o", "SetBudget", json!({})), &stamps),
+            key(
+                "v1",
+                &request("o", "ViewBudget", json!({"amount": "1"})),
+                &stamps,
+            ),
+            key("v1", &asked, &stamps[..1]),
+            key("v1", &asked, &[Stamp::Read(1), Stamp::Read(3)]),
+            // The boundary between principal and action moved.
+            key("v1", &request("oV", "iewBudget", json!({})), &stamps),
+        ];
+        for other in others {
+            assert_ne!(base, other);
+        }
+        let mut resource = request("o", "ViewBudget", json!({}));
+        resource.resource = EntityRef::Partner("c".into());
+        assert_ne!(base, key("v1", &resource, &stamps));
     }
 }

@@ -136,8 +136,8 @@ pub struct Slice {
 
 impl Slice {
     /// Every record's stamp, in a fixed order.
-    pub fn stamps(&self) -> Vec<Stamp> {
-        self.records.iter().map(|r| r.stamp.clone()).collect()
+    pub fn stamps(&self) -> impl ExactSizeIterator<Item = &Stamp> {
+        self.records.iter().map(|r| &r.stamp)
     }
 
     /// The first instant of the slice's attributes after `now`, if any.
@@ -309,14 +309,10 @@ impl EntityLoader {
         }
         let started = *self.epoch();
         let row = match r {
-            EntityRef::Operator(id) => self
-                .store
-                .operator(&OperatorId::from(&**id))
+            EntityRef::Operator(id) => Box::pin(self.store.operator(&OperatorId::from(&**id)))
                 .await?
                 .map(PrincipalRow::Operator),
-            EntityRef::Customer(id) => self
-                .store
-                .customer(&CustomerId::from(&**id))
+            EntityRef::Customer(id) => Box::pin(self.store.customer(&CustomerId::from(&**id)))
                 .await?
                 .map(PrincipalRow::Customer),
             _ => None,
@@ -344,7 +340,10 @@ impl EntityLoader {
             }
         }
         let started = *self.epoch();
-        let Some(record) = self.store.credential(access_key).await?.map(Arc::new) else {
+        let Some(record) = Box::pin(self.store.credential(access_key))
+            .await?
+            .map(Arc::new)
+        else {
             return Ok(None);
         };
         let epoch = self.epoch();
@@ -504,9 +503,7 @@ impl EntityLoader {
                 EntityRef::Session(id) => {
                     let facts = match sessions.iter().find(|s| s.id.as_str() == &**id) {
                         Some(facts) => Some(facts.clone()),
-                        None => self
-                            .store
-                            .session(&SessionId::from(&**id))
+                        None => Box::pin(self.store.session(&SessionId::from(&**id)))
                             .await?
                             .map(|s| s.facts()),
                     };
@@ -604,7 +601,7 @@ impl EntityLoader {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let started = *self.epoch();
-        let Some((record, extra)) = self.fetch(r).await? else {
+        let Some((record, extra)) = Box::pin(self.fetch(r)).await? else {
             if cacheable && *self.epoch() == started {
                 self.absent.insert(r.clone(), ());
             }

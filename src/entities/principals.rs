@@ -18,12 +18,13 @@
 //! BENCHMARKS.md profile.
 
 use crate::model;
+use arc_swap::ArcSwapOption;
 use std::cell::Cell;
 use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// An authenticated principal's row.
 #[derive(Clone, Debug)]
@@ -43,8 +44,12 @@ tokio::task_local! {
 /// as of that moment, as if its lookups had all run then; a commit after
 /// it is seen by the next request. Four probes per request were two system
 /// calls each under a shared lock.
-pub async fn as_one_request<F: Future>(request: F) -> F::Output {
-    PROBED.scope(Cell::new(false), request).await
+///
+/// A plain function, not an `async fn`: one would hold `request` and the
+/// scope's copy of it side by side, twice the request's state in every
+/// connection's future.
+pub fn as_one_request<F: Future>(request: F) -> impl Future<Output = F::Output> {
+    PROBED.scope(Cell::new(false), request)
 }
 
 /// How the loader knows its cached principals are still current.
@@ -82,17 +87,15 @@ impl Freshness {
 const WAL_INDEX_HEADER: usize = 48;
 
 /// Watches a SQLite database in WAL mode (the store always sets it) through
-/// its WAL index: two system calls per check, no database round trip.
+/// its WAL index: two system calls per check, no database round trip. They
+/// run outside any lock: every request's first lookup probes, and a lock
+/// held across them made the runtime's threads wait on each other.
 #[derive(Debug)]
 pub struct FileProbe {
     shm: PathBuf,
-    state: Mutex<ProbeState>,
-}
-
-#[derive(Debug, Default)]
-struct ProbeState {
-    file: Option<File>,
-    header: Option<[u8; WAL_INDEX_HEADER]>,
+    file: ArcSwapOption<File>,
+    /// The header the last probe saw. Held only to compare and replace it.
+    header: Mutex<Option<[u8; WAL_INDEX_HEADER]>>,
 }
 
 impl FileProbe {
@@ -101,7 +104,8 @@ impl FileProbe {
         shm.push("-shm");
         let probe = FileProbe {
             shm: PathBuf::from(shm),
-            state: Mutex::new(ProbeState::default()),
+            file: ArcSwapOption::empty(),
+            header: Mutex::new(None),
         };
         probe.changed();
         probe
@@ -109,38 +113,59 @@ impl FileProbe {
 
     /// Whether a transaction may have committed since the last call. When
     /// it cannot tell (no WAL index, a read error) it says yes, so cached
-    /// rows are never trusted blindly.
+    /// rows are never trusted blindly. Probes that overlap may both say yes
+    /// (a cache dropped once more than needed); one that reads a header
+    /// after a commit never says no unless a probe that read it too said
+    /// yes.
     pub fn changed(&self) -> bool {
         use std::os::unix::fs::{FileExt, MetadataExt};
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         // SQLite deletes the index when the last connection closes and makes
         // a new one on the next open: an unlinked file would never change.
         let unlinked = |f: &File| f.metadata().map_or(true, |m| m.nlink() == 0);
-        if state.file.as_ref().is_none_or(unlinked) {
-            state.file = File::open(&self.shm).ok();
-            state.header = None;
+        let mut file = self.file.load_full();
+        if file.as_deref().is_none_or(unlinked) {
+            file = File::open(&self.shm).ok().map(Arc::new);
+            self.file.store(file.clone());
+            *self.last_header() = None;
         }
         let mut header = [0u8; WAL_INDEX_HEADER];
-        let read = match &state.file {
-            Some(file) => file.read_exact_at(&mut header, 0).is_ok(),
-            None => false,
-        };
+        let read = file
+            .as_deref()
+            .is_some_and(|f| f.read_exact_at(&mut header, 0).is_ok());
+        let mut last = self.last_header();
         if !read {
-            state.file = None;
-            state.header = None;
+            self.file.store(None);
+            *last = None;
             return true;
         }
-        if state.header == Some(header) {
+        if *last == Some(header) {
             return false;
         }
-        state.header = Some(header);
+        *last = Some(header);
         true
+    }
+
+    fn last_header(&self) -> std::sync::MutexGuard<'_, Option<[u8; WAL_INDEX_HEADER]>> {
+        self.header.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scope adds a flag to the request's future, not a second copy of
+    /// it: every connection holds one such future.
+    #[test]
+    fn one_request_is_not_twice_its_future() {
+        let request = async {
+            let state = [1u8; 4096];
+            tokio::task::yield_now().await;
+            state.len()
+        };
+        let request_size = std::mem::size_of_val(&request);
+        assert!(std::mem::size_of_val(&as_one_request(request)) < request_size + 64);
+    }
 
     /// A request probes at its first lookup only; the next request sees a
     /// commit made during the one before.

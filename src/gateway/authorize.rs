@@ -83,10 +83,10 @@ impl Gateway {
             ..Decided::default()
         };
         if let Some(of) = call.operation.list.filter(|_| request.lists()) {
-            decided.list = Some(self.list_scope(call, of, record).await?);
+            decided.list = Some(Box::pin(self.list_scope(call, of, record)).await?);
             let fields = request.masked_search();
             if !fields.is_empty() {
-                decided.searchable = Some(self.searchable(call, of.item, fields).await?);
+                decided.searchable = Some(Box::pin(self.searchable(call, of.item, fields)).await?);
             }
         }
         Ok(decided)

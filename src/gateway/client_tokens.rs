@@ -90,8 +90,7 @@ impl Gateway {
             body_sha256: crate::signing::sha256_hex(&call.body),
         };
         let store = self.authorizer.entities.store();
-        let claimed = store
-            .claim_client_token(&owned.claim(), crate::time::now())
+        let claimed = Box::pin(store.claim_client_token(&owned.claim(), crate::time::now()))
             .await
             .map_err(|e| GatewayError::Unavailable(format!("client token: {e}")))?;
         let conflict =
@@ -128,7 +127,7 @@ impl Gateway {
         };
         let store = self.authorizer.entities.store();
         if !response.status().is_success() {
-            if let Err(e) = store.release_client_token(&owned.claim()).await {
+            if let Err(e) = Box::pin(store.release_client_token(&owned.claim())).await {
                 tracing::warn!(error = %e, "cannot release a client token");
             }
             return Ok(response);
@@ -140,9 +139,8 @@ impl Gateway {
             .map_err(|e| GatewayError::Internal(format!("reading our own answer: {e}")))?
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes);
-        if let Err(e) = store
-            .answer_client_token(&owned.claim(), parts.status.as_u16(), &text)
-            .await
+        if let Err(e) =
+            Box::pin(store.answer_client_token(&owned.claim(), parts.status.as_u16(), &text)).await
         {
             // The change is made: answer it; a retry would then be refused
             // as in flight rather than run twice.

@@ -298,7 +298,7 @@ impl Gateway {
         // 5. Answer: the gateway's own operations here, the rest by the store.
         let response = match operation.served_by {
             ServedBy::Gateway => {
-                self.answer_own(&call, &decided, now, record)
+                Box::pin(self.answer_own(&call, &decided, now, record))
                     .instrument(stage_span!(self, "answer"))
                     .await?
             }
@@ -360,7 +360,7 @@ impl Gateway {
         let candidates: Candidates = serde_json::from_slice(&answer.body).map_err(|e| {
             GatewayError::Internal(format!("the store's candidate list is not JSON: {e}"))
         })?;
-        claims.list = Some(self.decide_candidates(call, candidates.candidates).await?);
+        claims.list = Some(Box::pin(self.decide_candidates(call, candidates.candidates)).await?);
         self.send(call, &claims).await
     }
 
