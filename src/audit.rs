@@ -44,6 +44,7 @@
 use crate::caller::{AuthFailure, Caller};
 use crate::policy::{Asked, Decision};
 use crate::recent::Recent;
+use crate::refs::EntityRef;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -106,11 +107,13 @@ pub struct DecisionRecord {
     pub request_id: String,
     /// The W3C trace the request belongs to.
     pub trace_id: Option<String>,
-    pub method: String,
+    /// A method's clone copies no text (the standard ones).
+    pub method: http::Method,
     pub path: String,
     /// The route template that matched.
     pub route: Option<&'static str>,
-    pub principal: Option<String>,
+    /// Written as text (`Operator::"id"`) by whoever reads the record.
+    pub principal: Option<EntityRef>,
     pub acting_as: Option<String>,
     pub source_operator: Option<String>,
     pub auth: Option<&'static str>,
@@ -145,17 +148,17 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    pub fn new(request_id: &str, method: &str, path: &str) -> Self {
+    pub fn new(request_id: &str, method: http::Method, path: &str) -> Self {
         DecisionRecord {
             request_id: request_id.to_owned(),
-            method: method.to_owned(),
+            method,
             path: path.to_owned(),
             ..Default::default()
         }
     }
 
     pub fn caller(&mut self, caller: &Caller) {
-        self.principal = Some(caller.principal.to_string());
+        self.principal = Some(caller.principal.clone());
         if caller.identity.kind == crate::assertion::CallerKind::Session {
             self.acting_as = caller.identity.customer.clone();
             self.source_operator = caller.identity.source_operator.clone();
@@ -273,10 +276,10 @@ impl Kept {
             ts: self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             request_id: &r.request_id,
             trace_id: r.trace_id.as_deref(),
-            method: &r.method,
+            method: r.method.as_str(),
             path: &r.path,
             route: r.route,
-            principal: r.principal.as_deref(),
+            principal: r.principal.as_ref(),
             acting_as: r.acting_as.as_deref(),
             source_operator: r.source_operator.as_deref(),
             auth: r.auth,
@@ -317,7 +320,7 @@ impl Kept {
             method = %r.method,
             path = %r.path,
             route = r.route,
-            principal = r.principal.as_deref(),
+            principal = r.principal.as_ref().map(tracing::field::display),
             acting_as = r.acting_as.as_deref(),
             source_operator = r.source_operator.as_deref(),
             auth = r.auth,
@@ -353,7 +356,8 @@ struct LogLine<'a> {
     method: &'a str,
     path: &'a str,
     route: Option<&'a str>,
-    principal: Option<&'a str>,
+    #[serde(serialize_with = "as_text")]
+    principal: Option<&'a EntityRef>,
     acting_as: Option<&'a str>,
     source_operator: Option<&'a str>,
     auth: Option<&'a str>,
@@ -378,6 +382,14 @@ struct LogLine<'a> {
     /// On an allowed decision of a log that samples them: the share kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     sampled_at: Option<f64>,
+}
+
+/// An entity reference as its text, `Type::"id"`.
+fn as_text<S: serde::Serializer>(r: &Option<&EntityRef>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.collect_str(r),
+        None => s.serialize_none(),
+    }
 }
 
 /// The console reads a record as the decision log writes it.
@@ -645,9 +657,13 @@ mod tests {
     }
 
     fn record(allow: bool) -> DecisionRecord {
-        let mut r = DecisionRecord::new("req-1", "POST", "/v2/partners/sub-customers/budget");
+        let mut r = DecisionRecord::new(
+            "req-1",
+            http::Method::POST,
+            "/v2/partners/sub-customers/budget",
+        );
         r.route = Some("/v2/partners/sub-customers/budget");
-        r.principal = Some("Operator::\"op-1\"".into());
+        r.principal = Some(EntityRef::Operator("op-1".into()));
         r.auth = Some("signature");
         let decision = Decision {
             allow,
@@ -740,7 +756,7 @@ mod tests {
                 record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
                 record(false).emit(403, Duration::from_micros(1), &Recent::new(10), Some(log));
             }
-            DecisionRecord::new("req-2", "GET", "/nowhere").emit(
+            DecisionRecord::new("req-2", http::Method::GET, "/nowhere").emit(
                 404,
                 Duration::from_micros(1),
                 &Recent::new(10),

@@ -273,9 +273,9 @@ async fn decide(
     route: &'static str,
 ) -> Result<Decision, ApiError> {
     let started = Instant::now();
-    let mut record = DecisionRecord::new(request_id, "POST", route);
+    let mut record = DecisionRecord::new(request_id, http::Method::POST, route);
     record.route = Some(route);
-    record.principal = Some(q.subject.to_string());
+    record.principal = Some(q.subject.clone());
     record.asked(&q.asked);
     // A session subject is read by the entity loader, as authentication
     // reads it (an ended or expired one is denied by the policies).
@@ -457,9 +457,9 @@ async fn search_resource(
     let asked = asked("", &s.context)?;
     let id = new_id();
     let started = Instant::now();
-    let mut record = DecisionRecord::new(&id, "POST", SEARCH_RESOURCE);
+    let mut record = DecisionRecord::new(&id, http::Method::POST, SEARCH_RESOURCE);
     record.route = Some(SEARCH_RESOURCE);
-    record.principal = Some(subject.to_string());
+    record.principal = Some(subject.clone());
     record.asked(&asked);
 
     let question = Asking {

@@ -148,7 +148,7 @@ impl Gateway {
             crate::otlp::adopt(&span, &mut trace);
         }
         span.record("trace_id", tracing::field::display(&trace.trace_id));
-        let mut record = DecisionRecord::new(&request_id, req.method().as_str(), req.uri().path());
+        let mut record = DecisionRecord::new(&request_id, req.method().clone(), req.uri().path());
         record.trace_id = Some(trace.trace_id.clone());
         let client = forwarded::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
         record.client_ip = Some(client);
