@@ -601,6 +601,8 @@ impl EntityLoader {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let started = *self.epoch();
+        // Boxed, as every store read on a miss here: their futures are
+        // large, and unboxed every request's future would carry them.
         let Some((record, extra)) = Box::pin(self.fetch(r)).await? else {
             if cacheable && *self.epoch() == started {
                 self.absent.insert(r.clone(), ());

@@ -298,6 +298,8 @@ impl Gateway {
         // 5. Answer: the gateway's own operations here, the rest by the store.
         let response = match operation.served_by {
             ServedBy::Gateway => {
+                // Boxed: a rarer path whose state the forwarding requests
+                // should not carry in their futures.
                 Box::pin(self.answer_own(&call, &decided, now, record))
                     .instrument(stage_span!(self, "answer"))
                     .await?
