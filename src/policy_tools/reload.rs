@@ -2,10 +2,11 @@
 //!
 //! The policy and schema directories (and the shadow directory, if any) are
 //! watched (`notify`); changes are debounced (a burst of writes is one
-//! reload) and SIGHUP reloads too. A reload parses and strictly validates
-//! first ([`PolicyEngine::load`]), then proves the invariants of
-//! `<policies>/invariants/` with the solver ([`super::verify`]), off the async
-//! workers and within `--policy-verify-timeout-secs`; only a valid set whose
+//! reload) and SIGHUP reloads too. A reload waits for the files to be quiet
+//! ([`QUIET`]), parses and strictly validates ([`PolicyEngine::load`]), then
+//! proves the invariants of `<policies>/invariants/` with the solver
+//! ([`super::verify`]), off the async workers and within
+//! `--policy-verify-timeout-secs`; only a valid set whose
 //! every invariant is proved is swapped in, atomically, into the `ArcSwap`
 //! the gateway reads once per request, so a request in flight finishes on the
 //! set it started with. An invalid change, a broken invariant or a proof that
@@ -33,10 +34,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// A burst of file events ends after this much quiet...
+/// A burst of file events ends after this much quiet, and a reload reads
+/// the files only once they have been quiet this long...
 const QUIET: Duration = Duration::from_millis(200);
 /// ...or after this long, whichever comes first (a file rewritten in a loop
-/// must not postpone the reload forever).
+/// must not postpone the reload forever; a reload then refuses to read it).
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// Which set: `live` decides, `shadow` is only compared.
@@ -256,6 +258,16 @@ struct OnDisk {
     modified: Vec<(PathBuf, Option<std::time::SystemTime>)>,
 }
 
+impl OnDisk {
+    /// Whether every file was last modified at least `quiet` ago.
+    fn quiet_for(&self, quiet: Duration) -> bool {
+        let now = std::time::SystemTime::now();
+        self.modified.iter().all(|(_, modified)| {
+            modified.is_some_and(|m| now.duration_since(m).is_ok_and(|age| age >= quiet))
+        })
+    }
+}
+
 /// One watched policy set and the engine that serves it.
 pub struct WatchedSet {
     pub name: SetName,
@@ -369,11 +381,37 @@ impl WatchedSet {
         }
     }
 
-    async fn reload(&self, cause: &str) -> Outcome {
+    /// The set's directories once they have been quiet for [`QUIET`]: their
+    /// files last modified at least that long ago, or unchanged over that
+    /// long (a clock that disagrees with the files' times cannot hold a
+    /// reload back). A file written in place is empty for a moment, and a
+    /// reload fast enough to read it empty, load and prove (a proof may be
+    /// remembered) before the write ends would find it empty before and
+    /// after. `None`: still changing after [`MAX_DEBOUNCE`].
+    async fn settled(&self) -> Option<OnDisk> {
+        let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
+        let mut seen = self.on_disk();
+        loop {
+            if seen.quiet_for(QUIET) {
+                return Some(seen);
+            }
+            if tokio::time::Instant::now() + QUIET > deadline {
+                return None;
+            }
+            tokio::time::sleep(QUIET).await;
+            let again = self.on_disk();
+            if again == seen {
+                return Some(again);
+            }
+            seen = again;
+        }
+    }
+
+    /// Loads and proves the settled set `before`, and swaps it in if it is
+    /// still the set on disk and may serve.
+    async fn swap_in(&self, before: OnDisk, cause: &str) -> (Outcome, Option<Verification>) {
         let set = self.name.as_str();
-        let now = time::now();
-        let before = self.on_disk();
-        let (outcome, verification) = match self.check().await {
+        match self.check().await {
             Err(refusal) => (Outcome::Failed(refusal), None),
             Ok(None) => (Outcome::Unchanged, None),
             // A file written in place is empty or partial for a moment, and
@@ -412,6 +450,22 @@ impl WatchedSet {
                     crate::metrics::policy_version(set, Some(&from), &to);
                     (Outcome::Applied { from, to }, Some(verification))
                 }
+            }
+        }
+    }
+
+    async fn reload(&self, cause: &str) -> Outcome {
+        let set = self.name.as_str();
+        let now = time::now();
+        let (outcome, verification) = match self.settled().await {
+            Some(before) => self.swap_in(before, cause).await,
+            None => {
+                tracing::info!(
+                    set,
+                    cause,
+                    "policy files still changing; waiting for them to settle"
+                );
+                (Outcome::Unchanged, None)
             }
         };
         match (&outcome, &verification) {
