@@ -286,12 +286,12 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let claims = Claims {
-                identity,
-                operation: operation.op.name().to_owned(),
+                identity: std::borrow::Cow::Owned(identity),
+                operation: operation.op.name().into(),
                 method: "GET".into(),
-                target: p.path_and_query.clone(),
+                target: p.path_and_query.as_str().into(),
                 body_sha256: signing::sha256_hex(b""),
-                resources,
+                resources: resources.into(),
                 list: None,
                 searchable: None,
                 reveal: false,
@@ -307,7 +307,7 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 let mut lines = String::with_capacity(n * 640);
                 let mut claims = claims;
                 for i in 0..n {
-                    claims.request_id = format!("bench-{i}");
+                    claims.request_id = format!("bench-{i}").into();
                     lines.push_str(&key.sign(&claims));
                     lines.push('\n');
                 }

@@ -15,9 +15,9 @@
 mod bigstore;
 
 use anyhow::Context;
-use partner_gateway::authorizer::reuse::DecisionCache;
+use partner_gateway::authorizer::reuse::{DecisionCache, Parts};
 use partner_gateway::entities::EntityLoader;
-use partner_gateway::policy::{AccessRequest, PolicyEngine};
+use partner_gateway::policy::{AccessRequest, Asked, PolicyEngine};
 use partner_gateway::refs::EntityRef;
 use partner_gateway::store::Store;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -87,11 +87,24 @@ async fn main() -> anyhow::Result<()> {
         else {
             continue;
         };
-        let mut context = serde_json::Map::new();
-        context.insert("now".into(), bigstore::NOW.into());
-        context.insert("source_ip".into(), "127.0.0.1".into());
-        let request = AccessRequest::new(principal.clone(), "ViewBudget", resource, context);
-        decisions.decide(&engine, &request, &slice, || {
+        let asked = Asked::live("127.0.0.1".parse()?);
+        let now = partner_gateway::time::parse(bigstore::NOW)?;
+        let own = serde_json::Map::new();
+        let question = Parts {
+            principal: &principal,
+            action: "ViewBudget",
+            resource: &resource,
+            context: &own,
+            source_ip: asked.source_ip,
+        };
+        decisions.decide(&engine, &question, now, &slice, || {
+            let request = AccessRequest::new(
+                principal.clone(),
+                "ViewBudget",
+                resource.clone(),
+                own.clone(),
+            )
+            .asked(&Asked { now, ..asked });
             match slice.entities_for(&engine, &request.action) {
                 Ok(entities) => engine.decide(&request, &entities),
                 Err(e) => partner_gateway::policy::Decision::failed(e.to_string()),

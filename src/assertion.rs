@@ -16,6 +16,7 @@ use crate::filter::{Filter, ListScope};
 use crate::refs::EntityRef;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The header carrying the assertion.
@@ -82,22 +83,23 @@ impl Identity {
     }
 }
 
-/// The signed claims.
+/// The signed claims. The gateway signs them borrowing what the request
+/// already holds; the store reads them owned (`Claims<'static>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Claims {
+pub struct Claims<'a> {
     #[serde(flatten)]
-    pub identity: Identity,
+    pub identity: Cow<'a, Identity>,
     /// The catalog operation decided (`UpdateSubCustomerBudget`).
-    pub operation: String,
+    pub operation: Cow<'a, str>,
     /// The request this assertion is for.
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// Path and query, exactly as forwarded.
-    pub target: String,
+    pub target: Cow<'a, str>,
     /// Hex SHA-256 of the body, exactly as forwarded.
     pub body_sha256: String,
     /// The resources every check of the operation allowed, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resources: Vec<EntityRef>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub resources: Cow<'a, [EntityRef]>,
     /// For a list: which items it may hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<ListScope>,
@@ -109,7 +111,7 @@ pub struct Claims {
     /// whose reveal the policies deny.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reveal: bool,
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     /// Expiry, Unix seconds.
     pub exp: i64,
 }
@@ -173,7 +175,7 @@ impl AssertionKey {
     }
 
     /// Signs claims into the header value.
-    pub fn sign(&self, claims: &Claims) -> String {
+    pub fn sign(&self, claims: &Claims<'_>) -> String {
         self.0.sign(claims)
     }
 
@@ -183,7 +185,7 @@ impl AssertionKey {
         header: Option<&str>,
         bound: Bound,
         now: i64,
-    ) -> Result<Claims, AssertionError> {
+    ) -> Result<Claims<'static>, AssertionError> {
         let header = header.ok_or(AssertionError::Missing)?;
         let claims: Claims = self.0.open(header).map_err(|e| match e {
             ClaimsError::Malformed => AssertionError::Malformed,
@@ -211,20 +213,20 @@ mod tests {
     const TARGET: &str = "/v2/partners/sub-customers/budget?customer_id=c-1";
     const BODY: &[u8] = b"{}";
 
-    fn claims(exp: i64) -> Claims {
+    fn claims(exp: i64) -> Claims<'static> {
         Claims {
-            identity: Identity {
+            identity: Cow::Owned(Identity {
                 kind: CallerKind::Operator,
                 id: "op-1".into(),
                 partner: Some("dist-a".into()),
                 customer: None,
                 source_operator: None,
-            },
+            }),
             operation: "ShowSubCustomerBudget".into(),
             method: "GET".into(),
             target: TARGET.into(),
             body_sha256: crate::signing::sha256_hex(BODY),
-            resources: vec![EntityRef::Customer("c-1".into())],
+            resources: vec![EntityRef::Customer("c-1".into())].into(),
             list: None,
             searchable: None,
             reveal: false,
@@ -270,7 +272,7 @@ mod tests {
         let (_, rest) = header.split_once('.').unwrap();
         let (_, sig) = rest.rsplit_once('.').unwrap();
         let mut forged = claims(100);
-        forged.resources = vec![EntityRef::Customer("c-2".into())];
+        forged.resources = vec![EntityRef::Customer("c-2".into())].into();
         let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
         let forged_header = format!("v1.{forged_payload}.{sig}");
         assert_eq!(

@@ -44,7 +44,7 @@
 use crate::caller::{AuthFailure, Caller};
 use crate::policy::{Asked, Decision};
 use crate::recent::Recent;
-use crate::refs::EntityRef;
+use crate::refs::{EntityRef, EntityType};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -102,11 +102,101 @@ pub fn init_logging(format: LogFormat, otlp: Option<&crate::otlp::Otlp>) {
         .init()
 }
 
+/// A request's id: a random (v4) UUID, or one of a batch's items
+/// (`<uuid>.<i>`), kept as its characters, so that the record, the span and
+/// the headers take it without a copy on the heap.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    text: [u8; RequestId::CAPACITY],
+    len: u8,
+}
+
+impl RequestId {
+    /// A UUID, a dot and an index of up to 20 digits (any `usize`).
+    const CAPACITY: usize = uuid::fmt::Hyphenated::LENGTH + 1 + 20;
+
+    /// From the thread's generator: `Uuid::new_v4` would ask the kernel for
+    /// randomness on every request.
+    pub fn random() -> RequestId {
+        RequestId::of(uuid::Builder::from_random_bytes(rand::random()).into_uuid())
+    }
+
+    fn of(uuid: uuid::Uuid) -> RequestId {
+        let mut text = [0; RequestId::CAPACITY];
+        let len = uuid.hyphenated().encode_lower(&mut text).len();
+        RequestId {
+            text,
+            len: len as u8,
+        }
+    }
+
+    /// The id of item `i` of a batch that has this one: `<id>.<i>`.
+    pub fn item(&self, i: usize) -> RequestId {
+        use std::io::Write as _;
+        let uuid = uuid::fmt::Hyphenated::LENGTH;
+        let mut text = self.text;
+        let mut rest = &mut text[uuid..];
+        write!(rest, ".{i}").expect("an index fits");
+        let len = RequestId::CAPACITY - rest.len();
+        RequestId {
+            text,
+            len: len as u8,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).expect("the id is ASCII")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Default for RequestId {
+    /// The nil UUID: a record that was never given an id.
+    fn default() -> RequestId {
+        RequestId::of(uuid::Uuid::nil())
+    }
+}
+
+/// What a decision was about: one entity, or the items of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecidedOn {
+    /// `Customer::"c-1"`
+    One(EntityRef),
+    /// `Customer::*`
+    Every(EntityType),
+}
+
+impl std::fmt::Display for DecidedOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecidedOn::One(entity) => entity.fmt(f),
+            DecidedOn::Every(kind) => write!(f, "{kind}::*"),
+        }
+    }
+}
+
+impl serde::Serialize for DecidedOn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct DecisionRecord {
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The W3C trace the request belongs to.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<crate::trace::TraceId>,
     /// A method's clone copies no text (the standard ones).
     pub method: http::Method,
     pub path: String,
@@ -122,11 +212,11 @@ pub struct DecisionRecord {
     /// The access key of a signed request that failed authentication.
     pub access_key: Option<String>,
     pub action: Option<&'static str>,
-    pub resources: Vec<String>,
+    pub resources: Vec<DecidedOn>,
     pub allow: Option<bool>,
     pub determining: Vec<String>,
     pub errors: Vec<String>,
-    pub policy_version: Option<String>,
+    pub policy_version: Option<Arc<str>>,
     /// The `context.now` the decisions were taken at.
     pub now: Option<crate::time::Timestamp>,
     /// Whether the caller named that `now` rather than the gateway's clock.
@@ -148,9 +238,9 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    pub fn new(request_id: &str, method: http::Method, path: &str) -> Self {
+    pub fn new(request_id: RequestId, method: http::Method, path: &str) -> Self {
         DecisionRecord {
-            request_id: request_id.to_owned(),
+            request_id,
             method,
             path: path.to_owned(),
             ..Default::default()
@@ -182,20 +272,24 @@ impl DecisionRecord {
     pub fn decision(
         &mut self,
         action: &'static str,
-        resource: String,
-        decision: &Decision,
-        version: &str,
+        resource: DecidedOn,
+        decision: Decision,
+        version: Arc<str>,
     ) {
         self.action = Some(action);
         self.resources.push(resource);
         self.allow = Some(self.allow.unwrap_or(true) && decision.allow);
-        for id in &decision.determining {
-            if !self.determining.contains(id) {
-                self.determining.push(id.clone());
+        if self.determining.is_empty() {
+            self.determining = decision.determining;
+        } else {
+            for id in decision.determining {
+                if !self.determining.contains(&id) {
+                    self.determining.push(id);
+                }
             }
         }
-        self.errors.extend(decision.errors.iter().cloned());
-        self.policy_version = Some(version.to_owned());
+        self.errors.extend(decision.errors);
+        self.policy_version = Some(version);
     }
 
     /// The request as the request metrics count and time it.
@@ -257,25 +351,25 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// The line of the decision log (the schema above), newline-terminated,
-    /// of a log that keeps `sample_allowed` of the allowed decisions.
-    fn line(&self, sample_allowed: f64) -> Vec<u8> {
+    /// Writes the line of the decision log (the schema above),
+    /// newline-terminated, of a log that keeps `sample_allowed` of the
+    /// allowed decisions: straight into the log's buffer.
+    fn write_line(&self, out: &mut dyn Write, sample_allowed: f64) -> std::io::Result<()> {
         let mut line = self.log_line();
         if self.record.allow == Some(true) && sample_allowed < 1.0 {
             line.sampled_at = Some(sample_allowed);
         }
-        let mut out = serde_json::to_vec(&line).expect("a decision record serializes");
-        out.push(b'\n');
-        out
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")
     }
 
     fn log_line(&self) -> LogLine<'_> {
         let r = &self.record;
         let micros = |d: Duration| d.as_micros() as u64;
         LogLine {
-            ts: self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            request_id: &r.request_id,
-            trace_id: r.trace_id.as_deref(),
+            ts: crate::time::Rfc3339::micros(self.at),
+            request_id: r.request_id.as_str(),
+            trace_id: r.trace_id.as_ref().map(|t| t.as_str()),
             method: r.method.as_str(),
             path: &r.path,
             route: r.route,
@@ -291,7 +385,7 @@ impl Kept {
             determining: &r.determining,
             errors: &r.errors,
             policy_version: r.policy_version.as_deref(),
-            now: r.now.map(crate::time::format),
+            now: r.now.map(crate::time::Rfc3339::secs),
             now_supplied: r.now_supplied,
             context: r.context.as_ref(),
             client_ip: r.client_ip,
@@ -308,7 +402,9 @@ impl Kept {
     /// The record as an event of the human log (no decision log).
     fn trace(&self) {
         let r = &self.record;
-        let list = |items: &[String]| serde_json::to_string(items).expect("strings serialize");
+        fn list(items: &[impl serde::Serialize]) -> String {
+            serde_json::to_string(items).expect("strings serialize")
+        }
         let context = r
             .context
             .as_ref()
@@ -316,7 +412,7 @@ impl Kept {
         tracing::info!(
             target: DECISION_TARGET,
             request_id = %r.request_id,
-            trace_id = r.trace_id.as_deref(),
+            trace_id = r.trace_id.as_ref().map(|t| t.as_str()),
             method = %r.method,
             path = %r.path,
             route = r.route,
@@ -350,7 +446,7 @@ impl Kept {
 /// console's view of a record.
 #[derive(serde::Serialize)]
 struct LogLine<'a> {
-    ts: String,
+    ts: crate::time::Rfc3339,
     request_id: &'a str,
     trace_id: Option<&'a str>,
     method: &'a str,
@@ -364,12 +460,12 @@ struct LogLine<'a> {
     auth_failure: Option<&'a str>,
     access_key: Option<&'a str>,
     action: Option<&'a str>,
-    resources: &'a [String],
+    resources: &'a [DecidedOn],
     decision: &'a str,
     determining: &'a [String],
     errors: &'a [String],
     policy_version: Option<&'a str>,
-    now: Option<String>,
+    now: Option<crate::time::Rfc3339>,
     now_supplied: bool,
     context: Option<&'a Map<String, Value>>,
     client_ip: Option<std::net::IpAddr>,
@@ -609,7 +705,7 @@ fn write_lines(mut sink: Sink, lines: std::sync::mpsc::Receiver<ToWriter>, sampl
         for message in std::iter::once(first).chain(lines.try_iter()) {
             match message {
                 ToWriter::Record(kept) => {
-                    if let Err(e) = sink.out().write_all(&kept.line(sample_allowed)) {
+                    if let Err(e) = kept.write_line(sink.out(), sample_allowed) {
                         complain(e);
                     }
                 }
@@ -658,7 +754,7 @@ mod tests {
 
     fn record(allow: bool) -> DecisionRecord {
         let mut r = DecisionRecord::new(
-            "req-1",
+            RequestId::default(),
             http::Method::POST,
             "/v2/partners/sub-customers/budget",
         );
@@ -670,7 +766,8 @@ mod tests {
             determining: vec![if allow { "permit-a" } else { "forbid-b" }.into()],
             errors: vec![],
         };
-        r.decision("SetBudget", "Customer::\"c,1\"".into(), &decision, "abc123");
+        let resource = DecidedOn::One(EntityRef::Customer("c,1".into()));
+        r.decision("SetBudget", resource, decision, "abc123".into());
         r.decision_latency = Some(Duration::from_micros(42));
         r.context = serde_json::json!({"amount": "100.00", "budget_type": "MONTHLY"})
             .as_object()
@@ -727,7 +824,7 @@ mod tests {
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         let line = &lines[0];
-        assert_eq!(line["request_id"], "req-1");
+        assert_eq!(line["request_id"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(line["route"], "/v2/partners/sub-customers/budget");
         assert_eq!(line["principal"], "Operator::\"op-1\"");
         assert_eq!(line["acting_as"], Value::Null);
@@ -750,13 +847,28 @@ mod tests {
     }
 
     #[test]
+    fn a_request_id_is_a_uuid_and_a_batch_item_is_it_with_the_index() {
+        let id = RequestId::random();
+        let uuid = uuid::Uuid::parse_str(id.as_str()).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(id.as_str(), uuid.hyphenated().to_string());
+        assert_ne!(RequestId::random(), id);
+        assert_eq!(id.item(7).as_str(), format!("{id}.7"));
+        assert_eq!(id.item(usize::MAX).as_str(), format!("{id}.{}", usize::MAX));
+        assert_eq!(
+            DecidedOn::Every(EntityType::Customer).to_string(),
+            "Customer::*"
+        );
+    }
+
+    #[test]
     fn allowed_decisions_are_sampled_denies_never() {
         let lines = capture(0.0, |log| {
             for _ in 0..20 {
                 record(true).emit(200, Duration::from_micros(1), &Recent::new(10), Some(log));
                 record(false).emit(403, Duration::from_micros(1), &Recent::new(10), Some(log));
             }
-            DecisionRecord::new("req-2", http::Method::GET, "/nowhere").emit(
+            DecisionRecord::new(RequestId::random(), http::Method::GET, "/nowhere").emit(
                 404,
                 Duration::from_micros(1),
                 &Recent::new(10),

@@ -56,9 +56,14 @@ impl ClaimsCodec {
     }
 
     /// Written into one string: the version, the payload, the signature.
+    /// The JSON and the string are allocated once each, the string at its
+    /// exact length (a header value takes it as it is).
     pub fn sign<T: Serialize>(&self, claims: &T) -> String {
-        let json = serde_json::to_vec(claims).expect("claims serialize");
-        let mut out = String::with_capacity(self.version.len() + json.len() * 4 / 3 + 48);
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, claims).expect("claims serialize");
+        let encoded = |len| base64::encoded_len(len, false).expect("a claim's length fits");
+        let mut out =
+            String::with_capacity(self.version.len() + 1 + encoded(json.len()) + 1 + encoded(32));
         out.push_str(self.version);
         out.push('.');
         B64.encode_string(&json, &mut out);

@@ -120,16 +120,27 @@ pub fn canonical_request(
 }
 
 pub fn string_to_sign(sdk_date: &str, canonical_request: &str) -> String {
-    let mut hash = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(canonical_request.as_bytes()), &mut hash)
-        .expect("64 hex digits for 32 bytes");
-    let mut out = String::with_capacity(ALGORITHM.len() + sdk_date.len() + 66);
-    out.push_str(ALGORITHM);
-    out.push('\n');
-    out.push_str(sdk_date);
-    out.push('\n');
-    out.push_str(std::str::from_utf8(&hash).expect("hex is ASCII"));
-    out
+    let hash = hex64(Sha256::digest(canonical_request.as_bytes()));
+    string_to_sign_pieces(sdk_date, &hash).concat()
+}
+
+/// The string to sign, in pieces: the algorithm, the date and the hex
+/// SHA-256 of the canonical request, one per line.
+fn string_to_sign_pieces<'a>(sdk_date: &'a str, canonical_sha256: &'a [u8; 64]) -> [&'a str; 5] {
+    [
+        ALGORITHM,
+        "\n",
+        sdk_date,
+        "\n",
+        std::str::from_utf8(canonical_sha256).expect("hex is ASCII"),
+    ]
+}
+
+/// Lowercase hex of a SHA-256 digest, on the stack.
+fn hex64(digest: impl AsRef<[u8]>) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).expect("64 hex digits for 32 bytes");
+    hex
 }
 
 /// Lowercase hex HMAC-SHA256 of the string to sign, keyed with the secret.
@@ -139,22 +150,43 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// What a verifier expects in `Signature=`: [`signature`] of the
+/// [`string_to_sign`] of a canonical request that is `head` (every line
+/// but the last) and the hex SHA-256 of `body`, hashed piece by piece
+/// rather than written out.
+pub fn expected_signature(secret: &str, sdk_date: &str, head: &str, body: &[u8]) -> [u8; 64] {
+    let body_sha256 = hex64(Sha256::digest(body));
+    let canonical_sha256 = hex64(
+        Sha256::new()
+            .chain_update(head.as_bytes())
+            .chain_update(body_sha256)
+            .finalize(),
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    for piece in string_to_sign_pieces(sdk_date, &canonical_sha256) {
+        mac.update(piece.as_bytes());
+    }
+    hex64(mac.finalize().into_bytes())
+}
+
 /// Compares a presented signature with the expected one in constant time.
-pub fn signature_matches(expected: &str, presented: &str) -> bool {
-    constant_time_eq(expected.as_bytes(), presented.as_bytes())
+pub fn signature_matches(expected: &[u8; 64], presented: &str) -> bool {
+    constant_time_eq(expected, presented.as_bytes())
 }
 
-/// A parsed `Authorization: SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizationHeader {
-    pub access: String,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
+/// A parsed `Authorization: SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...`,
+/// borrowing the header's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizationHeader<'a> {
+    pub access: &'a str,
+    /// `host;x-sdk-date`: checked well formed and sorted.
+    signed_headers: &'a str,
+    pub signature: &'a str,
 }
 
-impl AuthorizationHeader {
+impl<'a> AuthorizationHeader<'a> {
     /// Strict parse of the SDK's exact format; anything else is `None`.
-    pub fn parse(value: &str) -> Option<AuthorizationHeader> {
+    pub fn parse(value: &'a str) -> Option<AuthorizationHeader<'a>> {
         let rest = value.strip_prefix(ALGORITHM)?.strip_prefix(' ')?;
         let mut parts = rest.split(", ");
         let access = parts.next()?.strip_prefix("Access=")?;
@@ -170,36 +202,42 @@ impl AuthorizationHeader {
         {
             return None;
         }
-        let signed_headers: Vec<String> = signed.split(';').map(str::to_owned).collect();
         // Lowercased HTTP field names (RFC 9110 tokens), as the SDK signs
         // every header it sends whatever its name; but never one with `_`,
         // which the SDK leaves unsigned and some proxies read as `-`.
-        let well_formed = signed_headers.iter().all(|h| {
+        let well_formed = signed.split(';').all(|h| {
             !h.is_empty()
                 && h.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^`|~".contains(&b)
                 })
         });
         // Sorted and without duplicates, as every conforming signer produces them.
-        let sorted = signed_headers.windows(2).all(|w| w[0] < w[1]);
+        let sorted = signed
+            .split(';')
+            .zip(signed.split(';').skip(1))
+            .all(|(a, b)| a < b);
         if !well_formed || !sorted {
             return None;
         }
         Some(AuthorizationHeader {
-            access: access.to_owned(),
-            signed_headers,
-            signature: signature.to_owned(),
+            access,
+            signed_headers: signed,
+            signature,
         })
     }
 
-    pub fn to_header_value(&self) -> String {
-        format!(
-            "{ALGORITHM} Access={}, SignedHeaders={}, Signature={}",
-            self.access,
-            self.signed_headers.join(";"),
-            self.signature
-        )
+    /// The signed header names, in order.
+    pub fn signed_headers(&self) -> impl Iterator<Item = &'a str> + Clone {
+        self.signed_headers.split(';')
     }
+
+    pub fn to_header_value(&self) -> String {
+        header_value(self.access, self.signed_headers, self.signature)
+    }
+}
+
+fn header_value(access: &str, signed_headers: &str, signature: &str) -> String {
+    format!("{ALGORITHM} Access={access}, SignedHeaders={signed_headers}, Signature={signature}")
 }
 
 /// Signs a request as the SDK does: every given header is signed (names are
@@ -229,12 +267,8 @@ pub fn sign(
     let body_hash = sha256_hex(body);
     let creq = canonical_request(method, raw_path, raw_query, &signed, &body_hash);
     let sig = signature(secret, &string_to_sign(&date, &creq));
-    AuthorizationHeader {
-        access: access_key.to_owned(),
-        signed_headers: lower.iter().map(|(n, _)| n.clone()).collect(),
-        signature: sig,
-    }
-    .to_header_value()
+    let names: Vec<&str> = lower.iter().map(|(n, _)| n.as_str()).collect();
+    header_value(access_key, &names.join(";"), &sig)
 }
 
 #[cfg(test)]
@@ -286,6 +320,12 @@ mod tests {
             "SKEXAMPLE",
         );
         assert_eq!(auth, "SDK-HMAC-SHA256 Access=AKEXAMPLE, SignedHeaders=content-type;host;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293");
+        // A verifier hashes the same canonical request piece by piece.
+        let head = creq.strip_suffix(&sha256_hex(body)).unwrap();
+        assert_eq!(
+            &expected_signature("SKEXAMPLE", DATE, head, body),
+            b"a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293"
+        );
     }
 
     /// E2: query sorted, security token signed.
@@ -401,14 +441,14 @@ mod tests {
     fn authorization_header_is_parsed_strictly() {
         let good = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293";
         let parsed = AuthorizationHeader::parse(good).unwrap();
-        assert_eq!(parsed.signed_headers, ["host", "x-sdk-date"]);
+        assert!(parsed.signed_headers().eq(["host", "x-sdk-date"]));
         assert_eq!(parsed.to_header_value(), good);
         // Any field name the SDK signs (the fuzzing sent `x!y` and `0w$`).
         let odd = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=0w$;host;x!y;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293";
-        assert_eq!(
-            AuthorizationHeader::parse(odd).unwrap().signed_headers,
-            ["0w$", "host", "x!y", "x-sdk-date"]
-        );
+        assert!(AuthorizationHeader::parse(odd)
+            .unwrap()
+            .signed_headers()
+            .eq(["0w$", "host", "x!y", "x-sdk-date"]));
         for bad in [
             "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x_domain_id;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",
             "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;X-Sdk-Date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293",

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 /// figure of BENCHMARKS.md). Short, so that it holds a connection briefly.
 pub const REFUSAL_DELAY: Duration = Duration::from_millis(200);
 
-/// Principals whose buckets are kept at most; the least recently used go first.
+/// Principals of each kind (operators, customers) whose buckets are kept at
+/// most; the least recently used go first.
 const MAX_BUCKETS: u64 = 100_000;
 
 /// What the throttle says of one request.
@@ -57,50 +58,67 @@ pub struct Throttle {
     default: PartnerLimit,
     /// Partners' own limits, by partner id (refreshed from the store).
     partners: ArcSwap<HashMap<String, PartnerLimit>>,
-    buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
+    /// Buckets by principal id, one map per kind: a request finds its
+    /// bucket by the id it has, without building a key.
+    operators: Buckets,
+    customers: Buckets,
 }
+
+type Buckets = moka::sync::Cache<String, Arc<Mutex<Bucket>>>;
 
 impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
             .field("default", &self.default)
-            .field("buckets", &self.buckets.entry_count())
+            .field(
+                "buckets",
+                &(self.operators.entry_count() + self.customers.entry_count()),
+            )
             .finish()
     }
 }
 
-/// The bucket key of a caller, and the partner whose own limit applies.
-pub fn bucket_of(identity: &Identity) -> (String, Option<&str>) {
+/// Whose bucket a request spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Principal<'a> {
+    Operator(&'a str),
+    Customer(&'a str),
+}
+
+/// The principal whose bucket a caller spends, and the partner whose own
+/// limit applies.
+fn bucket_of(identity: &Identity) -> (Principal<'_>, Option<&str>) {
     match identity.kind {
         CallerKind::Operator => (
-            format!("operator:{}", identity.id),
+            Principal::Operator(&identity.id),
             identity.partner.as_deref(),
         ),
         // A session spends its operator's bucket.
         CallerKind::Session => (
-            format!(
-                "operator:{}",
-                identity.source_operator.as_deref().unwrap_or(&identity.id)
-            ),
+            Principal::Operator(identity.source_operator.as_deref().unwrap_or(&identity.id)),
             identity.partner.as_deref(),
         ),
-        CallerKind::Customer => (format!("customer:{}", identity.id), None),
+        CallerKind::Customer => (Principal::Customer(&identity.id), None),
     }
 }
 
 impl Throttle {
     /// A throttle at `default` for everyone (`rate` 0: no limit).
     pub fn new(default: PartnerLimit) -> Throttle {
-        Throttle {
-            default,
-            partners: ArcSwap::from_pointee(HashMap::new()),
-            buckets: moka::sync::Cache::builder()
+        let buckets = || {
+            moka::sync::Cache::builder()
                 .max_capacity(MAX_BUCKETS)
                 // A bucket idle for an hour has refilled, unless its burst is
                 // above 3600 × its rate: such a one is dropped a little
                 // early, in its principal's favour.
                 .time_to_idle(Duration::from_secs(3600))
-                .build(),
+                .build()
+        };
+        Throttle {
+            default,
+            partners: ArcSwap::from_pointee(HashMap::new()),
+            operators: buckets(),
+            customers: buckets(),
         }
     }
 
@@ -118,17 +136,24 @@ impl Throttle {
 
     /// Takes one request from `identity`'s bucket, or says when to retry.
     pub fn admit(&self, identity: &Identity, now: Instant) -> Admission {
-        let (key, partner) = bucket_of(identity);
+        let (principal, partner) = bucket_of(identity);
         let limit = self.limit(partner);
         if limit.rate == 0 {
             return Admission::Admitted;
         }
         let (rate, burst) = (f64::from(limit.rate), f64::from(limit.burst.max(1)));
-        let bucket = self.buckets.get_with(key, || {
-            Arc::new(Mutex::new(Bucket {
-                tokens: burst,
-                at: now,
-            }))
+        let (buckets, id) = match principal {
+            Principal::Operator(id) => (&self.operators, id),
+            Principal::Customer(id) => (&self.customers, id),
+        };
+        // Found by the id borrowed; its key is copied only when it is new.
+        let bucket = buckets.get(id).unwrap_or_else(|| {
+            buckets.get_with_by_ref(id, || {
+                Arc::new(Mutex::new(Bucket {
+                    tokens: burst,
+                    at: now,
+                }))
+            })
         });
         let mut b = bucket.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();

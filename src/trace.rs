@@ -16,13 +16,65 @@ pub const TRACESTATE: &str = "tracestate";
 /// more; 512 is what it asks every participant to propagate at least).
 const MAX_TRACESTATE: usize = 512;
 
+/// An id as its lower-case hex digits, on the stack: a trace id (32 digits)
+/// or a span id (16), never all zeros.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexId<const DIGITS: usize>([u8; DIGITS]);
+
+pub type TraceId = HexId<32>;
+pub type SpanId = HexId<16>;
+
+impl<const DIGITS: usize> HexId<DIGITS> {
+    /// From the thread's generator (a CSPRNG seeded by the OS): the OS's own
+    /// would be a system call per id.
+    fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        let bytes = &mut bytes[..DIGITS / 2];
+        // All zeros is invalid for both ids; the chance is 2^-64 at worst, but free to exclude.
+        while bytes.iter().all(|b| *b == 0) {
+            rand::thread_rng().fill_bytes(bytes);
+        }
+        HexId::of(bytes).expect("DIGITS / 2 bytes")
+    }
+
+    /// The id of these bytes (`DIGITS / 2` of them).
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        let mut hex = [0u8; DIGITS];
+        hex::encode_to_slice(bytes, &mut hex).ok()?;
+        Some(HexId(hex))
+    }
+
+    /// `DIGITS` lower-case hex digits, not all zero.
+    fn parse(text: &str) -> Option<Self> {
+        let valid = text.len() == DIGITS
+            && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && text.bytes().any(|b| b != b'0');
+        valid.then(|| HexId(text.as_bytes().try_into().expect("DIGITS bytes")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex is ASCII")
+    }
+}
+
+impl<const DIGITS: usize> std::fmt::Display for HexId<DIGITS> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const DIGITS: usize> std::fmt::Debug for HexId<DIGITS> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The trace a request belongs to and the gateway's span in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
-    /// 32 lower-case hex digits.
-    pub trace_id: String,
-    /// The gateway's own span id (16 hex digits): the store's parent.
-    pub span_id: String,
+    pub trace_id: TraceId,
+    /// The gateway's own span id: the store's parent.
+    pub span_id: SpanId,
     /// `trace-flags` (bit 0: sampled), as the client sent them; 00 for a new trace.
     pub flags: u8,
     /// The client's `tracestate`, forwarded only with its valid `traceparent`.
@@ -31,29 +83,11 @@ pub struct TraceContext {
     pub joined: bool,
     /// The client's span (its `traceparent`'s parent id), when joined: the
     /// parent of the gateway's exported span (`crate::otlp`).
-    pub client_span_id: Option<String>,
-}
-
-/// From the thread's generator (a CSPRNG seeded by the OS): the OS's own
-/// would be a system call per id.
-fn random_hex<const N: usize>() -> String {
-    let mut bytes = [0u8; N];
-    // All zeros is invalid for both ids; the chance is 2^-64 at worst, but free to exclude.
-    while bytes.iter().all(|b| *b == 0) {
-        rand::thread_rng().fill_bytes(&mut bytes);
-    }
-    hex::encode(bytes)
-}
-
-/// `len` lower-case hex digits, not all zero.
-fn id_field(text: &str, len: usize) -> bool {
-    text.len() == len
-        && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && text.bytes().any(|b| b != b'0')
+    pub client_span_id: Option<SpanId>,
 }
 
 /// The (trace id, parent id, flags) of a `traceparent` value, if valid.
-fn parse(value: &str) -> Option<(String, String, u8)> {
+fn parse(value: &str) -> Option<(TraceId, SpanId, u8)> {
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -67,11 +101,11 @@ fn parse(value: &str) -> Option<(String, String, u8)> {
     if !version_ok || (version == "00" && rest.is_some()) {
         return None;
     }
-    if !id_field(trace, 32) || !id_field(parent, 16) || flags.len() != 2 {
+    if flags.len() != 2 {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace.to_owned(), parent.to_owned(), flags))
+    Some((HexId::parse(trace)?, HexId::parse(parent)?, flags))
 }
 
 impl TraceContext {
@@ -95,7 +129,7 @@ impl TraceContext {
                     .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE);
                 TraceContext {
                     trace_id,
-                    span_id: random_hex::<8>(),
+                    span_id: HexId::random(),
                     flags,
                     state,
                     joined: true,
@@ -103,8 +137,8 @@ impl TraceContext {
                 }
             }
             None => TraceContext {
-                trace_id: random_hex::<16>(),
-                span_id: random_hex::<8>(),
+                trace_id: HexId::random(),
+                span_id: HexId::random(),
                 flags: 0,
                 state: None,
                 joined: false,
@@ -113,9 +147,18 @@ impl TraceContext {
         }
     }
 
-    /// The `traceparent` the domain store gets.
-    pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+    /// The `traceparent` the domain store gets, written where it goes.
+    pub fn traceparent(&self) -> impl std::fmt::Display + '_ {
+        Traceparent(self)
+    }
+}
+
+struct Traceparent<'a>(&'a TraceContext);
+
+impl std::fmt::Display for Traceparent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0;
+        write!(f, "00-{}-{}-{:02x}", t.trace_id, t.span_id, t.flags)
     }
 }
 
@@ -137,9 +180,12 @@ mod tests {
     fn a_valid_traceparent_is_joined_with_a_new_parent() {
         let t = with(&[(TRACEPARENT, CLIENT), (TRACESTATE, "congo=t61rcWkgMzE")]);
         assert!(t.joined);
-        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(t.client_span_id.as_deref(), Some("00f067aa0ba902b7"));
-        let sent = t.traceparent();
+        assert_eq!(t.trace_id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            t.client_span_id.map(|s| s.to_string()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        let sent = t.traceparent().to_string();
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(sent.ends_with("-01"));
         assert_ne!(sent, CLIENT, "the gateway's span is the parent");
@@ -163,12 +209,12 @@ mod tests {
             let t = with(&[(TRACEPARENT, bad), (TRACESTATE, "a=b")]);
             assert!(!t.joined, "{bad}");
             assert_eq!(t.state, None, "tracestate goes with its traceparent");
-            assert!(parse(&t.traceparent()).is_some());
-            assert_ne!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert!(parse(&t.traceparent().to_string()).is_some());
+            assert_ne!(t.trace_id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
         }
         assert!(!with(&[(TRACEPARENT, CLIENT), (TRACEPARENT, CLIENT)]).joined);
         let fresh = with(&[]);
-        assert_eq!(fresh.traceparent().len(), 55);
+        assert_eq!(fresh.traceparent().to_string().len(), 55);
         assert_ne!(fresh.trace_id, with(&[]).trace_id);
     }
 }

@@ -14,7 +14,7 @@
 
 use super::Admin;
 use crate::api_error::ApiError;
-use crate::audit::DecisionRecord;
+use crate::audit::{DecidedOn, DecisionRecord, RequestId};
 use crate::authorizer::{Asker, AuthorizeError, ListAnswer, Question as Asking};
 use crate::catalog::ListOf;
 use crate::filter::{Filter, ListScope};
@@ -269,7 +269,7 @@ async fn decide(
     admin: &Admin,
     engine: &PolicyEngine,
     q: &Checked,
-    request_id: &str,
+    request_id: RequestId,
     route: &'static str,
 ) -> Result<Decision, ApiError> {
     let started = Instant::now();
@@ -306,19 +306,19 @@ async fn decide(
     };
     record.decision(
         q.action,
-        q.resource.to_string(),
-        &decision,
-        engine.version(),
+        DecidedOn::One(q.resource.clone()),
+        decision.clone(),
+        engine.shared_version(),
     );
     admin.gateway.keep_record(record, 200, started.elapsed());
     Ok(decision)
 }
 
-fn answer(decision: &Decision, engine: &PolicyEngine, request_id: &str) -> Value {
+fn answer(decision: &Decision, engine: &PolicyEngine, request_id: RequestId) -> Value {
     json!({
         "decision": decision.allow,
         "context": {
-            "id": request_id,
+            "id": request_id.as_str(),
             "reason_admin": {
                 "policy_version": engine.version(),
                 "determining": decision.determining,
@@ -328,8 +328,8 @@ fn answer(decision: &Decision, engine: &PolicyEngine, request_id: &str) -> Value
     })
 }
 
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+fn new_id() -> RequestId {
+    RequestId::random()
 }
 
 async fn evaluation(
@@ -340,8 +340,8 @@ async fn evaluation(
     let engine = admin.gateway.authorizer.policies.load_full();
     let checked = check(&engine, "", &q, &Question::default())?;
     let id = new_id();
-    let decision = decide(&admin, &engine, &checked, &id, EVALUATION).await?;
-    Ok(Json(answer(&decision, &engine, &id)))
+    let decision = decide(&admin, &engine, &checked, id, EVALUATION).await?;
+    Ok(Json(answer(&decision, &engine, id)))
 }
 
 /// A batch: every question is checked before any is decided (a malformed
@@ -356,8 +356,8 @@ async fn evaluations(
     // Without `evaluations`, it is one evaluation and answered as one.
     if batch.evaluations.is_empty() {
         let checked = check(&engine, "", &batch.defaults, &Question::default())?;
-        let decision = decide(&admin, &engine, &checked, &id, EVALUATIONS).await?;
-        return Ok(Json(answer(&decision, &engine, &id)));
+        let decision = decide(&admin, &engine, &checked, id, EVALUATIONS).await?;
+        return Ok(Json(answer(&decision, &engine, id)));
     }
     let checked = batch
         .evaluations
@@ -368,9 +368,9 @@ async fn evaluations(
     let semantic = batch.options.evaluations_semantic;
     let mut answers = Vec::with_capacity(checked.len());
     for (i, q) in checked.iter().enumerate() {
-        let item_id = format!("{id}.{i}");
-        let decision = decide(&admin, &engine, q, &item_id, EVALUATIONS).await?;
-        answers.push(answer(&decision, &engine, &item_id));
+        let item_id = id.item(i);
+        let decision = decide(&admin, &engine, q, item_id, EVALUATIONS).await?;
+        answers.push(answer(&decision, &engine, item_id));
         let stop = match semantic {
             Semantic::ExecuteAll => false,
             Semantic::DenyOnFirstDeny => !decision.allow,
@@ -457,7 +457,7 @@ async fn search_resource(
     let asked = asked("", &s.context)?;
     let id = new_id();
     let started = Instant::now();
-    let mut record = DecisionRecord::new(&id, http::Method::POST, SEARCH_RESOURCE);
+    let mut record = DecisionRecord::new(id, http::Method::POST, SEARCH_RESOURCE);
     record.route = Some(SEARCH_RESOURCE);
     record.principal = Some(subject.clone());
     record.asked(&asked);
@@ -488,9 +488,9 @@ async fn search_resource(
     };
     record.decision(
         act,
-        format!("{item}::*"),
-        &listed.decision,
-        engine.version(),
+        DecidedOn::Every(item),
+        listed.decision,
+        engine.shared_version(),
     );
     let answer = match listed.scope {
         None => page_answer(item, vec![], offset, 0),
@@ -578,7 +578,7 @@ async fn search_subject(
             context: s.context.clone(),
             asked,
         };
-        if decide(&admin, &engine, &q, &format!("{id}.{i}"), SEARCH_SUBJECT)
+        if decide(&admin, &engine, &q, id.item(i), SEARCH_SUBJECT)
             .await?
             .allow
         {

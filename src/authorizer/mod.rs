@@ -234,8 +234,7 @@ impl Authorizer {
                 .stand_in(engine, principal, resource, sessions)
                 .await?;
             if let Some((stand_in, slice)) = stand_in.filter(|_| question.asker == Asker::Traffic) {
-                let request = question.about(stand_in);
-                std::hint::black_box(self.decide_on(question, &request, &slice));
+                std::hint::black_box(self.decide_on(question, &stand_in, &slice));
             }
             return Ok(Decision {
                 allow: false,
@@ -243,7 +242,7 @@ impl Authorizer {
                 errors: vec![],
             });
         };
-        let decision = self.decide_on(question, &question.about(resource.clone()), &slice);
+        let decision = self.decide_on(question, resource, &slice);
         if !decision.errors.is_empty() && question.asker == Asker::Traffic {
             crate::metrics::evaluation_error(action);
             tracing::error!(errors = ?decision.errors, action, resource = %resource, "policy evaluation failed; denied");
@@ -321,25 +320,23 @@ impl Authorizer {
             .collect())
     }
 
-    /// Decides `request` on `slice` (reused when it may be), compared with
-    /// the shadow set when there is one, for live traffic. An entity slice
-    /// that Cedar refuses is a deny with the reason.
-    fn decide_on(
-        &self,
-        question: &Question<'_>,
-        request: &AccessRequest,
-        slice: &Slice,
-    ) -> Decision {
+    /// Decides `question` about `resource` on `slice` (reused when it may
+    /// be), compared with the shadow set when there is one, for live
+    /// traffic. An entity slice that Cedar refuses is a deny with the reason.
+    fn decide_on(&self, question: &Question<'_>, resource: &EntityRef, slice: &Slice) -> Decision {
         let engine = question.engine;
         let traffic = question.asker == Asker::Traffic;
-        let evaluate = || match slice.entities_for(engine, &request.action) {
+        // Cedar's request is built only to evaluate: a reused decision is
+        // found by the question's parts.
+        let evaluate = || match slice.entities_for(engine, question.action) {
             Ok(entities) => {
-                let decision = engine.decide(request, &entities);
+                let request = question.about(resource.clone());
+                let decision = engine.decide(&request, &entities);
                 if let Some(shadow) = self.shadow.current().filter(|_| traffic) {
                     crate::policy::shadow::compare(
                         &shadow,
                         engine,
-                        request,
+                        &request,
                         &entities,
                         &decision,
                         self.shadow.disagreements(),
@@ -360,7 +357,16 @@ impl Authorizer {
             }
             return decision;
         }
-        let decision = self.decisions.decide(engine, request, slice, evaluate);
+        let parts = reuse::Parts {
+            principal: question.principal,
+            action: question.action,
+            resource,
+            context: &question.context,
+            source_ip: question.asked.source_ip,
+        };
+        let decision = self
+            .decisions
+            .decide(engine, &parts, question.asked.now, slice, evaluate);
         engine.count_determining(&decision.determining);
         decision
     }

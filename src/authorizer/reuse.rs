@@ -11,9 +11,12 @@
 //! never reused (`PolicyEngine::reusable`).
 
 use crate::entities::{Slice, Stamp};
-use crate::policy::{AccessRequest, Decision, PolicyEngine};
-use crate::time::{self, Timestamp};
+use crate::policy::{Decision, PolicyEngine};
+use crate::refs::EntityRef;
+use crate::time::Timestamp;
+use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -27,32 +30,44 @@ struct Key([u8; 32]);
 
 impl Key {
     /// The digest of, in order: the policy version, the principal, the
-    /// action, the resource, the context without `now` (its JSON text) and
-    /// the slice's stamps. Each part is written in Rust's `Hash` encoding,
-    /// which ends every string with a byte UTF-8 never holds and prefixes
-    /// every sequence with its length, and the context's JSON text is a
-    /// single value that ends where it ends: no two questions write the
-    /// same bytes.
+    /// action, the resource, the context without `now` (its JSON text), the
+    /// source address and the slice's stamps. Each part is written in Rust's
+    /// `Hash` encoding, which ends every string with a byte UTF-8 never
+    /// holds and prefixes every sequence with its length, and the context's
+    /// JSON text is a single value that ends where it ends: no two questions
+    /// write the same bytes.
     fn of<'a>(
         version: &str,
-        request: &AccessRequest,
+        question: &Parts<'_>,
         stamps: impl ExactSizeIterator<Item = &'a Stamp>,
     ) -> Key {
         use std::hash::{Hash, Hasher};
         let mut digest = Digest(Sha256::new());
         version.hash(&mut digest);
-        request.principal.hash(&mut digest);
-        request.action.hash(&mut digest);
-        request.resource.hash(&mut digest);
+        question.principal.hash(&mut digest);
+        question.action.hash(&mut digest);
+        question.resource.hash(&mut digest);
         // SHA-256 is an `io::Write` of its own.
-        serde_json::to_writer(&mut digest.0, &WithoutNow(&request.context))
+        serde_json::to_writer(&mut digest.0, &WithoutNow(question.context))
             .expect("a JSON map serializes");
+        question.source_ip.hash(&mut digest);
         digest.write_usize(stamps.len());
         for stamp in stamps {
             stamp.hash(&mut digest);
         }
         Key(digest.0.finalize().into())
     }
+}
+
+/// A question as its key reads it: what Cedar is asked, but `now`. The
+/// context is the action's own fields; Cedar's also holds `now` and
+/// `source_ip`, filled in only when the question is evaluated.
+pub struct Parts<'a> {
+    pub principal: &'a EntityRef,
+    pub action: &'a str,
+    pub resource: &'a EntityRef,
+    pub context: &'a Map<String, Value>,
+    pub source_ip: IpAddr,
 }
 
 /// Feeds a `Hash` value into SHA-256.
@@ -155,29 +170,27 @@ impl DecisionCache {
         }
     }
 
-    /// Decides `request` on `slice` with `decide`, or reuses an earlier
-    /// decision of the same question on the same facts that holds at the
-    /// context's `now`. Decisions with errors are never kept. Only questions
-    /// asked at the gateway's own clock come here (`Authorizer::decide`).
+    /// Decides `question` at `now` on `slice` with `decide`, or reuses an
+    /// earlier decision of the same question on the same facts that holds
+    /// at `now`. Decisions with errors are never kept. Only questions asked
+    /// at the gateway's own clock come here (`Authorizer::decide`); one
+    /// whose context names its own `now` is decided.
     pub fn decide(
         &self,
         engine: &PolicyEngine,
-        request: &AccessRequest,
+        question: &Parts<'_>,
+        now: Timestamp,
         slice: &Slice,
         decide: impl FnOnce() -> Decision,
     ) -> Decision {
-        let (Some(cache), Some(literals), Some(now)) = (
+        let (Some(cache), Some(literals), false) = (
             &self.cache,
-            engine.reusable(&request.action),
-            request
-                .context
-                .get("now")
-                .and_then(|v| v.as_str())
-                .and_then(|t| time::parse(t).ok()),
+            engine.reusable(question.action),
+            question.context.contains_key("now"),
         ) else {
             return decide();
         };
-        let key = Key::of(engine.version(), request, slice.stamps());
+        let key = Key::of(engine.version(), question, slice.stamps());
         if let Some(entry) = cache.get(&key) {
             if entry.holds_at(now) {
                 self.reused.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +225,7 @@ impl DecisionCache {
 /// The question's context without `now`: what a reused decision's context
 /// must equal, serialized straight from the request's map (no copy of its
 /// fields).
-struct WithoutNow<'a>(&'a serde_json::Map<String, serde_json::Value>);
+struct WithoutNow<'a>(&'a Map<String, Value>);
 
 impl serde::Serialize for WithoutNow<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -227,64 +240,67 @@ impl serde::Serialize for WithoutNow<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Key, WithoutNow};
+    use super::{Key, Parts, WithoutNow};
     use crate::entities::Stamp;
-    use crate::policy::AccessRequest;
     use crate::refs::EntityRef;
-    use serde_json::json;
-
-    fn request(principal: &str, action: &str, context: serde_json::Value) -> AccessRequest {
-        AccessRequest::new(
-            EntityRef::Operator(principal.into()),
-            action,
-            EntityRef::Customer("c".into()),
-            context.as_object().unwrap().clone(),
-        )
-    }
+    use serde_json::{json, Map};
+    use std::net::IpAddr;
 
     /// Every field but `now`, in the request's order, as JSON.
     #[test]
     fn the_context_key_is_every_field_but_now() {
         let context = json!({"amount": "10.00", "now": "2026-12-06T00:00:00Z", "scopes": ["om"], "source_ip": "127.0.0.1"});
-        let request = request("o", "SetBudget", context);
         assert_eq!(
-            serde_json::to_string(&WithoutNow(&request.context)).unwrap(),
+            serde_json::to_string(&WithoutNow(context.as_object().unwrap())).unwrap(),
             r#"{"amount":"10.00","scopes":["om"],"source_ip":"127.0.0.1"}"#
         );
     }
 
-    /// The same question on the same facts at another `now` has the same
-    /// key; any other part changed, or moved from one part to the next,
-    /// gives another.
+    /// The same question on the same facts has the same key; any other
+    /// part changed, or moved from one part to the next, gives another.
     #[test]
     fn a_key_is_the_question_without_now_and_its_facts() {
         let stamps = [Stamp::Read(1), Stamp::Read(2)];
-        let key = |version: &str, request: &AccessRequest, stamps: &[Stamp]| {
-            Key::of(version, request, stamps.iter())
+        let (o, p) = (
+            EntityRef::Operator("o".into()),
+            EntityRef::Operator("p".into()),
+        );
+        let (c, d) = (
+            EntityRef::Customer("c".into()),
+            EntityRef::Partner("c".into()),
+        );
+        let none = Map::new();
+        let amount = json!({"amount": "1"}).as_object().unwrap().clone();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let there: IpAddr = "127.0.0.2".parse().unwrap();
+        let parts = |principal, action, resource, context, source_ip| Parts {
+            principal,
+            action,
+            resource,
+            context,
+            source_ip,
         };
-        let asked = request("o", "ViewBudget", json!({"now": "2026-12-06T00:00:00Z"}));
-        let later = request("o", "ViewBudget", json!({"now": "2026-12-07T00:00:00Z"}));
-        let base = key("v1", &asked, &stamps);
-        assert_eq!(base, key("v1", &later, &stamps));
+        let key = |version: &str, question: Parts<'_>, stamps: &[Stamp]| {
+            Key::of(version, &question, stamps.iter())
+        };
+        let asked = || parts(&o, "ViewBudget", &c, &none, here);
+        let base = key("v1", asked(), &stamps);
+        assert_eq!(base, key("v1", asked(), &stamps));
+        let ov = EntityRef::Operator("oV".into());
         let others = [
-            key("v2", &asked, &stamps),
-            key("v1", &request("p", "ViewBudget", json!({})), &stamps),
-            key("v1", &request("o", "SetBudget", json!({})), &stamps),
-            key(
-                "v1",
-                &request("o", "ViewBudget", json!({"amount": "1"})),
-                &stamps,
-            ),
-            key("v1", &asked, &stamps[..1]),
-            key("v1", &asked, &[Stamp::Read(1), Stamp::Read(3)]),
+            key("v2", asked(), &stamps),
+            key("v1", parts(&p, "ViewBudget", &c, &none, here), &stamps),
+            key("v1", parts(&o, "SetBudget", &c, &none, here), &stamps),
+            key("v1", parts(&o, "ViewBudget", &d, &none, here), &stamps),
+            key("v1", parts(&o, "ViewBudget", &c, &amount, here), &stamps),
+            key("v1", parts(&o, "ViewBudget", &c, &none, there), &stamps),
+            key("v1", asked(), &stamps[..1]),
+            key("v1", asked(), &[Stamp::Read(1), Stamp::Read(3)]),
             // The boundary between principal and action moved.
-            key("v1", &request("oV", "iewBudget", json!({})), &stamps),
+            key("v1", parts(&ov, "iewBudget", &c, &none, here), &stamps),
         ];
         for other in others {
             assert_ne!(base, other);
         }
-        let mut resource = request("o", "ViewBudget", json!({}));
-        resource.resource = EntityRef::Partner("c".into());
-        assert_ne!(base, key("v1", &resource, &stamps));
     }
 }

@@ -26,10 +26,10 @@ pub struct Served {
 }
 
 impl Served {
-    fn from_claims(claims: Claims) -> Served {
+    fn from_claims(claims: Claims<'static>) -> Served {
         Served {
-            identity: claims.identity,
-            resources: claims.resources,
+            identity: claims.identity.into_owned(),
+            resources: claims.resources.into_owned(),
             list: claims.list.unwrap_or(ListScope::Filter(Filter::False)),
             searchable: claims.searchable.unwrap_or(Filter::False),
             reveal: claims.reveal,
@@ -107,7 +107,7 @@ async fn served(
     };
     // The gateway decided on exactly what this request targets; anything
     // else is not this request's assertion.
-    if request.describe().targets(&caller).ok().as_deref() != Some(claims.resources.as_slice()) {
+    if request.describe().targets(&caller).ok().as_deref() != Some(&*claims.resources) {
         return Err(refuse(&"the assertion names other resources"));
     }
     // Last: only a request that is served uses its assertion up.

@@ -490,11 +490,15 @@ impl EntityLoader {
         roots: &[&EntityRef],
         sessions: &[SessionFacts],
     ) -> Result<Option<Slice>, EntityError> {
-        let mut built: HashMap<EntityRef, Arc<Record>> = HashMap::new();
-        let mut queue: Vec<(EntityRef, Option<EntityRef>)> =
-            roots.iter().map(|r| ((*r).clone(), None)).collect();
+        // A slice is a handful of records: vectors searched in order cost
+        // less than hashing each reference.
+        let is_built =
+            |built: &[(EntityRef, Arc<Record>)], r: &EntityRef| built.iter().any(|(b, _)| b == r);
+        let mut built: Vec<(EntityRef, Arc<Record>)> = Vec::with_capacity(8);
+        let mut queue: Vec<(EntityRef, Option<EntityRef>)> = Vec::with_capacity(8);
+        queue.extend(roots.iter().map(|r| ((*r).clone(), None)));
         while let Some((r, from)) = queue.pop() {
-            if built.contains_key(&r) {
+            if is_built(&built, &r) {
                 continue;
             }
             let found = match &r {
@@ -527,17 +531,16 @@ impl EntityLoader {
                 check(&record.entity, engine)?;
             }
             for link in &record.links {
-                if !built.contains_key(link) {
+                if !is_built(&built, link) {
                     queue.push((link.clone(), Some(r.clone())));
                 }
             }
-            built.insert(r, record);
+            built.push((r, record));
         }
         // In a fixed order, so that equal slices have equal stamps.
-        let mut records: Vec<(EntityRef, Arc<Record>)> = built.into_iter().collect();
-        records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        built.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(Some(Slice {
-            records: records.into_iter().map(|(_, r)| r).collect(),
+            records: built.into_iter().map(|(_, r)| r).collect(),
         }))
     }
 

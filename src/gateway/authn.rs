@@ -29,20 +29,21 @@ pub const TOKEN_HEADER: &str = "x-auth-token";
 pub const SECURITY_TOKEN_HEADER: &str = "x-security-token";
 pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
 
-/// What [`Authenticator::begin`] learned from the request head.
-pub enum HeadChecked {
+/// What [`Authenticator::begin`] learned from the request head (whose
+/// headers it borrows).
+pub enum HeadChecked<'a> {
     /// A token: the caller is known, the body plays no part.
     Caller(Caller),
     /// A signature whose key is known; it covers the body, not yet read.
-    Signature(PendingSignature),
+    Signature(PendingSignature<'a>),
 }
 
-pub struct PendingSignature {
-    auth: AuthorizationHeader,
+pub struct PendingSignature<'a> {
+    auth: AuthorizationHeader<'a>,
     /// Without its last line, the body hash.
     canonical_request: String,
-    date: String,
-    domain_id: Option<String>,
+    date: &'a str,
+    domain_id: Option<&'a str>,
     key: SigningKey,
 }
 
@@ -84,12 +85,12 @@ impl Authenticator {
     /// is read: a token is checked in full; a signature's header, date and
     /// key (an unknown access key or a bad security token is refused here),
     /// leaving only the body hash to [`Authenticator::finish`].
-    pub async fn begin(
+    pub async fn begin<'a>(
         &self,
-        parts: &Parts,
+        parts: &'a Parts,
         target: &CanonicalTarget,
         now: DateTime<Utc>,
-    ) -> Result<HeadChecked, GatewayError> {
+    ) -> Result<HeadChecked<'a>, GatewayError> {
         let authorization = single_header(parts, "authorization")?;
         let token = single_header(parts, TOKEN_HEADER)?;
         match (authorization, token) {
@@ -118,31 +119,35 @@ impl Authenticator {
     }
 
     /// Completes [`Authenticator::begin`] once the body is read.
-    pub async fn finish(&self, checked: HeadChecked, body: &[u8]) -> Result<Caller, GatewayError> {
+    pub async fn finish(
+        &self,
+        checked: HeadChecked<'_>,
+        body: &[u8],
+    ) -> Result<Caller, GatewayError> {
         let pending = match checked {
             HeadChecked::Caller(caller) => return Ok(caller),
             HeadChecked::Signature(pending) => pending,
         };
         // A failure names the key it was signed with, for support.
-        let access = pending.auth.access.clone();
+        let access = pending.auth.access;
         self.verify_signature(pending, body)
             .await
-            .map_err(|e| e.with_access_key(&access))
+            .map_err(|e| e.with_access_key(access))
     }
 
     async fn verify_signature(
         &self,
-        pending: PendingSignature,
+        pending: PendingSignature<'_>,
         body: &[u8],
     ) -> Result<Caller, GatewayError> {
-        let creq = pending.canonical_request + &signing::sha256_hex(body);
-        let string_to_sign = signing::string_to_sign(&pending.date, &creq);
-        let secret = match &pending.key {
-            SigningKey::Credential(credential) => credential.secret.clone(),
-            SigningKey::Session(_) => self.sessions.secret_for(&pending.auth.access),
+        let expected = |secret: &str| {
+            signing::expected_signature(secret, pending.date, &pending.canonical_request, body)
         };
-        let expected = signing::signature(&secret, &string_to_sign);
-        if !signing::signature_matches(&expected, &pending.auth.signature) {
+        let expected = match &pending.key {
+            SigningKey::Credential(credential) => expected(&credential.secret),
+            SigningKey::Session(_) => expected(&self.sessions.secret_for(pending.auth.access)),
+        };
+        if !signing::signature_matches(&expected, pending.auth.signature) {
             return Err(unauthenticated(
                 AuthReason::BadSignature,
                 "signature mismatch",
@@ -154,45 +159,43 @@ impl Authenticator {
                     credential.principal_kind,
                     &credential.principal_id,
                     AuthMethod::Signature,
-                    pending.domain_id.as_deref(),
+                    pending.domain_id,
                     None,
                 )
                 .await
             }
             SigningKey::Session(session_id) => {
-                self.session_caller(&pending.auth, &session_id, pending.domain_id.as_deref())
+                self.session_caller(&pending.auth, &session_id, pending.domain_id)
                     .await
             }
         }
     }
 
-    async fn begin_signature(
+    async fn begin_signature<'a>(
         &self,
-        parts: &Parts,
+        parts: &'a Parts,
         target: &CanonicalTarget,
-        authorization: &str,
+        authorization: &'a str,
         now: DateTime<Utc>,
-    ) -> Result<PendingSignature, GatewayError> {
+    ) -> Result<PendingSignature<'a>, GatewayError> {
         let auth = AuthorizationHeader::parse(authorization).ok_or(unauthenticated(
             AuthReason::MalformedCredentials,
             "malformed Authorization header",
         ))?;
         // A failure names the key it was signed with, for support.
-        let access = auth.access.clone();
         self.pending_signature(parts, target, auth, now)
             .await
-            .map_err(|e| e.with_access_key(&access))
+            .map_err(|e| e.with_access_key(auth.access))
     }
 
-    async fn pending_signature(
+    async fn pending_signature<'a>(
         &self,
-        parts: &Parts,
+        parts: &'a Parts,
         target: &CanonicalTarget,
-        auth: AuthorizationHeader,
+        auth: AuthorizationHeader<'a>,
         now: DateTime<Utc>,
-    ) -> Result<PendingSignature, GatewayError> {
-        let signed = &auth.signed_headers;
-        let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    ) -> Result<PendingSignature<'a>, GatewayError> {
+        let is_signed = |name: &str| auth.signed_headers().any(|h| h == name);
         if !is_signed("host") || !is_signed("x-sdk-date") {
             return Err(unauthenticated(
                 AuthReason::UnsignedHeader,
@@ -215,23 +218,29 @@ impl Authenticator {
             ));
         }
 
-        let mut values = Vec::with_capacity(signed.len());
-        for name in signed {
-            let value =
-                match (name.as_str(), single_header(parts, name)?) {
-                    (_, Some(v)) => v.to_owned(),
-                    // HTTP/2 carries the host in :authority, which hyper puts in the URI.
-                    ("host", None) => parts.uri.authority().map(|a| a.as_str().to_owned()).ok_or(
-                        unauthenticated(AuthReason::MissingHeader, "signed host header missing"),
-                    )?,
-                    (_, None) => {
-                        return Err(unauthenticated(
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(8);
+        for name in auth.signed_headers() {
+            let value = match (name, single_header(parts, name)?) {
+                (_, Some(v)) => v,
+                // HTTP/2 carries the host in :authority, which hyper puts in the URI.
+                ("host", None) => {
+                    parts
+                        .uri
+                        .authority()
+                        .map(|a| a.as_str())
+                        .ok_or(unauthenticated(
                             AuthReason::MissingHeader,
-                            "a signed header is missing",
-                        ))
-                    }
-                };
-            values.push(value);
+                            "signed host header missing",
+                        ))?
+                }
+                (_, None) => {
+                    return Err(unauthenticated(
+                        AuthReason::MissingHeader,
+                        "a signed header is missing",
+                    ))
+                }
+            };
+            headers.push((name, value));
         }
         let date = single_header(parts, "x-sdk-date")?.ok_or(unauthenticated(
             AuthReason::MissingHeader,
@@ -246,35 +255,30 @@ impl Authenticator {
                 "x-sdk-date outside the clock window",
             ));
         }
-        let headers: Vec<(&str, &str)> = signed
-            .iter()
-            .map(String::as_str)
-            .zip(values.iter().map(String::as_str))
-            .collect();
         // All but the body hash, the canonical request's last line: `finish` appends it.
         let canonical_request = signing::canonical_request(
             parts.method.as_str(),
-            &target.path,
-            &target.query,
+            target.path(),
+            target.query(),
             &headers,
             "",
         );
-        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?.map(str::to_owned);
+        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?;
 
         let key = match single_header(parts, SECURITY_TOKEN_HEADER)? {
             Some(token) => SigningKey::Session(
                 self.sessions
-                    .verify_token(token, &auth.access, now.timestamp())
+                    .verify_token(token, auth.access, now.timestamp())
                     .ok_or(unauthenticated(
                         AuthReason::BadSecurityToken,
                         "invalid or expired security token",
                     ))?,
             ),
-            None => SigningKey::Credential(self.credential(&auth.access).await?),
+            None => SigningKey::Credential(self.credential(auth.access).await?),
         };
         Ok(PendingSignature {
             canonical_request,
-            date: date.to_owned(),
+            date,
             domain_id,
             key,
             auth,
@@ -288,7 +292,7 @@ impl Authenticator {
     /// gone) is R12.
     async fn session_caller(
         &self,
-        auth: &AuthorizationHeader,
+        auth: &AuthorizationHeader<'_>,
         session_id: &SessionId,
         domain_id: Option<&str>,
     ) -> Result<Caller, GatewayError> {

@@ -7,7 +7,7 @@
 
 use super::{Call, Gateway, GatewayError};
 use crate::api_error::ApiError;
-use crate::audit::DecisionRecord;
+use crate::audit::{DecidedOn, DecisionRecord};
 use crate::authorizer::{Asker, AuthorizeError, Question};
 use crate::catalog::contact::REVEAL_CONTACT;
 use crate::catalog::ListOf;
@@ -110,11 +110,12 @@ impl Gateway {
             )
             .await?;
         let mut denied = Vec::new();
-        for (target, decision) in &decided {
-            record.decision(action, target.to_string(), decision, engine.version());
+        for (target, decision) in decided {
             if !decision.allow {
-                denied.push((target.id().to_owned(), engine.denial(decision)));
+                denied.push((target.id().to_owned(), engine.denial(&decision)));
             }
+            let version = engine.shared_version();
+            record.decision(action, DecidedOn::One(target), decision, version);
         }
         match denied.as_slice() {
             [] => Ok(()),
@@ -156,9 +157,9 @@ impl Gateway {
             .await?;
         record.decision(
             of.action,
-            format!("{}::*", of.item),
-            &answer.decision,
-            engine.version(),
+            DecidedOn::Every(of.item),
+            answer.decision.clone(),
+            engine.shared_version(),
         );
         answer.scope.ok_or_else(|| {
             let (code, msg) = engine.denial(&answer.decision);

@@ -48,12 +48,27 @@ const DROPPED: &[&str] = &[
     "x-request-id",
 ];
 
+const IDENTITY: HeaderName = HeaderName::from_static(IDENTITY_HEADER);
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
+
 /// Where the gateway sends allowed requests.
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// `http://host:port`, without a trailing slash.
     base: String,
+    /// `base` parsed once, so no request formats or parses it again.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The path of `base` (empty, or `/prefix`), before every target.
+    path_prefix: String,
+    /// The `Host` the upstream gets (the client would otherwise format it
+    /// on every request).
+    host: HeaderValue,
     timeout: Duration,
     key: AssertionKey,
 }
@@ -75,13 +90,23 @@ impl Upstream {
         key: AssertionKey,
         tls: &crate::client::UpstreamTls,
     ) -> anyhow::Result<Upstream> {
+        let base = base.trim_end_matches('/');
         let uri: http::Uri = base
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid upstream URL {base:?}: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            anyhow::bail!("the upstream URL must be http://host:port or https://host:port");
+        };
         anyhow::ensure!(
-            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some(),
+            matches!(scheme.as_str(), "http" | "https"),
             "the upstream URL must be http://host:port or https://host:port"
         );
+        // Cloned on every request. The first clone of bytes made from a
+        // vector moves them into a shared, counted buffer; made here, every
+        // later clone only counts.
+        let host =
+            HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))?;
+        drop(host.clone());
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(3)));
         http.set_nodelay(true);
@@ -102,7 +127,11 @@ impl Upstream {
             .build(connector);
         Ok(Upstream {
             client,
-            base: base.trim_end_matches('/').to_owned(),
+            base: base.to_owned(),
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            path_prefix: uri.path().trim_end_matches('/').to_owned(),
+            host,
             timeout,
             key,
         })
@@ -119,38 +148,45 @@ impl Upstream {
         parts: &Parts,
         target: &CanonicalTarget,
         body: Bytes,
-        claims: &Claims,
+        claims: &Claims<'_>,
         origin: Origin<'_>,
     ) -> Result<UpstreamResponse, GatewayError> {
         let Origin { client, tls, trace } = origin;
-        let uri = format!("{}{}", self.base, target.path_and_query());
-        let mut req = http::Request::builder()
-            .method(parts.method.clone())
-            .uri(uri);
-        let headers = req.headers_mut().expect("builder is valid");
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = self.uri_of(target)?;
+        // Sized once: the client's headers that cross, and the gateway's.
+        let headers = req.headers_mut();
+        headers.reserve(parts.headers.len() + 8);
         copy_end_to_end_headers(&parts.headers, headers);
-        let request_id = &claims.request_id;
-        // Takes the text's buffer as it is, without a copy.
-        let header_value =
-            |s: String| HeaderValue::try_from(s).map_err(|e| GatewayError::Internal(e.to_string()));
-        headers.insert(IDENTITY_HEADER, header_value(self.key.sign(claims))?);
-        headers.insert("x-request-id", header_value(request_id.to_owned())?);
-        headers.insert("x-forwarded-for", header_value(client.to_string())?);
+        headers.insert(header::HOST, self.host.clone());
+        // Signed into a string of the exact length, taken as it is.
+        let identity = HeaderValue::try_from(self.key.sign(claims))
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        headers.insert(IDENTITY, identity);
+        headers.insert(
+            X_REQUEST_ID,
+            header_value(format_args!("{}", claims.request_id))?,
+        );
+        headers.insert(X_FORWARDED_FOR, header_value(format_args!("{client}"))?);
         let proto = if tls { "https" } else { "http" };
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         let forwarded = match client {
-            std::net::IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
-            std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
+            std::net::IpAddr::V4(ip) => header_value(format_args!("for={ip};proto={proto}")),
+            std::net::IpAddr::V6(ip) => header_value(format_args!("for=\"[{ip}]\";proto={proto}")),
         };
-        headers.insert(header::FORWARDED, header_value(forwarded)?);
+        headers.insert(header::FORWARDED, forwarded?);
         // The trace continues with the gateway's span as the store's parent.
-        headers.insert(TRACEPARENT, header_value(trace.traceparent())?);
+        headers.insert(
+            TRACEPARENT_HEADER,
+            header_value(format_args!("{}", trace.traceparent()))?,
+        );
         if let Some(state) = &trace.state {
-            headers.insert(TRACESTATE, header_value(state.clone())?);
+            headers.insert(
+                TRACESTATE_HEADER,
+                HeaderValue::from_str(state).map_err(|e| GatewayError::Internal(e.to_string()))?,
+            );
         }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| GatewayError::Internal(format!("building the upstream request: {e}")))?;
 
         let exchange = async {
             let resp =
@@ -158,13 +194,9 @@ impl Upstream {
                     GatewayError::UpstreamUnreachable(format!("{}: {e}", self.base))
                 })?;
             let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| {
-                    GatewayError::UpstreamUnreachable(format!("reading the upstream body: {e}"))
-                })?
-                .to_bytes();
+            let body = read_whole(body).await.map_err(|e| {
+                GatewayError::UpstreamUnreachable(format!("reading the upstream body: {e}"))
+            })?;
             Ok(UpstreamResponse {
                 status: parts.status,
                 headers: parts.headers,
@@ -174,6 +206,25 @@ impl Upstream {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| GatewayError::UpstreamTimeout)?
+    }
+
+    /// The upstream's URI for `target`: its scheme and authority (parsed
+    /// once) and the target under its own path, the request's own bytes
+    /// when it has none.
+    fn uri_of(&self, target: &CanonicalTarget) -> Result<http::Uri, GatewayError> {
+        let path_and_query = if self.path_prefix.is_empty() {
+            target.to_path_and_query()
+        } else {
+            let text = [self.path_prefix.as_str(), target.path_and_query()].concat();
+            http::uri::PathAndQuery::from_maybe_shared(Bytes::from(text))
+                .map_err(|e| GatewayError::Internal(format!("the upstream target: {e}")))?
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = Some(path_and_query);
+        http::Uri::from_parts(uri)
+            .map_err(|e| GatewayError::Internal(format!("the upstream URI: {e}")))
     }
 
     /// Whether the upstream's health endpoint answers 200 (readiness).
@@ -200,6 +251,47 @@ pub struct Origin<'a> {
     /// Whether the client connected over TLS.
     pub tls: bool,
     pub trace: &'a TraceContext,
+}
+
+/// A header value formatted without growing a buffer: written on the stack,
+/// copied once.
+fn header_value(text: std::fmt::Arguments<'_>) -> Result<HeaderValue, GatewayError> {
+    use std::io::Write as _;
+    let mut buf = [0u8; 128];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let value = match cursor.write_fmt(text) {
+        Ok(()) => {
+            let len = cursor.position() as usize;
+            HeaderValue::from_bytes(&buf[..len])
+        }
+        Err(_) => HeaderValue::try_from(text.to_string()),
+    };
+    value.map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// The whole body, without a list of frames when there is one.
+async fn read_whole(mut body: hyper::body::Incoming) -> Result<Bytes, hyper::Error> {
+    let mut whole: Option<Bytes> = None;
+    let mut more: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match (&mut whole, &mut more) {
+            (None, _) => whole = Some(data),
+            (Some(first), None) => {
+                let mut joined = bytes::BytesMut::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(&data);
+                more = Some(joined);
+            }
+            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(match more {
+        Some(joined) => joined.freeze(),
+        None => whole.unwrap_or_default(),
+    })
 }
 
 /// Copies the headers that may cross: not hop-by-hop, not named by

@@ -23,7 +23,7 @@ pub use error::GatewayError;
 
 use crate::api_error::ApiError;
 use crate::assertion::{Claims, ASSERTION_TTL_SECS};
-use crate::audit::DecisionRecord;
+use crate::audit::{DecisionRecord, RequestId};
 use crate::authorizer::Authorizer;
 use crate::caller::Caller;
 use crate::catalog::{self, After, Input, Operation, Request, ServedBy};
@@ -41,6 +41,7 @@ use http::{HeaderValue, Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use normalize::CanonicalTarget;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -128,11 +129,7 @@ impl Gateway {
     /// an answer in the API's format and one decision record is written.
     pub async fn handle(&self, req: HttpRequest<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
-        // A random (v4) id from the thread's generator: `new_v4` would ask
-        // the kernel for randomness on every request.
-        let request_id = uuid::Builder::from_random_bytes(rand::random())
-            .into_uuid()
-            .to_string();
+        let request_id = RequestId::random();
         let mut trace = trace::TraceContext::from_headers(req.headers());
         // Every log line of the request carries its id and trace id (shadow
         // disagreements, authentication failures, errors): the error is
@@ -148,12 +145,12 @@ impl Gateway {
             crate::otlp::adopt(&span, &mut trace);
         }
         span.record("trace_id", tracing::field::display(&trace.trace_id));
-        let mut record = DecisionRecord::new(&request_id, req.method().clone(), req.uri().path());
-        record.trace_id = Some(trace.trace_id.clone());
+        let mut record = DecisionRecord::new(request_id, req.method().clone(), req.uri().path());
+        record.trace_id = Some(trace.trace_id);
         let client = forwarded::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
         record.client_ip = Some(client);
         let mut response = async {
-            let process = self.process(req, client, &request_id, &trace, &mut record);
+            let process = self.process(req, client, request_id.as_str(), &trace, &mut record);
             match crate::entities::as_one_request(process).await {
                 Ok(response) => response,
                 Err(err) => {
@@ -171,7 +168,7 @@ impl Gateway {
         }
         .instrument(span)
         .await;
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
+        if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
             response.headers_mut().insert("x-request-id", v);
         }
         let latency = started.elapsed();
@@ -207,14 +204,14 @@ impl Gateway {
 
         // The public contract, to anyone: it names no data and decides
         // nothing.
-        if parts.method == http::Method::GET && target.path == OPENAPI_PATH {
+        if parts.method == http::Method::GET && target.path() == OPENAPI_PATH {
             record.route = Some(OPENAPI_PATH);
             return Ok(json_bytes_response(StatusCode::OK, self.openapi.clone()));
         }
 
         // The route is known before authentication so that a 401 is counted
         // under it; an unknown one is answered only to a known caller.
-        let route = catalog::resolve(&parts.method, &target.path);
+        let route = catalog::resolve(&parts.method, target.path());
         record.route = route.as_ref().map(|(operation, _)| operation.path);
 
         // 2. Authenticate: who is calling (a valid key and signature, token
@@ -258,7 +255,7 @@ impl Gateway {
             operation.op,
             &Input {
                 params: &params,
-                query: &target.query,
+                query: target.query(),
                 body: &body,
             },
         )?;
@@ -340,16 +337,16 @@ impl Gateway {
         reveal: bool,
     ) -> Result<UpstreamResponse, GatewayError> {
         let mut claims = Claims {
-            identity: call.caller.identity.clone(),
-            operation: call.operation.op.name().to_owned(),
-            method: call.parts.method.as_str().to_owned(),
-            target: call.target.path_and_query(),
+            identity: Cow::Borrowed(&call.caller.identity),
+            operation: Cow::Borrowed(call.operation.op.name()),
+            method: Cow::Borrowed(call.parts.method.as_str()),
+            target: Cow::Borrowed(call.target.path_and_query()),
             body_sha256: crate::signing::sha256_hex(&call.body),
-            resources: decided.targets.clone(),
+            resources: Cow::Borrowed(&decided.targets),
             list: decided.list.clone(),
             searchable: decided.searchable.clone(),
             reveal,
-            request_id: call.request_id.to_owned(),
+            request_id: Cow::Borrowed(call.request_id),
             exp: chrono::Utc::now().timestamp() + ASSERTION_TTL_SECS,
         };
         let answer = self.send(call, &claims).await?;
@@ -416,7 +413,7 @@ impl Gateway {
     async fn send(
         &self,
         call: &Call<'_>,
-        claims: &Claims,
+        claims: &Claims<'_>,
     ) -> Result<UpstreamResponse, GatewayError> {
         // Bounded: past the bound the store is slow, and queueing would only
         // make every partner wait; a 503 tells the client to come back.

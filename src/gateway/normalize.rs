@@ -4,21 +4,39 @@
 
 use super::GatewayError;
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{header, HeaderMap};
 
-/// The request target after the checks: the raw path and query, unchanged.
+/// The request target after the checks: the raw path and query, unchanged
+/// (the request's own bytes, shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalTarget {
-    pub path: String,
-    pub query: String,
-}
+pub struct CanonicalTarget(PathAndQuery);
 
 impl CanonicalTarget {
-    pub fn path_and_query(&self) -> String {
-        if self.query.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}?{}", self.path, self.query)
+    pub fn path(&self) -> &str {
+        self.0.path()
+    }
+
+    pub fn query(&self) -> &str {
+        self.0.query().unwrap_or_default()
+    }
+
+    /// The path, and `?` and the query when there is one: what is signed
+    /// into the assertion and forwarded.
+    pub fn path_and_query(&self) -> &str {
+        let text = self.0.as_str();
+        text.strip_suffix('?').unwrap_or(text)
+    }
+
+    /// [`CanonicalTarget::path_and_query`] for a URI, without a copy when
+    /// it is the request's own.
+    pub fn to_path_and_query(&self) -> PathAndQuery {
+        match self.0.as_str().strip_suffix('?') {
+            None => self.0.clone(),
+            Some(text) => {
+                PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes()))
+                    .expect("a prefix of a valid target is one")
+            }
         }
     }
 }
@@ -26,14 +44,16 @@ impl CanonicalTarget {
 /// Checks the request line and framing headers.
 pub fn check(parts: &Parts) -> Result<CanonicalTarget, GatewayError> {
     check_framing(&parts.headers)?;
-    let path = parts.uri.path();
-    check_path(path)?;
-    let query = parts.uri.query().unwrap_or_default();
-    check_query(query)?;
-    Ok(CanonicalTarget {
-        path: path.to_owned(),
-        query: query.to_owned(),
-    })
+    let Some(target) = parts
+        .uri
+        .path_and_query()
+        .filter(|t| t.as_str().starts_with('/'))
+    else {
+        return Err(bad("the request target must be an absolute path"));
+    };
+    check_path(target.path())?;
+    check_query(target.query().unwrap_or_default())?;
+    Ok(CanonicalTarget(target.clone()))
 }
 
 fn bad(why: impl Into<std::borrow::Cow<'static, str>>) -> GatewayError {
@@ -195,9 +215,15 @@ mod tests {
     #[test]
     fn accepts_ordinary_targets_unchanged() {
         let t = target("/v2/orders/customer-orders?customer_id=cust-1&limit=10&create_time_begin=2026-01-01T00%3A00%3A00Z").unwrap();
-        assert_eq!(t.path, "/v2/orders/customer-orders");
+        assert_eq!(t.path(), "/v2/orders/customer-orders");
         assert_eq!(t.path_and_query(), "/v2/orders/customer-orders?customer_id=cust-1&limit=10&create_time_begin=2026-01-01T00%3A00%3A00Z");
+        assert_eq!(t.to_path_and_query().as_str(), t.path_and_query());
         assert!(target("/v2/orders/customer-orders/details/ord%201").is_ok());
+        // An empty query is no query, as signed and as forwarded.
+        let t = target("/v2/orders/customer-orders?").unwrap();
+        assert_eq!(t.path_and_query(), "/v2/orders/customer-orders");
+        assert_eq!(t.to_path_and_query().as_str(), "/v2/orders/customer-orders");
+        assert_eq!(t.query(), "");
     }
 
     #[test]

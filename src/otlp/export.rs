@@ -1,7 +1,7 @@
 //! The exporter itself, built with the `otlp` feature.
 
 use super::traces_url;
-use crate::trace::TraceContext;
+use crate::trace::{HexId, TraceContext};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
@@ -84,8 +84,14 @@ pub fn adopt(span: &tracing::Span, trace: &mut TraceContext) {
     if !ours.is_valid() {
         return;
     }
-    trace.trace_id = ours.trace_id().to_string();
-    trace.span_id = ours.span_id().to_string();
+    // The SDK's ids are as valid as ours: 16 and 8 bytes, not all zero.
+    if let (Some(trace_id), Some(span_id)) = (
+        HexId::of(&ours.trace_id().to_bytes()),
+        HexId::of(&ours.span_id().to_bytes()),
+    ) {
+        trace.trace_id = trace_id;
+        trace.span_id = span_id;
+    }
     if !trace.joined {
         // A new trace is sampled as the SDK decided (a joined one keeps the
         // client's flags: the SDK follows the client's sampled bit).
@@ -95,15 +101,15 @@ pub fn adopt(span: &tracing::Span, trace: &mut TraceContext) {
 
 /// The client's span, from its `traceparent` and `tracestate`.
 fn remote_parent(trace: &TraceContext) -> Option<SpanContext> {
-    let parent = trace.client_span_id.as_deref()?;
+    let parent = trace.client_span_id?;
     let state = trace
         .state
         .as_deref()
         .and_then(|s| s.parse::<TraceState>().ok())
         .unwrap_or_default();
     Some(SpanContext::new(
-        TraceId::from_hex(&trace.trace_id).ok()?,
-        SpanId::from_hex(parent).ok()?,
+        TraceId::from_hex(trace.trace_id.as_str()).ok()?,
+        SpanId::from_hex(parent.as_str()).ok()?,
         TraceFlags::new(trace.flags),
         true,
         state,
@@ -156,21 +162,21 @@ mod tests {
             let span = tracing::info_span!("request");
             adopt(&span, &mut joined);
             let exported = ids(&span);
-            assert_eq!(joined.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-            assert_eq!(exported.trace_id().to_string(), joined.trace_id);
+            assert_eq!(joined.trace_id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(exported.trace_id().to_string(), joined.trace_id.as_str());
             // The store's parent is the exported span, not the client's.
-            assert_eq!(exported.span_id().to_string(), joined.span_id);
-            assert_ne!(joined.span_id, "00f067aa0ba902b7");
+            assert_eq!(exported.span_id().to_string(), joined.span_id.as_str());
+            assert_ne!(joined.span_id.as_str(), "00f067aa0ba902b7");
             assert_eq!(joined.flags, 1);
 
             let mut fresh = TraceContext::from_headers(&http::HeaderMap::new());
             let span = tracing::info_span!("request");
             adopt(&span, &mut fresh);
             let exported = ids(&span);
-            assert_eq!(exported.trace_id().to_string(), fresh.trace_id);
-            assert_eq!(exported.span_id().to_string(), fresh.span_id);
+            assert_eq!(exported.trace_id().to_string(), fresh.trace_id.as_str());
+            assert_eq!(exported.span_id().to_string(), fresh.span_id.as_str());
             assert_eq!(fresh.flags, 1, "a new trace is sampled");
-            assert!(fresh.traceparent().ends_with("-01"));
+            assert!(fresh.traceparent().to_string().ends_with("-01"));
         });
     }
 }

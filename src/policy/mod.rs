@@ -152,7 +152,8 @@ pub struct PolicyEngine {
     infos: Vec<PolicyInfo>,
     /// Policy id → position in `infos`.
     index: HashMap<String, usize>,
-    version: String,
+    /// Shared: every decision record names it.
+    version: std::sync::Arc<str>,
     schema_digest: String,
     policies_dir: PathBuf,
     schema_dir: PathBuf,
@@ -197,7 +198,7 @@ impl PolicyEngine {
             schema: loaded.schema,
             infos: loaded.infos,
             index,
-            version: loaded.version,
+            version: loaded.version.into(),
             schema_digest: loaded.schema_digest,
             policies_dir: policies_dir.to_owned(),
             schema_dir: schema_dir.to_owned(),
@@ -212,6 +213,11 @@ impl PolicyEngine {
     /// record which policy version took a decision.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// [`PolicyEngine::version`], to keep without a copy.
+    pub fn shared_version(&self) -> std::sync::Arc<str> {
+        self.version.clone()
     }
 
     pub fn schema(&self) -> &Schema {

@@ -17,12 +17,12 @@ async fn refuses_missing_forged_expired_and_misdirected(backend: Backend) {
     let s = DomainServer::start(backend, DEMO).await;
     let admin = s.operator("op-east-admin").await;
     let claims = Claims {
-        identity: admin.clone(),
+        identity: std::borrow::Cow::Owned(admin.clone()),
         operation: "ShowSubCustomerBudget".into(),
         method: "GET".into(),
         target: BUDGET.into(),
         body_sha256: partner_gateway::signing::sha256_hex(b""),
-        resources: vec![EntityRef::Customer("cust-acme".into())],
+        resources: vec![EntityRef::Customer("cust-acme".into())].into(),
         list: None,
         searchable: None,
         reveal: false,
@@ -83,7 +83,7 @@ async fn refuses_missing_forged_expired_and_misdirected(backend: Backend) {
         method: "POST".into(),
         target: list.into(),
         body_sha256: partner_gateway::signing::sha256_hex(br#"{"limit": 1}"#),
-        resources: vec![],
+        resources: vec![].into(),
         list: Some(ListScope::Filter(Filter::True)),
         ..claims.clone()
     };
@@ -119,12 +119,12 @@ async fn refuses_a_replayed_assertion(backend: Backend) {
     let body =
         br#"{"customer_id": "cust-acme", "budget_amount": 700.00, "budget_type": "MONTHLY"}"#;
     let claims = Claims {
-        identity: finance,
+        identity: std::borrow::Cow::Owned(finance),
         operation: "UpdateSubCustomerBudget".into(),
         method: "POST".into(),
         target: set.into(),
         body_sha256: partner_gateway::signing::sha256_hex(body),
-        resources: vec![EntityRef::Customer("cust-acme".into())],
+        resources: vec![EntityRef::Customer("cust-acme".into())].into(),
         list: None,
         searchable: None,
         reveal: false,

@@ -141,18 +141,18 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
     .await;
     let target = "/v2/partners/sub-customers/budget?customer_id=cust-acme";
     let forged = AssertionKey::random().sign(&partner_gateway::assertion::Claims {
-        identity: partner_gateway::assertion::Identity {
+        identity: std::borrow::Cow::Owned(partner_gateway::assertion::Identity {
             kind: partner_gateway::assertion::CallerKind::Operator,
             id: "op-dist-admin".into(),
             partner: Some("dist-north".into()),
             customer: None,
             source_operator: None,
-        },
+        }),
         operation: "ShowSubCustomerBudget".into(),
         method: "GET".into(),
         target: target.into(),
         body_sha256: partner_gateway::signing::sha256_hex(b""),
-        resources: vec![],
+        resources: vec![].into(),
         list: None,
         searchable: None,
         reveal: true,
