@@ -290,7 +290,7 @@ async fn script(opts: Opts) -> anyhow::Result<()> {
                 operation: operation.op.name().into(),
                 method: "GET".into(),
                 target: p.path_and_query.as_str().into(),
-                body_sha256: signing::sha256_hex(b""),
+                body_sha256: signing::sha256_hex(b"").into(),
                 resources: resources.into(),
                 list: None,
                 searchable: None,

@@ -96,7 +96,7 @@ pub struct Claims<'a> {
     /// Path and query, exactly as forwarded.
     pub target: Cow<'a, str>,
     /// Hex SHA-256 of the body, exactly as forwarded.
-    pub body_sha256: String,
+    pub body_sha256: Cow<'a, str>,
     /// The resources every check of the operation allowed, in order.
     #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     pub resources: Cow<'a, [EntityRef]>,
@@ -225,7 +225,7 @@ mod tests {
             operation: "ShowSubCustomerBudget".into(),
             method: "GET".into(),
             target: TARGET.into(),
-            body_sha256: crate::signing::sha256_hex(BODY),
+            body_sha256: crate::signing::sha256_hex(BODY).into(),
             resources: vec![EntityRef::Customer("c-1".into())].into(),
             list: None,
             searchable: None,

@@ -76,7 +76,13 @@ fn canonical_query_into(out: &mut String, raw_query: &str) {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    let hex = sha256_hex64(data);
+    std::str::from_utf8(&hex).expect("hex is ASCII").to_owned()
+}
+
+/// [`sha256_hex`] on the stack.
+pub fn sha256_hex64(data: &[u8]) -> [u8; 64] {
+    hex64(Sha256::digest(data))
 }
 
 /// The canonical request. `signed_headers` are (lowercase name, value) in
@@ -155,7 +161,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 /// but the last) and the hex SHA-256 of `body`, hashed piece by piece
 /// rather than written out.
 pub fn expected_signature(secret: &str, sdk_date: &str, head: &str, body: &[u8]) -> [u8; 64] {
-    let body_sha256 = hex64(Sha256::digest(body));
+    let body_sha256 = sha256_hex64(body);
     let canonical_sha256 = hex64(
         Sha256::new()
             .chain_update(head.as_bytes())

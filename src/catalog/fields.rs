@@ -50,15 +50,23 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::parameter(format!("invalid request body: {inner}"))
-        } else {
-            ApiError::parameter(format!("invalid parameter {path}: {inner}"))
+    // Read plainly first: tracking the path copies every field name, and
+    // only a refusal needs it (read again to name the field).
+    let value = match T::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(_) => {
+            de = serde_json::Deserializer::from_slice(body);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    ApiError::parameter(format!("invalid request body: {inner}"))
+                } else {
+                    ApiError::parameter(format!("invalid parameter {path}: {inner}"))
+                }
+            })?
         }
-    })?;
+    };
     // One JSON document: anything after it would be read by no one.
     de.end()
         .map_err(|e| ApiError::parameter(format!("invalid request body: {e}")))?;
@@ -68,13 +76,16 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// Parses a query string into `T`, naming the offending parameter. A
 /// parameter given twice never gets here: normalization refuses it.
 pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        ApiError::parameter(format!(
-            "invalid query parameter {}: {}",
-            e.path(),
-            e.inner()
-        ))
+    let de = || serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    // As `json`: the path is tracked only to name a refusal.
+    T::deserialize(de()).or_else(|_| {
+        serde_path_to_error::deserialize(de()).map_err(|e| {
+            ApiError::parameter(format!(
+                "invalid query parameter {}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })
     })
 }
 

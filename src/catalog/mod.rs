@@ -643,28 +643,32 @@ pub fn operation(op: Op) -> &'static Operation {
 
 /// Matches `path` against `template`, decoding each `{name}` segment.
 pub fn match_template(template: &'static str, path: &str) -> Option<Params> {
+    let param = |segment: &'static str| segment.strip_prefix('{')?.strip_suffix('}');
+    // Matched first, without a copy: most templates tried do not match.
     let mut t = template.split('/');
     let mut p = path.split('/');
-    let mut params = Vec::new();
     loop {
         match (t.next(), p.next()) {
-            (None, None) => return Some(params),
-            (Some(ts), Some(ps)) => {
-                if let Some(name) = ts.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
-                    if ps.is_empty() {
-                        return None;
-                    }
-                    let decoded = percent_encoding::percent_decode_str(ps)
-                        .decode_utf8()
-                        .ok()?;
-                    params.push((name, decoded.into_owned()));
-                } else if ts != ps {
-                    return None;
-                }
-            }
+            (None, None) => break,
+            (Some(ts), Some(ps)) => match param(ts) {
+                Some(_) if ps.is_empty() => return None,
+                Some(_) => {}
+                None if ts != ps => return None,
+                None => {}
+            },
             _ => return None,
         }
     }
+    let mut params = Vec::new();
+    for (ts, ps) in template.split('/').zip(path.split('/')) {
+        if let Some(name) = param(ts) {
+            let decoded = percent_encoding::percent_decode_str(ps)
+                .decode_utf8()
+                .ok()?;
+            params.push((name, decoded.into_owned()));
+        }
+    }
+    Some(params)
 }
 
 /// A context field from a string.

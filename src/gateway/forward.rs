@@ -49,7 +49,7 @@ const DROPPED: &[&str] = &[
 ];
 
 const IDENTITY: HeaderName = HeaderName::from_static(IDENTITY_HEADER);
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);

@@ -169,7 +169,7 @@ impl Gateway {
         .instrument(span)
         .await;
         if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
-            response.headers_mut().insert("x-request-id", v);
+            response.headers_mut().insert(forward::X_REQUEST_ID, v);
         }
         let latency = started.elapsed();
         let status = response.status().as_u16();
@@ -336,12 +336,13 @@ impl Gateway {
         decided: &Decided,
         reveal: bool,
     ) -> Result<UpstreamResponse, GatewayError> {
+        let body_sha256 = crate::signing::sha256_hex64(&call.body);
         let mut claims = Claims {
             identity: Cow::Borrowed(&call.caller.identity),
             operation: Cow::Borrowed(call.operation.op.name()),
             method: Cow::Borrowed(call.parts.method.as_str()),
             target: Cow::Borrowed(call.target.path_and_query()),
-            body_sha256: crate::signing::sha256_hex(&call.body),
+            body_sha256: Cow::Borrowed(std::str::from_utf8(&body_sha256).expect("hex is ASCII")),
             resources: Cow::Borrowed(&decided.targets),
             list: decided.list.clone(),
             searchable: decided.searchable.clone(),

@@ -151,7 +151,7 @@ async fn spoofed_headers_are_replaced(backend: Backend) {
         operation: "ShowSubCustomerBudget".into(),
         method: "GET".into(),
         target: target.into(),
-        body_sha256: partner_gateway::signing::sha256_hex(b""),
+        body_sha256: partner_gateway::signing::sha256_hex(b"").into(),
         resources: vec![].into(),
         list: None,
         searchable: None,
