@@ -134,6 +134,7 @@ impl RequestId {
     pub fn item(&self, i: usize) -> RequestId {
         use std::io::Write as _;
         let uuid = uuid::fmt::Hyphenated::LENGTH;
+        debug_assert_eq!(usize::from(self.len), uuid, "an item of a batch's own id");
         let mut text = self.text;
         let mut rest = &mut text[uuid..];
         write!(rest, ".{i}").expect("an index fits");
@@ -212,7 +213,8 @@ pub struct DecisionRecord {
     /// The access key of a signed request that failed authentication.
     pub access_key: Option<String>,
     pub action: Option<&'static str>,
-    pub resources: Vec<DecidedOn>,
+    /// Inline: most requests decide one.
+    pub resources: smallvec::SmallVec<[DecidedOn; 1]>,
     pub allow: Option<bool>,
     pub determining: Vec<String>,
     pub errors: Vec<String>,

@@ -38,7 +38,7 @@ pub const ENTITY_CACHE_BYTES: &str = "pgw_entity_cache_bytes";
 pub const DECISION_CACHE_ENTRIES: &str = "pgw_decision_cache_entries";
 pub const DECISION_CACHE_BYTES: &str = "pgw_decision_cache_bytes";
 /// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
-/// (`applied`, `unchanged`, `failed`).
+/// (`applied`, `unchanged`, `unsettled`, `failed`).
 pub const POLICY_RELOADS: &str = "pgw_policy_reloads_total";
 /// Gauge by `set`: 1 while the files on disk are refused (they do not load,
 /// or the set breaks an invariant or was not proved in time; the last good
@@ -380,7 +380,7 @@ pub fn policy_reload(set: &'static str, result: &'static str) {
 /// A policy set starts serving: its version, and its reload counters at 0 so
 /// that they are scraped (and alert rules see them) before the first reload.
 pub fn policy_set_started(set: &'static str, version: &str) {
-    for result in ["applied", "unchanged", "failed"] {
+    for result in ["applied", "unchanged", "unsettled", "failed"] {
         ::metrics::counter!(POLICY_RELOADS, "set" => set, "result" => result).increment(0);
     }
     ::metrics::gauge!(POLICY_RELOAD_ERROR, "set" => set).set(0.0);

@@ -7,6 +7,8 @@ use crate::crypto::constant_time_eq;
 use hmac::{Hmac, Mac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use std::fmt;
 
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 /// `X-Sdk-Date` format: `20261121T120000Z`.
@@ -22,30 +24,33 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Appends `s` percent-encoded (everything but the unreserved characters).
-fn encode_into(out: &mut String, s: &str) {
-    out.extend(utf8_percent_encode(s, ENCODE));
+/// Writes `s` percent-encoded (everything but the unreserved characters).
+fn write_encoded(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    write!(out, "{}", utf8_percent_encode(s, ENCODE))
 }
 
 /// The canonical URI: decoded, split on `/`, each segment re-encoded, with a
 /// trailing `/`.
 pub fn canonical_uri(raw_path: &str) -> String {
     let mut uri = String::with_capacity(raw_path.len() + 1);
-    canonical_uri_into(&mut uri, raw_path);
+    write_canonical_uri(&mut uri, raw_path).expect("a String takes any text");
     uri
 }
 
-fn canonical_uri_into(out: &mut String, raw_path: &str) {
+fn write_canonical_uri(out: &mut impl fmt::Write, raw_path: &str) -> fmt::Result {
     let decoded = percent_decode_str(raw_path).decode_utf8_lossy();
     for (i, segment) in decoded.split('/').enumerate() {
         if i > 0 {
-            out.push('/');
+            out.write_char('/')?;
         }
-        encode_into(out, segment);
+        write_encoded(out, segment)?;
     }
-    if !out.ends_with('/') {
-        out.push('/');
+    // A segment is written with its `/` encoded: the text ends with `/`
+    // only when the path does.
+    if !decoded.ends_with('/') {
+        out.write_char('/')?;
     }
+    Ok(())
 }
 
 /// The canonical query: pairs decoded, sorted by (key, value), re-encoded.
@@ -55,23 +60,36 @@ fn canonical_uri_into(out: &mut String, raw_path: &str) {
 /// sends and puts exactly this string on the wire (`%20`, `%2B`).
 pub fn canonical_query(raw_query: &str) -> String {
     let mut query = String::with_capacity(raw_query.len());
-    canonical_query_into(&mut query, raw_query);
+    write_canonical_query(&mut query, raw_query).expect("a String takes any text");
     query
 }
 
-fn canonical_query_into(out: &mut String, raw_query: &str) {
+fn write_canonical_query(out: &mut impl fmt::Write, raw_query: &str) -> fmt::Result {
     if raw_query.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut pairs: Vec<_> = form_urlencoded::parse(raw_query.as_bytes()).collect();
+    let mut pairs: SmallVec<[_; 8]> = form_urlencoded::parse(raw_query.as_bytes()).collect();
     pairs.sort();
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
-            out.push('&');
+            out.write_char('&')?;
         }
-        encode_into(out, k);
-        out.push('=');
-        encode_into(out, v);
+        write_encoded(out, k)?;
+        out.write_char('=')?;
+        write_encoded(out, v)?;
+    }
+    Ok(())
+}
+
+/// What a verifier writes the canonical request into: its SHA-256, the
+/// request itself never written out.
+#[derive(Clone, Default)]
+pub struct CanonicalHash(Sha256);
+
+impl fmt::Write for CanonicalHash {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -101,28 +119,51 @@ pub fn canonical_request(
     let mut out = String::with_capacity(
         method.len() + 2 * (raw_path.len() + raw_query.len()) + headers_len + 80,
     );
-    out.extend(method.chars().map(|c| c.to_ascii_uppercase()));
-    out.push('\n');
-    canonical_uri_into(&mut out, raw_path);
-    out.push('\n');
-    canonical_query_into(&mut out, raw_query);
-    out.push('\n');
-    for (name, value) in signed_headers {
-        out.push_str(name);
-        out.push(':');
-        out.push_str(value.trim());
-        out.push('\n');
+    write_canonical_request(
+        &mut out,
+        method,
+        raw_path,
+        raw_query,
+        signed_headers,
+        body_sha256,
+    )
+    .expect("a String takes any text");
+    out
+}
+
+/// [`canonical_request`], written into `out` (a verifier's
+/// [`CanonicalHash`]).
+pub fn write_canonical_request(
+    out: &mut impl fmt::Write,
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    signed_headers: &[(&str, &str)],
+    body_sha256: &str,
+) -> fmt::Result {
+    for c in method.chars() {
+        out.write_char(c.to_ascii_uppercase())?;
     }
-    out.push('\n');
+    out.write_char('\n')?;
+    write_canonical_uri(out, raw_path)?;
+    out.write_char('\n')?;
+    write_canonical_query(out, raw_query)?;
+    out.write_char('\n')?;
+    for (name, value) in signed_headers {
+        out.write_str(name)?;
+        out.write_char(':')?;
+        out.write_str(value.trim())?;
+        out.write_char('\n')?;
+    }
+    out.write_char('\n')?;
     for (i, (name, _)) in signed_headers.iter().enumerate() {
         if i > 0 {
-            out.push(';');
+            out.write_char(';')?;
         }
-        out.push_str(name);
+        out.write_str(name)?;
     }
-    out.push('\n');
-    out.push_str(body_sha256);
-    out
+    out.write_char('\n')?;
+    out.write_str(body_sha256)
 }
 
 pub fn string_to_sign(sdk_date: &str, canonical_request: &str) -> String {
@@ -151,28 +192,31 @@ fn hex64(digest: impl AsRef<[u8]>) -> [u8; 64] {
 
 /// Lowercase hex HMAC-SHA256 of the string to sign, keyed with the secret.
 pub fn signature(secret: &str, string_to_sign: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(string_to_sign.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    let hex = hmac_hex(secret, [string_to_sign]);
+    std::str::from_utf8(&hex).expect("hex is ASCII").to_owned()
 }
 
-/// What a verifier expects in `Signature=`: [`signature`] of the
-/// [`string_to_sign`] of a canonical request that is `head` (every line
-/// but the last) and the hex SHA-256 of `body`, hashed piece by piece
-/// rather than written out.
-pub fn expected_signature(secret: &str, sdk_date: &str, head: &str, body: &[u8]) -> [u8; 64] {
-    let body_sha256 = sha256_hex64(body);
-    let canonical_sha256 = hex64(
-        Sha256::new()
-            .chain_update(head.as_bytes())
-            .chain_update(body_sha256)
-            .finalize(),
-    );
+/// [`signature`] of the string that is `pieces` one after the other.
+fn hmac_hex<'a>(secret: &str, pieces: impl IntoIterator<Item = &'a str>) -> [u8; 64] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    for piece in string_to_sign_pieces(sdk_date, &canonical_sha256) {
+    for piece in pieces {
         mac.update(piece.as_bytes());
     }
     hex64(mac.finalize().into_bytes())
+}
+
+/// What a verifier expects in `Signature=`: [`signature`] of the
+/// [`string_to_sign`] of a canonical request whose every line but the last
+/// was written into `head`, and whose last is the hex SHA-256 of `body`.
+pub fn expected_signature(
+    secret: &str,
+    sdk_date: &str,
+    head: CanonicalHash,
+    body: &[u8],
+) -> [u8; 64] {
+    let body_sha256 = sha256_hex64(body);
+    let canonical_sha256 = hex64(head.0.chain_update(body_sha256).finalize());
+    hmac_hex(secret, string_to_sign_pieces(sdk_date, &canonical_sha256))
 }
 
 /// Compares a presented signature with the expected one in constant time.
@@ -327,7 +371,8 @@ mod tests {
         );
         assert_eq!(auth, "SDK-HMAC-SHA256 Access=AKEXAMPLE, SignedHeaders=content-type;host;x-sdk-date, Signature=a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293");
         // A verifier hashes the same canonical request piece by piece.
-        let head = creq.strip_suffix(&sha256_hex(body)).unwrap();
+        let mut head = CanonicalHash::default();
+        fmt::Write::write_str(&mut head, creq.strip_suffix(&sha256_hex(body)).unwrap()).unwrap();
         assert_eq!(
             &expected_signature("SKEXAMPLE", DATE, head, body),
             b"a23e774ca693705ed8eab52479eca58ae0b01f9b6eccf610e84bea9fbfe73293"

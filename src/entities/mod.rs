@@ -22,6 +22,7 @@ use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,7 +132,8 @@ pub enum Stamp {
 /// on one holds for the other until `now` passes one of its instants.
 #[derive(Debug)]
 pub struct Slice {
-    records: Vec<Arc<Record>>,
+    // Inline: most slices are a handful of records.
+    records: SmallVec<[Arc<Record>; 8]>,
 }
 
 impl Slice {
@@ -490,15 +492,22 @@ impl EntityLoader {
         roots: &[&EntityRef],
         sessions: &[SessionFacts],
     ) -> Result<Option<Slice>, EntityError> {
-        // A slice is a handful of records: vectors searched in order cost
-        // less than hashing each reference.
-        let is_built =
-            |built: &[(EntityRef, Arc<Record>)], r: &EntityRef| built.iter().any(|(b, _)| b == r);
-        let mut built: Vec<(EntityRef, Arc<Record>)> = Vec::with_capacity(8);
-        let mut queue: Vec<(EntityRef, Option<EntityRef>)> = Vec::with_capacity(8);
+        // A slice is mostly a handful of records, searched in order for
+        // less than hashing each reference; past `FEW` (a set attribute's
+        // many links), they are indexed.
+        const FEW: usize = 16;
+        let mut index: Option<HashSet<EntityRef>> = None;
+        let is_built = |built: &[(EntityRef, Arc<Record>)],
+                        index: &Option<HashSet<EntityRef>>,
+                        r: &EntityRef| match index {
+            Some(index) => index.contains(r),
+            None => built.iter().any(|(b, _)| b == r),
+        };
+        let mut built: SmallVec<[(EntityRef, Arc<Record>); 8]> = SmallVec::new();
+        let mut queue: SmallVec<[(EntityRef, Option<EntityRef>); 8]> = SmallVec::new();
         queue.extend(roots.iter().map(|r| ((*r).clone(), None)));
         while let Some((r, from)) = queue.pop() {
-            if is_built(&built, &r) {
+            if is_built(&built, &index, &r) {
                 continue;
             }
             let found = match &r {
@@ -531,9 +540,24 @@ impl EntityLoader {
                 check(&record.entity, engine)?;
             }
             for link in &record.links {
-                if !is_built(&built, link) {
+                if !is_built(&built, &index, link) {
                     queue.push((link.clone(), Some(r.clone())));
                 }
+            }
+            match &mut index {
+                Some(index) => {
+                    index.insert(r.clone());
+                }
+                None if built.len() >= FEW => {
+                    index = Some(
+                        built
+                            .iter()
+                            .map(|(b, _)| b.clone())
+                            .chain([r.clone()])
+                            .collect(),
+                    );
+                }
+                None => {}
             }
             built.push((r, record));
         }
@@ -900,7 +924,7 @@ mod tests {
             [time::parse("2027-01-02T03:04:05Z").unwrap()]
         );
         let slice = Slice {
-            records: vec![Arc::new(record)],
+            records: smallvec::smallvec![Arc::new(record)],
         };
         let before = time::parse("2027-01-01T00:00:00Z").unwrap();
         let after = time::parse("2027-02-01T00:00:00Z").unwrap();

@@ -20,6 +20,7 @@ use crate::signing::{self, AuthorizationHeader};
 use crate::store::CredentialRecord;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::request::Parts;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// Requests dated further than this from the gateway's clock are refused.
@@ -40,8 +41,8 @@ pub enum HeadChecked<'a> {
 
 pub struct PendingSignature<'a> {
     auth: AuthorizationHeader<'a>,
-    /// Without its last line, the body hash.
-    canonical_request: String,
+    /// The canonical request but its last line, the body hash.
+    canonical_head: signing::CanonicalHash,
     date: &'a str,
     domain_id: Option<&'a str>,
     key: SigningKey,
@@ -140,9 +141,8 @@ impl Authenticator {
         pending: PendingSignature<'_>,
         body: &[u8],
     ) -> Result<Caller, GatewayError> {
-        let expected = |secret: &str| {
-            signing::expected_signature(secret, pending.date, &pending.canonical_request, body)
-        };
+        let head = pending.canonical_head;
+        let expected = |secret: &str| signing::expected_signature(secret, pending.date, head, body);
         let expected = match &pending.key {
             SigningKey::Credential(credential) => expected(&credential.secret),
             SigningKey::Session(_) => expected(&self.sessions.secret_for(pending.auth.access)),
@@ -218,7 +218,7 @@ impl Authenticator {
             ));
         }
 
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(8);
+        let mut headers: SmallVec<[(&str, &str); 8]> = SmallVec::new();
         for name in auth.signed_headers() {
             let value = match (name, single_header(parts, name)?) {
                 (_, Some(v)) => v,
@@ -255,14 +255,17 @@ impl Authenticator {
                 "x-sdk-date outside the clock window",
             ));
         }
-        // All but the body hash, the canonical request's last line: `finish` appends it.
-        let canonical_request = signing::canonical_request(
+        // All but the body hash, the canonical request's last line: `finish` adds it.
+        let mut canonical_head = signing::CanonicalHash::default();
+        signing::write_canonical_request(
+            &mut canonical_head,
             parts.method.as_str(),
             target.path(),
             target.query(),
             &headers,
             "",
-        );
+        )
+        .expect("a hash takes any text");
         let domain_id = single_header(parts, DOMAIN_ID_HEADER)?;
 
         let key = match single_header(parts, SECURITY_TOKEN_HEADER)? {
@@ -277,7 +280,7 @@ impl Authenticator {
             None => SigningKey::Credential(self.credential(auth.access).await?),
         };
         Ok(PendingSignature {
-            canonical_request,
+            canonical_head,
             date,
             domain_id,
             key,

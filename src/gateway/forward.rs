@@ -66,8 +66,8 @@ pub struct Upstream {
     authority: http::uri::Authority,
     /// The path of `base` (empty, or `/prefix`), before every target.
     path_prefix: String,
-    /// The `Host` the upstream gets (the client would otherwise format it
-    /// on every request).
+    /// The `Host` the upstream gets, as the client would write it (which
+    /// it would otherwise format on every request).
     host: HeaderValue,
     timeout: Duration,
     key: AssertionKey,
@@ -101,11 +101,11 @@ impl Upstream {
             matches!(scheme.as_str(), "http" | "https"),
             "the upstream URL must be http://host:port or https://host:port"
         );
-        // Cloned on every request. The first clone of bytes made from a
-        // vector moves them into a shared, counted buffer; made here, every
-        // later clone only counts.
-        let host =
-            HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))?;
+        // As the client would write it (the host, and the port unless it is
+        // the scheme's own), once. It is cloned on every request: the first
+        // clone of bytes made from a vector moves them into a shared,
+        // counted buffer, so it is made here and every later clone counts.
+        let host = HeaderValue::from_maybe_shared(Bytes::from(host_header(scheme, authority)))?;
         drop(host.clone());
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(3)));
@@ -253,6 +253,16 @@ pub struct Origin<'a> {
     pub trace: &'a TraceContext,
 }
 
+/// The host of `authority`, and its port unless it is the scheme's own
+/// (userinfo never).
+fn host_header(scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> String {
+    let default_port = if scheme.as_str() == "https" { 443 } else { 80 };
+    match authority.port_u16() {
+        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_owned(),
+    }
+}
+
 /// A header value formatted without growing a buffer: written on the stack,
 /// copied once.
 fn header_value(text: std::fmt::Arguments<'_>) -> Result<HeaderValue, GatewayError> {
@@ -367,5 +377,19 @@ mod tests {
         let mut names: Vec<&str> = to.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(names, ["content-type", "user-agent"]);
+    }
+
+    #[test]
+    fn the_host_is_the_upstreams_without_its_default_port() {
+        let host = |url: &str| {
+            let uri: http::Uri = url.parse().unwrap();
+            host_header(uri.scheme().unwrap(), uri.authority().unwrap())
+        };
+        assert_eq!(host("http://store:80"), "store");
+        assert_eq!(host("https://store:443"), "store");
+        assert_eq!(host("https://store:80"), "store:80");
+        assert_eq!(host("http://127.0.0.1:18501"), "127.0.0.1:18501");
+        assert_eq!(host("http://[::1]:8080"), "[::1]:8080");
+        assert_eq!(host("http://user:pw@store:8080"), "store:8080");
     }
 }

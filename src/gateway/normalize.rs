@@ -25,19 +25,22 @@ impl CanonicalTarget {
     /// into the assertion and forwarded.
     pub fn path_and_query(&self) -> &str {
         let text = self.0.as_str();
-        text.strip_suffix('?').unwrap_or(text)
+        match self.0.query() {
+            // The lone `?` of an empty query.
+            Some("") => &text[..text.len() - 1],
+            _ => text,
+        }
     }
 
     /// [`CanonicalTarget::path_and_query`] for a URI, without a copy when
     /// it is the request's own.
     pub fn to_path_and_query(&self) -> PathAndQuery {
-        match self.0.as_str().strip_suffix('?') {
-            None => self.0.clone(),
-            Some(text) => {
-                PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes()))
-                    .expect("a prefix of a valid target is one")
-            }
+        let text = self.path_and_query();
+        if text.len() == self.0.as_str().len() {
+            return self.0.clone();
         }
+        PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes()))
+            .expect("a prefix of a valid target is one")
     }
 }
 
@@ -224,6 +227,14 @@ mod tests {
         assert_eq!(t.path_and_query(), "/v2/orders/customer-orders");
         assert_eq!(t.to_path_and_query().as_str(), "/v2/orders/customer-orders");
         assert_eq!(t.query(), "");
+        // A `?` inside a query is the query's own.
+        let t = target("/v2/orders/customer-orders?customer_id=c-1?").unwrap();
+        assert_eq!(t.query(), "customer_id=c-1?");
+        assert_eq!(
+            t.path_and_query(),
+            "/v2/orders/customer-orders?customer_id=c-1?"
+        );
+        assert_eq!(t.to_path_and_query().as_str(), t.path_and_query());
     }
 
     #[test]

@@ -264,6 +264,14 @@ impl FleetMember {
         let live = outcomes.iter().find(|(set, _)| *set == SetName::Live);
         let mut serving = self.serving();
         match live.map(|(_, outcome)| outcome) {
+            // Not read (its files still changing): read again at the next
+            // heartbeat or probe.
+            Some(Outcome::Unsettled) => {
+                tracing::info!(
+                    seq = latest.seq,
+                    "policy publication written; its files still settling"
+                );
+            }
             Some(Outcome::Failed(refusal)) => {
                 serving.problem = Some(format!("publication {} refused: {refusal}", latest.seq));
                 serving.refused = Some(latest.seq);

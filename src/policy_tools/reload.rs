@@ -64,6 +64,10 @@ pub enum Outcome {
     Applied { from: String, to: String },
     /// The files load and are the version already serving, with the same invariants.
     Unchanged,
+    /// The files kept changing, or changed while they were loaded: nothing
+    /// was taken from them. The writes are events the watcher reloads on
+    /// once they stop.
+    Unsettled,
     /// The files do not load, or the set breaks an invariant, or its proof
     /// did not finish; the last good set keeps serving.
     Failed(Refusal),
@@ -74,6 +78,7 @@ impl Outcome {
         match self {
             Outcome::Applied { .. } => "applied",
             Outcome::Unchanged => "unchanged",
+            Outcome::Unsettled => "unsettled",
             Outcome::Failed(_) => "failed",
         }
     }
@@ -431,7 +436,7 @@ impl WatchedSet {
                     cause,
                     "policy files changed while loading; waiting for them to settle"
                 );
-                (Outcome::Unchanged, None)
+                (Outcome::Unsettled, None)
             }
             // The live set serves only what is proved; a shadow set decides
             // nothing and serves either way, its verification on show.
@@ -465,7 +470,7 @@ impl WatchedSet {
                     cause,
                     "policy files still changing; waiting for them to settle"
                 );
-                (Outcome::Unchanged, None)
+                (Outcome::Unsettled, None)
             }
         };
         match (&outcome, &verification) {
@@ -513,6 +518,8 @@ impl WatchedSet {
                 state.failure = None;
             }
             Outcome::Unchanged => state.failure = None,
+            // Nothing was read: whatever the last reload found stands.
+            Outcome::Unsettled => {}
             Outcome::Failed(refusal) => {
                 state.failed += 1;
                 state.failure = Some(ReloadFailure {
