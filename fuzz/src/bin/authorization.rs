@@ -7,9 +7,9 @@ fn main() {
     afl::fuzz!(|data: &[u8]| {
         let text = String::from_utf8_lossy(data);
         if let Some(header) = AuthorizationHeader::parse(&text) {
-            let again = AuthorizationHeader::parse(&header.to_header_value())
-                .expect("a rendered header parses");
-            assert_eq!(again.to_header_value(), header.to_header_value());
+            let rendered = header.to_header_value();
+            let again = AuthorizationHeader::parse(&rendered).expect("a rendered header parses");
+            assert_eq!(again, header);
         }
         let (path, query) = text.split_once('?').unwrap_or((&text, ""));
         let query_once = signing::canonical_query(query);

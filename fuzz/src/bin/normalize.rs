@@ -1,6 +1,7 @@
 //! Request target normalization: any request line and headers either give
 //! one canonical target or a refusal, never a panic; an accepted target
-//! canonicalizes for signing without a panic and re-parses as itself.
+//! canonicalizes for signing without a panic and re-parses as itself, its
+//! path and query those that were checked.
 use partner_gateway::gateway::normalize;
 
 fn main() {
@@ -19,12 +20,15 @@ fn main() {
         };
         let (parts, ()) = request.into_parts();
         if let Ok(t) = normalize::check(&parts) {
-            let _ = partner_gateway::signing::canonical_uri(&t.path);
+            let _ = partner_gateway::signing::canonical_uri(t.path());
             let again: http::Uri = t
                 .path_and_query()
                 .parse()
                 .expect("a checked target re-parses");
-            assert_eq!(again.path(), t.path);
+            // What is signed and forwarded is the path and query checked.
+            assert_eq!(again.path(), t.path());
+            assert_eq!(again.query().unwrap_or_default(), t.query());
+            assert_eq!(t.to_path_and_query().as_str(), t.path_and_query());
         }
     });
 }
