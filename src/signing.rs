@@ -167,7 +167,7 @@ pub fn write_canonical_request(
 }
 
 pub fn string_to_sign(sdk_date: &str, canonical_request: &str) -> String {
-    let hash = hex64(Sha256::digest(canonical_request.as_bytes()));
+    let hash = sha256_hex64(canonical_request.as_bytes());
     string_to_sign_pieces(sdk_date, &hash).concat()
 }
 

@@ -147,13 +147,11 @@ impl Throttle {
             Principal::Customer(id) => (&self.customers, id),
         };
         // Found by the id borrowed; its key is copied only when it is new.
-        let bucket = buckets.get(id).unwrap_or_else(|| {
-            buckets.get_with_by_ref(id, || {
-                Arc::new(Mutex::new(Bucket {
-                    tokens: burst,
-                    at: now,
-                }))
-            })
+        let bucket = buckets.get_with_by_ref(id, || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: burst,
+                at: now,
+            }))
         });
         let mut b = bucket.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();

@@ -30,7 +30,8 @@ struct Key([u8; 32]);
 
 impl Key {
     /// The digest of, in order: the policy version, the principal, the
-    /// action, the resource, the context without `now` (its JSON text), the
+    /// action, the resource, the action's own context (its JSON text: `now`
+    /// is never in it, [`DecisionCache::decide`] refuses such a question), the
     /// source address and the slice's stamps. Each part is written in Rust's
     /// `Hash` encoding, which ends every string with a byte UTF-8 never
     /// holds and prefixes every sequence with its length, and the context's
@@ -48,8 +49,7 @@ impl Key {
         question.action.hash(&mut digest);
         question.resource.hash(&mut digest);
         // SHA-256 is an `io::Write` of its own.
-        serde_json::to_writer(&mut digest.0, &WithoutNow(question.context))
-            .expect("a JSON map serializes");
+        serde_json::to_writer(&mut digest.0, question.context).expect("a JSON map serializes");
         question.source_ip.hash(&mut digest);
         digest.write_usize(stamps.len());
         for stamp in stamps {
@@ -183,6 +183,9 @@ impl DecisionCache {
         slice: &Slice,
         decide: impl FnOnce() -> Decision,
     ) -> Decision {
+        // A context naming its own `now` asks about another moment (the
+        // gateway's never does; AuthZEN's is not shared): decided, and the
+        // key needs no `now` left out.
         let (Some(cache), Some(literals), false) = (
             &self.cache,
             engine.reusable(question.action),
@@ -222,39 +225,13 @@ impl DecisionCache {
     }
 }
 
-/// The question's context without `now`: what a reused decision's context
-/// must equal, serialized straight from the request's map (no copy of its
-/// fields).
-struct WithoutNow<'a>(&'a Map<String, Value>);
-
-impl serde::Serialize for WithoutNow<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in self.0.iter().filter(|(k, _)| k.as_str() != "now") {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Key, Parts, WithoutNow};
+    use super::{Key, Parts};
     use crate::entities::Stamp;
     use crate::refs::EntityRef;
     use serde_json::{json, Map};
     use std::net::IpAddr;
-
-    /// Every field but `now`, in the request's order, as JSON.
-    #[test]
-    fn the_context_key_is_every_field_but_now() {
-        let context = json!({"amount": "10.00", "now": "2026-12-06T00:00:00Z", "scopes": ["om"], "source_ip": "127.0.0.1"});
-        assert_eq!(
-            serde_json::to_string(&WithoutNow(context.as_object().unwrap())).unwrap(),
-            r#"{"amount":"10.00","scopes":["om"],"source_ip":"127.0.0.1"}"#
-        );
-    }
 
     /// The same question on the same facts has the same key; any other
     /// part changed, or moved from one part to the next, gives another.

@@ -492,22 +492,16 @@ impl EntityLoader {
         roots: &[&EntityRef],
         sessions: &[SessionFacts],
     ) -> Result<Option<Slice>, EntityError> {
-        // A slice is mostly a handful of records, searched in order for
-        // less than hashing each reference; past `FEW` (a set attribute's
-        // many links), they are indexed.
-        const FEW: usize = 16;
-        let mut index: Option<HashSet<EntityRef>> = None;
-        let is_built = |built: &[(EntityRef, Arc<Record>)],
-                        index: &Option<HashSet<EntityRef>>,
-                        r: &EntityRef| match index {
-            Some(index) => index.contains(r),
-            None => built.iter().any(|(b, _)| b == r),
-        };
+        // A slice is a handful of records: the model's references are single
+        // (no attribute holds a set of entities) and its ancestors a short
+        // chain. Searched in order, for less than hashing each reference.
+        let is_built =
+            |built: &[(EntityRef, Arc<Record>)], r: &EntityRef| built.iter().any(|(b, _)| b == r);
         let mut built: SmallVec<[(EntityRef, Arc<Record>); 8]> = SmallVec::new();
         let mut queue: SmallVec<[(EntityRef, Option<EntityRef>); 8]> = SmallVec::new();
         queue.extend(roots.iter().map(|r| ((*r).clone(), None)));
         while let Some((r, from)) = queue.pop() {
-            if is_built(&built, &index, &r) {
+            if is_built(&built, &r) {
                 continue;
             }
             let found = match &r {
@@ -540,24 +534,9 @@ impl EntityLoader {
                 check(&record.entity, engine)?;
             }
             for link in &record.links {
-                if !is_built(&built, &index, link) {
+                if !is_built(&built, link) {
                     queue.push((link.clone(), Some(r.clone())));
                 }
-            }
-            match &mut index {
-                Some(index) => {
-                    index.insert(r.clone());
-                }
-                None if built.len() >= FEW => {
-                    index = Some(
-                        built
-                            .iter()
-                            .map(|(b, _)| b.clone())
-                            .chain([r.clone()])
-                            .collect(),
-                    );
-                }
-                None => {}
             }
             built.push((r, record));
         }

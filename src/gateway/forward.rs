@@ -101,12 +101,9 @@ impl Upstream {
             matches!(scheme.as_str(), "http" | "https"),
             "the upstream URL must be http://host:port or https://host:port"
         );
-        // As the client would write it (the host, and the port unless it is
-        // the scheme's own), once. It is cloned on every request: the first
-        // clone of bytes made from a vector moves them into a shared,
-        // counted buffer, so it is made here and every later clone counts.
-        let host = HeaderValue::from_maybe_shared(Bytes::from(host_header(scheme, authority)))?;
-        drop(host.clone());
+        // Written once; each request's clone only counts a reference.
+        let host =
+            HeaderValue::from_maybe_shared(Bytes::from_owner(host_header(scheme, authority)))?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(3)));
         http.set_nodelay(true);
