@@ -263,16 +263,6 @@ struct OnDisk {
     modified: Vec<(PathBuf, Option<std::time::SystemTime>)>,
 }
 
-impl OnDisk {
-    /// Whether every file was last modified at least `quiet` ago.
-    fn quiet_for(&self, quiet: Duration) -> bool {
-        let now = std::time::SystemTime::now();
-        self.modified.iter().all(|(_, modified)| {
-            modified.is_some_and(|m| now.duration_since(m).is_ok_and(|age| age >= quiet))
-        })
-    }
-}
-
 /// One watched policy set and the engine that serves it.
 pub struct WatchedSet {
     pub name: SetName,
@@ -386,20 +376,22 @@ impl WatchedSet {
         }
     }
 
-    /// The set's directories once they have been quiet for [`QUIET`]: their
-    /// files last modified at least that long ago, or unchanged over that
-    /// long (a clock that disagrees with the files' times cannot hold a
-    /// reload back). A file written in place is empty for a moment, and a
-    /// reload fast enough to read it empty, load and prove (a proof may be
-    /// remembered) before the write ends would find it empty before and
-    /// after. `None`: still changing after [`MAX_DEBOUNCE`].
+    /// The set's directories once they have been quiet for [`QUIET`]: read
+    /// twice that long apart and found the same. A file written in place is
+    /// empty for a moment, and a reload fast enough to read it empty, load
+    /// and prove (a proof may be remembered) before the write ends would find
+    /// it empty before and after. Files that hold the set serving need no
+    /// wait. The files' modification times are compared with each other,
+    /// never with the clock: a clock set apart from the file system's (a VM's
+    /// drift, a faked time) would otherwise call a file just emptied long
+    /// quiet. `None`: still changing after [`MAX_DEBOUNCE`].
     async fn settled(&self) -> Option<OnDisk> {
         let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
         let mut seen = self.on_disk();
+        if self.serves(&seen) {
+            return Some(seen);
+        }
         loop {
-            if seen.quiet_for(QUIET) {
-                return Some(seen);
-            }
             if tokio::time::Instant::now() + QUIET > deadline {
                 return None;
             }
@@ -410,6 +402,13 @@ impl WatchedSet {
             }
             seen = again;
         }
+    }
+
+    /// Whether the files hold the set serving, with the invariants it was
+    /// proved against.
+    fn serves(&self, on_disk: &OnDisk) -> bool {
+        on_disk.version == self.engine.load().version()
+            && on_disk.invariants == self.state().verification.invariants_digest
     }
 
     /// Loads and proves the settled set `before`, and swaps it in if it is
