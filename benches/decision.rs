@@ -1,6 +1,6 @@
 //! Decision latency against the size of the database:
-//! - `warm/<n>`: entity slice from a warm cache + decision (the gateway's
-//!   steady state);
+//! - `warm/<n>`: entity slice from a warm cache + decision, its Cedar
+//!   entities built (the first new decision on those records);
 //! - `cold_sqlite/<n>`, `cold_postgres/<n>`: every record of the slice read
 //!   from the store (a fresh cache per request) + decision;
 //! - `decide_only`: the Cedar decision alone, on prepared slices;
@@ -8,6 +8,9 @@
 //!   (AWS's reference authorizer), same requests, same slices, each
 //!   building its Cedar entities from the slice, interleaved (p50/p99 from
 //!   a timing loop; `support/local_agent.rs`);
+//! - a new decision with the slice's Cedar entities kept built by the
+//!   loader, as the gateway keeps them for records decided on before
+//!   (p50/p99 from a timing loop);
 //! - a reused decision (p50/p99 from a timing loop): the slice's records
 //!   from a warm cache and the gateway's decision cache answering (what a
 //!   repeated question costs the gateway);
@@ -33,9 +36,10 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs the 1k
 //! SQLite store with a few iterations, only to prove the bench still works.
 //!
-//! For a profiler, `PGW_BENCH_PROFILE=decide:N` (or `warm:N`) runs only N
-//! new decisions on prepared slices (or with their slices from the warm
-//! cache) and stops, e.g. `PGW_BENCH_SIZES=1000 PGW_BENCH_PROFILE=decide:3000
+//! For a profiler, `PGW_BENCH_PROFILE=decide:N` (or `warm:N`, `kept:N`)
+//! runs only N new decisions on prepared slices (or with their slices from
+//! the warm cache, or with those slices' Cedar entities kept built) and
+//! stops, e.g. `PGW_BENCH_SIZES=1000 PGW_BENCH_PROFILE=decide:3000
 //! valgrind --tool=callgrind target/release/deps/decision-HASH --bench`:
 //! instruction counts repeat exactly where times on a shared machine do not.
 
@@ -389,15 +393,41 @@ struct Sized {
     cold_reqs: Vec<AccessRequest>,
 }
 
+/// How a decision gets its slice's Cedar entities.
+#[derive(Clone, Copy)]
+enum Building {
+    /// Built from the records each time: the first decision on them.
+    EachTime,
+    /// Kept built by the loader, as the gateway does
+    /// (`EntityLoader::entities_for`): a new decision on records decided on
+    /// before.
+    Kept,
+}
+
 /// Slice through `loader` + decide; panics on an evaluation error, which
 /// would make the numbers meaningless.
-async fn decide(engine: &PolicyEngine, loader: &EntityLoader, r: &AccessRequest) -> bool {
+async fn decide(
+    engine: &PolicyEngine,
+    loader: &EntityLoader,
+    r: &AccessRequest,
+    building: Building,
+) -> bool {
     let slice = loader
         .slice_records(engine, &r.principal, &r.resource, &[])
         .await
         .expect("slice")
         .expect("generated entities exist");
-    let d = engine.decide(r, &slice.entities_for(engine, &r.action).expect("entities"));
+    let d = match building {
+        Building::EachTime => {
+            engine.decide(r, &slice.entities_for(engine, &r.action).expect("entities"))
+        }
+        Building::Kept => engine.decide(
+            r,
+            &loader
+                .entities_for(engine, &r.action, &slice)
+                .expect("entities"),
+        ),
+    };
     assert!(d.errors.is_empty(), "{d:?}");
     d.allow
 }
@@ -449,7 +479,7 @@ fn own_context(r: &AccessRequest) -> Map<String, Value> {
 async fn cold_decide(engine: &PolicyEngine, store: &Store, r: &AccessRequest) -> Duration {
     let fresh = EntityLoader::new(store.clone(), 1 << 20, Duration::from_secs(60));
     let t = Instant::now();
-    std::hint::black_box(decide(engine, &fresh, r).await);
+    std::hint::black_box(decide(engine, &fresh, r, Building::EachTime).await);
     t.elapsed()
 }
 
@@ -513,7 +543,7 @@ fn bench(c: &mut Criterion) {
                 let reqs = requests(customers, s.working_set.min(customers));
                 let mut allowed = 0;
                 for r in &reqs {
-                    allowed += usize::from(decide(&engine, &warm, r).await);
+                    allowed += usize::from(decide(&engine, &warm, r, Building::EachTime).await);
                 }
                 println!(
                     "store: {customers} customers; warm working set {} requests, {allowed} allowed",
@@ -534,13 +564,14 @@ fn bench(c: &mut Criterion) {
 
     // For a profiler (`valgrind --tool=callgrind`, `perf record`):
     // `PGW_BENCH_PROFILE=decide:N` makes N new decisions on prepared slices,
-    // `warm:N` N new decisions with their slices from the warm cache, and
-    // nothing else.
+    // `warm:N` N new decisions with their slices from the warm cache,
+    // `kept:N` the same with the slices' Cedar entities kept built by the
+    // loader, and nothing else.
     if let Ok(profile) = std::env::var("PGW_BENCH_PROFILE") {
         let (what, n) = profile
             .split_once(':')
             .and_then(|(what, n)| Some((what, n.parse::<usize>().ok()?)))
-            .expect("PGW_BENCH_PROFILE: decide:N or warm:N");
+            .expect("PGW_BENCH_PROFILE: decide:N, warm:N or kept:N");
         let first = &stores[0];
         let reqs = first.reqs.iter().cycle().take(n);
         match what {
@@ -551,12 +582,17 @@ fn bench(c: &mut Criterion) {
                     std::hint::black_box(engine.decide(r, slice));
                 }
             }
-            "warm" => {
+            "warm" | "kept" => {
+                let building = if what == "warm" {
+                    Building::EachTime
+                } else {
+                    Building::Kept
+                };
                 for r in reqs {
-                    std::hint::black_box(rt.block_on(decide(&engine, &first.warm, r)));
+                    std::hint::black_box(rt.block_on(decide(&engine, &first.warm, r, building)));
                 }
             }
-            _ => panic!("PGW_BENCH_PROFILE: decide:N or warm:N, not {profile}"),
+            _ => panic!("PGW_BENCH_PROFILE: decide:N, warm:N or kept:N, not {profile}"),
         }
         println!("profiled {n} iterations of {what}");
         return;
@@ -573,7 +609,7 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("warm", sized.customers), &(), |b, _| {
             b.to_async(&rt).iter(|| {
                 let r = &sized_ref.reqs[k.fetch_add(1, Ordering::Relaxed) % sized_ref.reqs.len()];
-                decide(engine, &sized_ref.warm, r)
+                decide(engine, &sized_ref.warm, r, Building::EachTime)
             })
         });
         let backends = [
@@ -612,17 +648,28 @@ fn bench(c: &mut Criterion) {
     // p99: plain timing loops.
     for sized in &stores {
         let n = sized.customers.to_string();
-        let warm: Vec<Duration> = rt.block_on(async {
-            let mut out = Vec::with_capacity(s.iterations);
-            for i in 0..s.iterations {
-                let r = &sized.reqs[i % sized.reqs.len()];
-                let t = Instant::now();
-                std::hint::black_box(decide(&engine, &sized.warm, r).await);
-                out.push(t.elapsed());
-            }
-            out
-        });
-        summary.add("slice from warm cache + decide", &n, warm);
+        let warm = |building| -> Vec<Duration> {
+            rt.block_on(async {
+                let mut out = Vec::with_capacity(s.iterations);
+                for i in 0..s.iterations {
+                    let r = &sized.reqs[i % sized.reqs.len()];
+                    let t = Instant::now();
+                    std::hint::black_box(decide(&engine, &sized.warm, r, building).await);
+                    out.push(t.elapsed());
+                }
+                out
+            })
+        };
+        summary.add(
+            "slice from warm cache + decide",
+            &n,
+            warm(Building::EachTime),
+        );
+        summary.add(
+            "slice from warm cache, its Cedar entities kept + decide",
+            &n,
+            warm(Building::Kept),
+        );
         let cache = DecisionCache::new(64 << 20);
         let own: Vec<_> = sized.reqs.iter().map(own_context).collect();
         let reused: Vec<Duration> = rt.block_on(async {

@@ -8,7 +8,9 @@
 //! then decides each once into a decision cache, counting the heap the
 //! system allocator holds before and after (`stats_alloc`). Prints
 //! `RECORDS entries heap_per_record weight_per_record` and
-//! `DECISIONS entries heap_per_decision weight_per_decision`.
+//! `DECISIONS entries heap_per_decision weight_per_decision`, then builds
+//! each slice's Cedar entities once into the loader's built cache:
+//! `BUILT entries heap_per_slice weight_per_slice`.
 
 #[path = "../benches/support/bigstore.rs"]
 #[allow(dead_code)]
@@ -114,5 +116,22 @@ async fn main() -> anyhow::Result<()> {
     let kept = decisions.stats();
     let (n, heap, weight) = per_entry(held() - before, (0, kept.entries), (0, kept.bytes));
     println!("DECISIONS {n} {heap:.0} {weight:.0}");
+
+    let (before, start) = (held(), loader.stats());
+    for i in 20..customers {
+        if let Some(slice) = loader
+            .slice_records(&engine, &principal, &customer(i), &[])
+            .await?
+        {
+            loader.entities_for(&engine, "ViewBudget", &slice)?;
+        }
+    }
+    let end = loader.stats();
+    let (n, heap, weight) = per_entry(
+        held() - before,
+        (start.built_entries, end.built_entries),
+        (start.built_bytes, end.built_bytes),
+    );
+    println!("BUILT {n} {heap:.0} {weight:.0}");
     Ok(())
 }

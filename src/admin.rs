@@ -127,6 +127,8 @@ async fn metrics(State(admin): State<Admin>) -> Response {
         entity_misses: entities.misses,
         entity_entries: entities.entries,
         entity_bytes: entities.bytes,
+        built_entries: entities.built_entries,
+        built_bytes: entities.built_bytes,
         decisions_reused: decisions.reused,
         decisions_taken: decisions.taken,
         decision_entries: decisions.entries,

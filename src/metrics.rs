@@ -35,6 +35,8 @@ pub const DECISIONS_TAKEN: &str = "pgw_decisions_taken_total";
 /// their weight in bytes as the caches bound it.
 pub const ENTITY_CACHE_ENTRIES: &str = "pgw_entity_cache_entries";
 pub const ENTITY_CACHE_BYTES: &str = "pgw_entity_cache_bytes";
+pub const BUILT_ENTITIES_ENTRIES: &str = "pgw_built_entities_entries";
+pub const BUILT_ENTITIES_BYTES: &str = "pgw_built_entities_bytes";
 pub const DECISION_CACHE_ENTRIES: &str = "pgw_decision_cache_entries";
 pub const DECISION_CACHE_BYTES: &str = "pgw_decision_cache_bytes";
 /// Counter: policy reload attempts, by `set` (`live`, `shadow`) and `result`
@@ -150,6 +152,14 @@ fn describe() {
         ENTITY_CACHE_BYTES,
         "Weight of the entity records cached, in bytes."
     );
+    describe_gauge!(
+        BUILT_ENTITIES_ENTRIES,
+        "Entity slices kept built as Cedar entities."
+    );
+    describe_gauge!(
+        BUILT_ENTITIES_BYTES,
+        "Weight of the entity slices kept built, in bytes."
+    );
     describe_gauge!(DECISION_CACHE_ENTRIES, "Decisions kept for reuse.");
     describe_gauge!(
         DECISION_CACHE_BYTES,
@@ -203,6 +213,9 @@ pub struct CacheCounts {
     /// Entities cached now (approximate), and their weight in bytes.
     pub entity_entries: u64,
     pub entity_bytes: u64,
+    /// Slices kept built (approximate), and their weight in bytes.
+    pub built_entries: u64,
+    pub built_bytes: u64,
     pub decisions_reused: u64,
     pub decisions_taken: u64,
     /// Decisions cached now (approximate), and their weight in bytes.
@@ -266,6 +279,8 @@ pub fn render(counts: CacheCounts, reported: &CacheReported) -> Result<String, S
     for (name, n) in [
         (ENTITY_CACHE_ENTRIES, counts.entity_entries),
         (ENTITY_CACHE_BYTES, counts.entity_bytes),
+        (BUILT_ENTITIES_ENTRIES, counts.built_entries),
+        (BUILT_ENTITIES_BYTES, counts.built_bytes),
         (DECISION_CACHE_ENTRIES, counts.decision_entries),
         (DECISION_CACHE_BYTES, counts.decision_bytes),
     ] {

@@ -328,7 +328,7 @@ impl Authorizer {
         let traffic = question.asker == Asker::Traffic;
         // Cedar's request is built only to evaluate: a reused decision is
         // found by the question's parts.
-        let evaluate = || match slice.entities_for(engine, question.action) {
+        let evaluate = || match self.entities.entities_for(engine, question.action, slice) {
             Ok(entities) => {
                 let request = question.about(resource.clone());
                 let decision = engine.decide(&request, &entities);

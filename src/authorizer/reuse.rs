@@ -10,12 +10,11 @@
 //! comparison with `now` could flip. Policies that compute with time are
 //! never reused (`PolicyEngine::reusable`).
 
-use crate::entities::{Slice, Stamp};
+use crate::entities::{Sha256Hasher, Slice, Stamp};
 use crate::policy::{Decision, PolicyEngine};
 use crate::refs::EntityRef;
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,7 +42,7 @@ impl Key {
         stamps: impl ExactSizeIterator<Item = &'a Stamp>,
     ) -> Key {
         use std::hash::{Hash, Hasher};
-        let mut digest = Digest(Sha256::new());
+        let mut digest = Sha256Hasher::new();
         version.hash(&mut digest);
         question.principal.hash(&mut digest);
         question.action.hash(&mut digest);
@@ -55,7 +54,7 @@ impl Key {
         for stamp in stamps {
             stamp.hash(&mut digest);
         }
-        Key(digest.0.finalize().into())
+        Key(digest.finish_digest())
     }
 }
 
@@ -68,20 +67,6 @@ pub struct Parts<'a> {
     pub resource: &'a EntityRef,
     pub context: &'a Map<String, Value>,
     pub source_ip: IpAddr,
-}
-
-/// Feeds a `Hash` value into SHA-256.
-struct Digest(Sha256);
-
-impl std::hash::Hasher for Digest {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// Never asked: the digest is read from the SHA-256 state.
-    fn finish(&self) -> u64 {
-        0
-    }
 }
 
 /// A decision and the interval of `now` it holds for: from the last instant

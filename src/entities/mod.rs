@@ -22,6 +22,7 @@ use crate::store::{Backend, CredentialRecord, Store, StoreError};
 use crate::time::{self, Timestamp};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use rust_decimal::Decimal;
+use sha2::{Digest as _, Sha256};
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +50,10 @@ pub struct CacheStats {
     pub entries: u64,
     /// Their weight in bytes ([`Record::weight`]).
     pub bytes: u64,
+    /// Slices' entities kept built ([`EntityLoader::entities_for`]), and
+    /// their weight in bytes.
+    pub built_entries: u64,
+    pub built_bytes: u64,
 }
 
 /// One cached entity: the Cedar entity ready for a slice, and the entities
@@ -127,6 +132,39 @@ pub enum Stamp {
     Session(Box<SessionFacts>),
 }
 
+/// Feeds `Hash` values into SHA-256, for keys of a fixed 32 bytes that
+/// nobody can make two inputs share, whoever chose their ids. Rust's `Hash`
+/// encoding ends every string with a byte UTF-8 never holds and prefixes
+/// every sequence with its length, so no two inputs write the same bytes.
+pub struct Sha256Hasher(pub Sha256);
+
+impl Sha256Hasher {
+    pub fn new() -> Sha256Hasher {
+        Sha256Hasher(Sha256::new())
+    }
+
+    pub fn finish_digest(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl Default for Sha256Hasher {
+    fn default() -> Sha256Hasher {
+        Sha256Hasher::new()
+    }
+}
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Never asked: the digest is read with [`Sha256Hasher::finish_digest`].
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
 /// The records of one slice, not yet made into Cedar entities. Two slices
 /// with the same [`Slice::stamps`] hold the same facts, so a decision taken
 /// on one holds for the other until `now` passes one of its instants.
@@ -177,6 +215,34 @@ impl Slice {
         self.entities_with(engine.action_entities(action))
     }
 
+    /// What [`Slice::entities_for`] builds, as a digest: the policy version
+    /// (its schema's action entities and the schema the records were checked
+    /// against), the action and the records' stamps, which name each
+    /// record's facts exactly.
+    fn built_key(&self, version: &str, action: &str) -> [u8; 32] {
+        use std::hash::{Hash, Hasher};
+        let mut digest = Sha256Hasher::new();
+        version.hash(&mut digest);
+        action.hash(&mut digest);
+        digest.write_usize(self.records.len());
+        for stamp in self.stamps() {
+            stamp.hash(&mut digest);
+        }
+        digest.finish_digest()
+    }
+
+    /// About the heap bytes [`Slice::entities_for`]'s result holds, its
+    /// weight in the cache: a copy of each record's Cedar entity with its
+    /// ancestors (a share of the record's own weight, which also counts our
+    /// links), and a fixed part for the action's entities, the map and the
+    /// cache's node. Measured as [`Record::weight`] is.
+    fn built_weight(&self) -> u32 {
+        const FIXED: u64 = 1_000;
+        const SHARE_TENTHS: u64 = 5;
+        let records: u64 = self.records.iter().map(|r| u64::from(r.weight())).sum();
+        u32::try_from(FIXED + records * SHARE_TENTHS / 10).unwrap_or(u32::MAX)
+    }
+
     fn entities_with(&self, more: impl Iterator<Item = Entity>) -> Result<Entities, EntityError> {
         let records = self.records.iter().map(|r| r.entity.clone());
         Entities::from_entities(records.chain(more), None)
@@ -210,6 +276,15 @@ pub struct EntityLoader {
     /// answered from memory as a repeated known one is, not by a database
     /// read that would make it the slower one.
     absent: moka::sync::Cache<EntityRef, ()>,
+    /// Slices' Cedar entities as built for an action
+    /// ([`EntityLoader::entities_for`]), by [`Slice::built_key`].
+    built: moka::sync::Cache<[u8; 32], Arc<Built>>,
+}
+
+/// A slice's Cedar entities, built, and their weight in the cache.
+struct Built {
+    entities: Entities,
+    weight: u32,
 }
 
 /// The weight of a caller's row or credential beside its ids: its other
@@ -273,6 +348,11 @@ impl EntityLoader {
                 .max_capacity(bytes / 8)
                 .weigher(|r: &EntityRef, _| 64 + r.id().len() as u32)
                 .time_to_live(ttl.min(ABSENT_TTL))
+                .build(),
+            built: moka::sync::Cache::builder()
+                .max_capacity(bytes / 8)
+                .weigher(|_, built: &Arc<Built>| built.weight)
+                .time_to_live(ttl)
                 .build(),
         }
     }
@@ -389,11 +469,14 @@ impl EntityLoader {
         // Inserts and evictions settle in moka's pending tasks: run them so
         // that the entries and bytes are exact (a scrape, not the hot path).
         self.cache.run_pending_tasks();
+        self.built.run_pending_tasks();
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.cache.entry_count(),
             bytes: self.cache.weighted_size(),
+            built_entries: self.built.entry_count(),
+            built_bytes: self.built.weighted_size(),
         }
     }
 
@@ -422,6 +505,38 @@ impl EntityLoader {
             Some(slice) => slice.entities().map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `slice`'s Cedar entities with those `engine` needs to decide
+    /// `action` ([`Slice::entities_for`]), kept for the next decision on the
+    /// same records: Cedar computes the hierarchy of every set it builds,
+    /// which costs about what the decision itself does, and a slice whose
+    /// decision is not reused (another context, reuse off, a shadow set,
+    /// an administrator's question) is decided on again.
+    pub fn entities_for(
+        &self,
+        engine: &PolicyEngine,
+        action: &str,
+        slice: &Slice,
+    ) -> Result<impl std::ops::Deref<Target = Entities>, EntityError> {
+        struct Shared(Arc<Built>);
+        impl std::ops::Deref for Shared {
+            type Target = Entities;
+            fn deref(&self) -> &Entities {
+                &self.0.entities
+            }
+        }
+        let key = slice.built_key(engine.version(), action);
+        if let Some(built) = self.built.get(&key) {
+            return Ok(Shared(built));
+        }
+        let entities = slice.entities_for(engine, action)?;
+        let built = Arc::new(Built {
+            entities,
+            weight: slice.built_weight(),
+        });
+        self.built.insert(key, built.clone());
+        Ok(Shared(built))
     }
 
     /// [`EntityLoader::slice`] before its records are made into Cedar
@@ -924,5 +1039,29 @@ mod tests {
         let ended = session_record(&session("2027-01-02T03:04:05Z", true)).unwrap();
         assert_eq!(a.stamp, b.stamp);
         assert_ne!(a.stamp, ended.stamp);
+    }
+
+    /// Built entities are kept by the policy version, the action and the
+    /// records' stamps, and by nothing less.
+    #[test]
+    fn built_entities_are_keyed_by_version_action_and_stamps() {
+        let slice = |ended: &[bool]| Slice {
+            records: ended
+                .iter()
+                .map(|e| Arc::new(session_record(&session("2027-01-02T03:04:05Z", *e)).unwrap()))
+                .collect(),
+        };
+        let base = slice(&[false, true]).built_key("v1", "ViewBudget");
+        assert_eq!(base, slice(&[false, true]).built_key("v1", "ViewBudget"));
+        for other in [
+            slice(&[false, true]).built_key("v2", "ViewBudget"),
+            slice(&[false, true]).built_key("v1", "SetBudget"),
+            slice(&[false, false]).built_key("v1", "ViewBudget"),
+            slice(&[false]).built_key("v1", "ViewBudget"),
+            // The boundary between version and action moved.
+            slice(&[false, true]).built_key("v1V", "iewBudget"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 }

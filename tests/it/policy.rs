@@ -557,6 +557,7 @@ test_both_backends! {
     unknown_principals_and_resources_give_none => unknown_ids;
     the_cache_serves_the_second_slice => cache_hits;
     invalidation_makes_a_changed_row_visible => invalidation;
+    built_entities_serve_only_their_own_records => built_entities;
     an_authorization_change_drops_the_customers_live_link => authorization_invalidation;
 }
 
@@ -872,6 +873,48 @@ async fn invalidation(db: &TestDb) {
         &slice(&loader, &engine, &op("op-a1-finance"), &r).await,
     );
     assert!(!d.allow, "grant withdrawn: {d:?}");
+}
+
+/// A slice's Cedar entities, built once for an action, serve the next
+/// decision on the same records and nothing else: another action, or a
+/// record read again after a change, has them built anew.
+async fn built_entities(db: &TestDb) {
+    let (engine, loader) = loader_over(db).await;
+    loader.set_change_feed(true);
+    let (p, r) = (op("op-a1-admin"), cust("cust-a1-1"));
+    let records = || async {
+        loader
+            .slice_records(&engine, &p, &r, &[])
+            .await
+            .unwrap()
+            .expect("both exist")
+    };
+    let first = records().await;
+    let built = loader.entities_for(&engine, "ViewBudget", &first).unwrap();
+    assert!(built.deep_eq(&first.entities_for(&engine, "ViewBudget").unwrap()));
+    let again = loader
+        .entities_for(&engine, "ViewBudget", &records().await)
+        .unwrap();
+    assert!(
+        std::ptr::eq(&*built, &*again),
+        "the same records, built once"
+    );
+    let other = loader.entities_for(&engine, "SetBudget", &first).unwrap();
+    assert!(!std::ptr::eq(&*built, &*other), "another action");
+    assert!(other.deep_eq(&first.entities_for(&engine, "SetBudget").unwrap()));
+
+    sqlx::query("UPDATE customers SET frozen = $1, freeze_type = $2 WHERE id = $3")
+        .bind(true)
+        .bind("ACCOUNT")
+        .bind("cust-a1-1")
+        .execute(db.store.pool())
+        .await
+        .unwrap();
+    loader.invalidate(&r);
+    let changed = loader
+        .entities_for(&engine, "ViewBudget", &records().await)
+        .unwrap();
+    assert_eq!(attr(&changed, &r, "frozen"), Some(EvalResult::Bool(true)));
 }
 
 async fn authorization_invalidation(db: &TestDb) {
