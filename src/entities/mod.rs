@@ -76,6 +76,9 @@ struct Record {
     /// The instants among its attributes: a decision comparing `now` with
     /// one of them may change when `now` passes it.
     instants: Vec<Timestamp>,
+    /// [`Record::weight`], counted once: it reads every attribute back
+    /// from Cedar's form, and each built slice holding the record asks again.
+    weight: std::sync::OnceLock<u32>,
 }
 
 impl Record {
@@ -86,6 +89,10 @@ impl Record {
     /// spare room) and the cache's node. Measured with a counting allocator
     /// on the generated store (BENCHMARKS.md, *Memory*).
     fn weight(&self) -> u32 {
+        *self.weight.get_or_init(|| self.measure())
+    }
+
+    fn measure(&self) -> u32 {
         const FIXED: usize = 700;
         const PER_ATTRIBUTE: usize = 120;
         const PER_REFERENCE: usize = 80;
@@ -238,7 +245,7 @@ impl Slice {
     /// cache's node. Measured as [`Record::weight`] is.
     fn built_weight(&self) -> u32 {
         const FIXED: u64 = 1_000;
-        const SHARE_TENTHS: u64 = 5;
+        const SHARE_TENTHS: u64 = 7;
         let records: u64 = self.records.iter().map(|r| u64::from(r.weight())).sum();
         u32::try_from(FIXED + records * SHARE_TENTHS / 10).unwrap_or(u32::MAX)
     }
@@ -885,6 +892,7 @@ fn build(
         checked_for: String::new(),
         stamp,
         instants,
+        weight: std::sync::OnceLock::new(),
     })
 }
 
