@@ -815,6 +815,18 @@ async fn cache_hits(db: &TestDb) {
     assert!(first.deep_eq(&second));
 }
 
+/// Freezes a customer (an account freeze) straight in the database, as a
+/// write that did not pass through the gateway.
+async fn freeze_in_database(db: &TestDb, customer: &str) {
+    sqlx::query("UPDATE customers SET frozen = $1, freeze_type = $2 WHERE id = $3")
+        .bind(true)
+        .bind("ACCOUNT")
+        .bind(customer)
+        .execute(db.store.pool())
+        .await
+        .unwrap();
+}
+
 async fn invalidation(db: &TestDb) {
     let (engine, loader) = loader_over(db).await;
     let (p, r) = (op("op-a1-admin"), cust("cust-a1-1"));
@@ -823,13 +835,7 @@ async fn invalidation(db: &TestDb) {
         frozen(&slice(&loader, &engine, &p, &r).await),
         Some(EvalResult::Bool(false))
     );
-    sqlx::query("UPDATE customers SET frozen = $1, freeze_type = $2 WHERE id = $3")
-        .bind(true)
-        .bind("ACCOUNT")
-        .bind("cust-a1-1")
-        .execute(db.store.pool())
-        .await
-        .unwrap();
+    freeze_in_database(db, "cust-a1-1").await;
     assert_eq!(
         frozen(&slice(&loader, &engine, &p, &r).await),
         Some(EvalResult::Bool(false)),
@@ -903,13 +909,7 @@ async fn built_entities(db: &TestDb) {
     assert!(!std::ptr::eq(&*built, &*other), "another action");
     assert!(other.deep_eq(&first.entities_for(&engine, "SetBudget").unwrap()));
 
-    sqlx::query("UPDATE customers SET frozen = $1, freeze_type = $2 WHERE id = $3")
-        .bind(true)
-        .bind("ACCOUNT")
-        .bind("cust-a1-1")
-        .execute(db.store.pool())
-        .await
-        .unwrap();
+    freeze_in_database(db, "cust-a1-1").await;
     loader.invalidate(&r);
     let changed = loader
         .entities_for(&engine, "ViewBudget", &records().await)
