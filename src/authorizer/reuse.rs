@@ -47,7 +47,8 @@ impl Key {
         question.principal.hash(&mut digest);
         question.action.hash(&mut digest);
         question.resource.hash(&mut digest);
-        serde_json::to_writer(&mut digest, question.context).expect("a JSON map serializes");
+        // SHA-256 is an `io::Write` of its own.
+        serde_json::to_writer(&mut digest.0, question.context).expect("a JSON map serializes");
         question.source_ip.hash(&mut digest);
         digest.write_usize(stamps.len());
         for stamp in stamps {

@@ -143,27 +143,15 @@ pub enum Stamp {
 /// nobody can make two inputs share, whoever chose their ids. Rust's `Hash`
 /// encoding ends every string with a byte UTF-8 never holds and prefixes
 /// every sequence with its length, so no two inputs write the same bytes.
-/// Those writes are many and small (a length, a tag, a number): they are
-/// gathered here and handed to SHA-256 a buffer at a time, since each
-/// `update` costs far more than copying a few bytes.
-pub struct Sha256Hasher {
-    sha: Sha256,
-    buffer: [u8; 128],
-    len: usize,
-}
+pub struct Sha256Hasher(pub Sha256);
 
 impl Sha256Hasher {
     pub fn new() -> Sha256Hasher {
-        Sha256Hasher {
-            sha: Sha256::new(),
-            buffer: [0; 128],
-            len: 0,
-        }
+        Sha256Hasher(Sha256::new())
     }
 
-    pub fn finish_digest(mut self) -> [u8; 32] {
-        self.sha.update(&self.buffer[..self.len]);
-        self.sha.finalize().into()
+    pub fn finish_digest(self) -> [u8; 32] {
+        self.0.finalize().into()
     }
 }
 
@@ -175,33 +163,12 @@ impl Default for Sha256Hasher {
 
 impl std::hash::Hasher for Sha256Hasher {
     fn write(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buffer.len() {
-            self.sha.update(&self.buffer[..self.len]);
-            self.len = 0;
-            if bytes.len() > self.buffer.len() {
-                self.sha.update(bytes);
-                return;
-            }
-        }
-        self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+        self.0.update(bytes);
     }
 
     /// Never asked: the digest is read with [`Sha256Hasher::finish_digest`].
     fn finish(&self) -> u64 {
         0
-    }
-}
-
-/// For text serialized straight into the digest (a JSON value).
-impl std::io::Write for Sha256Hasher {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        std::hash::Hasher::write(self, bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -1080,32 +1047,6 @@ mod tests {
         let ended = session_record(&session("2027-01-02T03:04:05Z", true)).unwrap();
         assert_eq!(a.stamp, b.stamp);
         assert_ne!(a.stamp, ended.stamp);
-    }
-
-    /// The gathered writes digest to SHA-256 of all the bytes written, in
-    /// order, whatever their sizes against the buffer's.
-    #[test]
-    fn the_hasher_digests_every_byte_in_order() {
-        use std::hash::Hasher;
-        for sizes in [
-            &[][..],
-            &[1, 7, 8],
-            &[127, 1, 1],
-            &[128],
-            &[129, 3],
-            &[100, 100, 300, 5],
-            &[60; 9],
-        ] {
-            let mut hasher = Sha256Hasher::new();
-            let mut all = Vec::new();
-            for (i, &n) in sizes.iter().enumerate() {
-                let bytes: Vec<u8> = (0..n).map(|k| (k * 31 + i * 7) as u8).collect();
-                hasher.write(&bytes);
-                all.extend_from_slice(&bytes);
-            }
-            let plain: [u8; 32] = Sha256::digest(&all).into();
-            assert_eq!(hasher.finish_digest(), plain, "{sizes:?}");
-        }
     }
 
     /// Built entities are kept by the policy version, the action and the
