@@ -284,14 +284,9 @@ pub struct EntityLoader {
     /// read that would make it the slower one.
     absent: moka::sync::Cache<EntityRef, ()>,
     /// Slices' Cedar entities as built for an action
-    /// ([`EntityLoader::entities_for`]), by [`Slice::built_key`].
-    built: moka::sync::Cache<[u8; 32], Arc<Built>>,
-}
-
-/// A slice's Cedar entities, built, and their weight in the cache.
-struct Built {
-    entities: Entities,
-    weight: u32,
+    /// ([`EntityLoader::entities_for`]), by [`Slice::built_key`], with their
+    /// weight ([`Slice::built_weight`]).
+    built: moka::sync::Cache<[u8; 32], (Arc<Entities>, u32)>,
 }
 
 /// The weight of a caller's row or credential beside its ids: its other
@@ -358,7 +353,7 @@ impl EntityLoader {
                 .build(),
             built: moka::sync::Cache::builder()
                 .max_capacity(bytes / 8)
-                .weigher(|_, built: &Arc<Built>| built.weight)
+                .weigher(|_, (_, weight): &(Arc<Entities>, u32)| *weight)
                 .time_to_live(ttl)
                 .build(),
         }
@@ -525,25 +520,15 @@ impl EntityLoader {
         engine: &PolicyEngine,
         action: &str,
         slice: &Slice,
-    ) -> Result<impl std::ops::Deref<Target = Entities>, EntityError> {
-        struct Shared(Arc<Built>);
-        impl std::ops::Deref for Shared {
-            type Target = Entities;
-            fn deref(&self) -> &Entities {
-                &self.0.entities
-            }
-        }
+    ) -> Result<Arc<Entities>, EntityError> {
         let key = slice.built_key(engine.version(), action);
-        if let Some(built) = self.built.get(&key) {
-            return Ok(Shared(built));
+        if let Some((entities, _)) = self.built.get(&key) {
+            return Ok(entities);
         }
-        let entities = slice.entities_for(engine, action)?;
-        let built = Arc::new(Built {
-            entities,
-            weight: slice.built_weight(),
-        });
-        self.built.insert(key, built.clone());
-        Ok(Shared(built))
+        let entities = Arc::new(slice.entities_for(engine, action)?);
+        self.built
+            .insert(key, (entities.clone(), slice.built_weight()));
+        Ok(entities)
     }
 
     /// [`EntityLoader::slice`] before its records are made into Cedar

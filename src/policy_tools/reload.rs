@@ -380,17 +380,13 @@ impl WatchedSet {
     /// twice that long apart and found the same. A file written in place is
     /// empty for a moment, and a reload fast enough to read it empty, load
     /// and prove (a proof may be remembered) before the write ends would find
-    /// it empty before and after. Files that hold the set serving need no
-    /// wait. The files' modification times are compared with each other,
+    /// it empty before and after. The files' modification times are compared with each other,
     /// never with the clock: a clock set apart from the file system's (a VM's
     /// drift, a faked time) would otherwise call a file just emptied long
-    /// quiet. `None`: still changing after [`MAX_DEBOUNCE`].
-    async fn settled(&self) -> Option<OnDisk> {
+    /// quiet. `seen`: what the reload read first. `None`: still changing
+    /// after [`MAX_DEBOUNCE`].
+    async fn settled(&self, mut seen: OnDisk) -> Option<OnDisk> {
         let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
-        let mut seen = self.on_disk();
-        if self.serves(&seen) {
-            return Some(seen);
-        }
         loop {
             if tokio::time::Instant::now() + QUIET > deadline {
                 return None;
@@ -405,7 +401,7 @@ impl WatchedSet {
     }
 
     /// Whether the files hold the set serving, with the invariants it was
-    /// proved against.
+    /// proved against: then there is nothing to wait for, load or prove.
     fn serves(&self, on_disk: &OnDisk) -> bool {
         on_disk.version == self.engine.load().version()
             && on_disk.invariants == self.state().verification.invariants_digest
@@ -461,16 +457,18 @@ impl WatchedSet {
     async fn reload(&self, cause: &str) -> Outcome {
         let set = self.name.as_str();
         let now = time::now();
-        let (outcome, verification) = match self.settled().await {
-            Some(before) => self.swap_in(before, cause).await,
-            None => {
-                tracing::info!(
-                    set,
-                    cause,
-                    "policy files still changing; waiting for them to settle"
-                );
-                (Outcome::Unsettled, None)
-            }
+        let seen = self.on_disk();
+        let (outcome, verification) = if self.serves(&seen) {
+            (Outcome::Unchanged, None)
+        } else if let Some(before) = self.settled(seen).await {
+            self.swap_in(before, cause).await
+        } else {
+            tracing::info!(
+                set,
+                cause,
+                "policy files still changing; waiting for them to settle"
+            );
+            (Outcome::Unsettled, None)
         };
         match (&outcome, &verification) {
             (Outcome::Failed(refusal), _) => {

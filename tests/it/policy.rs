@@ -902,11 +902,11 @@ async fn built_entities(db: &TestDb) {
         .entities_for(&engine, "ViewBudget", &records().await)
         .unwrap();
     assert!(
-        std::ptr::eq(&*built, &*again),
+        std::sync::Arc::ptr_eq(&built, &again),
         "the same records, built once"
     );
     let other = loader.entities_for(&engine, "SetBudget", &first).unwrap();
-    assert!(!std::ptr::eq(&*built, &*other), "another action");
+    assert!(!std::sync::Arc::ptr_eq(&built, &other), "another action");
     assert!(other.deep_eq(&first.entities_for(&engine, "SetBudget").unwrap()));
 
     freeze_in_database(db, "cust-a1-1").await;
