@@ -7,11 +7,14 @@
 //! (`crate::otlp`), the exported spans are of the same trace, and the
 //! gateway's span id here is the exported `request` span's.
 
+use http::header::HeaderName;
 use http::HeaderMap;
 use rand::RngCore;
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+pub const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 /// The spec's limit on `tracestate` (32 list members of at most 256 bytes is
 /// more; 512 is what it asks every participant to propagate at least).
 const MAX_TRACESTATE: usize = 512;
@@ -112,7 +115,7 @@ impl TraceContext {
     /// The trace of a request with these headers: the client's, when it sent
     /// exactly one valid `traceparent`; a new one otherwise.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
-        let mut all = headers.get_all(TRACEPARENT).iter();
+        let mut all = headers.get_all(TRACEPARENT_HEADER).iter();
         let client = match (all.next(), all.next()) {
             (Some(one), None) => one.to_str().ok().and_then(parse),
             _ => None,

@@ -62,6 +62,10 @@ pub struct Operation {
     pub method: Method,
     /// Path template; `{name}` segments are parameters.
     pub path: &'static str,
+    /// How many bytes the template begins with before its first parameter:
+    /// a path that does not begin with them cannot match (routing tries
+    /// this first, as most templates tried do not match).
+    literal_prefix: usize,
     pub served_by: ServedBy,
     /// The action asked of each target the request names (its customer, each
     /// id of a batch, ...); `None` when the operation names no target.
@@ -299,10 +303,16 @@ catalog! {
 }
 
 const fn op(op: Op, method: Method, path: &'static str, check: Option<&'static str>) -> Operation {
+    let bytes = path.as_bytes();
+    let mut literal_prefix = 0;
+    while literal_prefix < bytes.len() && bytes[literal_prefix] != b'{' {
+        literal_prefix += 1;
+    }
     Operation {
         op,
         method,
         path,
+        literal_prefix,
         served_by: ServedBy::Store,
         check,
         list: None,
@@ -612,7 +622,7 @@ pub type Params = Vec<(&'static str, String)>;
 pub fn resolve(method: &Method, path: &str) -> Option<(&'static Operation, Params)> {
     OPERATIONS
         .iter()
-        .filter(|o| o.method == *method)
+        .filter(|o| o.method == *method && path.starts_with(&o.path[..o.literal_prefix]))
         .find_map(|o| match_template(o.path, path).map(|params| (o, params)))
 }
 

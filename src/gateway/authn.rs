@@ -19,6 +19,7 @@ use crate::sessions::SessionKeys;
 use crate::signing::{self, AuthorizationHeader};
 use crate::store::CredentialRecord;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use http::header::{AsHeaderName, HeaderName};
 use http::request::Parts;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -26,9 +27,11 @@ use std::sync::Arc;
 /// Requests dated further than this from the gateway's clock are refused.
 pub const CLOCK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
-pub const TOKEN_HEADER: &str = "x-auth-token";
-pub const SECURITY_TOKEN_HEADER: &str = "x-security-token";
-pub const DOMAIN_ID_HEADER: &str = "x-domain-id";
+// Header names built once: a lookup by `&str` parses the name first.
+pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-auth-token");
+pub const SECURITY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-security-token");
+pub const DOMAIN_ID_HEADER: HeaderName = HeaderName::from_static("x-domain-id");
+const CONTENT_SHA256_HEADER: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
 
 /// What [`Authenticator::begin`] learned from the request head (whose
 /// headers it borrows).
@@ -93,7 +96,7 @@ impl Authenticator {
         now: DateTime<Utc>,
     ) -> Result<HeadChecked<'a>, GatewayError> {
         let authorization = single_header(parts, "authorization")?;
-        let token = single_header(parts, TOKEN_HEADER)?;
+        let token = single_header(parts, &TOKEN_HEADER)?;
         match (authorization, token) {
             (Some(auth), None) => self
                 .begin_signature(parts, target, auth, now)
@@ -204,14 +207,14 @@ impl Authenticator {
         }
         // Headers the SDK always signs when it sends them: unsigned, they could be swapped.
         for name in [SECURITY_TOKEN_HEADER, DOMAIN_ID_HEADER] {
-            if parts.headers.contains_key(name) && !is_signed(name) {
+            if parts.headers.contains_key(&name) && !is_signed(name.as_str()) {
                 return Err(unauthenticated(
                     AuthReason::UnsignedHeader,
                     "a credential header is present but not signed",
                 ));
             }
         }
-        if parts.headers.contains_key("x-sdk-content-sha256") {
+        if parts.headers.contains_key(CONTENT_SHA256_HEADER) {
             return Err(unauthenticated(
                 AuthReason::UnsignedPayload,
                 "unsigned payloads are not accepted",
@@ -266,9 +269,9 @@ impl Authenticator {
             "",
         )
         .expect("a hash takes any text");
-        let domain_id = single_header(parts, DOMAIN_ID_HEADER)?;
+        let domain_id = single_header(parts, &DOMAIN_ID_HEADER)?;
 
-        let key = match single_header(parts, SECURITY_TOKEN_HEADER)? {
+        let key = match single_header(parts, &SECURITY_TOKEN_HEADER)? {
             Some(token) => SigningKey::Session(
                 self.sessions
                     .verify_token(token, auth.access, now.timestamp())
@@ -443,7 +446,7 @@ impl Authenticator {
 }
 
 /// A header's value when it appears at most once; twice is ambiguous (401).
-fn single_header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, GatewayError> {
+fn single_header(parts: &Parts, name: impl AsHeaderName) -> Result<Option<&str>, GatewayError> {
     let mut all = parts.headers.get_all(name).iter();
     let Some(first) = all.next() else {
         return Ok(None);

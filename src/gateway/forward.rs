@@ -8,7 +8,7 @@
 use super::normalize::CanonicalTarget;
 use super::GatewayError;
 use crate::assertion::{AssertionKey, Claims, HEADER as IDENTITY_HEADER, RESERVED_PREFIX};
-use crate::trace::{TraceContext, TRACEPARENT, TRACESTATE};
+use crate::trace::{TraceContext, TRACEPARENT_HEADER, TRACESTATE_HEADER};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -52,8 +52,6 @@ const IDENTITY: HeaderName = HeaderName::from_static(IDENTITY_HEADER);
 pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
-const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// Where the gateway sends allowed requests.
 #[derive(Clone)]
@@ -325,13 +323,15 @@ fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap) {
 
 /// Response headers from the upstream that describe its hop only.
 pub fn strip_response_hop_headers(headers: &mut HeaderMap) {
+    use http::header::{CONNECTION, CONTENT_LENGTH, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
     for name in [
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "trailer",
-        "upgrade",
-        "content-length",
+        CONNECTION,
+        KEEP_ALIVE,
+        TRANSFER_ENCODING,
+        TRAILER,
+        UPGRADE,
+        CONTENT_LENGTH,
     ] {
         headers.remove(name);
     }

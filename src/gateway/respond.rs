@@ -15,7 +15,8 @@ use serde_json::{json, Map, Value};
 
 /// The header a client sends to see masked contact fields, listing which of
 /// `name`, `email`, `phone` (comma-separated).
-pub const CLIENT_REVEAL_HEADER: &str = "x-reveal-contact";
+pub const CLIENT_REVEAL_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-reveal-contact");
 
 /// The contact fields the client asked to see, on an operation whose answers
 /// carry them.
