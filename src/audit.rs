@@ -353,13 +353,12 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// Writes the line of the decision log (the schema above),
+    /// Appends the record's line of the decision log (the schema above),
     /// newline-terminated, of a log that keeps `sample_allowed` of the
-    /// allowed decisions: straight into the log's buffer.
-    /// Appends the record's line to `line`. Serialized into memory, not
-    /// into the sink: serde_json writes a line in some sixty small pieces,
-    /// and each through `dyn Write` and a `BufWriter` cost more than the
-    /// one copy of the finished line.
+    /// allowed decisions, to `line`. Serialized into memory, not into the
+    /// sink: serde_json writes a line in some sixty small pieces, and each
+    /// through `dyn Write` and a `BufWriter` cost more than one copy of the
+    /// finished line.
     fn write_line(&self, line: &mut Vec<u8>, sample_allowed: f64) -> serde_json::Result<()> {
         let mut fields = self.log_line();
         if self.record.allow == Some(true) && sample_allowed < 1.0 {

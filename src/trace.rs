@@ -11,10 +11,8 @@ use http::header::HeaderName;
 use http::HeaderMap;
 use rand::RngCore;
 
-pub const TRACEPARENT: &str = "traceparent";
-pub const TRACESTATE: &str = "tracestate";
-pub const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
-pub const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The spec's limit on `tracestate` (32 list members of at most 256 bytes is
 /// more; 512 is what it asks every participant to propagate at least).
 const MAX_TRACESTATE: usize = 512;
@@ -115,7 +113,7 @@ impl TraceContext {
     /// The trace of a request with these headers: the client's, when it sent
     /// exactly one valid `traceparent`; a new one otherwise.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
-        let mut all = headers.get_all(TRACEPARENT_HEADER).iter();
+        let mut all = headers.get_all(TRACEPARENT).iter();
         let client = match (all.next(), all.next()) {
             (Some(one), None) => one.to_str().ok().and_then(parse),
             _ => None,
@@ -169,10 +167,10 @@ impl std::fmt::Display for Traceparent<'_> {
 mod tests {
     use super::*;
 
-    fn with(values: &[(&'static str, &str)]) -> TraceContext {
+    fn with(values: &[(HeaderName, &str)]) -> TraceContext {
         let mut headers = HeaderMap::new();
         for (n, v) in values {
-            headers.append(*n, v.parse().unwrap());
+            headers.append(n.clone(), v.parse().unwrap());
         }
         TraceContext::from_headers(&headers)
     }

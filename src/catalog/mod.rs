@@ -620,9 +620,9 @@ pub fn resolve(method: &Method, path: &str) -> Option<(&'static Operation, Param
 /// the first route whose template has as many segments and the same fixed
 /// ones (a refusal of the raw path names it).
 pub fn path_parameter_at(path: &str, index: usize) -> Option<&'static str> {
-    let segments: Vec<&str> = path.split('/').collect();
+    let segments: Vec<&str> = path.split(is_slash).collect();
     OPERATIONS.iter().find_map(|o| {
-        let template: Vec<&'static str> = o.path.split('/').collect();
+        let template: Vec<&'static str> = o.path.split(is_slash).collect();
         let fits = template.len() == segments.len()
             && template
                 .iter()

@@ -95,7 +95,7 @@ impl Authenticator {
         target: &CanonicalTarget,
         now: DateTime<Utc>,
     ) -> Result<HeadChecked<'a>, GatewayError> {
-        let authorization = single_header(parts, "authorization")?;
+        let authorization = single_header(parts, http::header::AUTHORIZATION)?;
         let token = single_header(parts, &TOKEN_HEADER)?;
         match (authorization, token) {
             (Some(auth), None) => self

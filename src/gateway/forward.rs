@@ -5,10 +5,11 @@
 //! adds its signed identity assertion, its request id, the forwarding
 //! headers from what it saw itself and the W3C trace context (`trace.rs`).
 
+use super::forwarded::X_FORWARDED_FOR;
 use super::normalize::CanonicalTarget;
 use super::GatewayError;
 use crate::assertion::{AssertionKey, Claims, HEADER as IDENTITY_HEADER, RESERVED_PREFIX};
-use crate::trace::{TraceContext, TRACEPARENT_HEADER, TRACESTATE_HEADER};
+use crate::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -50,7 +51,6 @@ const DROPPED: &[&str] = &[
 
 const IDENTITY: HeaderName = HeaderName::from_static(IDENTITY_HEADER);
 pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Where the gateway sends allowed requests.
@@ -173,12 +173,12 @@ impl Upstream {
         headers.insert(header::FORWARDED, forwarded?);
         // The trace continues with the gateway's span as the store's parent.
         headers.insert(
-            TRACEPARENT_HEADER,
+            TRACEPARENT,
             header_value(format_args!("{}", trace.traceparent()))?,
         );
         if let Some(state) = &trace.state {
             headers.insert(
-                TRACESTATE_HEADER,
+                TRACESTATE,
                 HeaderValue::from_str(state).map_err(|e| GatewayError::Internal(e.to_string()))?,
             );
         }

@@ -4,8 +4,11 @@
 //! address the policies and the decision record see.
 
 use crate::config::TrustedProxies;
+use http::header::HeaderName;
 use http::HeaderMap;
 use std::net::IpAddr;
+
+pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client's address: `peer` itself, or, when `peer` is a trusted proxy,
 /// the rightmost `X-Forwarded-For` address that is not one (the nearest
@@ -16,7 +19,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         return peer;
     }
     let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(X_FORWARDED_FOR) {
         let Ok(text) = value.to_str() else {
             return peer;
         };

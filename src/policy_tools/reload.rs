@@ -380,11 +380,11 @@ impl WatchedSet {
     /// twice that long apart and found the same. A file written in place is
     /// empty for a moment, and a reload fast enough to read it empty, load
     /// and prove (a proof may be remembered) before the write ends would find
-    /// it empty before and after. The files' modification times are compared with each other,
-    /// never with the clock: a clock set apart from the file system's (a VM's
-    /// drift, a faked time) would otherwise call a file just emptied long
-    /// quiet. `seen`: what the reload read first. `None`: still changing
-    /// after [`MAX_DEBOUNCE`].
+    /// it empty before and after. The files' modification times are
+    /// compared with each other, never with the clock: a clock set apart
+    /// from the file system's (a VM's drift, a faked time) would otherwise
+    /// call a file just emptied long quiet. `seen`: what the reload read
+    /// first. `None`: still changing after [`MAX_DEBOUNCE`].
     async fn settled(&self, mut seen: OnDisk) -> Option<OnDisk> {
         let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
         loop {
