@@ -13,6 +13,7 @@
 
 use crate::claims::{ClaimsCodec, ClaimsError};
 use crate::filter::{Filter, ListScope};
+use crate::json::{string, JsonObject};
 use crate::refs::EntityRef;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -84,8 +85,9 @@ impl Identity {
 }
 
 /// The signed claims. The gateway signs them borrowing what the request
-/// already holds; the store reads them owned (`Claims<'static>`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// already holds ([`Claims::write_json`]); the store reads them owned
+/// (`Claims<'static>`), as serde derives.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Claims<'a> {
     #[serde(flatten)]
     pub identity: Cow<'a, Identity>,
@@ -114,6 +116,57 @@ pub struct Claims<'a> {
     pub request_id: Cow<'a, str>,
     /// Expiry, Unix seconds.
     pub exp: i64,
+}
+
+impl Claims<'_> {
+    /// The claims as the JSON object the store reads: the identity's fields
+    /// first, then the request's, optional ones only when there. Written
+    /// field by field (`crate::json`): serde's path through the flattened
+    /// identity, a map with every key escaped, was a visible part of each
+    /// request's cost.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut o = JsonObject::new(out);
+        let who = &*self.identity;
+        o.value("kind", &who.kind)?;
+        o.text("id", Some(&who.id));
+        for (key, value) in [
+            ("partner", &who.partner),
+            ("customer", &who.customer),
+            ("source_operator", &who.source_operator),
+        ] {
+            if let Some(value) = value {
+                o.text(key, Some(value));
+            }
+        }
+        o.text("operation", Some(&self.operation));
+        o.text("method", Some(&self.method));
+        o.text("target", Some(&self.target));
+        o.text("body_sha256", Some(&self.body_sha256));
+        if !self.resources.is_empty() {
+            // As serde writes an enum's variant: `{"Customer":"c-1"}`.
+            o.key("resources");
+            o.list(&self.resources, |out, resource| {
+                out.extend_from_slice(b"{\"");
+                out.extend_from_slice(resource.type_name().as_bytes());
+                out.extend_from_slice(b"\":");
+                string(out, resource.id());
+                out.push(b'}');
+            });
+        }
+        if let Some(list) = &self.list {
+            o.value("list", list)?;
+        }
+        if let Some(searchable) = &self.searchable {
+            o.value("searchable", searchable)?;
+        }
+        if self.reveal {
+            o.value("reveal", &true)?;
+        }
+        o.text("request_id", Some(&self.request_id));
+        o.value("exp", &self.exp)?;
+        o.end();
+        Ok(())
+    }
 }
 
 /// The request an assertion is checked against.
@@ -176,7 +229,11 @@ impl AssertionKey {
 
     /// Signs claims into the header value.
     pub fn sign(&self, claims: &Claims<'_>) -> String {
-        self.0.sign(claims)
+        let mut json = Vec::with_capacity(1024);
+        claims
+            .write_json(&mut json)
+            .expect("claims serialize into memory");
+        self.0.sign_json(&json)
     }
 
     /// Verifies a header value for the request `bound` at time `now` (Unix seconds).
@@ -243,6 +300,55 @@ mod tests {
         }
     }
 
+    /// The hand-written claims read back as serde reads them, every
+    /// optional field there or not, odd text escaped.
+    #[test]
+    fn claims_are_written_as_the_store_reads_them() {
+        let bare = Claims {
+            identity: Cow::Owned(Identity {
+                kind: CallerKind::Customer,
+                id: "c\"1\\".into(),
+                partner: None,
+                customer: Some("c\"1\\".into()),
+                source_operator: None,
+            }),
+            resources: Vec::new().into(),
+            ..claims(7)
+        };
+        let full = Claims {
+            identity: Cow::Owned(Identity {
+                kind: CallerKind::Session,
+                id: "s-1".into(),
+                partner: Some("dist-a".into()),
+                customer: Some("c-1".into()),
+                source_operator: Some("op-1".into()),
+            }),
+            target: "/v2/x?q=a\u{1}b\"c".into(),
+            resources: vec![
+                EntityRef::Customer("c-1".into()),
+                EntityRef::Order("o\"2".into()),
+            ]
+            .into(),
+            list: Some(ListScope::Decided {
+                ids: vec!["c-1".into()],
+                total: 3,
+            }),
+            searchable: Some(Filter::Contains {
+                path: vec!["contacts".into()],
+                value: "x".into(),
+            }),
+            reveal: true,
+            ..claims(8)
+        };
+        for claims in [claims(6), bare, full] {
+            let mut json = Vec::new();
+            claims.write_json(&mut json).unwrap();
+            let read: Claims = serde_json::from_slice(&json)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+            assert_eq!(read, claims);
+        }
+    }
+
     #[test]
     fn verifies_what_it_signed() {
         let key = AssertionKey::random();
@@ -273,7 +379,9 @@ mod tests {
         let (_, sig) = rest.rsplit_once('.').unwrap();
         let mut forged = claims(100);
         forged.resources = vec![EntityRef::Customer("c-2".into())].into();
-        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
+        let mut forged_json = Vec::new();
+        forged.write_json(&mut forged_json).unwrap();
+        let forged_payload = B64.encode(forged_json);
         let forged_header = format!("v1.{forged_payload}.{sig}");
         assert_eq!(
             key.verify(Some(&forged_header), ok, 90),

@@ -61,12 +61,17 @@ impl ClaimsCodec {
     pub fn sign<T: Serialize>(&self, claims: &T) -> String {
         let mut json = Vec::with_capacity(1024);
         serde_json::to_writer(&mut json, claims).expect("claims serialize");
+        self.sign_json(&json)
+    }
+
+    /// Signs claims already written as JSON.
+    pub fn sign_json(&self, json: &[u8]) -> String {
         let encoded = |len| base64::encoded_len(len, false).expect("a claim's length fits");
         let mut out =
             String::with_capacity(self.version.len() + 1 + encoded(json.len()) + 1 + encoded(32));
         out.push_str(self.version);
         out.push('.');
-        B64.encode_string(&json, &mut out);
+        B64.encode_string(json, &mut out);
         let sig = self.mac(out.as_bytes());
         out.push('.');
         B64.encode_string(sig, &mut out);

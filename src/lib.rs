@@ -21,6 +21,7 @@ pub mod entities;
 pub mod filter;
 pub mod gateway;
 pub mod ids;
+pub mod json;
 pub mod listener;
 pub mod metrics;
 pub mod model;

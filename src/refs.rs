@@ -153,6 +153,16 @@ impl EntityRef {
         self.kind().name()
     }
 
+    /// The id when Cedar's escaping leaves it as it is (printable ASCII but
+    /// `"` and `\\`: every id the gateway makes), so that `Type::"id"` is
+    /// its text.
+    pub fn plain_id(&self) -> Option<&str> {
+        let id = self.id();
+        id.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+            .then_some(id)
+    }
+
     pub fn id(&self) -> &str {
         match self {
             EntityRef::Partner(id)
@@ -204,14 +214,9 @@ impl EntityRef {
 impl fmt::Display for EntityRef {
     /// `Type::"id"` with Cedar's escaping, the form [`EntityRef::parse`] reads.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Printable ASCII but `"` and `\` is what Cedar's escaping leaves
-        // as it is (every id the gateway makes): written directly, without
-        // building Cedar's name and uid on the request path.
-        let id = self.id();
-        if id
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-        {
+        // Written directly, without building Cedar's name and uid on the
+        // request path.
+        if let Some(id) = self.plain_id() {
             return write!(f, "{}::\"{id}\"", self.type_name());
         }
         let ty = EntityTypeName::from_str(self.type_name()).map_err(|_| fmt::Error)?;

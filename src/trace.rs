@@ -148,18 +148,31 @@ impl TraceContext {
         }
     }
 
-    /// The `traceparent` the domain store gets, written where it goes.
-    pub fn traceparent(&self) -> impl std::fmt::Display + '_ {
-        Traceparent(self)
+    /// The `traceparent` the domain store gets.
+    pub fn traceparent(&self) -> Traceparent {
+        let mut text = [b'-'; Traceparent::LENGTH];
+        text[..2].copy_from_slice(b"00");
+        text[3..35].copy_from_slice(&self.trace_id.0);
+        text[36..52].copy_from_slice(&self.span_id.0);
+        hex::encode_to_slice([self.flags], &mut text[53..]).expect("two digits");
+        Traceparent(text)
     }
 }
 
-struct Traceparent<'a>(&'a TraceContext);
+/// A `traceparent` value, `00-<trace id>-<span id>-<flags>`, on the stack.
+pub struct Traceparent([u8; Traceparent::LENGTH]);
 
-impl std::fmt::Display for Traceparent<'_> {
+impl Traceparent {
+    const LENGTH: usize = 55;
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits and dashes")
+    }
+}
+
+impl std::fmt::Display for Traceparent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0;
-        write!(f, "00-{}-{}-{:02x}", t.trace_id, t.span_id, t.flags)
+        f.write_str(self.as_str())
     }
 }
 
@@ -187,6 +200,7 @@ mod tests {
             Some("00f067aa0ba902b7")
         );
         let sent = t.traceparent().to_string();
+        assert_eq!(sent, format!("00-{}-{}-01", t.trace_id, t.span_id));
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(sent.ends_with("-01"));
         assert_ne!(sent, CLIENT, "the gateway's span is the parent");

@@ -18,7 +18,7 @@ use crate::refs::EntityRef;
 use crate::sessions::SessionKeys;
 use crate::signing::{self, AuthorizationHeader};
 use crate::store::CredentialRecord;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use http::header::{AsHeaderName, HeaderName};
 use http::request::Parts;
 use smallvec::SmallVec;
@@ -249,9 +249,10 @@ impl Authenticator {
             AuthReason::MissingHeader,
             "x-sdk-date missing",
         ))?;
-        let signed_at = NaiveDateTime::parse_from_str(date, signing::DATE_FORMAT)
-            .map_err(|_| unauthenticated(AuthReason::MalformedDate, "malformed x-sdk-date"))?
-            .and_utc();
+        let signed_at = signing::parse_date(date).ok_or(unauthenticated(
+            AuthReason::MalformedDate,
+            "malformed x-sdk-date",
+        ))?;
         if (now - signed_at).abs() > CLOCK_WINDOW {
             return Err(unauthenticated(
                 AuthReason::ClockSkew,

@@ -159,28 +159,16 @@ impl Upstream {
         let identity = HeaderValue::try_from(self.key.sign(claims))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         headers.insert(IDENTITY, identity);
-        headers.insert(
-            X_REQUEST_ID,
-            header_value(format_args!("{}", claims.request_id))?,
-        );
-        headers.insert(X_FORWARDED_FOR, header_value(format_args!("{client}"))?);
+        headers.insert(X_REQUEST_ID, text_value(&claims.request_id)?);
         let proto = if tls { "https" } else { "http" };
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        let forwarded = match client {
-            std::net::IpAddr::V4(ip) => header_value(format_args!("for={ip};proto={proto}")),
-            std::net::IpAddr::V6(ip) => header_value(format_args!("for=\"[{ip}]\";proto={proto}")),
-        };
-        headers.insert(header::FORWARDED, forwarded?);
+        let (address, forwarded) = client_headers(client, proto)?;
+        headers.insert(X_FORWARDED_FOR, address);
+        headers.insert(header::FORWARDED, forwarded);
         // The trace continues with the gateway's span as the store's parent.
-        headers.insert(
-            TRACEPARENT,
-            header_value(format_args!("{}", trace.traceparent()))?,
-        );
+        headers.insert(TRACEPARENT, text_value(trace.traceparent().as_str())?);
         if let Some(state) = &trace.state {
-            headers.insert(
-                TRACESTATE,
-                HeaderValue::from_str(state).map_err(|e| GatewayError::Internal(e.to_string()))?,
-            );
+            headers.insert(TRACESTATE, text_value(state)?);
         }
 
         let exchange = async {
@@ -274,6 +262,42 @@ fn header_value(text: std::fmt::Arguments<'_>) -> Result<HeaderValue, GatewayErr
     value.map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
+/// The `X-Forwarded-For` and `Forwarded` values naming `client`, its
+/// address formatted once for both.
+fn client_headers(
+    client: std::net::IpAddr,
+    proto: &str,
+) -> Result<(HeaderValue, HeaderValue), GatewayError> {
+    let address = header_value(format_args!("{client}"))?;
+    let (before, after): (&[u8], &[u8]) = match client {
+        std::net::IpAddr::V4(_) => (b"for=", b";proto="),
+        std::net::IpAddr::V6(_) => (b"for=\"[", b"]\";proto="),
+    };
+    let forwarded = joined(&[before, address.as_bytes(), after, proto.as_bytes()])?;
+    Ok((address, forwarded))
+}
+
+/// A header value that is `text` as it is.
+fn text_value(text: &str) -> Result<HeaderValue, GatewayError> {
+    HeaderValue::from_str(text).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// A header value of `parts` one after the other, joined on the stack.
+fn joined(parts: &[&[u8]]) -> Result<HeaderValue, GatewayError> {
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    for part in parts {
+        let end = len + part.len();
+        let Some(room) = buf.get_mut(len..end) else {
+            return HeaderValue::from_bytes(&parts.concat())
+                .map_err(|e| GatewayError::Internal(e.to_string()));
+        };
+        room.copy_from_slice(part);
+        len = end;
+    }
+    HeaderValue::from_bytes(&buf[..len]).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
 /// The whole body, without a list of frames when there is one.
 async fn read_whole(mut body: hyper::body::Incoming) -> Result<Bytes, hyper::Error> {
     let mut whole: Option<Bytes> = None;
@@ -348,6 +372,30 @@ pub fn strip_response_hop_headers(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 7239 quotes an IPv6 address in brackets; `X-Forwarded-For` has
+    /// it bare.
+    #[test]
+    fn the_client_is_named_in_both_forms() {
+        for (client, proto, bare, forwarded) in [
+            (
+                "203.0.113.7",
+                "https",
+                "203.0.113.7",
+                "for=203.0.113.7;proto=https",
+            ),
+            (
+                "2001:db8::1",
+                "http",
+                "2001:db8::1",
+                "for=\"[2001:db8::1]\";proto=http",
+            ),
+        ] {
+            let (address, named) = client_headers(client.parse().unwrap(), proto).unwrap();
+            assert_eq!(address, bare);
+            assert_eq!(named, forwarded);
+        }
+    }
 
     #[test]
     fn only_end_to_end_headers_cross() {

@@ -134,17 +134,22 @@ impl Gateway {
         // Every log line of the request carries its id and trace id (shadow
         // disagreements, authentication failures, errors): the error is
         // mapped, and its cause logged, inside the span.
-        let span = tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            trace_id = tracing::field::Empty
-        );
-        // With OTLP export the span joins the client's trace and lends its
-        // ids to everything below; before any of them is recorded.
-        if self.exports_traces {
+        let span = if self.exports_traces {
+            // With OTLP export the span joins the client's trace and lends
+            // its ids to everything below; before any of them is recorded.
+            let span = tracing::info_span!(
+                "request",
+                request_id = %request_id,
+                trace_id = tracing::field::Empty
+            );
             crate::otlp::adopt(&span, &mut trace);
-        }
-        span.record("trace_id", tracing::field::display(&trace.trace_id));
+            span.record("trace_id", tracing::field::display(&trace.trace_id));
+            span
+        } else {
+            // Both ids at once: recording one later is a second pass
+            // through the log's formatter.
+            tracing::info_span!("request", request_id = %request_id, trace_id = %trace.trace_id)
+        };
         let mut record = DecisionRecord::new(request_id, req.method().clone(), req.uri().path());
         record.trace_id = Some(trace.trace_id);
         let client = forwarded::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);

@@ -185,6 +185,14 @@ fn contains_ignoring_case(text: &str, needle: &str) -> bool {
 /// `%XX`, bytes that are not UTF-8, or a control character (NUL included).
 fn decoding_problem(text: &str) -> Option<&'static str> {
     let bytes = text.as_bytes();
+    // Printable ASCII without an escape, as nearly every target is, is its
+    // own plain text: nothing to decode.
+    if bytes
+        .iter()
+        .all(|&b| (b' '..=b'~').contains(&b) && b != b'%')
+    {
+        return None;
+    }
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {

@@ -397,26 +397,35 @@ impl PolicyEngine {
         plan: Option<&plan::ActionPlan>,
     ) -> Result<Request, String> {
         let action = Self::action_uid(&request.action);
-        let context = match plan.and_then(|p| p.context(&request.context)) {
-            Some(c) => c,
-            None => Context::from_json_value(
-                Value::Object(request.context.clone()),
-                Some((&self.schema, &action)),
-            )
-            .map_err(|e| {
-                format!(
-                    "context of {} does not match the schema: {}",
-                    request.action,
-                    describe(&e)
+        // A context the plan built is of the action's context type, and a
+        // principal and resource the plan has policies for are of types the
+        // action applies to: the schema's checks would find nothing.
+        let planned = plan
+            .filter(|p| p.policies(&request.principal, &request.resource).is_some())
+            .and_then(|p| p.context(&request.context));
+        let (context, schema) = match planned {
+            Some(c) => (c, None),
+            None => {
+                let context = Context::from_json_value(
+                    Value::Object(request.context.clone()),
+                    Some((&self.schema, &action)),
                 )
-            })?,
+                .map_err(|e| {
+                    format!(
+                        "context of {} does not match the schema: {}",
+                        request.action,
+                        describe(&e)
+                    )
+                })?;
+                (context, Some(&self.schema))
+            }
         };
         Request::new(
             request.principal.uid(),
             action,
             request.resource.uid(),
             context,
-            Some(&self.schema),
+            schema,
         )
         .map_err(|e| format!("request does not match the schema: {}", describe(&e)))
     }

@@ -9,10 +9,12 @@
 //!   compare both on every case).
 //! - the action's entity and its groups', which `action in Group` needs and
 //!   which the entity slice does not carry.
-//! - the action's context fields with their schema types, to build the Cedar
-//!   context directly. Cedar's own JSON conversion costs more than the rest
-//!   of a decision; the result is still checked against the schema by
-//!   `Request::new`, and anything the shape does not cover takes the JSON path.
+//! - the action's context fields with their schema types and which are
+//!   required, to build the Cedar context directly. Cedar's own JSON
+//!   conversion costs more than the rest of a decision. A context built so is
+//!   of the schema's type by construction, so `Request::new` does not check
+//!   it again (a tenth of a new decision's instructions); anything the shape
+//!   does not cover takes the JSON path and the schema's check.
 
 use super::extension::Extension;
 use super::{EntityRef, EntityType, NAMESPACE};
@@ -31,9 +33,17 @@ pub(super) struct ActionPlan {
     policies: HashMap<(EntityType, EntityType), PolicySet>,
     /// The action entity and those of the groups it is in.
     entities: Vec<Entity>,
-    /// Context field → type; `None` when the context type has a field of a
-    /// kind the direct conversion does not handle.
-    context: Option<HashMap<String, FieldKind>>,
+    /// The action's context type; `None` when it has a field of a kind the
+    /// direct conversion does not handle.
+    context: Option<ContextShape>,
+}
+
+/// An action's context type, as the direct conversion knows it.
+struct ContextShape {
+    /// Field → type.
+    fields: HashMap<String, FieldKind>,
+    /// The fields the type requires (Cedar's `required`, true unless said).
+    required: Vec<String>,
 }
 
 /// The context field types the direct conversion handles.
@@ -69,7 +79,7 @@ impl ActionPlan {
     /// context (false when its shape is not known).
     pub fn instant_is_only_now(&self) -> bool {
         self.context.as_ref().is_some_and(|shape| {
-            shape.iter().all(|(name, kind)| {
+            shape.fields.iter().all(|(name, kind)| {
                 name == "now" || !matches!(kind, FieldKind::Datetime | FieldKind::Duration)
             })
         })
@@ -86,8 +96,8 @@ impl ActionPlan {
     pub fn misfit(&self, fields: &Map<String, Value>) -> Option<String> {
         let shape = self.context.as_ref()?;
         for (name, value) in fields {
-            let Some(kind) = shape.get(name) else {
-                let mut known: Vec<&str> = shape.keys().map(String::as_str).collect();
+            let Some(kind) = shape.fields.get(name) else {
+                let mut known: Vec<&str> = shape.fields.keys().map(String::as_str).collect();
                 known.sort_unstable();
                 return Some(format!(
                     "`{name}` is not a field of this context (its fields: {})",
@@ -139,13 +149,18 @@ impl ActionPlan {
         None
     }
 
-    /// The Cedar context of `fields`, when every field is of a kind the shape
-    /// knows and converts; `None` sends the caller to Cedar's JSON conversion.
+    /// The Cedar context of `fields` when it is of the action's context
+    /// type: every field declared, of its declared type and a valid value,
+    /// and every required field there. `None` sends the caller to Cedar's
+    /// JSON conversion and the schema's check, which say what is wrong.
     pub fn context(&self, fields: &Map<String, Value>) -> Option<Context> {
         let shape = self.context.as_ref()?;
+        if !shape.required.iter().all(|name| fields.contains_key(name)) {
+            return None;
+        }
         let mut pairs = Vec::with_capacity(fields.len());
         for (name, value) in fields {
-            let expr = match (shape.get(name)?, value) {
+            let expr = match (shape.fields.get(name)?, value) {
                 (FieldKind::String, Value::String(s)) => {
                     RestrictedExpression::new_string(s.clone())
                 }
@@ -290,7 +305,7 @@ impl ContextTypes {
         ContextTypes { common, actions }
     }
 
-    fn of_action(&self, action: &str) -> Option<HashMap<String, FieldKind>> {
+    fn of_action(&self, action: &str) -> Option<ContextShape> {
         let context = self.actions.get(action)?.get("appliesTo")?.get("context")?;
         let record = match context.get("type")?.as_str()? {
             "Record" => context,
@@ -300,10 +315,16 @@ impl ContextTypes {
             return None;
         }
         let attributes = record.get("attributes")?.as_object()?;
-        attributes
+        let fields = attributes
             .iter()
             .map(|(name, ty)| Some((name.clone(), self.kind(ty)?)))
-            .collect()
+            .collect::<Option<_>>()?;
+        let required = attributes
+            .iter()
+            .filter(|(_, ty)| ty.get("required").and_then(Value::as_bool) != Some(false))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Some(ContextShape { fields, required })
     }
 
     fn kind(&self, ty: &Value) -> Option<FieldKind> {
