@@ -610,11 +610,30 @@ pub type Params = Vec<(&'static str, String)>;
 
 /// The operation for a method and (already normalized) path, with its parameters.
 pub fn resolve(method: &Method, path: &str) -> Option<(&'static Operation, Params)> {
+    if let Some(routes) = LITERAL_ROUTES.get(path) {
+        if let Some(o) = routes.iter().find(|o| o.method == *method) {
+            return Some((o, Vec::new()));
+        }
+    }
     OPERATIONS
         .iter()
         .filter(|o| o.method == *method)
         .find_map(|o| match_template(o.path, path).map(|params| (o, params)))
 }
+
+/// The routes without parameters by their path: most requests find theirs
+/// with one lookup rather than by trying the templates in turn. No route
+/// shadows another (`every_operation_is_listed_once_reachable_and_unshadowed`),
+/// so it is the one the templates would have found.
+static LITERAL_ROUTES: std::sync::LazyLock<
+    std::collections::HashMap<&'static str, Vec<&'static Operation>>,
+> = std::sync::LazyLock::new(|| {
+    let mut routes = std::collections::HashMap::<_, Vec<_>>::new();
+    for o in OPERATIONS.iter().filter(|o| !o.path.contains('{')) {
+        routes.entry(o.path).or_default().push(o);
+    }
+    routes
+});
 
 /// The name of the path parameter that segment `index` of `path` is, for
 /// the first route whose template has as many segments and the same fixed
@@ -713,6 +732,21 @@ mod tests {
         assert!(resolve(&Method::DELETE, "/v2/partners/sub-customers/query").is_none());
         assert!(resolve(&Method::GET, "/v2/partners/sub-customers//overview").is_none());
         assert!(resolve(&Method::GET, "/v2/partners/sub-customers/x/overview/extra").is_none());
+    }
+
+    /// The literal routes' table answers as trying every template would.
+    #[test]
+    fn a_literal_route_is_found_as_the_templates_find_it() {
+        for o in OPERATIONS.iter().filter(|o| !o.path.contains('{')) {
+            for method in [Method::GET, Method::POST, Method::PUT, Method::DELETE] {
+                let by_templates = OPERATIONS
+                    .iter()
+                    .filter(|t| t.method == method)
+                    .find(|t| match_template(t.path, o.path).is_some());
+                let found = resolve(&method, o.path).map(|(found, _)| found.op);
+                assert_eq!(found, by_templates.map(|t| t.op), "{method} {}", o.path);
+            }
+        }
     }
 
     #[test]
