@@ -165,7 +165,16 @@ pub struct PolicyEngine {
     /// How many live decisions each policy (by position in `infos`) has
     /// determined since this set began serving: the console's coverage.
     determined: Vec<std::sync::atomic::AtomicU64>,
+    /// Cedar contexts the plans built, by a digest of the action and the
+    /// context's JSON, with their weight ([`PolicyEngine::planned_context`]).
+    contexts: moka::sync::Cache<[u8; 32], (Context, u32)>,
 }
+
+/// The bytes of built contexts kept, as their JSON's length plus
+/// [`CONTEXT_OVERHEAD`] counts them: about 2 000 contexts.
+const CONTEXTS_BYTES: u64 = 1 << 20;
+/// A built context's own weight beside its JSON (Cedar's map and values).
+const CONTEXT_OVERHEAD: u32 = 384;
 
 impl fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,6 +215,10 @@ impl PolicyEngine {
             determined: (0..loaded_count).map(|_| Default::default()).collect(),
             plans,
             time_use,
+            contexts: moka::sync::Cache::builder()
+                .max_capacity(CONTEXTS_BYTES)
+                .weigher(|_, (_, weight): &(Context, u32)| *weight)
+                .build(),
         })
     }
 
@@ -402,7 +415,7 @@ impl PolicyEngine {
         // action applies to: the schema's checks would find nothing.
         let planned = plan
             .filter(|p| p.policies(&request.principal, &request.resource).is_some())
-            .and_then(|p| p.context(&request.context));
+            .and_then(|p| self.planned_context(&request.action, p, &request.context));
         let (context, schema) = match planned {
             Some(c) => (c, None),
             None => {
@@ -428,6 +441,35 @@ impl PolicyEngine {
             schema,
         )
         .map_err(|e| format!("request does not match the schema: {}", describe(&e)))
+    }
+
+    /// The Cedar context the plan of `action` builds of `fields`, kept for
+    /// the next question with the same ones. Building one has Cedar
+    /// evaluate its constructor calls (`now`'s `datetime`, `source_ip`'s
+    /// `ip`), most of a new decision's context cost; within a second a
+    /// client's questions of one action share their context. Keyed by a
+    /// SHA-256 of the action and the fields' JSON, so that equal keys are
+    /// equal questions.
+    fn planned_context(
+        &self,
+        action: &str,
+        plan: &plan::ActionPlan,
+        fields: &Map<String, Value>,
+    ) -> Option<Context> {
+        use sha2::Digest as _;
+        let mut digest = Counted(sha2::Sha256::new(), 0);
+        digest.0.update(action.as_bytes());
+        digest.0.update([0]);
+        serde_json::to_writer(&mut digest, fields).ok()?;
+        let Counted(digest, length) = digest;
+        let key: [u8; 32] = digest.finalize().into();
+        if let Some((context, _)) = self.contexts.get(&key) {
+            return Some(context);
+        }
+        let context = plan.context(fields)?;
+        let weight = CONTEXT_OVERHEAD.saturating_add(u32::try_from(length).unwrap_or(u32::MAX));
+        self.contexts.insert(key, (context.clone(), weight));
+        Some(context)
     }
 
     /// What is wrong with a request context for `action`, naming the field
@@ -489,6 +531,21 @@ pub(crate) fn describe(e: &dyn miette::Diagnostic) -> String {
         out.push_str(&format!(" (help: {help})"));
     }
     out
+}
+
+/// A SHA-256 fed as a writer, counting the bytes it was given.
+struct Counted(sha2::Sha256, usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, bytes);
+        self.1 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
