@@ -831,10 +831,10 @@ mod tests {
         assert!(chrono::DateTime::parse_from_rfc3339(line["ts"].as_str().unwrap()).is_ok());
     }
 
-    /// The line is written by hand: every field in the schema's order, and
-    /// text that needs escaping (the client's path, an odd id) escaped.
+    /// The line is written by hand: text that needs escaping (the client's
+    /// path, an odd id) is escaped, and the console sees the same object.
     #[test]
-    fn a_line_escapes_what_needs_it_and_keeps_the_schemas_order() {
+    fn a_line_escapes_what_needs_it() {
         let mut r = record(true);
         r.path = "/v2/a\"b\\c\u{1}d/é".into();
         r.principal = Some(EntityRef::Customer("c\"1\\".into()));
@@ -853,41 +853,10 @@ mod tests {
         kept.write_line(&mut line, 0.25).unwrap();
         assert_eq!(line.last(), Some(&b'\n'));
         let parsed: Map<String, Value> = serde_json::from_slice(&line).expect("one JSON object");
-        let keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "ts",
-                "request_id",
-                "trace_id",
-                "method",
-                "path",
-                "route",
-                "principal",
-                "acting_as",
-                "source_operator",
-                "auth",
-                "auth_failure",
-                "access_key",
-                "action",
-                "resources",
-                "decision",
-                "determining",
-                "errors",
-                "policy_version",
-                "now",
-                "now_supplied",
-                "context",
-                "client_ip",
-                "refused",
-                "replayed",
-                "status",
-                "latency_us",
-                "decision_us",
-                "upstream_us",
-                "sampled_at",
-            ]
-        );
+        // The schema's order is held on real lines in the gateway's tests;
+        // the share of a sampled log comes last.
+        assert_eq!(parsed.keys().last().map(String::as_str), Some("sampled_at"));
+        assert_eq!(parsed.len(), 29);
         assert_eq!(parsed["ts"], "2026-11-30T00:53:20.000001Z");
         assert_eq!(parsed["now"], "2026-11-30T00:53:20Z");
         assert_eq!(parsed["path"], "/v2/a\"b\\c\u{1}d/é");
