@@ -13,7 +13,7 @@
 
 use crate::claims::{ClaimsCodec, ClaimsError};
 use crate::filter::{Filter, ListScope};
-use crate::json::{string, JsonObject};
+use crate::json::JsonObject;
 use crate::refs::EntityRef;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -143,15 +143,7 @@ impl Claims<'_> {
         o.text("target", Some(&self.target));
         o.text("body_sha256", Some(&self.body_sha256));
         if !self.resources.is_empty() {
-            // As serde writes an enum's variant: `{"Customer":"c-1"}`.
-            o.key("resources");
-            o.list(&self.resources, |out, resource| {
-                out.extend_from_slice(b"{\"");
-                out.extend_from_slice(resource.type_name().as_bytes());
-                out.extend_from_slice(b"\":");
-                string(out, resource.id());
-                out.push(b'}');
-            });
+            o.value("resources", &self.resources)?;
         }
         if let Some(list) = &self.list {
             o.value("list", list)?;

@@ -388,20 +388,13 @@ impl Kept {
         o.text("auth_failure", r.auth_failure);
         o.text("access_key", r.access_key.as_deref());
         o.text("action", r.action);
-        o.key("resources");
-        o.list(&r.resources, |out, resource| match resource {
+        o.list("resources", &r.resources, |out, resource| match resource {
             DecidedOn::One(entity) => entity_text(out, entity),
-            DecidedOn::Every(kind) => {
-                out.push(b'"');
-                out.extend_from_slice(kind.name().as_bytes());
-                out.extend_from_slice(b"::*\"");
-            }
+            DecidedOn::Every(_) => string(out, &resource.to_string()),
         });
         o.text("decision", Some(r.decision_text()));
-        o.key("determining");
-        o.list(&r.determining, |out, id| string(out, id));
-        o.key("errors");
-        o.list(&r.errors, |out, error| string(out, error));
+        o.list("determining", &r.determining, |out, id| string(out, id));
+        o.list("errors", &r.errors, |out, error| string(out, error));
         o.text("policy_version", r.policy_version.as_deref());
         o.value("now", &r.now.map(crate::time::Rfc3339::secs))?;
         o.value("now_supplied", &r.now_supplied)?;

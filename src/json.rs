@@ -46,7 +46,9 @@ impl<'a> JsonObject<'a> {
         }
     }
 
-    pub fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    /// An array, each item written by `item`.
+    pub fn list<T>(&mut self, key: &str, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+        self.key(key);
         self.out.push(b'[');
         for (i, each) in items.iter().enumerate() {
             if i > 0 {

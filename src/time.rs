@@ -86,12 +86,7 @@ impl fmt::Display for Rfc3339 {
 
 impl serde::Serialize for Rfc3339 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.digits() {
-            Some((text, len)) => {
-                serializer.serialize_str(std::str::from_utf8(&text[..len]).expect("ASCII digits"))
-            }
-            None => serializer.collect_str(self),
-        }
+        serializer.collect_str(self)
     }
 }
 

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use smallvec::SmallVec;
 use std::time::Duration;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
@@ -159,16 +160,19 @@ impl Upstream {
         let identity = HeaderValue::try_from(self.key.sign(claims))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         headers.insert(IDENTITY, identity);
-        headers.insert(X_REQUEST_ID, text_value(&claims.request_id)?);
+        headers.insert(X_REQUEST_ID, header_bytes(claims.request_id.as_bytes())?);
         let proto = if tls { "https" } else { "http" };
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         let (address, forwarded) = client_headers(client, proto)?;
         headers.insert(X_FORWARDED_FOR, address);
         headers.insert(header::FORWARDED, forwarded);
         // The trace continues with the gateway's span as the store's parent.
-        headers.insert(TRACEPARENT, text_value(trace.traceparent().as_str())?);
+        headers.insert(
+            TRACEPARENT,
+            header_bytes(trace.traceparent().as_str().as_bytes())?,
+        );
         if let Some(state) = &trace.state {
-            headers.insert(TRACESTATE, text_value(state)?);
+            headers.insert(TRACESTATE, header_bytes(state.as_bytes())?);
         }
 
         let exchange = async {
@@ -246,56 +250,34 @@ fn host_header(scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> 
     }
 }
 
-/// A header value formatted without growing a buffer: written on the stack,
-/// copied once.
-fn header_value(text: std::fmt::Arguments<'_>) -> Result<HeaderValue, GatewayError> {
-    use std::io::Write as _;
-    let mut buf = [0u8; 128];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let value = match cursor.write_fmt(text) {
-        Ok(()) => {
-            let len = cursor.position() as usize;
-            HeaderValue::from_bytes(&buf[..len])
-        }
-        Err(_) => HeaderValue::try_from(text.to_string()),
-    };
-    value.map_err(|e| GatewayError::Internal(e.to_string()))
+/// A header value of bytes the gateway put together (its own ids, the
+/// client's address, a trace context already read as text): only a bug
+/// makes one invalid.
+fn header_bytes(bytes: &[u8]) -> Result<HeaderValue, GatewayError> {
+    HeaderValue::from_bytes(bytes).map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
-/// The `X-Forwarded-For` and `Forwarded` values naming `client`, its
-/// address formatted once for both.
+/// The `X-Forwarded-For` and `Forwarded` values naming `client`: its
+/// address formatted once, on the stack, for both.
 fn client_headers(
     client: std::net::IpAddr,
     proto: &str,
 ) -> Result<(HeaderValue, HeaderValue), GatewayError> {
-    let address = header_value(format_args!("{client}"))?;
+    use std::io::Write as _;
+    let mut text = [0u8; 64]; // an IPv6 address is at most 45 characters
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    write!(cursor, "{client}").map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let written = cursor.position() as usize;
+    let address = &text[..written];
     let (before, after): (&[u8], &[u8]) = match client {
         std::net::IpAddr::V4(_) => (b"for=", b";proto="),
         std::net::IpAddr::V6(_) => (b"for=\"[", b"]\";proto="),
     };
-    let forwarded = joined(&[before, address.as_bytes(), after, proto.as_bytes()])?;
-    Ok((address, forwarded))
-}
-
-/// A header value that is `text` as it is.
-fn text_value(text: &str) -> Result<HeaderValue, GatewayError> {
-    HeaderValue::from_str(text).map_err(|e| GatewayError::Internal(e.to_string()))
-}
-
-/// A header value of `parts` one after the other, joined on the stack.
-fn joined(parts: &[&[u8]]) -> Result<HeaderValue, GatewayError> {
-    let mut buf = [0u8; 128];
-    let mut len = 0;
-    for part in parts {
-        let end = len + part.len();
-        let Some(room) = buf.get_mut(len..end) else {
-            return HeaderValue::from_bytes(&parts.concat())
-                .map_err(|e| GatewayError::Internal(e.to_string()));
-        };
-        room.copy_from_slice(part);
-        len = end;
+    let mut forwarded: SmallVec<[u8; 96]> = SmallVec::new();
+    for part in [before, address, after, proto.as_bytes()] {
+        forwarded.extend_from_slice(part);
     }
-    HeaderValue::from_bytes(&buf[..len]).map_err(|e| GatewayError::Internal(e.to_string()))
+    Ok((header_bytes(address)?, header_bytes(&forwarded)?))
 }
 
 /// The whole body, without a list of frames when there is one.
